@@ -1,0 +1,54 @@
+"""The one ``ecash-tpm`` command line for every role.
+
+Each role lives in its own module ``ecash_tpm.cli.<role>`` exposing
+``register(subparsers: argparse._SubParsersAction) -> None``; that function adds the role's
+sub-commands and sets ``func(args) -> int`` on each. Errors from the project's hierarchy are
+printed with their stable code (or as JSON with ``--json``) and turn into exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Sequence
+
+from ecash_tpm import __version__
+from ecash_tpm.errors import EcashError
+
+ROLE_MODULES: tuple[str, ...] = ("swtpm_cmd", "tpm_cmd")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ecash-tpm", description="Anonymous e-cash bound to a TPM 2.0."
+    )
+    parser.add_argument("--version", action="version", version=f"ecash-tpm {__version__}")
+    subparsers = parser.add_subparsers(dest="role", metavar="ROLE", required=True)
+    for name in ROLE_MODULES:
+        module = importlib.import_module(f"ecash_tpm.cli.{name}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except EcashError as exc:
+        if getattr(args, "json", False):
+            print(json.dumps({"ok": False, "error": exc.to_dict()}))
+        else:
+            print(f"ecash-tpm: error [{exc.code}]: {exc.message}", file=sys.stderr)
+            for key, value in exc.detail.items():
+                print(f"  {key}: {value}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("ecash-tpm: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
