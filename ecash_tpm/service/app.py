@@ -1,0 +1,233 @@
+"""The FastAPI app factory every party uses, so all of them behave the same on the wire.
+
+``create_app`` installs what each service would otherwise get subtly different:
+
+- errors: any :class:`~ecash_tpm.errors.EcashError` becomes ``{code, message, detail}`` with
+  its ``http_status`` (plus ``Retry-After`` when ``detail["retry_after"]`` is set, e.g. the lock
+  period T or a storage conflict); request validation errors become 400 ``input.invalid``
+  (``encoding.invalid`` when only base64url fields are bad); unknown routes/methods keep the
+  same shape; anything unexpected is a 500 ``internal.error`` without internals;
+- a request body size limit (``settings.max_body_bytes``, 413 ``input.too_large``);
+- JSON-lines access logs with a request id (``X-Request-ID`` echoed on every response);
+- ``GET /healthz`` (checks the database when there is one) and OpenAPI at ``/openapi.json``
+  (422 responses replaced by the 400 error body they really are);
+- a lifespan that opens the database from ``settings.database_url``, applies the party's
+  migrations, runs start-up hooks, and undoes it all on shutdown.
+
+State lives on ``app.state`` (``settings``, ``service_name``, ``db``), never in module globals,
+so several parties can run in one process (tests, demo).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ecash_tpm import __version__
+from ecash_tpm.errors import EcashError, EncodingError, InputError
+from ecash_tpm.service.errors import PayloadTooLargeError
+from ecash_tpm.service.logs import json_default
+from ecash_tpm.service.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from ecash_tpm.service.models import ENCODING_ERROR_TYPE, ErrorBody
+from ecash_tpm.service.settings import ServiceSettings
+from ecash_tpm.storage import Database, Migration, StorageUnavailableError
+
+Hook = Callable[[FastAPI], Awaitable[None] | None]
+
+_HTTP_CODES = {
+    404: ("http.not_found", "no such route"),
+    405: ("http.method_not_allowed", "method not allowed"),
+    413: (PayloadTooLargeError.code, "request body too large"),
+}
+
+
+def error_response(exc: EcashError, headers: dict[str, str] | None = None) -> Response:
+    """The JSON response for ``exc`` (``Retry-After`` from ``detail["retry_after"]``)."""
+    all_headers = dict(headers or {})
+    retry_after = exc.detail.get("retry_after")
+    if isinstance(retry_after, int | float) and not isinstance(retry_after, bool):
+        all_headers["Retry-After"] = str(max(0, math.ceil(retry_after)))
+    body = json.dumps(exc.to_dict(), default=json_default, ensure_ascii=False)
+    return Response(
+        body, status_code=exc.http_status, headers=all_headers, media_type="application/json"
+    )
+
+
+def get_settings(request: Request) -> ServiceSettings:
+    """FastAPI dependency: this app's settings."""
+    settings: ServiceSettings = request.app.state.settings
+    return settings
+
+
+def get_db(request: Request) -> Database:
+    """FastAPI dependency: this app's database (opened by the lifespan)."""
+    db: Database | None = getattr(request.app.state, "db", None)
+    if db is None:
+        raise StorageUnavailableError(
+            "this service has no database (not started, or created without migrations)"
+        )
+    return db
+
+
+async def _call(hook: Hook, app: FastAPI) -> None:
+    result = hook(app)
+    if inspect.isawaitable(result):
+        await result
+
+
+def _install_error_handlers(app: FastAPI, logger: logging.Logger) -> None:
+    async def on_ecash_error(request: Request, exc: Exception) -> Response:
+        if not isinstance(exc, EcashError):  # registered for EcashError only
+            raise exc
+        if exc.http_status >= 500:
+            logger.error(
+                "request failed: %s", exc, exc_info=exc, extra={"service": app.state.service_name}
+            )
+        return error_response(exc)
+
+    async def on_validation_error(request: Request, exc: Exception) -> Response:
+        if not isinstance(exc, RequestValidationError):
+            raise exc
+        errors = [
+            {"loc": list(err.get("loc", ())), "type": err.get("type"), "msg": err.get("msg")}
+            for err in exc.errors()
+        ]
+        if errors and all(e["type"] == ENCODING_ERROR_TYPE for e in errors):
+            return error_response(EncodingError("invalid base64url", detail={"errors": errors}))
+        return error_response(InputError("invalid request", detail={"errors": errors}))
+
+    async def on_http_exception(request: Request, exc: Exception) -> Response:
+        if not isinstance(exc, StarletteHTTPException):
+            raise exc
+        code, default_message = _HTTP_CODES.get(exc.status_code, ("http.error", "HTTP error"))
+        message = exc.detail if isinstance(exc.detail, str) and exc.detail else default_message
+        err = EcashError(message, code=code)
+        err.http_status = exc.status_code
+        return error_response(err, headers=dict(exc.headers or {}))
+
+    app.add_exception_handler(EcashError, on_ecash_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_exception)
+
+
+def _install_openapi(app: FastAPI) -> None:
+    """Document the real error shape: 400 ErrorBody instead of FastAPI's 422."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+        schemas["ErrorBody"] = ErrorBody.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
+        error_ref = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                responses = operation.get("responses") if isinstance(operation, dict) else None
+                if isinstance(responses, dict) and responses.pop("422", None) is not None:
+                    responses.setdefault(
+                        "400", {"description": "Invalid input", "content": error_ref}
+                    )
+        text = json.dumps(schema.get("paths", {}))
+        for name in ("HTTPValidationError", "ValidationError"):
+            if f"#/components/schemas/{name}" not in text:
+                schemas.pop(name, None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def create_app(
+    name: str,
+    *,
+    settings: ServiceSettings,
+    routers: Sequence[APIRouter] = (),
+    migrations: Sequence[Migration | tuple[int, str, str]] | None = None,
+    database: Database | None = None,
+    on_startup: Sequence[Hook] = (),
+    on_shutdown: Sequence[Hook] = (),
+    version: str = __version__,
+    description: str = "",
+) -> FastAPI:
+    """Build the FastAPI app of party ``name`` (``"bank"``, ``"merchant"``, ...).
+
+    ``migrations``: the party's schema; the lifespan opens ``settings.database_url`` (unless a
+    ``database`` is passed in, which the caller keeps owning), migrates it as component
+    ``name`` and puts it on ``app.state.db``. ``on_startup`` hooks run after that, in order
+    (sync or async, they receive the app and typically put domain objects on ``app.state``);
+    ``on_shutdown`` hooks run in reverse. A start-up failure is kept on
+    ``app.state.startup_error`` so test helpers can re-raise the typed error.
+    """
+    logger = logging.getLogger(f"ecash_tpm.service.{name}")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned: Database | None = None
+        try:
+            if database is None and migrations is not None:
+                owned = Database.open(settings.database_url)
+                app.state.db = owned
+            if migrations is not None:
+                app.state.db.migrate(migrations, component=name)
+            for hook in on_startup:
+                await _call(hook, app)
+        except BaseException as exc:
+            app.state.startup_error = exc
+            logger.error("start-up failed: %s", exc, exc_info=exc, extra={"service": name})
+            if owned is not None:
+                owned.close()
+            raise
+        try:
+            yield
+        finally:
+            for hook in reversed(on_shutdown):
+                try:
+                    await _call(hook, app)
+                except Exception:
+                    logger.exception("shutdown hook failed", extra={"service": name})
+            if owned is not None:
+                owned.close()
+                app.state.db = None
+
+    app = FastAPI(
+        title=f"ecash-tpm {name}", version=version, description=description, lifespan=lifespan
+    )
+    app.state.service_name = name
+    app.state.settings = settings
+    app.state.db = database
+    app.state.startup_error = None
+
+    _install_error_handlers(app, logger)
+    _install_openapi(app)
+    # add_middleware prepends: the last one added is the outermost.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestContextMiddleware, service=name, logger=logging.getLogger("ecash_tpm.access")
+    )
+
+    @app.get("/healthz", tags=["health"], summary="Liveness and database check")
+    def healthz(request: Request) -> dict[str, str]:
+        db: Database | None = request.app.state.db
+        if db is not None:
+            with db.read() as tx:
+                tx.fetchval("SELECT 1 AS ok")
+        return {"status": "ok", "service": name, "version": version}
+
+    for router in routers:
+        app.include_router(router)
+    return app

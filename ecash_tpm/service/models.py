@@ -1,0 +1,93 @@
+"""Shared pydantic pieces for request/response bodies: base64url bytes, error body, base model.
+
+Bytes travel in JSON as base64url without padding (DESIGN §7). :data:`B64Bytes` accepts only the
+canonical form (no padding, no ``+/``, no whitespace), because two encodings of the same bytes
+would let a replayed request look different from the original to an idempotency check.
+A bad value is reported as a 400 ``encoding.invalid`` with the field's location.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, TypeVar
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    PlainSerializer,
+    ValidationError,
+    WithJsonSchema,
+)
+from pydantic_core import PydanticCustomError
+
+from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode
+from ecash_tpm.errors import EncodingError, InputError
+
+ENCODING_ERROR_TYPE = "encoding_invalid"
+M = TypeVar("M", bound=BaseModel)
+
+
+def _decode_b64(value: Any) -> bytes:
+    if isinstance(value, bytes | bytearray | memoryview):  # built in Python, not from JSON
+        return bytes(value)
+    if not isinstance(value, str):
+        raise PydanticCustomError(ENCODING_ERROR_TYPE, "expected a base64url string")
+    try:
+        return b64u_decode(value)
+    except EncodingError as exc:
+        raise PydanticCustomError(
+            ENCODING_ERROR_TYPE, "{reason}", {"reason": exc.message}
+        ) from None
+
+
+B64Bytes = Annotated[
+    bytes,
+    BeforeValidator(_decode_b64),
+    PlainSerializer(b64u_encode, return_type=str, when_used="json"),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "contentEncoding": "base64url",
+            "pattern": "^[A-Za-z0-9_-]*$",
+            "description": "bytes, base64url without padding",
+        }
+    ),
+]
+"""``bytes`` in Python, canonical unpadded base64url in JSON. Add ``Field(min_length=...,
+max_length=...)`` for length limits (checked on the decoded bytes)."""
+
+
+class ApiModel(BaseModel):
+    """Base for request/response bodies: unknown fields are an error, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorBody(BaseModel):
+    """The body of every error response: a stable ``code``, a human ``message``, ``detail``."""
+
+    code: str
+    message: str
+    detail: dict[str, Any] = {}
+
+
+def validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    """Pydantic errors reduced to ``{loc, type, msg}`` (no echo of the offending input)."""
+    return [
+        {"loc": list(err.get("loc", ())), "type": err.get("type"), "msg": err.get("msg")}
+        for err in exc.errors(include_url=False, include_input=False, include_context=False)
+    ]
+
+
+def validate_model(model: type[M], data: Any) -> M:
+    """``model.model_validate(data)`` raising the project's InputError/EncodingError instead."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = validation_errors(exc)
+        cls = (
+            EncodingError
+            if errors and all(e["type"] == ENCODING_ERROR_TYPE for e in errors)
+            else InputError
+        )
+        raise cls(f"invalid {model.__name__}", detail={"errors": errors}) from None

@@ -1,0 +1,225 @@
+"""Typed per-party settings: defaults < TOML file < environment < explicit overrides.
+
+Each party subclasses :class:`ServiceSettings`, names its TOML section and adds its own keys::
+
+    class BankSettings(ServiceSettings):
+        section: ClassVar[str] = "bank"
+        port: int = 8082
+        lock_period_s: int = Field(default=300, ge=1)
+
+    settings = load_settings(BankSettings, path="ecash-tpm.toml")
+
+One TOML file can configure every party (``[bank]``, ``[merchant]``, ...); each loader reads only
+its own section. An environment variable ``ECASH_TPM_<SECTION>_<KEY>`` (e.g.
+``ECASH_TPM_BANK_PORT=9000``) overrides the file; list/dict values are given as JSON. Unknown
+keys in the section or under the section's environment prefix are errors (a typo in a money
+service's configuration must not be silently ignored), as are ill-typed values: both raise
+:class:`~ecash_tpm.errors.ConfigError` naming the key and where it came from. Relative paths in
+the file are resolved against the file's directory. The settings object is immutable and is
+handed to ``create_app``; nothing is read from a global.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ecash_tpm.errors import ConfigError
+
+ENV_PREFIX = "ECASH_TPM_"
+CONFIG_ENV = "ECASH_TPM_CONFIG"
+S = TypeVar("S", bound="ServiceSettings")
+
+
+def default_data_dir(section: str) -> Path:
+    """``$XDG_DATA_HOME/ecash-tpm/<section>`` (``~/.local/share`` when unset)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "ecash-tpm" / section
+
+
+class ServiceSettings(BaseModel):
+    """Keys every service has. Subclasses set ``section`` and add fields."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    section: ClassVar[str] = "service"
+
+    host: str = Field(
+        default="127.0.0.1", min_length=1, description="listen address (loopback default)"
+    )
+    port: int = Field(default=8080, ge=0, le=65535, description="listen port (0 = any free port)")
+    data_dir: Path = Field(
+        default=None,  # type: ignore[assignment]  # filled in by the model validator
+        description="directory for the database and keys",
+    )
+    database_url: str = Field(
+        default=None,  # type: ignore[assignment]
+        description="sqlite:///<path> or postgresql://...; default: SQLite in data_dir",
+    )
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024, le=64 * 1024 * 1024)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults(cls, values: Any) -> Any:
+        if not isinstance(values, dict):
+            return values
+        values = dict(values)
+        if values.get("data_dir") is None:
+            values["data_dir"] = default_data_dir(cls.section)
+        if values.get("database_url") is None:
+            data_dir = Path(values["data_dir"]).expanduser().absolute()
+            values["database_url"] = f"sqlite:///{data_dir / (cls.section + '.db')}"
+        return values
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().absolute()
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError("must start with sqlite:///, postgresql:// or postgres://")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+
+def _env_name(section: str, key: str) -> str:
+    return f"{ENV_PREFIX}{section}_{key}".upper().replace("-", "_").replace(".", "_")
+
+
+def _wants_json(annotation: Any) -> bool:
+    """True for fields whose environment value must be JSON (lists, dicts, models)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_wants_json(a) for a in typing.get_args(annotation) if a is not type(None))
+    if origin is typing.Annotated:
+        return _wants_json(typing.get_args(annotation)[0])
+    if origin in (list, tuple, set, frozenset, dict):
+        return True
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _is_path(annotation: Any) -> bool:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_path(a) for a in typing.get_args(annotation))
+    return annotation is Path
+
+
+def _read_toml(path: Path, section: str) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError("configuration file not found", detail={"path": str(path)}) from exc
+    except OSError as exc:
+        raise ConfigError("cannot read configuration file", detail={"path": str(path)}) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"configuration file is not valid TOML: {exc}", detail={"path": str(path)}
+        ) from exc
+    table = data.get(section, {})
+    if not isinstance(table, dict):
+        raise ConfigError(
+            f"[{section}] must be a table", detail={"path": str(path), "section": section}
+        )
+    return dict(table)
+
+
+def load_settings(
+    cls: type[S],
+    path: str | Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> S:
+    """Build ``cls`` from defaults, the TOML ``path`` (or ``$ECASH_TPM_CONFIG``), ``environ``
+    (``os.environ`` by default) and ``overrides`` (e.g. CLI flags; ``None`` values are skipped).
+    """
+    env = os.environ if environ is None else environ
+    section = cls.section
+    fields = cls.model_fields
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    unknown: list[dict[str, str]] = []
+
+    if path is None and env.get(CONFIG_ENV):
+        path = env[CONFIG_ENV]
+    if path is not None:
+        file_path = Path(path).expanduser()
+        for key, value in _read_toml(file_path, section).items():
+            if key not in fields:
+                unknown.append({"key": key, "source": f"{file_path} [{section}]"})
+                continue
+            if _is_path(fields[key].annotation) and isinstance(value, str):
+                candidate = Path(value).expanduser()
+                value = candidate if candidate.is_absolute() else file_path.parent / candidate
+            values[key] = value
+            sources[key] = f"{file_path} [{section}]"
+
+    prefix = _env_name(section, "")
+    env_keys = {_env_name(section, key): key for key in fields}
+    for name, raw in env.items():
+        if not name.startswith(prefix):
+            continue
+        field_name = env_keys.get(name)
+        if field_name is None:
+            unknown.append({"key": name[len(prefix) :].lower(), "source": f"${name}"})
+            continue
+        key = field_name
+        if _wants_json(fields[key].annotation):
+            try:
+                values[key] = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(
+                    f"${name} must be JSON for this setting",
+                    detail={"section": section, "key": key, "source": f"${name}"},
+                ) from exc
+        else:
+            values[key] = raw
+        sources[key] = f"${name}"
+
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        if key not in fields:
+            unknown.append({"key": key, "source": "override"})
+            continue
+        values[key] = value
+        sources[key] = "override"
+
+    if unknown:
+        raise ConfigError(
+            f"unknown setting(s) for [{section}]: " + ", ".join(u["key"] for u in unknown),
+            detail={"section": section, "unknown": unknown, "known": sorted(fields)},
+        )
+    try:
+        return cls.model_validate(values)
+    except ValidationError as exc:
+        errors = []
+        for err in exc.errors(include_url=False, include_input=False, include_context=False):
+            loc = err.get("loc", ())
+            key = str(loc[0]) if loc else ""
+            errors.append(
+                {"key": key, "msg": err.get("msg", ""), "source": sources.get(key, "default")}
+            )
+        summary = "; ".join(f"{e['key']}: {e['msg']} ({e['source']})" for e in errors)
+        raise ConfigError(
+            f"invalid settings for [{section}]: {summary}",
+            detail={"section": section, "errors": errors},
+        ) from None
