@@ -1,6 +1,6 @@
 """The one ``ecash-tpm`` command line for every role.
 
-Each role lives in its own module ``ecash_tpm.cli.<role>`` exposing
+Each role lives in its own module ``ecash_tpm.cli.<role>_cmd`` (found automatically) exposing
 ``register(subparsers: argparse._SubParsersAction) -> None``; that function adds the role's
 sub-commands and sets ``func(args) -> int`` on each. Errors from the project's hierarchy are
 printed with their stable code (or as JSON with ``--json``) and turn into exit status 1.
@@ -11,13 +11,18 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import pkgutil
 import sys
 from collections.abc import Sequence
 
 from ecash_tpm import __version__
 from ecash_tpm.errors import EcashError
 
-ROLE_MODULES: tuple[str, ...] = ("swtpm_cmd", "tpm_cmd")
+
+
+def role_modules() -> list[str]:
+    """Names of the ``*_cmd`` modules in this package, sorted so ``--help`` is stable."""
+    return sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name.endswith("_cmd"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"ecash-tpm {__version__}")
     subparsers = parser.add_subparsers(dest="role", metavar="ROLE", required=True)
-    for name in ROLE_MODULES:
+    for name in role_modules():
         module = importlib.import_module(f"ecash_tpm.cli.{name}")
         module.register(subparsers)
     return parser
