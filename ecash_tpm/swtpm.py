@@ -36,6 +36,7 @@ from typing import Any
 from cryptography import x509
 
 from ecash_tpm.errors import SwtpmError
+from ecash_tpm.procutil import die_with_parent
 
 LOOPBACK = "127.0.0.1"
 REQUIRED_BINARIES: tuple[str, ...] = ("swtpm", "swtpm_setup", "swtpm_localca")
@@ -200,6 +201,9 @@ class SwtpmInstance:
     port: int | None = None
     ctrl_port: int | None = None
     pid: int | None = None
+    # The kernel stops the emulator when the starting process dies (tests, demo); the CLI's
+    # `swtpm start` turns this off because its emulator must outlive the command.
+    tie_to_parent: bool = True
     _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -437,6 +441,7 @@ class SwtpmInstance:
                 stderr=subprocess.DEVNULL,
                 cwd=self.state_dir,
                 start_new_session=True,
+                preexec_fn=die_with_parent if self.tie_to_parent else None,
             )
 
     def _log_tail(self) -> str:

@@ -39,6 +39,7 @@ def _cmd_start(args: argparse.Namespace) -> int:
     from ecash_tpm.swtpm import SwtpmInstance
 
     inst = SwtpmInstance.load(args.state)
+    inst.tie_to_parent = False  # the emulator must outlive this command
     if not inst.is_provisioned:
         if not args.json:
             print(f"provisioning {inst.state_dir} ...", file=sys.stderr)
