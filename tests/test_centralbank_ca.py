@@ -119,21 +119,33 @@ def test_create_refuses_existing_and_load_refuses_missing(tmp_path: Path) -> Non
 
 
 def test_load_detects_mismatched_key(tmp_path: Path) -> None:
-    CentralBankCA.create(tmp_path / "a")
-    CentralBankCA.create(tmp_path / "b")
+    CentralBankCA.create(tmp_path / "a").close()
+    CentralBankCA.create(tmp_path / "b").close()
     (tmp_path / "a" / "root-cert.pem").write_bytes((tmp_path / "b" / "root-cert.pem").read_bytes())
     with pytest.raises(CaStateError):
         CentralBankCA.load(tmp_path / "a")
-    (tmp_path / "b" / "state.json").write_text("{not json")
+    # The issuance log (now in the database) must belong to the root next to it.
+    CentralBankCA.create(tmp_path / "c").close()
+    (tmp_path / "b" / "centralbank.db").write_bytes(
+        (tmp_path / "c" / "centralbank.db").read_bytes()
+    )
     with pytest.raises(CaStateError):
         CentralBankCA.load(tmp_path / "b")
+    (tmp_path / "c" / "centralbank.db").write_bytes(b"not a database" * 100)
+    with pytest.raises(CaStateError):
+        CentralBankCA.load(tmp_path / "c")
 
 
-def test_state_file_is_json_and_has_no_secrets(ca: CentralBankCA) -> None:
+def test_state_is_in_the_database_and_has_no_secrets(ca: CentralBankCA) -> None:
     ca.certify("ttp", "ttp-json", PartyKey.generate().public_key)
-    state = json.loads((ca.data_dir / "state.json").read_text())
-    assert state["version"] == 1
-    assert "PRIVATE" not in json.dumps(state)
+    assert not (ca.data_dir / "state.json").exists()
+    with ca.store.db.read() as tx:
+        rows = [
+            tx.fetchall("SELECT * FROM " + table)
+            for table in ("cb_root", "cb_certificate", "cb_revocation", "cb_crl")
+        ]
+    assert any(r["name"] == "ttp-json" for r in rows[1])
+    assert "PRIVATE" not in json.dumps(rows, default=lambda b: b.hex())
 
 
 # --- issuance and verification ---------------------------------------------------------------

@@ -1,23 +1,28 @@
 """The central bank's root CA: issue party certificates, revoke them, publish CRLs (DESIGN §1).
 
-Domain logic only: no HTTP here. State lives in a data directory —
+Domain logic only: no HTTP here (see :mod:`ecash_tpm.centralbank.routes`). The CA lives in a
+data directory plus a database —
 
-* ``root-key.pem``  the root's P-256 key, PKCS#8, mode 0600;
+* ``root-key.pem``  the root's P-256 key, PKCS#8, mode 0600 (never in the database);
 * ``root-cert.pem`` the self-signed root certificate (the trust anchor every party pins);
-* ``state.json``    issued certificates, revocations and the CRL counter.
+* the database (component ``centralbank``, :mod:`ecash_tpm.centralbank.store`): issued
+  certificates, revocations, the CRL counter and every CRL published. By default it is SQLite
+  at ``centralbank.db`` in the data directory (the service's default ``database_url`` too);
+  pass ``database=`` for PostgreSQL.
 
-Every write is atomic (temp file + ``os.replace``). The JSON state is an interim store for one
-process; it moves to the shared data layer later.
+The database records the fingerprint of the root it belongs to, so a key directory is never
+paired with another CA's log (CRL numbers going backwards, revocations forgotten). Because the
+state is transactional, the HTTP service and an operator's CLI may use one CA at the same time.
+A data directory from before the move (``state.json``) is imported once on :meth:`load` and
+the file renamed to ``state.json.imported``.
 """
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import hashlib
 import json
 import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +38,8 @@ from ecash_tpm.centralbank.pki import (
     check_role,
     load_certificate,
 )
-from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode
+from ecash_tpm.centralbank.store import CentralBankStore, RevokeOutcome, StoredCrl
+from ecash_tpm.crypto.encoding import b64u_decode
 from ecash_tpm.crypto.signing import PartyKey, load_public_key, write_file_atomic
 from ecash_tpm.errors import (
     ConflictError,
@@ -42,18 +48,22 @@ from ecash_tpm.errors import (
     NotFoundError,
     StorageError,
 )
+from ecash_tpm.storage import Database, Row, sqlite_url
 
 __all__ = [
     "CLOCK_SKEW",
+    "DB_FILE",
     "DEFAULT_CRL_VALIDITY",
     "DEFAULT_LEAF_DAYS",
     "DEFAULT_ROOT_DAYS",
+    "DEFAULT_ROOT_NAME",
     "CaExistsError",
     "CaNotFoundError",
     "CaStateError",
     "CentralBankCA",
     "IssuedCertificate",
     "UnknownSerialError",
+    "parse_serial",
 ]
 
 DEFAULT_ROOT_DAYS = 3650
@@ -68,8 +78,12 @@ DEFAULT_ROOT_NAME = "ecash-tpm central bank"
 
 KEY_FILE = "root-key.pem"
 CERT_FILE = "root-cert.pem"
+#: The default SQLite database inside the data directory (= the service's default URL).
+DB_FILE = "centralbank.db"
+#: The pre-database JSON state, imported once by :meth:`CentralBankCA.load`.
 STATE_FILE = "state.json"
 STATE_VERSION = 1
+_SERIAL_ATTEMPTS = 8
 
 
 class CaExistsError(ConflictError):
@@ -85,7 +99,7 @@ class CaNotFoundError(NotFoundError):
 
 
 class CaStateError(StorageError):
-    """The data directory is incomplete or inconsistent (key does not match the root, bad JSON)."""
+    """The CA's files and database are incomplete or inconsistent (key/root/log mismatch)."""
 
     code = "ca.state_invalid"
 
@@ -119,6 +133,14 @@ def _aware(now: dt.datetime | None) -> dt.datetime:
     return now.astimezone(dt.UTC).replace(microsecond=0)
 
 
+def _ts(value: dt.datetime) -> int:
+    return int(value.timestamp())
+
+
+def _from_ts(value: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(int(value), dt.UTC)
+
+
 def _ski(public_key: ec.EllipticCurvePublicKey) -> x509.SubjectKeyIdentifier:
     return x509.SubjectKeyIdentifier.from_public_key(public_key)
 
@@ -137,21 +159,53 @@ def _reason(reason: x509.ReasonFlags | str) -> x509.ReasonFlags:
     return flag
 
 
+def _fingerprint(cert: x509.Certificate) -> str:
+    return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
+def _open_store(directory: Path, database: Database | None) -> tuple[CentralBankStore, bool]:
+    """The CA's store, migrated; ``owned`` is True when we opened (and must close) the DB."""
+    if database is not None:
+        store = CentralBankStore(database)
+        store.migrate()
+        return store, False
+    try:
+        db = Database.open(sqlite_url(directory / DB_FILE))
+    except EcashError as exc:
+        raise CaStateError(
+            f"CA database in {os.fspath(directory)!r} cannot be opened: {exc}"
+        ) from exc
+    try:
+        store = CentralBankStore(db)
+        store.migrate()
+    except EcashError as exc:
+        db.close()
+        raise CaStateError(f"CA database in {os.fspath(directory)!r} is unusable: {exc}") from exc
+    return store, True
+
+
 class CentralBankCA:
     """The root CA of the system. Create once with :meth:`create`, afterwards :meth:`load`.
 
-    Thread-safe within one process (an instance lock serialises state changes); two processes must
-    not share one data directory until the state moves to the data layer.
+    Thread- and process-safe: every state change is one database transaction. Close it (or use
+    ``with``) to release a database it opened itself; a ``database=`` passed in stays the
+    caller's.
     """
 
     def __init__(
-        self, data_dir: Path, key: PartyKey, root: x509.Certificate, state: dict[str, Any]
+        self,
+        data_dir: Path,
+        key: PartyKey,
+        root: x509.Certificate,
+        store: CentralBankStore,
+        *,
+        owns_database: bool = False,
     ) -> None:
         self._dir = data_dir
         self._key = key
         self._root = root
-        self._state = state
-        self._lock = threading.Lock()
+        self._store = store
+        self._owns_database = owns_database
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -163,15 +217,44 @@ class CentralBankCA:
         name: str = DEFAULT_ROOT_NAME,
         valid_days: int = DEFAULT_ROOT_DAYS,
         now: dt.datetime | None = None,
+        database: Database | None = None,
     ) -> CentralBankCA:
-        """Generate the root key and a self-signed root (CA:true, pathlen 0) in ``data_dir``."""
+        """Generate the root key and a self-signed root (CA:true, pathlen 0) in ``data_dir``.
+
+        Refuses (``ca.exists``) when the directory already has a CA or the database already
+        belongs to one.
+        """
         directory = Path(data_dir)
         check_name(name)
         if not isinstance(valid_days, int) or isinstance(valid_days, bool) or valid_days < 1:
             raise InputError("valid_days must be a positive integer")
         if any((directory / f).exists() for f in (KEY_FILE, CERT_FILE, STATE_FILE)):
             raise CaExistsError(f"a CA already exists in {os.fspath(directory)!r}")
-        issued_at = _aware(now)
+        try:
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CaStateError(f"cannot create {os.fspath(directory)!r}: {exc}") from exc
+        store, owned = _open_store(directory, database)
+        try:
+            if store.root() is not None:
+                raise CaExistsError("the CA database already belongs to a root CA")
+            ca = cls._create_root(directory, store, owned, name, valid_days, _aware(now))
+        except BaseException:
+            if owned:
+                store.db.close()
+            raise
+        return ca
+
+    @classmethod
+    def _create_root(
+        cls,
+        directory: Path,
+        store: CentralBankStore,
+        owned: bool,
+        name: str,
+        valid_days: int,
+        issued_at: dt.datetime,
+    ) -> CentralBankCA:
         key = PartyKey.generate()
         subject = x509.Name(
             [
@@ -206,54 +289,96 @@ class CentralBankCA:
             .add_extension(_ski(public), critical=False)
             .sign(key.private_key, hashes.SHA256())
         )
-        state: dict[str, Any] = {
-            "version": STATE_VERSION,
-            "crl_number": 0,
-            "issued": {},
-            "revoked": {},
-        }
+        written: list[Path] = []
         try:
-            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            # Key last: a directory with a key file is a complete CA.
-            write_file_atomic(directory / STATE_FILE, _dump_state(state), mode=0o600)
             write_file_atomic(
                 directory / CERT_FILE, root.public_bytes(serialization.Encoding.PEM), mode=0o644
             )
+            written.append(directory / CERT_FILE)
+            # Key after the certificate: a directory with a key file is a complete CA.
             key.save(directory / KEY_FILE)
-        except OSError as exc:
-            raise CaStateError(f"cannot write the CA to {os.fspath(directory)!r}: {exc}") from exc
-        return cls(directory, key, root, state)
+            written.append(directory / KEY_FILE)
+            if not store.init_root(_fingerprint(root), root.subject.rfc4514_string()):
+                raise CaExistsError("the CA database already belongs to a root CA")
+        except BaseException as exc:
+            for path in written:  # a half-made CA must not look like a CA
+                path.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise CaStateError(
+                    f"cannot write the CA to {os.fspath(directory)!r}: {exc}"
+                ) from exc
+            raise
+        return cls(directory, key, root, store, owns_database=owned)
 
     @classmethod
-    def load(cls, data_dir: str | os.PathLike[str]) -> CentralBankCA:
-        """Open the CA in ``data_dir``, checking that key, root and state belong together."""
+    def load(
+        cls, data_dir: str | os.PathLike[str], *, database: Database | None = None
+    ) -> CentralBankCA:
+        """Open the CA in ``data_dir``, checking that key, root and database belong together."""
         directory = Path(data_dir)
         if not (directory / KEY_FILE).exists():
             raise CaNotFoundError(f"no CA in {os.fspath(directory)!r}")
         try:
             key = PartyKey.load(directory / KEY_FILE)
             root = load_certificate((directory / CERT_FILE).read_bytes())
-            state = _load_state((directory / STATE_FILE).read_bytes())
         except (OSError, EcashError) as exc:
             raise CaStateError(f"CA in {os.fspath(directory)!r} is unreadable: {exc}") from exc
         if key.public_key_bytes() != root.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         ):
             raise CaStateError("root key does not match the root certificate")
-        return cls(directory, key, root, state)
+        store, owned = _open_store(directory, database)
+        try:
+            record = store.root()
+            if record is None:
+                _import_legacy_state(directory, store, root)
+                record = store.root()
+            if record is None or record["fingerprint"] != _fingerprint(root):
+                raise CaStateError(
+                    "the CA database belongs to another root CA",
+                    detail={"database": store.db.url},
+                )
+        except BaseException:
+            if owned:
+                store.db.close()
+            raise
+        return cls(directory, key, root, store, owns_database=owned)
 
     @classmethod
-    def open(cls, data_dir: str | os.PathLike[str], **create_kwargs: Any) -> CentralBankCA:
+    def open(
+        cls,
+        data_dir: str | os.PathLike[str],
+        *,
+        database: Database | None = None,
+        **create_kwargs: Any,
+    ) -> CentralBankCA:
         """:meth:`load` if a CA exists in ``data_dir``, else :meth:`create` one."""
         if (Path(data_dir) / KEY_FILE).exists():
-            return cls.load(data_dir)
-        return cls.create(data_dir, **create_kwargs)
+            return cls.load(data_dir, database=database)
+        return cls.create(data_dir, database=database, **create_kwargs)
+
+    def close(self) -> None:
+        """Close the database if this CA opened it (idempotent)."""
+        if self._owns_database:
+            self._store.db.close()
+            self._owns_database = False
+
+    def __enter__(self) -> CentralBankCA:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # --- accessors ---------------------------------------------------------------------------
 
     @property
     def data_dir(self) -> Path:
         return self._dir
+
+    @property
+    def store(self) -> CentralBankStore:
+        """The CA's data access (the service stores supply reports through it too)."""
+        return self._store
 
     @property
     def root_certificate(self) -> x509.Certificate:
@@ -263,33 +388,28 @@ class CentralBankCA:
     def root_pem(self) -> bytes:
         return self._root.public_bytes(serialization.Encoding.PEM)
 
+    def root_fingerprint(self) -> str:
+        """Lower-case hex SHA-256 of the DER root: what operators compare out of band."""
+        return _fingerprint(self._root)
+
     def issued(self) -> list[IssuedCertificate]:
         """Every certificate this CA signed, oldest first."""
-        with self._lock:
-            entries = list(self._state["issued"].items())
-            revoked = dict(self._state["revoked"])
-        return [
-            _record(serial_hex, entry, revoked.get(serial_hex)) for serial_hex, entry in entries
-        ]
+        return [_record(row) for row in self._store.certificates()]
 
     def get(self, serial: int) -> IssuedCertificate:
         """The issuance record of ``serial``; :class:`UnknownSerialError` if none."""
         serial_hex = _serial_hex(serial)
-        with self._lock:
-            entry = self._state["issued"].get(serial_hex)
-            revoked = self._state["revoked"].get(serial_hex)
-        if entry is None:
+        row = self._store.certificate(serial_hex)
+        if row is None:
             raise UnknownSerialError(
                 "no certificate with this serial", detail={"serial": serial_hex}
             )
-        return _record(serial_hex, entry, revoked)
+        return _record(row)
 
     def is_revoked(self, serial: int) -> bool:
-        with self._lock:
-            return _serial_hex(serial) in self._state["revoked"]
+        return self._store.is_revoked(_serial_hex(serial))
 
     # --- operations --------------------------------------------------------------------------
-
     def certify(
         self,
         role: str,
@@ -337,10 +457,8 @@ class CentralBankCA:
                 x509.NameAttribute(NameOID.COMMON_NAME, name),
             ]
         )
-        with self._lock:
+        for _ in range(_SERIAL_ATTEMPTS):
             serial = x509.random_serial_number()
-            while _serial_hex(serial) in self._state["issued"]:
-                serial = x509.random_serial_number()
             cert = (
                 x509.CertificateBuilder()
                 .subject_name(subject)
@@ -373,17 +491,18 @@ class CentralBankCA:
                 .sign(self._key.private_key, hashes.SHA256())
             )
             der = cert.public_bytes(serialization.Encoding.DER)
-            new_state = copy.deepcopy(self._state)
-            new_state["issued"][_serial_hex(serial)] = {
-                "role": role,
-                "name": name,
-                "not_before": nb.isoformat(),
-                "not_after": na.isoformat(),
-                "fingerprint": hashlib.sha256(der).hexdigest(),
-                "cert": b64u_encode(der),
-            }
-            self._commit(new_state)
-        return cert
+            # The unique serial column decides: a (2^-159) collision just draws again.
+            if self._store.insert_certificate(
+                serial_hex=_serial_hex(serial),
+                role=role,
+                name=name,
+                not_before=_ts(nb),
+                not_after=_ts(na),
+                fingerprint=hashlib.sha256(der).hexdigest(),
+                cert_der=der,
+            ):
+                return cert
+        raise CaStateError("could not allocate a fresh certificate serial")
 
     def revoke(
         self,
@@ -396,19 +515,11 @@ class CentralBankCA:
         flag = _reason(reason)
         serial_hex = _serial_hex(serial)
         revoked_at = _aware(now)
-        with self._lock:
-            if serial_hex not in self._state["issued"]:
-                raise UnknownSerialError(
-                    "no certificate with this serial", detail={"serial": serial_hex}
-                )
-            if serial_hex in self._state["revoked"]:
-                return
-            new_state = copy.deepcopy(self._state)
-            new_state["revoked"][serial_hex] = {
-                "reason": flag.value,
-                "revoked_at": revoked_at.isoformat(),
-            }
-            self._commit(new_state)
+        outcome = self._store.revoke(serial_hex, flag.value, _ts(revoked_at))
+        if outcome is RevokeOutcome.UNKNOWN_SERIAL:
+            raise UnknownSerialError(
+                "no certificate with this serial", detail={"serial": serial_hex}
+            )
 
     def crl(
         self,
@@ -419,48 +530,83 @@ class CentralBankCA:
         """A freshly signed CRL of every revoked serial, valid until ``now + valid_for``.
 
         Each call takes the next CRL number, so relying parties can tell newer from older.
+        Use :meth:`published_crl` to serve a CRL to the public (it reuses a fresh one).
+        """
+        stored = self._issue_crl(now, valid_for)
+        return x509.load_der_x509_crl(stored.der)
+
+    def published_crl(
+        self,
+        *,
+        now: dt.datetime | None = None,
+        valid_for: dt.timedelta = DEFAULT_CRL_VALIDITY,
+    ) -> x509.CertificateRevocationList:
+        """The CRL to hand out: the last one published while it is current, else a new one.
+
+        "Current" means no revocation since it was signed and more than half of ``valid_for``
+        left, so anonymous fetches cannot make the CA sign (and number) a CRL per request, yet
+        a revocation shows up at the next fetch.
         """
         if not isinstance(valid_for, dt.timedelta) or valid_for <= dt.timedelta(0):
             raise InputError("valid_for must be a positive timedelta")
+        moment = _ts(_aware(now))
+        latest = self._store.latest_crl()
+        if (
+            latest is not None
+            and latest.revoked_count == self._store.revocation_count()
+            and latest.this_update <= moment
+            and latest.next_update - moment > valid_for.total_seconds() / 2
+        ):
+            return x509.load_der_x509_crl(latest.der)
+        return x509.load_der_x509_crl(self._issue_crl(now, valid_for).der)
+
+    def _issue_crl(self, now: dt.datetime | None, valid_for: dt.timedelta) -> StoredCrl:
+        if not isinstance(valid_for, dt.timedelta) or valid_for <= dt.timedelta(0):
+            raise InputError("valid_for must be a positive timedelta")
         issued_at = _aware(now)
-        with self._lock:
-            new_state = copy.deepcopy(self._state)
-            new_state["crl_number"] += 1
+        this_update = issued_at - CLOCK_SKEW
+        next_update = issued_at + valid_for
+
+        def build(number: int, revocations: list[Row]) -> tuple[bytes, int, int]:
             builder = (
                 x509.CertificateRevocationListBuilder()
                 .issuer_name(self._root.subject)
-                .last_update(issued_at - CLOCK_SKEW)
-                .next_update(issued_at + valid_for)
-                .add_extension(x509.CRLNumber(new_state["crl_number"]), critical=False)
+                .last_update(this_update)
+                .next_update(next_update)
+                .add_extension(x509.CRLNumber(number), critical=False)
                 .add_extension(
                     x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key),
                     critical=False,
                 )
             )
-            for serial_hex, entry in sorted(new_state["revoked"].items()):
+            for row in revocations:
                 revoked = (
                     x509.RevokedCertificateBuilder()
-                    .serial_number(int(serial_hex, 16))
-                    .revocation_date(dt.datetime.fromisoformat(entry["revoked_at"]))
+                    .serial_number(int(row["serial"], 16))
+                    .revocation_date(_from_ts(row["revoked_at"]))
                 )
-                flag = x509.ReasonFlags(entry["reason"])
+                flag = x509.ReasonFlags(row["reason"])
                 if flag is not x509.ReasonFlags.unspecified:
                     # RFC 5280 §5.3.1: omit the reason code rather than say "unspecified".
                     revoked = revoked.add_extension(x509.CRLReason(flag), critical=False)
                 builder = builder.add_revoked_certificate(revoked.build())
             crl = builder.sign(self._key.private_key, hashes.SHA256())
-            self._commit(new_state)
-        return crl
+            return crl.public_bytes(serialization.Encoding.DER), _ts(this_update), _ts(next_update)
 
-    # --- persistence -------------------------------------------------------------------------
+        return self._store.issue_crl(build)
 
-    def _commit(self, new_state: dict[str, Any]) -> None:
-        """Write the new state, then adopt it: on a failed write memory keeps the old state."""
-        try:
-            write_file_atomic(self._dir / STATE_FILE, _dump_state(new_state), mode=0o600)
-        except OSError as exc:
-            raise CaStateError(f"cannot write CA state: {exc}") from exc
-        self._state = new_state
+
+def parse_serial(text: str) -> int:
+    """A serial as the API and CLI spell it: hex (``0x`` optional, any case)."""
+    cleaned = text.strip().lower() if isinstance(text, str) else ""
+    cleaned = cleaned.removeprefix("0x")
+    if not cleaned or len(cleaned) > 40 or any(c not in "0123456789abcdef" for c in cleaned):
+        raise InputError(
+            "certificate serial must be 1..40 hex digits", detail={"serial": repr(text)[:80]}
+        )
+    value = int(cleaned, 16)
+    _serial_hex(value)
+    return value
 
 
 def _serial_hex(serial: int) -> str:
@@ -469,15 +615,91 @@ def _serial_hex(serial: int) -> str:
     return format(serial, "x")
 
 
-def _dump_state(state: dict[str, Any]) -> bytes:
-    return json.dumps(state, indent=1, sort_keys=True).encode("utf-8") + b"\n"
+def _record(row: Row) -> IssuedCertificate:
+    try:
+        revoked_at = row["revoked_at"]
+        return IssuedCertificate(
+            serial=int(row["serial"], 16),
+            role=str(row["role"]),
+            name=str(row["name"]),
+            not_before=_from_ts(row["not_before"]),
+            not_after=_from_ts(row["not_after"]),
+            fingerprint=str(row["fingerprint"]),
+            certificate=x509.load_der_x509_certificate(bytes(row["cert_der"])),
+            revoked_at=None if revoked_at is None else _from_ts(revoked_at),
+            revocation_reason=row["revocation_reason"],
+        )
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CaStateError(f"issuance record {row.get('serial')!r} is corrupt") from exc
+
+
+# --- import of the pre-database JSON state ------------------------------------------------------
+
+
+def _import_legacy_state(directory: Path, store: CentralBankStore, root: x509.Certificate) -> None:
+    """Move a ``state.json`` CA log into an empty database, then rename the file.
+
+    Without a ``state.json`` an empty database next to an existing key is an error: starting
+    over would forget revocations and restart the CRL numbers.
+    """
+    path = directory / STATE_FILE
+    if not path.exists():
+        raise CaStateError(
+            "the CA database has no record of this root (wrong database_url, or the log was "
+            "lost); refusing to start with an empty issuance log",
+            detail={"database": store.db.url, "data_dir": os.fspath(directory)},
+        )
+    try:
+        state = _load_state(path.read_bytes())
+    except OSError as exc:
+        raise CaStateError(f"cannot read {STATE_FILE}: {exc}") from exc
+    certificates = []
+    for serial_hex, entry in state["issued"].items():
+        try:
+            der = b64u_decode(entry["cert"])
+            certificates.append(
+                {
+                    "serial_hex": format(int(serial_hex, 16), "x"),
+                    "role": str(entry["role"]),
+                    "name": str(entry["name"]),
+                    "not_before": _ts(dt.datetime.fromisoformat(entry["not_before"])),
+                    "not_after": _ts(dt.datetime.fromisoformat(entry["not_after"])),
+                    "fingerprint": hashlib.sha256(der).hexdigest(),
+                    "cert_der": der,
+                }
+            )
+        except (KeyError, ValueError, TypeError, EcashError) as exc:
+            raise CaStateError(f"issuance record {serial_hex} in {STATE_FILE} is corrupt") from exc
+    revocations = []
+    for serial_hex, entry in state["revoked"].items():
+        try:
+            revocations.append(
+                (
+                    format(int(serial_hex, 16), "x"),
+                    _reason(entry["reason"]).value,
+                    _ts(dt.datetime.fromisoformat(entry["revoked_at"])),
+                )
+            )
+        except (KeyError, ValueError, TypeError, EcashError) as exc:
+            raise CaStateError(f"revocation {serial_hex} in {STATE_FILE} is corrupt") from exc
+    store.import_state(
+        fingerprint=_fingerprint(root),
+        subject=root.subject.rfc4514_string(),
+        crl_number=state["crl_number"],
+        certificates=certificates,
+        revocations=revocations,
+    )
+    try:
+        os.replace(path, directory / (STATE_FILE + ".imported"))
+    except OSError as exc:
+        raise CaStateError(f"imported {STATE_FILE} but cannot rename it: {exc}") from exc
 
 
 def _load_state(data: bytes) -> dict[str, Any]:
     try:
         state = json.loads(data)
     except ValueError as exc:
-        raise CaStateError("state.json is not JSON") from exc
+        raise CaStateError(f"{STATE_FILE} is not JSON") from exc
     if (
         not isinstance(state, dict)
         or state.get("version") != STATE_VERSION
@@ -485,27 +707,5 @@ def _load_state(data: bytes) -> dict[str, Any]:
         or not isinstance(state.get("issued"), dict)
         or not isinstance(state.get("revoked"), dict)
     ):
-        raise CaStateError("state.json has an unknown layout")
+        raise CaStateError(f"{STATE_FILE} has an unknown layout")
     return state
-
-
-def _record(
-    serial_hex: str, entry: dict[str, Any], revoked: dict[str, Any] | None
-) -> IssuedCertificate:
-    try:
-        cert = x509.load_der_x509_certificate(b64u_decode(entry["cert"]))
-        return IssuedCertificate(
-            serial=int(serial_hex, 16),
-            role=entry["role"],
-            name=entry["name"],
-            not_before=dt.datetime.fromisoformat(entry["not_before"]),
-            not_after=dt.datetime.fromisoformat(entry["not_after"]),
-            fingerprint=entry["fingerprint"],
-            certificate=cert,
-            revoked_at=None
-            if revoked is None
-            else dt.datetime.fromisoformat(revoked["revoked_at"]),
-            revocation_reason=None if revoked is None else revoked["reason"],
-        )
-    except (KeyError, ValueError, TypeError, EcashError) as exc:
-        raise CaStateError(f"issuance record {serial_hex} is corrupt") from exc

@@ -19,7 +19,6 @@ from ecash_tpm import __version__
 from ecash_tpm.errors import EcashError
 
 
-
 def role_modules() -> list[str]:
     """Names of the ``*_cmd`` modules in this package, sorted so ``--help`` is stable."""
     return sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name.endswith("_cmd"))

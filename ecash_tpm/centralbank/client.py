@@ -1,0 +1,135 @@
+"""Client of the central bank's HTTP API, for the other parties and the operator.
+
+Parties fetch the root once (and pin it: compare :func:`root_fingerprint` out of band), then
+the CRL before trusting a certificate; the bank submits its supply reports; an operator with
+the admin token certifies and revokes. Errors come back as
+:class:`~ecash_tpm.service.RemoteCallError` carrying the central bank's own codes
+(``cert.revoked``, ``auth.admin_token_invalid``, ``supply_report.conflict``, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from ecash_tpm.centralbank.pki import load_certificate, load_crl
+from ecash_tpm.centralbank.routes import (
+    CertifyResponse,
+    RevokeResponse,
+    StoredSupplyReport,
+    SupplyReportReceipt,
+)
+from ecash_tpm.crypto.signing import load_public_key, public_key_bytes
+from ecash_tpm.service import RemoteCallError, ServiceClient
+
+__all__ = ["CentralBankClient"]
+
+
+class CentralBankClient(ServiceClient):
+    """``CentralBankClient(url, admin_token=...)``; the token is only sent to admin routes."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        admin_token: str | None = None,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(base_url, timeout=timeout, transport=transport, headers=headers)
+        self._admin_token = admin_token
+
+    def __enter__(self) -> CentralBankClient:
+        return self
+
+    def _admin_headers(self) -> dict[str, str]:
+        return {} if self._admin_token is None else {"Authorization": f"Bearer {self._admin_token}"}
+
+    def _get_bytes(self, path: str, params: Mapping[str, str] | None = None) -> bytes:
+        """GET a non-JSON resource; error bodies still become :class:`RemoteCallError`."""
+        url = self.base_url + path
+        try:
+            response = self._client.get(path, params=params)
+        except httpx.TransportError as exc:
+            raise RemoteCallError(
+                f"cannot reach {self.base_url}",
+                code="remote.unreachable",
+                status=None,
+                url=url,
+                detail={"url": url, "reason": type(exc).__name__},
+            ) from exc
+        if not 200 <= response.status_code < 300:
+            self._decode(response, url, None)  # raises with the remote code
+        return response.content
+
+    # --- public -------------------------------------------------------------------------------
+
+    def root_pem(self) -> bytes:
+        return self._get_bytes("/v1/root")
+
+    def root_certificate(self) -> x509.Certificate:
+        """The root as served; pin it by fingerprint, do not trust it blindly."""
+        return load_certificate(self.root_pem())
+
+    def crl(self) -> x509.CertificateRevocationList:
+        """The current CRL (verify it against the pinned root: ``verify_party_certificate``)."""
+        return load_crl(self._get_bytes("/v1/crl"))
+
+    def submit_supply_report(
+        self, report: Mapping[str, Any], cert: x509.Certificate | bytes | str
+    ) -> SupplyReportReceipt:
+        """Send a signed ``supply-report`` with the bank's certificate."""
+        pem = _pem(cert)
+        return self.post_json(
+            "/v1/supply-reports",
+            {"report": dict(report), "cert": pem},
+            response_model=SupplyReportReceipt,
+        )
+
+    def latest_supply_report(self, bank_id: str | None = None) -> StoredSupplyReport:
+        params = None if bank_id is None else {"bank_id": bank_id}
+        return self.get_json(
+            "/v1/supply-reports/latest", params=params, response_model=StoredSupplyReport
+        )
+
+    # --- admin --------------------------------------------------------------------------------
+
+    def certify(
+        self,
+        role: str,
+        name: str,
+        public_key: ec.EllipticCurvePublicKey | bytes,
+        *,
+        valid_days: int | None = None,
+    ) -> CertifyResponse:
+        """Have the central bank certify ``public_key`` for ``role``/``name`` (admin token)."""
+        body: dict[str, Any] = {
+            "role": role,
+            "name": name,
+            "public_key": public_key_bytes(load_public_key(public_key)),
+        }
+        if valid_days is not None:
+            body["valid_days"] = valid_days
+        return self.post_json(
+            "/v1/certify", body, headers=self._admin_headers(), response_model=CertifyResponse
+        )
+
+    def revoke(self, serial: int | str, reason: str = "unspecified") -> RevokeResponse:
+        """Revoke by serial (int or hex string; admin token)."""
+        serial_hex = format(serial, "x") if isinstance(serial, int) else serial
+        return self.post_json(
+            "/v1/revoke",
+            {"serial": serial_hex, "reason": reason},
+            headers=self._admin_headers(),
+            response_model=RevokeResponse,
+        )
+
+
+def _pem(cert: x509.Certificate | bytes | str) -> str:
+    return load_certificate(cert).public_bytes(serialization.Encoding.PEM).decode("ascii")

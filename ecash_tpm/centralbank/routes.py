@@ -1,0 +1,249 @@
+"""HTTP routes of the central bank (``/v1``): root, CRL, certify, revoke, supply reports.
+
+Public: ``GET /v1/root`` (PEM), ``GET /v1/crl`` (DER, or PEM with ``?format=pem``),
+``POST /v1/supply-reports`` (authenticated by the bank's signature and certificate, not by a
+session) and ``GET /v1/supply-reports/latest``. Admin: ``POST /v1/certify`` and
+``POST /v1/revoke`` need ``Authorization: Bearer <admin token>`` whose SHA-256 is configured
+(see :mod:`ecash_tpm.centralbank.settings`).
+
+Endpoints are plain ``def``: they block on the database and the CA's signing, so FastAPI runs
+them in worker threads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Annotated, Any, Literal
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import Response
+from pydantic import Field
+
+from ecash_tpm.centralbank.ca import DEFAULT_LEAF_DAYS, CentralBankCA, parse_serial
+from ecash_tpm.centralbank.pki import ROLES
+from ecash_tpm.centralbank.settings import CentralBankSettings, token_matches
+from ecash_tpm.centralbank.supply import accept_supply_report
+from ecash_tpm.errors import AuthenticationError, ForbiddenError, NotFoundError
+from ecash_tpm.service import ApiModel, B64Bytes, get_settings
+from ecash_tpm.storage import Row
+
+__all__ = [
+    "CertifyRequest",
+    "CertifyResponse",
+    "RevokeRequest",
+    "RevokeResponse",
+    "StoredSupplyReport",
+    "SupplyReportReceipt",
+    "SupplyReportSubmission",
+    "make_router",
+]
+
+PEM_MEDIA_TYPE = "application/x-pem-file"
+CRL_MEDIA_TYPE = "application/pkix-crl"
+#: Largest accepted certificate PEM in a submission (a P-256 party cert is ~700 bytes).
+MAX_CERT_PEM = 8192
+
+
+class AdminDisabledError(ForbiddenError):
+    """No admin token hash is configured: certify/revoke are switched off."""
+
+    code = "centralbank.admin_disabled"
+
+
+class AdminTokenError(AuthenticationError):
+    """Missing or wrong admin bearer token."""
+
+    code = "auth.admin_token_invalid"
+
+
+class ReportNotFoundError(NotFoundError):
+    code = "supply_report.not_found"
+
+
+class CertifyRequest(ApiModel):
+    role: Annotated[str, Field(description=f"one of {sorted(ROLES)}")]
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    public_key: Annotated[B64Bytes, Field(min_length=1, max_length=512)] = Field(
+        description="SubjectPublicKeyInfo DER of a P-256 key"
+    )
+    valid_days: Annotated[int, Field(ge=1, le=3650)] | None = None
+
+
+class CertifyResponse(ApiModel):
+    cert: str = Field(description="the party certificate, PEM")
+    serial: str = Field(description="certificate serial, lower-case hex")
+    fingerprint: str = Field(description="hex SHA-256 of the DER certificate")
+    not_before: int
+    not_after: int
+
+
+class RevokeRequest(ApiModel):
+    serial: Annotated[str, Field(min_length=1, max_length=42, description="hex serial")]
+    reason: Annotated[str, Field(max_length=64)] = "unspecified"
+
+
+class RevokeResponse(ApiModel):
+    serial: str
+    reason: str
+    revoked_at: int
+
+
+class SupplyReportSubmission(ApiModel):
+    report: dict[str, Any] = Field(description="signed object of kind supply-report")
+    cert: Annotated[str, Field(max_length=MAX_CERT_PEM)] = Field(
+        description="the bank's certificate, PEM"
+    )
+
+
+class SupplyReportReceipt(ApiModel):
+    report_id: int
+    bank_id: str
+    as_of: int
+    received_at: int
+    digest: B64Bytes = Field(description="canonical_digest of the report body")
+    created: bool = Field(description="false when an identical report was already stored")
+
+
+class StoredSupplyReport(ApiModel):
+    report_id: int
+    bank_id: str
+    as_of: int
+    received_at: int
+    report: dict[str, Any]
+    cert: str
+
+
+def get_ca(request: Request) -> CentralBankCA:
+    """FastAPI dependency: the CA the start-up hook put on ``app.state``."""
+    ca: CentralBankCA = request.app.state.ca
+    return ca
+
+
+def require_admin(
+    settings: Annotated[CentralBankSettings, Depends(get_settings)],
+    authorization: Annotated[str | None, Header()] = None,
+) -> None:
+    """FastAPI dependency: a valid ``Authorization: Bearer <token>`` for admin routes."""
+    expected = settings.admin_token_sha256
+    if expected is None:
+        raise AdminDisabledError("admin routes are disabled (no admin_token_sha256 configured)")
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AdminTokenError("admin bearer token required")
+    if not token_matches(token.strip(), expected):
+        raise AdminTokenError("admin bearer token is not valid")
+
+
+# Module-level aliases: FastAPI resolves the (postponed) annotations in this module's namespace.
+CA = Annotated[CentralBankCA, Depends(get_ca)]
+Settings = Annotated[CentralBankSettings, Depends(get_settings)]
+
+
+def _receipt(row: Row, created: bool) -> SupplyReportReceipt:
+    return SupplyReportReceipt(
+        report_id=int(row["id"]),
+        bank_id=str(row["bank_id"]),
+        as_of=int(row["as_of"]),
+        received_at=int(row["received_at"]),
+        digest=bytes(row["body_digest"]),
+        created=created,
+    )
+
+
+def make_router() -> APIRouter:
+    """The central bank's routes (a new router per app: no module-level state)."""
+    router = APIRouter(prefix="/v1", tags=["centralbank"])
+
+    @router.get(
+        "/root",
+        summary="The root certificate (PEM): the trust anchor of every party",
+        response_class=Response,
+        responses={200: {"content": {PEM_MEDIA_TYPE: {}}}},
+    )
+    def root(ca: CA) -> Response:
+        return Response(ca.root_pem(), media_type=PEM_MEDIA_TYPE)
+
+    @router.get(
+        "/crl",
+        summary="The current CRL (DER by default, PEM with ?format=pem)",
+        response_class=Response,
+        responses={200: {"content": {CRL_MEDIA_TYPE: {}, PEM_MEDIA_TYPE: {}}}},
+    )
+    def crl(
+        ca: CA,
+        settings: Settings,
+        fmt: Annotated[Literal["der", "pem"], Query(alias="format")] = "der",
+    ) -> Response:
+        current = ca.published_crl(valid_for=dt.timedelta(seconds=settings.crl_valid_s))
+        if fmt == "pem":
+            return Response(
+                current.public_bytes(serialization.Encoding.PEM), media_type=PEM_MEDIA_TYPE
+            )
+        return Response(current.public_bytes(serialization.Encoding.DER), media_type=CRL_MEDIA_TYPE)
+
+    @router.post(
+        "/certify",
+        summary="Issue a party certificate (admin)",
+        dependencies=[Depends(require_admin)],
+    )
+    def certify(body: CertifyRequest, ca: CA) -> CertifyResponse:
+        days = DEFAULT_LEAF_DAYS if body.valid_days is None else body.valid_days
+        cert: x509.Certificate = ca.certify(body.role, body.name, body.public_key, valid_days=days)
+        record = ca.get(cert.serial_number)
+        return CertifyResponse(
+            cert=cert.public_bytes(serialization.Encoding.PEM).decode("ascii"),
+            serial=format(cert.serial_number, "x"),
+            fingerprint=record.fingerprint,
+            not_before=int(record.not_before.timestamp()),
+            not_after=int(record.not_after.timestamp()),
+        )
+
+    @router.post(
+        "/revoke",
+        summary="Revoke a party certificate (admin; idempotent, the first reason stands)",
+        dependencies=[Depends(require_admin)],
+    )
+    def revoke(body: RevokeRequest, ca: CA) -> RevokeResponse:
+        serial = parse_serial(body.serial)
+        ca.revoke(serial, body.reason)
+        record = ca.get(serial)
+        if record.revoked_at is None or record.revocation_reason is None:  # pragma: no cover
+            raise NotFoundError("revocation was not recorded")
+        return RevokeResponse(
+            serial=format(serial, "x"),
+            reason=record.revocation_reason,
+            revoked_at=int(record.revoked_at.timestamp()),
+        )
+
+    @router.post("/supply-reports", summary="Submit the bank's signed money-supply report")
+    def submit_supply_report(
+        body: SupplyReportSubmission, ca: CA, settings: Settings
+    ) -> SupplyReportReceipt:
+        row, created = accept_supply_report(
+            ca, body.report, body.cert, max_skew_s=settings.report_max_skew_s
+        )
+        return _receipt(row, created)
+
+    @router.get("/supply-reports/latest", summary="The newest stored supply report")
+    def latest_supply_report(
+        ca: CA,
+        bank_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    ) -> StoredSupplyReport:
+        row = ca.store.latest_supply_report(bank_id)
+        if row is None:
+            raise ReportNotFoundError(
+                "no supply report stored", detail={} if bank_id is None else {"bank_id": bank_id}
+            )
+        return StoredSupplyReport(
+            report_id=int(row["id"]),
+            bank_id=str(row["bank_id"]),
+            as_of=int(row["as_of"]),
+            received_at=int(row["received_at"]),
+            report=json.loads(row["report_json"]),
+            cert=str(row["cert_pem"]),
+        )
+
+    return router

@@ -1,0 +1,240 @@
+"""``ecash-tpm centralbank init|certify|revoke|admin-token|serve``: operate the root CA.
+
+``init``, ``certify`` and ``revoke`` work on the CA's data directory directly (the operator's
+console next to the key); the database defaults to ``DIR/centralbank.db`` like the service's,
+so they can run while ``serve`` is up. ``serve`` reads ``[centralbank]`` from the TOML file
+(and ``ECASH_TPM_CENTRALBANK_*``). ``admin-token`` makes a token for the HTTP admin routes and
+prints the hash to configure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ecash_tpm.errors import ConfigError
+
+if TYPE_CHECKING:
+    from ecash_tpm.centralbank import CentralBankCA
+
+
+def _emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
+    if args.json:
+        print(json.dumps({"ok": True, **payload}))
+    else:
+        print(text)
+
+
+@contextmanager
+def _ca(args: argparse.Namespace, opener: Callable[..., CentralBankCA]) -> Iterator[CentralBankCA]:
+    """The CA of ``--data`` on ``--database-url`` (or its default SQLite), closed afterwards."""
+    from ecash_tpm.storage import Database
+
+    database = Database.open(args.database_url) if args.database_url else None
+    try:
+        with opener(args.data, database=database) as ca:
+            yield ca
+    finally:
+        if database is not None:
+            database.close()
+
+
+def _read_public_key(path: str) -> bytes:
+    """SubjectPublicKeyInfo DER from a PEM (``BEGIN PUBLIC KEY``) or DER file."""
+    from cryptography.hazmat.primitives import serialization
+
+    from ecash_tpm.crypto.signing import load_public_key, public_key_bytes
+
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read public key file: {exc}", detail={"path": path}) from exc
+    if data.lstrip().startswith(b"-----BEGIN"):
+        try:
+            key = serialization.load_pem_public_key(data)
+        except ValueError as exc:
+            raise ConfigError(
+                "not a PEM public key (expected BEGIN PUBLIC KEY)", detail={"path": path}
+            ) from exc
+        return public_key_bytes(load_public_key(key))  # type: ignore[arg-type]
+    return public_key_bytes(load_public_key(data))
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from ecash_tpm.centralbank import CentralBankCA
+
+    def create(data: str, *, database: Any) -> CentralBankCA:
+        return CentralBankCA.create(
+            data, name=args.name, valid_days=args.valid_days, database=database
+        )
+
+    with _ca(args, create) as ca:
+        root_path = ca.data_dir / "root-cert.pem"
+        root = ca.root_certificate
+        payload = {
+            "data_dir": str(ca.data_dir),
+            "root_cert": str(root_path),
+            "fingerprint": ca.root_fingerprint(),
+            "not_after": int(root.not_valid_after_utc.timestamp()),
+        }
+        _emit(
+            args,
+            payload,
+            f"central bank CA created in {ca.data_dir}\n"
+            f"root certificate: {root_path}\n"
+            f"root SHA-256 fingerprint: {ca.root_fingerprint()}",
+        )
+    return 0
+
+
+def _cmd_certify(args: argparse.Namespace) -> int:
+    from cryptography.hazmat.primitives import serialization
+
+    from ecash_tpm.centralbank import CentralBankCA
+    from ecash_tpm.crypto.signing import write_file_atomic
+
+    public_key = _read_public_key(args.public_key)
+    with _ca(args, CentralBankCA.load) as ca:
+        cert = ca.certify(args.role, args.name, public_key, valid_days=args.valid_days)
+        record = ca.get(cert.serial_number)
+    pem = cert.public_bytes(serialization.Encoding.PEM)
+    if args.out:
+        try:
+            write_file_atomic(args.out, pem, mode=0o644)
+        except OSError as exc:
+            raise ConfigError(f"cannot write {args.out}: {exc}") from exc
+    payload = {
+        "serial": format(cert.serial_number, "x"),
+        "role": record.role,
+        "name": record.name,
+        "fingerprint": record.fingerprint,
+        "not_after": int(record.not_after.timestamp()),
+        "out": args.out,
+        "cert": pem.decode("ascii"),
+    }
+    if args.json:
+        _emit(args, payload, "")
+    elif args.out:
+        print(f"certified {args.role} {args.name!r}: serial {payload['serial']} -> {args.out}")
+    else:
+        print(f"certified {args.role} {args.name!r}: serial {payload['serial']}", file=sys.stderr)
+        sys.stdout.write(pem.decode("ascii"))
+    return 0
+
+
+def _cmd_revoke(args: argparse.Namespace) -> int:
+    from ecash_tpm.centralbank import CentralBankCA
+    from ecash_tpm.centralbank.ca import parse_serial
+
+    serial = parse_serial(args.serial)
+    with _ca(args, CentralBankCA.load) as ca:
+        ca.revoke(serial, args.reason)
+        record = ca.get(serial)
+    revoked_at = record.revoked_at
+    payload = {
+        "serial": format(serial, "x"),
+        "role": record.role,
+        "name": record.name,
+        "reason": record.revocation_reason,
+        "revoked_at": None if revoked_at is None else int(revoked_at.timestamp()),
+    }
+    _emit(
+        args,
+        payload,
+        f"revoked {record.role} {record.name!r} (serial {payload['serial']}, "
+        f"reason {record.revocation_reason}); it is on the next CRL",
+    )
+    return 0
+
+
+def _cmd_admin_token(args: argparse.Namespace) -> int:
+    from ecash_tpm.centralbank.settings import hash_admin_token
+
+    token = secrets.token_urlsafe(32)
+    digest = hash_admin_token(token)
+    _emit(
+        args,
+        {"token": token, "admin_token_sha256": digest},
+        f"admin token (give to operators, keep secret): {token}\n"
+        f'configure in [centralbank]:  admin_token_sha256 = "{digest}"\n'
+        f"or the environment:          ECASH_TPM_CENTRALBANK_ADMIN_TOKEN_SHA256={digest}",
+    )
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from ecash_tpm.centralbank.service import serve_centralbank
+    from ecash_tpm.centralbank.settings import CentralBankSettings
+    from ecash_tpm.service import load_settings
+
+    settings = load_settings(
+        CentralBankSettings,
+        path=args.config,
+        overrides={"host": args.host, "port": args.port},
+    )
+    serve_centralbank(settings)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``centralbank`` and its sub-commands to the top-level parser."""
+    parser = subparsers.add_parser(
+        "centralbank",
+        help="the root CA: init, certify, revoke, serve",
+        description="The central bank: root CA of the system and receiver of supply reports.",
+    )
+    sub = parser.add_subparsers(dest="centralbank_command", metavar="COMMAND", required=True)
+
+    def data(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--data", required=True, metavar="DIR", help="the CA's data directory")
+        p.add_argument(
+            "--database-url",
+            metavar="URL",
+            help="sqlite:///... or postgresql://... (default: SQLite in DIR, as the service)",
+        )
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = sub.add_parser("init", help="create the root key and certificate")
+    data(p)
+    p.add_argument("--name", default="ecash-tpm central bank", help="root CN")
+    p.add_argument("--valid-days", type=int, default=3650, help="root lifetime in days")
+    p.set_defaults(func=_cmd_init)
+
+    p = sub.add_parser("certify", help="issue a party certificate")
+    data(p)
+    p.add_argument("--role", required=True, help="bank, issuer, opener, merchant, ttp, supervision")
+    p.add_argument("--name", required=True, help="the party's name (certificate CN)")
+    p.add_argument(
+        "--public-key", required=True, metavar="FILE", help="P-256 public key, PEM or DER"
+    )
+    p.add_argument("--out", metavar="FILE", help="write the certificate PEM here")
+    p.add_argument("--valid-days", type=int, default=365, help="leaf lifetime in days")
+    p.set_defaults(func=_cmd_certify)
+
+    p = sub.add_parser("revoke", help="revoke a certificate by serial")
+    data(p)
+    p.add_argument("--serial", required=True, help="certificate serial (hex)")
+    p.add_argument(
+        "--reason",
+        default="unspecified",
+        help="RFC 5280 reason, e.g. keyCompromise, superseded, cessationOfOperation",
+    )
+    p.set_defaults(func=_cmd_revoke)
+
+    p = sub.add_parser("admin-token", help="make an admin token and its hash for the config")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cmd_admin_token)
+
+    p = sub.add_parser("serve", help="run the central bank HTTP service")
+    p.add_argument(
+        "--config", metavar="FILE", help="TOML file with [centralbank] (default $ECASH_TPM_CONFIG)"
+    )
+    p.add_argument("--host", default=None, help="override the listen address")
+    p.add_argument("--port", type=int, default=None, help="override the listen port")
+    p.set_defaults(func=_cmd_serve)
