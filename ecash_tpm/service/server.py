@@ -69,7 +69,9 @@ def running_server(
     shutdown_timeout_s: float = 10.0,
 ) -> Iterator[str]:
     """Serve ``app`` on a free port of ``host`` in a thread; yields ``http://host:port``."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on sockets whose proto says TCP, and
+    # without it every response waits ~40 ms for a delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind((host, 0))
     port = sock.getsockname()[1]
     base_url = f"http://{host}:{port}"

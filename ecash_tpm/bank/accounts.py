@@ -1,0 +1,370 @@
+"""Customer and merchant accounts: passwords, TOTP, bearer tokens, merchant certificates.
+
+Customers log in with password + TOTP and get a short-lived bearer token:
+
+- passwords are hashed with scrypt (per-user 16-byte salt, parameters stored per user so they
+  can be raised later) and compared in constant time; an unknown account costs the same scrypt
+  so timing does not reveal which accounts exist;
+- TOTP is RFC 6238 (SHA-1, 6 digits, 30 s) with one step of clock drift; a code is accepted at
+  most once (RFC 6238 §5.2: the last used time step is stored);
+- tokens are 32 random bytes; only their SHA-256 is stored, so a database leak yields no
+  usable token;
+- failed logins go to the blacklist rule (subject ``login:<account>``), blacklisted accounts get
+  403 ``auth.blacklisted`` even with the right password.
+
+Merchants are identified by the central bank's certificate (role ``merchant``, CN = merchant
+id). The bank registers the certified key and later requires exactly that key: a merchant that
+rotates its key re-registers (``bank merchant add``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.twofactor import InvalidToken
+from cryptography.hazmat.primitives.twofactor.totp import TOTP
+from cryptography.x509.oid import NameOID
+
+from ecash_tpm.bank.blacklist import Blacklist, login_subject
+from ecash_tpm.bank.coins import check_currency, check_identifier
+from ecash_tpm.bank.errors import (
+    AccountExistsError,
+    InvalidCredentialsError,
+    InvalidTokenError,
+    LoginBlacklistedError,
+    MerchantKeyMismatchError,
+    UnknownAccountError,
+    UnknownMerchantError,
+)
+from ecash_tpm.bank.ledger import (
+    EXTERNAL_FUNDING,
+    balance,
+    customer_account,
+    post_transaction,
+)
+from ecash_tpm.centralbank import load_certificate, verify_party_certificate
+from ecash_tpm.crypto.signing import key_id
+from ecash_tpm.errors import InputError
+from ecash_tpm.storage import Database, Transaction, UniqueViolationError
+
+__all__ = ["Accounts", "ScryptParams"]
+
+TOTP_DIGITS = 6
+TOTP_STEP_S = 30
+TOTP_DRIFT_STEPS = 1
+MIN_PASSWORD_LEN = 8
+MIN_TOTP_SECRET_LEN = 16  # RFC 4226 minimum of 128 bits (cryptography enforces it too)
+
+
+@dataclass(frozen=True, slots=True)
+class ScryptParams:
+    """scrypt cost (RFC 7914). n=2^14, r=8, p=1 takes ~16 MiB and tens of ms per check."""
+
+    n: int = 2**14
+    r: int = 8
+    p: int = 1
+
+    def __post_init__(self) -> None:
+        if self.n < 2**10 or self.n & (self.n - 1) or self.r < 1 or self.p < 1:
+            raise InputError("scrypt n must be a power of two >= 1024, r and p >= 1")
+
+
+def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    return hashlib.scrypt(
+        password.encode("utf-8"), salt=salt, n=n, r=r, p=p, maxmem=256 * n * r + 2**20, dklen=32
+    )
+
+
+def _token_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode("ascii", "replace")).digest()
+
+
+def _utc(ts: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ts, dt.UTC)
+
+
+class Accounts:
+    """Customer accounts, logins and tokens; merchant registration and authentication."""
+
+    def __init__(
+        self,
+        db: Database,
+        login_blacklist: Blacklist,
+        *,
+        central_bank_root: x509.Certificate,
+        currency: str,
+        token_ttl_s: int,
+        scrypt: ScryptParams,
+        clock: Callable[[], int],
+    ) -> None:
+        self._db = db
+        self._blacklist = login_blacklist
+        self._root = central_bank_root
+        self.currency = check_currency(currency)
+        self._token_ttl_s = token_ttl_s
+        self._scrypt = scrypt
+        self._clock = clock
+
+    # --- customers ----------------------------------------------------------------------------
+
+    def create_customer(
+        self, account_id: str, password: str, totp_secret: bytes, *, initial_balance: int = 0
+    ) -> dict[str, Any]:
+        """Open a customer account (optionally funded from outside in the same transaction)."""
+        check_identifier(account_id, "account_id")
+        if not isinstance(password, str) or len(password) < MIN_PASSWORD_LEN:
+            raise InputError(f"password must have at least {MIN_PASSWORD_LEN} characters")
+        if not isinstance(totp_secret, bytes) or len(totp_secret) < MIN_TOTP_SECRET_LEN:
+            raise InputError(f"TOTP secret must be at least {MIN_TOTP_SECRET_LEN} bytes")
+        if isinstance(initial_balance, bool) or not isinstance(initial_balance, int):
+            raise InputError("initial balance must be an integer")
+        if initial_balance < 0:
+            raise InputError("initial balance must not be negative")
+        salt = secrets.token_bytes(16)
+        params = self._scrypt
+        pw_hash = _scrypt(password, salt, params.n, params.r, params.p)
+        now = self._clock()
+
+        def run(tx: Transaction) -> None:
+            self._insert_account(tx, account_id, "customer", now)
+            tx.execute(
+                "INSERT INTO customer_auth (account_id, password_salt, password_hash, scrypt_n,"
+                " scrypt_r, scrypt_p, totp_secret) VALUES (:a, :salt, :hash, :n, :r, :p, :totp)",
+                {
+                    "a": account_id,
+                    "salt": salt,
+                    "hash": pw_hash,
+                    "n": params.n,
+                    "r": params.r,
+                    "p": params.p,
+                    "totp": totp_secret,
+                },
+            )
+            if initial_balance:
+                self._fund(tx, account_id, initial_balance, "open:" + account_id, now)
+
+        self._db.run_in_transaction(run)
+        return self.account_info(account_id)
+
+    def _insert_account(self, tx: Transaction, account_id: str, kind: str, now: int) -> None:
+        try:
+            with tx.savepoint():
+                tx.execute(
+                    "INSERT INTO bank_account (account_id, kind, currency, created_at)"
+                    " VALUES (:a, :k, :c, :now)",
+                    {"a": account_id, "k": kind, "c": self.currency, "now": now},
+                )
+        except UniqueViolationError as exc:
+            raise AccountExistsError(
+                "an account with this id already exists", detail={"account_id": account_id}
+            ) from exc
+
+    def _fund(self, tx: Transaction, account_id: str, amount: int, ref: str, now: int) -> int:
+        return post_transaction(
+            tx,
+            kind="fund",
+            ref=ref,
+            entries=[(customer_account(account_id), amount), (EXTERNAL_FUNDING, -amount)],
+            currency=self.currency,
+            now=now,
+        )
+
+    def fund(self, account_id: str, amount: int, *, ref: str | None = None) -> dict[str, Any]:
+        """Credit a customer with money from outside (counter deposit, transfer); idempotent
+        by ``ref`` (a second call with the same ref is a 409 from the ledger's unique key)."""
+        if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+            raise InputError("amount must be a positive integer")
+        now = self._clock()
+        reference = ref if ref is not None else "fund:" + secrets.token_hex(16)
+
+        def run(tx: Transaction) -> None:
+            self._require_kind(tx, account_id, "customer")
+            self._fund(tx, account_id, amount, reference, now)
+
+        self._db.run_in_transaction(run)
+        return self.account_info(account_id)
+
+    def _require_kind(self, tx: Transaction, account_id: str, kind: str) -> dict[str, Any]:
+        row = tx.fetchone(
+            "SELECT account_id, kind, currency FROM bank_account WHERE account_id = :a",
+            {"a": account_id},
+        )
+        if row is None or row["kind"] != kind:
+            raise UnknownAccountError(
+                f"no {kind} account with this id", detail={"account_id": account_id}
+            )
+        return row
+
+    def account_info(self, account_id: str) -> dict[str, Any]:
+        """``{account_id, kind, balance, currency}``."""
+        with self._db.read() as tx:
+            row = tx.fetchone(
+                "SELECT account_id, kind, currency FROM bank_account WHERE account_id = :a",
+                {"a": account_id},
+            )
+            if row is None:
+                raise UnknownAccountError("no such account", detail={"account_id": account_id})
+            prefix = "customer:" if row["kind"] == "customer" else "merchant:"
+            bal = balance(tx, prefix + account_id)
+        return {
+            "account_id": account_id,
+            "kind": row["kind"],
+            "balance": bal,
+            "currency": row["currency"],
+        }
+
+    # --- login and tokens ---------------------------------------------------------------------
+
+    def login(self, account_id: str, password: str, totp: str) -> dict[str, Any]:
+        """Password + TOTP -> ``{token, expires_at}``; failures feed the login blacklist."""
+        subject = login_subject(str(account_id)[:64])
+        self._blacklist.check(subject, LoginBlacklistedError)
+        now = self._clock()
+        with self._db.read() as tx:
+            row = tx.fetchone(
+                "SELECT password_salt, password_hash, scrypt_n, scrypt_r, scrypt_p, totp_secret,"
+                " last_totp_step FROM customer_auth WHERE account_id = :a",
+                {"a": account_id},
+            )
+        if row is None:
+            params = self._scrypt
+            _scrypt(str(password), secrets.token_bytes(16), params.n, params.r, params.p)
+            self._login_failed(subject, "unknown_account")
+        computed = _scrypt(
+            str(password),
+            bytes(row["password_salt"]),
+            int(row["scrypt_n"]),
+            int(row["scrypt_r"]),
+            int(row["scrypt_p"]),
+        )
+        if not hmac.compare_digest(computed, bytes(row["password_hash"])):
+            self._login_failed(subject, "bad_password")
+        step = self._totp_step(
+            bytes(row["totp_secret"]), str(totp), now, int(row["last_totp_step"])
+        )
+        if step is None:
+            self._login_failed(subject, "bad_totp")
+        token = secrets.token_urlsafe(32)
+        expires_at = now + self._token_ttl_s
+
+        def run(tx: Transaction) -> bool:
+            # Re-check under the write lock: two logins racing with one code get one token.
+            updated = tx.execute(
+                "UPDATE customer_auth SET last_totp_step = :step"
+                " WHERE account_id = :a AND last_totp_step < :step",
+                {"step": step, "a": account_id},
+            )
+            if updated != 1:
+                return False
+            tx.execute(
+                "INSERT INTO auth_token (token_hash, account_id, created_at, expires_at)"
+                " VALUES (:h, :a, :now, :exp)",
+                {"h": _token_hash(token), "a": account_id, "now": now, "exp": expires_at},
+            )
+            tx.execute("DELETE FROM auth_token WHERE expires_at <= :now", {"now": now})
+            return True
+
+        if not self._db.run_in_transaction(run):
+            self._login_failed(subject, "totp_reused")
+        return {"token": token, "expires_at": expires_at}
+
+    def _totp_step(self, secret: bytes, code: str, now: int, last_step: int) -> int | None:
+        """The time step ``code`` is valid for (now or up to one step back), if unused."""
+        if len(code) != TOTP_DIGITS or not code.isdigit():
+            return None
+        totp = TOTP(secret, TOTP_DIGITS, hashes.SHA1(), TOTP_STEP_S)  # noqa: S303 (RFC 6238)
+        current = now // TOTP_STEP_S
+        for step in range(current, current - TOTP_DRIFT_STEPS - 1, -1):
+            if step <= last_step:
+                break
+            try:
+                totp.verify(code.encode("ascii"), step * TOTP_STEP_S)
+            except InvalidToken:
+                continue
+            return step
+        return None
+
+    def _login_failed(self, subject: str, reason: str) -> NoReturn:
+        self._blacklist.record_failure(subject, reason, InvalidCredentialsError.code)
+        raise InvalidCredentialsError("wrong account, password or TOTP code")
+
+    def authenticate(self, token: str | None) -> str:
+        """Bearer token -> account id; 401 ``auth.invalid_token`` otherwise."""
+        if not token:
+            raise InvalidTokenError("a bearer token is required")
+        now = self._clock()
+        with self._db.read() as tx:
+            row = tx.fetchone(
+                "SELECT account_id, expires_at FROM auth_token WHERE token_hash = :h",
+                {"h": _token_hash(token)},
+            )
+        if row is None or int(row["expires_at"]) <= now:
+            raise InvalidTokenError("unknown or expired token")
+        return str(row["account_id"])
+
+    # --- merchants ----------------------------------------------------------------------------
+
+    def add_merchant(self, cert_pem: str | bytes) -> dict[str, Any]:
+        """Register (or re-key) a merchant from its central-bank certificate."""
+        cert = load_certificate(cert_pem)
+        now = self._clock()
+        public_key = verify_party_certificate(cert, self._root, role="merchant", now=_utc(now))
+        cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        merchant_id = check_identifier(str(cns[0].value) if cns else "", "merchant_id")
+        pem = cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+        kid = key_id(public_key)
+
+        def run(tx: Transaction) -> None:
+            exists = tx.fetchone(
+                "SELECT kind FROM bank_account WHERE account_id = :a", {"a": merchant_id}
+            )
+            if exists is None:
+                self._insert_account(tx, merchant_id, "merchant", now)
+                tx.execute(
+                    "INSERT INTO merchant (merchant_id, cert_pem, key_id, updated_at)"
+                    " VALUES (:m, :pem, :kid, :now)",
+                    {"m": merchant_id, "pem": pem, "kid": kid, "now": now},
+                )
+            elif exists["kind"] != "merchant":
+                raise AccountExistsError(
+                    "a customer account has this id", detail={"account_id": merchant_id}
+                )
+            else:
+                tx.execute(
+                    "UPDATE merchant SET cert_pem = :pem, key_id = :kid, updated_at = :now"
+                    " WHERE merchant_id = :m",
+                    {"m": merchant_id, "pem": pem, "kid": kid, "now": now},
+                )
+
+        self._db.run_in_transaction(run)
+        return {"merchant_id": merchant_id, "key_id": kid, **self.account_info(merchant_id)}
+
+    def merchant_key(self, merchant_id: str, cert_pem: str | bytes) -> ec.EllipticCurvePublicKey:
+        """Check a presented merchant certificate and return its (registered) key."""
+        check_identifier(merchant_id, "merchant_id")
+        with self._db.read() as tx:
+            row = tx.fetchone(
+                "SELECT key_id FROM merchant WHERE merchant_id = :m", {"m": merchant_id}
+            )
+        if row is None:
+            raise UnknownMerchantError(
+                "merchant is not registered with this bank", detail={"merchant_id": merchant_id}
+            )
+        public_key = verify_party_certificate(
+            cert_pem, self._root, role="merchant", name=merchant_id, now=_utc(self._clock())
+        )
+        if key_id(public_key) != row["key_id"]:
+            raise MerchantKeyMismatchError(
+                "certificate key differs from the registered merchant key (re-register it)",
+                detail={"merchant_id": merchant_id},
+            )
+        return public_key

@@ -1,0 +1,159 @@
+"""httpx client of the bank for wallets, merchants and the TTP (docs/api.md, bank section).
+
+Errors come back as :class:`~ecash_tpm.service.RemoteCallError` carrying the bank's own code
+and detail (``bank.double_spend`` with ``detail.transcript_id``, ``bank.coin_locked`` with
+``detail.retry_after``...), so callers branch on ``exc.code`` exactly as on a local error. A
+``remote.timeout`` on a withdrawal or deposit means "outcome unknown": retry with the *same*
+request_id / deposit_id, which the bank answers idempotently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from cryptography import x509
+
+from ecash_tpm.bank.coins import RECEIPT_KIND
+from ecash_tpm.bank.keysets import Keyset
+from ecash_tpm.centralbank import load_certificate, verify_party_certificate
+from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode
+from ecash_tpm.crypto.signing import load_public_key, verify_object
+from ecash_tpm.service import ServiceClient
+
+__all__ = ["BankClient", "BankKeysets", "verify_receipt"]
+
+
+@dataclass(frozen=True)
+class BankKeysets:
+    """The bank's certificate and its keysets, parsed and signature-checked."""
+
+    bank_cert: x509.Certificate
+    keysets: list[Keyset]
+    signed: list[dict[str, Any]]
+
+    def by_id(self, keyset_id: bytes) -> Keyset:
+        for keyset in self.keysets:
+            if keyset.keyset_id == keyset_id:
+                return keyset
+        raise KeyError(keyset_id.hex())
+
+
+def verify_receipt(
+    receipt: Mapping[str, Any],
+    bank_cert: x509.Certificate | str | bytes,
+    central_bank_root: x509.Certificate | str | bytes | None = None,
+) -> dict[str, Any]:
+    """Check a deposit receipt's bank signature (and the bank certificate, given the root)."""
+    cert = load_certificate(bank_cert)
+    key = (
+        verify_party_certificate(cert, central_bank_root, role="bank")
+        if central_bank_root is not None
+        else load_public_key(cert)
+    )
+    return verify_object(receipt, key, RECEIPT_KIND)
+
+
+class BankClient:
+    """One bank's HTTP API. Thread-safe; keeps the bearer token of the last login."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 10.0,
+        token: str | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._http = ServiceClient(base_url, timeout=timeout, transport=transport)
+        self.token = token
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> BankClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    # --- customer -----------------------------------------------------------------------------
+
+    def login(self, account_id: str, password: str, totp: str) -> dict[str, Any]:
+        """Log in; the token is kept for :meth:`account` and :meth:`withdraw`."""
+        answer: dict[str, Any] = self._http.post_json(
+            "/v1/login", {"account_id": account_id, "password": password, "totp": totp}
+        )
+        self.token = answer["token"]
+        return answer
+
+    def account(self) -> dict[str, Any]:
+        """``{account_id, balance, currency}`` of the logged-in customer."""
+        answer: dict[str, Any] = self._http.get_json("/v1/account", headers=self._auth())
+        return answer
+
+    def withdraw(self, request_id: str, items: Sequence[tuple[bytes, bytes]]) -> list[bytes]:
+        """Blind signatures for ``[(keyset_id, blinded_msg)]``, in order."""
+        answer = self._http.post_json(
+            "/v1/withdraw",
+            {
+                "request_id": request_id,
+                "items": [
+                    {"keyset_id": b64u_encode(k), "blinded_msg": b64u_encode(m)} for k, m in items
+                ],
+            },
+            headers=self._auth(),
+        )
+        return [b64u_decode(s) for s in answer["blind_signatures"]]
+
+    # --- public -------------------------------------------------------------------------------
+
+    def keysets(
+        self, *, central_bank_root: x509.Certificate | str | bytes | None = None
+    ) -> BankKeysets:
+        """The bank's keysets; with ``central_bank_root`` the bank certificate is checked too
+        (without it only the descriptors' signatures under the presented certificate are)."""
+        answer = self._http.get_json("/v1/keysets")
+        cert = load_certificate(answer["bank_cert"])
+        key = (
+            verify_party_certificate(cert, central_bank_root, role="bank")
+            if central_bank_root is not None
+            else load_public_key(cert)
+        )
+        signed = list(answer["keysets"])
+        return BankKeysets(cert, [Keyset.from_signed(d, key) for d in signed], signed)
+
+    def coin_status(self, sigma: bytes) -> dict[str, Any]:
+        """``{sigma, state, locked_until?}`` with state unspent | locked | spent."""
+        answer: dict[str, Any] = self._http.get_json(f"/v1/coins/{b64u_encode(sigma)}")
+        return answer
+
+    # --- merchant -----------------------------------------------------------------------------
+
+    def reserve(self, signed_reserve: Mapping[str, Any], cert_pem: str) -> dict[str, Any]:
+        """Hold coins for the lock period: ``{locked_until, serials}``."""
+        answer: dict[str, Any] = self._http.post_json(
+            "/v1/reserve", {**dict(signed_reserve), "cert": cert_pem}
+        )
+        return answer
+
+    def deposit(self, signed_deposit: Mapping[str, Any], cert_pem: str) -> dict[str, Any]:
+        """Deposit; ``{receipt, cert}`` with the bank-signed receipt and the bank certificate."""
+        answer: dict[str, Any] = self._http.post_json(
+            "/v1/deposit", {**dict(signed_deposit), "cert": cert_pem}
+        )
+        return answer
+
+    # --- supervision --------------------------------------------------------------------------
+
+    def lift_blacklist(self, signed_lift: Mapping[str, Any], cert_pem: str) -> dict[str, Any]:
+        """Lift a blacklist entry with a supervision-signed ``blacklist-lift`` order."""
+        answer: dict[str, Any] = self._http.post_json(
+            "/v1/blacklist/lift", {**dict(signed_lift), "cert": cert_pem}
+        )
+        return answer

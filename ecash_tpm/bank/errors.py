@@ -1,0 +1,217 @@
+"""Leaf errors of the bank, each with a stable code (DESIGN §5, docs/api.md).
+
+Callers (merchant, wallet, TTP) branch on ``code``; the HTTP status comes from the area class in
+:mod:`ecash_tpm.errors`. Codes whose failures count towards a merchant's blacklist are listed in
+:data:`COUNTED_FAILURES` so the rule is visible in one place.
+"""
+
+from __future__ import annotations
+
+from ecash_tpm.errors import (
+    AuthenticationError,
+    ConfigError,
+    ConflictError,
+    EncodingError,
+    ForbiddenError,
+    InputError,
+    NotFoundError,
+    ProofError,
+    ProtocolError,
+    SignatureError,
+    StorageError,
+)
+
+# --- customer authentication -------------------------------------------------------------------
+
+
+class InvalidCredentialsError(AuthenticationError):
+    """Wrong account, password or TOTP code (deliberately not saying which)."""
+
+    code = "auth.invalid_credentials"
+
+
+class InvalidTokenError(AuthenticationError):
+    """Missing, unknown or expired bearer token."""
+
+    code = "auth.invalid_token"
+
+
+class LoginBlacklistedError(ForbiddenError):
+    """Too many failed logins within the window: refused until lifted."""
+
+    code = "auth.blacklisted"
+
+
+# --- accounts and merchants --------------------------------------------------------------------
+
+
+class UnknownAccountError(NotFoundError):
+    """No such customer or merchant account."""
+
+    code = "bank.unknown_account"
+
+
+class AccountExistsError(ConflictError):
+    """An account or merchant with this id already exists."""
+
+    code = "bank.account_exists"
+
+
+class UnknownMerchantError(ForbiddenError):
+    """The merchant id is not registered with this bank."""
+
+    code = "bank.unknown_merchant"
+
+
+class MerchantSignatureError(AuthenticationError):
+    """The merchant's signature on a deposit or reservation does not verify.
+
+    Not counted towards the blacklist: anyone can send a forged envelope naming a merchant, and
+    counting those would let a stranger blacklist an honest merchant.
+    """
+
+    code = "bank.bad_merchant_signature"
+
+
+class MerchantKeyMismatchError(ForbiddenError):
+    """A certificate valid for this merchant but with another key than the registered one."""
+
+    code = "bank.merchant_key_mismatch"
+
+
+class MerchantBlacklistedError(ForbiddenError):
+    """The merchant made too many failed verifications within the window."""
+
+    code = "bank.merchant_blacklisted"
+
+
+class MemberNotActiveError(ForbiddenError):
+    """The account's group member is revoked or unknown: no withdrawals."""
+
+    code = "bank.member_not_active"
+
+
+class NotBlacklistedError(NotFoundError):
+    """A lift was asked for a subject that has no active blacklist entry."""
+
+    code = "bank.not_blacklisted"
+
+
+# --- money -------------------------------------------------------------------------------------
+
+
+class InsufficientFundsError(ConflictError):
+    """The account balance does not cover the withdrawal."""
+
+    code = "bank.insufficient_funds"
+
+
+class WithdrawConflictError(ConflictError):
+    """The request_id was already used with other items (or by another account)."""
+
+    code = "bank.withdraw_conflict"
+
+
+class DepositConflictError(ConflictError):
+    """The deposit_id was already used for a different deposit."""
+
+    code = "bank.deposit_conflict"
+
+
+class DoubleSpendError(ConflictError):
+    """A serial is already spent; ``detail`` names it and the earlier transcript."""
+
+    code = "bank.double_spend"
+
+
+class CoinLockedError(ConflictError):
+    """Another merchant holds the coin during the lock period; ``detail.retry_after`` set."""
+
+    code = "bank.coin_locked"
+
+
+# --- keysets -----------------------------------------------------------------------------------
+
+
+class UnknownKeysetError(NotFoundError):
+    """No keyset with this id (a coin signed under a key that is not the bank's)."""
+
+    code = "bank.unknown_keyset"
+
+
+class KeysetExpiredError(ProtocolError):
+    """The keyset exists but is outside its withdraw (or deposit) window."""
+
+    code = "bank.keyset_expired"
+
+
+# --- coin and request verification -------------------------------------------------------------
+
+
+class MalformedCoinError(EncodingError):
+    """A coin or proof is not well formed (bad point, wrong length, missing field)."""
+
+    code = "bank.malformed_coin"
+
+
+class BadCoinSignatureError(SignatureError):
+    """The RSA blind signature on ``msg_prefix || m`` does not verify."""
+
+    code = "bank.bad_coin_signature"
+
+
+class BadCredentialError(ProofError):
+    """The coin's (R, S, T, W) is not a credential of its epoch's issuer key."""
+
+    code = "bank.bad_credential"
+
+
+class BadProofError(ProofError):
+    """The spend proof does not verify for this payment request."""
+
+    code = "bank.bad_proof"
+
+
+class WrongKeyError(ForbiddenError):
+    """A signature by a key other than the one that must have made it (e.g. someone else's
+    payment request presented by this merchant)."""
+
+    code = "bank.wrong_key"
+
+
+class RequestMismatchError(InputError):
+    """The deposit does not match its payment request (amount, currency, merchant, bank)."""
+
+    code = "bank.request_mismatch"
+
+
+class RequestExpiredError(ProtocolError):
+    """The payment request was past its deadline when the bank first saw it."""
+
+    code = "bank.request_expired"
+
+
+# --- operations --------------------------------------------------------------------------------
+
+
+class LedgerInvariantError(StorageError):
+    """``ledger_check`` found entries that do not balance or disagree with the coin tables."""
+
+    code = "bank.ledger_inconsistent"
+
+
+class BankNotInitializedError(ConfigError):
+    """The bank's key, certificate or central-bank root is missing (run ``bank init``)."""
+
+    code = "bank.not_initialized"
+
+
+#: Failure reasons that count towards a merchant's blacklist (recorded with every failure).
+COUNTED_FAILURES: dict[str, str] = {
+    BadCoinSignatureError.code: "bad_signature",
+    UnknownKeysetError.code: "wrong_key",
+    WrongKeyError.code: "wrong_key",
+    BadCredentialError.code: "bad_credential",
+    BadProofError.code: "bad_proof",
+    MalformedCoinError.code: "malformed_coin",
+}

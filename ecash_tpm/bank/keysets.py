@@ -1,0 +1,401 @@
+"""Denomination keysets: one RSA blind-signing key per value and validity window (DESIGN §5).
+
+A keyset is published as a descriptor signed by the bank (kind ``bank-keyset``)::
+
+    {keyset_id, value, currency, withdraw_from, withdraw_until, deposit_until,
+     public_key (SPKI DER), variant}
+    keyset_id = SHA-256(canonical_encode(descriptor without keyset_id))[:16]
+
+so a wallet or merchant can check that the id commits to the key and the windows. Rotation
+makes new keys for a new window; old keysets keep their deposit window, so coins withdrawn
+earlier stay spendable until ``deposit_until`` (rotation never strands a wallet's coins).
+
+Private keys live in files, not in the database: ``<keys_dir>/<keyset_id hex>.pem``, unencrypted
+PKCS#8, mode 0600, directory 0700 (the same policy as party keys). Database backups and
+PostgreSQL replicas therefore never carry signing keys; a multi-node deployment must give each
+bank node a copy of the key directory. Keys are written before their row is committed, so a
+crash can leave an unused key file but never a keyset row without its key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from ecash_tpm.bank.coins import check_currency
+from ecash_tpm.bank.errors import KeysetExpiredError, UnknownKeysetError
+from ecash_tpm.centralbank import KEYSET_DESCRIPTOR_KIND
+from ecash_tpm.crypto import blindrsa
+from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode
+from ecash_tpm.crypto.groupsig import KEYSET_ID_LEN
+from ecash_tpm.crypto.signing import (
+    PartyKey,
+    canonical_encode,
+    sign_object,
+    verify_object,
+    write_file_atomic,
+)
+from ecash_tpm.errors import ConfigError, EcashError, InputError, SignatureError
+from ecash_tpm.storage import Database, Transaction
+
+__all__ = ["Keyset", "KeysetStore", "keyset_id_for"]
+
+KeyGen = Callable[[int], rsa.RSAPrivateKey]
+_DESCRIPTOR_FIELDS = frozenset(
+    {
+        "keyset_id",
+        "value",
+        "currency",
+        "withdraw_from",
+        "withdraw_until",
+        "deposit_until",
+        "public_key",
+        "variant",
+    }
+)
+
+
+class KeysetDescriptorError(SignatureError):
+    """A published descriptor is malformed or its keyset_id does not commit to its content."""
+
+    code = "bank.keyset_descriptor_invalid"
+
+
+def keyset_id_for(descriptor_without_id: Mapping[str, Any]) -> bytes:
+    """First 16 bytes of SHA-256 of the canonical descriptor without ``keyset_id``."""
+    return hashlib.sha256(canonical_encode(dict(descriptor_without_id))).digest()[:KEYSET_ID_LEN]
+
+
+def _spki(public_key: rsa.RSAPublicKey) -> bytes:
+    return public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Keyset:
+    """One denomination key and its windows; immutable once published."""
+
+    keyset_id: bytes
+    value: int
+    currency: str
+    withdraw_from: int
+    withdraw_until: int
+    deposit_until: int
+    public_key: rsa.RSAPublicKey
+    variant: blindrsa.Variant
+
+    @property
+    def hex_id(self) -> str:
+        return self.keyset_id.hex()
+
+    @property
+    def ledger_account(self) -> str:
+        """The ledger account holding the value of this keyset's unspent coins."""
+        return "coins-outstanding:" + self.hex_id
+
+    def can_withdraw(self, now: int) -> bool:
+        return self.withdraw_from <= now < self.withdraw_until
+
+    def can_deposit(self, now: int) -> bool:
+        return self.withdraw_from <= now < self.deposit_until
+
+    def require_withdraw(self, now: int) -> None:
+        """Refuse signing under a keyset outside its withdraw window."""
+        if not self.can_withdraw(now):
+            raise KeysetExpiredError(
+                "keyset is not valid for withdrawal now",
+                detail={
+                    "keyset_id": b64u_encode(self.keyset_id),
+                    "withdraw_from": self.withdraw_from,
+                    "withdraw_until": self.withdraw_until,
+                },
+            )
+
+    def require_deposit(self, now: int) -> None:
+        """Refuse coins of a keyset whose deposit window is over (or not yet open)."""
+        if not self.can_deposit(now):
+            raise KeysetExpiredError(
+                "keyset is not valid for deposit now",
+                detail={
+                    "keyset_id": b64u_encode(self.keyset_id),
+                    "deposit_until": self.deposit_until,
+                },
+            )
+
+    def descriptor(self) -> dict[str, Any]:
+        """The JSON descriptor (keyset_id included) that the bank signs."""
+        body = self._body_without_id()
+        body["keyset_id"] = b64u_encode(self.keyset_id)
+        return body
+
+    def _body_without_id(self) -> dict[str, Any]:
+        return {
+            "value": self.value,
+            "currency": self.currency,
+            "withdraw_from": self.withdraw_from,
+            "withdraw_until": self.withdraw_until,
+            "deposit_until": self.deposit_until,
+            "public_key": b64u_encode(_spki(self.public_key)),
+            "variant": self.variant.name,
+        }
+
+    @classmethod
+    def from_descriptor(cls, body: Mapping[str, Any]) -> Keyset:
+        """Parse a descriptor and check that its keyset_id commits to the rest."""
+        if not isinstance(body, Mapping) or set(body) != _DESCRIPTOR_FIELDS:
+            raise KeysetDescriptorError("keyset descriptor has the wrong fields")
+        ints = {}
+        for name in ("value", "withdraw_from", "withdraw_until", "deposit_until"):
+            v = body[name]
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise KeysetDescriptorError(f"{name} must be a non-negative integer")
+            ints[name] = v
+        if ints["value"] <= 0 or not (
+            ints["withdraw_from"] < ints["withdraw_until"] <= ints["deposit_until"]
+        ):
+            raise KeysetDescriptorError("keyset value or windows are inconsistent")
+        try:
+            keyset_id = b64u_decode(body["keyset_id"])
+            spki = b64u_decode(body["public_key"])
+            public_key = serialization.load_der_public_key(spki)
+            variant = blindrsa.get_variant(body["variant"])
+            currency = check_currency(body["currency"])
+        except (EcashError, ValueError, UnsupportedAlgorithm) as exc:
+            raise KeysetDescriptorError("keyset descriptor cannot be parsed") from exc
+        if not isinstance(public_key, rsa.RSAPublicKey) or public_key.key_size < 2048:
+            raise KeysetDescriptorError("keyset key must be RSA of at least 2048 bits")
+        if not variant.randomized:
+            raise KeysetDescriptorError("coins carry a message prefix: variant must be randomized")
+        without_id = {k: v for k, v in body.items() if k != "keyset_id"}
+        if keyset_id != keyset_id_for(without_id):
+            raise KeysetDescriptorError("keyset_id does not match the descriptor")
+        return cls(
+            keyset_id=keyset_id,
+            currency=currency,
+            public_key=public_key,
+            variant=variant,
+            **ints,
+        )
+
+    @classmethod
+    def from_signed(cls, doc: Mapping[str, Any], bank_public_key: Any) -> Keyset:
+        """Verify a bank-signed descriptor (wallets, merchants) and parse it."""
+        return cls.from_descriptor(verify_object(doc, bank_public_key, KEYSET_DESCRIPTOR_KIND))
+
+
+def _row_to_keyset(row: Mapping[str, Any]) -> Keyset:
+    doc = json.loads(row["descriptor"])
+    return Keyset.from_descriptor(doc["body"])
+
+
+class KeysetStore:
+    """Creates, rotates, lists and loads keysets; caches parsed keys (rows never change)."""
+
+    def __init__(
+        self,
+        db: Database,
+        keys_dir: Path,
+        bank_key: PartyKey,
+        *,
+        keygen: KeyGen = blindrsa.generate_key,
+        signer_hint: str | None = None,
+    ) -> None:
+        self._db = db
+        self._keys_dir = Path(keys_dir)
+        self._bank_key = bank_key
+        self._keygen = keygen
+        self._signer_hint = signer_hint
+        self._lock = threading.Lock()
+        self._public: dict[bytes, Keyset] = {}
+        self._private: dict[bytes, rsa.RSAPrivateKey] = {}
+
+    # --- creation -------------------------------------------------------------------------
+
+    def create(
+        self,
+        *,
+        value: int,
+        currency: str,
+        withdraw_from: int,
+        withdraw_until: int,
+        deposit_until: int,
+        now: int,
+        bits: int = 2048,
+        variant: blindrsa.Variant = blindrsa.DEFAULT_VARIANT,
+    ) -> Keyset:
+        """Generate a key, write it (0600), sign the descriptor and record the keyset."""
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise InputError("denomination value must be a positive integer")
+        if not withdraw_from < withdraw_until <= deposit_until:
+            raise InputError("need withdraw_from < withdraw_until <= deposit_until")
+        if not variant.randomized:
+            raise InputError("keysets use a randomized RSABSSA variant (coins carry a prefix)")
+        private_key = self._keygen(bits)
+        body = {
+            "value": value,
+            "currency": check_currency(currency),
+            "withdraw_from": withdraw_from,
+            "withdraw_until": withdraw_until,
+            "deposit_until": deposit_until,
+            "public_key": b64u_encode(_spki(private_key.public_key())),
+            "variant": variant.name,
+        }
+        keyset = Keyset.from_descriptor({**body, "keyset_id": b64u_encode(keyset_id_for(body))})
+        key_file = keyset.hex_id + ".pem"
+        self._write_key(key_file, private_key)
+        signed = sign_object(
+            self._bank_key, KEYSET_DESCRIPTOR_KIND, keyset.descriptor(), signer=self._signer_hint
+        )
+        with self._db.transaction() as tx:
+            tx.execute(
+                "INSERT INTO keyset (keyset_id, value, currency, withdraw_from, withdraw_until,"
+                " deposit_until, public_key, variant, descriptor, key_file, created_at)"
+                " VALUES (:keyset_id, :value, :currency, :withdraw_from, :withdraw_until,"
+                " :deposit_until, :public_key, :variant, :descriptor, :key_file, :created_at)",
+                {
+                    "keyset_id": keyset.keyset_id,
+                    "value": keyset.value,
+                    "currency": keyset.currency,
+                    "withdraw_from": keyset.withdraw_from,
+                    "withdraw_until": keyset.withdraw_until,
+                    "deposit_until": keyset.deposit_until,
+                    "public_key": _spki(keyset.public_key),
+                    "variant": keyset.variant.name,
+                    "descriptor": json.dumps(signed, sort_keys=True),
+                    "key_file": key_file,
+                    "created_at": now,
+                },
+            )
+        with self._lock:
+            self._public[keyset.keyset_id] = keyset
+            self._private[keyset.keyset_id] = private_key
+        return keyset
+
+    def rotate(
+        self,
+        *,
+        denominations: Sequence[int],
+        currency: str,
+        now: int,
+        withdraw_period_s: int,
+        deposit_period_s: int,
+        start: int | None = None,
+        bits: int = 2048,
+    ) -> list[Keyset]:
+        """New keysets for every denomination for the window starting at ``start`` (now).
+
+        Existing keysets are untouched: their signed windows stay as published, so coins
+        withdrawn under them remain depositable until their ``deposit_until``.
+        """
+        if not denominations or len(set(denominations)) != len(denominations):
+            raise InputError("denominations must be a non-empty list of distinct values")
+        if withdraw_period_s <= 0 or deposit_period_s < 0:
+            raise InputError("withdraw period must be positive, deposit period non-negative")
+        begin = now if start is None else start
+        return [
+            self.create(
+                value=value,
+                currency=currency,
+                withdraw_from=begin,
+                withdraw_until=begin + withdraw_period_s,
+                deposit_until=begin + withdraw_period_s + deposit_period_s,
+                now=now,
+                bits=bits,
+            )
+            for value in sorted(denominations)
+        ]
+
+    def _write_key(self, file_name: str, private_key: rsa.RSAPrivateKey) -> None:
+        try:
+            self._keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chmod(self._keys_dir, 0o700)
+            pem = private_key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+            write_file_atomic(self._keys_dir / file_name, pem, mode=0o600)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot write keyset key to {self._keys_dir}: {exc}",
+                detail={"keys_dir": str(self._keys_dir)},
+            ) from exc
+
+    # --- lookup ---------------------------------------------------------------------------
+
+    def get(self, keyset_id: bytes, tx: Transaction | None = None) -> Keyset:
+        """The keyset with this id; :class:`UnknownKeysetError` if the bank never made it."""
+        with self._lock:
+            cached = self._public.get(keyset_id)
+        if cached is not None:
+            return cached
+        sql = "SELECT descriptor FROM keyset WHERE keyset_id = :k"
+        if tx is not None:
+            row = tx.fetchone(sql, {"k": keyset_id})
+        else:
+            with self._db.read() as rtx:
+                row = rtx.fetchone(sql, {"k": keyset_id})
+        if row is None:
+            raise UnknownKeysetError(
+                "no keyset with this id", detail={"keyset_id": b64u_encode(keyset_id)}
+            )
+        keyset = _row_to_keyset(row)
+        with self._lock:
+            self._public[keyset_id] = keyset
+        return keyset
+
+    def private_key(self, keyset_id: bytes) -> rsa.RSAPrivateKey:
+        """Load (once) the signing key of a keyset and check it matches the published key."""
+        with self._lock:
+            cached = self._private.get(keyset_id)
+        if cached is not None:
+            return cached
+        keyset = self.get(keyset_id)
+        with self._db.read() as tx:
+            file_name = tx.fetchval(
+                "SELECT key_file FROM keyset WHERE keyset_id = :k", {"k": keyset_id}
+            )
+        path = self._keys_dir / str(file_name)
+        try:
+            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        except (OSError, ValueError, TypeError, UnsupportedAlgorithm) as exc:
+            raise ConfigError(
+                "keyset private key is missing or unreadable", detail={"path": str(path)}
+            ) from exc
+        if not isinstance(key, rsa.RSAPrivateKey) or _spki(key.public_key()) != _spki(
+            keyset.public_key
+        ):
+            raise ConfigError("keyset private key does not match its descriptor")
+        with self._lock:
+            self._private[keyset_id] = key
+        return key
+
+    def list_keysets(self, *, now: int | None = None) -> list[Keyset]:
+        """All keysets (or only those still depositable at ``now``), newest window first."""
+        with self._db.read() as tx:
+            rows = tx.fetchall(
+                "SELECT descriptor, deposit_until FROM keyset"
+                " ORDER BY withdraw_from DESC, value ASC"
+            )
+        return [_row_to_keyset(r) for r in rows if now is None or int(r["deposit_until"]) > now]
+
+    def signed_descriptors(self, *, now: int) -> list[dict[str, Any]]:
+        """The bank-signed descriptors of keysets whose deposit window is still open."""
+        with self._db.read() as tx:
+            rows = tx.fetchall(
+                "SELECT descriptor FROM keyset WHERE deposit_until > :now"
+                " ORDER BY withdraw_from DESC, value ASC",
+                {"now": now},
+            )
+        return [json.loads(r["descriptor"]) for r in rows]

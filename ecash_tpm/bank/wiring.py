@@ -1,0 +1,119 @@
+"""What ``ecash-tpm bank serve`` injects into the bank: the one place that picks implementations.
+
+- issuer secrets: the issuer's :class:`~ecash_tpm.issuer.keys.IssuerKeyStore` on the directory
+  both share (same operator), ``[bank] issuer_secrets_dir``;
+- membership: :class:`IssuerMembership` asks the issuer's ``GET /v1/members?account_id=..&
+  status=active`` (``[bank] issuer_url``); ``membership = "open"`` treats every account as an
+  active member (demos only: revocation then has no effect on withdrawals);
+- double-spend reports: :class:`HttpDoubleSpendReporter` posts both transcripts and the bank
+  certificate to the supervision department's ``/v1/double-spend`` (``[bank] supervision_url``);
+  without it :class:`UnwiredReporter` fails each report, which stays recorded as ``failed`` and
+  is sent by ``retry_double_spend_reports`` once configured.
+
+Imports of the other parties are lazy so the bank package itself depends on none of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ecash_tpm.bank.protocols import DoubleSpendReporter, IssuerSecrets, MembershipCheck
+from ecash_tpm.bank.settings import BankSettings
+from ecash_tpm.errors import ConfigError
+from ecash_tpm.service import ServiceClient
+
+__all__ = [
+    "BankDependencies",
+    "HttpDoubleSpendReporter",
+    "IssuerMembership",
+    "OpenMembership",
+    "UnwiredReporter",
+    "load_dependencies",
+]
+
+
+class OpenMembership:
+    """Every account counts as an active member. Demos only: revocation has no effect."""
+
+    def is_active_member(self, account_id: str) -> bool:
+        return True
+
+
+class IssuerMembership:
+    """Active membership from the issuer's HTTP API (one call per withdrawal)."""
+
+    def __init__(self, issuer_url: str, *, timeout: float = 10.0) -> None:
+        from ecash_tpm.issuer.client import IssuerClient
+
+        self._client = IssuerClient(issuer_url, timeout=timeout)
+
+    def is_active_member(self, account_id: str) -> bool:
+        return bool(self._client.members(account_id=account_id, status="active"))
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class HttpDoubleSpendReporter:
+    """``POST /v1/double-spend`` ``{transcripts: [t1, t2], cert}`` to the supervision dept."""
+
+    def __init__(self, base_url: str, bank_cert_pem: str, *, timeout: float = 30.0) -> None:
+        self._client = ServiceClient(base_url, timeout=timeout)
+        self._cert = bank_cert_pem
+
+    def report(self, transcript_a: Mapping[str, Any], transcript_b: Mapping[str, Any]) -> Any:
+        return self._client.post_json(
+            "/v1/double-spend",
+            {"transcripts": [dict(transcript_a), dict(transcript_b)], "cert": self._cert},
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class UnwiredReporter:
+    """Fails every report (recorded as ``failed``, retried once a reporter is configured)."""
+
+    def report(self, transcript_a: Mapping[str, Any], transcript_b: Mapping[str, Any]) -> Any:
+        raise ConfigError("no supervision_url configured: double-spend report kept for retry")
+
+
+@dataclass(frozen=True)
+class BankDependencies:
+    """The protocols :class:`~ecash_tpm.bank.domain.BankDomain` needs."""
+
+    issuer_secrets: IssuerSecrets
+    membership: MembershipCheck
+    reporter: DoubleSpendReporter
+
+
+def load_dependencies(settings: BankSettings, bank_cert_pem: str) -> BankDependencies:
+    """Build the protocols from settings; a ConfigError names whatever is missing."""
+    if settings.issuer_secrets_dir is None:
+        raise ConfigError(
+            "issuer_secrets_dir is not set: the bank needs the issuer's epoch secrets to check "
+            "coin credentials",
+            detail={"setting": "issuer_secrets_dir"},
+        )
+    from ecash_tpm.issuer.keys import IssuerKeyStore
+
+    secrets = IssuerKeyStore.open(settings.issuer_secrets_dir)
+    membership: MembershipCheck
+    if settings.membership == "open":
+        membership = OpenMembership()
+    elif settings.issuer_url:
+        membership = IssuerMembership(settings.issuer_url)
+    else:
+        raise ConfigError(
+            "issuer_url is not set: the bank asks the issuer whether an account's member is "
+            "active (or set membership = 'open' for a demo)",
+            detail={"setting": "issuer_url"},
+        )
+    reporter: DoubleSpendReporter = (
+        HttpDoubleSpendReporter(settings.supervision_url, bank_cert_pem)
+        if settings.supervision_url
+        else UnwiredReporter()
+    )
+    return BankDependencies(issuer_secrets=secrets, membership=membership, reporter=reporter)

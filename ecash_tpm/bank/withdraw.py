@@ -1,0 +1,202 @@
+"""Withdrawal: debit the account and blind-sign the wallet's coins, idempotently by request_id.
+
+The wallet chooses the split into denominations; the bank checks each keyset is valid for
+withdrawal now and in the account's currency, that the member behind the account is active, and
+that the balance covers the sum. The RSA work happens before the transaction (it only produces
+values that are released after the commit), so the write lock is held for a few inserts.
+
+Idempotency (GNU Taler's lesson, Cashu's "stuck pending" pain): ``request_id`` is the primary
+key of the withdrawal and the ledger reference of its debit, and the blind signatures are stored
+in the same transaction. A retry after a lost answer with the same items gets the stored
+signatures and no second debit; the same request_id with other items is a 409.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ecash_tpm.bank.errors import (
+    InsufficientFundsError,
+    MemberNotActiveError,
+    RequestMismatchError,
+    WithdrawConflictError,
+)
+from ecash_tpm.bank.keysets import Keyset, KeysetStore
+from ecash_tpm.bank.ledger import balance, customer_account, post_transaction
+from ecash_tpm.bank.protocols import MembershipCheck
+from ecash_tpm.crypto import blindrsa
+from ecash_tpm.crypto.encoding import b64u_encode
+from ecash_tpm.crypto.signing import canonical_encode
+from ecash_tpm.errors import InputError
+from ecash_tpm.storage import Database, Transaction, UniqueViolationError
+
+__all__ = ["REQUEST_ID_RE", "Withdrawals", "items_digest"]
+
+REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+WithdrawItem = tuple[bytes, bytes]  # (keyset_id, blinded_msg)
+
+
+def items_digest(items: Sequence[WithdrawItem]) -> bytes:
+    """SHA-256 of the canonical item list: what "the same items" means for a retry."""
+    return hashlib.sha256(
+        canonical_encode(
+            [{"keyset_id": b64u_encode(k), "blinded_msg": b64u_encode(m)} for k, m in items]
+        )
+    ).digest()
+
+
+class Withdrawals:
+    """Blind-signs withdrawals against customer balances."""
+
+    def __init__(
+        self,
+        db: Database,
+        keysets: KeysetStore,
+        membership: MembershipCheck,
+        *,
+        currency: str,
+        max_items: int,
+        clock: Callable[[], int],
+    ) -> None:
+        self._db = db
+        self._keysets = keysets
+        self._membership = membership
+        self._currency = currency
+        self._max_items = max_items
+        self._clock = clock
+
+    def withdraw(
+        self, account_id: str, request_id: str, items: Sequence[WithdrawItem]
+    ) -> dict[str, Any]:
+        """``{request_id, blind_signatures, amount}``; see the module docstring for the rules."""
+        if not isinstance(request_id, str) or not REQUEST_ID_RE.match(request_id):
+            raise InputError("request_id must be 8..64 characters of [A-Za-z0-9_-]")
+        if not items or len(items) > self._max_items:
+            raise InputError(
+                f"a withdrawal has 1..{self._max_items} items", detail={"count": len(items)}
+            )
+        items = [(bytes(k), bytes(m)) for k, m in items]
+        digest = items_digest(items)
+
+        stored = self._stored(account_id, request_id, digest)
+        if stored is not None:
+            return stored
+        if not self._membership.is_active_member(account_id):
+            raise MemberNotActiveError(
+                "the group member of this account is not active (revoked or not joined)",
+                detail={"account_id": account_id},
+            )
+
+        now = self._clock()
+        keysets: list[Keyset] = []
+        for index, (keyset_id, blinded) in enumerate(items):
+            keyset = self._keysets.get(keyset_id)
+            keyset.require_withdraw(now)
+            if keyset.currency != self._currency:
+                raise RequestMismatchError(
+                    "keyset currency differs from the account currency",
+                    detail={"index": index, "currency": keyset.currency},
+                )
+            if len(blinded) != blindrsa.modulus_len(keyset.public_key):
+                raise InputError(
+                    "blinded message length does not match the keyset key",
+                    detail={"index": index},
+                )
+            keysets.append(keyset)
+        amount = sum(k.value for k in keysets)
+
+        with self._db.read() as tx:
+            available = balance(tx, customer_account(account_id))
+        if available < amount:
+            raise InsufficientFundsError(
+                "balance does not cover the withdrawal",
+                detail={"balance": available, "amount": amount},
+            )
+
+        signatures = [
+            blindrsa.blind_sign(self._keysets.private_key(k.keyset_id), blinded)
+            for k, (_, blinded) in zip(keysets, items, strict=True)
+        ]
+
+        def book(tx: Transaction) -> dict[str, Any]:
+            again = self._stored_tx(tx, account_id, request_id, digest)
+            if again is not None:
+                return again
+            current = balance(tx, customer_account(account_id))
+            if current < amount:
+                raise InsufficientFundsError(
+                    "balance does not cover the withdrawal",
+                    detail={"balance": current, "amount": amount},
+                )
+            entries: list[tuple[str, int]] = [(customer_account(account_id), -amount)]
+            entries += [(k.ledger_account, k.value) for k in keysets]
+            txn_id = post_transaction(
+                tx,
+                kind="withdraw",
+                ref=request_id,
+                entries=entries,
+                currency=self._currency,
+                now=now,
+            )
+            tx.execute(
+                "INSERT INTO withdrawal (request_id, account_id, items_digest, amount, txn_id,"
+                " created_at) VALUES (:r, :a, :d, :amount, :txn, :now)",
+                {
+                    "r": request_id,
+                    "a": account_id,
+                    "d": digest,
+                    "amount": amount,
+                    "txn": txn_id,
+                    "now": now,
+                },
+            )
+            tx.executemany(
+                "INSERT INTO withdrawal_item (request_id, idx, keyset_id, blinded_msg, blind_sig)"
+                " VALUES (:r, :i, :k, :m, :s)",
+                [
+                    {"r": request_id, "i": i, "k": k, "m": m, "s": s}
+                    for i, ((k, m), s) in enumerate(zip(items, signatures, strict=True))
+                ],
+            )
+            return {"request_id": request_id, "blind_signatures": signatures, "amount": amount}
+
+        try:
+            return self._db.run_in_transaction(book)
+        except UniqueViolationError:
+            # A concurrent twin committed first (PostgreSQL): answer from what it stored.
+            stored = self._stored(account_id, request_id, digest)
+            if stored is None:
+                raise
+            return stored
+
+    def _stored(self, account_id: str, request_id: str, digest: bytes) -> dict[str, Any] | None:
+        with self._db.read() as tx:
+            return self._stored_tx(tx, account_id, request_id, digest)
+
+    @staticmethod
+    def _stored_tx(
+        tx: Transaction, account_id: str, request_id: str, digest: bytes
+    ) -> dict[str, Any] | None:
+        row = tx.fetchone(
+            "SELECT account_id, items_digest, amount FROM withdrawal WHERE request_id = :r",
+            {"r": request_id},
+        )
+        if row is None:
+            return None
+        if row["account_id"] != account_id or bytes(row["items_digest"]) != digest:
+            raise WithdrawConflictError(
+                "request_id already used for a different withdrawal",
+                detail={"request_id": request_id},
+            )
+        sigs = tx.fetchall(
+            "SELECT blind_sig FROM withdrawal_item WHERE request_id = :r ORDER BY idx",
+            {"r": request_id},
+        )
+        return {
+            "request_id": request_id,
+            "blind_signatures": [bytes(r["blind_sig"]) for r in sigs],
+            "amount": int(row["amount"]),
+        }

@@ -1,0 +1,414 @@
+"""``ecash-tpm bank ...``: set up, run and administer the bank.
+
+    ecash-tpm bank init --central-bank-dir DIR            # demo: certify the bank locally
+    ecash-tpm bank init --cert bank.crt --key bank.key --root root.pem
+    ecash-tpm bank serve
+    ecash-tpm bank account create alice --balance 1000    # prints the TOTP secret
+    ecash-tpm bank account show alice
+    ecash-tpm bank account fund alice 500
+    ecash-tpm bank merchant add shop.crt
+    ecash-tpm bank keyset rotate | keyset list [--all]
+    ecash-tpm bank ledger                                 # invariants + blacklist audit
+    ecash-tpm bank blacklist list | blacklist lift SUBJECT --by WHO --reason WHY
+    ecash-tpm bank reports retry                          # resend double-spend reports
+
+Every command takes ``--config FILE`` (section ``[bank]``), ``--data-dir``, ``--database-url``
+and ``--json``. Administrative commands open the database directly (the operator's machine);
+only ``serve`` needs the issuer, the opener key and the supervision department configured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import getpass
+import json
+import secrets
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ecash_tpm.errors import ConfigError, InputError
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from ecash_tpm.bank.settings import BankSettings
+    from ecash_tpm.service import load_settings
+
+    overrides: dict[str, Any] = {
+        "data_dir": args.data_dir,
+        "database_url": args.database_url,
+    }
+    for name in ("host", "port"):
+        if getattr(args, name, None) is not None:
+            overrides[name] = getattr(args, name)
+    return load_settings(BankSettings, path=args.config, overrides=overrides)
+
+
+class _NotWired:
+    """Protocols an administrative command never needs; using one is a configuration bug."""
+
+    def secret_for_epoch(self, epoch: int) -> Any:
+        raise ConfigError("issuer secrets are not available to administrative commands")
+
+    def is_active_member(self, account_id: str) -> bool:
+        raise ConfigError("membership checks are not available to administrative commands")
+
+    def report(self, transcript_a: Any, transcript_b: Any) -> Any:
+        raise ConfigError("double-spend reports are sent by 'bank serve' or 'bank reports retry'")
+
+
+@contextmanager
+def _admin_bank(args: argparse.Namespace, *, full: bool = False) -> Iterator[Any]:
+    """Open + migrate the database and build the domain (with real protocols if ``full``)."""
+    from ecash_tpm.bank.domain import BankDomain
+    from ecash_tpm.bank.store import MIGRATIONS
+    from ecash_tpm.storage import Database
+
+    settings = _settings(args)
+    db = Database.open(settings.database_url)
+    try:
+        db.migrate(MIGRATIONS, component="bank")
+        if full:
+            from ecash_tpm.bank.wiring import load_dependencies
+
+            deps = load_dependencies(settings, settings.path("cert_file").read_text("ascii"))
+            bank = BankDomain.from_settings(
+                settings,
+                db,
+                issuer_secrets=deps.issuer_secrets,
+                membership=deps.membership,
+                reporter=deps.reporter,
+            )
+        else:
+            stub = _NotWired()
+            bank = BankDomain.from_settings(
+                settings, db, issuer_secrets=stub, membership=stub, reporter=stub
+            )
+        yield bank
+    finally:
+        db.close()
+
+
+def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
+    if args.json:
+        print(json.dumps({"ok": True, "result": payload}, default=str, sort_keys=True))
+    else:
+        print(text)
+
+
+def _keyset_dict(keyset: Any, now: int) -> dict[str, Any]:
+    return {
+        "keyset_id": keyset.hex_id,
+        "value": keyset.value,
+        "currency": keyset.currency,
+        "withdraw_from": keyset.withdraw_from,
+        "withdraw_until": keyset.withdraw_until,
+        "deposit_until": keyset.deposit_until,
+        "bits": keyset.public_key.key_size,
+        "withdrawable": keyset.can_withdraw(now),
+        "depositable": keyset.can_deposit(now),
+    }
+
+
+# --- init / serve --------------------------------------------------------------------------------
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from ecash_tpm.centralbank import load_certificate
+    from ecash_tpm.crypto.signing import PartyKey, write_file_atomic
+
+    settings = _settings(args)
+    key_path, cert_path = settings.path("key_file"), settings.path("cert_file")
+    root_path = settings.path("central_bank_root")
+    if key_path.exists() and not args.force:
+        raise ConfigError(
+            f"the bank is already initialised ({key_path}); use --force to replace its identity",
+            code="bank.already_initialized",
+        )
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if args.central_bank_dir:
+        from ecash_tpm.centralbank import CentralBankCA
+
+        ca = CentralBankCA.load(args.central_bank_dir)
+        try:
+            key = PartyKey.generate()
+            cert = ca.certify("bank", args.name, key.public_key)
+            root_pem = ca.root_pem()
+        finally:
+            close = getattr(ca, "close", None)
+            if close is not None:
+                close()
+        cert_pem = cert.public_bytes(Encoding.PEM)
+    elif args.cert and args.key and args.root:
+        key = PartyKey.load(args.key)
+        cert_pem = Path(args.cert).read_bytes()
+        root_pem = Path(args.root).read_bytes()
+        load_certificate(cert_pem)
+    else:
+        raise InputError("give --central-bank-dir, or --cert, --key and --root")
+    key.save(key_path, overwrite=args.force)
+    write_file_atomic(cert_path, cert_pem, mode=0o644)
+    write_file_atomic(root_path, root_pem, mode=0o644)
+    with _admin_bank(args) as bank:  # checks that cert, key and root belong together
+        made = bank.ensure_keysets()
+        now = bank.clock()
+        payload = {
+            "data_dir": str(settings.data_dir),
+            "bank_name": bank.bank_name,
+            "database_url": bank.db.url,
+            "keysets_created": [_keyset_dict(k, now) for k in made],
+        }
+    _emit(
+        args,
+        payload,
+        f"bank {payload['bank_name']} initialised in {settings.data_dir} "
+        f"({len(made)} keysets created)",
+    )
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from ecash_tpm.bank.routes import create_bank_app
+    from ecash_tpm.service import serve
+
+    settings = _settings(args)
+    if not settings.opener_public:
+        raise ConfigError(
+            "opener_public is not configured: the bank cannot check spend proofs without Hop",
+            detail={"setting": "opener_public"},
+        )
+    with _admin_bank(args, full=True) as bank:
+        app = create_bank_app(bank, settings)
+        print(f"bank {bank.bank_name} on http://{settings.host}:{settings.port}", file=sys.stderr)
+        serve(app, settings.host, settings.port, log_level=settings.log_level)
+    return 0
+
+
+# --- accounts and merchants ------------------------------------------------------------
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_file:
+        return Path(args.password_file).read_text(encoding="utf-8").rstrip("\n")
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != first:
+        raise InputError("the passwords differ")
+    return first
+
+
+def _cmd_account_create(args: argparse.Namespace) -> int:
+    if args.totp_secret:
+        try:
+            totp_secret = base64.b32decode(args.totp_secret.upper().replace(" ", ""))
+        except ValueError as exc:
+            raise InputError("--totp-secret must be base32") from exc
+    else:
+        totp_secret = secrets.token_bytes(20)
+    password = _read_password(args)
+    with _admin_bank(args) as bank:
+        info = bank.create_customer(
+            args.account_id, password, totp_secret, initial_balance=args.balance
+        )
+        issuer = bank.bank_name
+    b32 = base64.b32encode(totp_secret).decode("ascii").rstrip("=")
+    uri = (
+        f"otpauth://totp/{issuer}:{args.account_id}?secret={b32}&issuer={issuer}&digits=6&period=30"
+    )
+    payload = {**info, "totp_secret": b32, "otpauth_uri": uri}
+    _emit(
+        args,
+        payload,
+        f"account {info['account_id']} created, balance {info['balance']} {info['currency']}\n"
+        f"TOTP secret (base32): {b32}\n{uri}",
+    )
+    return 0
+
+
+def _cmd_account_show(args: argparse.Namespace) -> int:
+    with _admin_bank(args) as bank:
+        info = bank.account(args.account_id)
+    _emit(
+        args, info, f"{info['account_id']} ({info['kind']}): {info['balance']} {info['currency']}"
+    )
+    return 0
+
+
+def _cmd_account_fund(args: argparse.Namespace) -> int:
+    with _admin_bank(args) as bank:
+        info = bank.fund(args.account_id, args.amount, ref=args.ref)
+    _emit(args, info, f"{info['account_id']}: balance {info['balance']} {info['currency']}")
+    return 0
+
+
+def _cmd_merchant_add(args: argparse.Namespace) -> int:
+    pem = Path(args.cert).read_bytes()
+    with _admin_bank(args) as bank:
+        info = bank.add_merchant(pem)
+    _emit(args, info, f"merchant {info['merchant_id']} registered (key {info['key_id'][:16]}...)")
+    return 0
+
+
+# --- keysets, ledger, blacklist, reports -----------------------------------------------
+
+
+def _cmd_keyset_rotate(args: argparse.Namespace) -> int:
+    with _admin_bank(args) as bank:
+        made = bank.rotate_keysets(start=args.start)
+        now = bank.clock()
+        payload = [_keyset_dict(k, now) for k in made]
+    _emit(
+        args,
+        payload,
+        "\n".join(f"{k['keyset_id']}  {k['value']:>8} {k['currency']}" for k in payload),
+    )
+    return 0
+
+
+def _cmd_keyset_list(args: argparse.Namespace) -> int:
+    with _admin_bank(args) as bank:
+        now = bank.clock()
+        keysets = bank.keysets.list_keysets(now=None if args.all else now)
+        payload = [_keyset_dict(k, now) for k in keysets]
+    lines = [
+        f"{k['keyset_id']}  {k['value']:>8} {k['currency']}  "
+        f"{'withdraw' if k['withdrawable'] else 'deposit-only' if k['depositable'] else 'expired'}"
+        f"  until {k['withdraw_until']}/{k['deposit_until']}"
+        for k in payload
+    ]
+    _emit(args, payload, "\n".join(lines) or "no keysets")
+    return 0
+
+
+def _cmd_ledger(args: argparse.Namespace) -> int:
+    with _admin_bank(args) as bank:
+        audit = bank.audit()
+    ledger = audit["ledger"]
+    unjustified = audit["unjustified_blacklist_entries"]
+    text = [
+        f"ledger OK: {ledger['transactions']} transactions, {ledger['entries']} entries",
+        f"customers {ledger['customers_total']}, merchants {ledger['merchants_total']}, "
+        f"coins outstanding {ledger['outstanding_total']}",
+    ]
+    for k in ledger["keysets"]:
+        text.append(
+            f"  {k['keyset_id']} value {k['value']}: withdrawn {k['withdrawn']} - deposited "
+            f"{k['deposited']} = outstanding {k['outstanding']}"
+        )
+    text.append(
+        "blacklist: all entries justified"
+        if not unjustified
+        else f"blacklist: {len(unjustified)} UNJUSTIFIED entries"
+    )
+    _emit(args, audit, "\n".join(text))
+    return 1 if unjustified else 0
+
+
+def _cmd_blacklist_list(args: argparse.Namespace) -> int:
+    with _admin_bank(args) as bank:
+        entries = bank.blacklist_entries()
+    lines = [
+        f"#{e['entry_id']} {e['subject']} listed {e['listed_at']}: {e['reason']}"
+        + (f" (lifted by {e['lifted_by']}: {e['lift_reason']})" if e["lifted_at"] else "")
+        for e in entries
+    ]
+    _emit(args, entries, "\n".join(lines) or "blacklist empty")
+    return 0
+
+
+def _cmd_blacklist_lift(args: argparse.Namespace) -> int:
+    with _admin_bank(args) as bank:
+        entry = bank.lift_blacklist(args.subject, lifted_by=args.by, reason=args.reason)
+    _emit(args, entry, f"lifted #{entry['entry_id']} {entry['subject']}")
+    return 0
+
+
+def _cmd_reports_retry(args: argparse.Namespace) -> int:
+    with _admin_bank(args, full=True) as bank:
+        result = bank.retry_double_spend_reports()
+    _emit(args, result, f"sent {result['sent']}, still failing {result['failed']}")
+    return 0 if result["failed"] == 0 else 1
+
+
+# --- parser --------------------------------------------------------------------------------------
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``bank`` and its sub-commands to the top-level parser."""
+    parser = subparsers.add_parser(
+        "bank", help="run and administer the bank", description=__doc__.split("\n\n")[0]
+    )
+    sub = parser.add_subparsers(dest="bank_command", metavar="COMMAND", required=True)
+
+    def common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--config", metavar="FILE", help="TOML file with a [bank] section")
+        p.add_argument("--data-dir", type=Path, help="bank data directory")
+        p.add_argument("--database-url", help="sqlite:///... or postgresql://...")
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        return p
+
+    def leaf(
+        parent: Any, name: str, func: Callable[[argparse.Namespace], int], help_text: str
+    ) -> argparse.ArgumentParser:
+        p = common(parent.add_parser(name, help=help_text))
+        p.set_defaults(func=func)
+        return p
+
+    p = leaf(sub, "init", _cmd_init, "create the bank's identity, database and keysets")
+    p.add_argument("--central-bank-dir", help="certify with a local central bank CA (demo)")
+    p.add_argument("--cert", help="bank certificate issued by the central bank (PEM)")
+    p.add_argument("--key", help="the bank's P-256 key for --cert (PEM)")
+    p.add_argument("--root", help="central bank root certificate (PEM)")
+    p.add_argument("--name", default="bank", help="bank name (certificate CN)")
+    p.add_argument("--force", action="store_true", help="replace an existing identity")
+
+    p = leaf(sub, "serve", _cmd_serve, "run the bank's HTTP API")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+
+    account = sub.add_parser("account", help="customer accounts")
+    acc = account.add_subparsers(dest="account_command", metavar="COMMAND", required=True)
+    p = leaf(acc, "create", _cmd_account_create, "open a customer account")
+    p.add_argument("account_id")
+    p.add_argument("--balance", type=int, default=0, help="initial funding (minor units)")
+    p.add_argument("--totp-secret", help="base32 TOTP secret (default: a new one, printed)")
+    p.add_argument("--password-file", help="read the password from this file")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    p = leaf(acc, "show", _cmd_account_show, "balance of an account")
+    p.add_argument("account_id")
+    p = leaf(acc, "fund", _cmd_account_fund, "credit a customer with money from outside")
+    p.add_argument("account_id")
+    p.add_argument("amount", type=int)
+    p.add_argument("--ref", help="idempotency reference (a repeated ref is refused)")
+
+    merchant = sub.add_parser("merchant", help="merchant registration")
+    mer = merchant.add_subparsers(dest="merchant_command", metavar="COMMAND", required=True)
+    p = leaf(mer, "add", _cmd_merchant_add, "register (or re-key) a merchant certificate")
+    p.add_argument("cert", help="merchant certificate from the central bank (PEM)")
+
+    keyset = sub.add_parser("keyset", help="denomination keysets")
+    ks = keyset.add_subparsers(dest="keyset_command", metavar="COMMAND", required=True)
+    p = leaf(ks, "rotate", _cmd_keyset_rotate, "new keysets for every denomination")
+    p.add_argument("--start", type=int, help="window start (Unix seconds, default now)")
+    p = leaf(ks, "list", _cmd_keyset_list, "keysets still depositable")
+    p.add_argument("--all", action="store_true", help="include expired keysets")
+
+    leaf(sub, "ledger", _cmd_ledger, "check the ledger invariants and the blacklist")
+
+    blacklist = sub.add_parser("blacklist", help="merchant and login blacklist")
+    bl = blacklist.add_subparsers(dest="blacklist_command", metavar="COMMAND", required=True)
+    leaf(bl, "list", _cmd_blacklist_list, "all entries, active and lifted")
+    p = leaf(bl, "lift", _cmd_blacklist_lift, "lift an active entry")
+    p.add_argument("subject", help="merchant:<id> or login:<account>")
+    p.add_argument("--by", required=True, help="who lifts it (recorded)")
+    p.add_argument("--reason", required=True, help="why (recorded)")
+
+    reports = sub.add_parser("reports", help="double-spend reports")
+    rep = reports.add_subparsers(dest="reports_command", metavar="COMMAND", required=True)
+    leaf(rep, "retry", _cmd_reports_retry, "send pending/failed reports to supervision")
