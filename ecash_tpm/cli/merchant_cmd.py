@@ -1,0 +1,182 @@
+"""``ecash-tpm merchant init|serve|request|stats``: run a shop.
+
+``init --data DIR --name N`` makes the merchant's P-256 key (``merchant-key.pem``, 0600) and
+gets it certified by the central bank for role ``merchant`` with CN = N: directly from the CA's
+data directory with ``--ca-dir`` (operator console), or by installing a certificate obtained
+out of band with ``--cert`` (``ecash-tpm centralbank certify --role merchant --name N
+--public-key DIR/merchant-key.pub.der``). The central-bank root goes to
+``central-bank-root.pem``. The bank must know the merchant too (``ecash-tpm bank merchant
+add``) before it accepts deposits.
+
+``serve`` reads ``[merchant]`` from the TOML file (and ``ECASH_TPM_MERCHANT_*``).
+``request --url URL --amount N`` asks a running shop for a signed payment request and prints
+``{request, cert}`` (what ``ecash-tpm wallet pay --request FILE`` takes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from ecash_tpm.errors import ConfigError
+
+
+def _emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
+    if args.json:
+        print(json.dumps({"ok": True, **payload}))
+    else:
+        print(text)
+
+
+def _settings(args: argparse.Namespace, **overrides: Any) -> Any:
+    from ecash_tpm.merchant.settings import MerchantSettings
+    from ecash_tpm.service import load_settings
+
+    values = {"data_dir": getattr(args, "data", None), **overrides}
+    return load_settings(MerchantSettings, path=getattr(args, "config", None), overrides=values)
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from ecash_tpm.centralbank import load_certificate, verify_party_certificate
+    from ecash_tpm.crypto.signing import PartyKey, write_file_atomic
+    from ecash_tpm.merchant.protocol import cert_pem
+
+    settings = _settings(args, name=args.name)
+    data = settings.data_dir
+    data.mkdir(mode=0o700, parents=True, exist_ok=True)
+    key_file = settings.resolved_key_file()
+    key = PartyKey.load(key_file) if key_file.exists() else PartyKey.generate()
+    if not key_file.exists():
+        key.save(key_file)
+    pub_file = data / "merchant-key.pub.der"
+    write_file_atomic(pub_file, key.public_key_bytes(), mode=0o644)
+
+    root_file = settings.resolved_root_cert()
+    cert_file = settings.resolved_cert_file()
+    if args.ca_dir:
+        from ecash_tpm.centralbank import CentralBankCA
+
+        with CentralBankCA.load(args.ca_dir) as ca:
+            cert = ca.certify("merchant", settings.name, key.public_key)
+            write_file_atomic(root_file, ca.root_pem(), mode=0o644)
+        write_file_atomic(cert_file, cert_pem(cert).encode("ascii"), mode=0o644)
+    else:
+        if args.root:
+            shutil.copyfile(args.root, root_file)
+        if args.cert:
+            write_file_atomic(
+                cert_file, cert_pem(Path(args.cert).read_bytes()).encode("ascii"), mode=0o644
+            )
+    certified = cert_file.exists() and root_file.exists()
+    if certified:
+        cert = load_certificate(cert_file.read_bytes())
+        got = verify_party_certificate(
+            cert, root_file.read_bytes(), role="merchant", name=settings.name
+        )
+        if got.public_numbers() != key.public_key.public_numbers():
+            raise ConfigError("the merchant certificate is for another key")
+    payload = {
+        "data_dir": str(data),
+        "name": settings.name,
+        "key_id": key.key_id(),
+        "public_key": str(pub_file),
+        "certified": certified,
+    }
+    lines = [
+        f"merchant {settings.name} in {data}",
+        f"key          {key_file} (public key for the central bank: {pub_file})",
+        f"certificate  {cert_file if certified else 'MISSING: get it certified (--ca-dir/--cert)'}",
+    ]
+    if certified:
+        lines.append("next: register it at the bank (ecash-tpm bank merchant add)")
+    _emit(args, payload, "\n".join(lines))
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from ecash_tpm.merchant.app import create_merchant_app
+    from ecash_tpm.service import serve
+
+    settings = _settings(
+        args, host=args.host, port=args.port, bank_url=args.bank, issuer_url=args.issuer
+    )
+    app = create_merchant_app(settings)
+    serve(app, settings.host, settings.port, log_level=settings.log_level)
+    return 0
+
+
+def _cmd_request(args: argparse.Namespace) -> int:
+    from ecash_tpm.merchant.client import MerchantClient
+
+    with MerchantClient(args.url) as client:
+        answer = client.create_request(args.amount, args.currency, product_id=args.product_id)
+    if args.out:
+        Path(args.out).write_text(json.dumps(answer, indent=2) + "\n", encoding="utf-8")
+    body = answer["request"]["body"]
+    if args.json:
+        print(json.dumps({"ok": True, **answer}))
+    else:
+        print(
+            f"payment request from {body['merchant_id']}: {body['amount']} {body['currency']}, "
+            f"deadline {body['deadline']}" + (f", saved to {args.out}" if args.out else "")
+        )
+    return 0
+
+
+def _cmd_stats(args: argparse.Namespace) -> int:
+    from ecash_tpm.merchant.store import MIGRATIONS, MerchantStore
+    from ecash_tpm.storage import Database
+
+    settings = _settings(args)
+    with Database.open(settings.database_url) as db:
+        db.migrate(MIGRATIONS, component="merchant")
+        store = MerchantStore(db, lambda: 0)
+        stats = {"counters": store.counters(), "totals": store.totals()}
+    lines = [
+        f"{cur}: {t['paid_count']} paid, {t['paid_amount']}" for cur, t in stats["totals"].items()
+    ]
+    for kind, codes in stats["counters"].items():
+        lines += [f"{kind} {code}: {n}" for code, n in sorted(codes.items())]
+    _emit(args, stats, "\n".join(lines) or "no payments yet")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``merchant init|serve|request|stats``."""
+    parser = subparsers.add_parser("merchant", help="merchant (shop)", description=__doc__)
+    sub = parser.add_subparsers(dest="merchant_command", metavar="COMMAND", required=True)
+
+    def common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--data", type=Path, default=None, help="merchant data directory")
+        p.add_argument("--config", default=None, help="TOML configuration file ([merchant])")
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        return p
+
+    p = common(sub.add_parser("init", help="make the merchant key and install its certificate"))
+    p.add_argument("--name", required=True, help="merchant id (certificate CN)")
+    p.add_argument("--ca-dir", default=None, help="certify with the central bank CA in this dir")
+    p.add_argument("--cert", default=None, help="install this certificate (PEM) instead")
+    p.add_argument("--root", default=None, help="central bank root certificate (PEM)")
+    p.set_defaults(func=_cmd_init)
+
+    p = common(sub.add_parser("serve", help="run the merchant HTTP API"))
+    p.add_argument("--host", default=None)
+    p.add_argument("--port", type=int, default=None)
+    p.add_argument("--bank", default=None, metavar="URL", help="the bank's base URL")
+    p.add_argument("--issuer", default=None, metavar="URL", help="issuer URL (for Hop)")
+    p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser("request", help="ask a running shop for a signed payment request")
+    p.add_argument("--url", required=True, help="the merchant's base URL")
+    p.add_argument("--amount", type=int, required=True, help="amount in minor units")
+    p.add_argument("--currency", default=None)
+    p.add_argument("--product-id", default=None)
+    p.add_argument("--out", default=None, metavar="FILE", help="save {request, cert} here")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cmd_request)
+
+    p = common(sub.add_parser("stats", help="paid totals and failure counters by code"))
+    p.set_defaults(func=_cmd_stats)

@@ -1,0 +1,162 @@
+"""``ecash-tpm supervision init|serve|open``: the supervision department (opening key holder).
+
+``init --data DIR`` creates the opener secret h (``opener.key``, mode 0600), publishes Hop in
+``opener-public.txt`` (give it to the issuer: ``issuer init --opener-public-file``) and creates
+the party signing key ``supervision-key.pem`` for the central bank to certify
+(``supervision-cert.pem``, role ``supervision``).
+
+``open`` names the member behind a spend, offline from the local registry and key
+(``--data``), or through a running department (``--url``, with ``--token`` if it requires one).
+The spend is given as ``--c1/--c2`` (base64url points) or ``--spend FILE`` holding a JSON spend
+``{coin, proof}`` (or just the proof). Every opening is logged with its ``--reason``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+
+def _settings(args: argparse.Namespace, **overrides: Any) -> Any:
+    from ecash_tpm.service import load_settings
+    from ecash_tpm.supervision.settings import SupervisionSettings
+
+    return load_settings(
+        SupervisionSettings, path=args.config, overrides={"data_dir": args.data, **overrides}
+    )
+
+
+def _emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
+    if args.json:
+        print(json.dumps({"ok": True, **payload}))
+    else:
+        print(text)
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from ecash_tpm.crypto.encoding import b64u_encode
+    from ecash_tpm.crypto.signing import PartyKey
+    from ecash_tpm.supervision.keys import (
+        OPENER_PUBLIC_FILE,
+        create_opener_secret,
+        load_opener_secret,
+        write_opener_public,
+    )
+
+    settings = _settings(args)
+    data: Path = settings.data_dir
+    data.mkdir(mode=0o700, parents=True, exist_ok=True)
+    key_path = settings.resolved_opener_key_file()
+    created = not key_path.exists()
+    opener = create_opener_secret(key_path) if created else load_opener_secret(key_path)
+    public_path = data / OPENER_PUBLIC_FILE
+    write_opener_public(public_path, opener.public)
+    signing = settings.resolved_signing_key_file()
+    if not signing.exists():
+        PartyKey.generate().save(signing)
+    party = PartyKey.load(signing)
+    (data / "supervision-key.pub.der").write_bytes(party.public_key_bytes())
+    hop = b64u_encode(opener.public.encode())
+    _emit(
+        args,
+        {"opener_public": hop, "opener_public_file": str(public_path), "created": created},
+        f"opener key {'created' if created else 'kept'}: {key_path} (0600)\n"
+        f"Hop = {hop}\n(published in {public_path}; signing key {signing})",
+    )
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from ecash_tpm.service import serve
+    from ecash_tpm.supervision.routes import create_supervision_app
+
+    settings = _settings(args, host=args.host, port=args.port, issuer_url=args.issuer_url)
+    serve(
+        create_supervision_app(settings), settings.host, settings.port, log_level=settings.log_level
+    )
+    return 0
+
+
+def _ciphertext(args: argparse.Namespace) -> tuple[Any, Any]:
+    from ecash_tpm.crypto.bn256 import Point
+    from ecash_tpm.crypto.encoding import b64u_decode
+    from ecash_tpm.crypto.groupsig import SpendProof
+    from ecash_tpm.errors import InputError
+
+    if args.spend:
+        data = json.loads(Path(args.spend).read_text(encoding="utf-8"))
+        proof = data.get("proof", data) if isinstance(data, dict) else None
+        p = SpendProof.from_dict(proof)
+        return p.c1, p.c2
+    if not (args.c1 and args.c2):
+        raise InputError("give --spend FILE or both --c1 and --c2")
+    return Point.decode(b64u_decode(args.c1)), Point.decode(b64u_decode(args.c2))
+
+
+def _cmd_open(args: argparse.Namespace) -> int:
+    c1, c2 = _ciphertext(args)
+    if args.url:
+        from ecash_tpm.supervision.client import SupervisionClient
+
+        with SupervisionClient(args.url, token=args.token) as client:
+            result = client.open(c1, c2, args.reason).model_dump(mode="json")
+    else:
+        from ecash_tpm.crypto.signing import PartyKey
+        from ecash_tpm.storage import Database
+        from ecash_tpm.supervision.domain import SupervisionDepartment
+        from ecash_tpm.supervision.keys import load_opener_secret
+        from ecash_tpm.supervision.store import MIGRATIONS
+
+        settings = _settings(args)
+        with Database.open(settings.database_url) as db:
+            db.migrate(MIGRATIONS, component="supervision")
+            dept = SupervisionDepartment(
+                db,
+                load_opener_secret(settings.resolved_opener_key_file()),
+                signer=PartyKey.load(settings.resolved_signing_key_file()),
+            )
+            result = dept.open(c1, c2, reason=args.reason).to_dict()
+    _emit(
+        args,
+        result,
+        f"member {result['member_id']} (account {result['account_id']}, epoch "
+        f"{result['epoch']}); opening #{result['opening_id']}, proof e={result['proof']['e']}",
+    )
+    return 0
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", type=Path, default=None, help="supervision data directory")
+    p.add_argument("--config", default=None, help="TOML configuration file ([supervision])")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``supervision`` and its sub-commands."""
+    parser = subparsers.add_parser(
+        "supervision", help="supervision department (opening)", description=__doc__
+    )
+    sub = parser.add_subparsers(dest="supervision_command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("init", help="create the opener key and signing key")
+    _common(p)
+    p.set_defaults(func=_cmd_init)
+
+    p = sub.add_parser("serve", help="run the supervision HTTP API")
+    _common(p)
+    p.add_argument("--host", default=None)
+    p.add_argument("--port", type=int, default=None)
+    p.add_argument("--issuer-url", default=None, help="where revocations are requested")
+    p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser("open", help="name the member behind a spend, with a proof")
+    _common(p)
+    p.add_argument("--spend", help="JSON file with a spend {coin, proof} or a proof")
+    p.add_argument("--c1", help="c1 (base64url point)")
+    p.add_argument("--c2", help="c2 (base64url point)")
+    p.add_argument("--reason", required=True, help="why (logged with the opening)")
+    p.add_argument("--url", help="open through a running supervision department")
+    p.add_argument("--token", help="bearer token for --url")
+    p.set_defaults(func=_cmd_open)

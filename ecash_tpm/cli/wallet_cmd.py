@@ -1,0 +1,399 @@
+"""``ecash-tpm wallet ...``: the customer wallet on the device with the TPM.
+
+``wallet join --issuer URL --data DIR [--tcti T | --swtpm-state DIR] [--account ID]
+[--ek rsa2048|ecc_p384|ecc_p256] [--json]`` runs the attested join (DESIGN §4) and stores the
+membership in DIR (``membership.json`` + TPM key blobs under ``tpm/``).
+
+Sub-commands are registered by group functions listed in :data:`COMMAND_GROUPS`; coin commands
+(withdraw, balance, pay, history) go in their own ``register_*`` function added to that list.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def resolve_tcti(args: argparse.Namespace) -> str:
+    """--tcti, else the running swtpm of --swtpm-state, else $ECASH_TPM_TCTI / $TPM2TOOLS_TCTI,
+    else the kernel resource manager."""
+    if getattr(args, "tcti", None):
+        return str(args.tcti)
+    if getattr(args, "swtpm_state", None):
+        from ecash_tpm.swtpm import SwtpmInstance, SwtpmNotRunningError
+
+        inst = SwtpmInstance.load(args.swtpm_state)
+        if not inst.is_running():
+            raise SwtpmNotRunningError(
+                f"swtpm in {inst.state_dir} is not running (ecash-tpm swtpm start)",
+                detail={"state_dir": str(inst.state_dir)},
+            )
+        return inst.tcti
+    env = os.environ.get("ECASH_TPM_TCTI") or os.environ.get("TPM2TOOLS_TCTI")
+    if env:
+        return env
+    from ecash_tpm.device import DEFAULT_TCTI
+
+    return str(DEFAULT_TCTI)
+
+
+def add_device_args(p: argparse.ArgumentParser) -> None:
+    """--data, --tcti, --swtpm-state, --json: what every wallet command takes."""
+    p.add_argument("--data", type=Path, required=True, help="wallet data directory")
+    p.add_argument("--tcti", default=None, help="TCTI, e.g. swtpm:host=127.0.0.1,port=2321")
+    p.add_argument("--swtpm-state", metavar="DIR", help="use this hermetic swtpm's TCTI")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _progress(args: argparse.Namespace) -> Callable[[str], None]:
+    def say(msg: str) -> None:
+        if not args.json:
+            print(f"... {msg}", file=sys.stderr)
+
+    return say
+
+
+def _cmd_join(args: argparse.Namespace) -> int:
+    from ecash_tpm.device import TpmDevice
+    from ecash_tpm.issuer.client import IssuerClient
+    from ecash_tpm.wallet.join import join
+
+    tcti = resolve_tcti(args)
+    with IssuerClient(args.issuer) as issuer, TpmDevice(tcti) as device:
+        membership = join(
+            device,
+            issuer,
+            args.data,
+            account_id=args.account,
+            ek_kind=args.ek,
+            progress=_progress(args),
+        )
+    summary: dict[str, Any] = membership.summary()
+    if args.json:
+        print(json.dumps({"ok": True, **summary}))
+    else:
+        print(
+            f"joined as {summary['member_id']} (epoch {summary['epoch']}, "
+            f"{summary['ek_kind']} EK, account {summary['account_id']}); "
+            f"membership in {Path(args.data) / 'membership.json'}"
+        )
+    return 0
+
+
+def register_join(sub: argparse._SubParsersAction) -> None:
+    """``wallet join``."""
+    p = sub.add_parser("join", help="attested join: get the anonymous membership credential")
+    add_device_args(p)
+    p.add_argument("--issuer", required=True, metavar="URL", help="issuer base URL")
+    p.add_argument("--account", default=None, help="bank account id (default: user name)")
+    p.add_argument(
+        "--ek",
+        choices=["rsa2048", "ecc_p384", "ecc_p256"],
+        default=None,
+        help="EK to attest with (default: RSA-2048 if present)",
+    )
+    p.set_defaults(func=_cmd_join)
+
+
+# --- coin commands: withdraw, balance, pay, recover, history ---------------------------------
+# (added with the wallet's coin code: ecash_tpm.wallet.{store,withdraw,pay})
+
+WALLET_SETTINGS_FILE = "wallet-settings.json"
+WALLET_ROOT_FILE = "central-bank-root.pem"
+
+
+def _now() -> int:
+    import time
+
+    return int(time.time())
+
+
+def _coin_settings(args: argparse.Namespace, *, need_bank: bool = False) -> dict[str, Any]:
+    """``<data>/wallet-settings.json`` (bank URL, bank name, currency), updated from flags;
+    ``--root`` is copied to ``<data>/central-bank-root.pem``."""
+    from ecash_tpm.crypto.signing import write_file_atomic
+    from ecash_tpm.errors import ConfigError
+
+    data = Path(args.data)
+    path = data / WALLET_SETTINGS_FILE
+    try:
+        cfg: dict[str, Any] = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}", code="wallet.settings_invalid") from exc
+    changed = False
+    for flag, key in (("bank", "bank_url"), ("bank_name", "bank_name"), ("currency", "currency")):
+        value = getattr(args, flag, None)
+        if value and cfg.get(key) != value:
+            cfg[key], changed = value, True
+    root = getattr(args, "root", None)
+    if root:
+        data.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_file_atomic(data / WALLET_ROOT_FILE, Path(root).read_bytes(), mode=0o644)
+    if changed:
+        data.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_file_atomic(path, (json.dumps(cfg, indent=2) + "\n").encode(), mode=0o600)
+    if need_bank and not cfg.get("bank_url"):
+        raise ConfigError(
+            "the wallet does not know its bank yet: pass --bank URL (remembered)",
+            code="wallet.not_configured",
+        )
+    return cfg
+
+
+def _coin_root(args: argparse.Namespace) -> bytes:
+    from ecash_tpm.errors import ConfigError
+
+    path = Path(args.data) / WALLET_ROOT_FILE
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            "no central bank root in the wallet: pass --root FILE (remembered)",
+            code="wallet.not_configured",
+            detail={"path": str(path)},
+        ) from exc
+
+
+def _password(args: argparse.Namespace) -> str:
+    if args.password_file:
+        return Path(args.password_file).read_text(encoding="utf-8").rstrip("\n")
+    env = os.environ.get("ECASH_TPM_PASSWORD")
+    if env:
+        return env
+    import getpass
+
+    return getpass.getpass("bank password: ")
+
+
+def _totp_code(args: argparse.Namespace) -> str:
+    if args.totp:
+        return str(args.totp)
+    if args.totp_secret_file:
+        import base64
+
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.twofactor.totp import TOTP
+
+        text = Path(args.totp_secret_file).read_text(encoding="ascii").strip().replace(" ", "")
+        secret = base64.b32decode(text.upper() + "=" * (-len(text) % 8))
+        totp = TOTP(secret, 6, hashes.SHA1(), 30)  # noqa: S303 (RFC 6238 is SHA-1)
+        return totp.generate(_now()).decode("ascii")
+    return input("TOTP code: ").strip()
+
+
+def _emit_coins(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
+    if args.json:
+        print(json.dumps({"ok": True, **payload}))
+    else:
+        print(text)
+
+
+def _cmd_withdraw(args: argparse.Namespace) -> int:
+    from ecash_tpm.bank.client import BankClient
+    from ecash_tpm.wallet.membership import load_membership
+    from ecash_tpm.wallet.store import WalletStore
+    from ecash_tpm.wallet.withdraw import resume_withdrawals, withdraw
+
+    cfg = _coin_settings(args, need_bank=True)
+    root = _coin_root(args)
+    membership = load_membership(args.data)
+    say = _progress(args)
+    with WalletStore.open(args.data, _now) as store, BankClient(cfg["bank_url"]) as bank:
+        say("logging in at the bank")
+        bank.login(args.account or membership.account_id, _password(args), _totp_code(args))
+        resumed = []
+        if store.pending_withdrawals():
+            say("completing withdrawals whose answer was lost")
+            resumed = resume_withdrawals(
+                store, bank, root=root, clock=_now, bank_name=cfg.get("bank_name")
+            )
+        result = None
+        if args.amount:
+            say(f"withdrawing {args.amount} (blinding coins, bank signs blindly)")
+            result = withdraw(
+                store,
+                bank,
+                credential=membership.credential,
+                epoch=membership.epoch,
+                root=root,
+                amount=args.amount,
+                currency=cfg.get("currency", "EUR"),
+                clock=_now,
+                strategy=args.split,
+                bank_name=cfg.get("bank_name"),
+            )
+        balance = store.balance()
+    done = [r.to_dict() for r in resumed] + ([result.to_dict()] if result else [])
+    lines = [
+        f"withdrew {d['amount']} {d['currency']} as coins {d['coins']} (request {d['request_id']})"
+        for d in done
+    ] or ["nothing to withdraw"]
+    _emit_coins(args, {"withdrawals": done, "balance": balance}, "\n".join(lines))
+    return 0
+
+
+def _cmd_balance(args: argparse.Namespace) -> int:
+    from ecash_tpm.wallet.store import WalletStore
+
+    with WalletStore.open(args.data, _now) as store:
+        balance = store.balance()
+        coins: dict[str, dict[int, int]] = {}
+        for hc in store.coins("unspent"):
+            per = coins.setdefault(hc.currency, {})
+            per[hc.value] = per.get(hc.value, 0) + 1
+    lines = []
+    for cur, b in sorted(balance.items()):
+        held = ", ".join(f"{n}x{v}" for v, n in sorted(coins.get(cur, {}).items(), reverse=True))
+        lines.append(
+            f"{b['unspent']} {cur} spendable ({held or 'no coins'}); "
+            f"{b['pending']} pending, {b['expired']} expired"
+        )
+    payload = {
+        "balance": balance,
+        "coins": {c: {str(v): n for v, n in per.items()} for c, per in coins.items()},
+    }
+    _emit_coins(args, payload, "\n".join(lines) or "empty wallet")
+    return 0
+
+
+def _cmd_pay(args: argparse.Namespace) -> int:
+    from ecash_tpm.device import TpmDevice
+    from ecash_tpm.errors import InputError
+    from ecash_tpm.merchant.client import MerchantClient
+    from ecash_tpm.wallet.membership import load_membership, open_signer
+    from ecash_tpm.wallet.pay import pay
+    from ecash_tpm.wallet.store import WalletStore
+
+    cfg = _coin_settings(args)
+    root = _coin_root(args)
+    membership = load_membership(args.data)
+    say = _progress(args)
+    with MerchantClient(args.merchant) as merchant:
+        if args.request:
+            offer = json.loads(Path(args.request).read_text(encoding="utf-8"))
+        elif args.amount:
+            say(f"asking {args.merchant} for a payment request of {args.amount}")
+            offer = merchant.create_request(args.amount, product_id=args.product_id)
+        else:
+            raise InputError("give --request FILE or --amount N")
+        tcti = resolve_tcti(args)
+        with TpmDevice(tcti) as device, WalletStore.open(args.data, _now) as store:
+            signer = open_signer(device, args.data, membership)
+            say("making spend proofs with the TPM and paying")
+            result = pay(
+                store,
+                offer["request"],
+                offer["cert"],
+                merchant=merchant,
+                signer=signer,
+                hop=membership.opener_public,
+                root=root,
+                clock=_now,
+                expected_t0=membership.t0,
+                bank_name=cfg.get("bank_name"),
+                merchant_url=merchant.base_url,
+            )
+    d = result.to_dict()
+    _emit_coins(
+        args,
+        d,
+        f"paid {d['amount']} {d['currency']} to {d['merchant_id']} with coins {d['coins']} "
+        f"(deposit {d['deposit_id']})",
+    )
+    return 0
+
+
+def _cmd_recover(args: argparse.Namespace) -> int:
+    from ecash_tpm.bank.client import BankClient
+    from ecash_tpm.wallet.pay import recover_payments
+    from ecash_tpm.wallet.store import WalletStore
+
+    cfg = _coin_settings(args, need_bank=True)
+    with WalletStore.open(args.data, _now) as store, BankClient(cfg["bank_url"]) as bank:
+        results = recover_payments(store, bank, clock=_now)
+    rows = [r.to_dict() for r in results]
+    text = "\n".join(f"{r['payment_id']}: {r['outcome']}" for r in rows)
+    _emit_coins(args, {"payments": rows}, text or "no open payments")
+    return 0
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    from ecash_tpm.wallet.store import WalletStore
+
+    with WalletStore.open(args.data, _now) as store:
+        rows = [p.to_dict() for p in store.payments(limit=args.limit)]
+    text = "\n".join(
+        f"{r['created_at']}  {r['state']:<7} {r['amount']:>8} {r['currency']}  "
+        f"{r['merchant_id']}  {r['payment_id']}"
+        + (f"  [{r['error_code']}]" if r["error_code"] else "")
+        for r in rows
+    )
+    _emit_coins(args, {"payments": rows}, text or "no payments")
+    return 0
+
+
+def register_coins(sub: argparse._SubParsersAction) -> None:
+    """``wallet withdraw|balance|pay|recover|history``."""
+
+    def data_args(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--data", type=Path, required=True, help="wallet data directory")
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        return p
+
+    def bank_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--bank", default=None, metavar="URL", help="bank base URL (remembered)")
+        p.add_argument("--bank-name", default=None, help="expected bank certificate CN")
+        p.add_argument("--root", default=None, metavar="PEM", help="central bank root (kept)")
+
+    p = data_args(sub.add_parser("withdraw", help="withdraw coins from the bank account"))
+    bank_args(p)
+    p.add_argument("amount", type=int, nargs="?", default=0, help="minor units (0: resume only)")
+    p.add_argument("--currency", default=None, help="currency (remembered; default EUR)")
+    p.add_argument("--account", default=None, help="bank account (default: the member's)")
+    p.add_argument("--password-file", default=None, help="else $ECASH_TPM_PASSWORD or prompt")
+    p.add_argument("--totp", default=None, help="TOTP code (else --totp-secret-file or prompt)")
+    p.add_argument("--totp-secret-file", default=None, help="base32 TOTP secret")
+    p.add_argument(
+        "--split",
+        choices=["payable", "fewest"],
+        default="payable",
+        help="denominations: 'payable' keeps every smaller amount payable (default)",
+    )
+    p.set_defaults(func=_cmd_withdraw)
+
+    p = data_args(sub.add_parser("balance", help="coins held, pending and expired"))
+    p.set_defaults(func=_cmd_balance)
+
+    p = sub.add_parser("pay", help="pay a merchant with TPM-bound coins")
+    add_device_args(p)
+    bank_args(p)
+    p.add_argument("--merchant", required=True, metavar="URL", help="the shop's base URL")
+    p.add_argument("--request", default=None, metavar="FILE", help="{request, cert} JSON")
+    p.add_argument("--amount", type=int, default=None, help="ask the shop for this amount")
+    p.add_argument("--product-id", default=None)
+    p.set_defaults(func=_cmd_pay)
+
+    p = data_args(sub.add_parser("recover", help="settle payments sent without an answer"))
+    bank_args(p)
+    p.set_defaults(func=_cmd_recover)
+
+    p = data_args(sub.add_parser("history", help="payments, newest first"))
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(func=_cmd_history)
+
+
+COMMAND_GROUPS: list[Callable[[argparse._SubParsersAction], None]] = [register_join, register_coins]
+"""Functions adding wallet sub-commands; coin commands append their own ``register_*``."""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``wallet`` and the sub-commands of every group in :data:`COMMAND_GROUPS`."""
+    parser = subparsers.add_parser("wallet", help="customer wallet", description=__doc__)
+    sub = parser.add_subparsers(dest="wallet_command", metavar="COMMAND", required=True)
+    for group in COMMAND_GROUPS:
+        group(sub)

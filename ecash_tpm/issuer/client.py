@@ -1,0 +1,72 @@
+"""HTTP client of the issuer API; remote errors come back as RemoteCallError with their code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from ecash_tpm.issuer.models import (
+    IssuerInfo,
+    JoinFinishRequest,
+    JoinFinishResponse,
+    JoinStartRequest,
+    JoinStartResponse,
+    MemberList,
+    MemberRecord,
+    RevokeRequest,
+)
+from ecash_tpm.service import ServiceClient
+
+
+class IssuerClient:
+    """Typed calls to one issuer (wallet join, bank membership checks, supervision revocation)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._client = ServiceClient(base_url, timeout=timeout, transport=transport)
+        self.base_url = self._client.base_url
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> IssuerClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def info(self) -> IssuerInfo:
+        return self._client.get_json("/v1/issuer/info", response_model=IssuerInfo)
+
+    def join_start(self, req: JoinStartRequest) -> JoinStartResponse:
+        return self._client.post_json("/v1/join/start", req, response_model=JoinStartResponse)
+
+    def join_finish(self, req: JoinFinishRequest) -> JoinFinishResponse:
+        return self._client.post_json("/v1/join/finish", req, response_model=JoinFinishResponse)
+
+    def member(self, member_id: str) -> MemberRecord:
+        return self._client.get_json(f"/v1/members/{member_id}", response_model=MemberRecord)
+
+    def members(
+        self, *, account_id: str | None = None, status: str | None = None
+    ) -> list[MemberRecord]:
+        params = {k: v for k, v in (("account_id", account_id), ("status", status)) if v}
+        return self._client.get_json(
+            "/v1/members", params=params, response_model=MemberList
+        ).members
+
+    def revoke(
+        self, member_id: str, evidence: dict[str, Any], cert: str | None = None
+    ) -> MemberRecord:
+        """Ask for revocation with the supervision department's evidence bundle."""
+        return self._client.post_json(
+            f"/v1/members/{member_id}/revoke",
+            RevokeRequest(evidence=evidence, cert=cert),
+            response_model=MemberRecord,
+        )

@@ -1,0 +1,486 @@
+"""The group manager's logic (DESIGN §4): attested join, credential issuance, revocation.
+
+No HTTP here: :class:`IssuerService` takes and returns the bodies of :mod:`ecash_tpm.issuer.models`
+so tests drive it directly and the routes are thin.
+
+join/start checks the EK certificate chain and its binding to the EK public, the AK and DAA key
+templates, and that the EK is not already a member; it stores a single-use join state and
+answers with MakeCredential(EK, Name(AK), secret) computed in pure Python.
+
+join/finish checks, in order: the join state (known, unused, not expired); the quote (signed by
+the AK, type and magic, qualifying data = Hash("ecash-tpm/v1/join-quote", nonce, secret), which
+only the TPM that activated the credential could know; pcrSelect exactly the requested
+selection; digest of the reported values); the PCR policy; the certify of the DAA key by the AK
+(qualifying Hash("ecash-tpm/v1/join-certify", nonce, secret), Name equals Name(DAA public)); the
+DAA join proof for Q with the nonce. Then ONE transaction consumes the join state, re-checks the
+EK and T0 rules, stores the member and its credential and registers T0 with the supervision
+department; any failure rolls all of it back and the join state is burned (single use).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from cryptography import x509
+
+from ecash_tpm.attest import (
+    DAA_FORBIDDEN_ATTRIBUTES,
+    DAA_REQUIRED_ATTRIBUTES,
+    EccCurve,
+    PcrValuesError,
+    PublicArea,
+    QuotePcrSelectionMismatchError,
+    TpmAlg,
+    check_ak_public,
+    check_key_attributes,
+    make_credential,
+    verify_certify,
+    verify_quote,
+)
+from ecash_tpm.centralbank import verify_party_certificate
+from ecash_tpm.crypto.bn256 import Point
+from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode
+from ecash_tpm.crypto.groupsig import (
+    JOIN_NONCE_LEN,
+    JoinProof,
+    issue_credential,
+    verify_join_proof,
+)
+from ecash_tpm.crypto.signing import verify_object
+from ecash_tpm.errors import EcashError
+from ecash_tpm.issuer import store
+from ecash_tpm.issuer.errors import (
+    EkAlreadyMemberError,
+    EkRevokedError,
+    InvalidAccountError,
+    JoinExpiredError,
+    JoinReplayedError,
+    JoinUnknownError,
+    MemberNotFoundError,
+    OpenerKeyConfigError,
+    RevocationEvidenceError,
+    T0RegisteredError,
+)
+from ecash_tpm.issuer.keys import IssuerKeyStore
+from ecash_tpm.issuer.models import (
+    IssuerInfo,
+    JoinFinishRequest,
+    JoinFinishResponse,
+    JoinStartRequest,
+    JoinStartResponse,
+    MemberRecord,
+    PcrSelectionModel,
+)
+from ecash_tpm.issuer.policy import PcrPolicy
+from ecash_tpm.issuer.protocol import SECRET_LEN, join_qualifying_data
+from ecash_tpm.issuer.registry import MemberRegistry, RegistryEntry, member_id_for_t0
+from ecash_tpm.issuer.trust import EkTrustStore, certificate_fingerprint
+from ecash_tpm.storage import Database, UniqueViolationError
+from ecash_tpm.supervision.evidence import EVIDENCE_KIND, verify_evidence_body
+
+PURGE_AFTER_S = 86400
+
+logger = logging.getLogger("ecash_tpm.issuer")
+
+
+def check_daa_public(daa_public: bytes | PublicArea) -> tuple[PublicArea, Point]:
+    """DAA key template of DESIGN §4; returns the parsed area and Q.
+
+    BN_P256, ECDAA with SHA-256, sign, fixedTPM|fixedParent|sensitiveDataOrigin|userWithAuth,
+    neither restricted nor decrypt.
+    """
+    area = check_key_attributes(
+        daa_public,
+        required=DAA_REQUIRED_ATTRIBUTES,
+        forbidden=DAA_FORBIDDEN_ATTRIBUTES,
+        key_type=TpmAlg.ECC,
+        curve=EccCurve.BN_P256,
+        scheme=TpmAlg.ECDAA,
+        scheme_hash=TpmAlg.SHA256,
+        name_alg=TpmAlg.SHA256,
+    )
+    pt = area.ecc_point()
+    return area, Point.from_xy_bytes(pt.x, pt.y).require_finite("Q")
+
+
+def _check_account(account_id: str) -> str:
+    if not account_id or len(account_id) > 128 or not account_id.isprintable():
+        raise InvalidAccountError("account_id must be 1..128 printable characters")
+    if account_id != account_id.strip():
+        raise InvalidAccountError("account_id must not start or end with spaces")
+    return account_id
+
+
+def _parse_pcr_values(raw: Mapping[str, bytes]) -> dict[int, bytes]:
+    out: dict[int, bytes] = {}
+    for key, value in raw.items():
+        if not key.isdigit() or len(key) > 2 or (len(key) == 2 and key[0] == "0"):
+            raise PcrValuesError(f"PCR index {key!r} is not a decimal index")
+        out[int(key)] = value
+    return out
+
+
+def _member_record(row: Mapping[str, Any]) -> MemberRecord:
+    return MemberRecord(
+        member_id=row["member_id"],
+        account_id=row["account_id"],
+        status=row["status"],
+        epoch=int(row["epoch"]),
+        ek_fingerprint=row["ek_fingerprint"],
+        ak_name=row["ak_name"],
+        daa_public_point=row["daa_q"],
+        pcr_values={str(k): v for k, v in row["pcr_values"].items()},
+        joined_at=int(row["joined_at"]),
+        updated_at=int(row["updated_at"]),
+        revoked_at=None if row.get("revoked_at") is None else int(row["revoked_at"]),
+        revocation_reason=row.get("revocation_reason"),
+    )
+
+
+class IssuerService:
+    """The issuer's domain object: one per process, built by the app's start-up hook.
+
+    ``registry`` receives each new member's T0 (inside the join transaction, see
+    :mod:`ecash_tpm.issuer.registry`). ``clock`` (Unix seconds) drives join expiry and EK
+    certificate validity, so tests can move time. ``central_bank_root`` lets revocation check
+    the supervision department's certificate and signature; the evidence content is always
+    re-verified from scratch.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        keys: IssuerKeyStore,
+        trust: EkTrustStore,
+        policy: PcrPolicy,
+        *,
+        opener_public: Point,
+        registry: MemberRegistry,
+        join_ttl_s: int = 300,
+        clock: Callable[[], float] = time.time,
+        central_bank_root: x509.Certificate | None = None,
+    ) -> None:
+        self.db = db
+        self.keys = keys
+        self.trust = trust
+        self.policy = policy
+        self.opener_public = opener_public.require_finite("opener public key")
+        self.registry = registry
+        self.join_ttl_s = join_ttl_s
+        self.clock = clock
+        self.central_bank_root = central_bank_root
+
+    def _now(self) -> int:
+        return int(self.clock())
+
+    def _now_dt(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self.clock(), dt.UTC)
+
+    # -- info -----------------------------------------------------------------------------
+
+    def info(self) -> IssuerInfo:
+        pub = self.keys.public_info()
+        return IssuerInfo.model_validate(
+            {
+                "epoch": pub.epoch,
+                "issuer_public": pub.issuer_public.to_dict(),
+                "pcr_selection": self.policy.selection(),
+                "opener_public": self.opener_public.encode(),
+            }
+        )
+
+    # -- join/start -----------------------------------------------------------------------
+
+    def start_join(self, req: JoinStartRequest) -> JoinStartResponse:
+        """Check the platform's identity and keys; answer with the MakeCredential challenge."""
+        account_id = _check_account(req.account_id)
+        cert, ek_area = self.trust.verify(req.ek_cert, req.ek_public, now=self._now_dt())
+        ak_area = check_ak_public(req.ak_public)
+        check_daa_public(req.daa_public)
+        fingerprint = certificate_fingerprint(cert)
+        with self.db.read() as tx:
+            self._check_ek_free(store.members_for_ek(tx, fingerprint), fingerprint)
+        secret = secrets.token_bytes(SECRET_LEN)
+        nonce = secrets.token_bytes(JOIN_NONCE_LEN)
+        id_object, encrypted_secret = make_credential(ek_area, ak_area.name, secret)
+        now = self._now()
+        join_id = "j-" + secrets.token_hex(16)
+        expires_at = now + self.join_ttl_s
+        row: dict[str, Any] = {
+            "join_id": join_id,
+            "account_id": account_id,
+            "nonce": nonce,
+            "secret": secret,
+            "ek_fingerprint": fingerprint,
+            "ek_cert": req.ek_cert,
+            "ek_public": req.ek_public,
+            "ak_public": req.ak_public,
+            "daa_public": req.daa_public,
+            "pcr_selection": self.policy.pcrs,
+            "created_at": now,
+            "expires_at": expires_at,
+        }
+        with self.db.transaction() as tx:
+            store.purge_joins(tx, now - PURGE_AFTER_S)
+            store.insert_join(tx, row)
+        logger.info("join started", extra={"join_id": join_id, "ek_fingerprint": fingerprint[:16]})
+        return JoinStartResponse(
+            join_id=join_id,
+            nonce=nonce,
+            credential_blob=id_object,
+            encrypted_secret=encrypted_secret,
+            pcr_selection=PcrSelectionModel(pcrs=list(self.policy.pcrs)),
+            expires_at=expires_at,
+        )
+
+    @staticmethod
+    def _check_ek_free(members: list[dict[str, Any]], fingerprint: str) -> None:
+        for m in members:
+            detail = {"ek_fingerprint": fingerprint, "member_id": m["member_id"]}
+            if m["status"] == "active":
+                raise EkAlreadyMemberError(
+                    "this EK already has an active membership", detail=detail
+                )
+            raise EkRevokedError("this EK's membership was revoked", detail=detail)
+
+    # -- join/finish ----------------------------------------------------------------------
+
+    def finish_join(self, req: JoinFinishRequest) -> JoinFinishResponse:
+        """Verify the evidence and create the member, all or nothing (module docstring)."""
+        with self.db.read() as tx:
+            session = store.get_join(tx, req.join_id)
+        if session is None:
+            raise JoinUnknownError("no such join", detail={"join_id": req.join_id[:64]})
+        if session["consumed_at"] is not None:
+            raise JoinReplayedError("this join was already used", detail={"join_id": req.join_id})
+        try:
+            if self._now() > int(session["expires_at"]):
+                raise JoinExpiredError(
+                    "the join expired; start again",
+                    detail={"join_id": req.join_id, "expired_at": int(session["expires_at"])},
+                )
+            pcr_values, q, proof = self._verify_evidence(session, req)
+            return self._create_member(session, pcr_values, q, proof)
+        except JoinReplayedError:
+            raise
+        except EcashError as exc:
+            self._burn(req.join_id, exc.code)
+            raise
+        except Exception:
+            self._burn(req.join_id, "internal.error")
+            raise
+
+    def _burn(self, join_id: str, code: str) -> None:
+        """Use up a join after a failed attempt, so its nonce can never be tried again."""
+        try:
+            with self.db.transaction() as tx:
+                store.consume_join(tx, join_id, self._now(), code)
+        except EcashError:
+            logger.exception("could not burn join %s after %s", join_id, code)
+        logger.warning("join refused", extra={"join_id": join_id, "code": code})
+
+    def _verify_evidence(
+        self, session: Mapping[str, Any], req: JoinFinishRequest
+    ) -> tuple[dict[int, bytes], Point, JoinProof]:
+        nonce, secret = session["nonce"], session["secret"]
+        quote_qd, certify_qd = join_qualifying_data(nonce, secret)
+        requested = sorted(int(i) for i in session["pcr_selection"])
+        pcr_values = _parse_pcr_values(req.pcr_values)
+        if sorted(pcr_values) != requested:
+            raise QuotePcrSelectionMismatchError(
+                "reported PCR values are not the requested selection",
+                detail={"requested": {"sha256": requested}, "reported": sorted(pcr_values)},
+            )
+        verify_quote(
+            session["ak_public"], req.quote_attest, req.quote_signature, quote_qd, pcr_values
+        )
+        self.policy.check(pcr_values)
+        verify_certify(
+            session["ak_public"],
+            req.certify_attest,
+            req.certify_signature,
+            certify_qd,
+            session["daa_public"],
+        )
+        _, q = check_daa_public(session["daa_public"])
+        proof = JoinProof.from_dict(req.join_proof)
+        verify_join_proof(nonce, q, proof)
+        return pcr_values, q, proof
+
+    def _create_member(
+        self,
+        session: Mapping[str, Any],
+        pcr_values: dict[int, bytes],
+        q: Point,
+        proof: JoinProof,
+    ) -> JoinFinishResponse:
+        epoch = self.keys.current_epoch
+        credential, cred_proof = issue_credential(self.keys.secret_for_epoch(epoch), q)
+        t0 = proof.t0
+        member_id = member_id_for_t0(t0)
+        now = self._now()
+        join_id = session["join_id"]
+        fingerprint = session["ek_fingerprint"]
+        with self.db.transaction() as tx:
+            if not store.consume_join(tx, join_id, now, "member"):
+                raise JoinReplayedError("this join was already used", detail={"join_id": join_id})
+            self._check_ek_free(store.members_for_ek(tx, fingerprint), fingerprint)
+            existing = store.member_for_t0(tx, t0.encode())
+            if existing is not None:
+                raise T0RegisteredError(
+                    "this DAA key (T0) is already registered to a member",
+                    detail={"member_id": existing},
+                )
+            try:
+                store.insert_member(
+                    tx,
+                    {
+                        "member_id": member_id,
+                        "account_id": session["account_id"],
+                        "ek_fingerprint": fingerprint,
+                        "ek_cert": session["ek_cert"],
+                        "ak_name": check_ak_public(session["ak_public"]).name,
+                        "daa_q": q.encode(),
+                        "t0": t0.encode(),
+                        "pcr_values": pcr_values,
+                        "epoch": epoch,
+                        "join_id": join_id,
+                        "now": now,
+                    },
+                )
+            except UniqueViolationError as exc:
+                raise self._duplicate(exc, member_id) from exc
+            store.insert_credential(tx, member_id, epoch, credential.to_bytes(), now)
+            # Last, so that every local check has passed; a failure here rolls it all back.
+            self.registry.register(RegistryEntry(member_id, t0, session["account_id"], epoch))
+        logger.info(
+            "member joined",
+            extra={"member_id": member_id, "epoch": epoch, "ek_fingerprint": fingerprint[:16]},
+        )
+        return JoinFinishResponse(
+            member_id=member_id,
+            epoch=epoch,
+            credential=credential.to_dict(),
+            credential_proof=cred_proof.to_dict(),
+        )
+
+    @staticmethod
+    def _duplicate(exc: UniqueViolationError, member_id: str) -> EcashError:
+        """Turn a unique violation from a racing join into the precise membership error."""
+        where = " ".join(
+            str(v) for v in (exc.detail.get("constraint"), *exc.detail.get("columns", []))
+        )
+        if "ek" in where:
+            return EkAlreadyMemberError("this EK already has an active membership")
+        return T0RegisteredError(
+            "this DAA key (T0) is already registered to a member", detail={"member_id": member_id}
+        )
+
+    # -- members --------------------------------------------------------------------------
+
+    def get_member(self, member_id: str) -> MemberRecord:
+        return get_member(self.db, member_id)
+
+    def list_members(
+        self, *, status: str | None = None, account_id: str | None = None
+    ) -> list[MemberRecord]:
+        return list_members(self.db, status=status, account_id=account_id)
+
+    def account_may_withdraw(self, account_id: str) -> bool:
+        """True when the account has an active membership (the bank refuses revoked ones)."""
+        return any(m.status == "active" for m in self.list_members(account_id=account_id))
+
+    # -- revocation -----------------------------------------------------------------------
+
+    def revoke(
+        self, member_id: str, *, reason: str, evidence: dict[str, Any] | None = None
+    ) -> MemberRecord:
+        """Revoke a member (idempotent): no credential for later epochs, withdrawals refused."""
+        return revoke_member(self.db, member_id, reason=reason, evidence=evidence, now=self._now())
+
+    def revoke_with_evidence(
+        self, member_id: str, evidence: dict[str, Any], cert: str | None = None
+    ) -> MemberRecord:
+        """Revoke on the supervision department's double-spend evidence, after re-checking it.
+
+        The bundle must name this member, and its transcripts and openings must verify from
+        scratch (:func:`ecash_tpm.supervision.evidence.verify_evidence_body`) with the opener
+        key this issuer publishes, and the opened T0 must be this member's. With a central
+        bank root configured, the supervision certificate (role ``supervision``) and its
+        signature on the bundle are checked too.
+        """
+        body = self._evidence_body(evidence, cert)
+        verified = verify_evidence_body(body, self.opener_public)
+        with self.db.read() as tx:
+            row = store.get_member(tx, member_id)
+        if row is None:
+            raise MemberNotFoundError("no such member", detail={"member_id": member_id[:64]})
+        if verified.member_id != member_id or verified.t0.encode() != row["t0"]:
+            raise RevocationEvidenceError(
+                "the evidence does not open to this member", detail={"member_id": member_id}
+            )
+        reason = "double spend of serial " + b64u_encode(verified.sigma)
+        return self.revoke(member_id, reason=reason, evidence=evidence)
+
+    def _evidence_body(self, evidence: dict[str, Any], cert: str | None) -> dict[str, Any]:
+        if self.central_bank_root is not None:
+            if cert is None:
+                raise RevocationEvidenceError("evidence must come with the supervision certificate")
+            key = verify_party_certificate(
+                cert, self.central_bank_root, role="supervision", now=self._now_dt()
+            )
+            return verify_object(evidence, key, EVIDENCE_KIND)
+        body = evidence.get("body") if isinstance(evidence, dict) else None
+        if not isinstance(body, dict) or evidence.get("kind") != EVIDENCE_KIND:
+            raise RevocationEvidenceError("evidence must be a double-spend-evidence object")
+        return body
+
+
+def get_member(db: Database, member_id: str) -> MemberRecord:
+    """One member record; ``issuer.member_not_found`` if unknown."""
+    with db.read() as tx:
+        row = store.get_member(tx, member_id)
+    if row is None:
+        raise MemberNotFoundError("no such member", detail={"member_id": member_id[:64]})
+    return _member_record(row)
+
+
+def list_members(
+    db: Database, *, status: str | None = None, account_id: str | None = None
+) -> list[MemberRecord]:
+    """Member records, optionally filtered (works on the database alone, e.g. from the CLI)."""
+    with db.read() as tx:
+        rows = store.list_members(tx, status=status, account_id=account_id)
+    return [_member_record(r) for r in rows]
+
+
+def revoke_member(
+    db: Database,
+    member_id: str,
+    *,
+    reason: str,
+    evidence: dict[str, Any] | None = None,
+    now: int | None = None,
+) -> MemberRecord:
+    """Set a member revoked with reason and evidence (idempotent; first reason is kept)."""
+    when = int(time.time()) if now is None else now
+    with db.transaction() as tx:
+        if store.get_member(tx, member_id) is None:
+            raise MemberNotFoundError("no such member", detail={"member_id": member_id[:64]})
+        changed = store.revoke_member(tx, member_id, when, reason[:200], evidence)
+    if changed:
+        logger.warning("member revoked", extra={"member_id": member_id, "reason": reason})
+    return get_member(db, member_id)
+
+
+def parse_opener_public(text: str) -> Point:
+    """Hop from base64url text (65-byte point); raises ``issuer.opener_key_invalid``."""
+    try:
+        return Point.decode(b64u_decode(text.strip()))
+    except EcashError as exc:
+        raise OpenerKeyConfigError(f"opener public key is not a BN_P256 point: {exc}") from exc

@@ -1,0 +1,116 @@
+"""Leaf errors of the group manager (issuer), each with its own stable code.
+
+Attestation failures keep the precise codes of :mod:`ecash_tpm.attest` (``ek.unknown_root``,
+``quote.nonce_mismatch``, ``certify.name_mismatch`` ...) and the group-signature codes of
+:mod:`ecash_tpm.crypto.groupsig` (``daa.join_proof_invalid``); the classes here cover what only
+the issuer can judge: join state, membership rules, PCR policy, keys and revocation evidence.
+"""
+
+from __future__ import annotations
+
+from ecash_tpm.errors import (
+    AttestationError,
+    ConfigError,
+    ConflictError,
+    ForbiddenError,
+    InputError,
+    NotFoundError,
+    ProtocolError,
+)
+
+
+class JoinUnknownError(NotFoundError):
+    """No join with this join_id was started (or it was purged long after it expired)."""
+
+    code = "join.unknown"
+
+
+class JoinReplayedError(ConflictError):
+    """The join_id was already used (finished or burned by a failed attempt): single use."""
+
+    code = "join.replayed"
+
+
+class JoinExpiredError(ProtocolError):
+    """join/finish came after the join's deadline; start again."""
+
+    code = "join.expired"
+    http_status = 410
+
+
+class EkAlreadyMemberError(ConflictError):
+    """This EK already has an active membership: one per EK."""
+
+    code = "join.ek_already_member"
+
+
+class EkRevokedError(ForbiddenError):
+    """This EK's membership was revoked (double spending): it may not join again."""
+
+    code = "join.ek_revoked"
+
+
+class T0RegisteredError(ConflictError):
+    """The DAA key's tracing tag T0 belongs to an existing member (same DAA key twice)."""
+
+    code = "join.t0_registered"
+
+
+class PcrPolicyError(AttestationError):
+    """The quoted PCR values are not all in the issuer's allow-list."""
+
+    code = "join.pcr_policy_violation"
+
+
+class PcrPolicyConfigError(ConfigError):
+    """The PCR policy file is missing, malformed, or leaves a selected PCR uncovered."""
+
+    code = "issuer.pcr_policy_invalid"
+
+
+class InvalidAccountError(InputError):
+    """The account id is empty, too long or not printable."""
+
+    code = "join.invalid_account"
+
+
+class UnknownEpochError(NotFoundError):
+    """The issuer holds no key for this epoch."""
+
+    code = "issuer.unknown_epoch"
+
+
+class IssuerKeyError(ConfigError):
+    """The issuer key directory is missing, unreadable, or a key file is malformed."""
+
+    code = "issuer.key_invalid"
+
+
+class IssuerKeyPermissionError(ConfigError):
+    """An issuer secret key file is readable by group or others (must be 0600)."""
+
+    code = "issuer.key_permissions"
+
+
+class EkTrustStoreConfigError(ConfigError):
+    """The EK trust store directory is missing or holds an unparsable certificate."""
+
+    code = "issuer.trust_store_invalid"
+
+
+class OpenerKeyConfigError(ConfigError):
+    """The opener public key (Hop) is not configured or is not a valid BN_P256 point."""
+
+    code = "issuer.opener_key_invalid"
+
+
+class MemberNotFoundError(NotFoundError):
+    """No member with this member_id."""
+
+    code = "issuer.member_not_found"
+
+
+class RevocationEvidenceError(ForbiddenError):
+    """The revocation evidence does not prove that this member double spent."""
+
+    code = "issuer.evidence_invalid"

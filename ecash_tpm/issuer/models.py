@@ -1,0 +1,111 @@
+"""Request and response bodies of the issuer's HTTP API (docs/api.md, "Group manager").
+
+Shared by the routes, the client, the wallet's join and the domain layer, so the shapes exist
+once. Bytes are base64url in JSON (:data:`~ecash_tpm.service.B64Bytes`); TPM structures travel
+in their marshalled wire forms (TPM2B_PUBLIC, TPMS_ATTEST, TPMT_SIGNATURE).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from ecash_tpm.service import ApiModel, B64Bytes
+
+AccountId = Annotated[str, Field(min_length=1, max_length=128)]
+TpmBlob = Annotated[B64Bytes, Field(min_length=1, max_length=2048)]
+CertBlob = Annotated[B64Bytes, Field(min_length=1, max_length=8192)]
+Nonce32 = Annotated[B64Bytes, Field(min_length=32, max_length=32)]
+PcrValue = Annotated[B64Bytes, Field(min_length=32, max_length=32)]
+
+
+class PcrSelectionModel(ApiModel):
+    """PCRs the device must quote (SHA-256 bank only)."""
+
+    bank: Literal["sha256"] = "sha256"
+    pcrs: list[int] = Field(min_length=1, max_length=24)
+
+
+class JoinStartRequest(ApiModel):
+    """Device -> issuer: EK certificate and public, AK public, DAA public (TPM2B_PUBLIC)."""
+
+    account_id: AccountId
+    ek_cert: CertBlob
+    ek_public: TpmBlob
+    ak_public: TpmBlob
+    daa_public: TpmBlob
+
+
+class JoinStartResponse(ApiModel):
+    """MakeCredential challenge bound to Name(AK) and the EK, plus the join nonce."""
+
+    join_id: str
+    nonce: Nonce32
+    credential_blob: TpmBlob
+    encrypted_secret: TpmBlob
+    pcr_selection: PcrSelectionModel
+    expires_at: int
+
+
+class JoinFinishRequest(ApiModel):
+    """Device -> issuer: quote, PCR values, certify of the DAA key, DAA join proof."""
+
+    join_id: str = Field(min_length=1, max_length=64)
+    quote_attest: TpmBlob
+    quote_signature: TpmBlob
+    pcr_values: dict[str, PcrValue] = Field(min_length=1, max_length=24)
+    certify_attest: TpmBlob
+    certify_signature: TpmBlob
+    join_proof: dict[str, str]
+
+
+class JoinFinishResponse(ApiModel):
+    """The membership credential for ``epoch`` and the proof the member checks."""
+
+    member_id: str
+    epoch: int
+    credential: dict[str, str]
+    credential_proof: dict[str, str]
+
+
+class IssuerPublicModel(ApiModel):
+    X: str
+    Y: str
+
+
+class IssuerInfo(ApiModel):
+    """What wallets, merchants and the bank need to know about the group."""
+
+    epoch: int
+    issuer_public: IssuerPublicModel
+    pcr_selection: PcrSelectionModel
+    opener_public: B64Bytes
+
+
+class MemberRecord(ApiModel):
+    """A member as the issuer records it (no secrets, no T0)."""
+
+    member_id: str
+    account_id: str
+    status: Literal["active", "revoked"]
+    epoch: int
+    ek_fingerprint: str
+    ak_name: B64Bytes
+    daa_public_point: B64Bytes
+    pcr_values: dict[str, B64Bytes]
+    joined_at: int
+    updated_at: int
+    revoked_at: int | None = None
+    revocation_reason: str | None = None
+
+
+class MemberList(ApiModel):
+    members: list[MemberRecord]
+
+
+class RevokeRequest(ApiModel):
+    """Supervision's signed double-spend evidence bundle and the signer's certificate (PEM)."""
+
+    evidence: dict[str, Any]
+    cert: str | None = Field(default=None, max_length=16384)

@@ -1,0 +1,197 @@
+"""HTTP routes of the group manager and the app factory (docs/api.md, "Group manager").
+
+Routes are plain ``def`` (they block on the database and on big-number arithmetic, so FastAPI
+runs them in worker threads) and only translate between bodies and :class:`IssuerService`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+from fastapi import APIRouter, FastAPI, Query, Request
+
+from ecash_tpm.centralbank import load_certificate
+from ecash_tpm.crypto.bn256 import Point
+from ecash_tpm.crypto.signing import PartyKey
+from ecash_tpm.errors import ConfigError
+from ecash_tpm.issuer.domain import IssuerService, parse_opener_public
+from ecash_tpm.issuer.errors import OpenerKeyConfigError
+from ecash_tpm.issuer.keys import IssuerKeyStore
+from ecash_tpm.issuer.models import (
+    IssuerInfo,
+    JoinFinishRequest,
+    JoinFinishResponse,
+    JoinStartRequest,
+    JoinStartResponse,
+    MemberList,
+    MemberRecord,
+    RevokeRequest,
+)
+from ecash_tpm.issuer.policy import PcrPolicy
+from ecash_tpm.issuer.registry import MemberRegistry
+from ecash_tpm.issuer.settings import IssuerSettings
+from ecash_tpm.issuer.store import MIGRATIONS
+from ecash_tpm.issuer.trust import EkTrustStore
+from ecash_tpm.service import create_app
+from ecash_tpm.storage import Database
+
+router = APIRouter(tags=["issuer"])
+
+
+def _service(request: Request) -> IssuerService:
+    service: IssuerService = request.app.state.issuer
+    return service
+
+
+@router.get("/v1/issuer/info", response_model=IssuerInfo)
+def issuer_info(request: Request) -> IssuerInfo:
+    """Current epoch, issuer public commitments, PCR selection, opener public key Hop."""
+    return _service(request).info()
+
+
+@router.post("/v1/join/start", response_model=JoinStartResponse)
+def join_start(body: JoinStartRequest, request: Request) -> JoinStartResponse:
+    """Step 1 of the join: EK chain, AK and DAA templates -> MakeCredential challenge."""
+    return _service(request).start_join(body)
+
+
+@router.post("/v1/join/finish", response_model=JoinFinishResponse)
+def join_finish(body: JoinFinishRequest, request: Request) -> JoinFinishResponse:
+    """Step 3 of the join: quote, certify, DAA proof -> membership credential."""
+    return _service(request).finish_join(body)
+
+
+@router.get("/v1/members", response_model=MemberList)
+def list_members(
+    request: Request,
+    account_id: str | None = Query(default=None, max_length=128),
+    status: Literal["active", "revoked"] | None = None,
+) -> MemberList:
+    """Members, optionally of one account (the bank refuses withdrawals to revoked ones)."""
+    return MemberList(members=_service(request).list_members(status=status, account_id=account_id))
+
+
+@router.get("/v1/members/{member_id}", response_model=MemberRecord)
+def get_member(member_id: str, request: Request) -> MemberRecord:
+    """One member record (no secrets)."""
+    return _service(request).get_member(member_id)
+
+
+@router.post("/v1/members/{member_id}/revoke", response_model=MemberRecord)
+def revoke_member(member_id: str, body: RevokeRequest, request: Request) -> MemberRecord:
+    """Revoke on the supervision department's double-spend evidence (re-verified here)."""
+    return _service(request).revoke_with_evidence(member_id, body.evidence, body.cert)
+
+
+def load_opener_public(settings: IssuerSettings) -> Point:
+    """Hop from ``opener_public`` or ``opener_public_file`` (base64url text)."""
+    if settings.opener_public:
+        return parse_opener_public(settings.opener_public)
+    if settings.opener_public_file is not None:
+        try:
+            text = Path(settings.opener_public_file).read_text(encoding="ascii")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise OpenerKeyConfigError(f"cannot read {settings.opener_public_file}: {exc}") from exc
+        return parse_opener_public(text)
+    default = settings.data_dir / "opener-public.txt"
+    if default.exists():
+        return parse_opener_public(default.read_text(encoding="ascii"))
+    raise OpenerKeyConfigError(
+        "the opener public key is not configured (opener_public, opener_public_file, or "
+        "data_dir/opener-public.txt)"
+    )
+
+
+def _http_registry(settings: IssuerSettings) -> tuple[MemberRegistry, Callable[[], None]]:
+    from ecash_tpm.supervision.client import HttpMemberRegistry, SupervisionClient
+
+    if not settings.supervision_url:
+        raise ConfigError(
+            "the issuer needs supervision_url: every member's T0 must reach the opener",
+            code="issuer.registry_missing",
+        )
+    key = PartyKey.load(settings.resolved_signing_key_file())
+    cert_path = settings.resolved_certificate_file()
+    try:
+        cert_pem = cert_path.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the issuer certificate {cert_path}: {exc}") from exc
+    client = SupervisionClient(settings.supervision_url)
+    return HttpMemberRegistry(client, key, cert_pem), client.close
+
+
+def build_service(
+    settings: IssuerSettings,
+    db: Database,
+    *,
+    registry: MemberRegistry,
+    clock: Callable[[], float] | None = None,
+    trust: EkTrustStore | None = None,
+    policy: PcrPolicy | None = None,
+    opener_public: Point | None = None,
+) -> IssuerService:
+    """An :class:`IssuerService` from settings (pieces may be injected by tests)."""
+    root = None
+    if settings.central_bank_root is not None:
+        try:
+            root = load_certificate(Path(settings.central_bank_root).read_bytes())
+        except OSError as exc:
+            raise ConfigError(f"cannot read {settings.central_bank_root}: {exc}") from exc
+    kwargs = {} if clock is None else {"clock": clock}
+    return IssuerService(
+        db,
+        IssuerKeyStore.open(settings.resolved_key_dir()),
+        trust or EkTrustStore.load(settings.resolved_trust_dir()),
+        policy or PcrPolicy.load(settings.resolved_policy_file(), tofu=settings.pcr_tofu),
+        opener_public=opener_public or load_opener_public(settings),
+        registry=registry,
+        join_ttl_s=settings.join_ttl_s,
+        central_bank_root=root,
+        **kwargs,
+    )
+
+
+def create_issuer_app(
+    settings: IssuerSettings,
+    *,
+    registry: MemberRegistry | None = None,
+    clock: Callable[[], float] | None = None,
+    trust: EkTrustStore | None = None,
+    policy: PcrPolicy | None = None,
+    opener_public: Point | None = None,
+    database: Database | None = None,
+) -> FastAPI:
+    """The issuer's FastAPI app. Without ``registry``, T0s go to ``settings.supervision_url``."""
+    closers: list[Callable[[], None]] = []
+
+    def startup(app: FastAPI) -> None:
+        reg = registry
+        if reg is None:
+            reg, close = _http_registry(settings)
+            closers.append(close)
+        app.state.issuer = build_service(
+            settings,
+            app.state.db,
+            registry=reg,
+            clock=clock,
+            trust=trust,
+            policy=policy,
+            opener_public=opener_public,
+        )
+
+    def shutdown(app: FastAPI) -> None:
+        while closers:
+            closers.pop()()
+
+    return create_app(
+        "issuer",
+        settings=settings,
+        routers=[router],
+        migrations=MIGRATIONS,
+        database=database,
+        on_startup=[startup],
+        on_shutdown=[shutdown],
+        description="Group manager: attested TPM join and anonymous membership credentials.",
+    )

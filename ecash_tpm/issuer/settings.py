@@ -1,0 +1,64 @@
+"""Settings of the group manager (issuer): TOML section ``[issuer]``, env ``ECASH_TPM_ISSUER_*``.
+
+Paths left unset default to files inside ``data_dir`` (what ``ecash-tpm issuer init`` creates):
+``issuer-keys/`` (epoch secrets, 0600), ``ek-trust/`` (EK CA certificates), ``pcr-policy.json``,
+``issuer-key.pem`` / ``issuer-cert.pem`` (the party key certified by the central bank, used to
+sign member registrations for the supervision department).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import Field
+
+from ecash_tpm.service import ServiceSettings
+
+
+class IssuerSettings(ServiceSettings):
+    """Keys of ``[issuer]``."""
+
+    section: ClassVar[str] = "issuer"
+
+    port: int = Field(default=8081, ge=0, le=65535)
+    key_dir: Path | None = Field(
+        default=None, description="epoch secrets (default data_dir/issuer-keys)"
+    )
+    trust_dir: Path | None = Field(
+        default=None, description="EK CA certificates (default data_dir/ek-trust)"
+    )
+    pcr_policy_file: Path | None = Field(
+        default=None, description="default data_dir/pcr-policy.json"
+    )
+    pcr_tofu: bool = Field(default=False, description="trust PCR values on first use (demo only)")
+    join_ttl_s: int = Field(default=300, ge=10, le=3600, description="lifetime of a started join")
+    opener_public: str | None = Field(default=None, description="Hop as base64url (65 bytes)")
+    opener_public_file: Path | None = Field(
+        default=None, description="file holding Hop (base64url)"
+    )
+    supervision_url: str | None = Field(default=None, description="where T0s are registered")
+    signing_key_file: Path | None = Field(
+        default=None, description="default data_dir/issuer-key.pem"
+    )
+    certificate_file: Path | None = Field(
+        default=None, description="default data_dir/issuer-cert.pem"
+    )
+    central_bank_root: Path | None = Field(
+        default=None, description="central bank root certificate (checks supervision evidence)"
+    )
+
+    def resolved_key_dir(self) -> Path:
+        return self.key_dir or self.data_dir / "issuer-keys"
+
+    def resolved_trust_dir(self) -> Path:
+        return self.trust_dir or self.data_dir / "ek-trust"
+
+    def resolved_policy_file(self) -> Path:
+        return self.pcr_policy_file or self.data_dir / "pcr-policy.json"
+
+    def resolved_signing_key_file(self) -> Path:
+        return self.signing_key_file or self.data_dir / "issuer-key.pem"
+
+    def resolved_certificate_file(self) -> Path:
+        return self.certificate_file or self.data_dir / "issuer-cert.pem"

@@ -1,0 +1,116 @@
+"""Build the merchant's FastAPI app from its settings (keys and certificates from data_dir).
+
+Dependencies can be injected (bank gateway, Hop, clock) so end-to-end tests and the demo can
+run a merchant in-process against real HTTP parties or fakes; by default the bank is reached
+over HTTP at ``settings.bank_url`` and Hop is taken from ``settings.opener_public`` or the
+issuer's ``GET /v1/issuer/info``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI
+
+from ecash_tpm.bank.client import BankClient
+from ecash_tpm.centralbank.pki import load_certificate
+from ecash_tpm.crypto.bn256 import Point
+from ecash_tpm.crypto.encoding import b64u_decode
+from ecash_tpm.crypto.signing import PartyKey
+from ecash_tpm.errors import ConfigError, EcashError
+from ecash_tpm.merchant.client import fetch_opener_public
+from ecash_tpm.merchant.domain import BankGateway, Merchant, MerchantConfig
+from ecash_tpm.merchant.protocol import cert_pem
+from ecash_tpm.merchant.routes import router
+from ecash_tpm.merchant.settings import MerchantSettings
+from ecash_tpm.merchant.store import MIGRATIONS, MerchantStore
+from ecash_tpm.service import create_app
+
+__all__ = ["create_merchant_app", "load_merchant_config"]
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read the merchant {what} ({path}); run `ecash-tpm merchant init`",
+            code="merchant.not_initialized",
+            detail={"path": str(path)},
+        ) from exc
+
+
+def load_merchant_config(settings: MerchantSettings) -> MerchantConfig:
+    """Key, certificate and root from the files ``merchant init`` wrote."""
+    key = PartyKey.from_pem(_read(settings.resolved_key_file(), "key"))
+    cert = cert_pem(_read(settings.resolved_cert_file(), "certificate"))
+    root = load_certificate(_read(settings.resolved_root_cert(), "central bank root"))
+    return MerchantConfig(
+        name=settings.name,
+        key=key,
+        cert_pem=cert,
+        root=root,
+        currencies=tuple(settings.currencies),
+        request_ttl_s=settings.request_ttl_s,
+        reserve=settings.reserve,
+        bank_name=settings.bank_name,
+    )
+
+
+def _hop(settings: MerchantSettings, transport: httpx.BaseTransport | None) -> Point:
+    if settings.opener_public:
+        raw = b64u_decode(settings.opener_public)
+    elif settings.issuer_url:
+        raw = fetch_opener_public(settings.issuer_url, transport=transport)
+    else:
+        raise ConfigError("set merchant.opener_public or merchant.issuer_url to learn Hop")
+    try:
+        return Point.decode(raw)
+    except EcashError as exc:
+        raise ConfigError(f"opener public key is not a valid point: {exc.message}") from exc
+
+
+def create_merchant_app(
+    settings: MerchantSettings,
+    *,
+    bank: BankGateway | None = None,
+    hop: Point | None = None,
+    clock: Callable[[], int] | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> FastAPI:
+    """The merchant app; ``bank``/``hop``/``clock``/``transport`` override the defaults."""
+    tick: Callable[[], int] = clock or (lambda: int(time.time()))
+    owned: list[BankClient] = []
+
+    def start(app: FastAPI) -> None:
+        config = load_merchant_config(settings)
+        gateway: BankGateway
+        if bank is None:
+            http_bank = BankClient(
+                settings.bank_url, timeout=settings.bank_timeout_s, transport=transport
+            )
+            owned.append(http_bank)
+            gateway = http_bank
+        else:
+            gateway = bank
+        opener = hop if hop is not None else _hop(settings, transport)
+        store = MerchantStore(app.state.db, tick)
+        app.state.merchant = Merchant(config, store, gateway, opener, clock=tick)
+
+    def stop(app: FastAPI) -> None:
+        for client in owned:
+            client.close()
+        owned.clear()
+
+    return create_app(
+        "merchant",
+        settings=settings,
+        routers=[router],
+        migrations=MIGRATIONS,
+        on_startup=[start],
+        on_shutdown=[stop],
+        description="ecash-tpm merchant: signed payment requests, payment check and deposit",
+    )

@@ -1,0 +1,469 @@
+"""The merchant without HTTP: sign payment requests, verify payments, deposit, keep receipts.
+
+:class:`Merchant` gets everything it talks to injected (its key and certificate, the central
+bank root, a :class:`BankGateway`, the opener key Hop, a clock), so tests drive it directly
+and the HTTP routes are a thin shell.
+
+Paying a request (``pay``):
+
+1. the request must be this merchant's own (its signature, its ``merchant_id``), recorded
+   here, not past its deadline and not already paid (an identical retry of a finished
+   payment returns the stored receipt, a different one gets 409 ``payment.already_paid``);
+2. every coin is checked locally with everything but the issuer-secret credential check
+   (:func:`~ecash_tpm.merchant.protocol.verify_spend`): keyset valid for deposit, RSA
+   signature, points, spend proof for *this* request under Hop, and the amounts add up —
+   so bad coins are refused here instead of counting against the merchant at the bank;
+3. optionally the coins are reserved at the bank (lock period T);
+4. the deposit (merchant-signed, fresh ``deposit_id``) is recorded, then sent with the
+   merchant certificate beside it (``{kind, body, signature, signer, cert}``); a lost answer
+   leaves the request ``paying`` and the same document is re-sent on the next attempt;
+5. the bank's receipt is verified (bank certificate, signature, this request, these coins),
+   stored, and returned to the customer.
+
+Bank refusals keep the bank's code and HTTP status (e.g. 409 ``bank.double_spend`` with the
+serial and transcript id) and are counted, as are local verification failures.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from cryptography import x509
+
+from ecash_tpm.bank.client import BankKeysets
+from ecash_tpm.bank.coins import parse_spends, sign_deposit, sign_payment_request, sign_reserve
+from ecash_tpm.centralbank.pki import verify_party_certificate
+from ecash_tpm.crypto.bn256 import Point
+from ecash_tpm.crypto.encoding import b64u_encode, tagged_hash
+from ecash_tpm.crypto.signing import PartyKey, canonical_encode, verify_object
+from ecash_tpm.errors import (
+    ConfigError,
+    ConflictError,
+    EcashError,
+    InputError,
+    NotFoundError,
+    RemoteError,
+)
+from ecash_tpm.merchant.protocol import (
+    CUSTOMER_KEY_LEN,
+    KIND_PAYMENT_REQUEST,
+    AmountMismatchError,
+    KeysetBook,
+    PaymentRequest,
+    Spend,
+    book_from_bank_keysets,
+    parse_request_body,
+    require_open,
+    spends_digest,
+    verify_receipt,
+    verify_spend,
+)
+from ecash_tpm.merchant.store import MerchantStore, RequestRow
+from ecash_tpm.service.errors import RemoteCallError
+
+__all__ = [
+    "MAX_SPENDS",
+    "TAG_CONTRACT",
+    "BankGateway",
+    "BankRefusedError",
+    "BankUnavailableError",
+    "Merchant",
+    "MerchantConfig",
+    "NotOurRequestError",
+    "PaymentInProgressError",
+    "RequestAlreadyPaidError",
+    "UnknownRequestError",
+    "UnsupportedCurrencyError",
+]
+
+TAG_CONTRACT = "ecash-tpm/v1/contract"
+MAX_SPENDS = 64
+
+
+# --- errors --------------------------------------------------------------------------------
+
+
+class NotOurRequestError(InputError):
+    """The payment request was not signed by this merchant or names another merchant."""
+
+    code = "payment.not_our_request"
+
+
+class UnknownRequestError(NotFoundError):
+    """A request signed by this merchant but not in its records (e.g. another database)."""
+
+    code = "payment.unknown_request"
+
+
+class RequestAlreadyPaidError(ConflictError):
+    """The request was already paid with other coins (each request is paid once)."""
+
+    code = "payment.already_paid"
+
+
+class PaymentInProgressError(ConflictError):
+    """Another payment of this request is being deposited right now."""
+
+    code = "payment.in_progress"
+
+
+class UnsupportedCurrencyError(InputError):
+    """The merchant does not sell in this currency."""
+
+    code = "payment.unsupported_currency"
+
+
+class BankRefusedError(RemoteError):
+    """The bank refused the deposit or reservation: carries the bank's code, status, detail."""
+
+    code = "bank.refused"
+
+    def __init__(self, exc: RemoteCallError) -> None:
+        super().__init__(exc.message, code=exc.code, detail=dict(exc.detail))
+        if exc.status is not None and 400 <= exc.status < 500:
+            self.http_status = exc.status
+
+
+class BankUnavailableError(RemoteError):
+    """The bank's answer was lost or it failed: the deposit outcome is unknown, retry."""
+
+    code = "merchant.bank_unavailable"
+    http_status = 503
+
+
+# --- dependencies ----------------------------------------------------------------------------
+
+
+class BankGateway(Protocol):
+    """What the merchant needs from its bank: :class:`~ecash_tpm.bank.client.BankClient`
+    over HTTP, fakes in tests. Errors are RemoteCallError with the bank's code."""
+
+    def keysets(
+        self, *, central_bank_root: x509.Certificate | str | bytes | None = None
+    ) -> BankKeysets: ...
+
+    def reserve(self, signed_reserve: Mapping[str, Any], cert_pem: str) -> dict[str, Any]: ...
+
+    def deposit(self, signed_deposit: Mapping[str, Any], cert_pem: str) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class MerchantConfig:
+    """The merchant's identity and policy."""
+
+    name: str
+    key: PartyKey
+    cert_pem: str
+    root: x509.Certificate
+    currencies: tuple[str, ...] = ("EUR",)
+    request_ttl_s: int = 300
+    reserve: bool = False
+    bank_name: str | None = None  # expected CN of the bank certificate (None: any bank cert)
+    keyset_refresh_s: float = 5.0  # least time between keyset re-fetches on unknown ids
+
+
+def _wall_clock() -> int:
+    return int(time.time())
+
+
+class Merchant:
+    """One merchant: request signing, payment verification, deposit, receipts (thread-safe)."""
+
+    def __init__(
+        self,
+        config: MerchantConfig,
+        store: MerchantStore,
+        bank: BankGateway,
+        hop: Point,
+        *,
+        clock: Callable[[], int] = _wall_clock,
+    ) -> None:
+        key = verify_party_certificate(
+            config.cert_pem, config.root, role="merchant", name=config.name
+        )
+        if key.public_numbers() != config.key.public_key.public_numbers():
+            raise ConfigError("merchant certificate does not match the merchant key")
+        if not isinstance(hop, Point) or hop.is_infinity:
+            raise ConfigError("opener public key Hop must be a finite point")
+        self.config = config
+        self.store = store
+        self.bank = bank
+        self.hop = hop
+        self.clock = clock
+        self._book: KeysetBook | None = None
+        self._book_at = 0.0
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    # --- keysets -------------------------------------------------------------------------
+
+    def keysets(self, *, refresh: bool = False) -> KeysetBook:
+        """The bank's verified keysets, cached; ``refresh`` re-fetches (rate limited)."""
+        with self._lock:
+            book, fetched = self._book, self._book_at
+        if book is not None and not (
+            refresh and time.monotonic() - fetched >= self.config.keyset_refresh_s
+        ):
+            return book
+        try:
+            raw = self.bank.keysets(central_bank_root=self.config.root)
+        except RemoteCallError as exc:
+            self.store.count("bank_error", exc.code)
+            if book is not None:
+                return book
+            raise
+        new = book_from_bank_keysets(
+            raw, self.config.root, bank_name=self.config.bank_name, now=self.clock()
+        )
+        with self._lock:
+            self._book, self._book_at = new, time.monotonic()
+        return new
+
+    # --- requests ------------------------------------------------------------------------
+
+    def create_request(
+        self,
+        amount: int,
+        currency: str | None = None,
+        *,
+        product_id: str | None = None,
+        customer_key: bytes | None = None,
+        contract_hash: bytes | None = None,
+        ttl_s: int | None = None,
+    ) -> dict[str, Any]:
+        """Sign and record a payment request; returns ``{request, cert}`` (docs/api.md)."""
+        cur = currency or self.config.currencies[0]
+        if cur not in self.config.currencies:
+            raise UnsupportedCurrencyError(
+                "this merchant does not accept that currency",
+                detail={"currency": cur, "accepted": list(self.config.currencies)},
+            )
+        if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+            raise InputError("amount must be a positive integer (minor units)")
+        if customer_key is not None and len(customer_key) != CUSTOMER_KEY_LEN:
+            raise InputError(f"customer_key must be {CUSTOMER_KEY_LEN} bytes (X25519)")
+        ttl = self.config.request_ttl_s if ttl_s is None else ttl_s
+        if ttl <= 0:
+            raise InputError("request lifetime must be positive")
+        if contract_hash is None:
+            terms = {"merchant": self.name, "product_id": product_id, "amount": amount}
+            contract_hash = tagged_hash(TAG_CONTRACT, canonical_encode({**terms, "currency": cur}))
+        nonce = secrets.token_bytes(16)
+        signed = sign_payment_request(
+            self.config.key,
+            merchant_id=self.name,
+            amount=amount,
+            currency=cur,
+            contract_hash=contract_hash,
+            nonce=nonce,
+            deadline=self.clock() + ttl,
+            bank=self.keysets().bank_name,
+            product_id=product_id,
+            customer_key=customer_key,
+        )
+        req = parse_request_body(signed["body"])
+        self.store.add_request(
+            preq=req.preq,
+            nonce=nonce,
+            amount=amount,
+            currency=cur,
+            deadline=req.deadline,
+            product_id=product_id,
+            request=signed,
+        )
+        return {"request": signed, "cert": self.config.cert_pem}
+
+    def _own_request(self, doc: Any) -> tuple[PaymentRequest, RequestRow]:
+        try:
+            body = verify_object(doc, self.config.key.public_key, KIND_PAYMENT_REQUEST)
+        except EcashError as exc:
+            raise NotOurRequestError(
+                "payment request is not signed by this merchant", detail={"cause": exc.code}
+            ) from exc
+        req = parse_request_body(body)
+        if req.merchant_id != self.name:
+            raise NotOurRequestError(
+                "payment request names another merchant", detail={"merchant_id": req.merchant_id}
+            )
+        row = self.store.get(req.preq)
+        if row is None:
+            raise UnknownRequestError(
+                "payment request not issued by this shop", detail={"preq": b64u_encode(req.preq)}
+            )
+        return req, row
+
+    # --- paying --------------------------------------------------------------------------
+
+    def verify_payment(self, req: PaymentRequest, spends: Sequence[Spend]) -> int:
+        """Local checks of every coin for ``req`` (all but the credential); returns the sum."""
+        now = self.clock()
+        require_open(req, now)
+        book = self.keysets()
+        if any(sp.coin.keyset_id not in book.keysets for sp in spends):
+            book = self.keysets(refresh=True)
+        total = 0
+        for i, sp in enumerate(spends):
+            try:
+                keyset = book.get(sp.coin.keyset_id)
+                verify_spend(
+                    sp, keyset, hop=self.hop, preq=req.preq, currency=req.currency, now=now
+                )
+            except EcashError as exc:
+                exc.detail.setdefault("index", i)
+                raise
+            total += keyset.value
+        if total != req.amount:
+            raise AmountMismatchError(
+                "coins do not add up to the requested amount",
+                detail={"amount": req.amount, "paid": total},
+            )
+        return total
+
+    def pay(self, request_doc: Any, raw_spends: Any) -> dict[str, Any]:
+        """Verify, deposit and return ``{receipt, cert}`` (see the module docstring)."""
+        req, row = self._own_request(request_doc)
+        try:
+            spends = parse_spends(raw_spends, max_spends=MAX_SPENDS)
+        except EcashError as exc:
+            self.store.count("verify_failure", exc.code)
+            raise
+        digest = spends_digest(spends)
+        if row.state != "open":
+            return self._resume(row, digest)
+        try:
+            self.verify_payment(req, spends)
+        except EcashError as exc:
+            self.store.count("verify_failure", exc.code)
+            raise
+        deposit_id = "dep-" + secrets.token_hex(16)
+        signed = sign_deposit(
+            self.config.key,
+            deposit_id=deposit_id,
+            merchant_id=self.name,
+            request=request_doc,
+            spends=spends,
+        )
+        if not self.store.begin_paying(
+            req.preq, spends_digest=digest, deposit_id=deposit_id, deposit=signed
+        ):
+            fresh = self.store.get(req.preq)
+            if fresh is None:  # pragma: no cover - rows are never deleted
+                raise UnknownRequestError("payment request vanished")
+            return self._resume(fresh, digest)
+        if self.config.reserve:
+            self._reserve(req, request_doc, spends, deposit_id)
+        return self._deposit(req.preq, deposit_id, signed, req.amount, req.currency, spends)
+
+    def _resume(self, row: RequestRow, digest: bytes) -> dict[str, Any]:
+        """A request already being paid or paid: same coins -> same answer, else 409."""
+        if row.spends_digest != digest:
+            if row.state == "paid":
+                raise RequestAlreadyPaidError("this payment request is already paid")
+            raise PaymentInProgressError("this payment request is being paid with other coins")
+        if row.state == "paid" and row.receipt is not None and row.bank_cert is not None:
+            return {"receipt": row.receipt, "cert": row.bank_cert}
+        if row.deposit is None or row.deposit_id is None:  # pragma: no cover - schema invariant
+            raise PaymentInProgressError("payment in an inconsistent state")
+        spends = parse_spends(row.deposit["body"]["spends"], max_spends=MAX_SPENDS)
+        return self._deposit(
+            row.preq, row.deposit_id, row.deposit, row.amount, row.currency, spends
+        )
+
+    def _reserve(
+        self, req: PaymentRequest, request_doc: Any, spends: Sequence[Spend], deposit_id: str
+    ) -> None:
+        signed = sign_reserve(
+            self.config.key, merchant_id=self.name, request=request_doc, spends=spends
+        )
+        try:
+            self.bank.reserve(signed, self.config.cert_pem)
+        except RemoteCallError as exc:
+            self.store.count("bank_error", exc.code)
+            self.store.reopen(req.preq, deposit_id)
+            if exc.status is not None and 400 <= exc.status < 500:
+                raise BankRefusedError(exc) from exc
+            raise BankUnavailableError(
+                f"bank reservation failed: {exc.message}", detail={"cause": exc.code}
+            ) from exc
+
+    def _deposit(
+        self,
+        preq: bytes,
+        deposit_id: str,
+        signed: Mapping[str, Any],
+        amount: int,
+        currency: str,
+        spends: Sequence[Spend],
+    ) -> dict[str, Any]:
+        try:
+            answer = self.bank.deposit(signed, self.config.cert_pem)
+        except RemoteCallError as exc:
+            self.store.count("bank_error", exc.code)
+            if exc.status is not None and 400 <= exc.status < 500 and exc.status not in (408, 429):
+                self.store.reopen(preq, deposit_id)
+                raise BankRefusedError(exc) from exc
+            raise BankUnavailableError(
+                "the bank did not confirm the deposit; retry the payment",
+                detail={"cause": exc.code, "deposit_id": deposit_id, "outcome_unknown": True},
+            ) from exc
+        receipt = answer.get("receipt") if isinstance(answer, Mapping) else None
+        bank_cert = answer.get("cert") if isinstance(answer, Mapping) else None
+        if not isinstance(bank_cert, str):
+            bank_cert = self.keysets().bank_cert_pem
+        try:
+            verify_receipt(
+                receipt,
+                bank_cert,
+                self.config.root,
+                preq=preq,
+                merchant_id=self.name,
+                amount=amount,
+                currency=currency,
+                serials=[sp.coin.sigma for sp in spends],
+                now=self.clock(),
+            )
+        except EcashError as exc:
+            self.store.count("bank_error", exc.code)
+            raise
+        if not isinstance(receipt, Mapping):  # pragma: no cover - verify_receipt checked it
+            raise BankUnavailableError("bank answered without a receipt")
+        self.store.mark_paid(preq, deposit_id, receipt, bank_cert)
+        return {"receipt": dict(receipt), "cert": bank_cert}
+
+    def retry_pending_deposits(self) -> list[str]:
+        """Re-send deposits whose answer was lost; returns the deposit ids now paid."""
+        done = []
+        for row in self.store.paying():
+            if row.deposit is None or row.deposit_id is None:
+                continue
+            spends = parse_spends(row.deposit["body"]["spends"], max_spends=MAX_SPENDS)
+            try:
+                self._deposit(
+                    row.preq, row.deposit_id, row.deposit, row.amount, row.currency, spends
+                )
+            except EcashError:
+                continue
+            done.append(row.deposit_id)
+        return done
+
+    # --- reporting -----------------------------------------------------------------------
+
+    def info(self) -> dict[str, Any]:
+        """Public facts about this merchant (name, certificate, currencies)."""
+        return {
+            "merchant_id": self.name,
+            "cert": self.config.cert_pem,
+            "currencies": list(self.config.currencies),
+        }
+
+    def stats(self) -> dict[str, Any]:
+        """Counters by code and paid totals (for operators and tests)."""
+        return {"counters": self.store.counters(), "totals": self.store.totals()}

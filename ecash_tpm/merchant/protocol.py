@@ -1,0 +1,523 @@
+"""Wire objects the merchant and the wallet share: keysets, coins, spends, requests, receipts.
+
+Everything here is pure (no HTTP, no storage, no TPM) so the same checks run in the wallet
+before it pays, in the merchant before it deposits, and in tests. Encodings follow
+docs/api.md: bytes are base64url, money is integer minor units, times are Unix seconds.
+
+Trust chains checked here:
+
+* keyset descriptor -> bank certificate (role ``bank``) -> central-bank root;
+* payment request -> merchant certificate (role ``merchant``, CN = ``merchant_id``) -> root;
+* deposit receipt -> bank certificate -> root.
+
+The coin check done here is everything a party without the issuer secret can do (DESIGN §5):
+the RSA blind signature on ``msg_prefix || m`` under a keyset valid for deposit, the points,
+and the spend proof for this request with the opener key. The credential check
+(S == y*R, T == x*(R + W)) is the bank's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from ecash_tpm.bank.client import BankKeysets
+from ecash_tpm.bank.coins import (
+    DEPOSIT_KIND,
+    PAYMENT_REQUEST_KIND,
+    RECEIPT_KIND,
+    RESERVE_KIND,
+    Coin,
+    PaymentRequest,
+    Spend,
+)
+from ecash_tpm.bank.keysets import Keyset
+from ecash_tpm.centralbank.pki import (
+    KEYSET_DESCRIPTOR_KIND,
+    load_certificate,
+    verify_party_certificate,
+)
+from ecash_tpm.crypto import blindrsa
+from ecash_tpm.crypto.bn256 import Point
+from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode
+from ecash_tpm.crypto.groupsig import verify_spend_proof
+from ecash_tpm.crypto.signing import canonical_digest, verify_object
+from ecash_tpm.errors import (
+    CryptoError,
+    EcashError,
+    EncodingError,
+    InputError,
+    ProtocolError,
+    SignatureError,
+)
+
+__all__ = [
+    "CUSTOMER_KEY_LEN",
+    "KIND_DEPOSIT",
+    "KIND_KEYSET",
+    "KIND_PAYMENT_REQUEST",
+    "KIND_RECEIPT",
+    "KIND_RESERVE",
+    "AmountMismatchError",
+    "Coin",
+    "CoinSignatureError",
+    "Keyset",
+    "KeysetBook",
+    "KeysetDescriptorError",
+    "KeysetExpiredError",
+    "PaymentRequest",
+    "ReceiptBody",
+    "ReceiptInvalidError",
+    "RequestExpiredError",
+    "RequestFormatError",
+    "Spend",
+    "UnknownKeysetError",
+    "WrongCurrencyError",
+    "book_from_bank_keysets",
+    "cert_pem",
+    "parse_request_body",
+    "payment_request_body",
+    "require_deposit",
+    "require_open",
+    "spends_digest",
+    "verify_coin_signature",
+    "verify_keyset_list",
+    "verify_payment_request",
+    "verify_receipt",
+    "verify_spend",
+]
+
+KIND_PAYMENT_REQUEST = PAYMENT_REQUEST_KIND
+KIND_DEPOSIT = DEPOSIT_KIND
+KIND_RESERVE = RESERVE_KIND
+KIND_RECEIPT = RECEIPT_KIND
+KIND_KEYSET = KEYSET_DESCRIPTOR_KIND
+
+CONTRACT_HASH_LEN = 32
+REQUEST_NONCE_LEN = 16
+CUSTOMER_KEY_LEN = 32  # X25519 public key (DESIGN §6)
+_CURRENCY_RE = re.compile(r"^[A-Z][A-Z0-9]{2,11}$")
+_NAME_MAX = 64
+
+
+# --- errors --------------------------------------------------------------------------------
+
+
+class KeysetDescriptorError(CryptoError):
+    """A keyset descriptor is malformed, its id does not match, or its key is unusable."""
+
+    code = "keyset.descriptor_invalid"
+
+
+class UnknownKeysetError(InputError):
+    """A coin names a keyset the bank does not publish (or no longer publishes)."""
+
+    code = "coin.unknown_keyset"
+
+
+class KeysetExpiredError(ProtocolError):
+    """The coin's keyset is outside its window (deposit_until passed, or not yet valid)."""
+
+    code = "coin.keyset_expired"
+
+
+class CoinSignatureError(SignatureError):
+    """The bank's RSA blind signature on the coin does not verify (tampered or forged coin)."""
+
+    code = "coin.bad_signature"
+
+
+class WrongCurrencyError(InputError):
+    """Coin, keyset and request currencies differ."""
+
+    code = "payment.wrong_currency"
+
+
+class AmountMismatchError(InputError):
+    """The coins do not add up to the requested amount."""
+
+    code = "payment.amount_mismatch"
+
+
+class RequestFormatError(InputError):
+    """A payment request body is malformed."""
+
+    code = "payment.request_invalid"
+
+
+class RequestExpiredError(ProtocolError):
+    """The payment request is past its deadline."""
+
+    code = "payment.request_expired"
+
+
+class ReceiptInvalidError(CryptoError):
+    """A deposit receipt is not signed by the bank or does not match the payment."""
+
+    code = "receipt.invalid"
+
+
+# --- small helpers -------------------------------------------------------------------------
+
+
+def _now(now: int | None) -> int:
+    return int(dt.datetime.now(dt.UTC).timestamp()) if now is None else int(now)
+
+
+def _aware(now: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(now, dt.UTC)
+
+
+def _int(body: Mapping[str, Any], key: str, err: type[EcashError], *, low: int = 0) -> int:
+    value = body.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise err(f"{key} must be an integer >= {low}", detail={"field": key})
+    return value
+
+
+def _bytes(
+    body: Mapping[str, Any], key: str, err: type[EcashError], length: int | None = None
+) -> bytes:
+    value = body.get(key)
+    try:
+        raw = b64u_decode(value)  # type: ignore[arg-type]
+    except EncodingError:
+        raise err(f"{key} must be base64url", detail={"field": key}) from None
+    if length is not None and len(raw) != length:
+        raise err(f"{key} must be {length} bytes", detail={"field": key, "length": len(raw)})
+    return raw
+
+
+def _str(body: Mapping[str, Any], key: str, err: type[EcashError]) -> str:
+    value = body.get(key)
+    if not isinstance(value, str) or not 0 < len(value) <= _NAME_MAX:
+        raise err(f"{key} must be a non-empty string", detail={"field": key})
+    return value
+
+
+def _currency(body: Mapping[str, Any], err: type[EcashError]) -> str:
+    value = body.get("currency")
+    if not isinstance(value, str) or not _CURRENCY_RE.match(value):
+        raise err("currency must be an upper-case code like EUR", detail={"field": "currency"})
+    return value
+
+
+def cert_pem(cert: x509.Certificate | bytes | str) -> str:
+    """A certificate as PEM text (the ``cert`` field of API bodies)."""
+    return load_certificate(cert).public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+
+# --- keysets -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeysetBook:
+    """The bank's published keysets, verified: bank identity plus keysets by id.
+
+    ``descriptors`` keeps each signed descriptor as published, so a wallet can store it.
+    """
+
+    bank_name: str
+    bank_cert_pem: str
+    bank_key: ec.EllipticCurvePublicKey = field(repr=False)
+    keysets: dict[bytes, Keyset]
+    descriptors: dict[bytes, dict[str, Any]] = field(repr=False)
+
+    def get(self, keyset_id: bytes) -> Keyset:
+        ks = self.keysets.get(keyset_id)
+        if ks is None:
+            raise UnknownKeysetError("unknown keyset", detail={"keyset_id": b64u_encode(keyset_id)})
+        return ks
+
+    def withdrawable(self, currency: str, now: int) -> list[Keyset]:
+        """Keysets of ``currency`` open for withdrawal now, largest value first."""
+        found = [k for k in self.keysets.values() if k.currency == currency and k.can_withdraw(now)]
+        return sorted(found, key=lambda k: (-k.value, -k.deposit_until))
+
+
+def require_deposit(keyset: Keyset, now: int) -> None:
+    """Raise :class:`KeysetExpiredError` unless coins of ``keyset`` may be spent now."""
+    if not keyset.can_deposit(now):
+        raise KeysetExpiredError(
+            "coin keyset is not valid for deposit now",
+            detail={
+                "keyset_id": b64u_encode(keyset.keyset_id),
+                "deposit_until": keyset.deposit_until,
+                "now": now,
+            },
+        )
+
+
+def _cn(cert: x509.Certificate) -> str:
+    values = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    if len(values) != 1 or not isinstance(values[0].value, str):
+        raise KeysetDescriptorError("bank certificate has no single CN")
+    return values[0].value
+
+
+def book_from_bank_keysets(
+    keysets: BankKeysets,
+    root: x509.Certificate | bytes | str,
+    *,
+    bank_name: str | None = None,
+    now: int | None = None,
+) -> KeysetBook:
+    """A :class:`KeysetBook` from ``BankClient.keysets()`` (re-checks the bank certificate
+    at ``now`` and its name; the descriptors were verified under that certificate's key)."""
+    return verify_keyset_list(
+        {"bank_cert": cert_pem(keysets.bank_cert), "keysets": keysets.signed},
+        root,
+        bank_name=bank_name,
+        now=now,
+    )
+
+
+def verify_keyset_list(
+    doc: Any,
+    root: x509.Certificate | bytes | str,
+    *,
+    bank_name: str | None = None,
+    now: int | None = None,
+) -> KeysetBook:
+    """Check ``GET /v1/keysets`` (``{bank_cert, keysets}``): bank cert, then each descriptor.
+
+    A single bad descriptor fails the whole list: a bank that signs garbage is not to be
+    half-trusted.
+    """
+    if not isinstance(doc, Mapping) or not isinstance(doc.get("keysets"), list):
+        raise KeysetDescriptorError("keyset list must be {bank_cert, keysets: [...]}")
+    cert_text = doc.get("bank_cert")
+    if not isinstance(cert_text, str):
+        raise KeysetDescriptorError("keyset list has no bank_cert")
+    t = _now(now)
+    bank_key = verify_party_certificate(cert_text, root, role="bank", name=bank_name, now=_aware(t))
+    cert = load_certificate(cert_text)
+    book: dict[bytes, Keyset] = {}
+    descriptors: dict[bytes, dict[str, Any]] = {}
+    for item in doc["keysets"]:
+        try:
+            ks = Keyset.from_signed(item, bank_key)
+        except EcashError as exc:
+            raise KeysetDescriptorError(
+                f"keyset descriptor rejected: {exc.message}", detail={"cause": exc.code}
+            ) from exc
+        book[ks.keyset_id] = ks
+        descriptors[ks.keyset_id] = dict(item)
+    return KeysetBook(_cn(cert), cert_pem(cert), bank_key, book, descriptors)
+
+
+# --- coins and spends ------------------------------------------------------------------------
+
+
+def verify_coin_signature(coin: Coin, keyset: Keyset) -> None:
+    """The bank's RSABSSA signature on ``msg_prefix || m`` under ``keyset``."""
+    if keyset.keyset_id != coin.keyset_id:
+        raise CoinSignatureError("coin checked against another keyset")
+    try:
+        blindrsa.verify(
+            keyset.public_key,
+            coin.prepared(),
+            coin.signature,
+            salt_length=keyset.variant.salt_length,
+        )
+    except EcashError as exc:
+        raise CoinSignatureError(
+            "coin signature does not verify",
+            detail={"sigma": b64u_encode(coin.sigma), "cause": exc.code},
+        ) from exc
+
+
+def spends_digest(spends: Iterable[Spend]) -> bytes:
+    """SHA-256 of the canonical spend list: tells an identical retry from a different payment."""
+    return canonical_digest([sp.to_dict() for sp in spends])
+
+
+def verify_spend(
+    spend: Spend,
+    keyset: Keyset,
+    *,
+    hop: Point,
+    preq: bytes,
+    currency: str,
+    now: int,
+) -> None:
+    """Everything but the credential check: keyset window, currency, RSA signature, proof."""
+    require_deposit(keyset, now)
+    if keyset.currency != currency:
+        raise WrongCurrencyError(
+            "coin currency differs from the request",
+            detail={"coin": keyset.currency, "request": currency},
+        )
+    verify_coin_signature(spend.coin, keyset)
+    coin = spend.coin
+    verify_spend_proof(
+        spend.proof,
+        hop=hop,
+        preq=preq,
+        keyset_id=coin.keyset_id,
+        epoch=coin.epoch,
+        sigma=coin.sigma,
+        coin=coin.credential,
+    )
+
+
+# --- payment requests ----------------------------------------------------------------------
+
+
+def payment_request_body(
+    *,
+    merchant_id: str,
+    amount: int,
+    currency: str,
+    contract_hash: bytes,
+    nonce: bytes,
+    deadline: int,
+    bank: str,
+    product_id: str | None = None,
+    customer_key: bytes | None = None,
+) -> dict[str, Any]:
+    """The body a merchant signs (docs/api.md), validated by parsing it back."""
+    body = {
+        "merchant_id": merchant_id,
+        "amount": amount,
+        "currency": currency,
+        "contract_hash": b64u_encode(contract_hash),
+        "nonce": b64u_encode(nonce),
+        "deadline": deadline,
+        "bank": bank,
+        "product_id": product_id,
+        "customer_key": None if customer_key is None else b64u_encode(customer_key),
+    }
+    parse_request_body(body)
+    if customer_key is not None and len(customer_key) != CUSTOMER_KEY_LEN:
+        raise RequestFormatError(f"customer_key must be {CUSTOMER_KEY_LEN} bytes (X25519)")
+    return body
+
+
+def parse_request_body(body: Any) -> PaymentRequest:
+    """Parse a request body with the bank's rules, keeping this module's error code."""
+    if not isinstance(body, Mapping):
+        raise RequestFormatError("payment request body must be a JSON object")
+    try:
+        return PaymentRequest.from_body(body)
+    except (InputError, EncodingError) as exc:
+        raise RequestFormatError(
+            f"payment request malformed: {exc.message}", detail={"cause": exc.code, **exc.detail}
+        ) from exc
+
+
+def require_open(req: PaymentRequest, now: int) -> None:
+    """Raise :class:`RequestExpiredError` once the request's deadline has passed."""
+    if now > req.deadline:
+        raise RequestExpiredError(
+            "payment request is past its deadline",
+            detail={"deadline": req.deadline, "now": now},
+        )
+
+
+def verify_payment_request(
+    doc: Any,
+    cert: x509.Certificate | bytes | str,
+    root: x509.Certificate | bytes | str,
+    *,
+    now: int | None = None,
+) -> PaymentRequest:
+    """Wallet side: the merchant's certificate (role merchant, CN = merchant_id), its signature
+    on the request, and the deadline. Returns the parsed request (``preq`` included)."""
+    if not isinstance(doc, Mapping) or not isinstance(doc.get("body"), Mapping):
+        raise RequestFormatError("payment request must be a signed object")
+    t = _now(now)
+    merchant_id = doc["body"].get("merchant_id")
+    if not isinstance(merchant_id, str):
+        raise RequestFormatError("payment request has no merchant_id")
+    key = verify_party_certificate(cert, root, role="merchant", name=merchant_id, now=_aware(t))
+    body = verify_object(doc, key, KIND_PAYMENT_REQUEST)
+    req = parse_request_body(body)
+    require_open(req, t)
+    return req
+
+
+# --- deposits and receipts ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReceiptBody:
+    """The bank's deposit receipt body (kind ``deposit-receipt``)."""
+
+    deposit_id: str
+    merchant_id: str
+    preq: bytes
+    amount: int
+    currency: str
+    serials: tuple[bytes, ...]
+    transcript_ids: tuple[int, ...]
+    deposited_at: int
+
+
+def verify_receipt(
+    doc: Any,
+    bank_cert: x509.Certificate | bytes | str,
+    root: x509.Certificate | bytes | str,
+    *,
+    preq: bytes,
+    merchant_id: str,
+    amount: int,
+    currency: str,
+    serials: Iterable[bytes],
+    now: int | None = None,
+) -> ReceiptBody:
+    """Check the bank's receipt: bank cert (role bank), signature, and that it is for *this*
+    payment (request digest, merchant, amount, currency, exactly these serials)."""
+    t = _now(now)
+    try:
+        key = verify_party_certificate(bank_cert, root, role="bank", now=_aware(t))
+        body = verify_object(doc, key, KIND_RECEIPT)
+    except EcashError as exc:
+        raise ReceiptInvalidError(
+            f"receipt not signed by a certified bank: {exc.message}", detail={"cause": exc.code}
+        ) from exc
+    err = ReceiptInvalidError
+    raw_serials = body.get("serials")
+    raw_ids = body.get("transcript_ids")
+    if not isinstance(raw_serials, list) or not isinstance(raw_ids, list):
+        raise ReceiptInvalidError("receipt serials/transcript_ids must be lists")
+    try:
+        got_serials = tuple(b64u_decode(s) for s in raw_serials)
+    except EncodingError as exc:
+        raise ReceiptInvalidError("receipt serials are not base64url") from exc
+    if not all(isinstance(i, int) and not isinstance(i, bool) for i in raw_ids):
+        raise ReceiptInvalidError("receipt transcript ids must be integers")
+    rb = ReceiptBody(
+        deposit_id=_str(body, "deposit_id", err),
+        merchant_id=_str(body, "merchant_id", err),
+        preq=_bytes(body, "preq", err, 32),
+        amount=_int(body, "amount", err, low=0),
+        currency=_currency(body, err),
+        serials=got_serials,
+        transcript_ids=tuple(raw_ids),
+        deposited_at=_int(body, "deposited_at", err),
+    )
+    mismatches = []
+    if not hmac.compare_digest(rb.preq, preq):
+        mismatches.append("preq")
+    if rb.merchant_id != merchant_id:
+        mismatches.append("merchant_id")
+    if rb.amount != amount:
+        mismatches.append("amount")
+    if rb.currency != currency:
+        mismatches.append("currency")
+    if sorted(rb.serials) != sorted(serials):
+        mismatches.append("serials")
+    if mismatches:
+        raise ReceiptInvalidError(
+            "receipt does not match this payment", detail={"fields": mismatches}
+        )
+    return rb

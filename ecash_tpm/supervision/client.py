@@ -1,0 +1,105 @@
+"""HTTP client of the supervision department, and the issuer's HTTP member registry.
+
+The bank reports a double spend with::
+
+    with SupervisionClient(url) as sup:
+        case = sup.report_double_spend([transcript_1, transcript_2], bank_cert_pem)
+        case.member_id, case.evidence, case.revocation.status
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from ecash_tpm.centralbank import certificate_fingerprint
+from ecash_tpm.crypto.bn256 import Point
+from ecash_tpm.crypto.signing import PartyKey, sign_object
+from ecash_tpm.issuer.registry import RegistryEntry
+from ecash_tpm.service import ServiceClient
+from ecash_tpm.supervision.evidence import REGISTRATION_KIND
+from ecash_tpm.supervision.models import (
+    DoubleSpendRequest,
+    DoubleSpendResponse,
+    OpenerInfo,
+    OpenRequest,
+    OpenResponse,
+    RegistrationRequest,
+    RegistrationResponse,
+)
+
+
+class SupervisionClient:
+    """Typed calls to the supervision department."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+        token: str | None = None,
+    ) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        self._client = ServiceClient(
+            base_url, timeout=timeout, transport=transport, headers=headers
+        )
+        self.base_url = self._client.base_url
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> SupervisionClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def opener_public(self) -> Point:
+        info = self._client.get_json("/v1/opener", response_model=OpenerInfo)
+        return Point.decode(info.opener_public)
+
+    def register(self, registration: dict[str, Any], cert: str | None) -> str:
+        """POST an issuer-signed registration; returns the member id."""
+        res = self._client.post_json(
+            "/v1/registry",
+            RegistrationRequest(registration=registration, cert=cert),
+            response_model=RegistrationResponse,
+        )
+        return res.member_id
+
+    def open(self, c1: Point, c2: Point, reason: str) -> OpenResponse:
+        return self._client.post_json(
+            "/v1/open",
+            OpenRequest(c1=c1.encode(), c2=c2.encode(), reason=reason),
+            response_model=OpenResponse,
+        )
+
+    def report_double_spend(
+        self, transcripts: list[dict[str, Any]], cert: str | None
+    ) -> DoubleSpendResponse:
+        """Two bank-signed transcripts of one serial -> the case (evidence, revocation)."""
+        return self._client.post_json(
+            "/v1/double-spend",
+            DoubleSpendRequest(transcripts=transcripts, cert=cert),
+            response_model=DoubleSpendResponse,
+        )
+
+
+class HttpMemberRegistry:
+    """The issuer's :class:`~ecash_tpm.issuer.registry.MemberRegistry` over HTTP.
+
+    Each entry is signed with the issuer's party key (kind ``member-registration``) and sent
+    with its certificate, so the supervision department accepts T0s only from the issuer.
+    """
+
+    def __init__(self, client: SupervisionClient, key: PartyKey, cert_pem: str) -> None:
+        self._client = client
+        self._key = key
+        self._cert = cert_pem
+        self._signer = certificate_fingerprint(cert_pem)
+
+    def register(self, entry: RegistryEntry) -> None:
+        doc = sign_object(self._key, REGISTRATION_KIND, entry.to_body(), signer=self._signer)
+        self._client.register(doc, self._cert)

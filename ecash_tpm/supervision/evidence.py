@@ -1,0 +1,293 @@
+"""Double-spend evidence: bank transcripts, openings, and the bundle the group manager checks.
+
+Pure code (no database, no HTTP), shared by the supervision department, which builds evidence,
+and the issuer, which re-checks it before revoking: an opening is publicly checkable, so the
+issuer does not have to take the supervision department's word for anything.
+
+What counts as a double spend: two bank transcripts with the *same serial* sigma, *different
+payment requests* (preq), and spend proofs that both verify. A spend proof can only be made by
+the TPM holding the coin's key, so this is self-authenticating: a merchant replaying one payment
+twice produces the same preq and is not evidence against the customer.
+
+Bank transcript (a bank-signed object of kind ``deposit-transcript``), body::
+
+    {"transcript_id": int | str, "merchant_id": str, "preq": b64(32),
+     "spend": {"coin": {...}, "proof": {...}}, "deposited_at": int, ...}
+
+``coin`` and ``proof`` are the shared encodings of docs/api.md; other body fields are allowed
+and ignored. :func:`transcript_body` builds one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography import x509
+
+from ecash_tpm.crypto.bn256 import Point
+from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode
+from ecash_tpm.crypto.groupsig import (
+    KEYSET_ID_LEN,
+    PREQ_LEN,
+    SIGMA_LEN,
+    OpeningProof,
+    RandomizedCredential,
+    SpendProof,
+    verify_opening,
+    verify_spend_proof,
+)
+from ecash_tpm.crypto.signing import verify_object
+from ecash_tpm.errors import EcashError
+from ecash_tpm.supervision.errors import (
+    EvidenceInvalidError,
+    NotDoubleSpendError,
+    OpeningsDisagreeError,
+    TranscriptMalformedError,
+)
+
+TRANSCRIPT_KIND = "deposit-transcript"
+EVIDENCE_KIND = "double-spend-evidence"
+REGISTRATION_KIND = "member-registration"
+
+
+def _b64(value: object, what: str, length: int | None = None) -> bytes:
+    if not isinstance(value, str):
+        raise TranscriptMalformedError(f"{what} must be a base64url string", detail={"field": what})
+    try:
+        data = b64u_decode(value)
+    except EcashError as exc:
+        raise TranscriptMalformedError(f"{what} is not base64url", detail={"field": what}) from exc
+    if length is not None and len(data) != length:
+        raise TranscriptMalformedError(
+            f"{what} must be {length} bytes", detail={"field": what, "length": len(data)}
+        )
+    return data
+
+
+def _field(data: Mapping[str, Any], key: str, what: str) -> Any:
+    if not isinstance(data, Mapping) or key not in data:
+        raise TranscriptMalformedError(f"{what} lacks {key!r}", detail={"field": key})
+    return data[key]
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """The parts of a deposit transcript that opening and evidence checks need."""
+
+    transcript_id: int | str
+    merchant_id: str
+    preq: bytes
+    keyset_id: bytes
+    epoch: int
+    sigma: bytes
+    coin: RandomizedCredential
+    proof: SpendProof
+
+    def verify_spend(self, hop: Point) -> None:
+        """The public spend-proof check (``daa.spend_proof_invalid`` if it fails)."""
+        verify_spend_proof(
+            self.proof,
+            hop=hop,
+            preq=self.preq,
+            keyset_id=self.keyset_id,
+            epoch=self.epoch,
+            sigma=self.sigma,
+            coin=self.coin,
+        )
+
+
+def parse_transcript(body: Mapping[str, Any]) -> Transcript:
+    """Parse a transcript body (see the module docstring); ``evidence.transcript_malformed``."""
+    tid = _field(body, "transcript_id", "transcript")
+    if isinstance(tid, bool) or not isinstance(tid, int | str):
+        raise TranscriptMalformedError("transcript_id must be an integer or string")
+    merchant = _field(body, "merchant_id", "transcript")
+    if not isinstance(merchant, str):
+        raise TranscriptMalformedError("merchant_id must be a string")
+    preq = _b64(_field(body, "preq", "transcript"), "preq", PREQ_LEN)
+    spend = _field(body, "spend", "transcript")
+    coin = _field(spend, "coin", "spend")
+    epoch = _field(coin, "epoch", "coin")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch < 2**32:
+        raise TranscriptMalformedError("coin epoch must be an integer in [0, 2^32)")
+    try:
+        cred = RandomizedCredential.from_dict(_field(coin, "credential", "coin"))
+        proof = SpendProof.from_dict(_field(spend, "proof", "spend"))
+    except EcashError as exc:
+        raise TranscriptMalformedError(
+            f"coin credential or spend proof is malformed: {exc.message}",
+            detail={"cause": exc.code},
+        ) from exc
+    return Transcript(
+        transcript_id=tid,
+        merchant_id=merchant,
+        preq=preq,
+        keyset_id=_b64(_field(coin, "keyset_id", "coin"), "keyset_id", KEYSET_ID_LEN),
+        epoch=epoch,
+        sigma=_b64(_field(coin, "sigma", "coin"), "sigma", SIGMA_LEN),
+        coin=cred,
+        proof=proof,
+    )
+
+
+def transcript_body(
+    *,
+    transcript_id: int | str,
+    merchant_id: str,
+    preq: bytes,
+    spend: Mapping[str, Any],
+    deposited_at: int,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The body the bank signs (kind ``deposit-transcript``) for each recorded spend."""
+    body = {
+        "transcript_id": transcript_id,
+        "merchant_id": merchant_id,
+        "preq": b64u_encode(preq),
+        "spend": dict(spend),
+        "deposited_at": int(deposited_at),
+        **extra,
+    }
+    parse_transcript(body)  # refuse to sign something the supervision cannot read
+    return body
+
+
+def check_double_spend(first: Transcript, second: Transcript, hop: Point) -> bytes:
+    """Require one serial, two different requests, two valid spend proofs; return sigma."""
+    if not hmac.compare_digest(first.sigma, second.sigma):
+        raise NotDoubleSpendError("the transcripts are for different serials")
+    if hmac.compare_digest(first.preq, second.preq):
+        raise NotDoubleSpendError(
+            "both transcripts spend the serial for the same payment request (a replay by the "
+            "payee, not a second spend by the customer)"
+        )
+    for t in (first, second):
+        t.verify_spend(hop)
+    return first.sigma
+
+
+@dataclass(frozen=True)
+class OpeningRecord:
+    """One opened spend: the ciphertext, the T0 inside, and the Chaum-Pedersen proof."""
+
+    c1: Point
+    c2: Point
+    t0: Point
+    proof: OpeningProof
+    transcript_id: int | str | None = None
+
+    def verify(self, hop: Point) -> None:
+        verify_opening(hop, self.c1, self.c2, self.t0, self.proof)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "c1": b64u_encode(self.c1.encode()),
+            "c2": b64u_encode(self.c2.encode()),
+            "t0": b64u_encode(self.t0.encode()),
+            "proof": self.proof.to_dict(),
+        }
+        if self.transcript_id is not None:
+            out["transcript_id"] = self.transcript_id
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Any) -> OpeningRecord:
+        if not isinstance(data, Mapping):
+            raise EvidenceInvalidError("an opening must be an object")
+        try:
+            return cls(
+                c1=Point.decode(b64u_decode(data["c1"])),
+                c2=Point.decode(b64u_decode(data["c2"])),
+                t0=Point.decode(b64u_decode(data["t0"])),
+                proof=OpeningProof.from_dict(data["proof"]),
+                transcript_id=data.get("transcript_id"),
+            )
+        except (KeyError, TypeError) as exc:
+            raise EvidenceInvalidError(f"opening lacks a field: {exc}") from None
+        except EcashError as exc:
+            raise EvidenceInvalidError(
+                f"opening is malformed: {exc.message}", detail={"cause": exc.code}
+            ) from None
+
+
+@dataclass(frozen=True)
+class VerifiedEvidence:
+    """What a verified double-spend bundle establishes."""
+
+    member_id: str
+    t0: Point
+    sigma: bytes
+    transcript_ids: tuple[int | str, ...]
+
+
+def transcript_bodies(
+    transcripts: Sequence[Mapping[str, Any]],
+    *,
+    bank_cert: x509.Certificate | None,
+) -> list[dict[str, Any]]:
+    """Bodies of signed transcripts, verifying the bank's signature when its cert is given.
+
+    The certificate must already be validated (role ``bank``) by the caller.
+    """
+    out = []
+    for doc in transcripts:
+        if bank_cert is not None:
+            out.append(verify_object(doc, bank_cert, TRANSCRIPT_KIND))
+        else:
+            body = doc.get("body") if isinstance(doc, Mapping) else None
+            if not isinstance(body, dict) or doc.get("kind") != TRANSCRIPT_KIND:
+                raise TranscriptMalformedError("a transcript must be a deposit-transcript object")
+            out.append(body)
+    return out
+
+
+def verify_evidence_body(
+    body: Mapping[str, Any],
+    hop: Point,
+    *,
+    bank_cert: x509.Certificate | None = None,
+) -> VerifiedEvidence:
+    """Re-check an evidence bundle body from scratch (what the issuer does before revoking).
+
+    Both transcripts must be a double spend (:func:`check_double_spend`), each opening must be
+    of that transcript's (c1, c2), verify under ``hop``, and name the bundle's T0.
+    """
+    if not isinstance(body, Mapping):
+        raise EvidenceInvalidError("evidence body must be an object")
+    member_id = body.get("member_id")
+    if not isinstance(member_id, str) or not member_id:
+        raise EvidenceInvalidError("evidence names no member_id")
+    try:
+        t0 = Point.decode(b64u_decode(body.get("t0", "")))
+    except EcashError as exc:
+        raise EvidenceInvalidError("evidence t0 is not a point") from exc
+    docs = body.get("transcripts")
+    openings = body.get("openings")
+    if not isinstance(docs, list) or len(docs) != 2:
+        raise EvidenceInvalidError("evidence needs exactly two transcripts")
+    if not isinstance(openings, list) or len(openings) != 2:
+        raise EvidenceInvalidError("evidence needs exactly two openings")
+    parsed = [parse_transcript(b) for b in transcript_bodies(docs, bank_cert=bank_cert)]
+    sigma = check_double_spend(parsed[0], parsed[1], hop)
+    for t, raw in zip(parsed, openings, strict=True):
+        op = OpeningRecord.from_dict(raw)
+        if op.c1 != t.proof.c1 or op.c2 != t.proof.c2:
+            raise EvidenceInvalidError(
+                "an opening is not of its transcript's ciphertext",
+                detail={"transcript_id": t.transcript_id},
+            )
+        op.verify(hop)
+        if op.t0 != t0:
+            raise OpeningsDisagreeError(
+                "the openings name different T0s", detail={"transcript_id": t.transcript_id}
+            )
+    return VerifiedEvidence(member_id, t0, sigma, tuple(t.transcript_id for t in parsed))
+
+
+def utc_now(timestamp: float) -> dt.datetime:
+    """A timezone-aware datetime for certificate checks from a Unix timestamp."""
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC)

@@ -1,0 +1,146 @@
+"""HTTP routes of the supervision department and its app factory."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+
+from ecash_tpm.centralbank import load_certificate
+from ecash_tpm.crypto.bn256 import Point
+from ecash_tpm.crypto.groupsig import OpenerSecret
+from ecash_tpm.crypto.signing import PartyKey
+from ecash_tpm.errors import ConfigError
+from ecash_tpm.service import create_app
+from ecash_tpm.storage import Database
+from ecash_tpm.supervision.domain import Revoker, SupervisionDepartment
+from ecash_tpm.supervision.errors import OpenUnauthorizedError
+from ecash_tpm.supervision.keys import load_opener_secret
+from ecash_tpm.supervision.models import (
+    DoubleSpendRequest,
+    DoubleSpendResponse,
+    OpenerInfo,
+    OpenRequest,
+    OpenResponse,
+    RegistrationRequest,
+    RegistrationResponse,
+)
+from ecash_tpm.supervision.settings import SupervisionSettings
+from ecash_tpm.supervision.store import MIGRATIONS
+
+router = APIRouter(tags=["supervision"])
+
+
+def _dept(request: Request) -> SupervisionDepartment:
+    dept: SupervisionDepartment = request.app.state.supervision
+    return dept
+
+
+@router.get("/v1/opener", response_model=OpenerInfo)
+def opener_info(request: Request) -> OpenerInfo:
+    """Hop, to configure the issuer with and to check openings against."""
+    return OpenerInfo(opener_public=_dept(request).opener_public.encode())
+
+
+@router.post("/v1/registry", response_model=RegistrationResponse)
+def register(body: RegistrationRequest, request: Request) -> RegistrationResponse:
+    """Issuer-signed member registration (T0 -> member)."""
+    entry = _dept(request).register_signed(body.registration, body.cert)
+    return RegistrationResponse(member_id=entry.member_id)
+
+
+@router.post("/v1/open", response_model=OpenResponse)
+def open_spend(body: OpenRequest, request: Request) -> OpenResponse:
+    """Open a spend's (c1, c2): the member and a proof (operator token required if set)."""
+    token: str | None = request.app.state.open_token
+    if token is not None:
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), ("Bearer " + token).encode()):
+            raise OpenUnauthorizedError("opening needs the operator's bearer token")
+    result = _dept(request).open(Point.decode(body.c1), Point.decode(body.c2), reason=body.reason)
+    return OpenResponse.model_validate(result.to_dict())
+
+
+@router.post("/v1/double-spend", response_model=DoubleSpendResponse)
+def double_spend(body: DoubleSpendRequest, request: Request) -> DoubleSpendResponse:
+    """Bank report of two spends of one serial -> evidence bundle and revocation request."""
+    case = _dept(request).handle_double_spend(body.transcripts, body.cert)
+    return DoubleSpendResponse.model_validate(case.to_dict())
+
+
+def _read_text(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the {what} {path}: {exc}") from exc
+
+
+def build_department(
+    settings: SupervisionSettings,
+    db: Database,
+    *,
+    revoker: Revoker | None = None,
+    opener: OpenerSecret | None = None,
+    signer: PartyKey | None = None,
+    clock: Callable[[], float] | None = None,
+) -> SupervisionDepartment:
+    """A :class:`SupervisionDepartment` from settings (pieces may be injected by tests)."""
+    root = None
+    if settings.central_bank_root is not None:
+        root = load_certificate(_read_text(Path(settings.central_bank_root), "central bank root"))
+    cert_file = settings.resolved_certificate_file()
+    cert_pem = _read_text(cert_file, "supervision certificate") if cert_file.exists() else None
+    kwargs: dict[str, Any] = {} if clock is None else {"clock": clock}
+    return SupervisionDepartment(
+        db,
+        opener or load_opener_secret(settings.resolved_opener_key_file()),
+        signer=signer or PartyKey.load(settings.resolved_signing_key_file()),
+        cert_pem=cert_pem,
+        central_bank_root=root,
+        revoker=revoker,
+        **kwargs,
+    )
+
+
+def create_supervision_app(
+    settings: SupervisionSettings,
+    *,
+    revoker: Revoker | None = None,
+    opener: OpenerSecret | None = None,
+    signer: PartyKey | None = None,
+    clock: Callable[[], float] | None = None,
+    database: Database | None = None,
+) -> FastAPI:
+    """The supervision department's app. Without ``revoker``, ``settings.issuer_url`` is used."""
+    closers: list[Callable[[], None]] = []
+
+    def startup(app: FastAPI) -> None:
+        rev = revoker
+        if rev is None and settings.issuer_url:
+            from ecash_tpm.issuer.client import IssuerClient
+
+            client = IssuerClient(settings.issuer_url)
+            closers.append(client.close)
+            rev = client
+        app.state.open_token = settings.open_token
+        app.state.supervision = build_department(
+            settings, app.state.db, revoker=rev, opener=opener, signer=signer, clock=clock
+        )
+
+    def shutdown(app: FastAPI) -> None:
+        while closers:
+            closers.pop()()
+
+    return create_app(
+        "supervision",
+        settings=settings,
+        routers=[router],
+        migrations=MIGRATIONS,
+        database=database,
+        on_startup=[startup],
+        on_shutdown=[shutdown],
+        description="Supervision department: member registry, opening with proof, double spends.",
+    )

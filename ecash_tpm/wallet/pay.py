@@ -1,0 +1,342 @@
+"""Payment, device side: check the merchant's request, pick coins, prove with the TPM, send.
+
+Steps of :func:`pay`:
+
+1. the signed request is checked against the merchant certificate, which must chain to the
+   central-bank root with role ``merchant`` and CN = ``merchant_id``; not past its deadline;
+   for our bank;
+2. the fewest coins adding up to exactly the amount are chosen and marked ``pending`` in the
+   same transaction that records the payment (``preparing``);
+3. one spend proof per coin with the TPM (``make_spend_proof``: one TPM2_Commit and one
+   TPM2_Sign with the DAA key; Hop from the membership; the commit's K must equal the
+   member's registered T0). If the TPM fails, nothing has left the device and the coins go
+   back to ``unspent``;
+4. the payment turns ``sent`` with its spends *before* the merchant is called;
+5. with the merchant's answer, the bank's receipt is verified (bank certificate from the root,
+   signature, this request, these serials, amount) and the coins become ``spent``.
+
+When no answer arrives, the payment stays ``sent`` and :func:`recover_payments` settles it
+from the bank's view of each serial (``GET /v1/coins/{sigma}``): spent -> ``spent``; unspent
+once the request's deadline has passed (after which the bank refuses its deposit) ->
+back to ``unspent``; locked or still before the deadline -> wait. Releasing coins earlier
+would let a merchant that claimed not to have received them deposit them after the wallet
+spent them again — and a double spend opens the customer's identity.
+
+A refusal naming a double-spent serial (409 ``bank.double_spend``) marks that coin spent and
+releases the others at once: the bank only accepts the complete set (it must add up to the
+request's amount), and that set now contains a spent coin.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from cryptography import x509
+
+from ecash_tpm.crypto.bn256 import Point
+from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode
+from ecash_tpm.crypto.groupsig import DaaSigner, make_spend_proof
+from ecash_tpm.errors import EcashError, InputError, RemoteError
+from ecash_tpm.merchant.protocol import (
+    Spend,
+    verify_payment_request,
+    verify_receipt,
+)
+from ecash_tpm.service.errors import RemoteCallError
+from ecash_tpm.wallet.coins import HeldCoin, select_coins
+from ecash_tpm.wallet.store import PaymentRecord, WalletStore
+from ecash_tpm.wallet.withdraw import WalletBank
+
+__all__ = [
+    "MerchantApi",
+    "PaymentOutcomeUnknownError",
+    "PaymentRefusedError",
+    "PayResult",
+    "RecoveryResult",
+    "WrongBankError",
+    "pay",
+    "recover_payments",
+]
+
+#: Coins must stay depositable at least this long after the payment starts.
+SPENDABLE_MARGIN_S = 60
+
+
+class WrongBankError(InputError):
+    """The merchant's request names a bank other than the wallet's."""
+
+    code = "wallet.wrong_bank"
+
+
+class PaymentOutcomeUnknownError(RemoteError):
+    """The spends were sent but no answer came back; ``wallet recover`` will settle it."""
+
+    code = "wallet.payment_unknown"
+    http_status = 504
+
+
+class PaymentRefusedError(RemoteError):
+    """The merchant (or its bank) refused the payment; keeps the remote code and status."""
+
+    code = "wallet.payment_refused"
+
+    def __init__(self, exc: RemoteCallError, payment_id: str) -> None:
+        super().__init__(
+            exc.message, code=exc.code, detail={**exc.detail, "payment_id": payment_id}
+        )
+        if exc.status is not None:
+            self.http_status = exc.status
+        self.status = exc.status
+
+
+class MerchantApi(Protocol):
+    """The merchant as the wallet sees it (over HTTP: ``MerchantClient``)."""
+
+    def pay(
+        self, request: Mapping[str, Any], spends: Sequence[Mapping[str, Any]]
+    ) -> Mapping[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class PayResult:
+    """A paid request: the verified receipt and where the time went."""
+
+    payment_id: str
+    merchant_id: str
+    amount: int
+    currency: str
+    coins: list[int]
+    receipt: dict[str, Any]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "payment_id": self.payment_id,
+            "merchant_id": self.merchant_id,
+            "amount": self.amount,
+            "currency": self.currency,
+            "coins": self.coins,
+            "deposit_id": self.receipt.get("body", {}).get("deposit_id"),
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+        }
+
+
+@dataclass(frozen=True)
+class RecoveryResult:
+    """What recovery decided for one open payment."""
+
+    payment_id: str
+    outcome: str  # spent | released | partly_spent | waiting | interrupted
+    coin_states: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "payment_id": self.payment_id,
+            "outcome": self.outcome,
+            "coin_states": self.coin_states,
+        }
+
+
+def pay(
+    store: WalletStore,
+    request_doc: Mapping[str, Any],
+    cert: x509.Certificate | bytes | str,
+    *,
+    merchant: MerchantApi,
+    signer: DaaSigner,
+    hop: Point,
+    root: x509.Certificate | bytes | str,
+    clock: Callable[[], int],
+    expected_t0: Point | None = None,
+    bank_name: str | None = None,
+    merchant_url: str | None = None,
+    self_check: bool = True,
+) -> PayResult:
+    """Pay a merchant's signed request (see the module docstring)."""
+    now = clock()
+    req = verify_payment_request(request_doc, cert, root, now=now)
+    if bank_name is not None and req.bank != bank_name:
+        raise WrongBankError(
+            "the merchant wants payment through another bank",
+            detail={"bank": req.bank, "wallet_bank": bank_name},
+        )
+    payment_id = "pay-" + secrets.token_hex(12)
+    chosen = store.start_payment(
+        payment_id=payment_id,
+        merchant_id=req.merchant_id,
+        merchant_url=merchant_url,
+        preq=req.preq,
+        amount=req.amount,
+        currency=req.currency,
+        deadline=req.deadline,
+        request=dict(request_doc),
+        spendable_after=now + SPENDABLE_MARGIN_S,
+        choose=lambda coins: select_coins(coins, req.amount),
+    )
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    try:
+        spends = [
+            _spend(signer, hc, hop=hop, preq=req.preq, t0=expected_t0, self_check=self_check)
+            for hc in chosen
+        ]
+    except BaseException as exc:  # nothing left the device: the coins are still ours
+        code = exc.code if isinstance(exc, EcashError) else "wallet.interrupted"
+        store.finish_payment(
+            payment_id, state="failed", released=[c.sigma for c in chosen], error_code=code
+        )
+        raise
+    timings["proofs_s"] = time.perf_counter() - start
+    stats = getattr(signer, "stats", None)
+    if stats is not None and hasattr(stats, "tpm_seconds"):
+        timings["tpm_s"] = float(stats.tpm_seconds)
+    wire = [sp.to_dict() for sp in spends]
+    store.mark_sent(payment_id, wire)
+
+    start = time.perf_counter()
+    try:
+        answer = merchant.pay(request_doc, wire)
+    except RemoteCallError as exc:
+        raise _send_failure(store, payment_id, chosen, exc) from exc
+    timings["merchant_s"] = time.perf_counter() - start
+    serials = [hc.sigma for hc in chosen]
+    receipt = answer.get("receipt")
+    try:
+        verify_receipt(
+            receipt,
+            answer.get("cert"),  # type: ignore[arg-type]
+            root,
+            preq=req.preq,
+            merchant_id=req.merchant_id,
+            amount=req.amount,
+            currency=req.currency,
+            serials=serials,
+            now=clock(),
+        )
+    except EcashError as exc:
+        store.note_error(payment_id, exc.code)  # coins stay pending: recovery asks the bank
+        raise
+    if not isinstance(receipt, Mapping):  # pragma: no cover - verify_receipt checked it
+        raise InputError("receipt missing")
+    store.finish_payment(payment_id, state="paid", receipt=dict(receipt), spent=serials)
+    return PayResult(
+        payment_id=payment_id,
+        merchant_id=req.merchant_id,
+        amount=req.amount,
+        currency=req.currency,
+        coins=sorted((c.value for c in chosen), reverse=True),
+        receipt=dict(receipt),
+        timings=timings,
+    )
+
+
+def _spend(
+    signer: DaaSigner,
+    hc: HeldCoin,
+    *,
+    hop: Point,
+    preq: bytes,
+    t0: Point | None,
+    self_check: bool,
+) -> Spend:
+    coin = hc.coin
+    proof = make_spend_proof(
+        signer,
+        hop=hop,
+        preq=preq,
+        keyset_id=coin.keyset_id,
+        epoch=coin.epoch,
+        sigma=coin.sigma,
+        coin=coin.credential,
+        expected_t0=t0,
+        self_check=self_check,
+    )
+    return Spend(coin, proof)
+
+
+def _send_failure(
+    store: WalletStore, payment_id: str, chosen: Sequence[HeldCoin], exc: RemoteCallError
+) -> EcashError:
+    """Record a failed send and return the error to raise."""
+    definite = exc.status is not None and 400 <= exc.status < 500 and exc.status != 408
+    if not definite:
+        store.note_error(payment_id, exc.code)
+        return PaymentOutcomeUnknownError(
+            "the payment was sent but no answer came back; run `ecash-tpm wallet recover`",
+            detail={"payment_id": payment_id, "cause": exc.code},
+        )
+    if exc.code == "bank.double_spend" and isinstance(exc.detail.get("serial"), str):
+        try:
+            spent = b64u_decode(exc.detail["serial"])
+        except EcashError:
+            spent = b""
+        serials = {hc.sigma for hc in chosen}
+        if spent in serials:
+            store.finish_payment(
+                payment_id,
+                state="failed",
+                spent=[spent],
+                released=[s for s in serials if s != spent],
+                error_code=exc.code,
+            )
+            return PaymentRefusedError(exc, payment_id)
+    store.note_error(payment_id, exc.code)  # coins stay pending until recovery settles them
+    return PaymentRefusedError(exc, payment_id)
+
+
+def _coin_state(bank: WalletBank, sigma: bytes) -> str:
+    answer = bank.coin_status(sigma)
+    state = answer.get("state") if isinstance(answer, Mapping) else None
+    if state not in ("unspent", "locked", "spent"):
+        raise InputError("the bank's coin status is malformed", code="remote.bad_response")
+    return str(state)
+
+
+def _recover_one(
+    store: WalletStore, bank: WalletBank, record: PaymentRecord, now: int, grace_s: int
+) -> RecoveryResult:
+    if record.state == "preparing":  # crashed before sending: nothing left the device
+        store.finish_payment(
+            record.payment_id,
+            state="failed",
+            released=list(record.serials),
+            error_code="wallet.interrupted",
+        )
+        return RecoveryResult(record.payment_id, "interrupted")
+    states = {sigma: _coin_state(bank, sigma) for sigma in record.serials}
+    shown = {b64u_encode(s): st for s, st in states.items()}
+    spent = [s for s, st in states.items() if st == "spent"]
+    unspent = [s for s, st in states.items() if st == "unspent"]
+    locked = [s for s, st in states.items() if st == "locked"]
+    if spent and len(spent) == len(states):
+        store.finish_payment(record.payment_id, state="spent", spent=spent)
+        return RecoveryResult(record.payment_id, "spent", shown)
+    expired = now > record.deadline + grace_s
+    if locked or not expired:
+        if spent:  # settle what is known; keep the payment open for the rest
+            store.finish_payment(
+                record.payment_id, state="sent", spent=spent, error_code=record.error_code
+            )
+        return RecoveryResult(record.payment_id, "waiting", shown)
+    store.finish_payment(
+        record.payment_id,
+        state="failed",
+        spent=spent,
+        released=unspent,
+        error_code=record.error_code or "wallet.not_deposited",
+    )
+    return RecoveryResult(record.payment_id, "partly_spent" if spent else "released", shown)
+
+
+def recover_payments(
+    store: WalletStore, bank: WalletBank, *, clock: Callable[[], int], grace_s: int = 0
+) -> list[RecoveryResult]:
+    """Settle every open payment from the bank's coin states (see the module docstring)."""
+    results = []
+    for record in store.payments(open_only=True):
+        results.append(_recover_one(store, bank, record, clock(), grace_s))
+    return results

@@ -1,0 +1,244 @@
+"""Withdrawal, device side: log in, build blinded coins, persist, send, finalize, store.
+
+Per coin (DESIGN §5): serial sigma (32 random bytes), a fresh randomization (R, S, T, W) of
+the member credential, ``m = coin_message(keyset_id, epoch, sigma, R, S, T, W)``, RFC 9474
+``prepare`` (random 32-byte prefix) and ``blind``. The whole withdrawal (request_id, blinded
+messages, blinding inverses, coin secrets) is written to the wallet database *before* the
+request leaves, so an answer lost to a crash or a dropped connection is recovered by sending
+the same request again (:func:`resume_withdrawals`): the bank answers a repeated request_id
+with the stored signatures and debits once. Every signature is unblinded and verified under
+the keyset's public key before the coin is stored.
+
+The bank is reached through :class:`WalletBank` (the logged-in
+:class:`~ecash_tpm.bank.client.BankClient` over HTTP; one login per session, since a TOTP code
+is accepted once); keysets are accepted only with a valid bank signature and a bank
+certificate from the central bank.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from cryptography import x509
+
+from ecash_tpm.bank.client import BankKeysets
+from ecash_tpm.bank.keysets import Keyset
+from ecash_tpm.crypto import blindrsa
+from ecash_tpm.crypto.groupsig import Credential, RandomizedCredential, coin_message
+from ecash_tpm.errors import EcashError, ProtocolError, RemoteError
+from ecash_tpm.merchant.protocol import Coin, KeysetBook, book_from_bank_keysets
+from ecash_tpm.service.errors import RemoteCallError
+from ecash_tpm.wallet.coins import HeldCoin, SplitStrategy, split_amount
+from ecash_tpm.wallet.store import PendingCoin, PendingWithdrawal, WalletStore
+
+__all__ = [
+    "WalletBank",
+    "WithdrawalPendingError",
+    "WithdrawResult",
+    "fetch_keysets",
+    "new_request_id",
+    "plan_withdrawal",
+    "resume_withdrawals",
+    "send_withdrawal",
+    "withdraw",
+]
+
+#: Transport or server failures after which the bank may have processed the request.
+_RETRYABLE_STATUS = frozenset({401, 408, 429})
+
+
+class WithdrawalPendingError(RemoteError):
+    """The bank's answer was lost; the withdrawal is saved and will be completed by a retry."""
+
+    code = "wallet.withdrawal_pending"
+
+
+class WithdrawalAnswerError(ProtocolError):
+    """The bank answered a withdrawal with the wrong number of signatures."""
+
+    code = "wallet.bad_withdraw_answer"
+
+
+class WalletBank(Protocol):
+    """What the wallet needs from its bank; :class:`~ecash_tpm.bank.client.BankClient`
+    (logged in) is the HTTP implementation. Errors are RemoteCallError with the bank's code."""
+
+    def keysets(
+        self, *, central_bank_root: x509.Certificate | str | bytes | None = None
+    ) -> BankKeysets: ...
+
+    def withdraw(self, request_id: str, items: Sequence[tuple[bytes, bytes]]) -> list[bytes]: ...
+
+    def coin_status(self, sigma: bytes) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class WithdrawResult:
+    """A finished withdrawal: the coins now in the wallet."""
+
+    request_id: str
+    amount: int
+    currency: str
+    coins: list[HeldCoin]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "request_id": self.request_id,
+            "amount": self.amount,
+            "currency": self.currency,
+            "coins": sorted((c.value for c in self.coins), reverse=True),
+        }
+
+
+def new_request_id() -> str:
+    """A withdrawal idempotency key: 32 characters of base64url."""
+    return secrets.token_urlsafe(24)
+
+
+def fetch_keysets(
+    bank: WalletBank,
+    root: x509.Certificate | bytes | str,
+    *,
+    now: int,
+    bank_name: str | None = None,
+    store: WalletStore | None = None,
+) -> KeysetBook:
+    """The bank's keysets, verified against the central-bank root (and remembered)."""
+    raw = bank.keysets(central_bank_root=root)
+    book = book_from_bank_keysets(raw, root, bank_name=bank_name, now=now)
+    if store is not None:
+        store.save_keysets(book)
+    return book
+
+
+def plan_withdrawal(
+    book: KeysetBook,
+    credential: Credential,
+    epoch: int,
+    amount: int,
+    currency: str,
+    *,
+    now: int,
+    strategy: SplitStrategy = "payable",
+) -> list[PendingCoin]:
+    """Blinded coins for ``amount``: split into denominations, one fresh serial and
+    credential randomization per coin (nothing is sent or stored here)."""
+    keysets = book.withdrawable(currency, now)
+    by_value: dict[int, Keyset] = {}
+    for ks in keysets:  # largest value first, then the longest-lived keyset of that value
+        by_value.setdefault(ks.value, ks)
+    values = split_amount(amount, by_value.keys(), strategy)
+    out = []
+    for value in values:
+        ks = by_value[value]
+        sigma = secrets.token_bytes(32)
+        rc = credential.randomize()
+        prepared = blindrsa.prepare(coin_message(ks.keyset_id, epoch, sigma, rc))
+        blinded, inv = blindrsa.blind(ks.public_key, prepared, salt_length=ks.variant.salt_length)
+        out.append(
+            PendingCoin(
+                keyset_id=ks.keyset_id,
+                value=ks.value,
+                currency=ks.currency,
+                deposit_until=ks.deposit_until,
+                epoch=epoch,
+                sigma=sigma,
+                credential=rc.to_dict(),
+                msg_prefix=prepared[: blindrsa.PREFIX_LEN],
+                blinded_msg=blinded,
+                inv=inv,
+            )
+        )
+    return out
+
+
+def _finalize(
+    pending: PendingWithdrawal, sigs: Sequence[bytes], book: KeysetBook
+) -> list[HeldCoin]:
+    if len(sigs) != len(pending.items):
+        raise WithdrawalAnswerError(
+            "the bank returned a different number of signatures",
+            detail={"expected": len(pending.items), "got": len(sigs)},
+        )
+    coins = []
+    for item, blind_sig in zip(pending.items, sigs, strict=True):
+        ks = book.get(item.keyset_id)
+        rc = RandomizedCredential.from_dict(item.credential)
+        prepared = item.msg_prefix + coin_message(item.keyset_id, item.epoch, item.sigma, rc)
+        sig = blindrsa.finalize(
+            ks.public_key, prepared, blind_sig, item.inv, salt_length=ks.variant.salt_length
+        )
+        coin = Coin(item.keyset_id, item.epoch, item.sigma, rc, item.msg_prefix, sig)
+        coins.append(HeldCoin(coin, item.value, item.currency, item.deposit_until))
+    return coins
+
+
+def send_withdrawal(
+    store: WalletStore, bank: WalletBank, pending: PendingWithdrawal, book: KeysetBook
+) -> WithdrawResult:
+    """Send (or re-send) a saved withdrawal, finalize and verify, store the coins."""
+    items = [(i.keyset_id, i.blinded_msg) for i in pending.items]
+    try:
+        sigs = bank.withdraw(pending.request_id, items)
+    except RemoteCallError as exc:
+        definite = exc.status is not None and 400 <= exc.status < 500
+        if definite and exc.status not in _RETRYABLE_STATUS and exc.code != "auth.blacklisted":
+            store.fail_withdrawal(pending.request_id, exc.code)
+            raise
+        raise WithdrawalPendingError(
+            "no answer from the bank; the withdrawal is saved, retry with `wallet withdraw "
+            "--resume` (it will not be debited twice)",
+            detail={"request_id": pending.request_id, "cause": exc.code},
+        ) from exc
+    coins = _finalize(pending, sigs, book)
+    store.complete_withdrawal(pending.request_id, coins)
+    return WithdrawResult(pending.request_id, pending.amount, pending.currency, coins)
+
+
+def withdraw(
+    store: WalletStore,
+    bank: WalletBank,
+    *,
+    credential: Credential,
+    epoch: int,
+    root: x509.Certificate | bytes | str,
+    amount: int,
+    currency: str,
+    clock: Callable[[], int],
+    strategy: SplitStrategy = "payable",
+    bank_name: str | None = None,
+    request_id: str | None = None,
+) -> WithdrawResult:
+    """Withdraw ``amount`` as coins (see the module docstring)."""
+    now = clock()
+    book = fetch_keysets(bank, root, now=now, bank_name=bank_name, store=store)
+    items = plan_withdrawal(book, credential, epoch, amount, currency, now=now, strategy=strategy)
+    rid = request_id or new_request_id()
+    store.add_pending_withdrawal(rid, currency, items)
+    return send_withdrawal(store, bank, store.withdrawal(rid), book)
+
+
+def resume_withdrawals(
+    store: WalletStore,
+    bank: WalletBank,
+    *,
+    root: x509.Certificate | bytes | str,
+    clock: Callable[[], int],
+    bank_name: str | None = None,
+) -> list[WithdrawResult]:
+    """Complete every saved withdrawal whose answer was lost (same request_id, same items)."""
+    pending = store.pending_withdrawals()
+    if not pending:
+        return []
+    book = fetch_keysets(bank, root, now=clock(), bank_name=bank_name, store=store)
+    results = []
+    for pw in pending:
+        try:
+            results.append(send_withdrawal(store, bank, pw, book))
+        except EcashError:
+            if len(pending) == 1:
+                raise
+    return results

@@ -1,0 +1,523 @@
+"""Merchant domain without HTTP: request signing, local coin checks, deposit, idempotency.
+
+Coins are minted here with a software DAA key and a local RSA keyset; the bank is a fake that
+signs receipts with a certified bank key (or fails on demand), so every branch of the
+merchant's state machine is reachable in milliseconds.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ecash_tpm.bank.client import BankKeysets
+from ecash_tpm.bank.coins import Coin, Spend
+from ecash_tpm.bank.keysets import Keyset, keyset_id_for
+from ecash_tpm.centralbank import CentralBankCA, load_certificate
+from ecash_tpm.crypto import blindrsa
+from ecash_tpm.crypto.bn256 import Point
+from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode
+from ecash_tpm.crypto.groupsig import (
+    Credential,
+    IssuerSecret,
+    OpenerSecret,
+    coin_message,
+    issue_credential,
+    make_spend_proof,
+)
+from ecash_tpm.crypto.signing import PartyKey, canonical_digest, sign_object
+from ecash_tpm.crypto.softdaa import SoftwareDaaSigner
+from ecash_tpm.errors import EcashError
+from ecash_tpm.merchant.domain import (
+    BankRefusedError,
+    BankUnavailableError,
+    Merchant,
+    MerchantConfig,
+)
+from ecash_tpm.merchant.protocol import (
+    KIND_RECEIPT,
+    cert_pem,
+    verify_keyset_list,
+    verify_payment_request,
+)
+from ecash_tpm.merchant.store import MIGRATIONS, MerchantStore
+from ecash_tpm.service.errors import RemoteCallError
+from ecash_tpm.storage import Database, sqlite_url
+
+RSA_KEYS: dict[int, Any] = {}
+
+
+def rsa_key(value: int) -> Any:
+    """RSA keygen is slow: one key per denomination for the whole module."""
+    if value not in RSA_KEYS:
+        RSA_KEYS[value] = blindrsa.generate_key(2048)
+    return RSA_KEYS[value]
+
+
+class Clock:
+    def __init__(self, t: int | None = None) -> None:
+        self.t = int(time.time()) if t is None else t
+
+    def __call__(self) -> int:
+        return self.t
+
+
+@dataclass
+class Mint:
+    """A central bank, a bank key with keysets, an issuer secret and an opener key."""
+
+    ca: CentralBankCA
+    bank_key: PartyKey
+    bank_cert: str
+    issuer: IssuerSecret
+    opener: OpenerSecret
+    descriptors: list[dict[str, Any]] = field(default_factory=list)
+    keysets: dict[int, tuple[bytes, Any]] = field(default_factory=dict)
+    epoch: int = 1
+
+    def add_keyset(self, value: int, *, wf: int, wu: int, du: int) -> bytes:
+        priv = rsa_key(value)
+        from cryptography.hazmat.primitives import serialization
+
+        spki = priv.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        body = {
+            "value": value,
+            "currency": "EUR",
+            "withdraw_from": wf,
+            "withdraw_until": wu,
+            "deposit_until": du,
+            "public_key": b64u_encode(spki),
+            "variant": blindrsa.DEFAULT_VARIANT.name,
+        }
+        kid = keyset_id_for(body)
+        self.descriptors.append(
+            sign_object(self.bank_key, "bank-keyset", {**body, "keyset_id": b64u_encode(kid)})
+        )
+        self.keysets[value] = (kid, priv)
+        return kid
+
+    def keyset_list(self) -> dict[str, Any]:
+        return {"bank_cert": self.bank_cert, "keysets": list(self.descriptors)}
+
+    def credential(self, signer: SoftwareDaaSigner) -> Credential:
+        cred, _ = issue_credential(self.issuer, signer.public_point)
+        return cred
+
+    def coin(self, cred: Credential, value: int, keyset_id: bytes | None = None) -> Coin:
+        kid, priv = self.keysets[value]
+        kid = keyset_id or kid
+        rc = cred.randomize()
+        sigma = secrets.token_bytes(32)
+        prepared = blindrsa.prepare(coin_message(kid, self.epoch, sigma, rc))
+        blinded, inv = blindrsa.blind(priv.public_key(), prepared)
+        sig = blindrsa.finalize(
+            priv.public_key(), prepared, blindrsa.blind_sign(priv, blinded), inv
+        )
+        return Coin(kid, self.epoch, sigma, rc, prepared[:32], sig)
+
+    def spend(self, signer: SoftwareDaaSigner, coin: Coin, preq: bytes) -> dict[str, Any]:
+        proof = make_spend_proof(
+            signer,
+            hop=self.opener.public,
+            preq=preq,
+            keyset_id=coin.keyset_id,
+            epoch=coin.epoch,
+            sigma=coin.sigma,
+            coin=coin.credential,
+        )
+        return Spend(coin, proof).to_dict()
+
+    def receipt(self, envelope: Mapping[str, Any], deposited_at: int) -> dict[str, Any]:
+        body = envelope["body"]
+        req = body["request"]["body"]
+        serials = [sp["coin"]["sigma"] for sp in body["spends"]]
+        return sign_object(
+            self.bank_key,
+            KIND_RECEIPT,
+            {
+                "deposit_id": body["deposit_id"],
+                "merchant_id": body["merchant_id"],
+                "preq": b64u_encode(canonical_digest(req)),
+                "amount": req["amount"],
+                "currency": req["currency"],
+                "serials": serials,
+                "transcript_ids": list(range(1, len(serials) + 1)),
+                "deposited_at": deposited_at,
+            },
+        )
+
+
+class FakeBank:
+    """Keysets, receipts, and scripted failures; remembers every deposit it saw."""
+
+    def __init__(self, mint: Mint, clock: Clock) -> None:
+        self.mint = mint
+        self.clock = clock
+        self.deposits: list[dict[str, Any]] = []
+        self.receipts: dict[str, dict[str, Any]] = {}
+        self.fail_next: list[Callable[[dict[str, Any]], None]] = []
+
+    def keysets(self, *, central_bank_root: Any = None) -> BankKeysets:
+        doc = self.mint.keyset_list()
+        key = load_certificate(doc["bank_cert"]).public_key()
+        parsed = [Keyset.from_signed(d, key) for d in doc["keysets"]]
+        return BankKeysets(load_certificate(doc["bank_cert"]), parsed, doc["keysets"])
+
+    def reserve(self, signed: Mapping[str, Any], cert_pem: str) -> dict[str, Any]:
+        return {"locked_until": self.clock() + 60}
+
+    def deposit(self, signed: Mapping[str, Any], cert_pem: str) -> dict[str, Any]:
+        env = {**signed, "cert": cert_pem}
+        self.deposits.append(env)
+        if self.fail_next:
+            self.fail_next.pop(0)(env)
+        did = env["body"]["deposit_id"]
+        if did not in self.receipts:
+            self.receipts[did] = self.mint.receipt(env, self.clock())
+        return {"receipt": self.receipts[did]}
+
+
+def remote(code: str, status: int | None, **detail: Any) -> Callable[[dict[str, Any]], None]:
+    def fail(_: dict[str, Any]) -> None:
+        raise RemoteCallError(
+            code, code=code, status=status, url="http://bank", detail=dict(detail)
+        )
+
+    return fail
+
+
+def lost_answer(bank: FakeBank) -> Callable[[dict[str, Any]], None]:
+    """The bank processes the deposit, then the answer is lost."""
+
+    def fail(env: dict[str, Any]) -> None:
+        did = env["body"]["deposit_id"]
+        bank.receipts[did] = bank.mint.receipt(env, bank.clock())
+        raise RemoteCallError(
+            "timeout", code="remote.timeout", status=None, url="http://bank", detail={}
+        )
+
+    return fail
+
+
+@dataclass
+class World:
+    mint: Mint
+    clock: Clock
+    bank: FakeBank
+    merchant: Merchant
+    other: Merchant
+    signer: SoftwareDaaSigner
+    cred: Credential
+
+    def pay_doc(self, amount: int, values: list[int], merchant: Merchant | None = None) -> Any:
+        m = merchant or self.merchant
+        doc = m.create_request(amount)
+        preq = canonical_digest(doc["request"]["body"])
+        spends = [self.mint.spend(self.signer, self.mint.coin(self.cred, v), preq) for v in values]
+        return doc, spends
+
+
+def _merchant(
+    tmp: Path, name: str, mint: Mint, bank: FakeBank, clock: Clock, **kw: Any
+) -> Merchant:
+    key = PartyKey.generate()
+    cert = mint.ca.certify("merchant", name, key.public_key)
+    db = Database.open(sqlite_url(tmp / f"{name}.db"))
+    db.migrate(MIGRATIONS, component="merchant")
+    config = MerchantConfig(
+        name=name,
+        key=key,
+        cert_pem=cert_pem(cert),
+        root=mint.ca.root_certificate,
+        keyset_refresh_s=0,
+        **kw,
+    )
+    return Merchant(config, MerchantStore(db, clock), bank, mint.opener.public, clock=clock)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    clock = Clock()
+    ca = CentralBankCA.create(tmp_path / "ca")
+    bank_key = PartyKey.generate()
+    bank_cert = cert_pem(ca.certify("bank", "bank", bank_key.public_key))
+    mint = Mint(ca, bank_key, bank_cert, IssuerSecret.generate(), OpenerSecret.generate())
+    t = clock()
+    for v in (1, 2, 4, 8, 16, 32):
+        mint.add_keyset(v, wf=t - 100, wu=t + 1000, du=t + 2000)
+    bank = FakeBank(mint, clock)
+    merchant = _merchant(tmp_path, "shop-1", mint, bank, clock)
+    other = _merchant(tmp_path, "shop-2", mint, bank, clock)
+    signer = SoftwareDaaSigner()
+    yield World(mint, clock, bank, merchant, other, signer, mint.credential(signer))
+    for m in (merchant, other):
+        m.store._db.close()
+    ca.close()
+
+
+def _code(exc: pytest.ExceptionInfo[EcashError]) -> str:
+    return exc.value.code
+
+
+# --- requests --------------------------------------------------------------------------------
+
+
+def test_request_is_signed_stored_and_verifiable_by_the_wallet(world: World) -> None:
+    doc = world.merchant.create_request(37, product_id="book-1")
+    req = verify_payment_request(
+        doc["request"], doc["cert"], world.mint.ca.root_certificate, now=world.clock()
+    )
+    assert req.merchant_id == "shop-1" and req.amount == 37 and req.bank == "bank"
+    assert req.deadline == world.clock() + 300 and len(req.nonce) == 16
+    row = world.merchant.store.get(req.preq)
+    assert row is not None and row.state == "open"
+    # another merchant's certificate does not vouch for this request
+    with pytest.raises(EcashError) as exc:
+        verify_payment_request(
+            doc["request"],
+            world.other.config.cert_pem,
+            world.mint.ca.root_certificate,
+            now=world.clock(),
+        )
+    assert _code(exc) == "cert.wrong_name"
+    world.clock.t += 301
+    with pytest.raises(EcashError) as exc:
+        verify_payment_request(
+            doc["request"], doc["cert"], world.mint.ca.root_certificate, now=world.clock()
+        )
+    assert _code(exc) == "payment.request_expired"
+
+
+def test_keyset_list_is_checked_against_the_root(world: World) -> None:
+    book = verify_keyset_list(world.mint.keyset_list(), world.mint.ca.root_certificate)
+    assert sorted(k.value for k in book.keysets.values()) == [1, 2, 4, 8, 16, 32]
+    tampered = world.mint.keyset_list()
+    tampered["keysets"][0] = {**tampered["keysets"][0]}
+    tampered["keysets"][0]["body"] = {**tampered["keysets"][0]["body"], "value": 1000}
+    with pytest.raises(EcashError) as exc:
+        verify_keyset_list(tampered, world.mint.ca.root_certificate)
+    assert _code(exc) == "keyset.descriptor_invalid"
+    impostor = world.mint.keyset_list()
+    impostor["bank_cert"] = world.merchant.config.cert_pem  # a merchant is not a bank
+    with pytest.raises(EcashError) as exc:
+        verify_keyset_list(impostor, world.mint.ca.root_certificate)
+    assert _code(exc) == "cert.wrong_role"
+
+
+# --- paying ----------------------------------------------------------------------------------
+
+
+def test_pay_deposits_once_and_identical_retry_returns_the_same_receipt(world: World) -> None:
+    doc, spends = world.pay_doc(37, [32, 4, 1])
+    out = world.merchant.pay(doc["request"], spends)
+    assert out["cert"] == world.mint.bank_cert
+    body = out["receipt"]["body"]
+    assert body["amount"] == 37 and body["merchant_id"] == "shop-1"
+    assert len(world.bank.deposits) == 1
+    dep = world.bank.deposits[0]
+    assert dep["kind"] == "deposit" and dep["cert"] == world.merchant.config.cert_pem
+    again = world.merchant.pay(doc["request"], spends)
+    assert again == out and len(world.bank.deposits) == 1
+    assert world.merchant.stats()["totals"] == {"EUR": {"paid_count": 1, "paid_amount": 37}}
+    # the same request with other coins: each request is paid once
+    _, other_spends = world.pay_doc(37, [32, 4, 1])
+    with pytest.raises(EcashError) as exc:
+        world.merchant.pay(doc["request"], other_spends)
+    assert _code(exc) == "payment.already_paid" and exc.value.http_status == 409
+
+
+@pytest.mark.parametrize(
+    ("tamper", "code"),
+    [
+        ("signature", "coin.bad_signature"),
+        ("sigma", "coin.bad_signature"),
+        ("credential", "coin.bad_signature"),
+        ("proof", "daa.spend_proof_invalid"),
+        ("keyset", "coin.unknown_keyset"),
+    ],
+)
+def test_tampered_coins_are_refused_locally(world: World, tamper: str, code: str) -> None:
+    doc, spends = world.pay_doc(4, [4])
+    sp = spends[0]
+    coin, proof = dict(sp["coin"]), dict(sp["proof"])
+    if tamper == "signature":
+        sig = bytearray(b64u_decode(coin["signature"]))
+        sig[-1] ^= 1
+        coin["signature"] = b64u_encode(bytes(sig))
+    elif tamper == "sigma":
+        coin["sigma"] = b64u_encode(secrets.token_bytes(32))
+    elif tamper == "credential":
+        other = world.cred.randomize()
+        coin["credential"] = {**coin["credential"], "R": other.to_dict()["R"]}
+    elif tamper == "proof":
+        st = int.from_bytes(b64u_decode(proof["st"]), "big")
+        proof["st"] = b64u_encode(((st + 1) % (2**255)).to_bytes(32, "big"))
+    elif tamper == "keyset":
+        coin["keyset_id"] = b64u_encode(secrets.token_bytes(16))
+    with pytest.raises(EcashError) as exc:
+        world.merchant.pay(doc["request"], [{"coin": coin, "proof": proof}])
+    assert _code(exc) == code
+    assert world.bank.deposits == []
+    assert world.merchant.stats()["counters"]["verify_failure"][code] == 1
+
+
+def test_spend_proof_is_bound_to_request_and_merchant(world: World) -> None:
+    doc_a, spends_a = world.pay_doc(8, [8])
+    doc_b = world.merchant.create_request(8)
+    with pytest.raises(EcashError) as exc:  # same coin+proof for another request
+        world.merchant.pay(doc_b["request"], spends_a)
+    assert _code(exc) == "daa.spend_proof_invalid"
+    doc_c = world.other.create_request(8)
+    with pytest.raises(EcashError) as exc:  # ... or at another merchant
+        world.other.pay(doc_c["request"], spends_a)
+    assert _code(exc) == "daa.spend_proof_invalid"
+    with pytest.raises(EcashError) as exc:  # merchant A's request presented to merchant B
+        world.other.pay(doc_a["request"], spends_a)
+    assert _code(exc) == "payment.not_our_request"
+    assert world.bank.deposits == []
+
+
+def test_software_key_and_foreign_tpm_proofs_are_refused(world: World) -> None:
+    doc = world.merchant.create_request(16)
+    preq = canonical_digest(doc["request"]["body"])
+    coin = world.mint.coin(world.cred, 16)
+    thief = SoftwareDaaSigner()  # has the wallet file (coin) but not the key
+    proof = make_spend_proof(
+        thief,
+        hop=world.mint.opener.public,
+        preq=preq,
+        keyset_id=coin.keyset_id,
+        epoch=coin.epoch,
+        sigma=coin.sigma,
+        coin=coin.credential,
+        self_check=False,
+    )
+    with pytest.raises(EcashError) as exc:
+        world.merchant.pay(doc["request"], [Spend(coin, proof).to_dict()])
+    assert _code(exc) == "daa.spend_proof_invalid"
+
+
+def test_amount_deadline_and_keyset_window(world: World) -> None:
+    doc, spends = world.pay_doc(10, [8, 1])
+    with pytest.raises(EcashError) as exc:
+        world.merchant.pay(doc["request"], spends)
+    assert _code(exc) == "payment.amount_mismatch"
+    doc, spends = world.pay_doc(2, [2])
+    world.clock.t += 301
+    with pytest.raises(EcashError) as exc:
+        world.merchant.pay(doc["request"], spends)
+    assert _code(exc) == "payment.request_expired"
+    # a coin of a keyset whose deposit window is over
+    t = world.clock()
+    kid = world.mint.add_keyset(64, wf=t - 50, wu=t - 20, du=t - 10)
+    world.merchant.keysets(refresh=True)
+    doc = world.merchant.create_request(64)
+    preq = canonical_digest(doc["request"]["body"])
+    old = world.mint.coin(world.cred, 64, keyset_id=kid)
+    with pytest.raises(EcashError) as exc:
+        world.merchant.pay(doc["request"], [world.mint.spend(world.signer, old, preq)])
+    assert _code(exc) == "coin.keyset_expired"
+
+
+def test_double_spend_refusal_keeps_code_and_status_and_reopens(world: World) -> None:
+    doc, spends = world.pay_doc(4, [4])
+    world.bank.fail_next.append(remote("bank.double_spend", 409, serial="x", transcript_id=7))
+    with pytest.raises(BankRefusedError) as exc:
+        world.merchant.pay(doc["request"], spends)
+    assert exc.value.code == "bank.double_spend" and exc.value.http_status == 409
+    assert exc.value.detail["transcript_id"] == 7
+    preq = canonical_digest(doc["request"]["body"])
+    row = world.merchant.store.get(preq)
+    assert row is not None and row.state == "open"
+    assert world.merchant.stats()["counters"]["bank_error"] == {"bank.double_spend": 1}
+    # the customer may pay the same request with good coins afterwards
+    fresh = [world.mint.spend(world.signer, world.mint.coin(world.cred, 4), preq)]
+    assert world.merchant.pay(doc["request"], fresh)["receipt"]["body"]["amount"] == 4
+
+
+def test_lost_bank_answer_is_retried_with_the_same_deposit(world: World) -> None:
+    doc, spends = world.pay_doc(6, [4, 2])
+    world.bank.fail_next.append(lost_answer(world.bank))
+    with pytest.raises(BankUnavailableError) as exc:
+        world.merchant.pay(doc["request"], spends)
+    assert exc.value.detail["outcome_unknown"] is True
+    preq = canonical_digest(doc["request"]["body"])
+    row = world.merchant.store.get(preq)
+    assert row is not None and row.state == "paying"
+    # a different payment of the same request is refused while the outcome is unknown
+    _, others = world.pay_doc(6, [4, 2])
+    with pytest.raises(EcashError) as exc2:
+        world.merchant.pay(doc["request"], others)
+    assert exc2.value.code == "payment.in_progress"
+    out = world.merchant.pay(doc["request"], spends)  # the customer retries
+    first, second = world.bank.deposits
+    assert first == second  # byte-identical document, same deposit_id
+    assert out["receipt"]["body"]["deposit_id"] == first["body"]["deposit_id"]
+
+
+def test_pending_deposits_can_be_retried_by_the_merchant(world: World) -> None:
+    doc, spends = world.pay_doc(1, [1])
+    world.bank.fail_next.append(remote("remote.unreachable", None))
+    with pytest.raises(BankUnavailableError):
+        world.merchant.pay(doc["request"], spends)
+    assert len(world.merchant.retry_pending_deposits()) == 1
+    preq = canonical_digest(doc["request"]["body"])
+    row = world.merchant.store.get(preq)
+    assert row is not None and row.state == "paid"
+
+
+def test_forged_receipt_is_not_accepted(world: World) -> None:
+    doc, spends = world.pay_doc(2, [2])
+    forger = PartyKey.generate()
+
+    def forge(env: dict[str, Any]) -> None:
+        world.bank.receipts[env["body"]["deposit_id"]] = sign_object(
+            forger, KIND_RECEIPT, world.mint.receipt(env, 0)["body"]
+        )
+
+    world.bank.fail_next.append(forge)
+    with pytest.raises(EcashError) as exc:
+        world.merchant.pay(doc["request"], spends)
+    assert _code(exc) == "receipt.invalid"
+
+
+def test_hop_must_be_a_point(world: World) -> None:
+    with pytest.raises(EcashError):
+        Merchant(
+            world.merchant.config,
+            world.merchant.store,
+            world.bank,
+            Point.infinity(),
+            clock=world.clock,
+        )
+
+
+def test_reserve_refusal_reopens_the_request(world: World) -> None:
+    import dataclasses
+
+    world.merchant.config = dataclasses.replace(world.merchant.config, reserve=True)
+    doc, spends = world.pay_doc(4, [4])
+    calls: list[str] = []
+
+    def locked(signed: Mapping[str, Any], cert_pem: str) -> dict[str, Any]:
+        calls.append(signed["kind"])
+        raise RemoteCallError(
+            "locked", code="bank.coin_locked", status=409, url="x", detail={"retry_after": 30}
+        )
+
+    world.bank.reserve = locked  # type: ignore[method-assign]
+    with pytest.raises(BankRefusedError) as exc:
+        world.merchant.pay(doc["request"], spends)
+    assert exc.value.code == "bank.coin_locked" and exc.value.http_status == 409
+    assert exc.value.detail["retry_after"] == 30 and calls == ["reserve"]
+    assert world.bank.deposits == []
+    row = world.merchant.store.get(canonical_digest(doc["request"]["body"]))
+    assert row is not None and row.state == "open"
