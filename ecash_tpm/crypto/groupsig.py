@@ -25,7 +25,7 @@ import hmac
 import struct
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol, TypeVar, runtime_checkable
+from typing import Any, ClassVar, NamedTuple, Protocol, Self, TypeVar, runtime_checkable
 
 from ecash_tpm.crypto.bn256 import (
     G,
@@ -540,83 +540,73 @@ def verify_join_proof(nonce: bytes, q: Point, proof: JoinProof) -> None:
 # --- credential ----------------------------------------------------------------------------------
 
 
-def _four_points(obj: Any, names: tuple[str, str, str, str]) -> None:
-    for n in names:
-        _point(getattr(obj, n), n)
+class _PointQuad:
+    """Shared encoding of the two four-point tuples (A, B, C, D) and (R, S, T, W).
+
+    Subclasses are frozen dataclasses whose four Point fields are named by ``_NAMES``; the byte
+    form is the four 65-byte encodings concatenated, the dict form base64url per field name.
+    """
+
+    __slots__ = ()
+    _NAMES: ClassVar[str]
+    _WHAT: ClassVar[str]
+
+    def __post_init__(self) -> None:
+        for n in self._NAMES:
+            _point(getattr(self, n), n)
+
+    def __iter__(self) -> Iterator[Point]:
+        return iter(tuple(getattr(self, n) for n in self._NAMES))
+
+    def to_bytes(self) -> bytes:
+        """The four points, 65 bytes each, in field order."""
+        return b"".join(p.encode() for p in self)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Self:
+        r = _Reader(data, cls._WHAT)
+        pts = [_pt(r.take(65), n) for n in cls._NAMES]
+        r.done()
+        return cls(*pts)
+
+    def to_dict(self) -> dict[str, str]:
+        return {n: b64u_encode(p.encode()) for n, p in zip(self._NAMES, self, strict=True)}
+
+    @classmethod
+    def from_dict(cls, data: object) -> Self:
+        f = _dict_fields(data, tuple(cls._NAMES), cls._WHAT)
+        return cls(*(_pt(f[n], n) for n in cls._NAMES))
 
 
 @dataclass(frozen=True, slots=True)
-class RandomizedCredential:
+class RandomizedCredential(_PointQuad):
     """Per-coin (R, S, T, W) = l*(A, B, C, D); iterable so ``*coin`` unpacks R, S, T, W."""
+
+    _NAMES: ClassVar[str] = "RSTW"
+    _WHAT: ClassVar[str] = "randomized credential"
 
     R: Point
     S: Point
     T: Point
     W: Point
 
-    def __post_init__(self) -> None:
-        _four_points(self, ("R", "S", "T", "W"))
-
-    def __iter__(self) -> Iterator[Point]:
-        return iter((self.R, self.S, self.T, self.W))
-
-    def to_bytes(self) -> bytes:
-        """``R || S || T || W`` (4 x 65 bytes)."""
-        return b"".join(p.encode() for p in self)
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> RandomizedCredential:
-        r = _Reader(data, "randomized credential")
-        pts = [_pt(r.take(65), n) for n in ("R", "S", "T", "W")]
-        r.done()
-        return cls(*pts)
-
-    def to_dict(self) -> dict[str, str]:
-        return {n: b64u_encode(p.encode()) for n, p in zip("RSTW", self, strict=True)}
-
-    @classmethod
-    def from_dict(cls, data: object) -> RandomizedCredential:
-        f = _dict_fields(data, ("R", "S", "T", "W"), "randomized credential")
-        return cls(*(_pt(f[n], n) for n in "RSTW"))
-
 
 @dataclass(frozen=True, slots=True)
-class Credential:
+class Credential(_PointQuad):
     """The member's credential (A, B, C, D) with B = y*A, D = (a*y)*Q, C = x*(A + D)."""
+
+    _NAMES: ClassVar[str] = "ABCD"
+    _WHAT: ClassVar[str] = "credential"
 
     A: Point
     B: Point
     C: Point
     D: Point
 
-    def __post_init__(self) -> None:
-        _four_points(self, ("A", "B", "C", "D"))
-
-    def __iter__(self) -> Iterator[Point]:
-        return iter((self.A, self.B, self.C, self.D))
-
     def randomize(self, l_scalar: int | None = None) -> RandomizedCredential:
         """Fresh (R, S, T, W) = l*(A, B, C, D) for one coin (l random unless given)."""
         lv = random_scalar() if l_scalar is None else _scalar(l_scalar, "l")
         return RandomizedCredential(*(lv * p for p in self))
-
-    def to_bytes(self) -> bytes:
-        return b"".join(p.encode() for p in self)
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> Credential:
-        r = _Reader(data, "credential")
-        pts = [_pt(r.take(65), n) for n in ("A", "B", "C", "D")]
-        r.done()
-        return cls(*pts)
-
-    def to_dict(self) -> dict[str, str]:
-        return {n: b64u_encode(p.encode()) for n, p in zip("ABCD", self, strict=True)}
-
-    @classmethod
-    def from_dict(cls, data: object) -> Credential:
-        f = _dict_fields(data, ("A", "B", "C", "D"), "credential")
-        return cls(*(_pt(f[n], n) for n in "ABCD"))
 
 
 @dataclass(frozen=True, slots=True)
