@@ -434,6 +434,27 @@ def test_reservation_makes_a_late_deposit_valid(sworld: BankWorld) -> None:
     sworld.deposit("shop-a", request, spends)
 
 
+def test_expired_reservation_does_not_extend_the_deadline(sworld: BankWorld) -> None:
+    """A merchant that reserves and sits on the coins past T and the deadline is refused.
+
+    Otherwise the customer, told by the bank that the coins are unspent after the deadline,
+    spends them elsewhere, and the late deposit turns that into a "double spend" that opens
+    and revokes an honest member.
+    """
+    member = sworld.customer("alice", 100)
+    coins = sworld.withdraw(member, 5)
+    request = sworld.request("shop-a", 5, deadline_in=10)
+    spends = sworld.spends(member, coins, request)
+    held = sworld.reserve("shop-a", request, spends)
+    sworld.clock.advance(held["locked_until"] - sworld.clock() + 1)
+    assert sworld.bank.coin_status(coins[0].sigma)["state"] == "unspent"
+    with pytest.raises(E.RequestExpiredError):
+        sworld.deposit("shop-a", request, spends)
+    elsewhere = sworld.request("shop-b", 5)
+    sworld.deposit("shop-b", elsewhere, sworld.spends(member, coins, elsewhere))
+    assert sworld.reporter.reports == []
+
+
 def test_merchant_authentication(sworld: BankWorld, pki: Pki) -> None:
     member = sworld.customer("alice", 100)
     coins = sworld.withdraw(member, 5)

@@ -25,6 +25,7 @@ from ecash_tpm.crypto.groupsig import (
 )
 from ecash_tpm.crypto.signing import PartyKey, canonical_digest, sign_object
 from ecash_tpm.errors import EcashError, InputError
+from ecash_tpm.money import is_currency_code
 
 __all__ = [
     "DEPOSIT_KIND",
@@ -56,7 +57,6 @@ MAX_RSA_SIG_LEN = 512  # 4096-bit keys
 
 _COIN_FIELDS = frozenset({"keyset_id", "epoch", "sigma", "credential", "msg_prefix", "signature"})
 _SPEND_FIELDS = frozenset({"coin", "proof"})
-_CURRENCY_RE = re.compile(r"^[A-Z][A-Z0-9]{2,11}$")
 _ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
@@ -79,7 +79,7 @@ def _bytes_field(data: Mapping[str, Any], key: str, length: int | None = None) -
 
 def check_currency(currency: object) -> str:
     """Currencies are short upper-case codes (``EUR``, ``TEST``); anything else is refused."""
-    if not isinstance(currency, str) or not _CURRENCY_RE.match(currency):
+    if not is_currency_code(currency):
         raise RequestMismatchError(
             "invalid currency code", detail={"currency": repr(currency)[:40]}
         )

@@ -511,11 +511,18 @@ class Deposits:
         return receipt
 
     def _first_seen(self, merchant_id: str, preq: bytes, now: int) -> int:
-        """When the bank first verified this request for this merchant (its reservation)."""
+        """When the bank first verified this request for this merchant (its live reservation).
+
+        Only a reservation that still holds counts: once T has passed the wallet may treat the
+        coins as unpaid after the request's deadline and spend them again, so a merchant that
+        deposits late must not be let through on an expired lock (that would make an honest
+        re-spend look like a double spend and get the customer opened and revoked).
+        """
         with self._db.read() as tx:
             seen = tx.fetchval(
-                "SELECT MIN(locked_at) AS t FROM coin_lock WHERE merchant_id = :m AND preq = :p",
-                {"m": merchant_id, "p": preq},
+                "SELECT MIN(locked_at) AS t FROM coin_lock"
+                " WHERE merchant_id = :m AND preq = :p AND locked_until > :now",
+                {"m": merchant_id, "p": preq, "now": now},
             )
         return now if seen is None else min(int(seen), now)
 
@@ -661,11 +668,12 @@ class Deposits:
         return {"sent": sent, "failed": len(rows) - sent}
 
     def reports(self) -> list[dict[str, Any]]:
-        """All double-spend reports (for the audit and the CLI)."""
+        """All double-spend reports (for the audit and the CLI), with the supervision
+        department's answer to each one sent (its case: member, evidence, revocation)."""
         with self._db.read() as tx:
             rows = tx.fetchall(
                 "SELECT report_id, sigma, first_transcript_id, second_preq, created_at, status,"
-                " attempts, error FROM double_spend_report ORDER BY report_id"
+                " attempts, error, result FROM double_spend_report ORDER BY report_id"
             )
         return [
             {
@@ -677,6 +685,7 @@ class Deposits:
                 "status": r["status"],
                 "attempts": int(r["attempts"]),
                 "error": r["error"],
+                "result": None if r["result"] is None else json.loads(r["result"]),
             }
             for r in rows
         ]

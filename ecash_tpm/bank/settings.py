@@ -7,6 +7,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 
+from ecash_tpm.money import CURRENCY_PATTERN
 from ecash_tpm.service import ServiceSettings
 
 DEFAULT_DENOMINATIONS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000]
@@ -18,7 +19,7 @@ class BankSettings(ServiceSettings):
     section: ClassVar[str] = "bank"
 
     port: int = Field(default=8082, ge=0, le=65535)
-    currency: str = Field(default="EUR", pattern=r"^[A-Z][A-Z0-9]{2,11}$")
+    currency: str = Field(default="EUR", pattern=CURRENCY_PATTERN)
 
     key_file: Path | None = Field(default=None, description="bank P-256 key (default bank.key)")
     cert_file: Path | None = Field(default=None, description="bank certificate (bank.crt)")

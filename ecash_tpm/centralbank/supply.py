@@ -38,6 +38,7 @@ from ecash_tpm.crypto.encoding import b64u_encode
 from ecash_tpm.crypto.signing import CANONICAL_MAX_INT, canonical_digest, canonical_encode
 from ecash_tpm.crypto.signing import verify_object as _verify_object
 from ecash_tpm.errors import ConflictError, InputError
+from ecash_tpm.money import CURRENCY_PATTERN
 from ecash_tpm.service.models import B64Bytes, validate_model
 from ecash_tpm.storage import Row
 
@@ -79,7 +80,7 @@ class KeysetSupply(BaseModel):
 
     keyset_id: Annotated[B64Bytes, Field(min_length=16, max_length=16)]
     value: Annotated[int, Field(ge=1, le=CANONICAL_MAX_INT, strict=True)]
-    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    currency: Annotated[str, Field(pattern=CURRENCY_PATTERN)]
     outstanding_count: Amount
     outstanding_value: Amount
 

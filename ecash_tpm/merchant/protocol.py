@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,6 +57,7 @@ from ecash_tpm.errors import (
     ProtocolError,
     SignatureError,
 )
+from ecash_tpm.money import is_currency_code
 
 __all__ = [
     "CUSTOMER_KEY_LEN",
@@ -104,7 +104,6 @@ KIND_KEYSET = KEYSET_DESCRIPTOR_KIND
 CONTRACT_HASH_LEN = 32
 REQUEST_NONCE_LEN = 16
 CUSTOMER_KEY_LEN = 32  # X25519 public key (DESIGN §6)
-_CURRENCY_RE = re.compile(r"^[A-Z][A-Z0-9]{2,11}$")
 _NAME_MAX = 64
 
 
@@ -205,7 +204,7 @@ def _str(body: Mapping[str, Any], key: str, err: type[EcashError]) -> str:
 
 def _currency(body: Mapping[str, Any], err: type[EcashError]) -> str:
     value = body.get("currency")
-    if not isinstance(value, str) or not _CURRENCY_RE.match(value):
+    if not isinstance(value, str) or not is_currency_code(value):
         raise err("currency must be an upper-case code like EUR", detail={"field": "currency"})
     return value
 
