@@ -9,6 +9,15 @@ the party signing key ``supervision-key.pem`` for the central bank to certify
 (``--data``), or through a running department (``--url``, with ``--token`` if it requires one).
 The spend is given as ``--c1/--c2`` (base64url points) or ``--spend FILE`` holding a JSON spend
 ``{coin, proof}`` (or just the proof). Every opening is logged with its ``--reason``.
+
+``audit`` checks a bank's database from outside the bank's code
+(:mod:`ecash_tpm.supervision.audit`): ``--bank-db URL`` (read-only), the bank certificate and
+central-bank root (``--bank-data DIR`` holding ``bank.crt`` and ``central-bank-root.pem``, or
+``--bank-cert``/``--root``; the department's own ``central_bank_root`` setting wins over the
+bank's copy), Hop (``--opener-public`` or ``opener-public.txt`` in ``--data``), the issuer's
+epoch keys (``--issuer-keys DIR``; without them the credential check is skipped and the report
+says so) and, with ``--central-bank URL``, the bank's latest money-supply report. Exit status:
+0 clean, 2 violations found, 1 the audit could not run.
 """
 
 from __future__ import annotations
@@ -127,6 +136,87 @@ def _cmd_open(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- audit (issue 5) ----------------------------------------------------------------------------
+
+
+def _audit_certificates(args: argparse.Namespace, settings: Any) -> tuple[bytes, bytes]:
+    """Bank certificate and the trust anchor, in the order of preference of the docstring."""
+    from ecash_tpm.errors import InputError
+
+    bank_data = Path(args.bank_data) if args.bank_data else None
+    cert_path = Path(args.bank_cert) if args.bank_cert else None
+    if cert_path is None and bank_data is not None:
+        cert_path = bank_data / "bank.crt"
+    root_path = Path(args.root) if args.root else None
+    if root_path is None and settings.central_bank_root is not None:
+        root_path = Path(settings.central_bank_root)
+    if root_path is None and bank_data is not None:
+        root_path = bank_data / "central-bank-root.pem"
+    if cert_path is None or root_path is None:
+        raise InputError("give --bank-data DIR, or --bank-cert FILE and --root FILE")
+    try:
+        return cert_path.read_bytes(), root_path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read a certificate: {exc}") from exc
+
+
+def _audit_opener(args: argparse.Namespace, settings: Any) -> Any:
+    from ecash_tpm.crypto.bn256 import Point
+    from ecash_tpm.crypto.encoding import b64u_decode
+    from ecash_tpm.errors import InputError
+    from ecash_tpm.supervision.keys import OPENER_PUBLIC_FILE, read_opener_public
+
+    if args.opener_public:
+        return Point.decode(b64u_decode(args.opener_public))
+    path = settings.data_dir / OPENER_PUBLIC_FILE
+    if not path.exists():
+        raise InputError(f"give --opener-public, or --data with {OPENER_PUBLIC_FILE}")
+    return read_opener_public(path)
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from ecash_tpm.centralbank import load_certificate
+    from ecash_tpm.supervision.audit import run_audit
+
+    settings = _settings(args)
+    cert_pem, root_pem = _audit_certificates(args, settings)
+    secrets = None
+    if args.issuer_keys:
+        from ecash_tpm.issuer.keys import IssuerKeyStore
+
+        secrets = IssuerKeyStore.open(args.issuer_keys)
+    supply = None
+    skipped: list[dict[str, str]] = []
+    if args.central_bank:
+        from cryptography.x509.oid import NameOID
+
+        from ecash_tpm.centralbank.client import CentralBankClient
+        from ecash_tpm.service import RemoteCallError
+
+        cn = load_certificate(cert_pem).subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        bank_id = str(cn[0].value) if cn else None
+        with CentralBankClient(args.central_bank) as client:
+            try:
+                supply = client.latest_supply_report(bank_id).model_dump(mode="json")
+            except RemoteCallError as exc:
+                if exc.code != "supply_report.not_found":
+                    raise
+                skipped.append(
+                    {"check": "supply_report", "reason": "the bank has sent no supply report"}
+                )
+    report = run_audit(
+        args.bank_db,
+        bank_cert=cert_pem,
+        central_bank_root=root_pem,
+        opener_public=_audit_opener(args, settings),
+        issuer_secrets=secrets,
+        supply_report=supply,
+    )
+    report.skipped.extend(skipped)
+    print(report.to_json() if args.json else report.summary())
+    return 0 if report.ok else 2
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, default=None, help="supervision data directory")
     p.add_argument("--config", default=None, help="TOML configuration file ([supervision])")
@@ -160,3 +250,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--url", help="open through a running supervision department")
     p.add_argument("--token", help="bearer token for --url")
     p.set_defaults(func=_cmd_open)
+
+    p = sub.add_parser("audit", help="audit a bank's database from outside the bank")
+    _common(p)
+    p.add_argument("--bank-db", required=True, metavar="URL", help="the bank's database URL")
+    p.add_argument("--bank-data", metavar="DIR", help="bank data dir (bank.crt, root copy)")
+    p.add_argument("--bank-cert", metavar="FILE", help="the bank certificate (PEM)")
+    p.add_argument("--root", metavar="FILE", help="central-bank root certificate (PEM)")
+    p.add_argument("--opener-public", metavar="B64", help="Hop (default: from --data)")
+    p.add_argument("--issuer-keys", metavar="DIR", help="issuer epoch keys (credential check)")
+    p.add_argument("--central-bank", metavar="URL", help="compare with the latest supply report")
+    p.set_defaults(func=_cmd_audit)
