@@ -26,6 +26,14 @@ windows, TOTP steps). Use::
         system.login(), system.bank_client(), system.merchant_client("shop-2")   # raw clients
         system.clock.advance(301)                           # move every party's time
 
+With ``ttp=True`` a fair-exchange TTP (DESIGN §6) runs too, certified by the same root, asking
+the bank over HTTP and the merchants at the URLs they register with; the merchants know its
+URL::
+
+        product = system.register_product("shop-1", title="song", price=5, content=b"...")
+        result = wallet.buy(product.product_id, "shop-1")   # descriptor, X25519 key, pay, decrypt
+        wallet.dispute(purchase_id)                         # key via the TTP (after its deadline)
+
 No pytest import: the demo may use it as a library (``sys.path`` must include ``tests/``).
 Everything is stopped on exit; files stay in ``base_dir`` (the caller's temporary directory).
 """
@@ -197,7 +205,10 @@ class System:
     bank: BankDomain
     supervision: SupervisionDepartment
     merchants: dict[str, Merchant]
+    ttp_url: str | None = None  # fair exchange (start_system(ttp=True))
+    ttp: Any = None  # the in-process ecash_tpm.ttp.domain.Ttp
     _closers: list[Callable[[], None]] = field(default_factory=list)
+    _fx_clients: dict[str, Any] = field(default_factory=dict)  # fair-exchange clients, shared
     _merchant_clients: dict[str, MerchantClient] = field(default_factory=dict)
     _anonymous_bank: BankClient | None = None
 
@@ -243,6 +254,37 @@ class System:
         if transport is None:
             self._merchant_clients[name] = client
         return client
+
+    # --- fair exchange (issue 6) ------------------------------------------------------------
+
+    def ttp_client(self) -> Any:
+        """A :class:`~ecash_tpm.ttp.client.TtpClient` (closed with the system)."""
+        from ecash_tpm.ttp.client import TtpClient
+
+        if self.ttp_url is None:
+            raise RuntimeError("start_system(ttp=True) to run a TTP")
+        if "ttp" not in self._fx_clients:
+            client = TtpClient(self.ttp_url)
+            self._closers.append(client.close)
+            self._fx_clients["ttp"] = client
+        return self._fx_clients["ttp"]
+
+    def shop_catalogue(self, merchant: str = MERCHANTS[0]) -> Any:
+        """The shop's catalogue routes as the wallet reads them."""
+        from ecash_tpm.wallet.buy import ShopCatalogueClient
+
+        if merchant not in self._fx_clients:
+            client = ShopCatalogueClient(self.merchant_urls[merchant])
+            self._closers.append(client.close)
+            self._fx_clients[merchant] = client
+        return self._fx_clients[merchant]
+
+    def register_product(self, merchant: str, *, title: str, price: int, content: bytes) -> Any:
+        """Register ``content`` with the TTP through ``merchant`` (its catalogue, in-process)."""
+        catalogue = self.merchants[merchant].catalogue
+        return catalogue.register(
+            title=title, price=price, content=content, merchant_url=self.merchant_urls[merchant]
+        )
 
     # --- the wallet's join ------------------------------------------------------------------
 
@@ -304,6 +346,7 @@ class WalletHandle:
     signer: Any  # TpmDaaSigner
     device: Any  # TpmDevice
     _bank: BankClient | None = None
+    _buyer: Any = None  # fair exchange: wallet.buy.Buyer
 
     def close(self) -> None:
         """Flush the DAA key from the TPM (swtpm has 3 object slots; it reloads on use)."""
@@ -380,6 +423,42 @@ class WalletHandle:
             **kw,
         )
 
+    # --- fair exchange (issue 6) ------------------------------------------------------------
+
+    def buyer(self) -> Any:
+        """A :class:`~ecash_tpm.wallet.buy.Buyer` on this wallet (purchases.db in its dir)."""
+        from ecash_tpm.wallet.buy import Buyer, PurchaseStore
+
+        if self._buyer is None:
+            purchases = PurchaseStore.open(self.data_dir, self.system.clock)
+            self.system._closers.append(purchases.close)
+            self._buyer = Buyer(
+                purchases=purchases,
+                wallet=self.store,
+                signer=self.signer,
+                hop=self.membership.opener_public,
+                root=self.system.root_pem,
+                clock=self.system.clock,
+                expected_t0=self.membership.t0,
+                bank_name="bank",
+            )
+        return self._buyer
+
+    def buy(self, product_id: str, merchant: str = MERCHANTS[0], *, relay: bool = False) -> Any:
+        """Buy a product from ``merchant`` (descriptor and ciphertext from the shop)."""
+        client = self.system.merchant_client(merchant)
+        return self.buyer().buy(
+            product_id,
+            source=self.system.shop_catalogue(merchant),
+            shop=client,
+            merchant_url=client.base_url,
+            relay=self.system.ttp_client() if relay else None,
+        )
+
+    def dispute(self, purchase_id: str) -> Any:
+        """Ask the TTP for the key of a purchase."""
+        return self.buyer().dispute(purchase_id, ttp=self.system.ttp_client())
+
     def recover(self, **kw: Any) -> Any:
         from ecash_tpm.wallet.pay import recover_payments
 
@@ -420,6 +499,9 @@ def start_system(
     merchant_banks: dict[str, BankGateway] | None = None,
     withdraw_period_s: int = 30 * 86400,
     deposit_period_s: int = 365 * 86400,
+    ttp: bool = False,
+    dispute_window_s: int = 600,
+    merchant_admin_token: str | None = None,
 ) -> Iterator[System]:
     """Start the system (see the module docstring); stops every server on exit.
 
@@ -514,6 +596,24 @@ def start_system(
         bank_app = create_bank_app(bank, BankSettings(data_dir=bank_dir, currency=currency))
         bank_url = stack.enter_context(running_server(bank_app))
 
+        # fair-exchange TTP (issue 6): certified by the root, asks the bank over HTTP
+        ttp_url: str | None = None
+        ttp_domain: Any = None
+        if ttp:
+            from ecash_tpm.ttp.routes import create_ttp_app
+            from ecash_tpm.ttp.settings import TtpSettings
+
+            ttp_key, ttp_cert = _certify(ca, "ttp", "ttp")
+            ttp_settings = TtpSettings(
+                data_dir=base / "ttp", bank_url=bank_url, dispute_window_s=dispute_window_s
+            )
+            _write(ttp_settings.resolved_key_file(), ttp_key.private_pem(), 0o600)
+            _write(ttp_settings.resolved_cert_file(), ttp_cert)
+            _write(ttp_settings.resolved_root_cert(), root_pem)
+            ttp_app = create_ttp_app(ttp_settings, clock=tick)
+            ttp_url = stack.enter_context(running_server(ttp_app))
+            ttp_domain = ttp_app.state.ttp
+
         # merchants
         merchant_urls: dict[str, str] = {}
         merchants: dict[str, Merchant] = {}
@@ -530,6 +630,8 @@ def start_system(
                 currencies=[currency],
                 request_ttl_s=request_ttl_s,
                 reserve=reserve,
+                ttp_url=ttp_url,
+                admin_token=merchant_admin_token,
             )
             _write(settings.resolved_key_file(), m_key.private_pem(), 0o600)
             _write(settings.resolved_cert_file(), m_cert)
@@ -554,6 +656,8 @@ def start_system(
             bank=bank,
             supervision=sup_app.state.supervision,
             merchants=merchants,
+            ttp_url=ttp_url,
+            ttp=ttp_domain,
         )
         try:
             yield system

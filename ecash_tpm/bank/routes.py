@@ -165,6 +165,15 @@ def build_router() -> APIRouter:
     def coin(sigma: str, bank: Bank) -> CoinStatusAnswer:
         return CoinStatusAnswer(**bank.coin_status(decode_sigma(sigma)))
 
+    # --- fair exchange (issue 6): the TTP asks whether coins were deposited ---------------
+    @router.post("/ttp/deposit-query", summary="TTP-signed query: were these coins deposited?")
+    def ttp_deposit_query(body: DepositBody, bank: Bank) -> dict[str, Any]:
+        from ecash_tpm.bank.ttp_query import answer_ttp_query
+
+        return answer_ttp_query(bank, body.model_dump(exclude={"cert"}), body.cert)
+
+    # --- end fair exchange -------------------------------------------------------------------
+
     @router.post("/blacklist/lift", summary="Lift a blacklist entry (supervision-signed)")
     def lift(body: LiftBody, bank: Bank) -> dict[str, Any]:
         return bank.lift_blacklist_signed(body.model_dump(exclude={"cert"}), body.cert)

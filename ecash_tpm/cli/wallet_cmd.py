@@ -387,7 +387,117 @@ def register_coins(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_history)
 
 
-COMMAND_GROUPS: list[Callable[[argparse._SubParsersAction], None]] = [register_join, register_coins]
+# --- fair exchange (issue 6): buy, dispute, purchases ----------------------------------------
+
+
+def _cmd_buy(args: argparse.Namespace) -> int:
+    from ecash_tpm.device import TpmDevice
+    from ecash_tpm.merchant.client import MerchantClient
+    from ecash_tpm.wallet.buy import Buyer, PurchaseStore, ShopCatalogueClient
+    from ecash_tpm.wallet.membership import load_membership, open_signer
+    from ecash_tpm.wallet.store import WalletStore
+
+    cfg = _coin_settings(args)
+    root = _coin_root(args)
+    membership = load_membership(args.data)
+    say = _progress(args)
+    with (
+        MerchantClient(args.merchant) as shop,
+        ShopCatalogueClient(args.merchant) as catalogue,
+        TpmDevice(resolve_tcti(args)) as device,
+        WalletStore.open(args.data, _now) as store,
+        PurchaseStore.open(args.data, _now) as purchases,
+    ):
+        buyer = Buyer(
+            purchases=purchases,
+            wallet=store,
+            signer=open_signer(device, args.data, membership),
+            hop=membership.opener_public,
+            root=root,
+            clock=_now,
+            expected_t0=membership.t0,
+            bank_name=cfg.get("bank_name"),
+        )
+        say(f"checking product {args.product} (TTP-signed descriptor, ciphertext hash)")
+        say("paying with a fresh per-purchase key; the TPM makes the spend proofs")
+        result = buyer.buy(args.product, source=catalogue, shop=shop, merchant_url=shop.base_url)
+    d = result.to_dict()
+    _emit_coins(
+        args,
+        d,
+        f"bought {d['title']!r} ({d['price']} {d['currency']}) from {d['merchant_id']}: "
+        f"{d['size']} bytes in {d['content_file']} (purchase {d['purchase_id']})",
+    )
+    return 0
+
+
+def _cmd_dispute(args: argparse.Namespace) -> int:
+    from ecash_tpm.errors import ConfigError, EcashError
+    from ecash_tpm.ttp.client import TtpClient
+    from ecash_tpm.wallet.buy import PurchaseStore, dispute
+
+    done: list[dict[str, Any]] = []
+    waiting: list[dict[str, Any]] = []
+    with PurchaseStore.open(args.data, _now) as purchases:
+        targets = [purchases.get(args.purchase)] if args.purchase else purchases.open_disputes()
+        for p in targets:
+            url = args.ttp or p.ttp_url
+            if not url:
+                raise ConfigError("which TTP? pass --ttp URL", code="wallet.not_configured")
+            with TtpClient(url) as ttp:
+                try:
+                    done.append(dispute(purchases, p.purchase_id, ttp=ttp, clock=_now).to_dict())
+                except EcashError as exc:
+                    if args.purchase and exc.code != "ttp.dispute_pending":
+                        raise
+                    waiting.append({"purchase_id": p.purchase_id, "error": exc.to_dict()})
+    lines = [f"{d['purchase_id']}: content in {d['content_file']} (key via the TTP)" for d in done]
+    lines += [f"{w['purchase_id']}: {w['error']['code']} {w['error']['detail']}" for w in waiting]
+    _emit_coins(args, {"resolved": done, "waiting": waiting}, "\n".join(lines) or "nothing open")
+    return 0 if not waiting or done else 2
+
+
+def _cmd_purchases(args: argparse.Namespace) -> int:
+    from ecash_tpm.wallet.buy import PurchaseStore
+
+    with PurchaseStore.open(args.data, _now) as purchases:
+        rows = [p.to_dict() for p in purchases.purchases(limit=args.limit)]
+    text = "\n".join(
+        f"{r['created_at']}  {r['state']:<11} {r['price']:>6} {r['currency']}  "
+        f"{r['merchant_id']:<10} {r['product_id']}  {r['purchase_id']}"
+        for r in rows
+    )
+    _emit_coins(args, {"purchases": rows}, text or "no purchases")
+    return 0
+
+
+def register_fair_exchange(sub: argparse._SubParsersAction) -> None:
+    """``wallet buy|dispute|purchases`` (digital goods with an offline TTP, DESIGN §6)."""
+    p = sub.add_parser("buy", help="buy a digital product (key escrowed with the TTP)")
+    add_device_args(p)
+    p.add_argument("--merchant", required=True, metavar="URL", help="the shop's base URL")
+    p.add_argument("--product", required=True, help="product id (see the shop's /v1/products)")
+    p.set_defaults(func=_cmd_buy)
+
+    p = sub.add_parser("dispute", help="paid but no (good) key: get it through the TTP")
+    p.add_argument("--data", type=Path, required=True, help="wallet data directory")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--ttp", default=None, metavar="URL", help="TTP base URL (else the shop's)")
+    p.add_argument("--purchase", default=None, help="purchase id (default: every open one)")
+    p.set_defaults(func=_cmd_dispute)
+
+    p = sub.add_parser("purchases", help="purchases, newest first")
+    p.add_argument("--data", type=Path, required=True, help="wallet data directory")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(func=_cmd_purchases)
+
+
+COMMAND_GROUPS: list[Callable[[argparse._SubParsersAction], None]] = [
+    register_join,
+    register_coins,
+    register_fair_exchange,
+]
 """Functions adding wallet sub-commands; coin commands append their own ``register_*``."""
 
 

@@ -21,6 +21,7 @@ from ecash_tpm.crypto.bn256 import Point
 from ecash_tpm.crypto.encoding import b64u_decode
 from ecash_tpm.crypto.signing import PartyKey
 from ecash_tpm.errors import ConfigError, EcashError
+from ecash_tpm.merchant.catalogue import open_catalogue
 from ecash_tpm.merchant.client import fetch_opener_public
 from ecash_tpm.merchant.domain import BankGateway, Merchant, MerchantConfig
 from ecash_tpm.merchant.protocol import cert_pem
@@ -84,6 +85,7 @@ def create_merchant_app(
     """The merchant app; ``bank``/``hop``/``clock``/``transport`` override the defaults."""
     tick: Callable[[], int] = clock or (lambda: int(time.time()))
     owned: list[BankClient] = []
+    closers: list[Callable[[], None]] = []
 
     def start(app: FastAPI) -> None:
         config = load_merchant_config(settings)
@@ -98,12 +100,27 @@ def create_merchant_app(
             gateway = bank
         opener = hop if hop is not None else _hop(settings, transport)
         store = MerchantStore(app.state.db, tick)
-        app.state.merchant = Merchant(config, store, gateway, opener, clock=tick)
+        catalogue, close_ttp = open_catalogue(  # fair exchange (issue 6)
+            config,
+            app.state.db,
+            store,
+            ttp_url=settings.ttp_url,
+            clock=tick,
+            cheat=settings.cheat,
+            timeout=settings.bank_timeout_s,
+            transport=transport,
+        )
+        closers.append(close_ttp)
+        app.state.merchant = Merchant(
+            config, store, gateway, opener, clock=tick, catalogue=catalogue
+        )
 
     def stop(app: FastAPI) -> None:
         for client in owned:
             client.close()
         owned.clear()
+        while closers:
+            closers.pop()()
 
     return create_app(
         "merchant",

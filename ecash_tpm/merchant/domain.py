@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cryptography import x509
 
@@ -65,6 +65,9 @@ from ecash_tpm.merchant.protocol import (
 )
 from ecash_tpm.merchant.store import MerchantStore, RequestRow
 from ecash_tpm.service.errors import RemoteCallError
+
+if TYPE_CHECKING:  # fair exchange (issue 6)
+    from ecash_tpm.merchant.catalogue import Catalogue
 
 __all__ = [
     "MAX_SPENDS",
@@ -182,6 +185,7 @@ class Merchant:
         hop: Point,
         *,
         clock: Callable[[], int] = _wall_clock,
+        catalogue: Catalogue | None = None,
     ) -> None:
         key = verify_party_certificate(
             config.cert_pem, config.root, role="merchant", name=config.name
@@ -198,6 +202,7 @@ class Merchant:
         self._book: KeysetBook | None = None
         self._book_at = 0.0
         self._lock = threading.Lock()
+        self.catalogue = catalogue  # fair exchange: products escrowed with the TTP (DESIGN §6)
 
     @property
     def name(self) -> str:
@@ -253,6 +258,10 @@ class Merchant:
         ttl = self.config.request_ttl_s if ttl_s is None else ttl_s
         if ttl <= 0:
             raise InputError("request lifetime must be positive")
+        if product_id is not None and self.catalogue is not None:  # fair exchange (issue 6)
+            contract_hash = self.catalogue.contract_for(
+                product_id, amount=amount, currency=cur, customer_key=customer_key
+            )
         if contract_hash is None:
             terms = {"merchant": self.name, "product_id": product_id, "amount": amount}
             contract_hash = tagged_hash(TAG_CONTRACT, canonical_encode({**terms, "currency": cur}))
@@ -328,7 +337,14 @@ class Merchant:
         return total
 
     def pay(self, request_doc: Any, raw_spends: Any) -> dict[str, Any]:
-        """Verify, deposit and return ``{receipt, cert}`` (see the module docstring)."""
+        """Verify, deposit and return ``{receipt, cert}`` (see the module docstring); for a
+        product request also ``content_key``: the product key sealed to the customer."""
+        answer = self._pay(request_doc, raw_spends)
+        if self.catalogue is not None:  # fair exchange (issue 6): deliver k after the deposit
+            answer = self.catalogue.attach_key(parse_request_body(request_doc["body"]), answer)
+        return answer
+
+    def _pay(self, request_doc: Any, raw_spends: Any) -> dict[str, Any]:
         req, row = self._own_request(request_doc)
         try:
             spends = parse_spends(raw_spends, max_spends=MAX_SPENDS)

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Header, Request
 from pydantic import Field
 
+from ecash_tpm.crypto.encoding import b64u_encode
+from ecash_tpm.merchant.catalogue import Catalogue, TtpNotConfiguredError, check_admin
 from ecash_tpm.merchant.domain import MAX_SPENDS, Merchant
 from ecash_tpm.service import ApiModel, B64Bytes
 
@@ -43,6 +45,7 @@ class PayBody(ApiModel):
 class PayOut(ApiModel):
     receipt: dict[str, Any]
     cert: str
+    content_key: dict[str, Any] | None = None  # product requests: k sealed to the customer
 
 
 class MerchantInfoOut(ApiModel):
@@ -76,3 +79,72 @@ def create_payment_request(body: PaymentRequestCreate, request: Request) -> dict
 @router.post("/pay", response_model=PayOut, summary="Pay a request: verify, deposit, receipt")
 def pay(body: PayBody, request: Request) -> dict[str, Any]:
     return _merchant(request).pay(body.request, body.spends)
+
+
+# --- fair exchange (issue 6, DESIGN §6): catalogue and the TTP's key requests -----------------
+
+
+class ProductCreate(ApiModel):
+    """Admin: register a product with the TTP and list it."""
+
+    title: str = Field(min_length=1, max_length=200)
+    price: int = Field(gt=0, le=2**53 - 1)
+    currency: str | None = Field(default=None, min_length=3, max_length=12)
+    content: B64Bytes = Field(min_length=1)
+
+
+class SignedWithCert(ApiModel):
+    """A signed object with the signer's certificate (PEM) beside its fields."""
+
+    kind: str = Field(max_length=64)
+    body: dict[str, Any]
+    signature: str = Field(max_length=200)
+    signer: str = Field(max_length=200)
+    cert: str = Field(max_length=16384)
+
+
+def _catalogue(request: Request) -> Catalogue:
+    catalogue = _merchant(request).catalogue
+    if catalogue is None:
+        raise TtpNotConfiguredError("this merchant has no catalogue")
+    return catalogue
+
+
+@router.get("/products", summary="Products: TTP-signed descriptors")
+def list_products(request: Request) -> dict[str, Any]:
+    return {"products": [p.listing() for p in _catalogue(request).products()]}
+
+
+@router.get("/products/{product_id}", summary="One product: descriptor, TTP certificate")
+def get_product(product_id: str, request: Request) -> dict[str, Any]:
+    return _catalogue(request).get(product_id).listing()
+
+
+@router.get("/products/{product_id}/ciphertext", summary="The product's public ciphertext")
+def get_ciphertext(product_id: str, request: Request) -> dict[str, Any]:
+    product = _catalogue(request).get(product_id)
+    return {"product_id": product.product_id, "ciphertext": b64u_encode(product.ciphertext)}
+
+
+@router.post("/products", summary="Admin: register a product with the TTP (bearer token)")
+def add_product(
+    body: ProductCreate,
+    request: Request,
+    authorization: Annotated[str | None, Header()] = None,
+) -> dict[str, Any]:
+    settings = request.app.state.settings
+    check_admin(settings.admin_token, authorization)
+    url = settings.public_url or str(request.base_url).rstrip("/")
+    product = _catalogue(request).register(
+        title=body.title,
+        price=body.price,
+        content=body.content,
+        currency=body.currency,
+        merchant_url=url,
+    )
+    return product.listing()
+
+
+@router.post("/ttp/key-requests", summary="The TTP asks for a product key (dispute)")
+def key_request(body: SignedWithCert, request: Request) -> dict[str, Any]:
+    return _catalogue(request).answer_key_request(body.model_dump(exclude={"cert"}), body.cert)

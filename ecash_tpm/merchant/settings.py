@@ -8,7 +8,7 @@ role ``merchant`` with CN = ``name``) and ``central-bank-root.pem`` (the trust a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -46,6 +46,17 @@ class MerchantSettings(ServiceSettings):
     cert_file: Path | None = Field(default=None, description="default data_dir/merchant-cert.pem")
     root_cert: Path | None = Field(
         default=None, description="central bank root (default data_dir/central-bank-root.pem)"
+    )
+    # --- fair exchange (issue 6, DESIGN §6) ---------------------------------------------------
+    ttp_url: str | None = Field(default=None, description="the TTP products are registered with")
+    public_url: str | None = Field(
+        default=None, description="this shop's URL as the TTP reaches it (key requests)"
+    )
+    admin_token: str | None = Field(
+        default=None, min_length=16, description="bearer token for POST /v1/products (unset: off)"
+    )
+    cheat: Literal["none", "no_key", "wrong_key", "lost_key"] = Field(
+        default="none", description="TESTS AND DEMO ONLY: withhold or falsify product keys"
     )
 
     def resolved_key_file(self) -> Path:

@@ -1,0 +1,255 @@
+"""Offline-TTP fair exchange vs an online TTP, 1..N concurrent customers (cf. the second
+paper's Fig. 10).
+
+Run: ``.venv/bin/python benchmarks/bench_fair_exchange.py [--max-customers 8] [--reps 6]``.
+
+It starts a hermetic swtpm and the whole system of ``tests/system.py`` with the TTP on
+127.0.0.1 (real HTTP between every party), registers one product (price 1: one coin per
+purchase) at ``shop-1``, and lets ``c`` customer threads (each with its own wallet directory,
+coin store and purchase store) buy it ``--reps`` times each, for c = 1..N, in two flows:
+
+* **offline TTP** (this design): wallet -> merchant ``/v1/pay`` -> bank deposit; the merchant
+  returns the receipt with k sealed to the customer's key. The TTP is not involved (its counters
+  are checked to stay at zero).
+* **online TTP** (the baseline): wallet -> TTP ``/v1/relay/pay`` -> merchant ``/v1/pay`` ->
+  bank; the TTP checks the request, verifies the bank's receipt and releases its escrowed k.
+
+Both flows do the same customer-side work (descriptor and ciphertext check, fresh X25519 key,
+payment request, spend proof, key unsealing, decryption), so the difference is the TTP hop.
+Per level it prints throughput (purchases/s over the level's wall time), median and p95
+latency of a whole purchase, and median of the payment round trip alone (wallet -> answer),
+then the offline/online ratios.
+
+**Signer.** Customers use ``SoftwareDaaSigner`` (an in-memory ECDAA key with a credential
+issued under the system's issuer key), not one swtpm each: a swtpm serves one connection at a
+time, eight emulators would each need their own EK CA trusted by the issuer and an attested
+join, and the TPM's signing time is the same constant in both flows — it cannot change their
+ratio, only dilute it. One real TPM wallet still joins first, because withdrawals need an
+attested member on the account. Every party runs in this one Python process (uvicorn threads,
+one GIL), so absolute throughput is a lower bound; the comparison is like for like.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from system import System, start_system  # noqa: E402
+
+from ecash_tpm.crypto.groupsig import issue_credential  # noqa: E402
+from ecash_tpm.crypto.softdaa import SoftwareDaaSigner  # noqa: E402
+from ecash_tpm.device import TpmDevice  # noqa: E402
+from ecash_tpm.merchant.client import MerchantClient  # noqa: E402
+from ecash_tpm.swtpm import SwtpmInstance  # noqa: E402
+from ecash_tpm.ttp.client import TtpClient  # noqa: E402
+from ecash_tpm.wallet.buy import Buyer, PurchaseStore, ShopCatalogueClient  # noqa: E402
+from ecash_tpm.wallet.store import WalletStore  # noqa: E402
+from ecash_tpm.wallet.withdraw import withdraw  # noqa: E402
+
+CONTENT = b"benchmark content: one chapter of a digital book. " * 40  # ~2 KB
+FLOWS = ("offline", "online")
+
+
+@dataclass
+class Customer:
+    """One customer thread's wallet and HTTP clients (nothing shared between threads)."""
+
+    buyer: Buyer
+    shop: MerchantClient
+    catalogue: ShopCatalogueClient
+    ttp: TtpClient
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        for close in reversed(self.closers):
+            close()
+
+
+def make_customer(system: System, directory: Path, coins: int) -> Customer:
+    """A software-DAA member with ``coins`` coins of value 1 in its own wallet directory."""
+    signer = SoftwareDaaSigner()
+    epoch = system.issuer.keys.current_epoch
+    credential, _ = issue_credential(
+        system.issuer.keys.secret_for_epoch(epoch), signer.public_point
+    )
+    store = WalletStore.open(directory, system.clock)
+    purchases = PurchaseStore.open(directory, system.clock)
+    bank = system.login()
+    left = coins
+    while left:
+        chunk = min(left, 64)
+        withdraw(
+            store,
+            bank,
+            credential=credential,
+            epoch=epoch,
+            root=system.root_pem,
+            amount=chunk,
+            currency=system.currency,
+            clock=system.clock,
+            bank_name="bank",
+        )
+        left -= chunk
+    buyer = Buyer(
+        purchases=purchases,
+        wallet=store,
+        signer=signer,
+        hop=system.opener.public,
+        root=system.root_pem,
+        clock=system.clock,
+        bank_name="bank",
+    )
+    shop = MerchantClient(system.merchant_urls["shop-1"])
+    catalogue = ShopCatalogueClient(system.merchant_urls["shop-1"])
+    ttp = TtpClient(str(system.ttp_url))
+    c = Customer(buyer, shop, catalogue, ttp)
+    c.closers += [store.close, purchases.close, shop.close, catalogue.close, ttp.close]
+    return c
+
+
+def run_level(
+    customers: list[Customer], product_id: str, flow: str, reps: int, shop_url: str
+) -> tuple[float, list[float], list[float]]:
+    """``c`` threads, ``reps`` purchases each; returns (wall s, purchase s, pay round trip s)."""
+    totals: list[float] = []
+    pays: list[float] = []
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(customers) + 1)
+
+    def work(c: Customer) -> None:
+        barrier.wait()
+        for _ in range(reps):
+            start = time.perf_counter()
+            try:
+                result = c.buyer.buy(
+                    product_id,
+                    source=c.catalogue,
+                    shop=c.shop,
+                    merchant_url=shop_url,
+                    relay=c.ttp if flow == "online" else None,
+                )
+            except BaseException as exc:
+                errors.append(exc)
+                return
+            elapsed = time.perf_counter() - start
+            if result.content != CONTENT:
+                errors.append(RuntimeError("wrong content"))
+                return
+            with lock:
+                totals.append(elapsed)
+                pays.append(result.timings.get("merchant_s", 0.0))
+
+    threads = [threading.Thread(target=work, args=(c,)) for c in customers]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - start
+    if errors:
+        raise errors[0]
+    return wall, totals, pays
+
+
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--max-customers", type=int, default=8)
+    parser.add_argument("--reps", type=int, default=6, help="purchases per customer per level")
+    args = parser.parse_args()
+    n_max, reps = args.max_customers, args.reps
+    per_customer = len(FLOWS) * reps * n_max + 2  # customer 0 takes part in every level
+
+    with tempfile.TemporaryDirectory(prefix="bench-fx-") as tmp:
+        base = Path(tmp)
+        tpm_state = SwtpmInstance(base / "swtpm")
+        tpm_state.provision()
+        tpm_state.start()
+        try:
+            with (
+                TpmDevice(tpm_state.tcti) as device,
+                start_system(
+                    base / "sys",
+                    swtpm=tpm_state,
+                    tpm=device,
+                    denominations=(1,),
+                    initial_balance=per_customer * n_max + 100,
+                    ttp=True,
+                    bank_policy={"max_withdraw_items": 64},
+                ) as system,
+            ):
+                system.open_wallet(device, base / "tpm-wallet")  # attested member on the account
+                product = system.register_product("shop-1", title="Book", price=1, content=CONTENT)
+                print(f"setting up {n_max} customers ...", file=sys.stderr)
+                customers = [
+                    make_customer(system, base / f"c{i}", per_customer) for i in range(n_max)
+                ]
+                shop_url = system.merchant_urls["shop-1"]
+                try:
+                    for flow in FLOWS:  # warm-up: connections, keyset caches
+                        run_level(customers[:1], product.product_id, flow, 1, shop_url)
+                    relays0 = system.ttp.stats()["counters"].get("relays", 0)
+                    results: dict[tuple[str, int], tuple[float, float, float, float]] = {}
+                    print(
+                        f"{'flow':<8} {'cust':>4} {'purch/s':>8} {'lat.med':>8} {'lat.p95':>8} "
+                        f"{'pay.med':>8}   (ms; {reps} purchases per customer)"
+                    )
+                    for c in range(1, n_max + 1):
+                        for flow in FLOWS:
+                            before = dict(system.ttp.stats()["counters"])
+                            wall, totals, pays = run_level(
+                                customers[:c], product.product_id, flow, reps, shop_url
+                            )
+                            after = dict(system.ttp.stats()["counters"])
+                            if flow == "offline":
+                                moved = {
+                                    k
+                                    for k in ("disputes_opened", "bank_queries", "relays")
+                                    if after.get(k, 0) != before.get(k, 0)
+                                }
+                                if moved:
+                                    raise RuntimeError(f"offline flow reached the TTP: {moved}")
+                            row = (
+                                len(totals) / wall,
+                                statistics.median(totals) * 1e3,
+                                p95(totals) * 1e3,
+                                statistics.median(pays) * 1e3,
+                            )
+                            results[(flow, c)] = row
+                            print(
+                                f"{flow:<8} {c:>4} {row[0]:8.1f} {row[1]:8.1f} {row[2]:8.1f} "
+                                f"{row[3]:8.1f}"
+                            )
+                    relays = system.ttp.stats()["counters"].get("relays", 0) - relays0
+                    print(f"\nTTP relays in the online flow: {relays}; in the offline flow: 0")
+                    print(f"\n{'cust':>4} {'thr off/on':>10} {'lat on/off':>10} {'pay on/off':>10}")
+                    for c in range(1, n_max + 1):
+                        off, on = results[("offline", c)], results[("online", c)]
+                        print(
+                            f"{c:>4} {off[0] / on[0]:10.2f} {on[1] / off[1]:10.2f} "
+                            f"{on[3] / off[3]:10.2f}"
+                        )
+                finally:
+                    for cust in customers:
+                        cust.close()
+        finally:
+            tpm_state.cleanup()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,222 @@
+"""``ecash-tpm ttp init|serve|products|disputes|strikes|stats``: the fair-exchange TTP.
+
+``init --data DIR [--name ttp]`` makes the TTP's P-256 key (``ttp-key.pem``, 0600) and gets it
+certified by the central bank for role ``ttp``: directly from the CA's data directory with
+``--ca-dir`` (operator console), or by installing a certificate obtained out of band with
+``--cert`` and ``--root`` (``ecash-tpm centralbank certify --role ttp --name N --public-key
+DIR/ttp-key.pub.der``).
+
+``serve`` reads ``[ttp]`` from the TOML file (and ``ECASH_TPM_TTP_*``); ``--bank`` is the bank
+it asks whether coins were deposited. The other commands read the TTP's database directly
+(operator view): registered products, disputes (``--sweep`` first resolves those past their
+deadline, releasing escrowed keys and recording strikes), strikes per merchant, counters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ecash_tpm.errors import ConfigError
+
+
+def _emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
+    if args.json:
+        print(json.dumps({"ok": True, **payload}))
+    else:
+        print(text)
+
+
+def _settings(args: argparse.Namespace, **overrides: Any) -> Any:
+    from ecash_tpm.service import load_settings
+    from ecash_tpm.ttp.settings import TtpSettings
+
+    values = {"data_dir": getattr(args, "data", None), **overrides}
+    return load_settings(TtpSettings, path=getattr(args, "config", None), overrides=values)
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from ecash_tpm.centralbank import load_certificate, verify_party_certificate
+    from ecash_tpm.crypto.signing import PartyKey, write_file_atomic
+    from ecash_tpm.merchant.protocol import cert_pem
+
+    settings = _settings(args, name=args.name)
+    data = settings.data_dir
+    data.mkdir(mode=0o700, parents=True, exist_ok=True)
+    key_file = settings.resolved_key_file()
+    key = PartyKey.load(key_file) if key_file.exists() else PartyKey.generate()
+    if not key_file.exists():
+        key.save(key_file)
+    pub_file = data / "ttp-key.pub.der"
+    write_file_atomic(pub_file, key.public_key_bytes(), mode=0o644)
+    root_file, cert_file = settings.resolved_root_cert(), settings.resolved_cert_file()
+    if args.ca_dir:
+        from ecash_tpm.centralbank import CentralBankCA
+
+        with CentralBankCA.load(args.ca_dir) as ca:
+            cert = ca.certify("ttp", settings.name, key.public_key)
+            write_file_atomic(root_file, ca.root_pem(), mode=0o644)
+        write_file_atomic(cert_file, cert_pem(cert).encode("ascii"), mode=0o644)
+    else:
+        if args.root:
+            shutil.copyfile(args.root, root_file)
+        if args.cert:
+            write_file_atomic(
+                cert_file, cert_pem(Path(args.cert).read_bytes()).encode("ascii"), mode=0o644
+            )
+    certified = cert_file.exists() and root_file.exists()
+    if certified:
+        got = verify_party_certificate(
+            load_certificate(cert_file.read_bytes()),
+            root_file.read_bytes(),
+            role="ttp",
+            name=settings.name,
+        )
+        if got.public_numbers() != key.public_key.public_numbers():
+            raise ConfigError("the TTP certificate is for another key")
+    payload = {
+        "data_dir": str(data),
+        "name": settings.name,
+        "key_id": key.key_id(),
+        "public_key": str(pub_file),
+        "certified": certified,
+    }
+    lines = [
+        f"TTP {settings.name} in {data}",
+        f"key          {key_file} (public key for the central bank: {pub_file})",
+        f"certificate  {cert_file if certified else 'MISSING: get it certified (--ca-dir/--cert)'}",
+    ]
+    _emit(args, payload, "\n".join(lines))
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from ecash_tpm.service import serve
+    from ecash_tpm.ttp.routes import create_ttp_app
+
+    settings = _settings(args, host=args.host, port=args.port, bank_url=args.bank)
+    serve(create_ttp_app(settings), settings.host, settings.port, log_level=settings.log_level)
+    return 0
+
+
+@contextmanager
+def _store(args: argparse.Namespace) -> Iterator[Any]:
+    import time
+
+    from ecash_tpm.storage import Database
+    from ecash_tpm.ttp.store import COMPONENT, MIGRATIONS, TtpStore
+
+    settings = _settings(args)
+    with Database.open(settings.database_url) as db:
+        db.migrate(MIGRATIONS, component=COMPONENT)
+        yield settings, TtpStore(db, lambda: int(time.time()))
+
+
+def _cmd_products(args: argparse.Namespace) -> int:
+    with _store(args) as (_, store):
+        docs = store.products(args.merchant)
+    rows = [d["body"] for d in docs]
+    text = "\n".join(
+        f"{b['product_id']}  {b['merchant_id']:<12} {b['price']:>8} {b['currency']}  "
+        f"{b['ciphertext_size']:>8} B  {b['title']}"
+        for b in rows
+    )
+    _emit(args, {"products": docs}, text or "no products registered")
+    return 0
+
+
+def _cmd_disputes(args: argparse.Namespace) -> int:
+    import time
+
+    from ecash_tpm.ttp.client import HttpBankQuery, HttpMerchantLinks
+    from ecash_tpm.ttp.domain import Ttp
+    from ecash_tpm.ttp.routes import load_ttp_config
+
+    with _store(args) as (settings, store):
+        bank = HttpBankQuery(settings.bank_url)  # not called: sweeping needs no bank
+        links = HttpMerchantLinks()
+        try:
+            ttp = Ttp(load_ttp_config(settings), store, bank, links, clock=lambda: int(time.time()))
+            swept = ttp.sweep() if args.sweep else []
+            views = ttp.disputes(merchant_id=args.merchant, state=args.state, sweep=False)
+        finally:
+            bank.close()
+            links.close()
+    for v in views:
+        v.pop("sealed_key", None)
+    text = "\n".join(
+        f"{v['dispute_id']}  {v['merchant_id']:<12} {v['state']:<8} deadline {v['deadline']}  "
+        f"{v['resolution'] or '-':<12} answer {v['merchant_answer'] or '-'}"
+        for v in views
+    )
+    _emit(args, {"disputes": views, "swept": swept}, text or "no disputes")
+    return 0
+
+
+def _cmd_strikes(args: argparse.Namespace) -> int:
+    with _store(args) as (_, store):
+        strikes = store.strikes(args.merchant)
+    per: dict[str, int] = {}
+    for s in strikes:
+        per[s["merchant_id"]] = per.get(s["merchant_id"], 0) + 1
+    text = "\n".join(
+        f"{s['created_at']}  {s['merchant_id']:<12} {s['reason']:<10} {s['dispute_id']}"
+        for s in strikes
+    )
+    _emit(args, {"strikes": strikes, "per_merchant": per}, text or "no strikes")
+    return 0
+
+
+def _cmd_stats(args: argparse.Namespace) -> int:
+    with _store(args) as (_, store):
+        counters = store.counters()
+    text = "\n".join(f"{k:<28} {v}" for k, v in counters.items())
+    _emit(args, {"counters": counters}, text or "nothing yet")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``ttp init|serve|products|disputes|strikes|stats``."""
+    parser = subparsers.add_parser("ttp", help="fair-exchange TTP", description=__doc__)
+    sub = parser.add_subparsers(dest="ttp_command", metavar="COMMAND", required=True)
+
+    def common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--data", type=Path, default=None, help="TTP data directory")
+        p.add_argument("--config", default=None, help="TOML configuration file ([ttp])")
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        return p
+
+    p = common(sub.add_parser("init", help="make the TTP key and install its certificate"))
+    p.add_argument("--name", default="ttp", help="TTP id (certificate CN)")
+    p.add_argument("--ca-dir", default=None, help="certify with the central bank CA in this dir")
+    p.add_argument("--cert", default=None, help="install this certificate (PEM) instead")
+    p.add_argument("--root", default=None, help="central bank root certificate (PEM)")
+    p.set_defaults(func=_cmd_init)
+
+    p = common(sub.add_parser("serve", help="run the TTP HTTP API"))
+    p.add_argument("--host", default=None)
+    p.add_argument("--port", type=int, default=None)
+    p.add_argument("--bank", default=None, metavar="URL", help="the bank's base URL")
+    p.set_defaults(func=_cmd_serve)
+
+    p = common(sub.add_parser("products", help="registered products (descriptors)"))
+    p.add_argument("--merchant", default=None, help="only this merchant's")
+    p.set_defaults(func=_cmd_products)
+
+    p = common(sub.add_parser("disputes", help="disputes and their resolution"))
+    p.add_argument("--merchant", default=None)
+    p.add_argument("--state", choices=["pending", "resolved"], default=None)
+    p.add_argument("--sweep", action="store_true", help="resolve overdue disputes first")
+    p.set_defaults(func=_cmd_disputes)
+
+    p = common(sub.add_parser("strikes", help="strikes recorded against merchants"))
+    p.add_argument("--merchant", default=None)
+    p.set_defaults(func=_cmd_strikes)
+
+    p = common(sub.add_parser("stats", help="what the TTP was asked (counters)"))
+    p.set_defaults(func=_cmd_stats)

@@ -1,0 +1,221 @@
+"""HTTP clients around the TTP.
+
+* :class:`TtpClient` — the TTP's API as merchants (registration, answers), customers
+  (disputes, relay) and operators (strikes, stats) call it.
+* :class:`HttpBankQuery` — the TTP's link to the bank's ``POST /v1/ttp/deposit-query``.
+* :class:`HttpMerchantLinks` — the TTP's links to merchants (key requests during a dispute,
+  payments in relay mode), one pooled client per merchant URL.
+
+Errors are :class:`~ecash_tpm.service.RemoteCallError` with the remote party's code (e.g.
+``ttp.not_paid``), so callers branch on codes as if the TTP had raised locally.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from ecash_tpm.crypto.encoding import b64u_decode
+from ecash_tpm.service import ServiceClient
+from ecash_tpm.service.errors import RemoteCallError
+
+__all__ = ["HttpBankQuery", "HttpMerchantLink", "HttpMerchantLinks", "TtpClient"]
+
+
+def _obj(value: Any, what: str, url: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise RemoteCallError(
+            f"{what}: expected a JSON object", code="remote.bad_response", status=200, url=url
+        )
+    return value
+
+
+def _with_cert(signed: Mapping[str, Any], cert_pem: str) -> dict[str, Any]:
+    return {**dict(signed), "cert": cert_pem}
+
+
+class TtpClient:
+    """The TTP's HTTP API (docs/api.md, "TTP")."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._http = ServiceClient(base_url, timeout=timeout, transport=transport)
+        self.base_url = self._http.base_url
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> TtpClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _get(self, path: str, **params: Any) -> dict[str, Any]:
+        query = {k: v for k, v in params.items() if v is not None}
+        return _obj(self._http.get_json(path, params=query or None), path, self.base_url)
+
+    def _post(self, path: str, body: Any) -> dict[str, Any]:
+        return _obj(self._http.post_json(path, body), path, self.base_url)
+
+    def info(self) -> dict[str, Any]:
+        """``GET /v1/ttp`` -> ``{ttp_id, cert, dispute_window_s}``."""
+        return self._get("/v1/ttp")
+
+    def stats(self) -> dict[str, Any]:
+        """``GET /v1/ttp/stats`` -> ``{counters}``."""
+        return self._get("/v1/ttp/stats")
+
+    # --- products ------------------------------------------------------------------------------
+
+    def register_product(self, signed: Mapping[str, Any], cert_pem: str) -> dict[str, Any]:
+        """``POST /v1/products`` -> ``{descriptor, cert, ciphertext, sealed_key}``."""
+        return self._post("/v1/products", _with_cert(signed, cert_pem))
+
+    def products(self, merchant_id: str | None = None) -> dict[str, Any]:
+        """``GET /v1/products`` -> ``{products: [descriptor], cert}``."""
+        return self._get("/v1/products", merchant_id=merchant_id)
+
+    def product(self, product_id: str) -> dict[str, Any]:
+        """``GET /v1/products/{id}`` -> ``{descriptor, cert}``."""
+        return self._get(f"/v1/products/{product_id}")
+
+    def ciphertext(self, product_id: str) -> bytes:
+        """``GET /v1/products/{id}/ciphertext`` -> the public ciphertext bytes."""
+        answer = self._get(f"/v1/products/{product_id}/ciphertext")
+        return b64u_decode(answer["ciphertext"])
+
+    # --- disputes ------------------------------------------------------------------------------
+
+    def open_dispute(
+        self,
+        request: Mapping[str, Any],
+        cert: str,
+        spends: Sequence[Mapping[str, Any]],
+    ) -> dict[str, Any]:
+        """``POST /v1/disputes`` -> the dispute view."""
+        return self._post(
+            "/v1/disputes",
+            {"request": dict(request), "cert": cert, "spends": [dict(s) for s in spends]},
+        )
+
+    def dispute(self, dispute_id: str) -> dict[str, Any]:
+        """``GET /v1/disputes/{id}`` -> the dispute view."""
+        return self._get(f"/v1/disputes/{dispute_id}")
+
+    def dispute_key(self, dispute_id: str) -> dict[str, Any]:
+        """``GET /v1/disputes/{id}/key`` -> ``{sealed_key, ...}``; 409 ttp.dispute_pending."""
+        return self._get(f"/v1/disputes/{dispute_id}/key")
+
+    def disputes(
+        self, *, merchant_id: str | None = None, state: str | None = None
+    ) -> list[dict[str, Any]]:
+        """``GET /v1/disputes`` -> views (a merchant polls its pending ones)."""
+        return list(self._get("/v1/disputes", merchant_id=merchant_id, state=state)["disputes"])
+
+    def answer_dispute(
+        self, dispute_id: str, answer: Mapping[str, Any], cert: str
+    ) -> dict[str, Any]:
+        """``POST /v1/disputes/{id}/answer`` (merchant) -> the dispute view."""
+        return self._post(
+            f"/v1/disputes/{dispute_id}/answer", {"answer": dict(answer), "cert": cert}
+        )
+
+    def strikes(self, merchant_id: str | None = None) -> list[dict[str, Any]]:
+        """``GET /v1/strikes`` -> strikes against merchants."""
+        return list(self._get("/v1/strikes", merchant_id=merchant_id)["strikes"])
+
+    # --- relay ---------------------------------------------------------------------------------
+
+    def relay_pay(
+        self, request: Mapping[str, Any], cert: str, spends: Sequence[Mapping[str, Any]]
+    ) -> dict[str, Any]:
+        """``POST /v1/relay/pay`` (online-TTP mode) -> ``{receipt, cert, content_key}``."""
+        return self._post(
+            "/v1/relay/pay",
+            {"request": dict(request), "cert": cert, "spends": [dict(s) for s in spends]},
+        )
+
+
+class HttpBankQuery:
+    """The TTP's :class:`~ecash_tpm.ttp.domain.BankQueryGateway` over HTTP."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._http = ServiceClient(base_url, timeout=timeout, transport=transport)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def ttp_query(self, signed: Mapping[str, Any], cert_pem: str) -> dict[str, Any]:
+        answer = self._http.post_json("/v1/ttp/deposit-query", _with_cert(signed, cert_pem))
+        return _obj(answer, "deposit query", self._http.base_url)
+
+
+class HttpMerchantLink:
+    """One merchant as the TTP calls it."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._http = ServiceClient(base_url, timeout=timeout, transport=transport)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def key_request(self, signed: Mapping[str, Any], cert_pem: str) -> dict[str, Any]:
+        """``POST {merchant}/v1/ttp/key-requests`` -> ``{answer, cert}``."""
+        answer = self._http.post_json("/v1/ttp/key-requests", _with_cert(signed, cert_pem))
+        return _obj(answer, "key request", self._http.base_url)
+
+    def pay(
+        self, request: Mapping[str, Any], spends: Sequence[Mapping[str, Any]]
+    ) -> dict[str, Any]:
+        """``POST {merchant}/v1/pay`` (relay mode)."""
+        answer = self._http.post_json(
+            "/v1/pay", {"request": dict(request), "spends": [dict(s) for s in spends]}
+        )
+        return _obj(answer, "pay", self._http.base_url)
+
+
+class HttpMerchantLinks:
+    """``url -> HttpMerchantLink``, pooled per URL (thread-safe); close them all at shutdown."""
+
+    def __init__(
+        self, *, timeout: float = 10.0, transport: httpx.BaseTransport | None = None
+    ) -> None:
+        self._timeout = timeout
+        self._transport = transport
+        self._links: dict[str, HttpMerchantLink] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, url: str) -> HttpMerchantLink:
+        with self._lock:
+            link = self._links.get(url)
+            if link is None:
+                link = HttpMerchantLink(url, timeout=self._timeout, transport=self._transport)
+                self._links[url] = link
+            return link
+
+    def close(self) -> None:
+        with self._lock:
+            links, self._links = list(self._links.values()), {}
+        for link in links:
+            link.close()

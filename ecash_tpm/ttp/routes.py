@@ -1,0 +1,209 @@
+"""The TTP's HTTP API (docs/api.md, "TTP") and its app factory: a thin shell over :class:`Ttp`.
+
+Handlers are plain ``def`` (FastAPI runs them in worker threads): the domain blocks on the
+database, the bank and the merchants.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import httpx
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from pydantic import Field
+
+from ecash_tpm.centralbank.pki import load_certificate
+from ecash_tpm.crypto.encoding import b64u_encode
+from ecash_tpm.crypto.signing import PartyKey
+from ecash_tpm.errors import ConfigError
+from ecash_tpm.merchant.protocol import cert_pem
+from ecash_tpm.service import ApiModel, create_app
+from ecash_tpm.storage import Database
+from ecash_tpm.ttp.client import HttpBankQuery, HttpMerchantLinks
+from ecash_tpm.ttp.domain import BankQueryGateway, MerchantLink, Ttp, TtpConfig
+from ecash_tpm.ttp.settings import TtpSettings
+from ecash_tpm.ttp.store import COMPONENT, MIGRATIONS, TtpStore
+
+__all__ = ["build_router", "create_ttp_app", "load_ttp_config"]
+
+_CERT_MAX = 16384
+
+
+class SignedWithCert(ApiModel):
+    """A signed object with the signer's certificate (PEM) beside its fields."""
+
+    kind: str = Field(max_length=64)
+    body: dict[str, Any]
+    signature: str = Field(max_length=200)
+    signer: str = Field(max_length=200)
+    cert: str = Field(max_length=_CERT_MAX)
+
+
+class DisputeBody(ApiModel):
+    """The customer's dispute: the merchant-signed request, its certificate, the spends."""
+
+    request: dict[str, Any]
+    cert: str = Field(max_length=_CERT_MAX)
+    spends: list[dict[str, Any]] = Field(min_length=1, max_length=64)
+
+
+class AnswerBody(ApiModel):
+    """The merchant's key answer (signed ``ttp-key-answer``) and its certificate."""
+
+    answer: dict[str, Any]
+    cert: str = Field(max_length=_CERT_MAX)
+
+
+def get_ttp(request: Request) -> Ttp:
+    """FastAPI dependency: the domain object put on ``app.state`` at start-up."""
+    ttp: Ttp = request.app.state.ttp
+    return ttp
+
+
+TtpDep = Annotated[Ttp, Depends(get_ttp)]
+
+
+def build_router() -> APIRouter:
+    """The TTP's routes (state comes from ``app.state.ttp``)."""
+    router = APIRouter(prefix="/v1", tags=["ttp"])
+
+    @router.get("/ttp", summary="TTP id, certificate, dispute window")
+    def info(ttp: TtpDep) -> dict[str, Any]:
+        return ttp.info()
+
+    @router.get("/ttp/stats", summary="What the TTP was asked (counters)")
+    def stats(ttp: TtpDep) -> dict[str, Any]:
+        return ttp.stats()
+
+    @router.post("/products", summary="Register a product (merchant-signed): encrypt + escrow")
+    def register(body: SignedWithCert, ttp: TtpDep) -> dict[str, Any]:
+        return ttp.register_product(body.model_dump(exclude={"cert"}), body.cert)
+
+    @router.get("/products", summary="TTP-signed product descriptors")
+    def products(
+        ttp: TtpDep, merchant_id: Annotated[str | None, Query(max_length=64)] = None
+    ) -> dict[str, Any]:
+        return ttp.products(merchant_id)
+
+    @router.get("/products/{product_id}", summary="One product descriptor")
+    def product(product_id: str, ttp: TtpDep) -> dict[str, Any]:
+        return ttp.product(product_id)
+
+    @router.get("/products/{product_id}/ciphertext", summary="The public ciphertext")
+    def ciphertext(product_id: str, ttp: TtpDep) -> dict[str, Any]:
+        return {"product_id": product_id, "ciphertext": b64u_encode(ttp.ciphertext(product_id))}
+
+    @router.post("/disputes", summary="Customer: paid but no (good) key -> open a dispute")
+    def open_dispute(body: DisputeBody, ttp: TtpDep) -> dict[str, Any]:
+        return ttp.open_dispute(body.request, body.cert, body.spends)
+
+    @router.get("/disputes", summary="Dispute views (merchants poll their pending ones)")
+    def disputes(
+        ttp: TtpDep,
+        merchant_id: Annotated[str | None, Query(max_length=64)] = None,
+        state: Literal["pending", "resolved"] | None = None,
+    ) -> dict[str, Any]:
+        return {"disputes": ttp.disputes(merchant_id=merchant_id, state=state)}
+
+    @router.get("/disputes/{dispute_id}", summary="One dispute (resolved once overdue)")
+    def dispute(dispute_id: str, ttp: TtpDep) -> dict[str, Any]:
+        return ttp.dispute(dispute_id)
+
+    @router.get("/disputes/{dispute_id}/key", summary="The sealed key; 409 while pending")
+    def dispute_key(dispute_id: str, ttp: TtpDep) -> dict[str, Any]:
+        return ttp.dispute_key(dispute_id)
+
+    @router.post("/disputes/{dispute_id}/answer", summary="Merchant: the key for a dispute")
+    def answer(dispute_id: str, body: AnswerBody, ttp: TtpDep) -> dict[str, Any]:
+        return ttp.answer_dispute(dispute_id, body.answer, body.cert)
+
+    @router.get("/strikes", summary="Strikes recorded against merchants")
+    def strikes(
+        ttp: TtpDep, merchant_id: Annotated[str | None, Query(max_length=64)] = None
+    ) -> dict[str, Any]:
+        return {"strikes": ttp.strikes(merchant_id)}
+
+    @router.post("/relay/pay", summary="Online-TTP mode: relay a payment, release the key")
+    def relay(body: DisputeBody, ttp: TtpDep) -> dict[str, Any]:
+        return ttp.relay_pay(body.request, body.cert, body.spends)
+
+    return router
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read the TTP {what} ({path}); run `ecash-tpm ttp init`",
+            code="ttp.not_initialized",
+            detail={"path": str(path)},
+        ) from exc
+
+
+def load_ttp_config(settings: TtpSettings) -> TtpConfig:
+    """Key, certificate and root from the files ``ttp init`` wrote, plus the policy."""
+    return TtpConfig(
+        name=settings.name,
+        key=PartyKey.from_pem(_read(settings.resolved_key_file(), "key")),
+        cert_pem=cert_pem(_read(settings.resolved_cert_file(), "certificate")),
+        root=load_certificate(_read(settings.resolved_root_cert(), "central bank root")),
+        dispute_window_s=settings.dispute_window_s,
+        registration_window_s=settings.registration_window_s,
+        max_content_bytes=settings.max_content_bytes,
+    )
+
+
+def create_ttp_app(
+    settings: TtpSettings,
+    *,
+    config: TtpConfig | None = None,
+    bank: BankQueryGateway | None = None,
+    merchants: Callable[[str], MerchantLink] | None = None,
+    clock: Callable[[], int] | None = None,
+    transport: httpx.BaseTransport | None = None,
+    database: Database | None = None,
+) -> FastAPI:
+    """The TTP app; ``config``/``bank``/``merchants``/``clock`` override the defaults (files in
+    ``data_dir``, HTTP to ``settings.bank_url`` and to each product's merchant URL)."""
+    tick: Callable[[], int] = clock or (lambda: int(time.time()))
+    closers: list[Callable[[], None]] = []
+
+    def start(app: FastAPI) -> None:
+        cfg = config or load_ttp_config(settings)
+        gateway: BankQueryGateway
+        if bank is None:
+            http_bank = HttpBankQuery(
+                settings.bank_url, timeout=settings.remote_timeout_s, transport=transport
+            )
+            closers.append(http_bank.close)
+            gateway = http_bank
+        else:
+            gateway = bank
+        links: Callable[[str], MerchantLink]
+        if merchants is None:
+            http_links = HttpMerchantLinks(timeout=settings.remote_timeout_s, transport=transport)
+            closers.append(http_links.close)
+            links = http_links
+        else:
+            links = merchants
+        store = TtpStore(app.state.db, tick)
+        app.state.ttp = Ttp(cfg, store, gateway, links, clock=tick)
+
+    def stop(app: FastAPI) -> None:
+        while closers:
+            closers.pop()()
+
+    return create_app(
+        COMPONENT,
+        settings=settings,
+        routers=[build_router()],
+        migrations=MIGRATIONS,
+        database=database,
+        on_startup=[start],
+        on_shutdown=[stop],
+        description="ecash-tpm TTP: product key escrow and fair-exchange dispute resolution",
+    )
