@@ -84,7 +84,6 @@ __all__ = [
     "book_from_bank_keysets",
     "cert_pem",
     "parse_request_body",
-    "payment_request_body",
     "require_deposit",
     "require_open",
     "spends_digest",
@@ -369,36 +368,6 @@ def verify_spend(
 
 
 # --- payment requests ----------------------------------------------------------------------
-
-
-def payment_request_body(
-    *,
-    merchant_id: str,
-    amount: int,
-    currency: str,
-    contract_hash: bytes,
-    nonce: bytes,
-    deadline: int,
-    bank: str,
-    product_id: str | None = None,
-    customer_key: bytes | None = None,
-) -> dict[str, Any]:
-    """The body a merchant signs (docs/api.md), validated by parsing it back."""
-    body = {
-        "merchant_id": merchant_id,
-        "amount": amount,
-        "currency": currency,
-        "contract_hash": b64u_encode(contract_hash),
-        "nonce": b64u_encode(nonce),
-        "deadline": deadline,
-        "bank": bank,
-        "product_id": product_id,
-        "customer_key": None if customer_key is None else b64u_encode(customer_key),
-    }
-    parse_request_body(body)
-    if customer_key is not None and len(customer_key) != CUSTOMER_KEY_LEN:
-        raise RequestFormatError(f"customer_key must be {CUSTOMER_KEY_LEN} bytes (X25519)")
-    return body
 
 
 def parse_request_body(body: Any) -> PaymentRequest:

@@ -40,6 +40,7 @@ from ecash_tpm.centralbank.pki import load_certificate, verify_party_certificate
 from ecash_tpm.crypto.encoding import TAG_PREFIX, b64u_decode, b64u_encode, tagged_hash
 from ecash_tpm.crypto.signing import canonical_digest, verify_object
 from ecash_tpm.errors import EcashError, EncodingError, InputError
+from ecash_tpm.money import is_currency_code
 from ecash_tpm.ttp.crypto import X25519_KEY_LEN, ciphertext_digest
 from ecash_tpm.ttp.errors import DescriptorError
 
@@ -78,7 +79,6 @@ MAX_TITLE = 200
 MAX_SERIALS = 64
 _PRODUCT_ID_RE = re.compile(r"^p-[0-9a-f]{32}$")
 _DISPUTE_ID_RE = re.compile(r"^d-[0-9a-f]{32}$")
-_CURRENCY_RE = re.compile(r"^[A-Z][A-Z0-9]{2,11}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 _DESCRIPTOR_FIELDS = frozenset(
@@ -178,7 +178,7 @@ def _name(body: Mapping[str, Any], key: str, err: type[EcashError]) -> str:
 
 def _currency(body: Mapping[str, Any], err: type[EcashError]) -> str:
     value = body.get("currency")
-    if not isinstance(value, str) or not _CURRENCY_RE.fullmatch(value):
+    if not is_currency_code(value):
         raise err("currency must be an upper-case code", detail={"field": "currency"})
     return value
 
