@@ -25,6 +25,7 @@ from ecash_tpm.errors import ConfigError
 from ecash_tpm.service import ServiceClient
 
 __all__ = [
+    "AdminOnly",
     "BankDependencies",
     "HttpDoubleSpendReporter",
     "IssuerMembership",
@@ -71,6 +72,20 @@ class HttpDoubleSpendReporter:
 
     def close(self) -> None:
         self._client.close()
+
+
+class AdminOnly:
+    """Protocols an administrative command (or a deployment step) never needs: accounts,
+    keysets and merchant registrations work without them; using one is a configuration bug."""
+
+    def secret_for_epoch(self, epoch: int) -> Any:
+        raise ConfigError("issuer secrets are not available to administrative commands")
+
+    def is_active_member(self, account_id: str) -> bool:
+        raise ConfigError("membership checks are not available to administrative commands")
+
+    def report(self, transcript_a: Any, transcript_b: Any) -> Any:
+        raise ConfigError("double-spend reports are sent by 'bank serve' or 'bank reports retry'")
 
 
 class UnwiredReporter:

@@ -2,7 +2,7 @@
 
     ecash-tpm bank init --central-bank-dir DIR            # demo: certify the bank locally
     ecash-tpm bank init --cert bank.crt --key bank.key --root root.pem
-    ecash-tpm bank serve
+    ecash-tpm bank serve [--with-issuer]                  # + the group manager it operates
     ecash-tpm bank account create alice --balance 1000    # prints the TOTP secret
     ecash-tpm bank account show alice
     ecash-tpm bank account fund alice 500
@@ -11,6 +11,7 @@
     ecash-tpm bank ledger                                 # invariants + blacklist audit
     ecash-tpm bank blacklist list | blacklist lift SUBJECT --by WHO --reason WHY
     ecash-tpm bank reports retry                          # resend double-spend reports
+    ecash-tpm bank supply-report --central-bank URL       # signed money-supply report
 
 Every command takes ``--config FILE`` (section ``[bank]``), ``--data-dir``, ``--database-url``
 and ``--json``. Administrative commands open the database directly (the operator's machine);
@@ -47,19 +48,6 @@ def _settings(args: argparse.Namespace) -> Any:
     return load_settings(BankSettings, path=args.config, overrides=overrides)
 
 
-class _NotWired:
-    """Protocols an administrative command never needs; using one is a configuration bug."""
-
-    def secret_for_epoch(self, epoch: int) -> Any:
-        raise ConfigError("issuer secrets are not available to administrative commands")
-
-    def is_active_member(self, account_id: str) -> bool:
-        raise ConfigError("membership checks are not available to administrative commands")
-
-    def report(self, transcript_a: Any, transcript_b: Any) -> Any:
-        raise ConfigError("double-spend reports are sent by 'bank serve' or 'bank reports retry'")
-
-
 @contextmanager
 def _admin_bank(args: argparse.Namespace, *, full: bool = False) -> Iterator[Any]:
     """Open + migrate the database and build the domain (with real protocols if ``full``)."""
@@ -83,7 +71,9 @@ def _admin_bank(args: argparse.Namespace, *, full: bool = False) -> Iterator[Any
                 reporter=deps.reporter,
             )
         else:
-            stub = _NotWired()
+            from ecash_tpm.bank.wiring import AdminOnly
+
+            stub = AdminOnly()
             bank = BankDomain.from_settings(
                 settings, db, issuer_secrets=stub, membership=stub, reporter=stub
             )
@@ -177,6 +167,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from ecash_tpm.service import serve
 
     settings = _settings(args)
+    if args.with_issuer:
+        from ecash_tpm.bank import with_issuer
+        from ecash_tpm.issuer.settings import IssuerSettings
+        from ecash_tpm.service import load_settings
+
+        with_issuer.serve(settings, load_settings(IssuerSettings, path=args.config))
+        return 0
     if not settings.opener_public:
         raise ConfigError(
             "opener_public is not configured: the bank cannot check spend proofs without Hop",
@@ -336,6 +333,38 @@ def _cmd_reports_retry(args: argparse.Namespace) -> int:
     return 0 if result["failed"] == 0 else 1
 
 
+# --- money-supply report (issue 5) ------------------------------------------------------------
+
+
+def _cmd_supply_report(args: argparse.Namespace) -> int:
+    """Build the signed supply report from the ledger and send it to the central bank."""
+    from ecash_tpm.bank.supply import build_supply_report, send_supply_report
+
+    if not args.central_bank and not args.dry_run:
+        raise InputError("give --central-bank URL (or --dry-run to only print the report)")
+    with _admin_bank(args) as bank:
+        if args.dry_run:
+            result: dict[str, Any] = {"report": build_supply_report(bank, as_of=args.as_of)}
+        else:
+            result = send_supply_report(bank, args.central_bank, as_of=args.as_of)
+    body = result["report"]["body"]
+    total = sum(k["outstanding_value"] for k in body["keysets"])
+    lines = [f"supply report of {body['bank_id']} as of {body['as_of']}: outstanding {total}"]
+    lines += [
+        f"  {k['keyset_id']} value {k['value']} {k['currency']}: {k['outstanding_count']} coins"
+        for k in body["keysets"]
+        if k["outstanding_count"]
+    ]
+    if "receipt" in result:
+        receipt = result["receipt"]
+        lines.append(
+            f"accepted by the central bank as report #{receipt['report_id']}"
+            + ("" if receipt["created"] else " (identical report already stored)")
+        )
+    _emit(args, result, "\n".join(lines))
+    return 0
+
+
 # --- parser --------------------------------------------------------------------------------------
 
 
@@ -371,6 +400,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = leaf(sub, "serve", _cmd_serve, "run the bank's HTTP API")
     p.add_argument("--host")
     p.add_argument("--port", type=int)
+    p.add_argument(
+        "--with-issuer",
+        action="store_true",
+        help="also serve the group manager ([issuer] of the same --config) in this process",
+    )
 
     account = sub.add_parser("account", help="customer accounts")
     acc = account.add_subparsers(dest="account_command", metavar="COMMAND", required=True)
@@ -412,3 +446,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     reports = sub.add_parser("reports", help="double-spend reports")
     rep = reports.add_subparsers(dest="reports_command", metavar="COMMAND", required=True)
     leaf(rep, "retry", _cmd_reports_retry, "send pending/failed reports to supervision")
+
+    p = leaf(sub, "supply-report", _cmd_supply_report, "send the money-supply report")
+    p.add_argument("--central-bank", metavar="URL", help="central bank base URL")
+    p.add_argument("--as-of", type=int, help="report time (Unix seconds, default now)")
+    p.add_argument("--dry-run", action="store_true", help="print the signed report, send nothing")

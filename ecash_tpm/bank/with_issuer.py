@@ -1,0 +1,120 @@
+"""``ecash-tpm bank serve --with-issuer``: the bank and the group manager it operates, one process.
+
+DESIGN §1 has the bank operate the group manager. Serving both from one process gives an
+operator one service to run (the demo does) and lets the bank ask the issuer about membership
+and read its epoch secrets without a network hop. Each keeps its own settings (``[bank]`` and
+``[issuer]`` of the same TOML), database and keys: the two apps are built by their usual
+factories, the issuer's routes are added to the bank's app and its lifespan runs inside the
+bank's, so ``/healthz`` and errors behave as for the bank. Separate processes stay possible
+(docker/ runs them so; the bank then reaches the issuer over HTTP, see :mod:`.wiring`).
+
+Imports of the issuer are lazy, like in :mod:`.wiring`: the bank package depends on no party.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI
+
+from ecash_tpm.bank.settings import BankSettings
+from ecash_tpm.errors import EcashError
+
+if TYPE_CHECKING:
+    from ecash_tpm.issuer.settings import IssuerSettings
+    from ecash_tpm.storage import Database
+
+__all__ = ["InProcessMembership", "IssuerNotRunningError", "create_bank_issuer_app", "serve"]
+
+
+class IssuerNotRunningError(EcashError):
+    """A withdrawal asked about membership before the in-process issuer had started."""
+
+    code = "bank.issuer_unavailable"
+    http_status = 503
+
+
+class InProcessMembership:
+    """The bank's ``MembershipCheck`` answered by the issuer service of the same process."""
+
+    def __init__(self, issuer: Callable[[], Any]) -> None:
+        self._issuer = issuer
+
+    def is_active_member(self, account_id: str) -> bool:
+        service = self._issuer()
+        if service is None:
+            raise IssuerNotRunningError("the group manager is not running yet")
+        return bool(service.account_may_withdraw(account_id))
+
+
+def create_bank_issuer_app(
+    bank_settings: BankSettings, issuer_settings: IssuerSettings, db: Database
+) -> FastAPI:
+    """The bank's app on ``db`` (owned by the caller) with the issuer's routes and lifespan."""
+    from ecash_tpm.bank.domain import BankDomain
+    from ecash_tpm.bank.routes import create_bank_app
+    from ecash_tpm.bank.wiring import HttpDoubleSpendReporter, UnwiredReporter
+    from ecash_tpm.issuer.keys import IssuerKeyStore
+    from ecash_tpm.issuer.routes import create_issuer_app
+    from ecash_tpm.issuer.routes import router as issuer_router
+
+    issuer_app = create_issuer_app(issuer_settings)
+    cert_pem = bank_settings.path("cert_file").read_text("ascii")
+    reporter = (
+        HttpDoubleSpendReporter(bank_settings.supervision_url, cert_pem)
+        if bank_settings.supervision_url
+        else UnwiredReporter()
+    )
+    secrets_dir = bank_settings.issuer_secrets_dir or issuer_settings.resolved_key_dir()
+    domain = BankDomain.from_settings(
+        bank_settings,
+        db,
+        issuer_secrets=IssuerKeyStore.open(secrets_dir),
+        membership=InProcessMembership(lambda: getattr(issuer_app.state, "issuer", None)),
+        reporter=reporter,
+    )
+    app = create_bank_app(domain, bank_settings)
+    app.include_router(issuer_router)
+    bank_lifespan = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(parent: Any) -> AsyncIterator[None]:
+        async with issuer_app.router.lifespan_context(issuer_app):
+            app.state.issuer = issuer_app.state.issuer
+            try:
+                async with bank_lifespan(parent):
+                    yield
+            finally:
+                if isinstance(reporter, HttpDoubleSpendReporter):
+                    reporter.close()
+
+    app.router.lifespan_context = lifespan
+    return app
+
+
+def serve(bank_settings: BankSettings, issuer_settings: IssuerSettings) -> None:
+    """Run the bank with the issuer until SIGINT/SIGTERM (blocking)."""
+    from ecash_tpm.bank.store import MIGRATIONS
+    from ecash_tpm.errors import ConfigError
+    from ecash_tpm.service import serve as serve_app
+    from ecash_tpm.storage import Database
+
+    if not bank_settings.opener_public:
+        raise ConfigError(
+            "opener_public is not configured: the bank cannot check spend proofs without Hop",
+            detail={"setting": "opener_public"},
+        )
+    db = Database.open(bank_settings.database_url)
+    try:
+        db.migrate(MIGRATIONS, component="bank")
+        app = create_bank_issuer_app(bank_settings, issuer_settings, db)
+        print(
+            f"bank + group manager on http://{bank_settings.host}:{bank_settings.port}",
+            file=sys.stderr,
+        )
+        serve_app(app, bank_settings.host, bank_settings.port, log_level=bank_settings.log_level)
+    finally:
+        db.close()

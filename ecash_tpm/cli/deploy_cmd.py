@@ -1,0 +1,227 @@
+"""``ecash-tpm deploy init-party|register-merchant``: the deployment bootstrap, one party at a time.
+
+The steps the demo runs for all parties (:mod:`ecash_tpm.demo.deploy`), for a deployment where
+each party has its own machine or container (docker/entrypoint.sh runs ``init-party`` before
+``serve``)::
+
+    ecash-tpm deploy init-party --role bank --central-bank URL --admin-token-file FILE \\
+        [--supervision-url URL] [--root-fingerprint HEX] [--config FILE] [--export]
+
+makes the party's keys on first use, has its signing key certified by the central bank over
+HTTP (admin token; a certificate still valid for the key is kept) and installs the root. The
+root is pinned: by ``--root-fingerprint``, else by the root the party already holds, so a
+restarted party never trusts another central bank. What the party learns (the opener key Hop
+from the supervision department, trust-anchor paths) is printed as settings, or with
+``--export`` as ``export ECASH_TPM_<SECTION>_<KEY>=...`` lines for a shell to ``eval``. For
+``--role centralbank`` it only exports the admin token's hash (the service makes its CA).
+
+    ecash-tpm deploy register-merchant --merchant-url URL [--config FILE]
+
+registers a running shop at the bank (its certificate from ``GET /v1/merchant``, checked
+against the bank's central-bank root), on the bank's database (operator console).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ecash_tpm.errors import ConfigError
+
+if TYPE_CHECKING:
+    from ecash_tpm.crypto.bn256 import Point
+    from ecash_tpm.demo.deploy import PartyInit
+
+ROLES = ("centralbank", "supervision", "issuer", "bank", "merchant", "ttp")
+
+
+def _settings_class(role: str) -> Any:
+    from ecash_tpm.bank.settings import BankSettings
+    from ecash_tpm.centralbank.settings import CentralBankSettings
+    from ecash_tpm.issuer.settings import IssuerSettings
+    from ecash_tpm.merchant.settings import MerchantSettings
+    from ecash_tpm.supervision.settings import SupervisionSettings
+
+    if role == "ttp":
+        from ecash_tpm.ttp.settings import TtpSettings
+
+        return TtpSettings
+    classes = {
+        "centralbank": CentralBankSettings,
+        "supervision": SupervisionSettings,
+        "issuer": IssuerSettings,
+        "bank": BankSettings,
+        "merchant": MerchantSettings,
+    }
+    return classes[role]
+
+
+def _root_file(role: str, settings: Any) -> Path:
+    """Where the party keeps the central-bank root (what ``init_<role>`` writes)."""
+    from ecash_tpm.demo.deploy import ROOT_FILE
+
+    if role == "bank":
+        return Path(settings.path("central_bank_root"))
+    if role in ("merchant", "ttp"):
+        return Path(settings.resolved_root_cert())
+    configured = getattr(settings, "central_bank_root", None)
+    return Path(configured) if configured is not None else settings.data_dir / ROOT_FILE
+
+
+def _read_token(path: str) -> str:
+    try:
+        token = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read the admin token file: {exc}", detail={"path": path}
+        ) from exc
+    if not token:
+        raise ConfigError("the admin token file is empty", detail={"path": path})
+    return token
+
+
+def _hop(url: str | None) -> Point:
+    from ecash_tpm.supervision.client import SupervisionClient
+
+    if not url:
+        raise ConfigError("this role needs --supervision-url (where Hop is published)")
+    with SupervisionClient(url) as client:
+        return client.opener_public()
+
+
+def _init(args: argparse.Namespace, settings: Any, token: str) -> PartyInit:
+    from ecash_tpm.centralbank import certificate_fingerprint
+    from ecash_tpm.crypto.encoding import b64u_encode
+    from ecash_tpm.demo import deploy
+
+    role = args.role
+    pin = args.root_fingerprint
+    held = _root_file(role, settings)
+    if pin is None and held.exists():
+        pin = certificate_fingerprint(held.read_bytes())
+    with deploy.CentralBankLink.connect(args.central_bank, token, root_fingerprint=pin) as link:
+        if role == "supervision":
+            return deploy.init_supervision(settings, link)
+        if role == "issuer":
+            from ecash_tpm.cli.tpm_cmd import load_trust_store
+
+            roots, inters = load_trust_store(args.ek_trust) if args.ek_trust else ([], [])
+            return deploy.init_issuer(
+                settings, link, opener_public=_hop(args.supervision_url), ek_trust=roots + inters
+            )
+        if role == "bank":
+            init = deploy.init_bank(settings, link)
+            if not settings.opener_public:
+                hop = b64u_encode(_hop(args.supervision_url).encode())
+                init = deploy.PartyInit(
+                    init.role, init.certificate, init.facts, {"opener_public": hop}
+                )
+            return init
+        if role == "merchant":
+            return deploy.init_merchant(settings, link)
+        return deploy.init_ttp(settings, link)
+
+
+def _cmd_init_party(args: argparse.Namespace) -> int:
+    from ecash_tpm.centralbank.settings import hash_admin_token
+    from ecash_tpm.service import load_settings
+
+    cls = _settings_class(args.role)
+    settings = load_settings(cls, path=args.config)
+    token = _read_token(args.admin_token_file)
+    learned: dict[str, Any]
+    certificate: dict[str, Any] = {}
+    if args.role == "centralbank":
+        learned = (
+            {} if settings.admin_token_sha256 else {"admin_token_sha256": hash_admin_token(token)}
+        )
+    else:
+        if not args.central_bank:
+            raise ConfigError("--central-bank URL is required for this role")
+        init = _init(args, settings, token)
+        learned, certificate = dict(init.settings), init.certificate
+    section = cls.section
+    if args.export:
+        for key, value in learned.items():
+            name = f"ECASH_TPM_{section}_{key}".upper()
+            print(f"export {name}={shlex.quote(str(value))}")
+    elif args.json:
+        print(
+            json.dumps(
+                {"ok": True, "role": args.role, "certificate": certificate, "settings": learned}
+            )
+        )
+    else:
+        if certificate:
+            state = "certified now" if certificate["issued_now"] else "certificate kept"
+            print(
+                f"{args.role} {certificate['name']}: {state}, serial {certificate['serial']}, "
+                f"{certificate['cert_file']}"
+            )
+        for key, value in learned.items():
+            print(f"configure [{section}] {key} = {value!r}")
+    return 0
+
+
+def _cmd_register_merchant(args: argparse.Namespace) -> int:
+    from ecash_tpm.bank.settings import BankSettings
+    from ecash_tpm.centralbank import verify_party_certificate
+    from ecash_tpm.demo.deploy import register_merchant
+    from ecash_tpm.merchant.client import MerchantClient
+    from ecash_tpm.service import load_settings
+
+    settings = load_settings(BankSettings, path=args.config)
+    with MerchantClient(args.merchant_url) as shop:
+        info = shop.info()
+    root = settings.path("central_bank_root").read_bytes()
+    verify_party_certificate(info["cert"], root, role="merchant", name=info["merchant_id"])
+    result = register_merchant(settings, info["cert"])
+    if args.json:
+        print(json.dumps({"ok": True, **result}, default=str))
+    else:
+        print(f"merchant {result['merchant_id']} registered at the bank")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``deploy init-party|register-merchant``."""
+    parser = subparsers.add_parser(
+        "deploy",
+        help="bootstrap a party: keys, central-bank certificate, configuration",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="deploy_command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("init-party", help="keys and certificate of one party (idempotent)")
+    p.add_argument("--role", required=True, choices=ROLES)
+    p.add_argument("--config", default=None, help="TOML file (default $ECASH_TPM_CONFIG)")
+    p.add_argument("--central-bank", default=None, metavar="URL", help="central bank base URL")
+    p.add_argument(
+        "--admin-token-file", required=True, metavar="FILE", help="the central bank's admin token"
+    )
+    p.add_argument("--root-fingerprint", default=None, help="expected SHA-256 of the root (hex)")
+    p.add_argument(
+        "--supervision-url",
+        default=None,
+        metavar="URL",
+        help="where Hop is fetched (GET /v1/opener)",
+    )
+    p.add_argument(
+        "--ek-trust", action="append", metavar="PATH", help="issuer: EK CA file or directory"
+    )
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--export", action="store_true", help="print shell export lines")
+    out.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cmd_init_party)
+
+    p = sub.add_parser("register-merchant", help="register a running shop at the bank")
+    p.add_argument("--merchant-url", required=True, metavar="URL")
+    p.add_argument(
+        "--config", default=None, help="TOML file with [bank] (default $ECASH_TPM_CONFIG)"
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cmd_register_merchant)
