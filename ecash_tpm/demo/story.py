@@ -16,9 +16,12 @@ The story (DESIGN §1, §4, §5), one step each, in this order (:data:`STEPS`):
 9. ``stolen_coin_rejected``: a copy of the wallet on device B cannot spend;
 10. ``expired_coin_rejected``: the short-lived keyset's coin is refused by merchant and bank;
 11. ``audit``: the bank reports its money supply to the central bank; the supervision
-    department audits the bank's database against it.
+    department audits the bank's database against it;
+12. ``fair_exchange``: digital goods with an offline TTP (DESIGN §6): an honest purchase at
+    merchant A that never involves the TTP, then a purchase at merchant B, which withholds
+    the content key, resolved by the TTP releasing its escrowed key and striking merchant B.
 
-Further steps (the TTP's fair exchange) plug in through :data:`EXTRA_STEPS`. The wallet runs in
+The wallet runs in
 this process on device A through the wallet library (its CLI does the same calls); attacks
 that a correct wallet refuses to make are played by small helpers, as a modified wallet would.
 """
@@ -71,6 +74,7 @@ STEPS: tuple[str, ...] = (
     "stolen_coin_rejected",
     "expired_coin_rejected",
     "audit",
+    "fair_exchange",
 )
 
 PCRS = (0, 1, 2, 3, 7)
@@ -81,6 +85,10 @@ STOLEN_AMOUNT = 10
 #: and how long after its creation its coins may be deposited.
 EXPIRING_VALUE = 5
 EXPIRING_WINDOW_S = 4
+#: Fair exchange: the price of each of the two products, and the TTP's dispute window (the
+#: cheating merchant's deadline to hand the key over before the TTP releases its own copy).
+PRODUCT_PRICE = 3
+DISPUTE_WINDOW_S = 3
 
 TITLES = {
     "provision_tpm": "Two hermetic TPMs: device A (the customer's), device B (a thief's)",
@@ -95,28 +103,8 @@ TITLES = {
     "stolen_coin_rejected": "A copy of the wallet on device B tries to spend",
     "expired_coin_rejected": "A coin of an expired keyset is spent",
     "audit": "The bank reports its money supply; the supervision department audits the bank",
+    "fair_exchange": "Digital goods with an offline TTP: an honest shop, then a cheating one",
 }
-
-
-@dataclass(frozen=True)
-class ExtraStep:
-    """A step after the core story: ``run(story, detail)`` fills the step's detail dict.
-
-    ``configure(deployment)`` runs before the parties are configured (e.g. to make a merchant
-    cheat for a dispute, via ``deployment.overrides``). ``coins`` is what the step will spend:
-    the ``withdraw`` step withdraws it too, because after the double spend the member is
-    revoked and the bank refuses it new coins (coins already held stay spendable).
-    """
-
-    name: str
-    title: str
-    run: Callable[[Story, dict[str, Any]], None]
-    coins: int = 0
-    configure: Callable[[LocalDeployment], None] | None = None
-
-
-#: Steps appended after ``audit`` (e.g. the TTP's ``fair_exchange``); empty by default.
-EXTRA_STEPS: tuple[ExtraStep, ...] = ()
 
 
 class DemoCheckError(EcashError):
@@ -300,18 +288,11 @@ class Story:
             "stolen_coin_rejected": self.stolen,
             "expired_coin_rejected": self.expired,
             "audit": self.audit,
+            "fair_exchange": self.fair_exchange,
         }
-        steps = [(name, TITLES[name], bodies[name]) for name in STEPS]
-        steps += [(extra.name, extra.title, self._bind(extra)) for extra in EXTRA_STEPS]
-        for name, title, body in steps:
-            with self.runner.step(name, title) as detail:
-                body(detail)
-
-    def _bind(self, extra: ExtraStep) -> Callable[[dict[str, Any]], None]:
-        def body(detail: dict[str, Any]) -> None:
-            extra.run(self, detail)
-
-        return body
+        for name in STEPS:
+            with self.runner.step(name, TITLES[name]) as detail:
+                bodies[name](detail)
 
     # 1 -----------------------------------------------------------------------------------------
 
@@ -376,9 +357,10 @@ class Story:
         dep = LocalDeployment.create(self.workdir)
         self.deployment = dep
         self._closers.append(dep.close)
-        for extra in EXTRA_STEPS:
-            if extra.configure is not None:
-                extra.configure(dep)
+        # Merchant B withholds content keys (case 1 of the fair-exchange seed); the TTP gives
+        # merchants a short deadline so the dispute resolves within the demo.
+        dep.overrides["merchant-b"] = {"cheat": "no_key"}
+        dep.overrides["ttp"] = {"dispute_window_s": DISPUTE_WINDOW_S}
         cb = dep.start_central_bank()
         self.fact("central bank", f"{cb['url']}, root {cb['root_subject']}")
         self.fact("root fingerprint", f"SHA-256 {cb['root_fingerprint']}")
@@ -547,10 +529,10 @@ class Story:
             f"{' + '.join(map(str, coins))} = {result.amount} {result.currency} "
             "(blinded: the bank never saw them)",
         )
-        for extra in EXTRA_STEPS:
-            if extra.coins:
-                more = self._withdraw(extra.coins).to_dict()["coins"]
-                self.fact(f"for {extra.name}", " + ".join(map(str, more)))
+        # Coins for the two purchases of the fair-exchange step: after the double spend the
+        # member is revoked and gets no new coins (coins already held stay spendable).
+        goods = self._withdraw(2 * PRODUCT_PRICE).to_dict()["coins"]
+        self.fact("for digital goods", " + ".join(map(str, goods)))
 
         # A keyset whose deposit window closes in a few seconds, and one coin of it.
         key = blindrsa.generate_key(2048)  # first, so that the window starts after it
@@ -993,6 +975,57 @@ class Story:
                 detail={"kinds": sorted(report.kinds())},
             )
 
+    # 12 ----------------------------------------------------------------------------------------
+
+    def fair_exchange(self, detail: dict[str, Any]) -> None:
+        from ecash_tpm.ttp.scenario import run_fair_exchange_story
+        from ecash_tpm.wallet.buy import Buyer, PurchaseStore
+
+        dep = self.dep
+        if self.signer is None:
+            raise DemoCheckError("the wallet's TPM signer is not open")
+        purchases = PurchaseStore.open(self.wallet_dir, _now)
+        self._closers.append(purchases.close)
+        buyer = Buyer(
+            purchases=purchases,
+            wallet=self.wallet,
+            signer=self.signer,
+            hop=self.member.opener_public,
+            root=dep.root_pem(),
+            clock=_now,
+            expected_t0=self.member.t0,
+            bank_name="bank",
+        )
+        shops = {"honest": dep.url("merchant-a"), "cheating": dep.url("merchant-b")}
+        self.fact("TTP", f"{dep.url('ttp')}: escrows each product's AES-256-GCM key")
+        story = run_fair_exchange_story(
+            buyer=buyer,
+            ttp_url=dep.url("ttp"),
+            honest_url=shops["honest"],
+            cheating_url=shops["cheating"],
+            admin_tokens={url: dep.merchant_token for url in shops.values()},
+            price=PRODUCT_PRICE,
+        )
+        honest, cheating = story["honest"], story["cheating"]
+        self.fact(
+            "merchant A (honest)",
+            f"{honest['bytes']} bytes delivered by {honest['delivered_by']}; "
+            f"TTP contacted: {'yes' if honest['ttp_contacted'] else 'no'}",
+        )
+        self.fact(
+            "merchant B (withholds)",
+            f"{cheating['failure']} -> dispute {_short(str(cheating['dispute_id']), 12)}, "
+            f"{cheating['resolution']} after {cheating['waited_s']} s; "
+            f"{cheating['bytes']} bytes delivered by {cheating['delivered_by']}",
+        )
+        self.fact("strike", f"merchant B: {cheating['strike']}")
+        detail.update(story)
+        if honest["ttp_contacted"] or not cheating["strike"]:
+            raise DemoCheckError(
+                "the honest purchase must not involve the TTP, and the cheater must get a strike",
+                detail=story,
+            )
+
     # --- the end ------------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -1015,6 +1048,7 @@ class Story:
             "double_spender_identified": ["supervision", "bank"],
             "stolen_coin_rejected": ["merchant-a"],
             "expired_coin_rejected": ["merchant-a", "bank"],
+            "fair_exchange": ["ttp", "merchant-b", "merchant-a"],
         }.get(step, ["bank"])
         return next((p for p in map(group.get, suspects) if p is not None), None)
 
