@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from test_join_kit import current_policy, issuer_env, swtpm_trust
 
 from ecash_tpm.centralbank import CentralBankCA
-from ecash_tpm.crypto.bn256 import Point
+from ecash_tpm.crypto.bn256 import G, Point
 from ecash_tpm.crypto.encoding import b64u_encode
 from ecash_tpm.crypto.groupsig import (
     Credential,
@@ -425,3 +425,24 @@ def test_issuer_rechecks_unsigned_evidence(world: dict[str, Any]) -> None:
     assert env.service.get_member(m.member_id).status == "active"
     record = env.service.revoke_with_evidence(m.member_id, case.evidence)
     assert record.status == "revoked"
+
+
+def test_opening_over_http_is_off_without_an_operator_token(tmp_path: Path) -> None:
+    """Opening de-anonymizes; with no open_token configured nobody may do it over HTTP."""
+    sup_dir = tmp_path / "sup"
+    sup_dir.mkdir()
+    opener = OpenerSecret.generate()
+    app = create_supervision_app(
+        SupervisionSettings(data_dir=sup_dir),
+        revoker=LateRevoker(),
+        opener=opener,
+        signer=PartyKey.generate(),
+    )
+    c1 = G * 5
+    with (
+        running_server(app) as url,
+        SupervisionClient(url, token="t" * 32) as sup,
+        pytest.raises(RemoteCallError) as err,
+    ):
+        sup.open(c1, c1 + G, "curiosity")
+    assert err.value.code == "supervision.open_disabled" and err.value.status == 403

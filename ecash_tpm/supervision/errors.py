@@ -7,6 +7,7 @@ from ecash_tpm.errors import (
     ConfigError,
     ConflictError,
     CryptoError,
+    ForbiddenError,
     InputError,
 )
 
@@ -57,3 +58,13 @@ class OpenUnauthorizedError(AuthenticationError):
     """/v1/open needs the operator's bearer token."""
 
     code = "supervision.unauthorized"
+
+
+class OpenDisabledError(ForbiddenError):
+    """No operator token is configured, so nobody may open spends over HTTP.
+
+    Opening de-anonymizes a payment; an endpoint that did it for anyone by default would undo
+    the whole scheme. Offline opening (``ecash-tpm supervision open --data``) still works.
+    """
+
+    code = "supervision.open_disabled"

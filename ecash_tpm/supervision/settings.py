@@ -35,7 +35,9 @@ class SupervisionSettings(ServiceSettings):
     )
     issuer_url: str | None = Field(default=None, description="where revocations are requested")
     open_token: str | None = Field(
-        default=None, min_length=16, description="bearer token required by POST /v1/open"
+        default=None,
+        min_length=16,
+        description="bearer token for POST /v1/open; without one, opening over HTTP is off",
     )
 
     def resolved_opener_key_file(self) -> Path:
