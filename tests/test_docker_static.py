@@ -331,11 +331,15 @@ def _interpolate(value: str, env: dict[str, str]) -> str:
     return _VAR.sub(repl, value)
 
 
+#: What an operator must export before ``docker compose up`` (variables with no default).
+OPERATOR_ENV = {"ECASH_TPM_MEMBERS_TOKEN": "members-token-" + "x" * 16}
+
+
 def _environment(service: dict[str, Any]) -> dict[str, str]:
     raw = service.get("environment") or {}
     if isinstance(raw, list):
         raw = dict(item.split("=", 1) for item in raw)
-    return {str(k): _interpolate(str(v), {}) for k, v in raw.items()}
+    return {str(k): _interpolate(str(v), OPERATOR_ENV) for k, v in raw.items()}
 
 
 def _depends(service: dict[str, Any]) -> dict[str, str]:

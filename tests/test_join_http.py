@@ -8,12 +8,14 @@ import stat
 from pathlib import Path
 
 import pytest
-from test_join_kit import current_policy, issuer_env, swtpm_trust
+from test_join_kit import MEMBERS_TOKEN, current_policy, issuer_env, swtpm_trust
 from test_storage import pg_server, pg_url  # noqa: F401  (PostgreSQL fixtures)
 
 from ecash_tpm.crypto.groupsig import Credential, CredentialProof, verify_credential_proof
 from ecash_tpm.device import EkKind, TpmDevice
+from ecash_tpm.issuer.client import IssuerClient
 from ecash_tpm.issuer.registry import member_id_for_t0
+from ecash_tpm.service import RemoteCallError
 from ecash_tpm.wallet.join import join
 from ecash_tpm.wallet.membership import (
     WalletAlreadyJoinedError,
@@ -56,6 +58,10 @@ def test_join_succeeds(swtpm, tpm: TpmDevice, tmp_path: Path, kind: EkKind) -> N
             m.member_id
         ]
         assert env.client.members(account_id="bob") == []
+        # the list links accounts to platforms: strangers get nothing
+        with IssuerClient(env.url) as stranger, pytest.raises(RemoteCallError) as err:
+            stranger.members(account_id="alice")
+        assert err.value.code == "issuer.members_unauthorized" and err.value.status == 401
         # T0 went to the registry inside the join transaction
         assert env.registry.lookup() == {m.t0.encode(): m.member_id}
 
@@ -134,14 +140,16 @@ def test_join_and_registry_on_postgresql(
         dept = SupervisionDepartment(sup_db, opener, signer=PartyKey.generate())
         IssuerKeyStore.create(tmp_path / "issuer" / "issuer-keys")
         app = create_issuer_app(
-            IssuerSettings(data_dir=tmp_path / "issuer", database_url=url),
+            IssuerSettings(
+                data_dir=tmp_path / "issuer", database_url=url, members_token=MEMBERS_TOKEN
+            ),
             registry=CallbackRegistry(dept.register_member),
             trust=swtpm_trust(swtpm),
             policy=current_policy(tpm),
             opener_public=opener.public,
             database=db,
         )
-        with running_server(app) as url, IssuerClient(url) as client:
+        with running_server(app) as url, IssuerClient(url, token=MEMBERS_TOKEN) as client:
             m = join(tpm, client, tmp_path / "w", account_id="pg", ek_kind="ecc_p384")
             assert [r["member_id"] for r in dept.registry()] == [m.member_id]
             service = app.state.issuer

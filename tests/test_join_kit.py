@@ -70,6 +70,10 @@ class IssuerEnv:
             )
 
 
+#: The bank's service token for the issuer's member list in these tests.
+MEMBERS_TOKEN = "members-" + "m" * 24
+
+
 @contextmanager
 def issuer_env(
     data_dir: Path,
@@ -85,6 +89,7 @@ def issuer_env(
     IssuerKeyStore.create(data_dir / "issuer-keys")
     opener = opener or OpenerSecret.generate()
     reg = registry if registry is not None else InMemoryRegistry()
+    settings.setdefault("members_token", MEMBERS_TOKEN)
     app = create_issuer_app(
         IssuerSettings(data_dir=data_dir, **settings),
         registry=reg,
@@ -93,7 +98,7 @@ def issuer_env(
         policy=policy,
         opener_public=opener.public,
     )
-    with running_server(app) as url, IssuerClient(url) as client:
+    with running_server(app) as url, IssuerClient(url, token=settings["members_token"]) as client:
         yield IssuerEnv(url, client, app.state.issuer, reg, opener, data_dir)
 
 

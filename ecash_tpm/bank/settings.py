@@ -52,6 +52,9 @@ class BankSettings(ServiceSettings):
     issuer_url: str | None = Field(
         default=None, description="issuer base URL, asked whether an account's member is active"
     )
+    issuer_token: str | None = Field(
+        default=None, min_length=16, description="the issuer's members_token (membership checks)"
+    )
     supervision_url: str | None = Field(
         default=None, description="supervision department base URL for double-spend reports"
     )

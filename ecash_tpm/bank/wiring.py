@@ -45,10 +45,10 @@ class OpenMembership:
 class IssuerMembership:
     """Active membership from the issuer's HTTP API (one call per withdrawal)."""
 
-    def __init__(self, issuer_url: str, *, timeout: float = 10.0) -> None:
+    def __init__(self, issuer_url: str, *, token: str | None, timeout: float = 10.0) -> None:
         from ecash_tpm.issuer.client import IssuerClient
 
-        self._client = IssuerClient(issuer_url, timeout=timeout)
+        self._client = IssuerClient(issuer_url, timeout=timeout, token=token)
 
     def is_active_member(self, account_id: str) -> bool:
         return bool(self._client.members(account_id=account_id, status="active"))
@@ -119,7 +119,7 @@ def load_dependencies(settings: BankSettings, bank_cert_pem: str) -> BankDepende
     if settings.membership == "open":
         membership = OpenMembership()
     elif settings.issuer_url:
-        membership = IssuerMembership(settings.issuer_url)
+        membership = IssuerMembership(settings.issuer_url, token=settings.issuer_token)
     else:
         raise ConfigError(
             "issuer_url is not set: the bank asks the issuer whether an account's member is "

@@ -28,8 +28,12 @@ class IssuerClient:
         *,
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
+        token: str | None = None,
     ) -> None:
-        self._client = ServiceClient(base_url, timeout=timeout, transport=transport)
+        headers = None if token is None else {"Authorization": f"Bearer {token}"}
+        self._client = ServiceClient(
+            base_url, timeout=timeout, transport=transport, headers=headers
+        )
         self.base_url = self._client.base_url
 
     def close(self) -> None:

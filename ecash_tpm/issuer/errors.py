@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ecash_tpm.errors import (
     AttestationError,
+    AuthenticationError,
     ConfigError,
     ConflictError,
     ForbiddenError,
@@ -102,6 +103,21 @@ class OpenerKeyConfigError(ConfigError):
     """The opener public key (Hop) is not configured or is not a valid BN_P256 point."""
 
     code = "issuer.opener_key_invalid"
+
+
+class MembersListingDisabledError(ForbiddenError):
+    """Listing members needs the configured service token (none is configured).
+
+    The list ties accounts to EK fingerprints and PCR values: not for strangers' eyes.
+    """
+
+    code = "issuer.members_disabled"
+
+
+class MembersUnauthorizedError(AuthenticationError):
+    """Listing members needs the service's bearer token."""
+
+    code = "issuer.members_unauthorized"
 
 
 class MemberNotFoundError(NotFoundError):

@@ -6,6 +6,7 @@ runs them in worker threads) and only translate between bodies and :class:`Issue
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
@@ -17,7 +18,11 @@ from ecash_tpm.crypto.bn256 import Point
 from ecash_tpm.crypto.signing import PartyKey
 from ecash_tpm.errors import ConfigError
 from ecash_tpm.issuer.domain import IssuerService, parse_opener_public
-from ecash_tpm.issuer.errors import OpenerKeyConfigError
+from ecash_tpm.issuer.errors import (
+    MembersListingDisabledError,
+    MembersUnauthorizedError,
+    OpenerKeyConfigError,
+)
 from ecash_tpm.issuer.keys import IssuerKeyStore
 from ecash_tpm.issuer.models import (
     IssuerInfo,
@@ -69,7 +74,16 @@ def list_members(
     account_id: str | None = Query(default=None, max_length=128),
     status: Literal["active", "revoked"] | None = None,
 ) -> MemberList:
-    """Members, optionally of one account (the bank refuses withdrawals to revoked ones)."""
+    """Members, optionally of one account (the bank refuses withdrawals to revoked ones).
+
+    Only for holders of ``members_token`` (the bank): the list links accounts to platforms.
+    """
+    token: str | None = request.app.state.settings.members_token
+    if token is None:
+        raise MembersListingDisabledError("listing members over HTTP is off: no members_token")
+    given = request.headers.get("authorization", "")
+    if not hmac.compare_digest(given.encode(), ("Bearer " + token).encode()):
+        raise MembersUnauthorizedError("listing members needs the service's bearer token")
     return MemberList(members=_service(request).list_members(status=status, account_id=account_id))
 
 

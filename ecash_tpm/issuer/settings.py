@@ -47,6 +47,12 @@ class IssuerSettings(ServiceSettings):
     central_bank_root: Path | None = Field(
         default=None, description="central bank root certificate (checks supervision evidence)"
     )
+    members_token: str | None = Field(
+        default=None,
+        min_length=16,
+        description="bearer token for GET /v1/members (the bank's membership checks); "
+        "without one, listing members over HTTP is off",
+    )
 
     def resolved_key_dir(self) -> Path:
         return self.key_dir or self.data_dir / "issuer-keys"
