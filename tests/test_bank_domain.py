@@ -116,6 +116,35 @@ def test_keysets_are_signed_and_commit_to_their_key(sworld: BankWorld) -> None:
     assert sworld.bank.keysets._keys_dir.stat().st_mode & 0o777 == 0o700
 
 
+def test_new_bank_key_re_signs_the_published_keysets(sworld: BankWorld, pki: Pki) -> None:
+    """After the bank's key is replaced, its keysets are published under the new key."""
+    from ecash_tpm.bank.domain import BankDomain
+    from ecash_tpm.bank.keysets import Keyset
+    from ecash_tpm.centralbank import load_certificate
+
+    old = sworld.bank
+    before = {d["body"]["keyset_id"] for d in old.keysets_info()["keysets"]}
+    new_bank = pki.certify("bank", "bank", register=False)
+    reopened = BankDomain(
+        sworld.db,
+        bank_key=new_bank.key,
+        bank_cert=load_certificate(new_bank.cert_pem),
+        central_bank_root=load_certificate(pki.root_pem),
+        keys_dir=old.keysets._keys_dir,
+        issuer_secrets=sworld.issuer,
+        membership=sworld.issuer,
+        reporter=sworld.reporter,
+        opener_public=sworld.issuer.hop,
+        policy=old.policy,
+        clock=sworld.clock,
+    )
+    docs = reopened.keysets_info()["keysets"]
+    assert {d["body"]["keyset_id"] for d in docs} == before  # same keysets, same RSA keys
+    for doc in docs:
+        Keyset.from_signed(doc, new_bank.key.public_key)
+    assert reopened.keysets.refresh_signatures() == 0  # done once, at start-up
+
+
 def test_rotation_keeps_old_deposit_window(sworld: BankWorld) -> None:
     member = sworld.customer("alice", 50)
     old_coins = sworld.withdraw(member, 10)

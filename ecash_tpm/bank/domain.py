@@ -167,6 +167,7 @@ class BankDomain:
             clock=clock,
         )
         self.keysets = KeysetStore(db, keys_dir, bank_key, keygen=keygen, signer_hint=signer)
+        self.keysets.refresh_signatures()
         self.withdrawals = Withdrawals(
             db,
             self.keysets,

@@ -390,6 +390,42 @@ class KeysetStore:
             )
         return [_row_to_keyset(r) for r in rows if now is None or int(r["deposit_until"]) > now]
 
+    def refresh_signatures(self) -> int:
+        """Re-sign stored descriptors that the bank's current key did not sign; returns how many.
+
+        The descriptors are published with the signature made when each keyset was created.
+        After the bank's key is replaced (``bank init --force``, a compromise), those signatures
+        would no longer match the certificate served beside them, and wallets and merchants
+        would reject every keyset. The keysets themselves (values, windows, RSA keys) are
+        unchanged; only the bank's attestation of them is renewed. Runs at start-up.
+        """
+        public = self._bank_key.public_key
+        stale: list[tuple[bytes, dict[str, Any]]] = []
+        with self._db.read() as tx:
+            rows = tx.fetchall("SELECT keyset_id, descriptor FROM keyset")
+        for row in rows:
+            doc = json.loads(row["descriptor"])
+            try:
+                verify_object(doc, public, KEYSET_DESCRIPTOR_KIND)
+            except EcashError:
+                body = doc.get("body") if isinstance(doc, dict) else None
+                keyset = Keyset.from_descriptor(body)  # refuses a descriptor that is not ours
+                resigned = sign_object(
+                    self._bank_key,
+                    KEYSET_DESCRIPTOR_KIND,
+                    keyset.descriptor(),
+                    signer=self._signer_hint,
+                )
+                stale.append((bytes(row["keyset_id"]), resigned))
+        if stale:
+            with self._db.transaction() as tx:
+                for keyset_id, doc in stale:
+                    tx.execute(
+                        "UPDATE keyset SET descriptor = :d WHERE keyset_id = :k",
+                        {"d": json.dumps(doc, sort_keys=True), "k": keyset_id},
+                    )
+        return len(stale)
+
     def signed_descriptors(self, *, now: int) -> list[dict[str, Any]]:
         """The bank-signed descriptors of keysets whose deposit window is still open."""
         with self._db.read() as tx:
