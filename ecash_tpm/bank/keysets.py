@@ -45,7 +45,7 @@ from ecash_tpm.crypto.signing import (
     verify_object,
     write_file_atomic,
 )
-from ecash_tpm.errors import ConfigError, EcashError, InputError, SignatureError
+from ecash_tpm.errors import ConfigError, EcashError, InputError, SignatureError, StorageError
 from ecash_tpm.storage import Database, Transaction
 
 __all__ = ["Keyset", "KeysetStore", "keyset_id_for"]
@@ -409,6 +409,8 @@ class KeysetStore:
                 verify_object(doc, public, KEYSET_DESCRIPTOR_KIND)
             except EcashError:
                 body = doc.get("body") if isinstance(doc, dict) else None
+                if not isinstance(body, dict):
+                    raise StorageError("a stored keyset descriptor has no body")
                 keyset = Keyset.from_descriptor(body)  # refuses a descriptor that is not ours
                 resigned = sign_object(
                     self._bank_key,
