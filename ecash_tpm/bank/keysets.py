@@ -407,10 +407,10 @@ class KeysetStore:
             doc = json.loads(row["descriptor"])
             try:
                 verify_object(doc, public, KEYSET_DESCRIPTOR_KIND)
-            except EcashError:
+            except EcashError as exc:
                 body = doc.get("body") if isinstance(doc, dict) else None
                 if not isinstance(body, dict):
-                    raise StorageError("a stored keyset descriptor has no body")
+                    raise StorageError("a stored keyset descriptor has no body") from exc
                 keyset = Keyset.from_descriptor(body)  # refuses a descriptor that is not ours
                 resigned = sign_object(
                     self._bank_key,
