@@ -56,7 +56,7 @@ def verify_receipt(
     return verify_object(receipt, key, RECEIPT_KIND)
 
 
-class BankClient:
+class BankClient(ServiceClient):
     """One bank's HTTP API. Thread-safe; keeps the bearer token of the last login."""
 
     def __init__(
@@ -67,17 +67,8 @@ class BankClient:
         token: str | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self._http = ServiceClient(base_url, timeout=timeout, transport=transport)
+        super().__init__(base_url, timeout=timeout, transport=transport)
         self.token = token
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> BankClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
@@ -86,7 +77,7 @@ class BankClient:
 
     def login(self, account_id: str, password: str, totp: str) -> dict[str, Any]:
         """Log in; the token is kept for :meth:`account` and :meth:`withdraw`."""
-        answer: dict[str, Any] = self._http.post_json(
+        answer: dict[str, Any] = self.post_json(
             "/v1/login", {"account_id": account_id, "password": password, "totp": totp}
         )
         self.token = answer["token"]
@@ -94,12 +85,12 @@ class BankClient:
 
     def account(self) -> dict[str, Any]:
         """``{account_id, balance, currency}`` of the logged-in customer."""
-        answer: dict[str, Any] = self._http.get_json("/v1/account", headers=self._auth())
+        answer: dict[str, Any] = self.get_json("/v1/account", headers=self._auth())
         return answer
 
     def withdraw(self, request_id: str, items: Sequence[tuple[bytes, bytes]]) -> list[bytes]:
         """Blind signatures for ``[(keyset_id, blinded_msg)]``, in order."""
-        answer = self._http.post_json(
+        answer = self.post_json(
             "/v1/withdraw",
             {
                 "request_id": request_id,
@@ -118,7 +109,7 @@ class BankClient:
     ) -> BankKeysets:
         """The bank's keysets; with ``central_bank_root`` the bank certificate is checked too
         (without it only the descriptors' signatures under the presented certificate are)."""
-        answer = self._http.get_json("/v1/keysets")
+        answer = self.get_json("/v1/keysets")
         cert = load_certificate(answer["bank_cert"])
         key = (
             verify_party_certificate(cert, central_bank_root, role="bank")
@@ -130,21 +121,21 @@ class BankClient:
 
     def coin_status(self, sigma: bytes) -> dict[str, Any]:
         """``{sigma, state, locked_until?}`` with state unspent | locked | spent."""
-        answer: dict[str, Any] = self._http.get_json(f"/v1/coins/{b64u_encode(sigma)}")
+        answer: dict[str, Any] = self.get_json(f"/v1/coins/{b64u_encode(sigma)}")
         return answer
 
     # --- merchant -----------------------------------------------------------------------------
 
     def reserve(self, signed_reserve: Mapping[str, Any], cert_pem: str) -> dict[str, Any]:
         """Hold coins for the lock period: ``{locked_until, serials}``."""
-        answer: dict[str, Any] = self._http.post_json(
+        answer: dict[str, Any] = self.post_json(
             "/v1/reserve", {**dict(signed_reserve), "cert": cert_pem}
         )
         return answer
 
     def deposit(self, signed_deposit: Mapping[str, Any], cert_pem: str) -> dict[str, Any]:
         """Deposit; ``{receipt, cert}`` with the bank-signed receipt and the bank certificate."""
-        answer: dict[str, Any] = self._http.post_json(
+        answer: dict[str, Any] = self.post_json(
             "/v1/deposit", {**dict(signed_deposit), "cert": cert_pem}
         )
         return answer
@@ -153,7 +144,7 @@ class BankClient:
 
     def lift_blacklist(self, signed_lift: Mapping[str, Any], cert_pem: str) -> dict[str, Any]:
         """Lift a blacklist entry with a supervision-signed ``blacklist-lift`` order."""
-        answer: dict[str, Any] = self._http.post_json(
+        answer: dict[str, Any] = self.post_json(
             "/v1/blacklist/lift", {**dict(signed_lift), "cert": cert_pem}
         )
         return answer

@@ -45,9 +45,6 @@ class CentralBankClient(ServiceClient):
         super().__init__(base_url, timeout=timeout, transport=transport, headers=headers)
         self._admin_token = admin_token
 
-    def __enter__(self) -> CentralBankClient:
-        return self
-
     def _admin_headers(self) -> dict[str, str]:
         return {} if self._admin_token is None else {"Authorization": f"Bearer {self._admin_token}"}
 

@@ -19,7 +19,7 @@ from ecash_tpm.issuer.models import (
 from ecash_tpm.service import ServiceClient
 
 
-class IssuerClient:
+class IssuerClient(ServiceClient):
     """Typed calls to one issuer (wallet join, bank membership checks, supervision revocation)."""
 
     def __init__(
@@ -31,45 +31,31 @@ class IssuerClient:
         token: str | None = None,
     ) -> None:
         headers = None if token is None else {"Authorization": f"Bearer {token}"}
-        self._client = ServiceClient(
-            base_url, timeout=timeout, transport=transport, headers=headers
-        )
-        self.base_url = self._client.base_url
-
-    def close(self) -> None:
-        self._client.close()
-
-    def __enter__(self) -> IssuerClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        super().__init__(base_url, timeout=timeout, transport=transport, headers=headers)
 
     def info(self) -> IssuerInfo:
-        return self._client.get_json("/v1/issuer/info", response_model=IssuerInfo)
+        return self.get_json("/v1/issuer/info", response_model=IssuerInfo)
 
     def join_start(self, req: JoinStartRequest) -> JoinStartResponse:
-        return self._client.post_json("/v1/join/start", req, response_model=JoinStartResponse)
+        return self.post_json("/v1/join/start", req, response_model=JoinStartResponse)
 
     def join_finish(self, req: JoinFinishRequest) -> JoinFinishResponse:
-        return self._client.post_json("/v1/join/finish", req, response_model=JoinFinishResponse)
+        return self.post_json("/v1/join/finish", req, response_model=JoinFinishResponse)
 
     def member(self, member_id: str) -> MemberRecord:
-        return self._client.get_json(f"/v1/members/{member_id}", response_model=MemberRecord)
+        return self.get_json(f"/v1/members/{member_id}", response_model=MemberRecord)
 
     def members(
         self, *, account_id: str | None = None, status: str | None = None
     ) -> list[MemberRecord]:
         params = {k: v for k, v in (("account_id", account_id), ("status", status)) if v}
-        return self._client.get_json(
-            "/v1/members", params=params, response_model=MemberList
-        ).members
+        return self.get_json("/v1/members", params=params, response_model=MemberList).members
 
     def revoke(
         self, member_id: str, evidence: dict[str, Any], cert: str | None = None
     ) -> MemberRecord:
         """Ask for revocation with the supervision department's evidence bundle."""
-        return self._client.post_json(
+        return self.post_json(
             f"/v1/members/{member_id}/revoke",
             RevokeRequest(evidence=evidence, cert=cert),
             response_model=MemberRecord,

@@ -29,7 +29,7 @@ def _require_dict(value: Any, what: str, url: str) -> dict[str, Any]:
     return value
 
 
-class MerchantClient:
+class MerchantClient(ServiceClient):
     """A shop as seen by a customer's wallet."""
 
     def __init__(
@@ -39,21 +39,11 @@ class MerchantClient:
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self._http = ServiceClient(base_url, timeout=timeout, transport=transport)
-        self.base_url = self._http.base_url
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> MerchantClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        super().__init__(base_url, timeout=timeout, transport=transport)
 
     def info(self) -> dict[str, Any]:
         """``GET /v1/merchant`` -> ``{merchant_id, cert, currencies}``."""
-        return _require_dict(self._http.get_json("/v1/merchant"), "merchant info", self.base_url)
+        return _require_dict(self.get_json("/v1/merchant"), "merchant info", self.base_url)
 
     def create_request(
         self,
@@ -71,14 +61,14 @@ class MerchantClient:
             body["product_id"] = product_id
         if customer_key is not None:
             body["customer_key"] = b64u_encode(customer_key)
-        answer = self._http.post_json("/v1/payment-requests", body)
+        answer = self.post_json("/v1/payment-requests", body)
         return _require_dict(answer, "payment request", self.base_url)
 
     def pay(
         self, request: Mapping[str, Any], spends: Sequence[Mapping[str, Any]]
     ) -> dict[str, Any]:
         """``POST /v1/pay`` -> ``{receipt, cert}`` once the merchant has deposited."""
-        answer = self._http.post_json(
+        answer = self.post_json(
             "/v1/pay", {"request": dict(request), "spends": [dict(s) for s in spends]}
         )
         return _require_dict(answer, "pay", self.base_url)

@@ -30,7 +30,7 @@ from ecash_tpm.supervision.models import (
 )
 
 
-class SupervisionClient:
+class SupervisionClient(ServiceClient):
     """Typed calls to the supervision department."""
 
     def __init__(
@@ -42,27 +42,15 @@ class SupervisionClient:
         token: str | None = None,
     ) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else None
-        self._client = ServiceClient(
-            base_url, timeout=timeout, transport=transport, headers=headers
-        )
-        self.base_url = self._client.base_url
-
-    def close(self) -> None:
-        self._client.close()
-
-    def __enter__(self) -> SupervisionClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        super().__init__(base_url, timeout=timeout, transport=transport, headers=headers)
 
     def opener_public(self) -> Point:
-        info = self._client.get_json("/v1/opener", response_model=OpenerInfo)
+        info = self.get_json("/v1/opener", response_model=OpenerInfo)
         return Point.decode(info.opener_public)
 
     def register(self, registration: dict[str, Any], cert: str | None) -> str:
         """POST an issuer-signed registration; returns the member id."""
-        res = self._client.post_json(
+        res = self.post_json(
             "/v1/registry",
             RegistrationRequest(registration=registration, cert=cert),
             response_model=RegistrationResponse,
@@ -70,7 +58,7 @@ class SupervisionClient:
         return res.member_id
 
     def open(self, c1: Point, c2: Point, reason: str) -> OpenResponse:
-        return self._client.post_json(
+        return self.post_json(
             "/v1/open",
             OpenRequest(c1=c1.encode(), c2=c2.encode(), reason=reason),
             response_model=OpenResponse,
@@ -80,7 +68,7 @@ class SupervisionClient:
         self, transcripts: list[dict[str, Any]], cert: str | None
     ) -> DoubleSpendResponse:
         """Two bank-signed transcripts of one serial -> the case (evidence, revocation)."""
-        return self._client.post_json(
+        return self.post_json(
             "/v1/double-spend",
             DoubleSpendRequest(transcripts=transcripts, cert=cert),
             response_model=DoubleSpendResponse,

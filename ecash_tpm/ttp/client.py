@@ -37,7 +37,7 @@ def _with_cert(signed: Mapping[str, Any], cert_pem: str) -> dict[str, Any]:
     return {**dict(signed), "cert": cert_pem}
 
 
-class TtpClient:
+class TtpClient(ServiceClient):
     """The TTP's HTTP API (docs/api.md, "TTP")."""
 
     def __init__(
@@ -47,24 +47,14 @@ class TtpClient:
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self._http = ServiceClient(base_url, timeout=timeout, transport=transport)
-        self.base_url = self._http.base_url
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> TtpClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        super().__init__(base_url, timeout=timeout, transport=transport)
 
     def _get(self, path: str, **params: Any) -> dict[str, Any]:
         query = {k: v for k, v in params.items() if v is not None}
-        return _obj(self._http.get_json(path, params=query or None), path, self.base_url)
+        return _obj(self.get_json(path, params=query or None), path, self.base_url)
 
     def _post(self, path: str, body: Any) -> dict[str, Any]:
-        return _obj(self._http.post_json(path, body), path, self.base_url)
+        return _obj(self.post_json(path, body), path, self.base_url)
 
     def info(self) -> dict[str, Any]:
         """``GET /v1/ttp`` -> ``{ttp_id, cert, dispute_window_s}``."""
@@ -145,7 +135,7 @@ class TtpClient:
         )
 
 
-class HttpBankQuery:
+class HttpBankQuery(ServiceClient):
     """The TTP's :class:`~ecash_tpm.ttp.domain.BankQueryGateway` over HTTP."""
 
     def __init__(
@@ -155,17 +145,14 @@ class HttpBankQuery:
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self._http = ServiceClient(base_url, timeout=timeout, transport=transport)
-
-    def close(self) -> None:
-        self._http.close()
+        super().__init__(base_url, timeout=timeout, transport=transport)
 
     def ttp_query(self, signed: Mapping[str, Any], cert_pem: str) -> dict[str, Any]:
-        answer = self._http.post_json("/v1/ttp/deposit-query", _with_cert(signed, cert_pem))
-        return _obj(answer, "deposit query", self._http.base_url)
+        answer = self.post_json("/v1/ttp/deposit-query", _with_cert(signed, cert_pem))
+        return _obj(answer, "deposit query", self.base_url)
 
 
-class HttpMerchantLink:
+class HttpMerchantLink(ServiceClient):
     """One merchant as the TTP calls it."""
 
     def __init__(
@@ -175,24 +162,21 @@ class HttpMerchantLink:
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self._http = ServiceClient(base_url, timeout=timeout, transport=transport)
-
-    def close(self) -> None:
-        self._http.close()
+        super().__init__(base_url, timeout=timeout, transport=transport)
 
     def key_request(self, signed: Mapping[str, Any], cert_pem: str) -> dict[str, Any]:
         """``POST {merchant}/v1/ttp/key-requests`` -> ``{answer, cert}``."""
-        answer = self._http.post_json("/v1/ttp/key-requests", _with_cert(signed, cert_pem))
-        return _obj(answer, "key request", self._http.base_url)
+        answer = self.post_json("/v1/ttp/key-requests", _with_cert(signed, cert_pem))
+        return _obj(answer, "key request", self.base_url)
 
     def pay(
         self, request: Mapping[str, Any], spends: Sequence[Mapping[str, Any]]
     ) -> dict[str, Any]:
         """``POST {merchant}/v1/pay`` (relay mode)."""
-        answer = self._http.post_json(
+        answer = self.post_json(
             "/v1/pay", {"request": dict(request), "spends": [dict(s) for s in spends]}
         )
-        return _obj(answer, "pay", self._http.base_url)
+        return _obj(answer, "pay", self.base_url)
 
 
 class HttpMerchantLinks:
