@@ -254,7 +254,7 @@ def test_cli_bank_commands(
         close()
     data = ["--data-dir", str(tmp_path / "bank"), "--json"]
     assert main(["bank", "init", "--central-bank-dir", str(ca_dir), *data]) == 0
-    init = json.loads(capsys.readouterr().out)["result"]
+    init = json.loads(capsys.readouterr().out)
     assert len(init["keysets_created"]) == 2
     pw = tmp_path / "pw"
     pw.write_text("a long password\n")
@@ -274,14 +274,14 @@ def test_cli_bank_commands(
         )
         == 0
     )
-    created = json.loads(capsys.readouterr().out)["result"]
+    created = json.loads(capsys.readouterr().out)
     assert created["balance"] == 70 and created["otpauth_uri"].startswith("otpauth://totp/")
     assert main(["bank", "account", "fund", "gina", "5", *data]) == 0
-    assert json.loads(capsys.readouterr().out)["result"]["balance"] == 75
+    assert json.loads(capsys.readouterr().out)["balance"] == 75
     assert main(["bank", "keyset", "list", *data]) == 0
-    assert len(json.loads(capsys.readouterr().out)["result"]) == 2
+    assert len(json.loads(capsys.readouterr().out)["keysets"]) == 2
     assert main(["bank", "ledger", *data]) == 0
-    assert json.loads(capsys.readouterr().out)["result"]["ledger"]["customers_total"] == 75
+    assert json.loads(capsys.readouterr().out)["ledger"]["customers_total"] == 75
     assert main(["bank", "account", "show", "nobody", *data]) == 1
     assert json.loads(capsys.readouterr().out)["error"]["code"] == "bank.unknown_account"
 

@@ -35,16 +35,16 @@ def test_join_succeeds(swtpm, tpm: TpmDevice, tmp_path: Path, kind: EkKind) -> N
         info = env.client.info()
         assert info.epoch == 1 and info.pcr_selection.pcrs == [0, 1, 2, 3, 7]
         assert info.opener_public == env.opener.public.encode()
-        steps: list[str] = []
+        steps: list[tuple[str, int, int]] = []
         m = join(
             tpm,
             env.client,
             tmp_path / "wallet",
             account_id="alice",
             ek_kind=kind,
-            progress=steps.append,
+            progress=lambda message, done, total: steps.append((message, done, total)),
         )
-        assert len(steps) == 5
+        assert [(done, total) for _, done, total in steps] == [(i, 8) for i in range(1, 9)]
 
         # the member record
         assert m.ek_kind == kind.value and m.epoch == 1 and m.member_id == member_id_for_t0(m.t0)

@@ -174,7 +174,7 @@ def test_cli_supply_report_and_audit_against_it(
     db_url = sqlite_url(setting.data_dir / "bank.db")
     base = ["bank", "supply-report", "--data-dir", str(data), "--database-url", db_url]
     assert cli_main([*base, "--dry-run", "--json"]) == 0
-    dry = json.loads(capsys.readouterr().out)["result"]
+    dry = json.loads(capsys.readouterr().out)
     assert dry["report"]["kind"] == SUPPLY_REPORT_KIND and "receipt" not in dry
     assert cli_main(base) == 1  # neither --central-bank nor --dry-run
     capsys.readouterr()
@@ -183,7 +183,7 @@ def test_cli_supply_report_and_audit_against_it(
     assert (
         cli_main([*base, "--central-bank", setting.central_bank, "--as-of", as_of, "--json"]) == 0
     )
-    sent = json.loads(capsys.readouterr().out)["result"]
+    sent = json.loads(capsys.readouterr().out)
     assert sent["receipt"]["created"] is True
 
     hop = b64u_encode(setting.world.issuer.hop.encode())

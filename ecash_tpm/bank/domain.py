@@ -45,6 +45,7 @@ from ecash_tpm.crypto.bn256 import Point
 from ecash_tpm.crypto.encoding import b64u_decode
 from ecash_tpm.crypto.signing import PartyKey, verify_object
 from ecash_tpm.errors import ConfigError, EcashError, InputError
+from ecash_tpm.progress import ProgressCallback
 from ecash_tpm.storage import Database
 
 __all__ = ["BankDomain", "BankPolicy", "system_clock"]
@@ -247,7 +248,11 @@ class BankDomain:
         }
 
     def rotate_keysets(
-        self, *, start: int | None = None, denominations: Sequence[int] | None = None
+        self,
+        *,
+        start: int | None = None,
+        denominations: Sequence[int] | None = None,
+        progress: ProgressCallback | None = None,
     ) -> list[Keyset]:
         """New keysets for every denomination from ``start`` (default now)."""
         return self.keysets.rotate(
@@ -258,16 +263,17 @@ class BankDomain:
             deposit_period_s=self.policy.deposit_period_s,
             start=start,
             bits=self.policy.rsa_bits,
+            progress=progress,
         )
 
-    def ensure_keysets(self) -> list[Keyset]:
+    def ensure_keysets(self, *, progress: ProgressCallback | None = None) -> list[Keyset]:
         """Rotate only if some denomination has no keyset open for withdrawal now."""
         now = self.clock()
         open_values = {k.value for k in self.keysets.list_keysets(now=now) if k.can_withdraw(now)}
         missing = [d for d in self.policy.denominations if d not in open_values]
         if not missing:
             return []
-        return self.rotate_keysets(denominations=missing)
+        return self.rotate_keysets(denominations=missing, progress=progress)
 
     # --- customers ----------------------------------------------------------------------------
 

@@ -46,6 +46,7 @@ from ecash_tpm.crypto.signing import (
     write_file_atomic,
 )
 from ecash_tpm.errors import ConfigError, EcashError, InputError, SignatureError, StorageError
+from ecash_tpm.progress import ProgressCallback, silent
 from ecash_tpm.storage import Database, Transaction
 
 __all__ = ["Keyset", "KeysetStore", "keyset_id_for"]
@@ -292,29 +293,37 @@ class KeysetStore:
         deposit_period_s: int,
         start: int | None = None,
         bits: int = 2048,
+        progress: ProgressCallback | None = None,
     ) -> list[Keyset]:
         """New keysets for every denomination for the window starting at ``start`` (now).
 
         Existing keysets are untouched: their signed windows stay as published, so coins
-        withdrawn under them remain depositable until their ``deposit_until``.
+        withdrawn under them remain depositable until their ``deposit_until``. ``progress``
+        hears of every RSA key generated.
         """
         if not denominations or len(set(denominations)) != len(denominations):
             raise InputError("denominations must be a non-empty list of distinct values")
         if withdraw_period_s <= 0 or deposit_period_s < 0:
             raise InputError("withdraw period must be positive, deposit period non-negative")
+        say = progress or silent
         begin = now if start is None else start
-        return [
-            self.create(
-                value=value,
-                currency=currency,
-                withdraw_from=begin,
-                withdraw_until=begin + withdraw_period_s,
-                deposit_until=begin + withdraw_period_s + deposit_period_s,
-                now=now,
-                bits=bits,
+        values = sorted(denominations)
+        made: list[Keyset] = []
+        say(f"generating RSA-{bits} keys", 0, len(values))
+        for value in values:
+            made.append(
+                self.create(
+                    value=value,
+                    currency=currency,
+                    withdraw_from=begin,
+                    withdraw_until=begin + withdraw_period_s,
+                    deposit_until=begin + withdraw_period_s + deposit_period_s,
+                    now=now,
+                    bits=bits,
+                )
             )
-            for value in sorted(denominations)
-        ]
+            say(f"generating RSA-{bits} keys", len(made), len(values))
+        return made
 
     def _write_key(self, file_name: str, private_key: rsa.RSAPrivateKey) -> None:
         try:

@@ -2,20 +2,23 @@
 
 Each role lives in its own module ``ecash_tpm.cli.<role>_cmd`` (found automatically) exposing
 ``register(subparsers: argparse._SubParsersAction) -> None``; that function adds the role's
-sub-commands and sets ``func(args) -> int`` on each. Errors from the project's hierarchy are
-printed with their stable code (or as JSON with ``--json``) and turn into exit status 1.
+sub-commands and sets ``func(args) -> int`` on each. Results are printed with
+:func:`ecash_tpm.cli.output.emit` (with ``--json``: one object ``{"ok": true, ...}`` on stdout,
+progress only on stderr). Errors from the project's hierarchy, and files that cannot be opened,
+are printed with their stable code (or as ``{"ok": false, "error": {...}}`` with ``--json``)
+and turn into exit status 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import pkgutil
 import sys
 from collections.abc import Sequence
 
 from ecash_tpm import __version__
+from ecash_tpm.cli.output import emit_error, file_error
 from ecash_tpm.errors import EcashError
 
 
@@ -37,17 +40,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; the exit status (1 for a project error, 130 when interrupted)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except EcashError as exc:
-        if getattr(args, "json", False):
-            print(json.dumps({"ok": False, "error": exc.to_dict()}))
-        else:
-            print(f"ecash-tpm: error [{exc.code}]: {exc.message}", file=sys.stderr)
-            for key, value in exc.detail.items():
-                print(f"  {key}: {value}", file=sys.stderr)
+        emit_error(args, exc)
+        return 1
+    except OSError as exc:
+        if exc.filename is None:  # not a file the user named: a bug or the network
+            raise
+        emit_error(args, file_error(exc))
         return 1
     except KeyboardInterrupt:
         print("ecash-tpm: interrupted", file=sys.stderr)

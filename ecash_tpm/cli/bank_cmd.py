@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import getpass
-import json
 import secrets
 import sys
 from collections.abc import Callable, Iterator
@@ -31,6 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ecash_tpm.cli.output import Progress, emit, prompt
 from ecash_tpm.errors import ConfigError, InputError
 
 
@@ -80,13 +79,6 @@ def _admin_bank(args: argparse.Namespace, *, full: bool = False) -> Iterator[Any
         yield bank
     finally:
         db.close()
-
-
-def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
-    if args.json:
-        print(json.dumps({"ok": True, "result": payload}, default=str, sort_keys=True))
-    else:
-        print(text)
 
 
 def _keyset_dict(keyset: Any, now: int) -> dict[str, Any]:
@@ -144,8 +136,9 @@ def _cmd_init(args: argparse.Namespace) -> int:
     key.save(key_path, overwrite=args.force)
     write_file_atomic(cert_path, cert_pem, mode=0o644)
     write_file_atomic(root_path, root_pem, mode=0o644)
-    with _admin_bank(args) as bank:  # checks that cert, key and root belong together
-        made = bank.ensure_keysets()
+    # opening the bank checks that cert, key and root belong together
+    with _admin_bank(args) as bank, Progress(args) as progress:
+        made = bank.ensure_keysets(progress=progress)
         now = bank.clock()
         payload = {
             "data_dir": str(settings.data_dir),
@@ -153,7 +146,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
             "database_url": bank.db.url,
             "keysets_created": [_keyset_dict(k, now) for k in made],
         }
-    _emit(
+    emit(
         args,
         payload,
         f"bank {payload['bank_name']} initialised in {settings.data_dir} "
@@ -193,9 +186,12 @@ def _read_password(args: argparse.Namespace) -> str:
     if args.password_file:
         return Path(args.password_file).read_text(encoding="utf-8").rstrip("\n")
     if args.password_stdin:
-        return sys.stdin.readline().rstrip("\n")
-    first = getpass.getpass("password: ")
-    if getpass.getpass("again: ") != first:
+        line = sys.stdin.readline()
+        if not line:
+            raise InputError("--password-stdin: no password on stdin")
+        return line.rstrip("\n")
+    first = prompt("password: ", secret=True)
+    if prompt("again: ", secret=True) != first:
         raise InputError("the passwords differ")
     return first
 
@@ -219,7 +215,7 @@ def _cmd_account_create(args: argparse.Namespace) -> int:
         f"otpauth://totp/{issuer}:{args.account_id}?secret={b32}&issuer={issuer}&digits=6&period=30"
     )
     payload = {**info, "totp_secret": b32, "otpauth_uri": uri}
-    _emit(
+    emit(
         args,
         payload,
         f"account {info['account_id']} created, balance {info['balance']} {info['currency']}\n"
@@ -231,16 +227,14 @@ def _cmd_account_create(args: argparse.Namespace) -> int:
 def _cmd_account_show(args: argparse.Namespace) -> int:
     with _admin_bank(args) as bank:
         info = bank.account(args.account_id)
-    _emit(
-        args, info, f"{info['account_id']} ({info['kind']}): {info['balance']} {info['currency']}"
-    )
+    emit(args, info, f"{info['account_id']} ({info['kind']}): {info['balance']} {info['currency']}")
     return 0
 
 
 def _cmd_account_fund(args: argparse.Namespace) -> int:
     with _admin_bank(args) as bank:
         info = bank.fund(args.account_id, args.amount, ref=args.ref)
-    _emit(args, info, f"{info['account_id']}: balance {info['balance']} {info['currency']}")
+    emit(args, info, f"{info['account_id']}: balance {info['balance']} {info['currency']}")
     return 0
 
 
@@ -248,7 +242,7 @@ def _cmd_merchant_add(args: argparse.Namespace) -> int:
     pem = Path(args.cert).read_bytes()
     with _admin_bank(args) as bank:
         info = bank.add_merchant(pem)
-    _emit(args, info, f"merchant {info['merchant_id']} registered (key {info['key_id'][:16]}...)")
+    emit(args, info, f"merchant {info['merchant_id']} registered (key {info['key_id'][:16]}...)")
     return 0
 
 
@@ -256,14 +250,14 @@ def _cmd_merchant_add(args: argparse.Namespace) -> int:
 
 
 def _cmd_keyset_rotate(args: argparse.Namespace) -> int:
-    with _admin_bank(args) as bank:
-        made = bank.rotate_keysets(start=args.start)
+    with _admin_bank(args) as bank, Progress(args) as progress:
+        made = bank.rotate_keysets(start=args.start, progress=progress)
         now = bank.clock()
-        payload = [_keyset_dict(k, now) for k in made]
-    _emit(
+        keysets = [_keyset_dict(k, now) for k in made]
+    emit(
         args,
-        payload,
-        "\n".join(f"{k['keyset_id']}  {k['value']:>8} {k['currency']}" for k in payload),
+        {"keysets": keysets},
+        "\n".join(f"{k['keyset_id']}  {k['value']:>8} {k['currency']}" for k in keysets),
     )
     return 0
 
@@ -272,14 +266,14 @@ def _cmd_keyset_list(args: argparse.Namespace) -> int:
     with _admin_bank(args) as bank:
         now = bank.clock()
         keysets = bank.keysets.list_keysets(now=None if args.all else now)
-        payload = [_keyset_dict(k, now) for k in keysets]
+        rows = [_keyset_dict(k, now) for k in keysets]
     lines = [
         f"{k['keyset_id']}  {k['value']:>8} {k['currency']}  "
         f"{'withdraw' if k['withdrawable'] else 'deposit-only' if k['depositable'] else 'expired'}"
         f"  until {k['withdraw_until']}/{k['deposit_until']}"
-        for k in payload
+        for k in rows
     ]
-    _emit(args, payload, "\n".join(lines) or "no keysets")
+    emit(args, {"keysets": rows}, "\n".join(lines) or "no keysets")
     return 0
 
 
@@ -303,7 +297,7 @@ def _cmd_ledger(args: argparse.Namespace) -> int:
         if not unjustified
         else f"blacklist: {len(unjustified)} UNJUSTIFIED entries"
     )
-    _emit(args, audit, "\n".join(text))
+    emit(args, audit, "\n".join(text))
     return 1 if unjustified else 0
 
 
@@ -315,21 +309,21 @@ def _cmd_blacklist_list(args: argparse.Namespace) -> int:
         + (f" (lifted by {e['lifted_by']}: {e['lift_reason']})" if e["lifted_at"] else "")
         for e in entries
     ]
-    _emit(args, entries, "\n".join(lines) or "blacklist empty")
+    emit(args, {"entries": entries}, "\n".join(lines) or "blacklist empty")
     return 0
 
 
 def _cmd_blacklist_lift(args: argparse.Namespace) -> int:
     with _admin_bank(args) as bank:
         entry = bank.lift_blacklist(args.subject, lifted_by=args.by, reason=args.reason)
-    _emit(args, entry, f"lifted #{entry['entry_id']} {entry['subject']}")
+    emit(args, entry, f"lifted #{entry['entry_id']} {entry['subject']}")
     return 0
 
 
 def _cmd_reports_retry(args: argparse.Namespace) -> int:
     with _admin_bank(args, full=True) as bank:
         result = bank.retry_double_spend_reports()
-    _emit(args, result, f"sent {result['sent']}, still failing {result['failed']}")
+    emit(args, result, f"sent {result['sent']}, still failing {result['failed']}")
     return 0 if result["failed"] == 0 else 1
 
 
@@ -361,7 +355,7 @@ def _cmd_supply_report(args: argparse.Namespace) -> int:
             f"accepted by the central bank as report #{receipt['report_id']}"
             + ("" if receipt["created"] else " (identical report already stored)")
         )
-    _emit(args, result, "\n".join(lines))
+    emit(args, result, "\n".join(lines))
     return 0
 
 

@@ -10,7 +10,6 @@ prints the hash to configure.
 from __future__ import annotations
 
 import argparse
-import json
 import secrets
 import sys
 from collections.abc import Callable, Iterator
@@ -18,17 +17,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ecash_tpm.cli.output import emit
 from ecash_tpm.errors import ConfigError
 
 if TYPE_CHECKING:
     from ecash_tpm.centralbank import CentralBankCA
-
-
-def _emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
-    if args.json:
-        print(json.dumps({"ok": True, **payload}))
-    else:
-        print(text)
 
 
 @contextmanager
@@ -83,7 +76,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
             "fingerprint": ca.root_fingerprint(),
             "not_after": int(root.not_valid_after_utc.timestamp()),
         }
-        _emit(
+        emit(
             args,
             payload,
             f"central bank CA created in {ca.data_dir}\n"
@@ -119,7 +112,7 @@ def _cmd_certify(args: argparse.Namespace) -> int:
         "cert": pem.decode("ascii"),
     }
     if args.json:
-        _emit(args, payload, "")
+        emit(args, payload, "")
     elif args.out:
         print(f"certified {args.role} {args.name!r}: serial {payload['serial']} -> {args.out}")
     else:
@@ -144,7 +137,7 @@ def _cmd_revoke(args: argparse.Namespace) -> int:
         "reason": record.revocation_reason,
         "revoked_at": None if revoked_at is None else int(revoked_at.timestamp()),
     }
-    _emit(
+    emit(
         args,
         payload,
         f"revoked {record.role} {record.name!r} (serial {payload['serial']}, "
@@ -158,7 +151,7 @@ def _cmd_admin_token(args: argparse.Namespace) -> int:
 
     token = secrets.token_urlsafe(32)
     digest = hash_admin_token(token)
-    _emit(
+    emit(
         args,
         {"token": token, "admin_token_sha256": digest},
         f"admin token (give to operators, keep secret): {token}\n"

@@ -24,11 +24,11 @@ against the bank's central-bank root), on the bank's database (operator console)
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ecash_tpm.cli.output import emit
 from ecash_tpm.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -148,21 +148,20 @@ def _cmd_init_party(args: argparse.Namespace) -> int:
         for key, value in learned.items():
             name = f"ECASH_TPM_{section}_{key}".upper()
             print(f"export {name}={shlex.quote(str(value))}")
-    elif args.json:
-        print(
-            json.dumps(
-                {"ok": True, "role": args.role, "certificate": certificate, "settings": learned}
-            )
-        )
     else:
+        lines = []
         if certificate:
             state = "certified now" if certificate["issued_now"] else "certificate kept"
-            print(
+            lines.append(
                 f"{args.role} {certificate['name']}: {state}, serial {certificate['serial']}, "
                 f"{certificate['cert_file']}"
             )
-        for key, value in learned.items():
-            print(f"configure [{section}] {key} = {value!r}")
+        lines += [f"configure [{section}] {key} = {value!r}" for key, value in learned.items()]
+        emit(
+            args,
+            {"role": args.role, "certificate": certificate, "settings": learned},
+            "\n".join(lines),
+        )
     return 0
 
 
@@ -179,10 +178,7 @@ def _cmd_register_merchant(args: argparse.Namespace) -> int:
     root = settings.path("central_bank_root").read_bytes()
     verify_party_certificate(info["cert"], root, role="merchant", name=info["merchant_id"])
     result = register_merchant(settings, info["cert"])
-    if args.json:
-        print(json.dumps({"ok": True, **result}, default=str))
-    else:
-        print(f"merchant {result['merchant_id']} registered at the bank")
+    emit(args, result, f"merchant {result['merchant_id']} registered at the bank")
     return 0
 
 

@@ -15,10 +15,11 @@ and the flags; ``members`` and ``revoke`` work on the database directly (operato
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
+
+from ecash_tpm.cli.output import emit
 
 
 def _settings(args: argparse.Namespace, **overrides: Any) -> Any:
@@ -27,13 +28,6 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Any:
 
     values = {"data_dir": args.data, **overrides}
     return load_settings(IssuerSettings, path=args.config, overrides=values)
-
-
-def _emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
-    if args.json:
-        print(json.dumps({"ok": True, **payload}))
-    else:
-        print(text)
 
 
 def _parse_allow(items: list[str]) -> dict[int, list[bytes]]:
@@ -132,7 +126,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
     ]
     if not store.roots:
         lines.append("warning: the EK trust store is empty; every join will be refused")
-    _emit(args, payload, "\n".join(lines))
+    emit(args, payload, "\n".join(lines))
     return 0
 
 
@@ -172,7 +166,7 @@ def _cmd_members(args: argparse.Namespace) -> int:
         f"EK {m.ek_fingerprint[:16]}"
         for m in members
     )
-    _emit(args, {"members": rows}, text or "no members")
+    emit(args, {"members": rows}, text or "no members")
     return 0
 
 
@@ -181,7 +175,7 @@ def _cmd_revoke(args: argparse.Namespace) -> int:
 
     with _open_db(args) as db:
         record = revoke_member(db, args.member_id, reason=args.reason)
-    _emit(
+    emit(
         args,
         {"member": record.model_dump(mode="json")},
         f"{record.member_id} is {record.status} ({record.revocation_reason})",
@@ -194,7 +188,7 @@ def _cmd_rotate(args: argparse.Namespace) -> int:
 
     keys = IssuerKeyStore.open(_settings(args).resolved_key_dir())
     epoch = keys.rotate()
-    _emit(args, keys.public_info(epoch).to_dict(), f"new current epoch {epoch}")
+    emit(args, keys.public_info(epoch).to_dict(), f"new current epoch {epoch}")
     return 0
 
 

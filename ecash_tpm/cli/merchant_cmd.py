@@ -21,14 +21,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from ecash_tpm.cli.output import emit
 from ecash_tpm.errors import ConfigError
-
-
-def _emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
-    if args.json:
-        print(json.dumps({"ok": True, **payload}))
-    else:
-        print(text)
 
 
 def _settings(args: argparse.Namespace, **overrides: Any) -> Any:
@@ -92,7 +86,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
     ]
     if certified:
         lines.append("next: register it at the bank (ecash-tpm bank merchant add)")
-    _emit(args, payload, "\n".join(lines))
+    emit(args, payload, "\n".join(lines))
     return 0
 
 
@@ -116,13 +110,12 @@ def _cmd_request(args: argparse.Namespace) -> int:
     if args.out:
         Path(args.out).write_text(json.dumps(answer, indent=2) + "\n", encoding="utf-8")
     body = answer["request"]["body"]
-    if args.json:
-        print(json.dumps({"ok": True, **answer}))
-    else:
-        print(
-            f"payment request from {body['merchant_id']}: {body['amount']} {body['currency']}, "
-            f"deadline {body['deadline']}" + (f", saved to {args.out}" if args.out else "")
-        )
+    emit(
+        args,
+        answer,
+        f"payment request from {body['merchant_id']}: {body['amount']} {body['currency']}, "
+        f"deadline {body['deadline']}" + (f", saved to {args.out}" if args.out else ""),
+    )
     return 0
 
 
@@ -140,7 +133,7 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     ]
     for kind, codes in stats["counters"].items():
         lines += [f"{kind} {code}: {n}" for code, n in sorted(codes.items())]
-    _emit(args, stats, "\n".join(lines) or "no payments yet")
+    emit(args, stats, "\n".join(lines) or "no payments yet")
     return 0
 
 

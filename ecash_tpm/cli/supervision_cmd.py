@@ -17,15 +17,17 @@ central-bank root (``--bank-data DIR`` holding ``bank.crt`` and ``central-bank-r
 bank's copy), Hop (``--opener-public`` or ``opener-public.txt`` in ``--data``), the issuer's
 epoch keys (``--issuer-keys DIR``; without them the credential check is skipped and the report
 says so) and, with ``--central-bank URL``, the bank's latest money-supply report. Exit status:
-0 clean, 2 violations found, 1 the audit could not run.
+0 clean, 2 violations found, 1 the audit could not run. With ``--json`` the report is one object
+whose ``"ok"`` is the verdict (false when violations were found; no ``"error"`` then).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
+
+from ecash_tpm.cli.output import emit, read_json
 
 
 def _settings(args: argparse.Namespace, **overrides: Any) -> Any:
@@ -35,13 +37,6 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Any:
     return load_settings(
         SupervisionSettings, path=args.config, overrides={"data_dir": args.data, **overrides}
     )
-
-
-def _emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
-    if args.json:
-        print(json.dumps({"ok": True, **payload}))
-    else:
-        print(text)
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
@@ -68,7 +63,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
     party = PartyKey.load(signing)
     (data / "supervision-key.pub.der").write_bytes(party.public_key_bytes())
     hop = b64u_encode(opener.public.encode())
-    _emit(
+    emit(
         args,
         {"opener_public": hop, "opener_public_file": str(public_path), "created": created},
         f"opener key {'created' if created else 'kept'}: {key_path} (0600)\n"
@@ -95,8 +90,13 @@ def _ciphertext(args: argparse.Namespace) -> tuple[Any, Any]:
     from ecash_tpm.errors import InputError
 
     if args.spend:
-        data = json.loads(Path(args.spend).read_text(encoding="utf-8"))
+        data = read_json(args.spend, "--spend")
         proof = data.get("proof", data) if isinstance(data, dict) else None
+        if not isinstance(proof, dict):
+            raise InputError(
+                f"--spend {args.spend} must hold a spend {{coin, proof}} or a proof object",
+                detail={"path": str(args.spend)},
+            )
         p = SpendProof.from_dict(proof)
         return p.c1, p.c2
     if not (args.c1 and args.c2):
@@ -127,7 +127,7 @@ def _cmd_open(args: argparse.Namespace) -> int:
                 signer=PartyKey.load(settings.resolved_signing_key_file()),
             )
             result = dept.open(c1, c2, reason=args.reason).to_dict()
-    _emit(
+    emit(
         args,
         result,
         f"member {result['member_id']} (account {result['account_id']}, epoch "
@@ -213,7 +213,9 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         supply_report=supply,
     )
     report.skipped.extend(skipped)
-    print(report.to_json() if args.json else report.summary())
+    result = report.to_dict()
+    del result["ok"]  # the report's own verdict: "ok" is false when violations were found
+    emit(args, result, report.summary, ok=report.ok)
     return 0 if report.ok else 2
 
 

@@ -10,18 +10,11 @@ stdout so that ``export TPM2TOOLS_TCTI=$(ecash-tpm swtpm start --state d)`` work
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from typing import Any
+
+from ecash_tpm.cli.output import emit
 
 EXIT_NOT_RUNNING = 3
-
-
-def _emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
-    if args.json:
-        print(json.dumps({"ok": True, **payload}))
-    else:
-        print(text)
 
 
 def _cmd_provision(args: argparse.Namespace) -> int:
@@ -31,7 +24,7 @@ def _cmd_provision(args: argparse.Namespace) -> int:
     was = inst.is_provisioned
     inst.provision(overwrite=args.force, platform_cert=args.platform_cert)
     done = ("re-provisioned" if args.force else "already provisioned") if was else "provisioned"
-    _emit(args, inst.status(), f"{done}: {inst.state_dir} (CA root {inst.ca_root_path})")
+    emit(args, inst.status(), f"{done}: {inst.state_dir} (CA root {inst.ca_root_path})")
     return 0
 
 
@@ -47,7 +40,7 @@ def _cmd_start(args: argparse.Namespace) -> int:
     inst.start(timeout=args.timeout)
     if not args.json:
         print(f"swtpm running, pid {inst.pid}", file=sys.stderr)
-    _emit(args, inst.status(), inst.tcti)
+    emit(args, inst.status(), inst.tcti)
     return 0
 
 
@@ -58,7 +51,7 @@ def _cmd_stop(args: argparse.Namespace) -> int:
     pid = inst.pid
     stopped = inst.stop()
     text = f"stopped swtpm pid {pid}" if stopped else "swtpm was not running"
-    _emit(args, {"stopped": stopped, "pid": pid, "state_dir": str(inst.state_dir)}, text)
+    emit(args, {"stopped": stopped, "pid": pid, "state_dir": str(inst.state_dir)}, text)
     return 0
 
 
@@ -70,7 +63,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
         text = f"running: pid {st['pid']}, tcti {st['tcti']}"
     else:
         text = "not running" + ("" if st["provisioned"] else " (not provisioned)")
-    _emit(args, st, text)
+    emit(args, st, text)
     return 0 if st["running"] else EXIT_NOT_RUNNING
 
 

@@ -12,7 +12,6 @@ import argparse
 import base64
 import contextlib
 import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
+from ecash_tpm.cli.output import emit
 from ecash_tpm.errors import ConfigError, EcashError
 
 _CERT_SUFFIXES = (".pem", ".crt", ".cer", ".der")
@@ -206,17 +206,22 @@ def _cmd_info(args: argparse.Namespace) -> int:
                 entry["chain"] = _chain_status(raw, ek_public, trust)
             eks.append(entry)
     payload = {"tcti": tcti, **info.to_dict(), "eks": eks}
-    if args.json:
-        print(json.dumps({"ok": True, **payload}))
-        return 0
+    emit(args, payload, lambda: _info_text(tcti, info, eks))
+    return 0
+
+
+def _info_text(tcti: str, info: Any, eks: list[dict[str, Any]]) -> str:
+    """``tpm info`` for people."""
     yes = {True: "yes", False: "NO"}
-    print(f"TPM            {tcti}")
-    print(f"manufacturer   {info.manufacturer} ({info.vendor})")
-    print(f"firmware       {info.firmware_version}   spec {info.spec_version}")
-    print(f"PCR banks      {', '.join(info.pcr_banks) or '(none)'}")
-    print(f"ECDAA          {yes[info.ecdaa_supported]}   BN_P256 {yes[info.bn_p256_supported]}")
+    lines = [
+        f"TPM            {tcti}",
+        f"manufacturer   {info.manufacturer} ({info.vendor})",
+        f"firmware       {info.firmware_version}   spec {info.spec_version}",
+        f"PCR banks      {', '.join(info.pcr_banks) or '(none)'}",
+        f"ECDAA          {yes[info.ecdaa_supported]}   BN_P256 {yes[info.bn_p256_supported]}",
+    ]
     if not eks:
-        print("EK certs       none in NV")
+        lines.append("EK certs       none in NV")
     for e in eks:
         chain = e["chain"]
         status = chain["status"]
@@ -226,9 +231,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
             status += f" ({chain['message']})"
         elif chain.get("key_matches_ek"):
             status += ", certificate key = EK from template"
-        print(f"EK {e['type']:<11} NV {e['nv_index']}  subject {e.get('subject', '?')}")
-        print(f"               issuer {e.get('issuer', '?')}  chain {status}")
-    return 0
+        lines.append(f"EK {e['type']:<11} NV {e['nv_index']}  subject {e.get('subject', '?')}")
+        lines.append(f"               issuer {e.get('issuer', '?')}  chain {status}")
+    return "\n".join(lines)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -15,21 +15,14 @@ deadline, releasing escrowed keys and recording strikes), strikes per merchant, 
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ecash_tpm.cli.output import emit
 from ecash_tpm.errors import ConfigError
-
-
-def _emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
-    if args.json:
-        print(json.dumps({"ok": True, **payload}))
-    else:
-        print(text)
 
 
 def _settings(args: argparse.Namespace, **overrides: Any) -> Any:
@@ -91,7 +84,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
         f"key          {key_file} (public key for the central bank: {pub_file})",
         f"certificate  {cert_file if certified else 'MISSING: get it certified (--ca-dir/--cert)'}",
     ]
-    _emit(args, payload, "\n".join(lines))
+    emit(args, payload, "\n".join(lines))
     return 0
 
 
@@ -126,7 +119,7 @@ def _cmd_products(args: argparse.Namespace) -> int:
         f"{b['ciphertext_size']:>8} B  {b['title']}"
         for b in rows
     )
-    _emit(args, {"products": docs}, text or "no products registered")
+    emit(args, {"products": docs}, text or "no products registered")
     return 0
 
 
@@ -154,7 +147,7 @@ def _cmd_disputes(args: argparse.Namespace) -> int:
         f"{v['resolution'] or '-':<12} answer {v['merchant_answer'] or '-'}"
         for v in views
     )
-    _emit(args, {"disputes": views, "swept": swept}, text or "no disputes")
+    emit(args, {"disputes": views, "swept": swept}, text or "no disputes")
     return 0
 
 
@@ -168,7 +161,7 @@ def _cmd_strikes(args: argparse.Namespace) -> int:
         f"{s['created_at']}  {s['merchant_id']:<12} {s['reason']:<10} {s['dispute_id']}"
         for s in strikes
     )
-    _emit(args, {"strikes": strikes, "per_merchant": per}, text or "no strikes")
+    emit(args, {"strikes": strikes, "per_merchant": per}, text or "no strikes")
     return 0
 
 
@@ -176,7 +169,7 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     with _store(args) as (_, store):
         counters = store.counters()
     text = "\n".join(f"{k:<28} {v}" for k, v in counters.items())
-    _emit(args, {"counters": counters}, text or "nothing yet")
+    emit(args, {"counters": counters}, text or "nothing yet")
     return 0
 
 

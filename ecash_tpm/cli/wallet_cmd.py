@@ -13,10 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from ecash_tpm.cli.output import Progress, emit, prompt, read_json
 
 
 def resolve_tcti(args: argparse.Namespace) -> str:
@@ -50,38 +51,33 @@ def add_device_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-def _progress(args: argparse.Namespace) -> Callable[[str], None]:
-    def say(msg: str) -> None:
-        if not args.json:
-            print(f"... {msg}", file=sys.stderr)
-
-    return say
-
-
 def _cmd_join(args: argparse.Namespace) -> int:
     from ecash_tpm.device import TpmDevice
     from ecash_tpm.issuer.client import IssuerClient
     from ecash_tpm.wallet.join import join
 
     tcti = resolve_tcti(args)
-    with IssuerClient(args.issuer) as issuer, TpmDevice(tcti) as device:
+    with (
+        IssuerClient(args.issuer) as issuer,
+        TpmDevice(tcti) as device,
+        Progress(args) as progress,
+    ):
         membership = join(
             device,
             issuer,
             args.data,
             account_id=args.account,
             ek_kind=args.ek,
-            progress=_progress(args),
+            progress=progress,
         )
     summary: dict[str, Any] = membership.summary()
-    if args.json:
-        print(json.dumps({"ok": True, **summary}))
-    else:
-        print(
-            f"joined as {summary['member_id']} (epoch {summary['epoch']}, "
-            f"{summary['ek_kind']} EK, account {summary['account_id']}); "
-            f"membership in {Path(args.data) / 'membership.json'}"
-        )
+    emit(
+        args,
+        summary,
+        f"joined as {summary['member_id']} (epoch {summary['epoch']}, "
+        f"{summary['ek_kind']} EK, account {summary['account_id']}); "
+        f"membership in {Path(args.data) / 'membership.json'}",
+    )
     return 0
 
 
@@ -145,6 +141,20 @@ def _coin_settings(args: argparse.Namespace, *, need_bank: bool = False) -> dict
     return cfg
 
 
+def _existing_wallet(args: argparse.Namespace) -> Path:
+    """``--data`` of a command that only reads the wallet: it must exist (never created)."""
+    from ecash_tpm.errors import ConfigError
+
+    data = Path(args.data)
+    if not data.is_dir():
+        raise ConfigError(
+            f"no wallet in {data}: check --data (a wallet is made by `ecash-tpm wallet join`)",
+            code="wallet.not_found",
+            detail={"data_dir": str(data)},
+        )
+    return data
+
+
 def _coin_root(args: argparse.Namespace) -> bytes:
     from ecash_tpm.errors import ConfigError
 
@@ -165,9 +175,7 @@ def _password(args: argparse.Namespace) -> str:
     env = os.environ.get("ECASH_TPM_PASSWORD")
     if env:
         return env
-    import getpass
-
-    return getpass.getpass("bank password: ")
+    return prompt("bank password: ", secret=True)
 
 
 def _totp_code(args: argparse.Namespace) -> str:
@@ -175,22 +183,24 @@ def _totp_code(args: argparse.Namespace) -> str:
         return str(args.totp)
     if args.totp_secret_file:
         import base64
+        import binascii
 
         from cryptography.hazmat.primitives import hashes
         from cryptography.hazmat.primitives.twofactor.totp import TOTP
 
-        text = Path(args.totp_secret_file).read_text(encoding="ascii").strip().replace(" ", "")
-        secret = base64.b32decode(text.upper() + "=" * (-len(text) % 8))
+        from ecash_tpm.errors import InputError
+
+        path = args.totp_secret_file
+        try:
+            text = Path(path).read_text(encoding="ascii").strip().replace(" ", "")
+            secret = base64.b32decode(text.upper() + "=" * (-len(text) % 8))
+        except (UnicodeDecodeError, binascii.Error) as exc:
+            raise InputError(
+                f"--totp-secret-file {path} does not hold a base32 secret", detail={"path": path}
+            ) from exc
         totp = TOTP(secret, 6, hashes.SHA1(), 30)  # noqa: S303 (RFC 6238 is SHA-1)
         return totp.generate(_now()).decode("ascii")
-    return input("TOTP code: ").strip()
-
-
-def _emit_coins(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
-    if args.json:
-        print(json.dumps({"ok": True, **payload}))
-    else:
-        print(text)
+    return prompt("TOTP code: ").strip()
 
 
 def _cmd_withdraw(args: argparse.Namespace) -> int:
@@ -202,19 +212,28 @@ def _cmd_withdraw(args: argparse.Namespace) -> int:
     cfg = _coin_settings(args, need_bank=True)
     root = _coin_root(args)
     membership = load_membership(args.data)
-    say = _progress(args)
-    with WalletStore.open(args.data, _now) as store, BankClient(cfg["bank_url"]) as bank:
-        say("logging in at the bank")
-        bank.login(args.account or membership.account_id, _password(args), _totp_code(args))
+    with (
+        WalletStore.open(args.data, _now) as store,
+        BankClient(cfg["bank_url"]) as bank,
+        Progress(args) as progress,
+    ):
+        password, totp = _password(args), _totp_code(args)
+        progress.note("logging in at the bank")
+        bank.login(args.account or membership.account_id, password, totp)
         resumed = []
         if store.pending_withdrawals():
-            say("completing withdrawals whose answer was lost")
+            progress.note("completing withdrawals whose answer was lost")
             resumed = resume_withdrawals(
-                store, bank, root=root, clock=_now, bank_name=cfg.get("bank_name")
+                store,
+                bank,
+                root=root,
+                clock=_now,
+                bank_name=cfg.get("bank_name"),
+                progress=progress,
             )
         result = None
         if args.amount:
-            say(f"withdrawing {args.amount} (blinding coins, bank signs blindly)")
+            progress.note(f"withdrawing {args.amount}")
             result = withdraw(
                 store,
                 bank,
@@ -226,6 +245,7 @@ def _cmd_withdraw(args: argparse.Namespace) -> int:
                 clock=_now,
                 strategy=args.split,
                 bank_name=cfg.get("bank_name"),
+                progress=progress,
             )
         balance = store.balance()
     done = [r.to_dict() for r in resumed] + ([result.to_dict()] if result else [])
@@ -233,14 +253,14 @@ def _cmd_withdraw(args: argparse.Namespace) -> int:
         f"withdrew {d['amount']} {d['currency']} as coins {d['coins']} (request {d['request_id']})"
         for d in done
     ] or ["nothing to withdraw"]
-    _emit_coins(args, {"withdrawals": done, "balance": balance}, "\n".join(lines))
+    emit(args, {"withdrawals": done, "balance": balance}, "\n".join(lines))
     return 0
 
 
 def _cmd_balance(args: argparse.Namespace) -> int:
     from ecash_tpm.wallet.store import WalletStore
 
-    with WalletStore.open(args.data, _now) as store:
+    with WalletStore.open(_existing_wallet(args), _now) as store:
         balance = store.balance()
         coins: dict[str, dict[int, int]] = {}
         for hc in store.coins("unspent"):
@@ -257,7 +277,7 @@ def _cmd_balance(args: argparse.Namespace) -> int:
         "balance": balance,
         "coins": {c: {str(v): n for v, n in per.items()} for c, per in coins.items()},
     }
-    _emit_coins(args, payload, "\n".join(lines) or "empty wallet")
+    emit(args, payload, "\n".join(lines) or "empty wallet")
     return 0
 
 
@@ -272,19 +292,23 @@ def _cmd_pay(args: argparse.Namespace) -> int:
     cfg = _coin_settings(args)
     root = _coin_root(args)
     membership = load_membership(args.data)
-    say = _progress(args)
-    with MerchantClient(args.merchant) as merchant:
+    with MerchantClient(args.merchant) as merchant, Progress(args) as progress:
         if args.request:
-            offer = json.loads(Path(args.request).read_text(encoding="utf-8"))
+            offer = read_json(args.request, "--request")
+            if not isinstance(offer, dict) or not {"request", "cert"} <= offer.keys():
+                raise InputError(
+                    f"--request {args.request} must hold {{request, cert}} "
+                    "(what `ecash-tpm merchant request --out` saves)",
+                    detail={"path": str(args.request)},
+                )
         elif args.amount:
-            say(f"asking {args.merchant} for a payment request of {args.amount}")
+            progress.note(f"asking {args.merchant} for a payment request of {args.amount}")
             offer = merchant.create_request(args.amount, product_id=args.product_id)
         else:
             raise InputError("give --request FILE or --amount N")
         tcti = resolve_tcti(args)
         with TpmDevice(tcti) as device, WalletStore.open(args.data, _now) as store:
             signer = open_signer(device, args.data, membership)
-            say("making spend proofs with the TPM and paying")
             result = pay(
                 store,
                 offer["request"],
@@ -297,9 +321,10 @@ def _cmd_pay(args: argparse.Namespace) -> int:
                 expected_t0=membership.t0,
                 bank_name=cfg.get("bank_name"),
                 merchant_url=merchant.base_url,
+                progress=progress,
             )
     d = result.to_dict()
-    _emit_coins(
+    emit(
         args,
         d,
         f"paid {d['amount']} {d['currency']} to {d['merchant_id']} with coins {d['coins']} "
@@ -313,19 +338,20 @@ def _cmd_recover(args: argparse.Namespace) -> int:
     from ecash_tpm.wallet.pay import recover_payments
     from ecash_tpm.wallet.store import WalletStore
 
+    data = _existing_wallet(args)
     cfg = _coin_settings(args, need_bank=True)
-    with WalletStore.open(args.data, _now) as store, BankClient(cfg["bank_url"]) as bank:
+    with WalletStore.open(data, _now) as store, BankClient(cfg["bank_url"]) as bank:
         results = recover_payments(store, bank, clock=_now)
     rows = [r.to_dict() for r in results]
     text = "\n".join(f"{r['payment_id']}: {r['outcome']}" for r in rows)
-    _emit_coins(args, {"payments": rows}, text or "no open payments")
+    emit(args, {"payments": rows}, text or "no open payments")
     return 0
 
 
 def _cmd_history(args: argparse.Namespace) -> int:
     from ecash_tpm.wallet.store import WalletStore
 
-    with WalletStore.open(args.data, _now) as store:
+    with WalletStore.open(_existing_wallet(args), _now) as store:
         rows = [p.to_dict() for p in store.payments(limit=args.limit)]
     text = "\n".join(
         f"{r['created_at']}  {r['state']:<7} {r['amount']:>8} {r['currency']}  "
@@ -333,7 +359,7 @@ def _cmd_history(args: argparse.Namespace) -> int:
         + (f"  [{r['error_code']}]" if r["error_code"] else "")
         for r in rows
     )
-    _emit_coins(args, {"payments": rows}, text or "no payments")
+    emit(args, {"payments": rows}, text or "no payments")
     return 0
 
 
@@ -400,8 +426,8 @@ def _cmd_buy(args: argparse.Namespace) -> int:
     cfg = _coin_settings(args)
     root = _coin_root(args)
     membership = load_membership(args.data)
-    say = _progress(args)
     with (
+        Progress(args) as progress,
         MerchantClient(args.merchant) as shop,
         ShopCatalogueClient(args.merchant) as catalogue,
         TpmDevice(resolve_tcti(args)) as device,
@@ -418,11 +444,11 @@ def _cmd_buy(args: argparse.Namespace) -> int:
             expected_t0=membership.t0,
             bank_name=cfg.get("bank_name"),
         )
-        say(f"checking product {args.product} (TTP-signed descriptor, ciphertext hash)")
-        say("paying with a fresh per-purchase key; the TPM makes the spend proofs")
+        progress.note(f"checking product {args.product} (TTP-signed descriptor, ciphertext hash)")
+        progress.note("paying with a fresh per-purchase key; the TPM makes the spend proofs")
         result = buyer.buy(args.product, source=catalogue, shop=shop, merchant_url=shop.base_url)
     d = result.to_dict()
-    _emit_coins(
+    emit(
         args,
         d,
         f"bought {d['title']!r} ({d['price']} {d['currency']}) from {d['merchant_id']}: "
@@ -438,7 +464,7 @@ def _cmd_dispute(args: argparse.Namespace) -> int:
 
     done: list[dict[str, Any]] = []
     waiting: list[dict[str, Any]] = []
-    with PurchaseStore.open(args.data, _now) as purchases:
+    with PurchaseStore.open(_existing_wallet(args), _now) as purchases:
         targets = [purchases.get(args.purchase)] if args.purchase else purchases.open_disputes()
         for p in targets:
             url = args.ttp or p.ttp_url
@@ -453,21 +479,21 @@ def _cmd_dispute(args: argparse.Namespace) -> int:
                     waiting.append({"purchase_id": p.purchase_id, "error": exc.to_dict()})
     lines = [f"{d['purchase_id']}: content in {d['content_file']} (key via the TTP)" for d in done]
     lines += [f"{w['purchase_id']}: {w['error']['code']} {w['error']['detail']}" for w in waiting]
-    _emit_coins(args, {"resolved": done, "waiting": waiting}, "\n".join(lines) or "nothing open")
+    emit(args, {"resolved": done, "waiting": waiting}, "\n".join(lines) or "nothing open")
     return 0 if not waiting or done else 2
 
 
 def _cmd_purchases(args: argparse.Namespace) -> int:
     from ecash_tpm.wallet.buy import PurchaseStore
 
-    with PurchaseStore.open(args.data, _now) as purchases:
+    with PurchaseStore.open(_existing_wallet(args), _now) as purchases:
         rows = [p.to_dict() for p in purchases.purchases(limit=args.limit)]
     text = "\n".join(
         f"{r['created_at']}  {r['state']:<11} {r['price']:>6} {r['currency']}  "
         f"{r['merchant_id']:<10} {r['product_id']}  {r['purchase_id']}"
         for r in rows
     )
-    _emit_coins(args, {"purchases": rows}, text or "no purchases")
+    emit(args, {"purchases": rows}, text or "no purchases")
     return 0
 
 

@@ -15,7 +15,6 @@ import contextlib
 import getpass
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,6 +42,7 @@ from ecash_tpm.issuer.models import (
 )
 from ecash_tpm.issuer.protocol import join_qualifying_data
 from ecash_tpm.issuer.trust import certificate_fingerprint
+from ecash_tpm.progress import ProgressCallback, silent
 from ecash_tpm.wallet.membership import (
     Membership,
     WalletAlreadyJoinedError,
@@ -58,7 +58,12 @@ if TYPE_CHECKING:
 
 EK_PREFERENCE = (EkKind.RSA_2048, EkKind.ECC_P384, EkKind.ECC_P256)
 
-Progress = Callable[[str], None]
+Progress = ProgressCallback
+"""``progress(message, done, total)`` (see :mod:`ecash_tpm.progress`)."""
+
+JOIN_STEPS = 8
+"""Steps :func:`join` reports: keys, join/start, ActivateCredential, quote, certify, DAA proof,
+join/finish, credential check."""
 
 
 class JoinAnswerError(ProtocolError):
@@ -131,19 +136,26 @@ def answer_challenge(
     challenge: JoinStartResponse,
     *,
     signer: DaaSigner | None = None,
+    progress: ProgressCallback | None = None,
 ) -> JoinFinishRequest:
     """ActivateCredential, quote, certify and DAA proof -> join/finish body.
 
-    ``signer`` defaults to the TPM's DAA key (tests pass another to play an attacker).
+    ``signer`` defaults to the TPM's DAA key (tests pass another to play an attacker);
+    ``progress`` hears of the four TPM steps (``done`` 1..4 of 4) before each starts.
     """
+    say = progress or silent
+    say("ActivateCredential", 1, 4)
     secret = device.activate_credential(
         keys.ak, keys.ek_kind, challenge.credential_blob, challenge.encrypted_secret
     )
     quote_qd, certify_qd = join_qualifying_data(challenge.nonce, secret)
     pcrs = list(challenge.pcr_selection.pcrs)
+    say("quote of the PCRs", 2, 4)
     values = device.pcr_read(pcrs)
     quote_attest, quote_sig = device.quote(keys.ak, pcrs, quote_qd)
+    say("certify the DAA key", 3, 4)
     certify_attest, certify_sig = device.certify(keys.daa, keys.ak, certify_qd)
+    say("DAA join proof", 4, 4)
     proof = make_join_proof(signer or TpmDaaSigner(device, keys.daa), challenge.nonce)
     return JoinFinishRequest(
         join_id=challenge.join_id,
@@ -212,25 +224,29 @@ def join(
 
     Refuses (``wallet.already_joined``) when ``data_dir`` already holds a membership. A failure
     anywhere leaves no membership file (the keys stay and are reused on the next attempt).
+    ``progress`` hears of each of the :data:`JOIN_STEPS` steps before it starts.
     """
-    say = progress or (lambda _msg: None)
+    say = progress or silent
     directory = Path(data_dir)
     if has_membership(directory):
         raise WalletAlreadyJoinedError(
             f"{directory} already holds a membership", detail={"data_dir": str(directory)}
         )
-    say("loading AK and DAA key")
+    say("loading AK and DAA key", 1, JOIN_STEPS)
     keys = prepare_keys(device, directory, ek_kind)
     try:
         info = issuer.info()
-        say(f"join/start with the {keys.ek_kind.value} EK")
+        say(f"join/start with the {keys.ek_kind.value} EK", 2, JOIN_STEPS)
         start = start_request(device, keys, account_id or getpass.getuser())
         challenge = issuer.join_start(start)
-        say("ActivateCredential, quote, certify, DAA proof")
-        finish = answer_challenge(device, keys, challenge)
-        say("join/finish")
+
+        def tpm_step(message: str, done: int, _total: int) -> None:
+            say(message, 2 + done, JOIN_STEPS)
+
+        finish = answer_challenge(device, keys, challenge, progress=tpm_step)
+        say("join/finish", 7, JOIN_STEPS)
         answer = issuer.join_finish(finish)
-        say("checking the credential proof")
+        say("checking the credential proof", JOIN_STEPS, JOIN_STEPS)
         if answer.epoch != info.epoch:
             info = issuer.info()
         return finalize_membership(

@@ -46,6 +46,7 @@ from ecash_tpm.merchant.protocol import (
     verify_payment_request,
     verify_receipt,
 )
+from ecash_tpm.progress import ProgressCallback, silent
 from ecash_tpm.service.errors import RemoteCallError
 from ecash_tpm.wallet.coins import HeldCoin, select_coins
 from ecash_tpm.wallet.store import PaymentRecord, WalletStore
@@ -155,8 +156,11 @@ def pay(
     bank_name: str | None = None,
     merchant_url: str | None = None,
     self_check: bool = True,
+    progress: ProgressCallback | None = None,
 ) -> PayResult:
-    """Pay a merchant's signed request (see the module docstring)."""
+    """Pay a merchant's signed request (see the module docstring); ``progress`` hears of every
+    spend proof made with the TPM."""
+    say = progress or silent
     now = clock()
     req = verify_payment_request(request_doc, cert, root, now=now)
     if bank_name is not None and req.bank != bank_name:
@@ -179,11 +183,14 @@ def pay(
     )
     timings: dict[str, float] = {}
     start = time.perf_counter()
+    spends: list[Spend] = []
     try:
-        spends = [
-            _spend(signer, hc, hop=hop, preq=req.preq, t0=expected_t0, self_check=self_check)
-            for hc in chosen
-        ]
+        say("spend proofs with the TPM", 0, len(chosen))
+        for hc in chosen:
+            spends.append(
+                _spend(signer, hc, hop=hop, preq=req.preq, t0=expected_t0, self_check=self_check)
+            )
+            say("spend proofs with the TPM", len(spends), len(chosen))
     except BaseException as exc:  # nothing left the device: the coins are still ours
         code = exc.code if isinstance(exc, EcashError) else "wallet.interrupted"
         store.finish_payment(

@@ -30,6 +30,7 @@ from ecash_tpm.crypto import blindrsa
 from ecash_tpm.crypto.groupsig import Credential, RandomizedCredential, coin_message
 from ecash_tpm.errors import EcashError, ProtocolError, RemoteError
 from ecash_tpm.merchant.protocol import Coin, KeysetBook, book_from_bank_keysets
+from ecash_tpm.progress import ProgressCallback, silent
 from ecash_tpm.service.errors import RemoteCallError
 from ecash_tpm.wallet.coins import HeldCoin, SplitStrategy, split_amount
 from ecash_tpm.wallet.store import PendingCoin, PendingWithdrawal, WalletStore
@@ -123,15 +124,18 @@ def plan_withdrawal(
     *,
     now: int,
     strategy: SplitStrategy = "payable",
+    progress: ProgressCallback | None = None,
 ) -> list[PendingCoin]:
     """Blinded coins for ``amount``: split into denominations, one fresh serial and
     credential randomization per coin (nothing is sent or stored here)."""
+    say = progress or silent
     keysets = book.withdrawable(currency, now)
     by_value: dict[int, Keyset] = {}
     for ks in keysets:  # largest value first, then the longest-lived keyset of that value
         by_value.setdefault(ks.value, ks)
     values = split_amount(amount, by_value.keys(), strategy)
-    out = []
+    out: list[PendingCoin] = []
+    say("blinding coins", 0, len(values))
     for value in values:
         ks = by_value[value]
         sigma = secrets.token_bytes(32)
@@ -152,18 +156,23 @@ def plan_withdrawal(
                 inv=inv,
             )
         )
+        say("blinding coins", len(out), len(values))
     return out
 
 
 def _finalize(
-    pending: PendingWithdrawal, sigs: Sequence[bytes], book: KeysetBook
+    pending: PendingWithdrawal,
+    sigs: Sequence[bytes],
+    book: KeysetBook,
+    say: ProgressCallback = silent,
 ) -> list[HeldCoin]:
     if len(sigs) != len(pending.items):
         raise WithdrawalAnswerError(
             "the bank returned a different number of signatures",
             detail={"expected": len(pending.items), "got": len(sigs)},
         )
-    coins = []
+    coins: list[HeldCoin] = []
+    say("unblinding and verifying signatures", 0, len(sigs))
     for item, blind_sig in zip(pending.items, sigs, strict=True):
         ks = book.get(item.keyset_id)
         rc = RandomizedCredential.from_dict(item.credential)
@@ -173,14 +182,22 @@ def _finalize(
         )
         coin = Coin(item.keyset_id, item.epoch, item.sigma, rc, item.msg_prefix, sig)
         coins.append(HeldCoin(coin, item.value, item.currency, item.deposit_until))
+        say("unblinding and verifying signatures", len(coins), len(sigs))
     return coins
 
 
 def send_withdrawal(
-    store: WalletStore, bank: WalletBank, pending: PendingWithdrawal, book: KeysetBook
+    store: WalletStore,
+    bank: WalletBank,
+    pending: PendingWithdrawal,
+    book: KeysetBook,
+    *,
+    progress: ProgressCallback | None = None,
 ) -> WithdrawResult:
     """Send (or re-send) a saved withdrawal, finalize and verify, store the coins."""
+    say = progress or silent
     items = [(i.keyset_id, i.blinded_msg) for i in pending.items]
+    say("the bank signs blindly", 0, len(items))
     try:
         sigs = bank.withdraw(pending.request_id, items)
     except RemoteCallError as exc:
@@ -193,7 +210,8 @@ def send_withdrawal(
             "--resume` (it will not be debited twice)",
             detail={"request_id": pending.request_id, "cause": exc.code},
         ) from exc
-    coins = _finalize(pending, sigs, book)
+    say("the bank signs blindly", len(items), len(items))
+    coins = _finalize(pending, sigs, book, say)
     store.complete_withdrawal(pending.request_id, coins)
     return WithdrawResult(pending.request_id, pending.amount, pending.currency, coins)
 
@@ -211,14 +229,18 @@ def withdraw(
     strategy: SplitStrategy = "payable",
     bank_name: str | None = None,
     request_id: str | None = None,
+    progress: ProgressCallback | None = None,
 ) -> WithdrawResult:
-    """Withdraw ``amount`` as coins (see the module docstring)."""
+    """Withdraw ``amount`` as coins (see the module docstring); ``progress`` hears of every
+    coin blinded, the bank's signing and every signature unblinded."""
     now = clock()
     book = fetch_keysets(bank, root, now=now, bank_name=bank_name, store=store)
-    items = plan_withdrawal(book, credential, epoch, amount, currency, now=now, strategy=strategy)
+    items = plan_withdrawal(
+        book, credential, epoch, amount, currency, now=now, strategy=strategy, progress=progress
+    )
     rid = request_id or new_request_id()
     store.add_pending_withdrawal(rid, currency, items)
-    return send_withdrawal(store, bank, store.withdrawal(rid), book)
+    return send_withdrawal(store, bank, store.withdrawal(rid), book, progress=progress)
 
 
 def resume_withdrawals(
@@ -228,6 +250,7 @@ def resume_withdrawals(
     root: x509.Certificate | bytes | str,
     clock: Callable[[], int],
     bank_name: str | None = None,
+    progress: ProgressCallback | None = None,
 ) -> list[WithdrawResult]:
     """Complete every saved withdrawal whose answer was lost (same request_id, same items)."""
     pending = store.pending_withdrawals()
@@ -237,7 +260,7 @@ def resume_withdrawals(
     results = []
     for pw in pending:
         try:
-            results.append(send_withdrawal(store, bank, pw, book))
+            results.append(send_withdrawal(store, bank, pw, book, progress=progress))
         except EcashError:
             if len(pending) == 1:
                 raise
