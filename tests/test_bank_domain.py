@@ -145,6 +145,42 @@ def test_new_bank_key_re_signs_the_published_keysets(sworld: BankWorld, pki: Pki
     assert reopened.keysets.refresh_signatures() == 0  # done once, at start-up
 
 
+def test_forged_descriptor_in_the_database_is_never_re_signed(
+    sworld: BankWorld, pki: Pki
+) -> None:
+    """Write access to the database must not buy the bank's signature on a keyset."""
+    from ecash_tpm.bank.domain import BankDomain
+    from ecash_tpm.bank.keysets import keyset_id_for
+    from ecash_tpm.centralbank import load_certificate
+    from ecash_tpm.errors import StorageError
+
+    with sworld.db.read() as tx:
+        row = tx.fetchone("SELECT keyset_id, descriptor FROM keyset WHERE value = 1")
+    doc = json.loads(row["descriptor"])
+    body = {k: v for k, v in doc["body"].items() if k != "keyset_id"}
+    body["value"] = 1000  # a coin of value 1 would now count 1000
+    forged = {**doc, "body": {**body, "keyset_id": b64u_encode(keyset_id_for(body))}}
+    with sworld.db.transaction() as tx:
+        tx.execute(
+            "UPDATE keyset SET descriptor = :d WHERE keyset_id = :k",
+            {"d": json.dumps(forged), "k": row["keyset_id"]},
+        )
+    with pytest.raises(StorageError, match="refusing to re-sign"):
+        BankDomain(
+            sworld.db,
+            bank_key=sworld.bank.bank_key,
+            bank_cert=load_certificate(pki.bank.cert_pem),
+            central_bank_root=load_certificate(pki.root_pem),
+            keys_dir=sworld.bank.keysets._keys_dir,
+            issuer_secrets=sworld.issuer,
+            membership=sworld.issuer,
+            reporter=sworld.reporter,
+            opener_public=sworld.issuer.hop,
+            policy=sworld.bank.policy,
+            clock=sworld.clock,
+        )
+
+
 def test_rotation_keeps_old_deposit_window(sworld: BankWorld) -> None:
     member = sworld.customer("alice", 50)
     old_coins = sworld.withdraw(member, 10)

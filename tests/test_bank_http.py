@@ -325,3 +325,25 @@ def test_real_merchant_pays_through_the_real_bank(
     finally:
         gateway.close()
         db.close()
+
+
+def test_bank_without_the_issuer_token_refuses_to_start(tmp_path: Path) -> None:
+    """Asking the issuer over HTTP needs its members_token; better to fail at start-up than
+    on every withdrawal."""
+    from ecash_tpm.bank.wiring import load_dependencies
+    from ecash_tpm.errors import ConfigError
+    from ecash_tpm.issuer.keys import IssuerKeyStore
+
+    IssuerKeyStore.create(tmp_path / "issuer-keys")
+    settings = BankSettings(
+        data_dir=tmp_path / "bank",
+        issuer_secrets_dir=tmp_path / "issuer-keys",
+        issuer_url="http://127.0.0.1:9",
+    )
+    with pytest.raises(ConfigError) as err:
+        load_dependencies(settings, "")
+    assert err.value.detail == {"setting": "issuer_token"}
+    token = settings.model_copy(update={"issuer_token": "t" * 20})
+    deps = load_dependencies(token, "")
+    assert type(deps.membership).__name__ == "IssuerMembership"
+    deps.membership.close()  # type: ignore[attr-defined]

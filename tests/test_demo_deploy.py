@@ -27,6 +27,7 @@ from ecash_tpm.procutil import die_with_parent
 
 REPO = Path(__file__).resolve().parent.parent
 ENTRYPOINT = REPO / "docker" / "entrypoint.sh"
+MEMBERS_TOKEN = "bank-to-issuer-members-token"
 
 
 ROLES = {"centralbank": "centralbank", "supervision": "supervision", "issuer": "issuer",
@@ -87,8 +88,9 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
             "supervision": {"port": ports["supervision"], "data_dir": data["supervision"],
                             "issuer_url": url["issuer"]},
             "issuer": {"port": ports["issuer"], "data_dir": data["issuer"],
-                       "supervision_url": url["supervision"]},
+                       "supervision_url": url["supervision"], "members_token": MEMBERS_TOKEN},
             "bank": {"port": ports["bank"], "data_dir": data["bank"], "issuer_url": url["issuer"],
+                     "issuer_token": MEMBERS_TOKEN,
                      "supervision_url": url["supervision"], "denominations": [1, 2, 4],
                      "issuer_secrets_dir": data["issuer"] / "issuer-keys"},
             "merchant": {"port": ports["merchant-a"], "data_dir": data["merchant-a"],

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -48,6 +49,8 @@ from ecash_tpm.crypto.signing import (
 from ecash_tpm.errors import ConfigError, EcashError, InputError, SignatureError, StorageError
 from ecash_tpm.progress import ProgressCallback, silent
 from ecash_tpm.storage import Database, Transaction
+
+logger = logging.getLogger("ecash_tpm.bank")
 
 __all__ = ["Keyset", "KeysetStore", "keyset_id_for"]
 
@@ -411,23 +414,24 @@ class KeysetStore:
         public = self._bank_key.public_key
         stale: list[tuple[bytes, dict[str, Any]]] = []
         with self._db.read() as tx:
-            rows = tx.fetchall("SELECT keyset_id, descriptor FROM keyset")
+            rows = tx.fetchall(
+                "SELECT keyset_id, value, currency, withdraw_from, withdraw_until, deposit_until,"
+                " public_key, variant, descriptor FROM keyset"
+            )
         for row in rows:
             doc = json.loads(row["descriptor"])
             try:
                 verify_object(doc, public, KEYSET_DESCRIPTOR_KIND)
             except EcashError as exc:
-                body = doc.get("body") if isinstance(doc, dict) else None
-                if not isinstance(body, dict):
-                    raise StorageError("a stored keyset descriptor has no body") from exc
-                keyset = Keyset.from_descriptor(body)  # refuses a descriptor that is not ours
+                keyset = self._checked_for_resigning(row, doc, exc)
                 resigned = sign_object(
                     self._bank_key,
                     KEYSET_DESCRIPTOR_KIND,
                     keyset.descriptor(),
                     signer=self._signer_hint,
                 )
-                stale.append((bytes(row["keyset_id"]), resigned))
+                logger.warning("re-signing keyset %s under the bank's current key", keyset.hex_id)
+                stale.append((keyset.keyset_id, resigned))
         if stale:
             with self._db.transaction() as tx:
                 for keyset_id, doc in stale:
@@ -436,6 +440,47 @@ class KeysetStore:
                         {"d": json.dumps(doc, sort_keys=True), "k": keyset_id},
                     )
         return len(stale)
+
+    def _checked_for_resigning(self, row: Mapping[str, Any], doc: Any, cause: EcashError) -> Keyset:
+        """The keyset of a stored descriptor, only if everything else the bank holds agrees.
+
+        Re-signing whatever the database says would turn write access to the database into the
+        bank's signature on any descriptor; so the descriptor must match its own row's columns
+        and the RSA private key file on disk, or the bank refuses to start.
+        """
+        body = doc.get("body") if isinstance(doc, dict) else None
+        if not isinstance(body, dict):
+            raise StorageError("a stored keyset descriptor has no body") from cause
+        keyset = Keyset.from_descriptor(body)
+        columns = {
+            "keyset_id": bytes(row["keyset_id"]),
+            "value": int(row["value"]),
+            "currency": str(row["currency"]),
+            "withdraw_from": int(row["withdraw_from"]),
+            "withdraw_until": int(row["withdraw_until"]),
+            "deposit_until": int(row["deposit_until"]),
+            "public_key": bytes(row["public_key"]),
+            "variant": str(row["variant"]),
+        }
+        described = {
+            "keyset_id": keyset.keyset_id,
+            "value": keyset.value,
+            "currency": keyset.currency,
+            "withdraw_from": keyset.withdraw_from,
+            "withdraw_until": keyset.withdraw_until,
+            "deposit_until": keyset.deposit_until,
+            "public_key": _spki(keyset.public_key),
+            "variant": keyset.variant.name,
+        }
+        differing = sorted(k for k in columns if columns[k] != described[k])
+        if differing:
+            raise StorageError(
+                "a keyset descriptor that the bank's key did not sign disagrees with its row;"
+                " refusing to re-sign it",
+                detail={"keyset_id": keyset.hex_id, "fields": differing},
+            ) from cause
+        self.private_key(keyset.keyset_id)  # the key file on disk must match, too
+        return keyset
 
     def signed_descriptors(self, *, now: int) -> list[dict[str, Any]]:
         """The bank-signed descriptors of keysets whose deposit window is still open."""

@@ -118,8 +118,14 @@ def load_dependencies(settings: BankSettings, bank_cert_pem: str) -> BankDepende
     membership: MembershipCheck
     if settings.membership == "open":
         membership = OpenMembership()
-    elif settings.issuer_url:
+    elif settings.issuer_url and settings.issuer_token:
         membership = IssuerMembership(settings.issuer_url, token=settings.issuer_token)
+    elif settings.issuer_url:
+        raise ConfigError(
+            "issuer_token is not set: the issuer lists members only to holders of its "
+            "members_token, so every withdrawal would fail",
+            detail={"setting": "issuer_token"},
+        )
     else:
         raise ConfigError(
             "issuer_url is not set: the bank asks the issuer whether an account's member is "
