@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ecash_tpm.cli.output import Progress, emit, prompt, read_json
+from ecash_tpm.wallet.pay import RECOVERY_GRACE_S
 
 
 def resolve_tcti(args: argparse.Namespace) -> str:
@@ -341,7 +342,7 @@ def _cmd_recover(args: argparse.Namespace) -> int:
     data = _existing_wallet(args)
     cfg = _coin_settings(args, need_bank=True)
     with WalletStore.open(data, _now) as store, BankClient(cfg["bank_url"]) as bank:
-        results = recover_payments(store, bank, clock=_now)
+        results = recover_payments(store, bank, clock=_now, grace_s=args.grace)
     rows = [r.to_dict() for r in results]
     text = "\n".join(f"{r['payment_id']}: {r['outcome']}" for r in rows)
     emit(args, {"payments": rows}, text or "no open payments")
@@ -406,6 +407,14 @@ def register_coins(sub: argparse._SubParsersAction) -> None:
 
     p = data_args(sub.add_parser("recover", help="settle payments sent without an answer"))
     bank_args(p)
+    p.add_argument(
+        "--grace",
+        type=int,
+        default=RECOVERY_GRACE_S,
+        metavar="SECONDS",
+        help="wait this long past a request's deadline before releasing its coins "
+        f"(clock skew, deposits in flight; default {RECOVERY_GRACE_S})",
+    )
     p.set_defaults(func=_cmd_recover)
 
     p = data_args(sub.add_parser("history", help="payments, newest first"))

@@ -339,8 +339,19 @@ def _recover_one(
     return RecoveryResult(record.payment_id, "partly_spent" if spent else "released", shown)
 
 
+#: How long after a request's deadline recovery still waits before releasing unanswered coins.
+#: The bank judges the deadline by its own clock, and a deposit may be in flight: releasing at
+#: the wallet's idea of the deadline could let a late deposit turn the customer's next honest
+#: spend of those coins into a "double spend" that opens and revokes them.
+RECOVERY_GRACE_S = 120
+
+
 def recover_payments(
-    store: WalletStore, bank: WalletBank, *, clock: Callable[[], int], grace_s: int = 0
+    store: WalletStore,
+    bank: WalletBank,
+    *,
+    clock: Callable[[], int],
+    grace_s: int = RECOVERY_GRACE_S,
 ) -> list[RecoveryResult]:
     """Settle every open payment from the bank's coin states (see the module docstring)."""
     results = []
