@@ -105,6 +105,8 @@ class Shop:
 
     def key_request(self, signed: Mapping[str, Any], cert_pem: str) -> dict[str, Any]:
         self.asked += 1
+        if self.mode == "down":
+            raise RemoteCallError("refused", code="remote.unreachable", status=None, url="x")
         if self.mode == "no_key":
             raise RemoteCallError("withheld", code="merchant.key_withheld", status=503, url="x")
         kr = parse_key_request(signed["body"], EcashError)
@@ -404,6 +406,29 @@ def test_cheating_merchant_gets_a_strike_after_the_deadline(fx: Fx, mode: str, r
     assert [s["reason"] for s in fx.ttp.strikes("shop-a")] == [reason]
     fx.ttp.sweep()  # resolving again strikes nothing
     assert len(fx.ttp.strikes()) == 1
+
+
+def test_merchant_that_was_down_is_asked_again_before_a_strike(fx: Fx) -> None:
+    """Being unreachable once is not cheating: the TTP asks again when the deadline passes."""
+    fx.shop.mode = "down"
+    pid, alice = fx.product(), C.EphemeralKey()
+    request, spends = fx.paid(pid, alice)
+    view = fx.dispute(request, spends)
+    assert view["state"] == "pending" and view["merchant_answer"] == "remote.unreachable"
+    fx.shop.mode = "honest"  # back up
+    fx.world.clock.advance(WINDOW + 1)
+    key = fx.ttp.dispute_key(view["dispute_id"])
+    assert key["resolution"] == "merchant_key" and fx.ttp.strikes() == []
+    assert fx.content_from(key, alice, request) == CONTENT and fx.shop.asked == 2
+    # still down at the deadline: the customer gets the escrowed key, the merchant a strike
+    fx.shop.mode = "down"
+    pid2, bob = fx.product(), C.EphemeralKey()
+    request2, spends2 = fx.paid(pid2, bob)
+    view2 = fx.dispute(request2, spends2)
+    fx.world.clock.advance(WINDOW + 1)
+    key2 = fx.ttp.dispute_key(view2["dispute_id"])
+    assert key2["resolution"] == "escrow"
+    assert [s["reason"] for s in fx.ttp.strikes("shop-a")] == ["no_key"]
 
 
 def test_merchant_may_answer_late_but_before_the_deadline(fx: Fx) -> None:

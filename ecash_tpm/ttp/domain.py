@@ -109,6 +109,9 @@ __all__ = ["BankQueryGateway", "MerchantLink", "Ttp", "TtpConfig"]
 MAX_SPENDS = 64
 #: How often one dispute may make the TTP call the merchant (replays must not become a flood).
 MAX_KEY_REQUESTS = 3
+#: Outcomes of a key request that say nothing about the merchant's honesty, only that it could
+#: not be reached: such a merchant gets one more ask at the deadline before any strike.
+UNREACHABLE_OUTCOMES = frozenset({"remote.unreachable", "remote.timeout", "remote.bad_response"})
 
 
 class BankQueryGateway(Protocol):
@@ -563,6 +566,10 @@ class Ttp:
         if row.state != "pending" or self.clock() <= row.deadline:
             return row
         product = self._product(row.product_id)
+        if row.merchant_answer in UNREACHABLE_OUTCOMES and row.asked_count < MAX_KEY_REQUESTS:
+            row = self._ask_merchant(row, product)  # it was down, not refusing: a last ask
+            if row.state != "pending":
+                return row
         req = PaymentRequest.from_body(row.request["body"])
         reason = "wrong_key" if row.merchant_answer == "wrong_key" else "no_key"
         self.store.resolve(
