@@ -26,7 +26,6 @@ import pytest
 from bankworld import BankWorld, make_world
 from coinmint import KeyPool, Pki
 from cryptography.hazmat.primitives import serialization
-from test_storage import pg_server, pg_url  # noqa: F401  (PostgreSQL fixtures)
 
 from ecash_tpm.bank import errors as E
 from ecash_tpm.bank.coins import Spend
@@ -462,7 +461,7 @@ def test_violation_kinds_are_documented() -> None:
 # --- PostgreSQL ----------------------------------------------------------------------------------
 
 
-def test_audit_on_postgresql(pg_url: str, tmp_path: Path, pki: Pki, keys: KeyPool) -> None:  # noqa: F811
+def test_audit_on_postgresql(pg_url: str, tmp_path: Path, pki: Pki, keys: KeyPool) -> None:
     w = build_audit_world(pg_url, tmp_path, pki, keys)
     try:
         report = run_audit(

@@ -20,7 +20,6 @@ from bankworld import PASSWORD, TOTP_SECRET, BankWorld, make_world, test_policy
 from coinmint import KeyPool, Pki, TestIssuer, prepare_coin
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.twofactor.totp import TOTP
-from test_storage import pg_server, pg_url  # noqa: F401  (PostgreSQL fixtures)
 
 from ecash_tpm.bank import errors as E
 from ecash_tpm.bank.client import verify_receipt

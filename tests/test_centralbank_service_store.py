@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -144,11 +143,9 @@ def test_legacy_state_json_is_imported_once(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def pg_database() -> Iterator[Database]:
-    """A fresh database on the server named by ``ECASH_TPM_TEST_PG_URL``, dropped afterwards."""
-    url = os.environ.get("ECASH_TPM_TEST_PG_URL")
-    if not url:
-        pytest.skip("set ECASH_TPM_TEST_PG_URL to run the central bank on PostgreSQL")
+def pg_database(pg_server: str) -> Iterator[Database]:
+    """A fresh database on the session's PostgreSQL server, dropped afterwards."""
+    url = pg_server
     psycopg = pytest.importorskip("psycopg")
     from psycopg import sql
 

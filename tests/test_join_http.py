@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from test_join_kit import MEMBERS_TOKEN, current_policy, issuer_env, swtpm_trust
-from test_storage import pg_server, pg_url  # noqa: F401  (PostgreSQL fixtures)
 
 from ecash_tpm.crypto.groupsig import Credential, CredentialProof, verify_credential_proof
 from ecash_tpm.device import EkKind, TpmDevice

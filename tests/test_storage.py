@@ -9,24 +9,16 @@ existing server (a scratch database is created per test).
 from __future__ import annotations
 
 import contextlib
-import glob
-import os
-import pwd
-import shutil
-import signal
-import socket
 import sqlite3
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import free_port
 
 from ecash_tpm.errors import ConfigError, ConflictError, StorageError
 from ecash_tpm.storage import (
@@ -75,118 +67,6 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         """,
     ),
 ]
-
-
-# --- PostgreSQL test server --------------------------------------------------------------------
-
-
-def _pg_bindir() -> Path | None:
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
-    found = shutil.which("initdb")
-    if found:
-        candidates.append(str(Path(found).resolve().parent))
-    for cand in candidates:
-        if (Path(cand) / "initdb").exists() and (Path(cand) / "pg_ctl").exists():
-            return Path(cand)
-    return None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie (nobody reaps it in some containers) counts as stopped
-        status = Path(f"/proc/{pid}/status").read_text()
-        return "\nState:\tZ" not in status
-    except OSError:
-        return True
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[str]:
-    """URL of a PostgreSQL server for the whole session, or skip with the reason."""
-    existing = os.environ.get("ECASH_TPM_TEST_PG_URL")
-    if existing:
-        yield existing
-        return
-    if os.environ.get("ECASH_TPM_TEST_PG") == "0":
-        pytest.skip("PostgreSQL tests disabled by ECASH_TPM_TEST_PG=0")
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        pytest.skip("psycopg not installed (pip install 'ecash-tpm[postgres]')")
-    bindir = _pg_bindir()
-    if bindir is None:
-        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) not found in /usr/lib/postgresql/*/bin")
-    user: str | None = None
-    if os.geteuid() == 0:  # initdb refuses to run as root
-        try:
-            pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.skip("running as root and no 'postgres' user to run initdb as")
-        user = "postgres"
-    tmp = Path(tempfile.mkdtemp(prefix="ecash-tpm-pg-"))
-    pid: int | None = None
-    try:
-        if user is not None:
-            shutil.chown(tmp, user=user)
-        data = tmp / "data"
-
-        def run(args: list[str]) -> None:
-            subprocess.run(args, user=user, check=True, capture_output=True, timeout=120)
-
-        run(
-            [str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"]
-            + ["--no-sync", "-E", "UTF8", "--locale=C"]
-        )
-        port = _free_port()
-        options = (
-            f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c fsync=off"
-            " -c synchronous_commit=off -c full_page_writes=off -c max_connections=100"
-        )
-        run(
-            [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(tmp / "log"), "-w", "-t", "60"]
-            + ["-o", options, "start"]
-        )
-        pid = int((data / "postmaster.pid").read_text().splitlines()[0])
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    except subprocess.CalledProcessError as exc:
-        pytest.skip(f"could not start PostgreSQL: {exc.stderr.decode(errors='replace')[-500:]}")
-    finally:
-        if pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGINT)  # fast shutdown
-            deadline = time.monotonic() + 30
-            while _pid_alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if _pid_alive(pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGQUIT)
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-@pytest.fixture
-def pg_url(pg_server: str) -> Iterator[str]:
-    """A fresh, empty database on the test server, dropped afterwards."""
-    import psycopg
-    from psycopg import sql
-
-    name = "t_" + uuid.uuid4().hex[:16]
-    with psycopg.connect(pg_server, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    base, _, _ = pg_server.rpartition("/")
-    yield f"{base}/{name}"
-    with psycopg.connect(pg_server, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -673,7 +553,7 @@ def test_missing_psycopg_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> N
 def test_unreachable_postgres_is_unavailable() -> None:
     pytest.importorskip("psycopg")
     with pytest.raises(StorageError) as info:
-        Database.open(f"postgresql://u:secret@127.0.0.1:{_free_port()}/x", connect_timeout_s=2)
+        Database.open(f"postgresql://u:secret@127.0.0.1:{free_port()}/x", connect_timeout_s=2)
     assert info.value.code == "storage.unavailable"
     assert info.value.http_status == 503
     assert "secret" not in str(info.value.to_dict())
