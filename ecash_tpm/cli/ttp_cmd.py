@@ -15,14 +15,12 @@ deadline, releasing escrowed keys and recording strikes), strikes per merchant, 
 from __future__ import annotations
 
 import argparse
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from ecash_tpm.cli.output import emit
-from ecash_tpm.errors import ConfigError
 
 
 def _settings(args: argparse.Namespace, **overrides: Any) -> Any:
@@ -34,57 +32,12 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Any:
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
-    from ecash_tpm.centralbank import load_certificate, verify_party_certificate
-    from ecash_tpm.crypto.signing import PartyKey, write_file_atomic
-    from ecash_tpm.merchant.protocol import cert_pem
+    from ecash_tpm.cli.party_key import init_party_key
 
     settings = _settings(args, name=args.name)
-    data = settings.data_dir
-    data.mkdir(mode=0o700, parents=True, exist_ok=True)
-    key_file = settings.resolved_key_file()
-    key = PartyKey.load(key_file) if key_file.exists() else PartyKey.generate()
-    if not key_file.exists():
-        key.save(key_file)
-    pub_file = data / "ttp-key.pub.der"
-    write_file_atomic(pub_file, key.public_key_bytes(), mode=0o644)
-    root_file, cert_file = settings.resolved_root_cert(), settings.resolved_cert_file()
-    if args.ca_dir:
-        from ecash_tpm.centralbank import CentralBankCA
-
-        with CentralBankCA.load(args.ca_dir) as ca:
-            cert = ca.certify("ttp", settings.name, key.public_key)
-            write_file_atomic(root_file, ca.root_pem(), mode=0o644)
-        write_file_atomic(cert_file, cert_pem(cert).encode("ascii"), mode=0o644)
-    else:
-        if args.root:
-            shutil.copyfile(args.root, root_file)
-        if args.cert:
-            write_file_atomic(
-                cert_file, cert_pem(Path(args.cert).read_bytes()).encode("ascii"), mode=0o644
-            )
-    certified = cert_file.exists() and root_file.exists()
-    if certified:
-        got = verify_party_certificate(
-            load_certificate(cert_file.read_bytes()),
-            root_file.read_bytes(),
-            role="ttp",
-            name=settings.name,
-        )
-        if got.public_numbers() != key.public_key.public_numbers():
-            raise ConfigError("the TTP certificate is for another key")
-    payload = {
-        "data_dir": str(data),
-        "name": settings.name,
-        "key_id": key.key_id(),
-        "public_key": str(pub_file),
-        "certified": certified,
-    }
-    lines = [
-        f"TTP {settings.name} in {data}",
-        f"key          {key_file} (public key for the central bank: {pub_file})",
-        f"certificate  {cert_file if certified else 'MISSING: get it certified (--ca-dir/--cert)'}",
-    ]
-    emit(args, payload, "\n".join(lines))
+    done = init_party_key(settings, args, role="ttp")
+    lines = done.summary("TTP")
+    emit(args, done.payload, "\n".join(lines))
     return 0
 
 
