@@ -32,14 +32,7 @@ def _require_dict(value: Any, what: str, url: str) -> dict[str, Any]:
 class MerchantClient(ServiceClient):
     """A shop as seen by a customer's wallet."""
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        timeout: float = 30.0,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        super().__init__(base_url, timeout=timeout, transport=transport)
+    default_timeout = 30.0
 
     def info(self) -> dict[str, Any]:
         """``GET /v1/merchant`` -> ``{merchant_id, cert, currencies}``."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, Self, TypeVar, overload
+from typing import Any, ClassVar, Self, TypeVar, overload
 
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -43,11 +43,14 @@ def _jsonable(value: Any) -> Any:
 class ServiceClient:
     """A small synchronous JSON client for one party's base URL (thread-safe, pooled)."""
 
+    #: Seconds per request unless the caller says otherwise; party clients may raise it.
+    default_timeout: ClassVar[float] = 10.0
+
     def __init__(
         self,
         base_url: str,
         *,
-        timeout: float = 10.0,
+        timeout: float | None = None,
         transport: httpx.BaseTransport | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
@@ -56,7 +59,7 @@ class ServiceClient:
         all_headers.update(headers or {})
         self._client = httpx.Client(
             base_url=self.base_url,
-            timeout=timeout,
+            timeout=self.default_timeout if timeout is None else timeout,
             transport=transport,
             headers=all_headers,
             follow_redirects=False,

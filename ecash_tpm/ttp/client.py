@@ -40,14 +40,7 @@ def _with_cert(signed: Mapping[str, Any], cert_pem: str) -> dict[str, Any]:
 class TtpClient(ServiceClient):
     """The TTP's HTTP API (docs/api.md, "TTP")."""
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        timeout: float = 30.0,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        super().__init__(base_url, timeout=timeout, transport=transport)
+    default_timeout = 30.0
 
     def _get(self, path: str, **params: Any) -> dict[str, Any]:
         query = {k: v for k, v in params.items() if v is not None}
@@ -138,15 +131,6 @@ class TtpClient(ServiceClient):
 class HttpBankQuery(ServiceClient):
     """The TTP's :class:`~ecash_tpm.ttp.domain.BankQueryGateway` over HTTP."""
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        timeout: float = 10.0,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        super().__init__(base_url, timeout=timeout, transport=transport)
-
     def ttp_query(self, signed: Mapping[str, Any], cert_pem: str) -> dict[str, Any]:
         answer = self.post_json("/v1/ttp/deposit-query", _with_cert(signed, cert_pem))
         return _obj(answer, "deposit query", self.base_url)
@@ -154,15 +138,6 @@ class HttpBankQuery(ServiceClient):
 
 class HttpMerchantLink(ServiceClient):
     """One merchant as the TTP calls it."""
-
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        timeout: float = 10.0,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        super().__init__(base_url, timeout=timeout, transport=transport)
 
     def key_request(self, signed: Mapping[str, Any], cert_pem: str) -> dict[str, Any]:
         """``POST {merchant}/v1/ttp/key-requests`` -> ``{answer, cert}``."""
