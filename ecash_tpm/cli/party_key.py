@@ -37,6 +37,22 @@ class PartyKeyInit:
         ]
 
 
+def add_init_options(
+    parser: argparse.ArgumentParser, *, role: str, default_name: str | None
+) -> None:
+    """The ``--name``, ``--ca-dir``, ``--cert``, ``--root`` options that init_party_key reads."""
+    name_help = f"{role} id (certificate CN)"
+    if default_name is None:
+        parser.add_argument("--name", required=True, help=name_help)
+    else:
+        parser.add_argument("--name", default=default_name, help=name_help)
+    parser.add_argument(
+        "--ca-dir", default=None, help="certify with the central bank CA in this dir"
+    )
+    parser.add_argument("--cert", default=None, help="install this certificate (PEM) instead")
+    parser.add_argument("--root", default=None, help="central bank root certificate (PEM)")
+
+
 def init_party_key(settings: Any, args: argparse.Namespace, *, role: str) -> PartyKeyInit:
     """Key + certificate for ``settings.name`` in ``settings.data_dir`` (see module docstring).
 

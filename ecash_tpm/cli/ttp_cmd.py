@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ecash_tpm.cli.output import emit
+from ecash_tpm.cli.party_key import add_init_options
 
 
 def _settings(args: argparse.Namespace, **overrides: Any) -> Any:
@@ -138,10 +139,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         return p
 
     p = common(sub.add_parser("init", help="make the TTP key and install its certificate"))
-    p.add_argument("--name", default="ttp", help="TTP id (certificate CN)")
-    p.add_argument("--ca-dir", default=None, help="certify with the central bank CA in this dir")
-    p.add_argument("--cert", default=None, help="install this certificate (PEM) instead")
-    p.add_argument("--root", default=None, help="central bank root certificate (PEM)")
+    add_init_options(p, role="TTP", default_name="ttp")
     p.set_defaults(func=_cmd_init)
 
     p = common(sub.add_parser("serve", help="run the TTP HTTP API"))
