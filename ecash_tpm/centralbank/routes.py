@@ -28,6 +28,7 @@ from ecash_tpm.centralbank.settings import CentralBankSettings, token_matches
 from ecash_tpm.centralbank.supply import accept_supply_report
 from ecash_tpm.errors import AuthenticationError, ForbiddenError, NotFoundError
 from ecash_tpm.service import ApiModel, B64Bytes, get_settings
+from ecash_tpm.service.auth import bearer_token
 from ecash_tpm.storage import Row
 
 __all__ = [
@@ -130,10 +131,10 @@ def require_admin(
     expected = settings.admin_token_sha256
     if expected is None:
         raise AdminDisabledError("admin routes are disabled (no admin_token_sha256 configured)")
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer_token(authorization)
+    if token is None:
         raise AdminTokenError("admin bearer token required")
-    if not token_matches(token.strip(), expected):
+    if not token_matches(token, expected):
         raise AdminTokenError("admin bearer token is not valid")
 
 

@@ -6,7 +6,6 @@ runs them in worker threads) and only translate between bodies and :class:`Issue
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
@@ -40,6 +39,7 @@ from ecash_tpm.issuer.settings import IssuerSettings
 from ecash_tpm.issuer.store import MIGRATIONS
 from ecash_tpm.issuer.trust import EkTrustStore
 from ecash_tpm.service import create_app
+from ecash_tpm.service.auth import require_bearer
 from ecash_tpm.storage import Database
 
 router = APIRouter(tags=["issuer"])
@@ -78,12 +78,12 @@ def list_members(
 
     Only for holders of ``members_token`` (the bank): the list links accounts to platforms.
     """
-    token: str | None = request.app.state.settings.members_token
-    if token is None:
-        raise MembersListingDisabledError("listing members over HTTP is off: no members_token")
-    given = request.headers.get("authorization", "")
-    if not hmac.compare_digest(given.encode(), ("Bearer " + token).encode()):
-        raise MembersUnauthorizedError("listing members needs the service's bearer token")
+    require_bearer(
+        request.headers.get("authorization"),
+        request.app.state.settings.members_token,
+        disabled=MembersListingDisabledError("listing members over HTTP is off: no members_token"),
+        unauthorized=MembersUnauthorizedError("listing members needs the service's bearer token"),
+    )
     return MemberList(members=_service(request).list_members(status=status, account_id=account_id))
 
 

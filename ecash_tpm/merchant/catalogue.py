@@ -48,6 +48,7 @@ from ecash_tpm.errors import (
     NotFoundError,
     RemoteError,
 )
+from ecash_tpm.service.auth import require_bearer
 from ecash_tpm.storage import Database, Migration
 from ecash_tpm.ttp.crypto import (
     PURPOSE_CONTENT_KEY,
@@ -223,16 +224,15 @@ def _row(r: Mapping[str, Any]) -> CatalogueProduct:
 
 def check_admin(configured: str | None, authorization: str | None) -> None:
     """``Authorization: Bearer <admin_token>`` for catalogue changes over HTTP."""
-    if not configured:
-        raise ForbiddenError(
+    require_bearer(
+        authorization,
+        configured,
+        disabled=ForbiddenError(
             "catalogue administration over HTTP is disabled (set merchant.admin_token)",
             code="merchant.admin_disabled",
-        )
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        token.strip().encode(), configured.encode()
-    ):
-        raise AuthenticationError("admin token required", code="merchant.admin_auth")
+        ),
+        unauthorized=AuthenticationError("admin token required", code="merchant.admin_auth"),
+    )
 
 
 class Catalogue:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from ecash_tpm.crypto.groupsig import OpenerSecret
 from ecash_tpm.crypto.signing import PartyKey
 from ecash_tpm.errors import ConfigError
 from ecash_tpm.service import create_app
+from ecash_tpm.service.auth import require_bearer
 from ecash_tpm.storage import Database
 from ecash_tpm.supervision.domain import Revoker, SupervisionDepartment
 from ecash_tpm.supervision.errors import OpenDisabledError, OpenUnauthorizedError
@@ -55,12 +55,12 @@ def register(body: RegistrationRequest, request: Request) -> RegistrationRespons
 @router.post("/v1/open", response_model=OpenResponse)
 def open_spend(body: OpenRequest, request: Request) -> OpenResponse:
     """Open a spend's (c1, c2): the member and a proof (only with the operator's token)."""
-    token: str | None = request.app.state.open_token
-    if token is None:
-        raise OpenDisabledError("opening over HTTP is disabled: no open_token is configured")
-    given = request.headers.get("authorization", "")
-    if not hmac.compare_digest(given.encode(), ("Bearer " + token).encode()):
-        raise OpenUnauthorizedError("opening needs the operator's bearer token")
+    require_bearer(
+        request.headers.get("authorization"),
+        request.app.state.open_token,
+        disabled=OpenDisabledError("opening over HTTP is disabled: no open_token is configured"),
+        unauthorized=OpenUnauthorizedError("opening needs the operator's bearer token"),
+    )
     result = _dept(request).open(Point.decode(body.c1), Point.decode(body.c2), reason=body.reason)
     return OpenResponse.model_validate(result.to_dict())
 
