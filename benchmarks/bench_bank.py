@@ -25,8 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from bankworld import BankWorld, make_world  # noqa: E402
 from coinmint import KeyPool, Pki, prepare_coin  # noqa: E402
 
-from ecash_tpm.bank import BankClient, BankSettings, create_bank_app  # noqa: E402
-from ecash_tpm.service import running_server  # noqa: E402
+from ecash_tpm.bank.routes import create_bank_app
+from ecash_tpm.bank.settings import BankSettings
+from ecash_tpm.clients.bank import BankClient
+from ecash_tpm.service.server import running_server
 from ecash_tpm.storage import sqlite_url  # noqa: E402
 
 

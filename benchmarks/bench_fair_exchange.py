@@ -45,12 +45,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from system import System, start_system  # noqa: E402
 
+from ecash_tpm.clients.merchant import MerchantClient
+from ecash_tpm.clients.ttp import TtpClient
 from ecash_tpm.crypto.groupsig import issue_credential  # noqa: E402
 from ecash_tpm.crypto.softdaa import SoftwareDaaSigner  # noqa: E402
 from ecash_tpm.device import TpmDevice  # noqa: E402
-from ecash_tpm.merchant.client import MerchantClient  # noqa: E402
 from ecash_tpm.swtpm import SwtpmInstance  # noqa: E402
-from ecash_tpm.ttp.client import TtpClient  # noqa: E402
 from ecash_tpm.wallet.buy import Buyer, PurchaseStore, ShopCatalogueClient  # noqa: E402
 from ecash_tpm.wallet.store import WalletStore  # noqa: E402
 from ecash_tpm.wallet.withdraw import withdraw  # noqa: E402

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ecash_tpm.attest import verify_certify, verify_quote
+from ecash_tpm.clients.issuer import IssuerClient
 from ecash_tpm.crypto.groupsig import (
     IssuerSecret,
     JoinProof,
@@ -37,15 +38,14 @@ from ecash_tpm.crypto.groupsig import (
     verify_spend_proof,
 )
 from ecash_tpm.device import EkKind, TpmDevice
-from ecash_tpm.issuer.client import IssuerClient
 from ecash_tpm.issuer.keys import IssuerKeyStore
 from ecash_tpm.issuer.policy import PcrPolicy
-from ecash_tpm.issuer.protocol import join_qualifying_data
-from ecash_tpm.issuer.registry import InMemoryRegistry
 from ecash_tpm.issuer.routes import create_issuer_app
 from ecash_tpm.issuer.settings import IssuerSettings
 from ecash_tpm.issuer.trust import EkTrustStore
-from ecash_tpm.service import running_server
+from ecash_tpm.protocol.join import join_qualifying_data
+from ecash_tpm.protocol.registry import InMemoryRegistry
+from ecash_tpm.service.server import running_server
 from ecash_tpm.swtpm import SwtpmInstance
 from ecash_tpm.wallet.join import (
     answer_challenge,

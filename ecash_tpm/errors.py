@@ -9,7 +9,7 @@ every part of the system shares them.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 
 class EcashError(Exception):
@@ -19,13 +19,32 @@ class EcashError(Exception):
     http_status: int = 500
 
     def __init__(
-        self, message: str, *, code: str | None = None, detail: dict[str, Any] | None = None
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        detail: dict[str, Any] | None = None,
+        http_status: int | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
+        if http_status is not None:
+            self.http_status = http_status
         self.detail: dict[str, Any] = dict(detail or {})
+
+    def recode(
+        self, code: str, *, http_status: int | None = None, **detail: Any
+    ) -> Self:
+        """The same failure reported under a party's own stable code (the bank answers
+        ``bank.keyset_expired`` where a merchant answers ``coin.keyset_expired``): same class,
+        same message, the detail extended by ``detail``; chained to this error."""
+        other = type(self)(
+            self.message, code=code, detail={**self.detail, **detail}, http_status=http_status
+        )
+        other.__cause__ = self
+        return other
 
     def to_dict(self) -> dict[str, Any]:
         """The wire form of the error: ``{code, message, detail}``."""

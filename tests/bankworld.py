@@ -7,10 +7,13 @@ parties' tests can reuse ``coinmint`` alone.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 from coinmint import (
     KeyPool,
     Member,
@@ -24,16 +27,25 @@ from coinmint import (
     withdraw_coins,
 )
 
-from ecash_tpm.bank import MIGRATIONS, BankDomain, BankPolicy
 from ecash_tpm.bank.accounts import ScryptParams
-from ecash_tpm.bank.coins import Coin, Spend, sign_deposit, sign_reserve
-from ecash_tpm.bank.keysets import Keyset
-from ecash_tpm.centralbank import load_certificate
+from ecash_tpm.bank.domain import BankDomain, BankPolicy
+from ecash_tpm.bank.store import MIGRATIONS
+from ecash_tpm.pki import load_certificate
+from ecash_tpm.protocol.coins import Coin, Spend, sign_deposit, sign_reserve
+from ecash_tpm.protocol.keysets import Keyset
 from ecash_tpm.storage import Database
 
 TOTP_SECRET = b"0123456789abcdef0123"
 PASSWORD = "correct horse battery"
 DENOMINATIONS = (1, 2, 5, 10)
+
+
+@contextmanager
+def refused(error: type[BaseException], code: str) -> Iterator[pytest.ExceptionInfo[Any]]:
+    """``pytest.raises(error)`` that also asserts the exact refusal code."""
+    with pytest.raises(error) as info:
+        yield info
+    assert getattr(info.value, "code", None) == code
 
 
 def test_policy(**overrides: Any) -> BankPolicy:

@@ -28,9 +28,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from ecash_tpm.bank.coins import Coin, Spend, sign_payment_request
-from ecash_tpm.bank.keysets import Keyset
-from ecash_tpm.centralbank import CentralBankCA
+from ecash_tpm.centralbank.ca import CentralBankCA
 from ecash_tpm.crypto import blindrsa
 from ecash_tpm.crypto.bn256 import Point
 from ecash_tpm.crypto.groupsig import (
@@ -46,6 +44,8 @@ from ecash_tpm.crypto.groupsig import (
 from ecash_tpm.crypto.signing import PartyKey
 from ecash_tpm.crypto.softdaa import SoftwareDaaSigner
 from ecash_tpm.errors import NotFoundError
+from ecash_tpm.protocol.coins import Coin, Spend, sign_payment_request
+from ecash_tpm.protocol.keysets import Keyset
 
 # --- time, keys, reports -----------------------------------------------------------------------
 
@@ -123,7 +123,7 @@ class Party:
 
     @property
     def cert(self) -> Any:
-        from ecash_tpm.centralbank import load_certificate
+        from ecash_tpm.pki import load_certificate
 
         return load_certificate(self.cert_pem)
 

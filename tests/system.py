@@ -54,20 +54,22 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.twofactor.totp import TOTP
 
+from ecash_tpm.apps.bank_wiring import HttpDoubleSpendReporter
 from ecash_tpm.bank.accounts import ScryptParams
-from ecash_tpm.bank.client import BankClient
 from ecash_tpm.bank.domain import BankDomain, BankPolicy
 from ecash_tpm.bank.ledger import balance, customer_account, merchant_account
 from ecash_tpm.bank.routes import create_bank_app
 from ecash_tpm.bank.settings import BankSettings
 from ecash_tpm.bank.store import MIGRATIONS as BANK_MIGRATIONS
-from ecash_tpm.bank.wiring import HttpDoubleSpendReporter
-from ecash_tpm.centralbank import CentralBankCA, load_certificate
+from ecash_tpm.centralbank.ca import CentralBankCA
+from ecash_tpm.clients.bank import BankClient
+from ecash_tpm.clients.issuer import IssuerClient
+from ecash_tpm.clients.merchant import MerchantClient
+from ecash_tpm.clients.supervision import HttpMemberRegistry, SupervisionClient
 from ecash_tpm.crypto import blindrsa
 from ecash_tpm.crypto.encoding import b64u_encode
 from ecash_tpm.crypto.groupsig import OpenerSecret
 from ecash_tpm.crypto.signing import PartyKey
-from ecash_tpm.issuer.client import IssuerClient
 from ecash_tpm.issuer.domain import IssuerService
 from ecash_tpm.issuer.keys import IssuerKeyStore
 from ecash_tpm.issuer.policy import PcrPolicy
@@ -75,13 +77,11 @@ from ecash_tpm.issuer.routes import create_issuer_app
 from ecash_tpm.issuer.settings import IssuerSettings
 from ecash_tpm.issuer.trust import EkTrustStore
 from ecash_tpm.merchant.app import create_merchant_app
-from ecash_tpm.merchant.client import MerchantClient
 from ecash_tpm.merchant.domain import BankGateway, Merchant
-from ecash_tpm.merchant.protocol import cert_pem
 from ecash_tpm.merchant.settings import MerchantSettings
-from ecash_tpm.service import running_server
+from ecash_tpm.pki import cert_pem, load_certificate
+from ecash_tpm.service.server import running_server
 from ecash_tpm.storage import Database, sqlite_url
-from ecash_tpm.supervision.client import HttpMemberRegistry, SupervisionClient
 from ecash_tpm.supervision.domain import SupervisionDepartment
 from ecash_tpm.supervision.routes import create_supervision_app
 from ecash_tpm.supervision.settings import SupervisionSettings
@@ -258,8 +258,8 @@ class System:
     # --- fair exchange (issue 6) ------------------------------------------------------------
 
     def ttp_client(self) -> Any:
-        """A :class:`~ecash_tpm.ttp.client.TtpClient` (closed with the system)."""
-        from ecash_tpm.ttp.client import TtpClient
+        """A :class:`~ecash_tpm.clients.ttp.TtpClient` (closed with the system)."""
+        from ecash_tpm.clients.ttp import TtpClient
 
         if self.ttp_url is None:
             raise RuntimeError("start_system(ttp=True) to run a TTP")

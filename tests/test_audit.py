@@ -23,18 +23,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bankworld import BankWorld, make_world
+from bankworld import BankWorld, make_world, refused
 from coinmint import KeyPool, Pki
 from cryptography.hazmat.primitives import serialization
 
 from ecash_tpm.bank import errors as E
-from ecash_tpm.bank.coins import Spend
 from ecash_tpm.cli import main as cli_main
 from ecash_tpm.crypto import blindrsa
 from ecash_tpm.crypto.bn256 import N
 from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode
-from ecash_tpm.crypto.groupsig import IssuerSecret
+from ecash_tpm.crypto.groupsig import IssuerSecret, SpendProofError
 from ecash_tpm.crypto.signing import write_file_atomic
+from ecash_tpm.protocol.coins import Spend
 from ecash_tpm.storage import sqlite_url
 from ecash_tpm.supervision.audit import run_audit
 from ecash_tpm.supervision.audit_report import (
@@ -105,7 +105,7 @@ def build_audit_world(db_url: str, data_dir: Path, pki: Pki, keys: KeyPool) -> B
     request = w.request("shop-b", 1)
     good = w.spends(alice, coins, request)
     for _ in range(3):
-        with pytest.raises(E.BadProofError):
+        with refused(SpendProofError, "bank.bad_proof"):
             w.deposit("shop-b", request, [_bad_proof(good[0])])
     w.bank.lift_blacklist(
         "merchant:shop-b", lifted_by="supervision:supervision", reason="merchant fixed its keys"

@@ -16,19 +16,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bankworld import PASSWORD, TOTP_SECRET, BankWorld, make_world, test_policy
+from bankworld import PASSWORD, TOTP_SECRET, BankWorld, make_world, refused, test_policy
 from coinmint import KeyPool, Pki, TestIssuer, prepare_coin
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.twofactor.totp import TOTP
 
 from ecash_tpm.bank import errors as E
-from ecash_tpm.bank.client import verify_receipt
-from ecash_tpm.bank.coins import LIFT_KIND, Spend
 from ecash_tpm.crypto.bn256 import G
 from ecash_tpm.crypto.encoding import b64u_encode
-from ecash_tpm.crypto.groupsig import RandomizedCredential
+from ecash_tpm.crypto.groupsig import RandomizedCredential, SpendProofError
 from ecash_tpm.crypto.signing import canonical_digest, sign_object
-from ecash_tpm.errors import InputError
+from ecash_tpm.errors import EcashError, InputError
+from ecash_tpm.protocol import errors as P
+from ecash_tpm.protocol.coins import LIFT_KIND, Spend
+from ecash_tpm.protocol.payments import ReceiptBody
 from ecash_tpm.storage import sqlite_url
 
 
@@ -95,7 +96,8 @@ def _count(world: BankWorld, table: str) -> int:
 
 
 def test_keysets_are_signed_and_commit_to_their_key(sworld: BankWorld) -> None:
-    from ecash_tpm.bank.keysets import Keyset, KeysetDescriptorError
+    from ecash_tpm.protocol.errors import KeysetDescriptorError
+    from ecash_tpm.protocol.keysets import Keyset
 
     info = sworld.bank.keysets_info()
     assert len(info["keysets"]) == 4
@@ -118,8 +120,8 @@ def test_keysets_are_signed_and_commit_to_their_key(sworld: BankWorld) -> None:
 def test_new_bank_key_re_signs_the_published_keysets(sworld: BankWorld, pki: Pki) -> None:
     """After the bank's key is replaced, its keysets are published under the new key."""
     from ecash_tpm.bank.domain import BankDomain
-    from ecash_tpm.bank.keysets import Keyset
-    from ecash_tpm.centralbank import load_certificate
+    from ecash_tpm.pki import load_certificate
+    from ecash_tpm.protocol.keysets import Keyset
 
     old = sworld.bank
     before = {d["body"]["keyset_id"] for d in old.keysets_info()["keysets"]}
@@ -149,9 +151,9 @@ def test_forged_descriptor_in_the_database_is_never_re_signed(
 ) -> None:
     """Write access to the database must not buy the bank's signature on a keyset."""
     from ecash_tpm.bank.domain import BankDomain
-    from ecash_tpm.bank.keysets import keyset_id_for
-    from ecash_tpm.centralbank import load_certificate
     from ecash_tpm.errors import StorageError
+    from ecash_tpm.pki import load_certificate
+    from ecash_tpm.protocol.keysets import keyset_id_for
 
     with sworld.db.read() as tx:
         row = tx.fetchone("SELECT keyset_id, descriptor FROM keyset WHERE value = 1")
@@ -185,7 +187,7 @@ def test_rotation_keeps_old_deposit_window(sworld: BankWorld) -> None:
     old_coins = sworld.withdraw(member, 10)
     old_keyset = sworld.keyset(10)
     sworld.clock.advance(sworld.bank.policy.withdraw_period_s + 1)
-    with pytest.raises(E.KeysetExpiredError):
+    with refused(P.KeysetExpiredError, "bank.keyset_expired"):
         sworld.bank.withdraw("alice", "req-expired1", [prepare_coin(member, old_keyset).item])
     assert len(sworld.bank.ensure_keysets()) == 4  # every denomination got a new keyset
     assert sworld.bank.ensure_keysets() == []
@@ -259,7 +261,7 @@ def test_withdraw_input_checks(sworld: BankWorld) -> None:
         sworld.bank.withdraw("alice", "req-00000005", [])
     with pytest.raises(InputError):
         sworld.bank.withdraw("alice", "req-00000005", [(item[0], item[1][:-1])])
-    with pytest.raises(E.UnknownKeysetError):
+    with refused(P.UnknownKeysetError, "bank.unknown_keyset"):
         sworld.bank.withdraw("alice", "req-00000005", [(b"\x00" * 16, item[1])])
 
 
@@ -295,10 +297,10 @@ def test_deposit_receipt_and_idempotent_retry(world: BankWorld) -> None:
     signed = world.signed_deposit("shop-a", request, world.spends(member, coins, request), "dep-1")
     cert = world.pki.merchants["shop-a"].cert_pem
     receipt = world.bank.deposit(signed, cert)
-    body = verify_receipt(receipt, world.pki.bank.cert_pem, world.pki.root_pem)
-    assert body["amount"] == 17 and body["merchant_id"] == "shop-a"
-    assert body["preq"] == b64u_encode(canonical_digest(request["body"]))
-    assert len(body["serials"]) == len(coins) == len(body["transcript_ids"])
+    body = ReceiptBody.from_signed(receipt, world.pki.bank.cert_pem, world.pki.root_pem)
+    assert body.amount == 17 and body.merchant_id == "shop-a"
+    assert body.preq == canonical_digest(request["body"])
+    assert len(body.serials) == len(coins) == len(body.transcript_ids)
     assert world.bank.deposit(signed, cert) == receipt  # identical retry, same receipt
     assert world.bank.account("shop-a")["balance"] == 17
     for coin in coins:
@@ -361,23 +363,24 @@ def _tamper(spend: Spend, what: str, world: BankWorld) -> Spend:
 
 
 @pytest.mark.parametrize(
-    ("what", "error"),
+    ("what", "code"),
     [
-        ("signature", E.BadCoinSignatureError),
-        ("serial", E.BadCoinSignatureError),
-        ("credential", E.BadCoinSignatureError),
-        ("proof", E.BadProofError),
+        ("signature", "bank.bad_coin_signature"),
+        ("serial", "bank.bad_coin_signature"),
+        ("credential", "bank.bad_coin_signature"),
+        ("proof", "bank.bad_proof"),
     ],
 )
-def test_tampered_coin_is_refused(sworld: BankWorld, what: str, error: type[Exception]) -> None:
+def test_tampered_coin_is_refused(sworld: BankWorld, what: str, code: str) -> None:
     member = sworld.customer("alice", 100)
     coins = sworld.withdraw(member, 2)
     request = sworld.request("shop-a", 2)
     spend = _tamper(sworld.spends(member, coins, request)[0], what, sworld)
-    with pytest.raises(error):
+    with pytest.raises(EcashError) as info:
         sworld.deposit("shop-a", request, [spend])
+    assert info.value.code == code
     failures = sworld.bank.merchant_blacklist.failures("merchant:shop-a")
-    assert [f["code"] for f in failures] == [error.code]  # type: ignore[attr-defined]
+    assert [f["code"] for f in failures] == [code]
     assert sworld.bank.coin_status(coins[0].sigma)["state"] == "unspent"
 
 
@@ -418,7 +421,7 @@ def test_copied_wallet_without_its_tpm_cannot_spend(sworld: BankWorld) -> None:
         coin=coins[0].credential,
         self_check=False,
     )
-    with pytest.raises(E.BadProofError):
+    with refused(SpendProofError, "bank.bad_proof"):
         sworld.deposit("shop-a", request, [Spend(coins[0], proof)])
 
 
@@ -429,18 +432,18 @@ def test_replayed_spend_proof_is_refused(sworld: BankWorld) -> None:
     spends_a = sworld.spends(member, coins, req_a)
     # the same merchant presents the proof with another of its requests
     req_a2 = sworld.request("shop-a", 5)
-    with pytest.raises(E.BadProofError):
+    with refused(SpendProofError, "bank.bad_proof"):
         sworld.deposit("shop-a", req_a2, spends_a)
     # another merchant presents shop-a's request and proof: not signed by its key
     with pytest.raises(E.WrongKeyError):
         sworld.deposit("shop-b", req_a, spends_a)
     # ... and cannot re-sign shop-a's request body either (it names shop-a)
     resigned = sign_object(sworld.pki.merchants["shop-b"].key, "payment-request", req_a["body"])
-    with pytest.raises(E.RequestMismatchError):
+    with refused(P.RequestMismatchError, "bank.request_mismatch"):
         sworld.deposit("shop-b", resigned, spends_a)
     # another merchant with its own request but shop-a's proof
     req_b = sworld.request("shop-b", 5)
-    with pytest.raises(E.BadProofError):
+    with refused(SpendProofError, "bank.bad_proof"):
         sworld.deposit("shop-b", req_b, spends_a)
     # the honest deposit still works afterwards
     sworld.deposit("shop-a", req_a, spends_a)
@@ -466,7 +469,7 @@ def test_expired_keyset_coin_is_refused(sworld: BankWorld) -> None:
     )
     sworld.clock.advance(201)
     request = sworld.request("shop-a", 3)
-    with pytest.raises(E.KeysetExpiredError):
+    with refused(P.KeysetExpiredError, "bank.keyset_expired"):
         sworld.deposit("shop-a", request, sworld.spends(member, coins, request))
     assert sworld.bank.merchant_blacklist.failures("merchant:shop-a") == []  # not counted
 
@@ -477,13 +480,14 @@ def test_request_checks(sworld: BankWorld) -> None:
     late = sworld.request("shop-a", 5, deadline_in=10)
     spends = sworld.spends(member, coins, late)
     sworld.clock.advance(11)
-    with pytest.raises(E.RequestExpiredError):
+    with refused(P.RequestExpiredError, "bank.request_expired"):
         sworld.deposit("shop-a", late, spends)
     wrong_amount = sworld.request("shop-a", 6)
-    with pytest.raises(E.RequestMismatchError):
+    with refused(P.RequestMismatchError, "bank.request_mismatch"):
         sworld.deposit("shop-a", wrong_amount, sworld.spends(member, coins, wrong_amount))
     request = sworld.request("shop-a", 10)
-    with pytest.raises(E.RequestMismatchError):  # the same coin twice in one deposit
+    # the same coin twice in one deposit
+    with refused(P.RequestMismatchError, "bank.request_mismatch"):
         sworld.deposit("shop-a", request, sworld.spends(member, coins + coins, request))
 
 
@@ -512,7 +516,7 @@ def test_expired_reservation_does_not_extend_the_deadline(sworld: BankWorld) -> 
     held = sworld.reserve("shop-a", request, spends)
     sworld.clock.advance(held["locked_until"] - sworld.clock() + 1)
     assert sworld.bank.coin_status(coins[0].sigma)["state"] == "unspent"
-    with pytest.raises(E.RequestExpiredError):
+    with refused(P.RequestExpiredError, "bank.request_expired"):
         sworld.deposit("shop-a", request, spends)
     elsewhere = sworld.request("shop-b", 5)
     sworld.deposit("shop-b", elsewhere, sworld.spends(member, coins, elsewhere))
@@ -592,7 +596,7 @@ def test_bad_deposits_blacklist_the_merchant_until_lifted(world: BankWorld, pki:
     good = world.spends(member, coins, request)
     bad = [_tamper(good[0], "proof", world)]
     for _ in range(3):  # threshold 3 within the window
-        with pytest.raises(E.BadProofError):
+        with refused(SpendProofError, "bank.bad_proof"):
             world.deposit("shop-b", request, bad)
     with pytest.raises(E.MerchantBlacklistedError) as err:
         world.deposit("shop-b", request, good)  # even a valid deposit is refused now
@@ -617,7 +621,7 @@ def test_bad_deposits_blacklist_the_merchant_until_lifted(world: BankWorld, pki:
     # failures before the lift no longer count: one new failure does not re-list
     coins2 = world.withdraw(member, 1)
     req2 = world.request("shop-b", 1)
-    with pytest.raises(E.BadProofError):
+    with refused(SpendProofError, "bank.bad_proof"):
         world.deposit(
             "shop-b", req2, [_tamper(world.spends(member, coins2, req2)[0], "proof", world)]
         )
@@ -630,7 +634,7 @@ def test_failures_outside_the_window_do_not_blacklist(sworld: BankWorld) -> None
     request = sworld.request("shop-b", 1, deadline_in=10_000)
     bad = [_tamper(sworld.spends(member, coins, request)[0], "proof", sworld)]
     for _ in range(4):
-        with pytest.raises(E.BadProofError):
+        with refused(SpendProofError, "bank.bad_proof"):
             sworld.deposit("shop-b", request, bad)
         sworld.clock.advance(301)  # window 600 s: never 3 failures inside one window
     assert sworld.bank.merchant_blacklist.active_entry("merchant:shop-b") is None
@@ -725,7 +729,7 @@ def test_failed_report_is_recorded_and_retried(sworld: BankWorld) -> None:
 
 
 def test_transcripts_are_readable_by_the_supervision_department(sworld: BankWorld) -> None:
-    evidence = pytest.importorskip("ecash_tpm.supervision.evidence")
+    evidence = pytest.importorskip("ecash_tpm.protocol.evidence")
     member = sworld.customer("alice", 100)
     coin = sworld.withdraw(member, 2)
     req_a, req_b = sworld.request("shop-a", 2), sworld.request("shop-b", 2)

@@ -17,10 +17,14 @@ from coinmint import KeyPool, Pki, prepare_coin
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.twofactor.totp import TOTP
 
-from ecash_tpm.bank import BankClient, BankSettings, create_bank_app, verify_receipt
-from ecash_tpm.bank.coins import sign_reserve
+from ecash_tpm.bank.routes import create_bank_app
+from ecash_tpm.bank.settings import BankSettings
+from ecash_tpm.clients.bank import BankClient
 from ecash_tpm.crypto.encoding import b64u_encode
-from ecash_tpm.service import RemoteCallError, running_server
+from ecash_tpm.protocol.coins import sign_reserve
+from ecash_tpm.protocol.payments import ReceiptBody
+from ecash_tpm.service.errors import RemoteCallError
+from ecash_tpm.service.server import running_server
 from ecash_tpm.storage import sqlite_url
 
 
@@ -164,11 +168,11 @@ def test_twenty_concurrent_deposits_of_one_coin(world: BankWorld, base_url: str)
         assert detail["serial"] == b64u_encode(coin[0].sigma)
         assert isinstance(detail["transcript_id"], int)
     (receipt,) = [a for c, a in outcomes if c == "ok"]
-    body = verify_receipt(receipt["receipt"], receipt["cert"], world.pki.root_pem)
-    credited = world.bank.account(body["merchant_id"])["balance"]
-    before = before_a if body["merchant_id"] == "shop-a" else before_b
+    body = ReceiptBody.from_signed(receipt["receipt"], receipt["cert"], world.pki.root_pem)
+    credited = world.bank.account(body.merchant_id)["balance"]
+    before = before_a if body.merchant_id == "shop-a" else before_b
     assert credited - before == 10
-    other = "shop-b" if body["merchant_id"] == "shop-a" else "shop-a"
+    other = "shop-b" if body.merchant_id == "shop-a" else "shop-a"
     assert world.bank.account(other)["balance"] == (before_b if other == "shop-b" else before_a)
 
     new_reports = world.reporter.reports[reports_before:]
@@ -246,7 +250,7 @@ def test_cli_bank_commands(
     from ecash_tpm.cli import main
 
     ca_dir = tmp_path / "cb"
-    from ecash_tpm.centralbank import CentralBankCA
+    from ecash_tpm.centralbank.ca import CentralBankCA
 
     ca = CentralBankCA.create(ca_dir)
     close = getattr(ca, "close", None)
@@ -291,10 +295,10 @@ def test_real_merchant_pays_through_the_real_bank(
 ) -> None:
     """The merchant package's own code (BankClient as its gateway, reserve + deposit)."""
     merchant_domain = pytest.importorskip("ecash_tpm.merchant.domain")
-    from ecash_tpm.centralbank import load_certificate
     from ecash_tpm.crypto.signing import canonical_digest
     from ecash_tpm.merchant.store import MIGRATIONS as MERCHANT_MIGRATIONS
     from ecash_tpm.merchant.store import MerchantStore
+    from ecash_tpm.pki import load_certificate
     from ecash_tpm.storage import Database
 
     party = world.pki.merchants["shop-a"]
@@ -319,8 +323,8 @@ def test_real_merchant_pays_through_the_real_bank(
             doc = shop.create_request(7)
             spends = world.spends(member, coins, doc["request"])
             answer = shop.pay(doc["request"], [s.to_dict() for s in spends])
-            body = verify_receipt(answer["receipt"], answer["cert"], world.pki.root_pem)
-            assert body["preq"] == b64u_encode(canonical_digest(doc["request"]["body"]))
+            body = ReceiptBody.from_signed(answer["receipt"], answer["cert"], world.pki.root_pem)
+            assert body.preq == canonical_digest(doc["request"]["body"])
             assert world.bank.coin_status(coins[0].sigma)["state"] == "spent"
     finally:
         gateway.close()
@@ -330,7 +334,7 @@ def test_real_merchant_pays_through_the_real_bank(
 def test_bank_without_the_issuer_token_refuses_to_start(tmp_path: Path) -> None:
     """Asking the issuer over HTTP needs its members_token; better to fail at start-up than
     on every withdrawal."""
-    from ecash_tpm.bank.wiring import load_dependencies
+    from ecash_tpm.apps.bank_wiring import load_dependencies
     from ecash_tpm.errors import ConfigError
     from ecash_tpm.issuer.keys import IssuerKeyStore
 

@@ -14,14 +14,23 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from ecash_tpm.centralbank import (
-    KEYSET_DESCRIPTOR_KIND,
-    ROLE_OIDS,
-    ROLES,
+from ecash_tpm.centralbank.ca import (
     CaExistsError,
     CaNotFoundError,
     CaStateError,
     CentralBankCA,
+    UnknownSerialError,
+)
+from ecash_tpm.crypto.signing import (
+    PartyKey,
+    public_key_bytes,
+    sign_object,
+    verify_object,
+)
+from ecash_tpm.errors import ForbiddenError, InputError
+from ecash_tpm.pki import (
+    ROLE_OIDS,
+    ROLES,
     CertificateExpiredError,
     CertificateMalformedError,
     CertificateRevokedError,
@@ -31,17 +40,10 @@ from ecash_tpm.centralbank import (
     CrlInvalidError,
     PkiError,
     UnknownRoleError,
-    UnknownSerialError,
     certificate_fingerprint,
     verify_party_certificate,
 )
-from ecash_tpm.crypto.signing import (
-    PartyKey,
-    public_key_bytes,
-    sign_object,
-    verify_object,
-)
-from ecash_tpm.errors import ForbiddenError, InputError
+from ecash_tpm.protocol.keysets import KEYSET_DESCRIPTOR_KIND
 
 UTC = dt.UTC
 

@@ -17,25 +17,23 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from ecash_tpm.centralbank import (
-    CentralBankCA,
+from ecash_tpm.centralbank.ca import CentralBankCA
+from ecash_tpm.centralbank.service import create_centralbank_app
+from ecash_tpm.centralbank.settings import CentralBankSettings, hash_admin_token
+from ecash_tpm.cli import main as cli_main
+from ecash_tpm.clients.centralbank import CentralBankClient
+from ecash_tpm.crypto.encoding import b64u_encode
+from ecash_tpm.crypto.signing import PartyKey, canonical_digest, sign_object
+from ecash_tpm.errors import InputError
+from ecash_tpm.pki import (
     CertificateRevokedError,
     load_certificate,
     verify_party_certificate,
 )
-from ecash_tpm.centralbank.client import CentralBankClient
-from ecash_tpm.centralbank.service import create_centralbank_app
-from ecash_tpm.centralbank.settings import CentralBankSettings, hash_admin_token
-from ecash_tpm.centralbank.supply import (
-    SUPPLY_REPORT_KIND,
-    Discrepancy,
-    check_supply_report,
-)
-from ecash_tpm.cli import main as cli_main
-from ecash_tpm.crypto.encoding import b64u_encode
-from ecash_tpm.crypto.signing import PartyKey, canonical_digest, sign_object
-from ecash_tpm.errors import InputError
-from ecash_tpm.service import RemoteCallError, load_settings, running_server
+from ecash_tpm.protocol.supply import SUPPLY_REPORT_KIND, Discrepancy, check_supply_report
+from ecash_tpm.service.errors import RemoteCallError
+from ecash_tpm.service.server import running_server
+from ecash_tpm.service.settings import load_settings
 
 TOKEN = "test-admin-token-" + "x" * 32
 KEYSET_A = b64u_encode(bytes(range(16)))

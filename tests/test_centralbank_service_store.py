@@ -14,16 +14,11 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from ecash_tpm.centralbank import (
-    CaExistsError,
-    CaStateError,
-    CentralBankCA,
-    CertificateRevokedError,
-    verify_party_certificate,
-)
+from ecash_tpm.centralbank.ca import CaExistsError, CaStateError, CentralBankCA
 from ecash_tpm.centralbank.store import COMPONENT, MIGRATIONS
 from ecash_tpm.crypto.encoding import b64u_encode
 from ecash_tpm.crypto.signing import PartyKey
+from ecash_tpm.pki import CertificateRevokedError, verify_party_certificate
 from ecash_tpm.storage import Database, sqlite_url
 
 

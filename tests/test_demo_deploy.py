@@ -21,8 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ecash_tpm.demo.deploy import write_config
-from ecash_tpm.demo.processes import free_port
+from ecash_tpm.deploy.bootstrap import write_config
+from ecash_tpm.deploy.processes import free_port
 from ecash_tpm.procutil import die_with_parent
 
 REPO = Path(__file__).resolve().parent.parent

@@ -36,7 +36,7 @@ from typing import Any
 
 import pytest
 
-from ecash_tpm.service import ServiceSettings, load_settings
+from ecash_tpm.service.settings import ServiceSettings, load_settings
 
 REPO = Path(__file__).resolve().parent.parent
 DOCKER = REPO / "docker"
@@ -548,7 +548,7 @@ def _load_healthcheck() -> ModuleType:
 def test_healthcheck_script_against_a_real_service(tmp_path: Path) -> None:
     from ecash_tpm.centralbank.service import create_centralbank_app
     from ecash_tpm.centralbank.settings import CentralBankSettings
-    from ecash_tpm.service import running_server
+    from ecash_tpm.service.server import running_server
 
     check = _load_healthcheck()
     settings = load_settings(

@@ -16,7 +16,6 @@ import httpx
 import pytest
 from system import System, WalletHandle, start_system
 
-from ecash_tpm.bank.coins import Coin, Spend, sign_deposit
 from ecash_tpm.crypto import blindrsa
 from ecash_tpm.crypto.bn256 import G, Point, random_scalar
 from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode
@@ -25,6 +24,7 @@ from ecash_tpm.crypto.signing import canonical_digest
 from ecash_tpm.crypto.softdaa import SoftwareDaaSigner
 from ecash_tpm.device import TpmDevice
 from ecash_tpm.errors import EcashError
+from ecash_tpm.protocol.coins import Coin, Spend, sign_deposit
 from ecash_tpm.service.errors import RemoteCallError
 from ecash_tpm.wallet.coins import HeldCoin
 from ecash_tpm.wallet.pay import RECOVERY_GRACE_S

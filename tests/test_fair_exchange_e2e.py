@@ -15,20 +15,20 @@ from typing import Any
 import pytest
 from system import System, WalletHandle, start_system
 
-from ecash_tpm.bank.coins import Spend
 from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode
 from ecash_tpm.crypto.groupsig import make_spend_proof
-from ecash_tpm.crypto.signing import PartyKey, canonical_digest, sign_object
-from ecash_tpm.device import TpmDevice
-from ecash_tpm.service.errors import RemoteCallError
-from ecash_tpm.ttp.crypto import (
+from ecash_tpm.crypto.sealing import (
     PURPOSE_CONTENT_KEY,
     EphemeralKey,
     SealError,
     content_key_context,
     decrypt_content,
 )
-from ecash_tpm.ttp.errors import DisputePendingError
+from ecash_tpm.crypto.signing import PartyKey, canonical_digest, sign_object
+from ecash_tpm.device import TpmDevice
+from ecash_tpm.protocol.coins import Spend
+from ecash_tpm.protocol.errors import DisputePendingError
+from ecash_tpm.service.errors import RemoteCallError
 from ecash_tpm.wallet.buy import (
     CiphertextTamperedError,
     ContentKeyInvalidError,
@@ -410,7 +410,7 @@ def test_relay_mode_goes_through_the_ttp(
 def test_demo_story_runs_against_the_system(
     system: System, wallet: WalletHandle, products: dict[str, str]
 ) -> None:
-    from ecash_tpm.ttp.scenario import run_fair_exchange_story
+    from ecash_tpm.demo.fair_exchange import run_fair_exchange_story
 
     cheat(system, "shop-2", "wrong_key")
     try:
@@ -434,8 +434,8 @@ def test_demo_story_runs_against_the_system(
 
 
 def test_admin_route_registers_over_http(system: System) -> None:
-    from ecash_tpm.service import ServiceClient
-    from ecash_tpm.ttp.scenario import register_over_http
+    from ecash_tpm.clients.base import ServiceClient
+    from ecash_tpm.demo.fair_exchange import register_over_http
 
     url = system.merchant_urls["shop-1"]
     with ServiceClient(url) as http, pytest.raises(RemoteCallError) as exc:

@@ -28,11 +28,11 @@ from ecash_tpm.issuer.errors import (
 )
 from ecash_tpm.issuer.keys import IssuerKeyStore
 from ecash_tpm.issuer.policy import PcrPolicy
-from ecash_tpm.issuer.registry import InMemoryRegistry, RegistryEntry, member_id_for_t0
 from ecash_tpm.issuer.routes import load_opener_public
 from ecash_tpm.issuer.settings import IssuerSettings
 from ecash_tpm.issuer.trust import EkTrustStore
-from ecash_tpm.service import load_settings
+from ecash_tpm.protocol.registry import InMemoryRegistry, RegistryEntry, member_id_for_t0
+from ecash_tpm.service.settings import load_settings
 
 # --- IssuerKeyStore ----------------------------------------------------------------------------
 

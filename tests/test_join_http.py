@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from test_join_kit import MEMBERS_TOKEN, current_policy, issuer_env, swtpm_trust
 
+from ecash_tpm.clients.issuer import IssuerClient
 from ecash_tpm.crypto.groupsig import Credential, CredentialProof, verify_credential_proof
 from ecash_tpm.device import EkKind, TpmDevice
-from ecash_tpm.issuer.client import IssuerClient
-from ecash_tpm.issuer.registry import member_id_for_t0
-from ecash_tpm.service import RemoteCallError
+from ecash_tpm.protocol.registry import member_id_for_t0
+from ecash_tpm.service.errors import RemoteCallError
 from ecash_tpm.wallet.join import join
 from ecash_tpm.wallet.membership import (
     WalletAlreadyJoinedError,
@@ -118,14 +118,14 @@ def test_join_and_registry_on_postgresql(
 ) -> None:
     """The same schema and statements on PostgreSQL (issuer and supervision in one database,
     each with its own pool: the registry call runs inside the issuer's transaction)."""
+    from ecash_tpm.clients.issuer import IssuerClient
     from ecash_tpm.crypto.groupsig import OpenerSecret
     from ecash_tpm.crypto.signing import PartyKey
-    from ecash_tpm.issuer.client import IssuerClient
     from ecash_tpm.issuer.keys import IssuerKeyStore
-    from ecash_tpm.issuer.registry import CallbackRegistry
     from ecash_tpm.issuer.routes import create_issuer_app
     from ecash_tpm.issuer.settings import IssuerSettings
-    from ecash_tpm.service import running_server
+    from ecash_tpm.protocol.registry import CallbackRegistry
+    from ecash_tpm.service.server import running_server
     from ecash_tpm.storage import Database
     from ecash_tpm.supervision.domain import SupervisionDepartment
     from ecash_tpm.supervision.store import MIGRATIONS

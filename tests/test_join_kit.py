@@ -19,17 +19,17 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
 from ecash_tpm.attest import parse_tpm2b_public
+from ecash_tpm.clients.issuer import IssuerClient
 from ecash_tpm.crypto.bn256 import Point
 from ecash_tpm.crypto.groupsig import OpenerSecret
-from ecash_tpm.issuer.client import IssuerClient
 from ecash_tpm.issuer.domain import IssuerService
 from ecash_tpm.issuer.keys import IssuerKeyStore
 from ecash_tpm.issuer.policy import PcrPolicy
-from ecash_tpm.issuer.registry import InMemoryRegistry, MemberRegistry
 from ecash_tpm.issuer.routes import create_issuer_app
 from ecash_tpm.issuer.settings import IssuerSettings
 from ecash_tpm.issuer.trust import EkTrustStore
-from ecash_tpm.service import running_server
+from ecash_tpm.protocol.registry import InMemoryRegistry, MemberRegistry
+from ecash_tpm.service.server import running_server
 
 PCRS = (0, 1, 2, 3, 7)
 

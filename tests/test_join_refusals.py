@@ -32,11 +32,11 @@ from ecash_tpm.attest.wire import Scheme, TpmAlg
 from ecash_tpm.crypto.groupsig import make_join_proof
 from ecash_tpm.crypto.softdaa import SoftwareDaaSigner
 from ecash_tpm.device import EkKind, TpmDevice
-from ecash_tpm.issuer.models import JoinFinishRequest, JoinStartRequest, JoinStartResponse
 from ecash_tpm.issuer.policy import PcrPolicy
-from ecash_tpm.issuer.protocol import join_qualifying_data
 from ecash_tpm.issuer.trust import EkTrustStore
-from ecash_tpm.service import RemoteCallError
+from ecash_tpm.protocol.api.issuer import JoinFinishRequest, JoinStartRequest, JoinStartResponse
+from ecash_tpm.protocol.join import join_qualifying_data
+from ecash_tpm.service.errors import RemoteCallError
 from ecash_tpm.wallet.join import (
     DeviceKeys,
     answer_challenge,

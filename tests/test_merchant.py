@@ -16,10 +16,7 @@ from typing import Any
 
 import pytest
 
-from ecash_tpm.bank.client import BankKeysets
-from ecash_tpm.bank.coins import Coin, Spend
-from ecash_tpm.bank.keysets import Keyset, keyset_id_for
-from ecash_tpm.centralbank import CentralBankCA, load_certificate
+from ecash_tpm.centralbank.ca import CentralBankCA
 from ecash_tpm.crypto import blindrsa
 from ecash_tpm.crypto.bn256 import Point
 from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode
@@ -40,13 +37,11 @@ from ecash_tpm.merchant.domain import (
     Merchant,
     MerchantConfig,
 )
-from ecash_tpm.merchant.protocol import (
-    KIND_RECEIPT,
-    cert_pem,
-    verify_keyset_list,
-    verify_payment_request,
-)
 from ecash_tpm.merchant.store import MIGRATIONS, MerchantStore
+from ecash_tpm.pki import cert_pem, load_certificate
+from ecash_tpm.protocol.coins import Coin, Spend
+from ecash_tpm.protocol.keysets import BankKeysets, Keyset, keyset_id_for
+from ecash_tpm.protocol.payments import KIND_RECEIPT, verify_keyset_list, verify_payment_request
 from ecash_tpm.service.errors import RemoteCallError
 from ecash_tpm.storage import Database, sqlite_url
 

@@ -22,19 +22,16 @@ from pydantic import Field
 
 from ecash_tpm.crypto.encoding import b64u_encode
 from ecash_tpm.errors import ConflictError, EncodingError, InputError
-from ecash_tpm.service import (
-    ApiModel,
-    B64Bytes,
+from ecash_tpm.protocol.api.base import ApiModel, B64Bytes, validate_model
+from ecash_tpm.service.app import create_app, get_db
+from ecash_tpm.service.logs import (
+    LOGGER_NAMES,
     JsonFormatter,
-    ServiceSettings,
     configure_logging,
-    create_app,
     current_request_id,
-    get_db,
-    running_server,
-    validate_model,
 )
-from ecash_tpm.service.logs import LOGGER_NAMES
+from ecash_tpm.service.server import running_server
+from ecash_tpm.service.settings import ServiceSettings
 from ecash_tpm.storage import Database, SchemaTooNewError, sqlite_url
 
 MAX_BODY = 1024

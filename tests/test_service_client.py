@@ -15,17 +15,14 @@ import httpx
 import pytest
 from fastapi import APIRouter, Request
 
+from ecash_tpm.clients.base import ServiceClient
 from ecash_tpm.errors import ConflictError, RemoteError
-from ecash_tpm.service import (
-    ApiModel,
-    B64Bytes,
-    RemoteCallError,
-    ServiceClient,
-    ServiceSettings,
-    create_app,
-    current_request_id,
-    running_server,
-)
+from ecash_tpm.protocol.api.base import ApiModel, B64Bytes
+from ecash_tpm.service.app import create_app
+from ecash_tpm.service.errors import RemoteCallError
+from ecash_tpm.service.logs import current_request_id
+from ecash_tpm.service.server import running_server
+from ecash_tpm.service.settings import ServiceSettings
 
 
 class DoubleSpendError(ConflictError):

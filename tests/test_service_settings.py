@@ -10,7 +10,7 @@ import pytest
 from pydantic import Field, ValidationError
 
 from ecash_tpm.errors import ConfigError
-from ecash_tpm.service import ServiceSettings, load_settings
+from ecash_tpm.service.settings import ServiceSettings, load_settings
 
 
 class BankSettings(ServiceSettings):

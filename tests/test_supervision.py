@@ -20,7 +20,9 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 from test_join_kit import current_policy, issuer_env, swtpm_trust
 
-from ecash_tpm.centralbank import CentralBankCA
+from ecash_tpm.centralbank.ca import CentralBankCA
+from ecash_tpm.clients.issuer import IssuerClient
+from ecash_tpm.clients.supervision import HttpMemberRegistry, SupervisionClient
 from ecash_tpm.crypto.bn256 import G, Point
 from ecash_tpm.crypto.encoding import b64u_encode
 from ecash_tpm.crypto.groupsig import (
@@ -40,19 +42,14 @@ from ecash_tpm.crypto.groupsig import (
 from ecash_tpm.crypto.signing import PartyKey, sign_object
 from ecash_tpm.crypto.softdaa import SoftwareDaaSigner
 from ecash_tpm.device import TpmDevice
-from ecash_tpm.issuer.client import IssuerClient
 from ecash_tpm.issuer.errors import RevocationEvidenceError
-from ecash_tpm.issuer.registry import CallbackRegistry, RegistryEntry, member_id_for_t0
-from ecash_tpm.service import RemoteCallError, running_server
+from ecash_tpm.protocol.errors import EvidenceInvalidError, NotDoubleSpendError
+from ecash_tpm.protocol.evidence import TRANSCRIPT_KIND, transcript_body, verify_evidence_body
+from ecash_tpm.protocol.registry import CallbackRegistry, RegistryEntry, member_id_for_t0
+from ecash_tpm.service.errors import RemoteCallError
+from ecash_tpm.service.server import running_server
 from ecash_tpm.storage import Database, sqlite_url
-from ecash_tpm.supervision.client import HttpMemberRegistry, SupervisionClient
 from ecash_tpm.supervision.domain import SupervisionDepartment
-from ecash_tpm.supervision.errors import EvidenceInvalidError, NotDoubleSpendError
-from ecash_tpm.supervision.evidence import (
-    TRANSCRIPT_KIND,
-    transcript_body,
-    verify_evidence_body,
-)
 from ecash_tpm.supervision.routes import create_supervision_app
 from ecash_tpm.supervision.settings import SupervisionSettings
 from ecash_tpm.supervision.store import MIGRATIONS

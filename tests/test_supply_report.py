@@ -22,15 +22,16 @@ from ecash_tpm.bank.supply import (
     send_supply_report,
     supply_report_body,
 )
-from ecash_tpm.centralbank.client import CentralBankClient
 from ecash_tpm.centralbank.service import create_centralbank_app
 from ecash_tpm.centralbank.settings import CentralBankSettings
-from ecash_tpm.centralbank.supply import SUPPLY_REPORT_KIND, check_supply_report
 from ecash_tpm.cli import main as cli_main
+from ecash_tpm.clients.centralbank import CentralBankClient
 from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode
 from ecash_tpm.crypto.signing import sign_object, verify_object
 from ecash_tpm.errors import InputError
-from ecash_tpm.service import load_settings, running_server
+from ecash_tpm.protocol.supply import SUPPLY_REPORT_KIND, check_supply_report
+from ecash_tpm.service.server import running_server
+from ecash_tpm.service.settings import load_settings
 from ecash_tpm.storage import sqlite_url
 from ecash_tpm.supervision.audit import run_audit
 from ecash_tpm.supervision.audit_report import AuditReport

@@ -8,9 +8,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ecash_tpm.centralbank import CentralBankCA
+from ecash_tpm.centralbank.ca import CentralBankCA
 from ecash_tpm.cli import build_parser, main
-from ecash_tpm.service import load_settings, running_server
+from ecash_tpm.service.server import running_server
+from ecash_tpm.service.settings import load_settings
 from ecash_tpm.ttp.routes import create_ttp_app
 from ecash_tpm.ttp.settings import TtpSettings
 

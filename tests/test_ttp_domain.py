@@ -14,18 +14,15 @@ import pytest
 from bankworld import BankWorld, make_world, test_policy
 from coinmint import KeyPool, Member, Pki
 
-from ecash_tpm.bank.coins import sign_payment_request
 from ecash_tpm.bank.ttp_query import answer_ttp_query
-from ecash_tpm.centralbank import load_certificate
+from ecash_tpm.crypto import sealing as C
 from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode
 from ecash_tpm.crypto.signing import canonical_digest, sign_object
 from ecash_tpm.errors import EcashError
 from ecash_tpm.merchant.catalogue import check_admin
-from ecash_tpm.service.errors import RemoteCallError
-from ecash_tpm.storage import Database, sqlite_url
-from ecash_tpm.ttp import crypto as C
-from ecash_tpm.ttp.domain import Ttp, TtpConfig
-from ecash_tpm.ttp.protocol import (
+from ecash_tpm.pki import load_certificate
+from ecash_tpm.protocol.coins import sign_payment_request
+from ecash_tpm.protocol.exchange import (
     KIND_DEPOSIT_QUERY,
     KIND_KEY_ANSWER,
     KIND_REGISTRATION,
@@ -36,6 +33,9 @@ from ecash_tpm.ttp.protocol import (
     registration_body,
     verify_descriptor,
 )
+from ecash_tpm.service.errors import RemoteCallError
+from ecash_tpm.storage import Database, sqlite_url
+from ecash_tpm.ttp.domain import Ttp, TtpConfig
 from ecash_tpm.ttp.store import MIGRATIONS, TtpStore
 
 CONTENT = b"the product " * 50

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ecash_tpm.bank.coins import Coin
 from ecash_tpm.crypto.groupsig import IssuerSecret, issue_credential
 from ecash_tpm.crypto.softdaa import SoftwareDaaSigner
 from ecash_tpm.errors import EcashError
+from ecash_tpm.protocol.coins import Coin
 from ecash_tpm.wallet.coins import HeldCoin, select_coins, split_amount
 from ecash_tpm.wallet.store import PendingCoin, WalletStore
 

@@ -22,7 +22,7 @@ from ecash_tpm.crypto.groupsig import (
 )
 from ecash_tpm.crypto.signing import PartyKey
 from ecash_tpm.device import TpmDevice
-from ecash_tpm.issuer.registry import CallbackRegistry
+from ecash_tpm.protocol.registry import CallbackRegistry
 from ecash_tpm.storage import Database
 from ecash_tpm.supervision.domain import SupervisionDepartment
 from ecash_tpm.supervision.keys import load_opener_secret

@@ -35,7 +35,6 @@ from cryptography.hazmat.primitives.twofactor.totp import TOTP
 from cryptography.x509.oid import NameOID
 
 from ecash_tpm.bank.blacklist import Blacklist, login_subject
-from ecash_tpm.bank.coins import check_currency, check_identifier
 from ecash_tpm.bank.errors import (
     AccountExistsError,
     InvalidCredentialsError,
@@ -51,9 +50,10 @@ from ecash_tpm.bank.ledger import (
     customer_account,
     post_transaction,
 )
-from ecash_tpm.centralbank import load_certificate, verify_party_certificate
 from ecash_tpm.crypto.signing import key_id
 from ecash_tpm.errors import InputError
+from ecash_tpm.pki import load_certificate, verify_party_certificate
+from ecash_tpm.protocol.coins import check_currency, check_identifier
 from ecash_tpm.storage import Database, Transaction, UniqueViolationError
 
 __all__ = ["Accounts", "ScryptParams"]

@@ -39,35 +39,23 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from ecash_tpm.bank.accounts import Accounts
 from ecash_tpm.bank.blacklist import Blacklist, merchant_subject
-from ecash_tpm.bank.coins import (
-    DEPOSIT_KIND,
-    PAYMENT_REQUEST_KIND,
-    RECEIPT_KIND,
-    RESERVE_KIND,
-    TRANSCRIPT_KIND,
-    PaymentRequest,
-    Spend,
-    check_identifier,
-    parse_spends,
-)
 from ecash_tpm.bank.errors import (
+    BAD_COIN_SIGNATURE,
+    BAD_PROOF,
     COUNTED_FAILURES,
-    BadCoinSignatureError,
+    KEYSET_EXPIRED,
+    REQUEST_EXPIRED,
     BadCredentialError,
-    BadProofError,
     CoinLockedError,
     DepositConflictError,
     DoubleSpendError,
     MerchantBlacklistedError,
     MerchantSignatureError,
-    RequestExpiredError,
-    RequestMismatchError,
     WrongKeyError,
 )
-from ecash_tpm.bank.keysets import Keyset, KeysetStore
+from ecash_tpm.bank.keysets import KeysetStore
 from ecash_tpm.bank.ledger import merchant_account, post_transaction
 from ecash_tpm.bank.protocols import DoubleSpendReporter, IssuerSecrets
-from ecash_tpm.crypto import blindrsa
 from ecash_tpm.crypto.bn256 import Point
 from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode
 from ecash_tpm.crypto.groupsig import (
@@ -76,10 +64,29 @@ from ecash_tpm.crypto.groupsig import (
     IssuerSecret,
     SpendProofError,
     verify_credential,
-    verify_spend_proof,
 )
 from ecash_tpm.crypto.signing import PartyKey, canonical_digest, sign_object, verify_object
 from ecash_tpm.errors import ConfigError, EcashError, InputError, NotFoundError, SignatureError
+from ecash_tpm.protocol.coins import (
+    DEPOSIT_KIND,
+    PAYMENT_REQUEST_KIND,
+    RECEIPT_KIND,
+    RESERVE_KIND,
+    TRANSCRIPT_KIND,
+    Coin,
+    PaymentRequest,
+    Spend,
+    check_identifier,
+    parse_spends,
+)
+from ecash_tpm.protocol.errors import (
+    CoinSignatureError,
+    KeysetExpiredError,
+    RequestExpiredError,
+    RequestMismatchError,
+)
+from ecash_tpm.protocol.keysets import Keyset
+from ecash_tpm.protocol.spend import verify_spend
 from ecash_tpm.service.logs import json_default
 from ecash_tpm.storage import Database, Transaction, UniqueViolationError
 
@@ -217,6 +224,7 @@ class Deposits:
         if first_seen > req.deadline:
             raise RequestExpiredError(
                 "payment request was past its deadline when the bank first saw it",
+                code=REQUEST_EXPIRED,
                 detail={"deadline": req.deadline, "seen_at": first_seen},
             )
 
@@ -226,6 +234,17 @@ class Deposits:
         except NotFoundError as exc:
             raise BadCredentialError(
                 "no issuer key for the coin's epoch", detail={"index": index, "epoch": epoch}
+            ) from exc
+
+    def _check_credential(self, coin: Coin, index: int, where: Mapping[str, Any]) -> None:
+        """Step 4 of the spend check: the designated-verifier credential check (issuer secret)."""
+        secret = self._issuer_secret(coin.epoch, index)
+        try:
+            verify_credential(secret, *coin.credential)
+        except CredentialError as exc:
+            raise BadCredentialError(
+                "coin credential is not valid for its epoch",
+                detail={**where, "check": exc.detail.get("check")},
             ) from exc
 
     def _verify_spends(self, req: PaymentRequest, spends_data: Any, now: int) -> list[_Checked]:
@@ -243,7 +262,10 @@ class Deposits:
                 raise RequestMismatchError(
                     "coin currency differs from the request", detail={"index": index}
                 )
-            keyset.require_deposit(now)
+            try:
+                keyset.require_deposit(now)
+            except KeysetExpiredError as exc:
+                raise exc.recode(KEYSET_EXPIRED, index=index) from exc
             checked.append(_Checked(spend, keyset))
         total = sum(c.keyset.value for c in checked)
         if total != req.amount:
@@ -252,41 +274,24 @@ class Deposits:
                 detail={"coins": total, "amount": req.amount},
             )
         for index, item in enumerate(checked):
-            coin, keyset = item.spend.coin, item.keyset
-            where = {"index": index, "serial": b64u_encode(coin.sigma)}
+            where = {"index": index, "serial": b64u_encode(item.spend.coin.sigma)}
+            # docs/protocol.md "Deposit": the one spend check, plus the bank's credential check
             try:
-                blindrsa.verify(
-                    keyset.public_key,
-                    coin.prepared(),
-                    coin.signature,
-                    salt_length=keyset.variant.salt_length,
-                )
-            except blindrsa.BlindRsaError as exc:
-                raise BadCoinSignatureError(
-                    "coin signature does not verify under its keyset", detail=where
-                ) from exc
-            secret = self._issuer_secret(coin.epoch, index)
-            try:
-                verify_credential(secret, *coin.credential)
-            except CredentialError as exc:
-                raise BadCredentialError(
-                    "coin credential is not valid for its epoch",
-                    detail={**where, "check": exc.detail.get("check")},
-                ) from exc
-            try:
-                verify_spend_proof(
-                    item.spend.proof,
+                verify_spend(
+                    item.spend,
+                    item.keyset,
                     hop=hop,
                     preq=req.preq,
-                    keyset_id=coin.keyset_id,
-                    epoch=coin.epoch,
-                    sigma=coin.sigma,
-                    coin=coin.credential,
+                    currency=req.currency,
+                    now=now,
+                    credential_check=lambda coin, i=index, w=where: self._check_credential(
+                        coin, i, w
+                    ),
                 )
+            except CoinSignatureError as exc:
+                raise exc.recode(BAD_COIN_SIGNATURE, **where) from exc
             except SpendProofError as exc:
-                raise BadProofError(
-                    "spend proof does not verify for this payment request", detail=where
-                ) from exc
+                raise exc.recode(BAD_PROOF, **where) from exc
         return checked
 
     # --- transcripts --------------------------------------------------------------------------

@@ -23,29 +23,30 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.x509.oid import NameOID
 
 from ecash_tpm.bank.accounts import Accounts, ScryptParams
 from ecash_tpm.bank.blacklist import Blacklist, login_subject, merchant_subject
-from ecash_tpm.bank.coins import LIFT_KIND, check_currency
 from ecash_tpm.bank.deposit import Deposits
 from ecash_tpm.bank.errors import BankNotInitializedError
-from ecash_tpm.bank.keysets import KeyGen, Keyset, KeysetStore
+from ecash_tpm.bank.keysets import KeyGen, KeysetStore
 from ecash_tpm.bank.ledger import ledger_check
 from ecash_tpm.bank.protocols import DoubleSpendReporter, IssuerSecrets, MembershipCheck
 from ecash_tpm.bank.settings import DEFAULT_DENOMINATIONS, BankSettings
 from ecash_tpm.bank.withdraw import Withdrawals, WithdrawItem
-from ecash_tpm.centralbank import (
-    certificate_fingerprint,
-    load_certificate,
-    verify_party_certificate,
-)
 from ecash_tpm.crypto import blindrsa
 from ecash_tpm.crypto.bn256 import Point
 from ecash_tpm.crypto.encoding import b64u_decode
 from ecash_tpm.crypto.signing import PartyKey, verify_object
 from ecash_tpm.errors import ConfigError, EcashError, InputError
+from ecash_tpm.pki import (
+    certificate_fingerprint,
+    common_name,
+    load_certificate,
+    verify_party_certificate,
+)
 from ecash_tpm.progress import ProgressCallback
+from ecash_tpm.protocol.coins import LIFT_KIND, check_currency
+from ecash_tpm.protocol.keysets import Keyset
 from ecash_tpm.storage import Database
 
 __all__ = ["BankDomain", "BankPolicy", "system_clock"]
@@ -96,11 +97,6 @@ class BankPolicy:
         )
 
 
-def _cn(cert: x509.Certificate) -> str:
-    values = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return str(values[0].value) if values else ""
-
-
 def load_opener_public(text: str | None) -> Point:
     """Hop from its base64url encoding (settings); a clear ConfigError when missing."""
     if not text:
@@ -143,7 +139,7 @@ class BankDomain:
         self.bank_key = bank_key
         self.bank_cert = bank_cert
         self.central_bank_root = central_bank_root
-        self.bank_name = self.policy.bank_name or _cn(bank_cert)
+        self.bank_name = self.policy.bank_name or common_name(bank_cert)
         self.currency = check_currency(self.policy.currency)
         signer = certificate_fingerprint(bank_cert)
         self.login_blacklist = Blacklist(
@@ -344,7 +340,7 @@ class BankDomain:
             raise InputError("entry_id must be an integer")
         if not isinstance(body["subject"], str) or not isinstance(body["reason"], str):
             raise InputError("subject and reason must be strings")
-        who = "supervision:" + _cn(load_certificate(cert_pem))
+        who = "supervision:" + common_name(load_certificate(cert_pem))
         return self.lift_blacklist(
             body["subject"], lifted_by=who, reason=body["reason"], entry_id=entry_id
         )

@@ -11,15 +11,12 @@ from ecash_tpm.errors import (
     AuthenticationError,
     ConfigError,
     ConflictError,
-    EncodingError,
     ForbiddenError,
-    InputError,
     NotFoundError,
     ProofError,
-    ProtocolError,
-    SignatureError,
     StorageError,
 )
+from ecash_tpm.protocol.errors import MalformedCoinError
 
 # --- customer authentication -------------------------------------------------------------------
 
@@ -133,31 +130,7 @@ class CoinLockedError(ConflictError):
 # --- keysets -----------------------------------------------------------------------------------
 
 
-class UnknownKeysetError(NotFoundError):
-    """No keyset with this id (a coin signed under a key that is not the bank's)."""
-
-    code = "bank.unknown_keyset"
-
-
-class KeysetExpiredError(ProtocolError):
-    """The keyset exists but is outside its withdraw (or deposit) window."""
-
-    code = "bank.keyset_expired"
-
-
 # --- coin and request verification -------------------------------------------------------------
-
-
-class MalformedCoinError(EncodingError):
-    """A coin or proof is not well formed (bad point, wrong length, missing field)."""
-
-    code = "bank.malformed_coin"
-
-
-class BadCoinSignatureError(SignatureError):
-    """The RSA blind signature on ``msg_prefix || m`` does not verify."""
-
-    code = "bank.bad_coin_signature"
 
 
 class BadCredentialError(ProofError):
@@ -166,29 +139,11 @@ class BadCredentialError(ProofError):
     code = "bank.bad_credential"
 
 
-class BadProofError(ProofError):
-    """The spend proof does not verify for this payment request."""
-
-    code = "bank.bad_proof"
-
-
 class WrongKeyError(ForbiddenError):
     """A signature by a key other than the one that must have made it (e.g. someone else's
     payment request presented by this merchant)."""
 
     code = "bank.wrong_key"
-
-
-class RequestMismatchError(InputError):
-    """The deposit does not match its payment request (amount, currency, merchant, bank)."""
-
-    code = "bank.request_mismatch"
-
-
-class RequestExpiredError(ProtocolError):
-    """The payment request was past its deadline when the bank first saw it."""
-
-    code = "bank.request_expired"
 
 
 # --- operations --------------------------------------------------------------------------------
@@ -206,12 +161,21 @@ class BankNotInitializedError(ConfigError):
     code = "bank.not_initialized"
 
 
+# --- the bank's own codes for failures of the wire specification (ecash_tpm.protocol.errors) --
+# The bank reports these under its own stable codes (docs/api.md), with EcashError.recode.
+
+UNKNOWN_KEYSET = "bank.unknown_keyset"  # UnknownKeysetError, HTTP 404
+KEYSET_EXPIRED = "bank.keyset_expired"  # KeysetExpiredError
+BAD_COIN_SIGNATURE = "bank.bad_coin_signature"  # CoinSignatureError
+BAD_PROOF = "bank.bad_proof"  # SpendProofError
+REQUEST_EXPIRED = "bank.request_expired"  # RequestExpiredError
+
 #: Failure reasons that count towards a merchant's blacklist (recorded with every failure).
 COUNTED_FAILURES: dict[str, str] = {
-    BadCoinSignatureError.code: "bad_signature",
-    UnknownKeysetError.code: "wrong_key",
+    BAD_COIN_SIGNATURE: "bad_signature",
+    UNKNOWN_KEYSET: "wrong_key",
     WrongKeyError.code: "wrong_key",
     BadCredentialError.code: "bad_credential",
-    BadProofError.code: "bad_proof",
+    BAD_PROOF: "bad_proof",
     MalformedCoinError.code: "malformed_coin",
 }

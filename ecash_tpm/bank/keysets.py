@@ -19,13 +19,11 @@ crash can leave an unused key file but never a keyset row without its key.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,21 +31,20 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ecash_tpm.bank.coins import check_currency
-from ecash_tpm.bank.errors import KeysetExpiredError, UnknownKeysetError
-from ecash_tpm.centralbank import KEYSET_DESCRIPTOR_KIND
+from ecash_tpm.bank.errors import UNKNOWN_KEYSET
 from ecash_tpm.crypto import blindrsa
-from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode
-from ecash_tpm.crypto.groupsig import KEYSET_ID_LEN
+from ecash_tpm.crypto.encoding import b64u_encode
 from ecash_tpm.crypto.signing import (
     PartyKey,
-    canonical_encode,
     sign_object,
     verify_object,
     write_file_atomic,
 )
-from ecash_tpm.errors import ConfigError, EcashError, InputError, SignatureError, StorageError
+from ecash_tpm.errors import ConfigError, EcashError, InputError, StorageError
 from ecash_tpm.progress import ProgressCallback, silent
+from ecash_tpm.protocol.coins import check_currency
+from ecash_tpm.protocol.errors import UnknownKeysetError
+from ecash_tpm.protocol.keysets import KEYSET_DESCRIPTOR_KIND, Keyset, keyset_id_for, spki
 from ecash_tpm.storage import Database, Transaction
 
 logger = logging.getLogger("ecash_tpm.bank")
@@ -55,149 +52,6 @@ logger = logging.getLogger("ecash_tpm.bank")
 __all__ = ["Keyset", "KeysetStore", "keyset_id_for"]
 
 KeyGen = Callable[[int], rsa.RSAPrivateKey]
-_DESCRIPTOR_FIELDS = frozenset(
-    {
-        "keyset_id",
-        "value",
-        "currency",
-        "withdraw_from",
-        "withdraw_until",
-        "deposit_until",
-        "public_key",
-        "variant",
-    }
-)
-
-
-class KeysetDescriptorError(SignatureError):
-    """A published descriptor is malformed or its keyset_id does not commit to its content."""
-
-    code = "bank.keyset_descriptor_invalid"
-
-
-def keyset_id_for(descriptor_without_id: Mapping[str, Any]) -> bytes:
-    """First 16 bytes of SHA-256 of the canonical descriptor without ``keyset_id``."""
-    return hashlib.sha256(canonical_encode(dict(descriptor_without_id))).digest()[:KEYSET_ID_LEN]
-
-
-def _spki(public_key: rsa.RSAPublicKey) -> bytes:
-    return public_key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class Keyset:
-    """One denomination key and its windows; immutable once published."""
-
-    keyset_id: bytes
-    value: int
-    currency: str
-    withdraw_from: int
-    withdraw_until: int
-    deposit_until: int
-    public_key: rsa.RSAPublicKey
-    variant: blindrsa.Variant
-
-    @property
-    def hex_id(self) -> str:
-        return self.keyset_id.hex()
-
-    @property
-    def ledger_account(self) -> str:
-        """The ledger account holding the value of this keyset's unspent coins."""
-        return "coins-outstanding:" + self.hex_id
-
-    def can_withdraw(self, now: int) -> bool:
-        return self.withdraw_from <= now < self.withdraw_until
-
-    def can_deposit(self, now: int) -> bool:
-        return self.withdraw_from <= now < self.deposit_until
-
-    def require_withdraw(self, now: int) -> None:
-        """Refuse signing under a keyset outside its withdraw window."""
-        if not self.can_withdraw(now):
-            raise KeysetExpiredError(
-                "keyset is not valid for withdrawal now",
-                detail={
-                    "keyset_id": b64u_encode(self.keyset_id),
-                    "withdraw_from": self.withdraw_from,
-                    "withdraw_until": self.withdraw_until,
-                },
-            )
-
-    def require_deposit(self, now: int) -> None:
-        """Refuse coins of a keyset whose deposit window is over (or not yet open)."""
-        if not self.can_deposit(now):
-            raise KeysetExpiredError(
-                "keyset is not valid for deposit now",
-                detail={
-                    "keyset_id": b64u_encode(self.keyset_id),
-                    "deposit_until": self.deposit_until,
-                },
-            )
-
-    def descriptor(self) -> dict[str, Any]:
-        """The JSON descriptor (keyset_id included) that the bank signs."""
-        body = self._body_without_id()
-        body["keyset_id"] = b64u_encode(self.keyset_id)
-        return body
-
-    def _body_without_id(self) -> dict[str, Any]:
-        return {
-            "value": self.value,
-            "currency": self.currency,
-            "withdraw_from": self.withdraw_from,
-            "withdraw_until": self.withdraw_until,
-            "deposit_until": self.deposit_until,
-            "public_key": b64u_encode(_spki(self.public_key)),
-            "variant": self.variant.name,
-        }
-
-    @classmethod
-    def from_descriptor(cls, body: Mapping[str, Any]) -> Keyset:
-        """Parse a descriptor and check that its keyset_id commits to the rest."""
-        if not isinstance(body, Mapping) or set(body) != _DESCRIPTOR_FIELDS:
-            raise KeysetDescriptorError("keyset descriptor has the wrong fields")
-        ints = {}
-        for name in ("value", "withdraw_from", "withdraw_until", "deposit_until"):
-            v = body[name]
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise KeysetDescriptorError(f"{name} must be a non-negative integer")
-            ints[name] = v
-        if ints["value"] <= 0 or not (
-            ints["withdraw_from"] < ints["withdraw_until"] <= ints["deposit_until"]
-        ):
-            raise KeysetDescriptorError("keyset value or windows are inconsistent")
-        try:
-            keyset_id = b64u_decode(body["keyset_id"])
-            spki = b64u_decode(body["public_key"])
-            public_key = serialization.load_der_public_key(spki)
-            variant = blindrsa.get_variant(body["variant"])
-            currency = check_currency(body["currency"])
-        except (EcashError, ValueError, UnsupportedAlgorithm) as exc:
-            raise KeysetDescriptorError("keyset descriptor cannot be parsed") from exc
-        if not isinstance(public_key, rsa.RSAPublicKey) or public_key.key_size < 2048:
-            raise KeysetDescriptorError("keyset key must be RSA of at least 2048 bits")
-        if not variant.randomized:
-            raise KeysetDescriptorError("coins carry a message prefix: variant must be randomized")
-        without_id = {k: v for k, v in body.items() if k != "keyset_id"}
-        if keyset_id != keyset_id_for(without_id):
-            raise KeysetDescriptorError("keyset_id does not match the descriptor")
-        return cls(
-            keyset_id=keyset_id,
-            currency=currency,
-            public_key=public_key,
-            variant=variant,
-            **ints,
-        )
-
-    @classmethod
-    def from_signed(cls, doc: Mapping[str, Any], bank_public_key: Any) -> Keyset:
-        """Verify a bank-signed descriptor (wallets, merchants) and parse it."""
-        return cls.from_descriptor(verify_object(doc, bank_public_key, KEYSET_DESCRIPTOR_KIND))
-
-
 def _row_to_keyset(row: Mapping[str, Any]) -> Keyset:
     doc = json.loads(row["descriptor"])
     return Keyset.from_descriptor(doc["body"])
@@ -252,7 +106,7 @@ class KeysetStore:
             "withdraw_from": withdraw_from,
             "withdraw_until": withdraw_until,
             "deposit_until": deposit_until,
-            "public_key": b64u_encode(_spki(private_key.public_key())),
+            "public_key": b64u_encode(spki(private_key.public_key())),
             "variant": variant.name,
         }
         keyset = Keyset.from_descriptor({**body, "keyset_id": b64u_encode(keyset_id_for(body))})
@@ -274,7 +128,7 @@ class KeysetStore:
                     "withdraw_from": keyset.withdraw_from,
                     "withdraw_until": keyset.withdraw_until,
                     "deposit_until": keyset.deposit_until,
-                    "public_key": _spki(keyset.public_key),
+                    "public_key": spki(keyset.public_key),
                     "variant": keyset.variant.name,
                     "descriptor": json.dumps(signed, sort_keys=True),
                     "key_file": key_file,
@@ -360,7 +214,10 @@ class KeysetStore:
                 row = rtx.fetchone(sql, {"k": keyset_id})
         if row is None:
             raise UnknownKeysetError(
-                "no keyset with this id", detail={"keyset_id": b64u_encode(keyset_id)}
+                "no keyset with this id",
+                code=UNKNOWN_KEYSET,
+                http_status=404,
+                detail={"keyset_id": b64u_encode(keyset_id)},
             )
         keyset = _row_to_keyset(row)
         with self._lock:
@@ -385,7 +242,7 @@ class KeysetStore:
             raise ConfigError(
                 "keyset private key is missing or unreadable", detail={"path": str(path)}
             ) from exc
-        if not isinstance(key, rsa.RSAPrivateKey) or _spki(key.public_key()) != _spki(
+        if not isinstance(key, rsa.RSAPrivateKey) or spki(key.public_key()) != spki(
             keyset.public_key
         ):
             raise ConfigError("keyset private key does not match its descriptor")
@@ -469,7 +326,7 @@ class KeysetStore:
             "withdraw_from": keyset.withdraw_from,
             "withdraw_until": keyset.withdraw_until,
             "deposit_until": keyset.deposit_until,
-            "public_key": _spki(keyset.public_key),
+            "public_key": spki(keyset.public_key),
             "variant": keyset.variant.name,
         }
         differing = sorted(k for k in columns if columns[k] != described[k])

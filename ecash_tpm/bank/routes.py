@@ -17,7 +17,8 @@ from ecash_tpm.bank.domain import BankDomain
 from ecash_tpm.bank.errors import InvalidTokenError
 from ecash_tpm.bank.settings import BankSettings
 from ecash_tpm.bank.store import MIGRATIONS
-from ecash_tpm.service import ApiModel, B64Bytes, create_app
+from ecash_tpm.protocol.api.base import ApiModel, B64Bytes
+from ecash_tpm.service.app import create_app
 
 __all__ = ["build_router", "create_bank_app"]
 

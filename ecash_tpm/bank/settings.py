@@ -7,8 +7,8 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from ecash_tpm.money import CURRENCY_PATTERN
-from ecash_tpm.service import ServiceSettings
+from ecash_tpm.protocol.money import CURRENCY_PATTERN
+from ecash_tpm.service.settings import ServiceSettings
 
 DEFAULT_DENOMINATIONS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000]
 

@@ -1,5 +1,5 @@
 """The bank's money-supply report to the central bank (DESIGN §1; body in
-:mod:`ecash_tpm.centralbank.supply`).
+:mod:`ecash_tpm.protocol.supply`).
 
 The bank states, per keyset, how many coins are outstanding and their value, computed from its
 ledger (the ``coins-outstanding:<keyset>`` account of :mod:`ecash_tpm.bank.ledger`) on one
@@ -21,12 +21,12 @@ from cryptography.x509.oid import NameOID
 
 from ecash_tpm.bank.domain import BankDomain
 from ecash_tpm.bank.errors import LedgerInvariantError
-from ecash_tpm.centralbank import certificate_fingerprint
-from ecash_tpm.centralbank.supply import SUPPLY_REPORT_KIND, SupplyReportBody
 from ecash_tpm.crypto.encoding import b64u_encode
 from ecash_tpm.crypto.signing import sign_object
 from ecash_tpm.errors import ConfigError, InputError
-from ecash_tpm.service.models import validate_model
+from ecash_tpm.pki import certificate_fingerprint
+from ecash_tpm.protocol.api.base import validate_model
+from ecash_tpm.protocol.supply import SUPPLY_REPORT_KIND, SupplyReportBody
 from ecash_tpm.storage import Database
 
 __all__ = [
@@ -114,8 +114,8 @@ def send_supply_report(
     bank: BankDomain, central_bank: Any, *, as_of: int | None = None
 ) -> dict[str, Any]:
     """Build, sign and submit the report; ``central_bank`` is a URL or a
-    :class:`~ecash_tpm.centralbank.client.CentralBankClient`. Returns ``{report, receipt}``."""
-    from ecash_tpm.centralbank.client import CentralBankClient
+    :class:`~ecash_tpm.clients.centralbank.CentralBankClient`. Returns ``{report, receipt}``."""
+    from ecash_tpm.clients.centralbank import CentralBankClient
 
     report = build_supply_report(bank, as_of=as_of)
     if isinstance(central_bank, CentralBankClient):

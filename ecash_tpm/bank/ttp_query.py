@@ -21,16 +21,11 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ecash_tpm.centralbank import certificate_fingerprint, verify_party_certificate
 from ecash_tpm.crypto.encoding import b64u_encode
 from ecash_tpm.crypto.signing import canonical_digest, sign_object, verify_object
 from ecash_tpm.errors import InputError
-from ecash_tpm.ttp.protocol import (
-    KIND_DEPOSIT_ANSWER,
-    KIND_DEPOSIT_QUERY,
-    cn_of,
-    parse_deposit_query,
-)
+from ecash_tpm.pki import certificate_fingerprint, common_name, verify_party_certificate
+from ecash_tpm.protocol.exchange import KIND_DEPOSIT_ANSWER, KIND_DEPOSIT_QUERY, parse_deposit_query
 
 if TYPE_CHECKING:
     from ecash_tpm.bank.domain import BankDomain
@@ -76,7 +71,7 @@ def answer_ttp_query(bank: BankDomain, signed: Mapping[str, Any], cert_pem: str)
     )
     body = verify_object(signed, key, KIND_DEPOSIT_QUERY)
     ttp_id, merchant_id, preq, serials, created = parse_deposit_query(body, TtpQueryError)
-    if ttp_id != cn_of(cert_pem):
+    if ttp_id != common_name(cert_pem):
         raise TtpQueryError("the query names another TTP than its certificate")
     if abs(now - created) > MAX_SKEW_S:
         raise TtpQueryError(

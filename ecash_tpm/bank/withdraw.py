@@ -19,18 +19,20 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ecash_tpm.bank.errors import (
+    KEYSET_EXPIRED,
     InsufficientFundsError,
     MemberNotActiveError,
-    RequestMismatchError,
     WithdrawConflictError,
 )
-from ecash_tpm.bank.keysets import Keyset, KeysetStore
+from ecash_tpm.bank.keysets import KeysetStore
 from ecash_tpm.bank.ledger import balance, customer_account, post_transaction
 from ecash_tpm.bank.protocols import MembershipCheck
 from ecash_tpm.crypto import blindrsa
 from ecash_tpm.crypto.encoding import b64u_encode
 from ecash_tpm.crypto.signing import canonical_encode
 from ecash_tpm.errors import InputError
+from ecash_tpm.protocol.errors import KeysetExpiredError, RequestMismatchError
+from ecash_tpm.protocol.keysets import Keyset
 from ecash_tpm.storage import Database, Transaction, UniqueViolationError
 
 __all__ = ["REQUEST_ID_RE", "Withdrawals", "items_digest"]
@@ -94,7 +96,10 @@ class Withdrawals:
         keysets: list[Keyset] = []
         for index, (keyset_id, blinded) in enumerate(items):
             keyset = self._keysets.get(keyset_id)
-            keyset.require_withdraw(now)
+            try:
+                keyset.require_withdraw(now)
+            except KeysetExpiredError as exc:
+                raise exc.recode(KEYSET_EXPIRED, index=index) from exc
             if keyset.currency != self._currency:
                 raise RequestMismatchError(
                     "keyset currency differs from the account currency",

@@ -32,12 +32,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from ecash_tpm.centralbank.pki import (
-    CERT_ORGANIZATION,
-    check_name,
-    check_role,
-    load_certificate,
-)
 from ecash_tpm.centralbank.store import CentralBankStore, RevokeOutcome, StoredCrl
 from ecash_tpm.crypto.encoding import b64u_decode
 from ecash_tpm.crypto.signing import PartyKey, load_public_key, write_file_atomic
@@ -48,6 +42,7 @@ from ecash_tpm.errors import (
     NotFoundError,
     StorageError,
 )
+from ecash_tpm.pki import CERT_ORGANIZATION, check_name, check_role, load_certificate
 from ecash_tpm.storage import Database, Row, sqlite_url
 
 __all__ = [
@@ -421,7 +416,7 @@ class CentralBankCA:
     ) -> x509.Certificate:
         """Issue a party certificate binding ``public_key`` to ``role`` and ``name``.
 
-        Roles are those of :data:`~ecash_tpm.centralbank.pki.ROLES`; ``bank-keyset`` is refused
+        Roles are those of :data:`~ecash_tpm.pki.certificates.ROLES`; ``bank-keyset`` is refused
         because keyset descriptors are signed by the bank's key, not certified. The certificate
         is CA:false, digitalSignature only, with the role in ``OU=`` and in a critical EKU.
         Without ``not_before`` it starts :data:`CLOCK_SKEW` ago and ends ``valid_days`` from now.

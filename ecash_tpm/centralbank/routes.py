@@ -14,38 +14,37 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
-from pydantic import Field
 
 from ecash_tpm.centralbank.ca import DEFAULT_LEAF_DAYS, CentralBankCA, parse_serial
-from ecash_tpm.centralbank.pki import ROLES
 from ecash_tpm.centralbank.settings import CentralBankSettings, token_matches
 from ecash_tpm.centralbank.supply import accept_supply_report
 from ecash_tpm.errors import AuthenticationError, ForbiddenError, NotFoundError
-from ecash_tpm.service import ApiModel, B64Bytes, get_settings
+from ecash_tpm.protocol.api.centralbank import (
+    CertifyRequest,
+    CertifyResponse,
+    RevokeRequest,
+    RevokeResponse,
+    StoredSupplyReport,
+    SupplyReportReceipt,
+    SupplyReportSubmission,
+)
+from ecash_tpm.service.app import get_settings
 from ecash_tpm.service.auth import bearer_token
 from ecash_tpm.storage import Row
 
 __all__ = [
-    "CertifyRequest",
-    "CertifyResponse",
-    "RevokeRequest",
-    "RevokeResponse",
-    "StoredSupplyReport",
-    "SupplyReportReceipt",
-    "SupplyReportSubmission",
     "make_router",
 ]
 
 PEM_MEDIA_TYPE = "application/x-pem-file"
 CRL_MEDIA_TYPE = "application/pkix-crl"
 #: Largest accepted certificate PEM in a submission (a P-256 party cert is ~700 bytes).
-MAX_CERT_PEM = 8192
 
 
 class AdminDisabledError(ForbiddenError):
@@ -62,59 +61,6 @@ class AdminTokenError(AuthenticationError):
 
 class ReportNotFoundError(NotFoundError):
     code = "supply_report.not_found"
-
-
-class CertifyRequest(ApiModel):
-    role: Annotated[str, Field(description=f"one of {sorted(ROLES)}")]
-    name: Annotated[str, Field(min_length=1, max_length=64)]
-    public_key: Annotated[B64Bytes, Field(min_length=1, max_length=512)] = Field(
-        description="SubjectPublicKeyInfo DER of a P-256 key"
-    )
-    valid_days: Annotated[int, Field(ge=1, le=3650)] | None = None
-
-
-class CertifyResponse(ApiModel):
-    cert: str = Field(description="the party certificate, PEM")
-    serial: str = Field(description="certificate serial, lower-case hex")
-    fingerprint: str = Field(description="hex SHA-256 of the DER certificate")
-    not_before: int
-    not_after: int
-
-
-class RevokeRequest(ApiModel):
-    serial: Annotated[str, Field(min_length=1, max_length=42, description="hex serial")]
-    reason: Annotated[str, Field(max_length=64)] = "unspecified"
-
-
-class RevokeResponse(ApiModel):
-    serial: str
-    reason: str
-    revoked_at: int
-
-
-class SupplyReportSubmission(ApiModel):
-    report: dict[str, Any] = Field(description="signed object of kind supply-report")
-    cert: Annotated[str, Field(max_length=MAX_CERT_PEM)] = Field(
-        description="the bank's certificate, PEM"
-    )
-
-
-class SupplyReportReceipt(ApiModel):
-    report_id: int
-    bank_id: str
-    as_of: int
-    received_at: int
-    digest: B64Bytes = Field(description="canonical_digest of the report body")
-    created: bool = Field(description="false when an identical report was already stored")
-
-
-class StoredSupplyReport(ApiModel):
-    report_id: int
-    bank_id: str
-    as_of: int
-    received_at: int
-    report: dict[str, Any]
-    cert: str
 
 
 def get_ca(request: Request) -> CentralBankCA:

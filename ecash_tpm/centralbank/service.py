@@ -14,7 +14,8 @@ from ecash_tpm.centralbank.ca import CentralBankCA
 from ecash_tpm.centralbank.routes import make_router
 from ecash_tpm.centralbank.settings import CentralBankSettings
 from ecash_tpm.centralbank.store import COMPONENT, MIGRATIONS
-from ecash_tpm.service import create_app, serve
+from ecash_tpm.service.app import create_app
+from ecash_tpm.service.server import serve
 from ecash_tpm.storage import Database
 
 __all__ = ["create_centralbank_app", "serve_centralbank"]

@@ -18,7 +18,7 @@ from typing import ClassVar
 from pydantic import Field, field_validator
 
 from ecash_tpm.centralbank.ca import DEFAULT_ROOT_NAME
-from ecash_tpm.service import ServiceSettings
+from ecash_tpm.service.settings import ServiceSettings
 
 __all__ = ["DEFAULT_PORT", "CentralBankSettings", "hash_admin_token", "token_matches"]
 

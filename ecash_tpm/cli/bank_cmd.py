@@ -35,7 +35,7 @@ from ecash_tpm.errors import ConfigError, InputError
 
 def _settings(args: argparse.Namespace) -> Any:
     from ecash_tpm.bank.settings import BankSettings
-    from ecash_tpm.service import load_settings
+    from ecash_tpm.service.settings import load_settings
 
     overrides: dict[str, Any] = {
         "data_dir": args.data_dir,
@@ -59,7 +59,7 @@ def _admin_bank(args: argparse.Namespace, *, full: bool = False) -> Iterator[Any
     try:
         db.migrate(MIGRATIONS, component="bank")
         if full:
-            from ecash_tpm.bank.wiring import load_dependencies
+            from ecash_tpm.apps.bank_wiring import load_dependencies
 
             deps = load_dependencies(settings, settings.path("cert_file").read_text("ascii"))
             bank = BankDomain.from_settings(
@@ -70,7 +70,7 @@ def _admin_bank(args: argparse.Namespace, *, full: bool = False) -> Iterator[Any
                 reporter=deps.reporter,
             )
         else:
-            from ecash_tpm.bank.wiring import AdminOnly
+            from ecash_tpm.apps.bank_wiring import AdminOnly
 
             stub = AdminOnly()
             bank = BankDomain.from_settings(
@@ -101,8 +101,8 @@ def _keyset_dict(keyset: Any, now: int) -> dict[str, Any]:
 def _cmd_init(args: argparse.Namespace) -> int:
     from cryptography.hazmat.primitives.serialization import Encoding
 
-    from ecash_tpm.centralbank import load_certificate
     from ecash_tpm.crypto.signing import PartyKey, write_file_atomic
+    from ecash_tpm.pki import load_certificate
 
     settings = _settings(args)
     key_path, cert_path = settings.path("key_file"), settings.path("cert_file")
@@ -114,7 +114,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
         )
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     if args.central_bank_dir:
-        from ecash_tpm.centralbank import CentralBankCA
+        from ecash_tpm.centralbank.ca import CentralBankCA
 
         ca = CentralBankCA.load(args.central_bank_dir)
         try:
@@ -157,13 +157,13 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from ecash_tpm.bank.routes import create_bank_app
-    from ecash_tpm.service import serve
+    from ecash_tpm.service.server import serve
 
     settings = _settings(args)
     if args.with_issuer:
-        from ecash_tpm.bank import with_issuer
+        from ecash_tpm.apps import bank_with_issuer as with_issuer
         from ecash_tpm.issuer.settings import IssuerSettings
-        from ecash_tpm.service import load_settings
+        from ecash_tpm.service.settings import load_settings
 
         with_issuer.serve(settings, load_settings(IssuerSettings, path=args.config))
         return 0

@@ -21,7 +21,7 @@ from ecash_tpm.cli.output import emit
 from ecash_tpm.errors import ConfigError
 
 if TYPE_CHECKING:
-    from ecash_tpm.centralbank import CentralBankCA
+    from ecash_tpm.centralbank.ca import CentralBankCA
 
 
 @contextmanager
@@ -60,7 +60,7 @@ def _read_public_key(path: str) -> bytes:
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
-    from ecash_tpm.centralbank import CentralBankCA
+    from ecash_tpm.centralbank.ca import CentralBankCA
 
     def create(data: str, *, database: Any) -> CentralBankCA:
         return CentralBankCA.create(
@@ -89,7 +89,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
 def _cmd_certify(args: argparse.Namespace) -> int:
     from cryptography.hazmat.primitives import serialization
 
-    from ecash_tpm.centralbank import CentralBankCA
+    from ecash_tpm.centralbank.ca import CentralBankCA
     from ecash_tpm.crypto.signing import write_file_atomic
 
     public_key = _read_public_key(args.public_key)
@@ -122,8 +122,7 @@ def _cmd_certify(args: argparse.Namespace) -> int:
 
 
 def _cmd_revoke(args: argparse.Namespace) -> int:
-    from ecash_tpm.centralbank import CentralBankCA
-    from ecash_tpm.centralbank.ca import parse_serial
+    from ecash_tpm.centralbank.ca import CentralBankCA, parse_serial
 
     serial = parse_serial(args.serial)
     with _ca(args, CentralBankCA.load) as ca:
@@ -164,7 +163,7 @@ def _cmd_admin_token(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from ecash_tpm.centralbank.service import serve_centralbank
     from ecash_tpm.centralbank.settings import CentralBankSettings
-    from ecash_tpm.service import load_settings
+    from ecash_tpm.service.settings import load_settings
 
     settings = load_settings(
         CentralBankSettings,

@@ -1,6 +1,6 @@
 """``ecash-tpm deploy init-party|register-merchant``: the deployment bootstrap, one party at a time.
 
-The steps the demo runs for all parties (:mod:`ecash_tpm.demo.deploy`), for a deployment where
+The steps the demo runs for all parties (:mod:`ecash_tpm.deploy.bootstrap`), for a deployment where
 each party has its own machine or container (docker/entrypoint.sh runs ``init-party`` before
 ``serve``)::
 
@@ -33,7 +33,7 @@ from ecash_tpm.errors import ConfigError
 
 if TYPE_CHECKING:
     from ecash_tpm.crypto.bn256 import Point
-    from ecash_tpm.demo.deploy import PartyInit
+    from ecash_tpm.deploy.bootstrap import PartyInit
 
 ROLES = ("centralbank", "supervision", "issuer", "bank", "merchant", "ttp")
 
@@ -61,7 +61,7 @@ def _settings_class(role: str) -> Any:
 
 def _root_file(role: str, settings: Any) -> Path:
     """Where the party keeps the central-bank root (what ``init_<role>`` writes)."""
-    from ecash_tpm.demo.deploy import ROOT_FILE
+    from ecash_tpm.deploy.bootstrap import ROOT_FILE
 
     if role == "bank":
         return Path(settings.path("central_bank_root"))
@@ -84,7 +84,7 @@ def _read_token(path: str) -> str:
 
 
 def _hop(url: str | None) -> Point:
-    from ecash_tpm.supervision.client import SupervisionClient
+    from ecash_tpm.clients.supervision import SupervisionClient
 
     if not url:
         raise ConfigError("this role needs --supervision-url (where Hop is published)")
@@ -93,9 +93,9 @@ def _hop(url: str | None) -> Point:
 
 
 def _init(args: argparse.Namespace, settings: Any, token: str) -> PartyInit:
-    from ecash_tpm.centralbank import certificate_fingerprint
     from ecash_tpm.crypto.encoding import b64u_encode
-    from ecash_tpm.demo import deploy
+    from ecash_tpm.deploy import bootstrap as deploy
+    from ecash_tpm.pki import certificate_fingerprint
 
     role = args.role
     pin = args.root_fingerprint
@@ -127,7 +127,7 @@ def _init(args: argparse.Namespace, settings: Any, token: str) -> PartyInit:
 
 def _cmd_init_party(args: argparse.Namespace) -> int:
     from ecash_tpm.centralbank.settings import hash_admin_token
-    from ecash_tpm.service import load_settings
+    from ecash_tpm.service.settings import load_settings
 
     cls = _settings_class(args.role)
     settings = load_settings(cls, path=args.config)
@@ -167,10 +167,10 @@ def _cmd_init_party(args: argparse.Namespace) -> int:
 
 def _cmd_register_merchant(args: argparse.Namespace) -> int:
     from ecash_tpm.bank.settings import BankSettings
-    from ecash_tpm.centralbank import verify_party_certificate
-    from ecash_tpm.demo.deploy import register_merchant
-    from ecash_tpm.merchant.client import MerchantClient
-    from ecash_tpm.service import load_settings
+    from ecash_tpm.clients.merchant import MerchantClient
+    from ecash_tpm.deploy.bootstrap import register_merchant
+    from ecash_tpm.pki import verify_party_certificate
+    from ecash_tpm.service.settings import load_settings
 
     settings = load_settings(BankSettings, path=args.config)
     with MerchantClient(args.merchant_url) as shop:

@@ -24,7 +24,7 @@ from ecash_tpm.cli.output import emit
 
 def _settings(args: argparse.Namespace, **overrides: Any) -> Any:
     from ecash_tpm.issuer.settings import IssuerSettings
-    from ecash_tpm.service import load_settings
+    from ecash_tpm.service.settings import load_settings
 
     values = {"data_dir": args.data, **overrides}
     return load_settings(IssuerSettings, path=args.config, overrides=values)
@@ -132,7 +132,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from ecash_tpm.issuer.routes import create_issuer_app
-    from ecash_tpm.service import serve
+    from ecash_tpm.service.server import serve
 
     settings = _settings(args, host=args.host, port=args.port, supervision_url=args.supervision_url)
     if settings.pcr_tofu:

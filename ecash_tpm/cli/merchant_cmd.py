@@ -26,7 +26,7 @@ from ecash_tpm.cli.party_key import add_init_options
 
 def _settings(args: argparse.Namespace, **overrides: Any) -> Any:
     from ecash_tpm.merchant.settings import MerchantSettings
-    from ecash_tpm.service import load_settings
+    from ecash_tpm.service.settings import load_settings
 
     values = {"data_dir": getattr(args, "data", None), **overrides}
     return load_settings(MerchantSettings, path=getattr(args, "config", None), overrides=values)
@@ -46,7 +46,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from ecash_tpm.merchant.app import create_merchant_app
-    from ecash_tpm.service import serve
+    from ecash_tpm.service.server import serve
 
     settings = _settings(
         args, host=args.host, port=args.port, bank_url=args.bank, issuer_url=args.issuer
@@ -57,7 +57,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_request(args: argparse.Namespace) -> int:
-    from ecash_tpm.merchant.client import MerchantClient
+    from ecash_tpm.clients.merchant import MerchantClient
 
     with MerchantClient(args.url) as client:
         answer = client.create_request(args.amount, args.currency, product_id=args.product_id)

@@ -59,9 +59,8 @@ def init_party_key(settings: Any, args: argparse.Namespace, *, role: str) -> Par
     ``settings`` needs ``data_dir``, ``name``, ``resolved_key_file()``, ``resolved_root_cert()``
     and ``resolved_cert_file()``; ``args`` the ``--ca-dir``, ``--root`` and ``--cert`` options.
     """
-    from ecash_tpm.centralbank import load_certificate, verify_party_certificate
     from ecash_tpm.crypto.signing import PartyKey, write_file_atomic
-    from ecash_tpm.merchant.protocol import cert_pem
+    from ecash_tpm.pki import cert_pem, load_certificate, verify_party_certificate
 
     data: Path = settings.data_dir
     data.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -74,7 +73,7 @@ def init_party_key(settings: Any, args: argparse.Namespace, *, role: str) -> Par
     root_file: Path = settings.resolved_root_cert()
     cert_file: Path = settings.resolved_cert_file()
     if args.ca_dir:
-        from ecash_tpm.centralbank import CentralBankCA
+        from ecash_tpm.centralbank.ca import CentralBankCA
 
         with CentralBankCA.load(args.ca_dir) as ca:
             cert = ca.certify(role, settings.name, key.public_key)

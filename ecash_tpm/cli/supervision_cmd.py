@@ -31,7 +31,7 @@ from ecash_tpm.cli.output import emit, read_json
 
 
 def _settings(args: argparse.Namespace, **overrides: Any) -> Any:
-    from ecash_tpm.service import load_settings
+    from ecash_tpm.service.settings import load_settings
     from ecash_tpm.supervision.settings import SupervisionSettings
 
     return load_settings(
@@ -73,7 +73,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from ecash_tpm.service import serve
+    from ecash_tpm.service.server import serve
     from ecash_tpm.supervision.routes import create_supervision_app
 
     settings = _settings(args, host=args.host, port=args.port, issuer_url=args.issuer_url)
@@ -107,7 +107,7 @@ def _ciphertext(args: argparse.Namespace) -> tuple[Any, Any]:
 def _cmd_open(args: argparse.Namespace) -> int:
     c1, c2 = _ciphertext(args)
     if args.url:
-        from ecash_tpm.supervision.client import SupervisionClient
+        from ecash_tpm.clients.supervision import SupervisionClient
 
         with SupervisionClient(args.url, token=args.token) as client:
             result = client.open(c1, c2, args.reason).model_dump(mode="json")
@@ -175,7 +175,7 @@ def _audit_opener(args: argparse.Namespace, settings: Any) -> Any:
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
-    from ecash_tpm.centralbank import load_certificate
+    from ecash_tpm.pki import load_certificate
     from ecash_tpm.supervision.audit import run_audit
 
     settings = _settings(args)
@@ -190,8 +190,8 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     if args.central_bank:
         from cryptography.x509.oid import NameOID
 
-        from ecash_tpm.centralbank.client import CentralBankClient
-        from ecash_tpm.service import RemoteCallError
+        from ecash_tpm.clients.centralbank import CentralBankClient
+        from ecash_tpm.service.errors import RemoteCallError
 
         cn = load_certificate(cert_pem).subject.get_attributes_for_oid(NameOID.COMMON_NAME)
         bank_id = str(cn[0].value) if cn else None

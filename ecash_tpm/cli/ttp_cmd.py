@@ -25,7 +25,7 @@ from ecash_tpm.cli.party_key import add_init_options
 
 
 def _settings(args: argparse.Namespace, **overrides: Any) -> Any:
-    from ecash_tpm.service import load_settings
+    from ecash_tpm.service.settings import load_settings
     from ecash_tpm.ttp.settings import TtpSettings
 
     values = {"data_dir": getattr(args, "data", None), **overrides}
@@ -43,7 +43,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from ecash_tpm.service import serve
+    from ecash_tpm.service.server import serve
     from ecash_tpm.ttp.routes import create_ttp_app
 
     settings = _settings(args, host=args.host, port=args.port, bank_url=args.bank)
@@ -80,7 +80,7 @@ def _cmd_products(args: argparse.Namespace) -> int:
 def _cmd_disputes(args: argparse.Namespace) -> int:
     import time
 
-    from ecash_tpm.ttp.client import HttpBankQuery, HttpMerchantLinks
+    from ecash_tpm.clients.ttp import HttpBankQuery, HttpMerchantLinks
     from ecash_tpm.ttp.domain import Ttp
     from ecash_tpm.ttp.routes import load_ttp_config
 

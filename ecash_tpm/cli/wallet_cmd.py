@@ -53,8 +53,8 @@ def add_device_args(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_join(args: argparse.Namespace) -> int:
+    from ecash_tpm.clients.issuer import IssuerClient
     from ecash_tpm.device import TpmDevice
-    from ecash_tpm.issuer.client import IssuerClient
     from ecash_tpm.wallet.join import join
 
     tcti = resolve_tcti(args)
@@ -205,7 +205,7 @@ def _totp_code(args: argparse.Namespace) -> str:
 
 
 def _cmd_withdraw(args: argparse.Namespace) -> int:
-    from ecash_tpm.bank.client import BankClient
+    from ecash_tpm.clients.bank import BankClient
     from ecash_tpm.wallet.membership import load_membership
     from ecash_tpm.wallet.store import WalletStore
     from ecash_tpm.wallet.withdraw import resume_withdrawals, withdraw
@@ -283,9 +283,9 @@ def _cmd_balance(args: argparse.Namespace) -> int:
 
 
 def _cmd_pay(args: argparse.Namespace) -> int:
+    from ecash_tpm.clients.merchant import MerchantClient
     from ecash_tpm.device import TpmDevice
     from ecash_tpm.errors import InputError
-    from ecash_tpm.merchant.client import MerchantClient
     from ecash_tpm.wallet.membership import load_membership, open_signer
     from ecash_tpm.wallet.pay import pay
     from ecash_tpm.wallet.store import WalletStore
@@ -335,7 +335,7 @@ def _cmd_pay(args: argparse.Namespace) -> int:
 
 
 def _cmd_recover(args: argparse.Namespace) -> int:
-    from ecash_tpm.bank.client import BankClient
+    from ecash_tpm.clients.bank import BankClient
     from ecash_tpm.wallet.pay import recover_payments
     from ecash_tpm.wallet.store import WalletStore
 
@@ -426,8 +426,8 @@ def register_coins(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_buy(args: argparse.Namespace) -> int:
+    from ecash_tpm.clients.merchant import MerchantClient
     from ecash_tpm.device import TpmDevice
-    from ecash_tpm.merchant.client import MerchantClient
     from ecash_tpm.wallet.buy import Buyer, PurchaseStore, ShopCatalogueClient
     from ecash_tpm.wallet.membership import load_membership, open_signer
     from ecash_tpm.wallet.store import WalletStore
@@ -467,8 +467,8 @@ def _cmd_buy(args: argparse.Namespace) -> int:
 
 
 def _cmd_dispute(args: argparse.Namespace) -> int:
+    from ecash_tpm.clients.ttp import TtpClient
     from ecash_tpm.errors import ConfigError, EcashError
-    from ecash_tpm.ttp.client import TtpClient
     from ecash_tpm.wallet.buy import PurchaseStore, dispute
 
     done: list[dict[str, Any]] = []

@@ -43,15 +43,15 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 
-from ecash_tpm.bank.client import BankClient
+from ecash_tpm.clients.bank import BankClient
+from ecash_tpm.clients.merchant import MerchantClient
 from ecash_tpm.crypto.bn256 import Point
 from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode
 from ecash_tpm.crypto.groupsig import DaaSigner
-from ecash_tpm.demo.deploy import MERCHANTS, LocalDeployment, PartyInit, admin_bank
-from ecash_tpm.demo.processes import PartyProcess, port_is_free
 from ecash_tpm.demo.runner import StepFailed, StepRunner
+from ecash_tpm.deploy.bootstrap import MERCHANTS, LocalDeployment, PartyInit, admin_bank
+from ecash_tpm.deploy.processes import PartyProcess, port_is_free
 from ecash_tpm.errors import EcashError
-from ecash_tpm.merchant.client import MerchantClient
 
 if TYPE_CHECKING:
     from ecash_tpm.device import TpmDevice
@@ -234,9 +234,9 @@ class Story:
     ) -> dict[str, Any]:
         """A spend of ``hc`` for ``offer`` made with the TPM, whatever the coin's state in the
         wallet (what a modified wallet would do); checks the request like the wallet does."""
-        from ecash_tpm.bank.coins import Spend
         from ecash_tpm.crypto.groupsig import make_spend_proof
-        from ecash_tpm.merchant.protocol import verify_payment_request
+        from ecash_tpm.protocol.coins import Spend
+        from ecash_tpm.protocol.payments import verify_payment_request
 
         req = verify_payment_request(offer["request"], offer["cert"], self.dep.root_pem())
         signer = signer if signer is not None else self.signer
@@ -256,9 +256,9 @@ class Story:
 
     def deposit_at_bank(self, merchant: str, offer: dict[str, Any], spends: list[Any]) -> Any:
         """Merchant ``merchant``'s deposit straight at the bank (its own key, no local checks)."""
-        from ecash_tpm.bank.coins import sign_deposit
         from ecash_tpm.crypto.signing import PartyKey
         from ecash_tpm.merchant.settings import MerchantSettings
+        from ecash_tpm.protocol.coins import sign_deposit
 
         settings = self.dep.settings(merchant, MerchantSettings)
         signed = sign_deposit(
@@ -408,7 +408,7 @@ class Story:
 
     def join(self, detail: dict[str, Any]) -> None:
         from ecash_tpm.attest import verify_ek_certificate
-        from ecash_tpm.issuer.client import IssuerClient
+        from ecash_tpm.clients.issuer import IssuerClient
         from ecash_tpm.wallet.join import (
             answer_challenge,
             finalize_membership,
@@ -649,7 +649,7 @@ class Story:
     # 6 -----------------------------------------------------------------------------------------
 
     def deposit(self, detail: dict[str, Any]) -> None:
-        from ecash_tpm.merchant.protocol import verify_payment_request, verify_receipt
+        from ecash_tpm.protocol.payments import verify_payment_request, verify_receipt
 
         dep, offer, result = self.dep, self.paid["offer"], self.paid["result"]
         serials = self.paid["serials"]
@@ -739,11 +739,11 @@ class Story:
     # 8 -----------------------------------------------------------------------------------------
 
     def identify(self, detail: dict[str, Any]) -> None:
-        from ecash_tpm.centralbank import load_certificate, verify_party_certificate
+        from ecash_tpm.clients.issuer import IssuerClient
+        from ecash_tpm.clients.supervision import SupervisionClient
         from ecash_tpm.crypto.groupsig import OpeningProof, verify_opening
         from ecash_tpm.crypto.signing import verify_object
-        from ecash_tpm.issuer.client import IssuerClient
-        from ecash_tpm.supervision.client import SupervisionClient
+        from ecash_tpm.pki import load_certificate, verify_party_certificate
         from ecash_tpm.supervision.settings import SupervisionSettings
 
         dep, member = self.dep, self.member
@@ -932,7 +932,7 @@ class Story:
 
     def audit(self, detail: dict[str, Any]) -> None:
         from ecash_tpm.bank.supply import send_supply_report
-        from ecash_tpm.centralbank.client import CentralBankClient
+        from ecash_tpm.clients.centralbank import CentralBankClient
         from ecash_tpm.issuer.keys import IssuerKeyStore
         from ecash_tpm.issuer.settings import IssuerSettings
         from ecash_tpm.supervision.audit import run_audit
@@ -978,7 +978,7 @@ class Story:
     # 12 ----------------------------------------------------------------------------------------
 
     def fair_exchange(self, detail: dict[str, Any]) -> None:
-        from ecash_tpm.ttp.scenario import run_fair_exchange_story
+        from ecash_tpm.demo.fair_exchange import run_fair_exchange_story
         from ecash_tpm.wallet.buy import Buyer, PurchaseStore
 
         dep = self.dep
@@ -1084,7 +1084,7 @@ def _shielded() -> Iterator[None]:
 def run_demo(*, json_mode: bool = False, workdir: Path | None = None, keep: bool = False) -> int:
     """Run the story; 0 only if every step passed. Everything started is stopped on the way
     out, also on Ctrl-C/SIGTERM; the work directory is removed unless ``keep``."""
-    from ecash_tpm.demo.processes import termination_as_interrupt
+    from ecash_tpm.deploy.processes import termination_as_interrupt
 
     runner = StepRunner(json_mode=json_mode)
     directory, temporary = _prepare_workdir(workdir)

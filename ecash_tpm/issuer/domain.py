@@ -1,7 +1,7 @@
 """The group manager's logic (DESIGN §4): attested join, credential issuance, revocation.
 
-No HTTP here: :class:`IssuerService` takes and returns the bodies of :mod:`ecash_tpm.issuer.models`
-so tests drive it directly and the routes are thin.
+No HTTP here: :class:`IssuerService` takes and returns the bodies of
+:mod:`ecash_tpm.protocol.api.issuer` so tests drive it directly and the routes are thin.
 
 join/start checks the EK certificate chain and its binding to the EK public, the AK and DAA key
 templates, and that the EK is not already a member; it stores a single-use join state and
@@ -42,7 +42,6 @@ from ecash_tpm.attest import (
     verify_certify,
     verify_quote,
 )
-from ecash_tpm.centralbank import verify_party_certificate
 from ecash_tpm.crypto.bn256 import Point
 from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode
 from ecash_tpm.crypto.groupsig import (
@@ -67,7 +66,10 @@ from ecash_tpm.issuer.errors import (
     T0RegisteredError,
 )
 from ecash_tpm.issuer.keys import IssuerKeyStore
-from ecash_tpm.issuer.models import (
+from ecash_tpm.issuer.policy import PcrPolicy
+from ecash_tpm.issuer.trust import EkTrustStore
+from ecash_tpm.pki import certificate_fingerprint, verify_party_certificate
+from ecash_tpm.protocol.api.issuer import (
     IssuerInfo,
     JoinFinishRequest,
     JoinFinishResponse,
@@ -76,12 +78,10 @@ from ecash_tpm.issuer.models import (
     MemberRecord,
     PcrSelectionModel,
 )
-from ecash_tpm.issuer.policy import PcrPolicy
-from ecash_tpm.issuer.protocol import SECRET_LEN, join_qualifying_data
-from ecash_tpm.issuer.registry import MemberRegistry, RegistryEntry, member_id_for_t0
-from ecash_tpm.issuer.trust import EkTrustStore, certificate_fingerprint
+from ecash_tpm.protocol.evidence import EVIDENCE_KIND, verify_evidence_body
+from ecash_tpm.protocol.join import SECRET_LEN, join_qualifying_data
+from ecash_tpm.protocol.registry import MemberRegistry, RegistryEntry, member_id_for_t0
 from ecash_tpm.storage import Database, UniqueViolationError
-from ecash_tpm.supervision.evidence import EVIDENCE_KIND, verify_evidence_body
 
 PURGE_AFTER_S = 86400
 
@@ -146,7 +146,7 @@ class IssuerService:
     """The issuer's domain object: one per process, built by the app's start-up hook.
 
     ``registry`` receives each new member's T0 (inside the join transaction, see
-    :mod:`ecash_tpm.issuer.registry`). ``clock`` (Unix seconds) drives join expiry and EK
+    :mod:`ecash_tpm.protocol.registry`). ``clock`` (Unix seconds) drives join expiry and EK
     certificate validity, so tests can move time. ``central_bank_root`` lets revocation check
     the supervision department's certificate and signature; the evidence content is always
     re-verified from scratch.
@@ -409,7 +409,7 @@ class IssuerService:
         """Revoke on the supervision department's double-spend evidence, after re-checking it.
 
         The bundle must name this member, and its transcripts and openings must verify from
-        scratch (:func:`ecash_tpm.supervision.evidence.verify_evidence_body`) with the opener
+        scratch (:func:`ecash_tpm.protocol.evidence.verify_evidence_body`) with the opener
         key this issuer publishes, and the opened T0 must be this member's. With a central
         bank root configured, the supervision certificate (role ``supervision``) and its
         signature on the bundle are checked too.

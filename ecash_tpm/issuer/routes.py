@@ -12,7 +12,6 @@ from typing import Literal
 
 from fastapi import APIRouter, FastAPI, Query, Request
 
-from ecash_tpm.centralbank import load_certificate
 from ecash_tpm.crypto.bn256 import Point
 from ecash_tpm.crypto.signing import PartyKey
 from ecash_tpm.errors import ConfigError
@@ -23,7 +22,12 @@ from ecash_tpm.issuer.errors import (
     OpenerKeyConfigError,
 )
 from ecash_tpm.issuer.keys import IssuerKeyStore
-from ecash_tpm.issuer.models import (
+from ecash_tpm.issuer.policy import PcrPolicy
+from ecash_tpm.issuer.settings import IssuerSettings
+from ecash_tpm.issuer.store import MIGRATIONS
+from ecash_tpm.issuer.trust import EkTrustStore
+from ecash_tpm.pki import load_certificate
+from ecash_tpm.protocol.api.issuer import (
     IssuerInfo,
     JoinFinishRequest,
     JoinFinishResponse,
@@ -33,12 +37,8 @@ from ecash_tpm.issuer.models import (
     MemberRecord,
     RevokeRequest,
 )
-from ecash_tpm.issuer.policy import PcrPolicy
-from ecash_tpm.issuer.registry import MemberRegistry
-from ecash_tpm.issuer.settings import IssuerSettings
-from ecash_tpm.issuer.store import MIGRATIONS
-from ecash_tpm.issuer.trust import EkTrustStore
-from ecash_tpm.service import create_app
+from ecash_tpm.protocol.registry import MemberRegistry
+from ecash_tpm.service.app import create_app
 from ecash_tpm.service.auth import require_bearer
 from ecash_tpm.storage import Database
 
@@ -119,7 +119,7 @@ def load_opener_public(settings: IssuerSettings) -> Point:
 
 
 def _http_registry(settings: IssuerSettings) -> tuple[MemberRegistry, Callable[[], None]]:
-    from ecash_tpm.supervision.client import HttpMemberRegistry, SupervisionClient
+    from ecash_tpm.clients.supervision import HttpMemberRegistry, SupervisionClient
 
     if not settings.supervision_url:
         raise ConfigError(

@@ -13,7 +13,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from ecash_tpm.service import ServiceSettings
+from ecash_tpm.service.settings import ServiceSettings
 
 
 class IssuerSettings(ServiceSettings):

@@ -10,7 +10,6 @@ the pure :func:`ecash_tpm.attest.verify_ek_certificate` plus the EK-public bindi
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -27,13 +26,9 @@ from ecash_tpm.attest import (
     verify_ek_certificate,
 )
 from ecash_tpm.issuer.errors import EkTrustStoreConfigError
+from ecash_tpm.pki import certificate_fingerprint
 
 CERT_SUFFIXES = (".pem", ".crt", ".cer", ".der")
-
-
-def certificate_fingerprint(cert: x509.Certificate) -> str:
-    """Lower-case hex SHA-256 of the DER certificate: how members' EKs are identified."""
-    return hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()
 
 
 def _is_self_signed(cert: x509.Certificate) -> bool:

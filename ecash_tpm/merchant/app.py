@@ -15,20 +15,19 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
-from ecash_tpm.bank.client import BankClient
-from ecash_tpm.centralbank.pki import load_certificate
+from ecash_tpm.clients.bank import BankClient
+from ecash_tpm.clients.merchant import fetch_opener_public
 from ecash_tpm.crypto.bn256 import Point
 from ecash_tpm.crypto.encoding import b64u_decode
 from ecash_tpm.crypto.signing import PartyKey
 from ecash_tpm.errors import ConfigError, EcashError
 from ecash_tpm.merchant.catalogue import open_catalogue
-from ecash_tpm.merchant.client import fetch_opener_public
 from ecash_tpm.merchant.domain import BankGateway, Merchant, MerchantConfig
-from ecash_tpm.merchant.protocol import cert_pem
 from ecash_tpm.merchant.routes import router
 from ecash_tpm.merchant.settings import MerchantSettings
 from ecash_tpm.merchant.store import MIGRATIONS, MerchantStore
-from ecash_tpm.service import create_app
+from ecash_tpm.pki import cert_pem, load_certificate
+from ecash_tpm.service.app import create_app
 
 __all__ = ["create_merchant_app", "load_merchant_config"]
 

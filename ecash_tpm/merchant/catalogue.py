@@ -12,7 +12,7 @@ descriptor is what makes the merchant's copy trustworthy.
 Selling (``contract_for``, ``attach_key``): a payment request for a product has
 ``contract_hash = ciphertext_sha256`` and carries the customer's per-purchase X25519 key; after
 the bank's receipt, the pay answer carries k sealed to that key, bound to ``preq`` and the
-product (:func:`ecash_tpm.ttp.crypto.content_key_context`).
+product (:func:`ecash_tpm.crypto.sealing.content_key_context`).
 
 Disputes (``answer_key_request``): the TTP asks (signed ``ttp-key-request``) for k of a paid
 request; the merchant answers with a signed ``ttp-key-answer`` holding k sealed to the
@@ -35,9 +35,17 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import httpx
 
-from ecash_tpm.bank.coins import PaymentRequest
-from ecash_tpm.centralbank.pki import load_certificate
 from ecash_tpm.crypto.encoding import b64u_decode
+from ecash_tpm.crypto.sealing import (
+    PURPOSE_CONTENT_KEY,
+    PURPOSE_DISPUTE_ANSWER,
+    PURPOSE_REGISTRATION,
+    EphemeralKey,
+    content_key_context,
+    decrypt_content,
+    new_content_key,
+    seal,
+)
 from ecash_tpm.crypto.signing import key_id, sign_object
 from ecash_tpm.errors import (
     AuthenticationError,
@@ -48,31 +56,22 @@ from ecash_tpm.errors import (
     NotFoundError,
     RemoteError,
 )
-from ecash_tpm.service.auth import require_bearer
-from ecash_tpm.storage import Database, Migration
-from ecash_tpm.ttp.crypto import (
-    PURPOSE_CONTENT_KEY,
-    PURPOSE_DISPUTE_ANSWER,
-    PURPOSE_REGISTRATION,
-    EphemeralKey,
-    content_key_context,
-    decrypt_content,
-    new_content_key,
-    seal,
-)
-from ecash_tpm.ttp.protocol import (
+from ecash_tpm.pki import common_name, load_certificate
+from ecash_tpm.protocol.coins import PaymentRequest
+from ecash_tpm.protocol.exchange import (
     KIND_KEY_ANSWER,
     KIND_KEY_REQUEST,
     KIND_REGISTRATION,
     KeyAnswer,
     ciphertext_matches,
-    cn_of,
     key_answer_body,
     parse_key_request,
     registration_body,
     verify_descriptor,
     verify_signed,
 )
+from ecash_tpm.service.auth import require_bearer
+from ecash_tpm.storage import Database, Migration
 
 if TYPE_CHECKING:
     from ecash_tpm.merchant.domain import MerchantConfig
@@ -438,7 +437,7 @@ class Catalogue:
             signed, cert_pem, self.config.root, role="ttp", kind=KIND_KEY_REQUEST, now=self.clock()
         )
         kr = parse_key_request(body, InputError)
-        if kr.merchant_id != self.config.name or kr.ttp_id != cn_of(cert_pem):
+        if kr.merchant_id != self.config.name or kr.ttp_id != common_name(cert_pem):
             raise InputError("the key request is for another merchant or names another TTP")
         product = self.get(kr.product_id)
         if not hmac.compare_digest(key_id(ttp_key), product.ttp_key_id):
@@ -490,7 +489,7 @@ def open_catalogue(
     ttp: TtpRegistrar | None = None,
 ) -> tuple[Catalogue, Callable[[], None]]:
     """Migrate the catalogue tables and build it; returns ``(catalogue, close)``."""
-    from ecash_tpm.ttp.client import TtpClient
+    from ecash_tpm.clients.ttp import TtpClient
 
     db.migrate(CATALOGUE_MIGRATIONS, component=CATALOGUE_COMPONENT)
     close: Callable[[], None] = _noop

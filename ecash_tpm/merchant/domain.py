@@ -10,7 +10,7 @@ Paying a request (``pay``):
    here, not past its deadline and not already paid (an identical retry of a finished
    payment returns the stored receipt, a different one gets 409 ``payment.already_paid``);
 2. every coin is checked locally with everything but the issuer-secret credential check
-   (:func:`~ecash_tpm.merchant.protocol.verify_spend`): keyset valid for deposit, RSA
+   (:func:`~ecash_tpm.protocol.payments.verify_spend`): keyset valid for deposit, RSA
    signature, points, spend proof for *this* request under Hop, and the amounts add up —
    so bad coins are refused here instead of counting against the merchant at the bank;
 3. optionally the coins are reserved at the bank (lock period T);
@@ -35,9 +35,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from cryptography import x509
 
-from ecash_tpm.bank.client import BankKeysets
-from ecash_tpm.bank.coins import parse_spends, sign_deposit, sign_payment_request, sign_reserve
-from ecash_tpm.centralbank.pki import verify_party_certificate
 from ecash_tpm.crypto.bn256 import Point
 from ecash_tpm.crypto.encoding import b64u_encode, tagged_hash
 from ecash_tpm.crypto.signing import PartyKey, canonical_encode, verify_object
@@ -49,21 +46,23 @@ from ecash_tpm.errors import (
     NotFoundError,
     RemoteError,
 )
-from ecash_tpm.merchant.protocol import (
+from ecash_tpm.merchant.store import MerchantStore, RequestRow
+from ecash_tpm.pki import verify_party_certificate
+from ecash_tpm.protocol.coins import parse_spends, sign_deposit, sign_payment_request, sign_reserve
+from ecash_tpm.protocol.errors import AmountMismatchError
+from ecash_tpm.protocol.keysets import BankKeysets
+from ecash_tpm.protocol.payments import (
     CUSTOMER_KEY_LEN,
     KIND_PAYMENT_REQUEST,
-    AmountMismatchError,
     KeysetBook,
     PaymentRequest,
     Spend,
     book_from_bank_keysets,
     parse_request_body,
     require_open,
-    spends_digest,
     verify_receipt,
-    verify_spend,
 )
-from ecash_tpm.merchant.store import MerchantStore, RequestRow
+from ecash_tpm.protocol.spend import spends_digest, verify_spend
 from ecash_tpm.service.errors import RemoteCallError
 
 if TYPE_CHECKING:  # fair exchange (issue 6)
@@ -143,7 +142,7 @@ class BankUnavailableError(RemoteError):
 
 
 class BankGateway(Protocol):
-    """What the merchant needs from its bank: :class:`~ecash_tpm.bank.client.BankClient`
+    """What the merchant needs from its bank: :class:`~ecash_tpm.clients.bank.BankClient`
     over HTTP, fakes in tests. Errors are RemoteCallError with the bank's code."""
 
     def keysets(

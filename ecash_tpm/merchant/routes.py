@@ -14,7 +14,7 @@ from pydantic import Field
 from ecash_tpm.crypto.encoding import b64u_encode
 from ecash_tpm.merchant.catalogue import Catalogue, TtpNotConfiguredError, check_admin
 from ecash_tpm.merchant.domain import MAX_SPENDS, Merchant
-from ecash_tpm.service import ApiModel, B64Bytes
+from ecash_tpm.protocol.api.base import ApiModel, B64Bytes
 
 __all__ = ["PayBody", "PaymentRequestCreate", "router"]
 

@@ -36,10 +36,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ecash_tpm import __version__
 from ecash_tpm.errors import EcashError, EncodingError, InputError
+from ecash_tpm.protocol.api.base import ENCODING_ERROR_TYPE, ErrorBody
 from ecash_tpm.service.errors import PayloadTooLargeError
 from ecash_tpm.service.logs import json_default
 from ecash_tpm.service.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
-from ecash_tpm.service.models import ENCODING_ERROR_TYPE, ErrorBody
 from ecash_tpm.service.settings import ServiceSettings
 from ecash_tpm.storage import Database, Migration, StorageUnavailableError
 

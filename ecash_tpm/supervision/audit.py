@@ -33,7 +33,7 @@ table, row, serial, and expected vs found; kinds in ``audit_report.VIOLATION_KIN
 - double-spend reports: the refused attempt and the first transcript are two valid spends of
   one serial for different requests (else the bank accused a customer wrongly);
 - optionally the bank's latest money-supply report (central bank): signature and certificate,
-  and :func:`~ecash_tpm.centralbank.supply.check_supply_report` against the audit's own
+  and :func:`~ecash_tpm.protocol.supply.check_supply_report` against the audit's own
   outstanding values *as of the report's time*.
 """
 
@@ -53,13 +53,7 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
 
-from ecash_tpm.centralbank import (
-    KEYSET_DESCRIPTOR_KIND,
-    load_certificate,
-    verify_party_certificate,
-)
 from ecash_tpm.crypto import blindrsa
 from ecash_tpm.crypto.bn256 import Point
 from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode
@@ -78,6 +72,9 @@ from ecash_tpm.crypto.signing import (
     verify_object,
 )
 from ecash_tpm.errors import EcashError, NotFoundError
+from ecash_tpm.pki import common_name, load_certificate, verify_party_certificate
+from ecash_tpm.protocol.evidence import Transcript, parse_transcript
+from ecash_tpm.protocol.keysets import KEYSET_DESCRIPTOR_KIND
 from ecash_tpm.storage import Database, Transaction
 from ecash_tpm.supervision.audit_report import (
     AuditInputError,
@@ -86,7 +83,6 @@ from ecash_tpm.supervision.audit_report import (
     KeysetSupplyAudit,
     Violation,
 )
-from ecash_tpm.supervision.evidence import Transcript, parse_transcript
 
 __all__ = ["BANK_SCHEMA_COMPONENT", "EpochSecrets", "open_bank_database", "run_audit"]
 
@@ -220,11 +216,6 @@ def _utc(ts: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(ts, dt.UTC)
 
 
-def _cn(cert: x509.Certificate) -> str:
-    values = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return str(values[0].value) if values else ""
-
-
 def _entries_map(entries: Sequence[Mapping[str, Any]]) -> dict[str, int]:
     merged: dict[str, int] = defaultdict(int)
     for e in entries:
@@ -276,7 +267,7 @@ class _Auditor:
         self.secrets = secrets
         self.issuer_public = issuer_public
         self.now = now
-        self.bank_id = _cn(bank_cert)
+        self.bank_id = common_name(bank_cert)
         self.violations: list[Violation] = []
         self.skipped: list[dict[str, str]] = []
         self.counts: Counter[str] = Counter()
@@ -1382,8 +1373,8 @@ class _Auditor:
     # --- the bank's supply report --------------------------------------------------------------
 
     def check_supply_report(self, stored: Mapping[str, Any]) -> dict[str, Any]:
-        from ecash_tpm.centralbank.supply import SupplyReportBody, check_supply_report
-        from ecash_tpm.service.models import validate_model
+        from ecash_tpm.protocol.api.base import validate_model
+        from ecash_tpm.protocol.supply import SupplyReportBody, check_supply_report
 
         report = stored.get("report")
         cert = stored.get("cert")
@@ -1406,7 +1397,7 @@ class _Auditor:
                 found=exc.code,
             )
             return summary
-        if body.bank_id != self.bank_id or _cn(load_certificate(cert)) != self.bank_id:
+        if body.bank_id != self.bank_id or common_name(load_certificate(cert)) != self.bank_id:
             raise AuditInputError(
                 "the supply report is another bank's",
                 detail={"bank_id": body.bank_id, "audited": self.bank_id},

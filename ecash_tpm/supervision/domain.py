@@ -25,21 +25,14 @@ from typing import Any, Protocol
 
 from cryptography import x509
 
-from ecash_tpm.centralbank import load_certificate, verify_party_certificate
 from ecash_tpm.crypto.bn256 import Point
 from ecash_tpm.crypto.encoding import b64u_encode
 from ecash_tpm.crypto.groupsig import OpenerSecret, OpeningProof, UnknownMemberError, open_proof
 from ecash_tpm.crypto.signing import PartyKey, sign_object, verify_object
 from ecash_tpm.errors import EcashError, InputError
-from ecash_tpm.issuer.registry import RegistryEntry, member_id_for_t0
-from ecash_tpm.storage import Database
-from ecash_tpm.supervision import store
-from ecash_tpm.supervision.errors import (
-    OpeningsDisagreeError,
-    RegistryConflictError,
-    SupervisionConfigError,
-)
-from ecash_tpm.supervision.evidence import (
+from ecash_tpm.pki import load_certificate, verify_party_certificate
+from ecash_tpm.protocol.errors import OpeningsDisagreeError, RegistryConflictError
+from ecash_tpm.protocol.evidence import (
     EVIDENCE_KIND,
     REGISTRATION_KIND,
     OpeningRecord,
@@ -47,6 +40,10 @@ from ecash_tpm.supervision.evidence import (
     parse_transcript,
     transcript_bodies,
 )
+from ecash_tpm.protocol.registry import RegistryEntry, member_id_for_t0
+from ecash_tpm.storage import Database
+from ecash_tpm.supervision import store
+from ecash_tpm.supervision.errors import SupervisionConfigError
 
 logger = logging.getLogger("ecash_tpm.supervision")
 

@@ -5,41 +5,8 @@ from __future__ import annotations
 from ecash_tpm.errors import (
     AuthenticationError,
     ConfigError,
-    ConflictError,
-    CryptoError,
     ForbiddenError,
-    InputError,
 )
-
-
-class TranscriptMalformedError(InputError):
-    """A bank transcript lacks a field or holds a badly encoded coin/proof."""
-
-    code = "evidence.transcript_malformed"
-
-
-class NotDoubleSpendError(CryptoError):
-    """The transcripts are not two different valid spends of one serial."""
-
-    code = "evidence.not_double_spend"
-
-
-class OpeningsDisagreeError(CryptoError):
-    """The two spends of a serial open to different T0s (cannot happen for honest coins)."""
-
-    code = "evidence.openings_disagree"
-
-
-class EvidenceInvalidError(CryptoError):
-    """An evidence bundle is malformed or its openings do not verify."""
-
-    code = "evidence.invalid"
-
-
-class RegistryConflictError(ConflictError):
-    """T0 is already registered for another member id (or the member id for another T0)."""
-
-    code = "registry.conflict"
 
 
 class OpenerKeyError(ConfigError):

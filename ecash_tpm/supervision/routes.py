@@ -8,18 +8,12 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 
-from ecash_tpm.centralbank import load_certificate
 from ecash_tpm.crypto.bn256 import Point
 from ecash_tpm.crypto.groupsig import OpenerSecret
 from ecash_tpm.crypto.signing import PartyKey
 from ecash_tpm.errors import ConfigError
-from ecash_tpm.service import create_app
-from ecash_tpm.service.auth import require_bearer
-from ecash_tpm.storage import Database
-from ecash_tpm.supervision.domain import Revoker, SupervisionDepartment
-from ecash_tpm.supervision.errors import OpenDisabledError, OpenUnauthorizedError
-from ecash_tpm.supervision.keys import load_opener_secret
-from ecash_tpm.supervision.models import (
+from ecash_tpm.pki import load_certificate
+from ecash_tpm.protocol.api.supervision import (
     DoubleSpendRequest,
     DoubleSpendResponse,
     OpenerInfo,
@@ -28,6 +22,12 @@ from ecash_tpm.supervision.models import (
     RegistrationRequest,
     RegistrationResponse,
 )
+from ecash_tpm.service.app import create_app
+from ecash_tpm.service.auth import require_bearer
+from ecash_tpm.storage import Database
+from ecash_tpm.supervision.domain import Revoker, SupervisionDepartment
+from ecash_tpm.supervision.errors import OpenDisabledError, OpenUnauthorizedError
+from ecash_tpm.supervision.keys import load_opener_secret
 from ecash_tpm.supervision.settings import SupervisionSettings
 from ecash_tpm.supervision.store import MIGRATIONS
 
@@ -121,7 +121,7 @@ def create_supervision_app(
     def startup(app: FastAPI) -> None:
         rev = revoker
         if rev is None and settings.issuer_url:
-            from ecash_tpm.issuer.client import IssuerClient
+            from ecash_tpm.clients.issuer import IssuerClient
 
             client = IssuerClient(settings.issuer_url)
             closers.append(client.close)

@@ -43,14 +43,8 @@ from typing import Any, Protocol
 
 from cryptography import x509
 
-from ecash_tpm.bank.coins import PaymentRequest, Spend, parse_spends
-from ecash_tpm.centralbank.pki import certificate_fingerprint, verify_party_certificate
 from ecash_tpm.crypto.encoding import b64u_encode
-from ecash_tpm.crypto.signing import PartyKey, canonical_digest, sign_object, verify_object
-from ecash_tpm.errors import ConfigError, EcashError, InputError
-from ecash_tpm.merchant.protocol import KIND_PAYMENT_REQUEST, require_open, verify_receipt
-from ecash_tpm.service.errors import RemoteCallError
-from ecash_tpm.ttp.crypto import (
+from ecash_tpm.crypto.sealing import (
     PURPOSE_CONTENT_KEY,
     PURPOSE_DISPUTE_ANSWER,
     PURPOSE_REGISTRATION,
@@ -64,23 +58,12 @@ from ecash_tpm.ttp.crypto import (
     new_content_key,
     seal,
 )
-from ecash_tpm.ttp.errors import (
-    BankAnswerError,
-    BankUnavailableError,
-    ContractMismatchError,
-    CustomerKeyMissingError,
-    DisputeClosedError,
-    DisputePendingError,
-    MerchantAnswerError,
-    MerchantUnavailableError,
-    NotPaidError,
-    RegistrationConflictError,
-    RegistrationError,
-    UnknownDisputeError,
-    UnknownProductError,
-    WrongMerchantError,
-)
-from ecash_tpm.ttp.protocol import (
+from ecash_tpm.crypto.signing import PartyKey, canonical_digest, sign_object, verify_object
+from ecash_tpm.errors import ConfigError, EcashError, InputError
+from ecash_tpm.pki import certificate_fingerprint, verify_party_certificate
+from ecash_tpm.protocol.coins import PaymentRequest, Spend, parse_spends
+from ecash_tpm.protocol.errors import DisputePendingError
+from ecash_tpm.protocol.exchange import (
     KIND_DEPOSIT_ANSWER,
     KIND_DEPOSIT_QUERY,
     KIND_DESCRIPTOR,
@@ -101,6 +84,23 @@ from ecash_tpm.ttp.protocol import (
     product_id_for,
     spend_digest,
     verify_signed,
+)
+from ecash_tpm.protocol.payments import KIND_PAYMENT_REQUEST, require_open, verify_receipt
+from ecash_tpm.service.errors import RemoteCallError
+from ecash_tpm.ttp.errors import (
+    BankAnswerError,
+    BankUnavailableError,
+    ContractMismatchError,
+    CustomerKeyMissingError,
+    DisputeClosedError,
+    MerchantAnswerError,
+    MerchantUnavailableError,
+    NotPaidError,
+    RegistrationConflictError,
+    RegistrationError,
+    UnknownDisputeError,
+    UnknownProductError,
+    WrongMerchantError,
 )
 from ecash_tpm.ttp.store import DisputeRow, ProductRow, TtpStore
 

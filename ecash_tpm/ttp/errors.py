@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from ecash_tpm.errors import (
     ConflictError,
-    CryptoError,
     ForbiddenError,
     InputError,
     NotFoundError,
@@ -16,9 +15,7 @@ __all__ = [
     "BankUnavailableError",
     "ContractMismatchError",
     "CustomerKeyMissingError",
-    "DescriptorError",
     "DisputeClosedError",
-    "DisputePendingError",
     "MerchantAnswerError",
     "MerchantUnavailableError",
     "NotPaidError",
@@ -67,12 +64,6 @@ class CustomerKeyMissingError(InputError):
     code = "ttp.customer_key_missing"
 
 
-class DisputePendingError(ConflictError):
-    """The merchant still has time to answer; ask again after ``detail.retry_after`` s."""
-
-    code = "ttp.dispute_pending"
-
-
 class DisputeClosedError(ConflictError):
     """The dispute is resolved or past its deadline: the merchant's answer comes too late."""
 
@@ -89,12 +80,6 @@ class RegistrationConflictError(ConflictError):
     """The registration nonce was already used for a different registration."""
 
     code = "ttp.registration_conflict"
-
-
-class DescriptorError(CryptoError):
-    """A product descriptor is malformed or not signed by a certified TTP."""
-
-    code = "ttp.descriptor_invalid"
 
 
 class MerchantAnswerError(InputError):

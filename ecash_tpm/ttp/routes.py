@@ -15,14 +15,14 @@ import httpx
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from pydantic import Field
 
-from ecash_tpm.centralbank.pki import load_certificate
+from ecash_tpm.clients.ttp import HttpBankQuery, HttpMerchantLinks
 from ecash_tpm.crypto.encoding import b64u_encode
 from ecash_tpm.crypto.signing import PartyKey
 from ecash_tpm.errors import ConfigError
-from ecash_tpm.merchant.protocol import cert_pem
-from ecash_tpm.service import ApiModel, create_app
+from ecash_tpm.pki import cert_pem, load_certificate
+from ecash_tpm.protocol.api.base import ApiModel
+from ecash_tpm.service.app import create_app
 from ecash_tpm.storage import Database
-from ecash_tpm.ttp.client import HttpBankQuery, HttpMerchantLinks
 from ecash_tpm.ttp.domain import BankQueryGateway, MerchantLink, Ttp, TtpConfig
 from ecash_tpm.ttp.settings import TtpSettings
 from ecash_tpm.ttp.store import COMPONENT, MIGRATIONS, TtpStore

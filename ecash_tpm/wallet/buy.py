@@ -41,9 +41,18 @@ from typing import Any, Protocol
 
 from cryptography import x509
 
+from ecash_tpm.clients.base import ServiceClient
 from ecash_tpm.crypto.bn256 import Point
 from ecash_tpm.crypto.encoding import b64u_decode
 from ecash_tpm.crypto.groupsig import DaaSigner
+from ecash_tpm.crypto.sealing import (
+    PURPOSE_CONTENT_KEY,
+    ContentDecryptError,
+    EphemeralKey,
+    SealError,
+    content_key_context,
+    decrypt_content,
+)
 from ecash_tpm.crypto.signing import write_file_atomic
 from ecash_tpm.errors import (
     ConflictError,
@@ -53,20 +62,11 @@ from ecash_tpm.errors import (
     NotFoundError,
     RemoteError,
 )
-from ecash_tpm.merchant.protocol import parse_request_body
-from ecash_tpm.service import ServiceClient
+from ecash_tpm.protocol.errors import DisputePendingError
+from ecash_tpm.protocol.exchange import ProductDescriptor, ciphertext_matches, verify_descriptor
+from ecash_tpm.protocol.payments import parse_request_body
 from ecash_tpm.service.errors import RemoteCallError
 from ecash_tpm.storage import Database, Migration, sqlite_url
-from ecash_tpm.ttp.crypto import (
-    PURPOSE_CONTENT_KEY,
-    ContentDecryptError,
-    EphemeralKey,
-    SealError,
-    content_key_context,
-    decrypt_content,
-)
-from ecash_tpm.ttp.errors import DisputePendingError
-from ecash_tpm.ttp.protocol import ProductDescriptor, ciphertext_matches, verify_descriptor
 from ecash_tpm.wallet.pay import MerchantApi, PaymentOutcomeUnknownError, PayResult, pay
 from ecash_tpm.wallet.store import WalletStore
 

@@ -33,16 +33,16 @@ from ecash_tpm.crypto.groupsig import (
 )
 from ecash_tpm.device import EkCertificateMissingError, EkKind
 from ecash_tpm.errors import EcashError, ProtocolError
-from ecash_tpm.issuer.models import (
+from ecash_tpm.pki import certificate_fingerprint
+from ecash_tpm.progress import ProgressCallback, silent
+from ecash_tpm.protocol.api.issuer import (
     IssuerInfo,
     JoinFinishRequest,
     JoinFinishResponse,
     JoinStartRequest,
     JoinStartResponse,
 )
-from ecash_tpm.issuer.protocol import join_qualifying_data
-from ecash_tpm.issuer.trust import certificate_fingerprint
-from ecash_tpm.progress import ProgressCallback, silent
+from ecash_tpm.protocol.join import join_qualifying_data
 from ecash_tpm.wallet.membership import (
     Membership,
     WalletAlreadyJoinedError,
@@ -53,8 +53,8 @@ from ecash_tpm.wallet.membership import (
 from ecash_tpm.wallet.tpm_signer import TpmDaaSigner
 
 if TYPE_CHECKING:
+    from ecash_tpm.clients.issuer import IssuerClient
     from ecash_tpm.device import KeyRef, TpmDevice
-    from ecash_tpm.issuer.client import IssuerClient
 
 EK_PREFERENCE = (EkKind.RSA_2048, EkKind.ECC_P384, EkKind.ECC_P256)
 

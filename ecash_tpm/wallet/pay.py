@@ -41,12 +41,8 @@ from ecash_tpm.crypto.bn256 import Point
 from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode
 from ecash_tpm.crypto.groupsig import DaaSigner, make_spend_proof
 from ecash_tpm.errors import EcashError, InputError, RemoteError
-from ecash_tpm.merchant.protocol import (
-    Spend,
-    verify_payment_request,
-    verify_receipt,
-)
 from ecash_tpm.progress import ProgressCallback, silent
+from ecash_tpm.protocol.payments import Spend, verify_payment_request, verify_receipt
 from ecash_tpm.service.errors import RemoteCallError
 from ecash_tpm.wallet.coins import HeldCoin, select_coins
 from ecash_tpm.wallet.store import PaymentRecord, WalletStore

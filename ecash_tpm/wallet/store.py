@@ -26,7 +26,7 @@ from typing import Any
 
 from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode
 from ecash_tpm.errors import ConflictError, NotFoundError
-from ecash_tpm.merchant.protocol import Coin, KeysetBook
+from ecash_tpm.protocol.payments import Coin, KeysetBook
 from ecash_tpm.storage import Database, Migration, Transaction, sqlite_url
 from ecash_tpm.wallet.coins import HeldCoin
 

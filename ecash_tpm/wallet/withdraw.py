@@ -10,7 +10,7 @@ with the stored signatures and debits once. Every signature is unblinded and ver
 the keyset's public key before the coin is stored.
 
 The bank is reached through :class:`WalletBank` (the logged-in
-:class:`~ecash_tpm.bank.client.BankClient` over HTTP; one login per session, since a TOTP code
+:class:`~ecash_tpm.clients.bank.BankClient` over HTTP; one login per session, since a TOTP code
 is accepted once); keysets are accepted only with a valid bank signature and a bank
 certificate from the central bank.
 """
@@ -24,13 +24,12 @@ from typing import Any, Protocol
 
 from cryptography import x509
 
-from ecash_tpm.bank.client import BankKeysets
-from ecash_tpm.bank.keysets import Keyset
 from ecash_tpm.crypto import blindrsa
 from ecash_tpm.crypto.groupsig import Credential, RandomizedCredential, coin_message
 from ecash_tpm.errors import EcashError, ProtocolError, RemoteError
-from ecash_tpm.merchant.protocol import Coin, KeysetBook, book_from_bank_keysets
 from ecash_tpm.progress import ProgressCallback, silent
+from ecash_tpm.protocol.keysets import BankKeysets, Keyset
+from ecash_tpm.protocol.payments import Coin, KeysetBook, book_from_bank_keysets
 from ecash_tpm.service.errors import RemoteCallError
 from ecash_tpm.wallet.coins import HeldCoin, SplitStrategy, split_amount
 from ecash_tpm.wallet.store import PendingCoin, PendingWithdrawal, WalletStore
@@ -64,7 +63,7 @@ class WithdrawalAnswerError(ProtocolError):
 
 
 class WalletBank(Protocol):
-    """What the wallet needs from its bank; :class:`~ecash_tpm.bank.client.BankClient`
+    """What the wallet needs from its bank; :class:`~ecash_tpm.clients.bank.BankClient`
     (logged in) is the HTTP implementation. Errors are RemoteCallError with the bank's code."""
 
     def keysets(

@@ -54,9 +54,9 @@ def create_bank_issuer_app(
     bank_settings: BankSettings, issuer_settings: IssuerSettings, db: Database
 ) -> FastAPI:
     """The bank's app on ``db`` (owned by the caller) with the issuer's routes and lifespan."""
+    from ecash_tpm.apps.bank_wiring import HttpDoubleSpendReporter, UnwiredReporter
     from ecash_tpm.bank.domain import BankDomain
     from ecash_tpm.bank.routes import create_bank_app
-    from ecash_tpm.bank.wiring import HttpDoubleSpendReporter, UnwiredReporter
     from ecash_tpm.issuer.keys import IssuerKeyStore
     from ecash_tpm.issuer.routes import create_issuer_app
     from ecash_tpm.issuer.routes import router as issuer_router
@@ -99,7 +99,7 @@ def serve(bank_settings: BankSettings, issuer_settings: IssuerSettings) -> None:
     """Run the bank with the issuer until SIGINT/SIGTERM (blocking)."""
     from ecash_tpm.bank.store import MIGRATIONS
     from ecash_tpm.errors import ConfigError
-    from ecash_tpm.service import serve as serve_app
+    from ecash_tpm.service.server import serve as serve_app
     from ecash_tpm.storage import Database
 
     if not bank_settings.opener_public:

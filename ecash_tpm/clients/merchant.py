@@ -3,7 +3,7 @@
 :class:`MerchantClient` is what a wallet uses (``POST /v1/payment-requests``, ``POST /v1/pay``).
 It raises :class:`~ecash_tpm.service.RemoteCallError` carrying the remote code (e.g.
 ``bank.double_spend`` passed through by the merchant), so callers branch on codes. The
-merchant's own link to its bank is :class:`~ecash_tpm.bank.client.BankClient`.
+merchant's own link to its bank is :class:`~ecash_tpm.clients.bank.BankClient`.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import Any
 
 import httpx
 
+from ecash_tpm.clients.base import ServiceClient
 from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode
 from ecash_tpm.errors import RemoteError
-from ecash_tpm.service import ServiceClient
 from ecash_tpm.service.errors import RemoteCallError
 
 __all__ = ["MerchantClient", "fetch_opener_public"]

@@ -10,50 +10,18 @@ request_id / deposit_id, which the bank answers idempotently.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from cryptography import x509
 
-from ecash_tpm.bank.coins import RECEIPT_KIND
-from ecash_tpm.bank.keysets import Keyset
-from ecash_tpm.centralbank import load_certificate, verify_party_certificate
+from ecash_tpm.clients.base import ServiceClient
 from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode
-from ecash_tpm.crypto.signing import load_public_key, verify_object
-from ecash_tpm.service import ServiceClient
+from ecash_tpm.crypto.signing import load_public_key
+from ecash_tpm.pki import load_certificate, verify_party_certificate
+from ecash_tpm.protocol.keysets import BankKeysets, Keyset
 
-__all__ = ["BankClient", "BankKeysets", "verify_receipt"]
-
-
-@dataclass(frozen=True)
-class BankKeysets:
-    """The bank's certificate and its keysets, parsed and signature-checked."""
-
-    bank_cert: x509.Certificate
-    keysets: list[Keyset]
-    signed: list[dict[str, Any]]
-
-    def by_id(self, keyset_id: bytes) -> Keyset:
-        for keyset in self.keysets:
-            if keyset.keyset_id == keyset_id:
-                return keyset
-        raise KeyError(keyset_id.hex())
-
-
-def verify_receipt(
-    receipt: Mapping[str, Any],
-    bank_cert: x509.Certificate | str | bytes,
-    central_bank_root: x509.Certificate | str | bytes | None = None,
-) -> dict[str, Any]:
-    """Check a deposit receipt's bank signature (and the bank certificate, given the root)."""
-    cert = load_certificate(bank_cert)
-    key = (
-        verify_party_certificate(cert, central_bank_root, role="bank")
-        if central_bank_root is not None
-        else load_public_key(cert)
-    )
-    return verify_object(receipt, key, RECEIPT_KIND)
+__all__ = ["BankClient"]
 
 
 class BankClient(ServiceClient):

@@ -25,11 +25,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ecash_tpm.bank.client import BankKeysets
-from ecash_tpm.bank.coins import (
+from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode
+from ecash_tpm.crypto.signing import verify_object
+from ecash_tpm.errors import (
+    EcashError,
+    EncodingError,
+    InputError,
+)
+from ecash_tpm.pki import cert_pem, common_name, load_certificate, verify_party_certificate
+from ecash_tpm.protocol.coins import (
     DEPOSIT_KIND,
     PAYMENT_REQUEST_KIND,
     RECEIPT_KIND,
@@ -38,26 +44,15 @@ from ecash_tpm.bank.coins import (
     PaymentRequest,
     Spend,
 )
-from ecash_tpm.bank.keysets import Keyset
-from ecash_tpm.centralbank.pki import (
-    KEYSET_DESCRIPTOR_KIND,
-    load_certificate,
-    verify_party_certificate,
+from ecash_tpm.protocol.errors import (
+    KeysetDescriptorError,
+    ReceiptInvalidError,
+    RequestExpiredError,
+    RequestFormatError,
+    UnknownKeysetError,
 )
-from ecash_tpm.crypto import blindrsa
-from ecash_tpm.crypto.bn256 import Point
-from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode
-from ecash_tpm.crypto.groupsig import verify_spend_proof
-from ecash_tpm.crypto.signing import canonical_digest, verify_object
-from ecash_tpm.errors import (
-    CryptoError,
-    EcashError,
-    EncodingError,
-    InputError,
-    ProtocolError,
-    SignatureError,
-)
-from ecash_tpm.money import is_currency_code
+from ecash_tpm.protocol.keysets import KEYSET_DESCRIPTOR_KIND, BankKeysets, Keyset
+from ecash_tpm.protocol.money import is_currency_code
 
 __all__ = [
     "CUSTOMER_KEY_LEN",
@@ -66,32 +61,18 @@ __all__ = [
     "KIND_PAYMENT_REQUEST",
     "KIND_RECEIPT",
     "KIND_RESERVE",
-    "AmountMismatchError",
     "Coin",
-    "CoinSignatureError",
     "Keyset",
     "KeysetBook",
-    "KeysetDescriptorError",
-    "KeysetExpiredError",
     "PaymentRequest",
     "ReceiptBody",
-    "ReceiptInvalidError",
-    "RequestExpiredError",
-    "RequestFormatError",
     "Spend",
-    "UnknownKeysetError",
-    "WrongCurrencyError",
     "book_from_bank_keysets",
-    "cert_pem",
     "parse_request_body",
-    "require_deposit",
     "require_open",
-    "spends_digest",
-    "verify_coin_signature",
     "verify_keyset_list",
     "verify_payment_request",
     "verify_receipt",
-    "verify_spend",
 ]
 
 KIND_PAYMENT_REQUEST = PAYMENT_REQUEST_KIND
@@ -107,60 +88,6 @@ _NAME_MAX = 64
 
 
 # --- errors --------------------------------------------------------------------------------
-
-
-class KeysetDescriptorError(CryptoError):
-    """A keyset descriptor is malformed, its id does not match, or its key is unusable."""
-
-    code = "keyset.descriptor_invalid"
-
-
-class UnknownKeysetError(InputError):
-    """A coin names a keyset the bank does not publish (or no longer publishes)."""
-
-    code = "coin.unknown_keyset"
-
-
-class KeysetExpiredError(ProtocolError):
-    """The coin's keyset is outside its window (deposit_until passed, or not yet valid)."""
-
-    code = "coin.keyset_expired"
-
-
-class CoinSignatureError(SignatureError):
-    """The bank's RSA blind signature on the coin does not verify (tampered or forged coin)."""
-
-    code = "coin.bad_signature"
-
-
-class WrongCurrencyError(InputError):
-    """Coin, keyset and request currencies differ."""
-
-    code = "payment.wrong_currency"
-
-
-class AmountMismatchError(InputError):
-    """The coins do not add up to the requested amount."""
-
-    code = "payment.amount_mismatch"
-
-
-class RequestFormatError(InputError):
-    """A payment request body is malformed."""
-
-    code = "payment.request_invalid"
-
-
-class RequestExpiredError(ProtocolError):
-    """The payment request is past its deadline."""
-
-    code = "payment.request_expired"
-
-
-class ReceiptInvalidError(CryptoError):
-    """A deposit receipt is not signed by the bank or does not match the payment."""
-
-    code = "receipt.invalid"
 
 
 # --- small helpers -------------------------------------------------------------------------
@@ -208,11 +135,6 @@ def _currency(body: Mapping[str, Any], err: type[EcashError]) -> str:
     return value
 
 
-def cert_pem(cert: x509.Certificate | bytes | str) -> str:
-    """A certificate as PEM text (the ``cert`` field of API bodies)."""
-    return load_certificate(cert).public_bytes(serialization.Encoding.PEM).decode("ascii")
-
-
 # --- keysets -------------------------------------------------------------------------------
 
 
@@ -240,25 +162,6 @@ class KeysetBook:
         found = [k for k in self.keysets.values() if k.currency == currency and k.can_withdraw(now)]
         return sorted(found, key=lambda k: (-k.value, -k.deposit_until))
 
-
-def require_deposit(keyset: Keyset, now: int) -> None:
-    """Raise :class:`KeysetExpiredError` unless coins of ``keyset`` may be spent now."""
-    if not keyset.can_deposit(now):
-        raise KeysetExpiredError(
-            "coin keyset is not valid for deposit now",
-            detail={
-                "keyset_id": b64u_encode(keyset.keyset_id),
-                "deposit_until": keyset.deposit_until,
-                "now": now,
-            },
-        )
-
-
-def _cn(cert: x509.Certificate) -> str:
-    values = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-    if len(values) != 1 or not isinstance(values[0].value, str):
-        raise KeysetDescriptorError("bank certificate has no single CN")
-    return values[0].value
 
 
 def book_from_bank_keysets(
@@ -309,62 +212,13 @@ def verify_keyset_list(
             ) from exc
         book[ks.keyset_id] = ks
         descriptors[ks.keyset_id] = dict(item)
-    return KeysetBook(_cn(cert), cert_pem(cert), bank_key, book, descriptors)
+    bank = common_name(cert)
+    if not bank:
+        raise KeysetDescriptorError("bank certificate has no single CN")
+    return KeysetBook(bank, cert_pem(cert), bank_key, book, descriptors)
 
 
-# --- coins and spends ------------------------------------------------------------------------
 
-
-def verify_coin_signature(coin: Coin, keyset: Keyset) -> None:
-    """The bank's RSABSSA signature on ``msg_prefix || m`` under ``keyset``."""
-    if keyset.keyset_id != coin.keyset_id:
-        raise CoinSignatureError("coin checked against another keyset")
-    try:
-        blindrsa.verify(
-            keyset.public_key,
-            coin.prepared(),
-            coin.signature,
-            salt_length=keyset.variant.salt_length,
-        )
-    except EcashError as exc:
-        raise CoinSignatureError(
-            "coin signature does not verify",
-            detail={"sigma": b64u_encode(coin.sigma), "cause": exc.code},
-        ) from exc
-
-
-def spends_digest(spends: Iterable[Spend]) -> bytes:
-    """SHA-256 of the canonical spend list: tells an identical retry from a different payment."""
-    return canonical_digest([sp.to_dict() for sp in spends])
-
-
-def verify_spend(
-    spend: Spend,
-    keyset: Keyset,
-    *,
-    hop: Point,
-    preq: bytes,
-    currency: str,
-    now: int,
-) -> None:
-    """Everything but the credential check: keyset window, currency, RSA signature, proof."""
-    require_deposit(keyset, now)
-    if keyset.currency != currency:
-        raise WrongCurrencyError(
-            "coin currency differs from the request",
-            detail={"coin": keyset.currency, "request": currency},
-        )
-    verify_coin_signature(spend.coin, keyset)
-    coin = spend.coin
-    verify_spend_proof(
-        spend.proof,
-        hop=hop,
-        preq=preq,
-        keyset_id=coin.keyset_id,
-        epoch=coin.epoch,
-        sigma=coin.sigma,
-        coin=coin.credential,
-    )
 
 
 # --- payment requests ----------------------------------------------------------------------
@@ -418,7 +272,7 @@ def verify_payment_request(
 
 @dataclass(frozen=True)
 class ReceiptBody:
-    """The bank's deposit receipt body (kind ``deposit-receipt``)."""
+    """The bank's deposit receipt body (kind ``deposit-receipt``), signature-checked."""
 
     deposit_id: str
     merchant_id: str
@@ -428,6 +282,48 @@ class ReceiptBody:
     serials: tuple[bytes, ...]
     transcript_ids: tuple[int, ...]
     deposited_at: int
+
+    @classmethod
+    def from_signed(
+        cls,
+        doc: Any,
+        bank_cert: x509.Certificate | bytes | str,
+        root: x509.Certificate | bytes | str,
+        *,
+        now: int | None = None,
+    ) -> ReceiptBody:
+        """A receipt signed by a bank certified (role ``bank``) under ``root`` at ``now``.
+        Says nothing about *which* payment it is for: :func:`verify_receipt` checks that."""
+        t = _now(now)
+        try:
+            key = verify_party_certificate(bank_cert, root, role="bank", now=_aware(t))
+            body = verify_object(doc, key, KIND_RECEIPT)
+        except EcashError as exc:
+            raise ReceiptInvalidError(
+                f"receipt not signed by a certified bank: {exc.message}",
+                detail={"cause": exc.code},
+            ) from exc
+        err = ReceiptInvalidError
+        raw_serials = body.get("serials")
+        raw_ids = body.get("transcript_ids")
+        if not isinstance(raw_serials, list) or not isinstance(raw_ids, list):
+            raise ReceiptInvalidError("receipt serials/transcript_ids must be lists")
+        try:
+            got_serials = tuple(b64u_decode(s) for s in raw_serials)
+        except EncodingError as exc:
+            raise ReceiptInvalidError("receipt serials are not base64url") from exc
+        if not all(isinstance(i, int) and not isinstance(i, bool) for i in raw_ids):
+            raise ReceiptInvalidError("receipt transcript ids must be integers")
+        return cls(
+            deposit_id=_str(body, "deposit_id", err),
+            merchant_id=_str(body, "merchant_id", err),
+            preq=_bytes(body, "preq", err, 32),
+            amount=_int(body, "amount", err, low=0),
+            currency=_currency(body, err),
+            serials=got_serials,
+            transcript_ids=tuple(raw_ids),
+            deposited_at=_int(body, "deposited_at", err),
+        )
 
 
 def verify_receipt(
@@ -444,35 +340,7 @@ def verify_receipt(
 ) -> ReceiptBody:
     """Check the bank's receipt: bank cert (role bank), signature, and that it is for *this*
     payment (request digest, merchant, amount, currency, exactly these serials)."""
-    t = _now(now)
-    try:
-        key = verify_party_certificate(bank_cert, root, role="bank", now=_aware(t))
-        body = verify_object(doc, key, KIND_RECEIPT)
-    except EcashError as exc:
-        raise ReceiptInvalidError(
-            f"receipt not signed by a certified bank: {exc.message}", detail={"cause": exc.code}
-        ) from exc
-    err = ReceiptInvalidError
-    raw_serials = body.get("serials")
-    raw_ids = body.get("transcript_ids")
-    if not isinstance(raw_serials, list) or not isinstance(raw_ids, list):
-        raise ReceiptInvalidError("receipt serials/transcript_ids must be lists")
-    try:
-        got_serials = tuple(b64u_decode(s) for s in raw_serials)
-    except EncodingError as exc:
-        raise ReceiptInvalidError("receipt serials are not base64url") from exc
-    if not all(isinstance(i, int) and not isinstance(i, bool) for i in raw_ids):
-        raise ReceiptInvalidError("receipt transcript ids must be integers")
-    rb = ReceiptBody(
-        deposit_id=_str(body, "deposit_id", err),
-        merchant_id=_str(body, "merchant_id", err),
-        preq=_bytes(body, "preq", err, 32),
-        amount=_int(body, "amount", err, low=0),
-        currency=_currency(body, err),
-        serials=got_serials,
-        transcript_ids=tuple(raw_ids),
-        deposited_at=_int(body, "deposited_at", err),
-    )
+    rb = ReceiptBody.from_signed(doc, bank_cert, root, now=now)
     mismatches = []
     if not hmac.compare_digest(rb.preq, preq):
         mismatches.append("preq")

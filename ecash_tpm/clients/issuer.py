@@ -6,7 +6,8 @@ from typing import Any
 
 import httpx
 
-from ecash_tpm.issuer.models import (
+from ecash_tpm.clients.base import ServiceClient
+from ecash_tpm.protocol.api.issuer import (
     IssuerInfo,
     JoinFinishRequest,
     JoinFinishResponse,
@@ -16,7 +17,6 @@ from ecash_tpm.issuer.models import (
     MemberRecord,
     RevokeRequest,
 )
-from ecash_tpm.service import ServiceClient
 
 
 class IssuerClient(ServiceClient):

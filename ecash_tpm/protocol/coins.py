@@ -14,7 +14,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ecash_tpm.bank.errors import MalformedCoinError, RequestMismatchError
 from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode
 from ecash_tpm.crypto.groupsig import (
     KEYSET_ID_LEN,
@@ -25,7 +24,8 @@ from ecash_tpm.crypto.groupsig import (
 )
 from ecash_tpm.crypto.signing import PartyKey, canonical_digest, sign_object
 from ecash_tpm.errors import EcashError, InputError
-from ecash_tpm.money import is_currency_code
+from ecash_tpm.protocol.errors import MalformedCoinError, RequestMismatchError
+from ecash_tpm.protocol.money import is_currency_code
 
 __all__ = [
     "DEPOSIT_KIND",

@@ -23,9 +23,9 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from ecash_tpm import __version__
+from ecash_tpm.protocol.api.base import validation_errors
 from ecash_tpm.service.errors import RemoteCallError
 from ecash_tpm.service.logs import current_request_id, json_default
-from ecash_tpm.service.models import validation_errors
 
 M = TypeVar("M", bound=BaseModel)
 

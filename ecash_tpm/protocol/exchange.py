@@ -36,13 +36,13 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ecash_tpm.centralbank.pki import load_certificate, verify_party_certificate
 from ecash_tpm.crypto.encoding import TAG_PREFIX, b64u_decode, b64u_encode, tagged_hash
+from ecash_tpm.crypto.sealing import X25519_KEY_LEN, ciphertext_digest
 from ecash_tpm.crypto.signing import canonical_digest, verify_object
 from ecash_tpm.errors import EcashError, EncodingError, InputError
-from ecash_tpm.money import is_currency_code
-from ecash_tpm.ttp.crypto import X25519_KEY_LEN, ciphertext_digest
-from ecash_tpm.ttp.errors import DescriptorError
+from ecash_tpm.pki import common_name, verify_party_certificate
+from ecash_tpm.protocol.errors import DescriptorError
+from ecash_tpm.protocol.money import is_currency_code
 
 __all__ = [
     "KIND_DEPOSIT_ANSWER",
@@ -56,7 +56,6 @@ __all__ = [
     "ProductDescriptor",
     "Registration",
     "ciphertext_matches",
-    "cn_of",
     "descriptor_body",
     "dispute_id_for",
     "parse_deposit_answer",
@@ -115,14 +114,6 @@ _ANSWER_FIELDS = frozenset({"query", "ttp_id", "merchant_id", "preq", "coins", "
 
 def _aware(now: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(now, dt.UTC)
-
-
-def cn_of(cert: x509.Certificate | bytes | str) -> str:
-    """The CN of a (validated) party certificate: the party's id."""
-    from cryptography.x509.oid import NameOID
-
-    values = load_certificate(cert).subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return str(values[0].value) if values else ""
 
 
 def verify_signed(
@@ -275,7 +266,7 @@ def verify_descriptor(
             detail={"cause": exc.code},
         ) from exc
     desc = parse_descriptor(body)
-    if desc.ttp_id != cn_of(ttp_cert):
+    if desc.ttp_id != common_name(ttp_cert):
         raise DescriptorError("descriptor names another TTP than its certificate")
     return desc
 

@@ -40,23 +40,23 @@ from cryptography.hazmat.primitives.twofactor.totp import TOTP
 
 from ecash_tpm.bank.domain import BankDomain
 from ecash_tpm.bank.settings import BankSettings
-from ecash_tpm.centralbank import (
-    CentralBankCA,
-    certificate_fingerprint,
-    load_certificate,
-    verify_party_certificate,
-)
-from ecash_tpm.centralbank.client import CentralBankClient
+from ecash_tpm.centralbank.ca import CentralBankCA
 from ecash_tpm.centralbank.settings import hash_admin_token
+from ecash_tpm.clients.centralbank import CentralBankClient
 from ecash_tpm.crypto.bn256 import Point
 from ecash_tpm.crypto.encoding import b64u_encode
 from ecash_tpm.crypto.signing import PartyKey, write_file_atomic
-from ecash_tpm.demo.processes import LOOPBACK, PartyProcess, ProcessGroup, free_port
+from ecash_tpm.deploy.processes import LOOPBACK, PartyProcess, ProcessGroup, free_port
 from ecash_tpm.errors import ConfigError, EcashError
 from ecash_tpm.issuer.policy import PcrPolicy
 from ecash_tpm.issuer.settings import IssuerSettings
 from ecash_tpm.merchant.settings import MerchantSettings
-from ecash_tpm.service import ServiceSettings
+from ecash_tpm.pki import (
+    certificate_fingerprint,
+    load_certificate,
+    verify_party_certificate,
+)
+from ecash_tpm.service.settings import ServiceSettings
 from ecash_tpm.supervision.settings import SupervisionSettings
 
 __all__ = [
@@ -356,8 +356,8 @@ def admin_bank(
     ``keygen`` replaces RSA key generation for new keysets (e.g. a key made in advance, so
     a keyset's windows can be fixed after the slow part).
     """
+    from ecash_tpm.apps.bank_wiring import AdminOnly
     from ecash_tpm.bank.store import MIGRATIONS
-    from ecash_tpm.bank.wiring import AdminOnly
     from ecash_tpm.storage import Database
 
     db = Database.open(settings.database_url)
@@ -431,7 +431,7 @@ def _toml_value(value: Any) -> str:
 
 def write_config(path: Path, sections: Mapping[str, Mapping[str, Any]]) -> Path:
     """Write a TOML file with one table per section (0600: it may hold tokens)."""
-    lines = ["# written by ecash-tpm's deployment bootstrap (ecash_tpm/demo/deploy.py)"]
+    lines = ["# written by ecash-tpm's deployment bootstrap (ecash_tpm/deploy/bootstrap.py)"]
     for section, values in sections.items():
         lines.append(f"\n[{section}]")
         lines += [f"{key} = {_toml_value(v)}" for key, v in values.items() if v is not None]
@@ -515,7 +515,7 @@ class LocalDeployment:
 
     def settings(self, party: str, cls: type[ServiceSettings]) -> Any:
         """The settings ``party`` reads from its configuration file (section of ``cls``)."""
-        from ecash_tpm.service import load_settings
+        from ecash_tpm.service.settings import load_settings
 
         return load_settings(cls, path=self.config_path(party), environ={})
 

@@ -9,7 +9,7 @@ trace would be the real failure, and this order rules it out.
 
 Implementations: :class:`InMemoryRegistry` (tests), an in-process adapter around
 :class:`ecash_tpm.supervision.domain.SupervisionDepartment` (its ``register_member`` method has
-this signature), and :class:`ecash_tpm.supervision.client.HttpMemberRegistry`, which signs the
+this signature), and :class:`ecash_tpm.clients.supervision.HttpMemberRegistry`, which signs the
 entry with the issuer's key and POSTs it to ``/v1/registry``.
 """
 

@@ -42,7 +42,7 @@ from ecash_tpm.crypto.groupsig import (
 )
 from ecash_tpm.crypto.signing import verify_object
 from ecash_tpm.errors import EcashError
-from ecash_tpm.supervision.errors import (
+from ecash_tpm.protocol.errors import (
     EvidenceInvalidError,
     NotDoubleSpendError,
     OpeningsDisagreeError,

@@ -27,11 +27,11 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ecash_tpm.clients.base import ServiceClient
+from ecash_tpm.clients.merchant import MerchantClient
+from ecash_tpm.clients.ttp import TtpClient
 from ecash_tpm.errors import InputError
-from ecash_tpm.merchant.client import MerchantClient
-from ecash_tpm.service import ServiceClient
-from ecash_tpm.ttp.client import TtpClient
-from ecash_tpm.ttp.errors import DisputePendingError
+from ecash_tpm.protocol.errors import DisputePendingError
 from ecash_tpm.wallet.buy import (
     Buyer,
     ContentKeyInvalidError,

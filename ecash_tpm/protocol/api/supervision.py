@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from ecash_tpm.service import ApiModel, B64Bytes
+from ecash_tpm.protocol.api.base import ApiModel, B64Bytes
 
 PointBytes = Annotated[B64Bytes, Field(min_length=65, max_length=65)]
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import httpx
 
+from ecash_tpm.clients.base import ServiceClient
 from ecash_tpm.crypto.encoding import b64u_decode
-from ecash_tpm.service import ServiceClient
 from ecash_tpm.service.errors import RemoteCallError
 
 __all__ = ["HttpBankQuery", "HttpMerchantLink", "HttpMerchantLinks", "TtpClient"]

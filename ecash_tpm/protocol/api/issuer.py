@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from ecash_tpm.service import ApiModel, B64Bytes
+from ecash_tpm.protocol.api.base import ApiModel, B64Bytes
 
 AccountId = Annotated[str, Field(min_length=1, max_length=128)]
 TpmBlob = Annotated[B64Bytes, Field(min_length=1, max_length=2048)]

@@ -21,8 +21,8 @@ from typing import Any
 
 from ecash_tpm.bank.protocols import DoubleSpendReporter, IssuerSecrets, MembershipCheck
 from ecash_tpm.bank.settings import BankSettings
+from ecash_tpm.clients.base import ServiceClient
 from ecash_tpm.errors import ConfigError
-from ecash_tpm.service import ServiceClient
 
 __all__ = [
     "AdminOnly",
@@ -46,7 +46,7 @@ class IssuerMembership:
     """Active membership from the issuer's HTTP API (one call per withdrawal)."""
 
     def __init__(self, issuer_url: str, *, token: str | None, timeout: float = 10.0) -> None:
-        from ecash_tpm.issuer.client import IssuerClient
+        from ecash_tpm.clients.issuer import IssuerClient
 
         self._client = IssuerClient(issuer_url, timeout=timeout, token=token)
 

@@ -13,13 +13,11 @@ from typing import Any
 
 import httpx
 
-from ecash_tpm.centralbank import certificate_fingerprint
+from ecash_tpm.clients.base import ServiceClient
 from ecash_tpm.crypto.bn256 import Point
 from ecash_tpm.crypto.signing import PartyKey, sign_object
-from ecash_tpm.issuer.registry import RegistryEntry
-from ecash_tpm.service import ServiceClient
-from ecash_tpm.supervision.evidence import REGISTRATION_KIND
-from ecash_tpm.supervision.models import (
+from ecash_tpm.pki import certificate_fingerprint
+from ecash_tpm.protocol.api.supervision import (
     DoubleSpendRequest,
     DoubleSpendResponse,
     OpenerInfo,
@@ -28,6 +26,8 @@ from ecash_tpm.supervision.models import (
     RegistrationRequest,
     RegistrationResponse,
 )
+from ecash_tpm.protocol.evidence import REGISTRATION_KIND
+from ecash_tpm.protocol.registry import RegistryEntry
 
 
 class SupervisionClient(ServiceClient):
@@ -76,7 +76,7 @@ class SupervisionClient(ServiceClient):
 
 
 class HttpMemberRegistry:
-    """The issuer's :class:`~ecash_tpm.issuer.registry.MemberRegistry` over HTTP.
+    """The issuer's :class:`~ecash_tpm.protocol.registry.MemberRegistry` over HTTP.
 
     Each entry is signed with the issuer's party key (kind ``member-registration``) and sent
     with its certificate, so the supervision department accepts T0s only from the issuer.

@@ -39,7 +39,6 @@ from ecash_tpm.errors import ForbiddenError, InputError
 
 __all__ = [
     "CERT_ORGANIZATION",
-    "KEYSET_DESCRIPTOR_KIND",
     "OID_ARC",
     "OID_ROLE_ARC",
     "ROLES",
@@ -53,8 +52,10 @@ __all__ = [
     "CrlInvalidError",
     "PkiError",
     "UnknownRoleError",
+    "cert_pem",
     "certificate_fingerprint",
     "certificate_role",
+    "common_name",
     "check_name",
     "check_role",
     "load_certificate",
@@ -80,8 +81,10 @@ ROLES: frozenset[str] = frozenset(ROLE_OIDS)
 _OID_ROLES = {oid: role for role, oid in ROLE_OIDS.items()}
 
 #: Signed-object kind of a bank keyset descriptor (signed by the bank key, not a certificate).
-KEYSET_DESCRIPTOR_KIND = "bank-keyset"
 #: Subject O= of every certificate the central bank issues.
+#: The signed-object kind of keyset descriptors (ecash_tpm.protocol.keysets): never a role.
+_KEYSET_DESCRIPTOR_KIND = "bank-keyset"
+
 CERT_ORGANIZATION = "ecash-tpm"
 #: Longest party name (X.520 ub-common-name).
 MAX_NAME_LEN = 64
@@ -150,10 +153,10 @@ class UnknownRoleError(InputError):
 
 def check_role(role: str) -> x509.ObjectIdentifier:
     """Return the EKU OID of ``role`` or raise :class:`UnknownRoleError`."""
-    if role == KEYSET_DESCRIPTOR_KIND:
+    if role == _KEYSET_DESCRIPTOR_KIND:
         raise UnknownRoleError(
             "bank keysets are not certified: sign the descriptor with the bank key "
-            f"(signed object kind {KEYSET_DESCRIPTOR_KIND!r})",
+            f"(signed object kind {_KEYSET_DESCRIPTOR_KIND!r})",
             detail={"role": role},
         )
     oid = ROLE_OIDS.get(role) if isinstance(role, str) else None
@@ -220,6 +223,18 @@ def certificate_fingerprint(cert: x509.Certificate | bytes | str) -> str:
     """Lower-case hex SHA-256 of the DER certificate: the ``signer`` hint of signed objects."""
     der = load_certificate(cert).public_bytes(serialization.Encoding.DER)
     return hashlib.sha256(der).hexdigest()
+
+
+def common_name(cert: x509.Certificate | bytes | str) -> str:
+    """The single CN of a party certificate: the party's name ("" when it has none; a certificate
+    that passed :func:`verify_party_certificate` always has exactly one)."""
+    values = load_certificate(cert).subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(values[0].value) if len(values) == 1 else ""
+
+
+def cert_pem(cert: x509.Certificate | bytes | str) -> str:
+    """A certificate as PEM text (the ``cert`` field of API bodies)."""
+    return load_certificate(cert).public_bytes(serialization.Encoding.PEM).decode("ascii")
 
 
 def _aware_now(now: dt.datetime | None) -> dt.datetime:

@@ -17,15 +17,16 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ecash_tpm.centralbank.pki import load_certificate, load_crl
-from ecash_tpm.centralbank.routes import (
+from ecash_tpm.clients.base import ServiceClient
+from ecash_tpm.crypto.signing import load_public_key, public_key_bytes
+from ecash_tpm.pki import load_certificate, load_crl
+from ecash_tpm.protocol.api.centralbank import (
     CertifyResponse,
     RevokeResponse,
     StoredSupplyReport,
     SupplyReportReceipt,
 )
-from ecash_tpm.crypto.signing import load_public_key, public_key_bytes
-from ecash_tpm.service import RemoteCallError, ServiceClient
+from ecash_tpm.service.errors import RemoteCallError
 
 __all__ = ["CentralBankClient"]
 

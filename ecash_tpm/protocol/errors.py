@@ -1,0 +1,138 @@
+"""The errors of the wire specification: one class per failure, shared by every party.
+
+A party that detects a failure in its own role may report it under its own stable code (the bank
+answers ``bank.keyset_expired`` where a merchant answers ``coin.keyset_expired``) with
+:meth:`~ecash_tpm.errors.EcashError.recode`; the class, and so what callers catch, is the same.
+Codes are API: docs/api.md lists them.
+"""
+
+from __future__ import annotations
+
+from ecash_tpm.errors import (
+    ConflictError,
+    CryptoError,
+    EncodingError,
+    InputError,
+    ProtocolError,
+    SignatureError,
+)
+
+# --- keysets and coins -----------------------------------------------------------------------
+
+
+class KeysetDescriptorError(CryptoError):
+    """A keyset descriptor is malformed, its id does not match, or its key is unusable."""
+
+    code = "keyset.descriptor_invalid"
+
+
+class UnknownKeysetError(InputError):
+    """A coin names a keyset the bank does not publish (or no longer publishes)."""
+
+    code = "coin.unknown_keyset"
+
+
+class KeysetExpiredError(ProtocolError):
+    """The coin's keyset is outside its window (deposit_until passed, or not yet valid)."""
+
+    code = "coin.keyset_expired"
+
+
+class CoinSignatureError(SignatureError):
+    """The bank's RSA blind signature on the coin does not verify (tampered or forged coin)."""
+
+    code = "coin.bad_signature"
+
+
+class MalformedCoinError(EncodingError):
+    """A coin or proof is not well formed (bad point, wrong length, missing field)."""
+
+    code = "bank.malformed_coin"
+
+
+# --- payment requests, deposits, receipts ------------------------------------------------------
+
+
+class WrongCurrencyError(InputError):
+    """Coin, keyset and request currencies differ."""
+
+    code = "payment.wrong_currency"
+
+
+class AmountMismatchError(InputError):
+    """The coins do not add up to the requested amount."""
+
+    code = "payment.amount_mismatch"
+
+
+class RequestFormatError(InputError):
+    """A payment request body is malformed."""
+
+    code = "payment.request_invalid"
+
+
+class RequestExpiredError(ProtocolError):
+    """The payment request is past its deadline."""
+
+    code = "payment.request_expired"
+
+
+class ReceiptInvalidError(CryptoError):
+    """A deposit receipt is not signed by the bank or does not match the payment."""
+
+    code = "receipt.invalid"
+
+
+class RequestMismatchError(InputError):
+    """A request, deposit or coin list does not match its payment request (amount, currency,
+    merchant, bank, duplicate coins)."""
+
+    code = "bank.request_mismatch"
+
+
+# --- double-spend evidence and the member registry -----------------------------------------------
+
+
+class TranscriptMalformedError(InputError):
+    """A bank transcript lacks a field or holds a badly encoded coin/proof."""
+
+    code = "evidence.transcript_malformed"
+
+
+class NotDoubleSpendError(CryptoError):
+    """The transcripts are not two different valid spends of one serial."""
+
+    code = "evidence.not_double_spend"
+
+
+class OpeningsDisagreeError(CryptoError):
+    """The two spends of a serial open to different T0s (cannot happen for honest coins)."""
+
+    code = "evidence.openings_disagree"
+
+
+class EvidenceInvalidError(CryptoError):
+    """An evidence bundle is malformed or its openings do not verify."""
+
+    code = "evidence.invalid"
+
+
+class RegistryConflictError(ConflictError):
+    """T0 is already registered for another member id (or the member id for another T0)."""
+
+    code = "registry.conflict"
+
+
+# --- fair exchange -------------------------------------------------------------------------------
+
+
+class DescriptorError(CryptoError):
+    """A product descriptor is malformed or not signed by a certified TTP."""
+
+    code = "ttp.descriptor_invalid"
+
+
+class DisputePendingError(ConflictError):
+    """The merchant still has time to answer; ask again after ``detail.retry_after`` s."""
+
+    code = "ttp.dispute_pending"
