@@ -509,3 +509,15 @@ def test_fuzz_dict_fields_with_right_keys(
     d[key] = data.draw(st.one_of(st.text(max_size=100), st.binary(max_size=70).map(b64u_encode)))
     with contextlib.suppress(EcashError):
         SpendProof.from_dict(d)
+
+
+# --- package docs ---------------------------------------------------------------------------------
+
+
+def test_package_docstring_example_runs() -> None:
+    import doctest
+
+    import ecash_tpm.crypto.groupsig as groupsig
+
+    result = doctest.testmod(groupsig)
+    assert result.attempted > 0 and result.failed == 0

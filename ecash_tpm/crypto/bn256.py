@@ -142,7 +142,7 @@ def is_on_curve(x: int, y: int) -> bool:
     x, y = mpz(x), mpz(y)
     if not (0 <= x < _P and 0 <= y < _P):
         return False
-    return (y * y - x * x * x - _B) % _P == 0
+    return bool((y * y - x * x * x - _B) % _P == 0)
 
 
 def sqrt_mod_p(a: int) -> int | None:
@@ -506,7 +506,7 @@ class Point:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Point):
             return NotImplemented
-        return self._x == other._x and self._y == other._y
+        return bool(self._x == other._x and self._y == other._y)
 
     def __hash__(self) -> int:
         if self._x is None:

@@ -9,10 +9,13 @@ raise :class:`~ecash_tpm.bank.errors.MalformedCoinError` (never a bare ``KeyErro
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from cryptography import x509
 
 from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode
 from ecash_tpm.crypto.groupsig import (
@@ -22,9 +25,15 @@ from ecash_tpm.crypto.groupsig import (
     SpendProof,
     coin_message,
 )
-from ecash_tpm.crypto.signing import PartyKey, canonical_digest, sign_object
-from ecash_tpm.errors import EcashError, InputError
-from ecash_tpm.protocol.errors import MalformedCoinError, RequestMismatchError
+from ecash_tpm.crypto.signing import PartyKey, canonical_digest, sign_object, verify_object
+from ecash_tpm.errors import EcashError, EncodingError, InputError
+from ecash_tpm.pki import verify_party_certificate
+from ecash_tpm.protocol.errors import (
+    MalformedCoinError,
+    RequestExpiredError,
+    RequestFormatError,
+    RequestMismatchError,
+)
 from ecash_tpm.protocol.money import is_currency_code
 
 __all__ = [
@@ -255,6 +264,64 @@ class PaymentRequest:
             customer_key=customer_key,
             preq=canonical_digest(dict(body)),
         )
+
+    @classmethod
+    def from_signed(
+        cls,
+        doc: Any,
+        cert: x509.Certificate | bytes | str,
+        root: x509.Certificate | bytes | str,
+        *,
+        now: int | None = None,
+    ) -> PaymentRequest:
+        """A merchant's signed request as a wallet must check it before paying (docs/protocol.md,
+        "Payment requests"): (1) the certificate chains to the central bank's ``root`` with role
+        ``merchant`` and CN = ``merchant_id``; (2) the signature; (3) the body; (4) the deadline.
+        Returns the parsed request (``preq`` included)."""
+        if not isinstance(doc, Mapping) or not isinstance(doc.get("body"), Mapping):
+            raise RequestFormatError("payment request must be a signed object")
+        t = int(dt.datetime.now(dt.UTC).timestamp()) if now is None else int(now)
+        merchant_id = doc["body"].get("merchant_id")
+        if not isinstance(merchant_id, str):
+            raise RequestFormatError("payment request has no merchant_id")
+        key = verify_party_certificate(  # (1)
+            cert, root, role="merchant", name=merchant_id, now=dt.datetime.fromtimestamp(t, dt.UTC)
+        )
+        req = parse_request_body(verify_object(doc, key, PAYMENT_REQUEST_KIND))  # (2), (3)
+        require_open(req, t)  # (4)
+        return req
+
+
+def parse_request_body(body: Any) -> PaymentRequest:
+    """Parse a request body with the bank's rules, reporting ``payment.request_invalid``."""
+    if not isinstance(body, Mapping):
+        raise RequestFormatError("payment request body must be a JSON object")
+    try:
+        return PaymentRequest.from_body(body)
+    except (InputError, EncodingError) as exc:
+        raise RequestFormatError(
+            f"payment request malformed: {exc.message}", detail={"cause": exc.code, **exc.detail}
+        ) from exc
+
+
+def require_open(req: PaymentRequest, now: int) -> None:
+    """Raise :class:`RequestExpiredError` once the request's deadline has passed."""
+    if now > req.deadline:
+        raise RequestExpiredError(
+            "payment request is past its deadline",
+            detail={"deadline": req.deadline, "now": now},
+        )
+
+
+def verify_payment_request(
+    doc: Any,
+    cert: x509.Certificate | bytes | str,
+    root: x509.Certificate | bytes | str,
+    *,
+    now: int | None = None,
+) -> PaymentRequest:
+    """The wallet-side name of :meth:`PaymentRequest.from_signed`."""
+    return PaymentRequest.from_signed(doc, cert, root, now=now)
 
 
 def sign_payment_request(

@@ -36,13 +36,13 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ecash_tpm.crypto.encoding import TAG_PREFIX, b64u_decode, b64u_encode, tagged_hash
+from ecash_tpm.crypto.encoding import TAG_PREFIX, b64u_encode, tagged_hash
 from ecash_tpm.crypto.sealing import X25519_KEY_LEN, ciphertext_digest
 from ecash_tpm.crypto.signing import canonical_digest, verify_object
-from ecash_tpm.errors import EcashError, EncodingError, InputError
+from ecash_tpm.errors import EcashError, InputError
 from ecash_tpm.pki import common_name, verify_party_certificate
 from ecash_tpm.protocol.errors import DescriptorError
-from ecash_tpm.protocol.money import is_currency_code
+from ecash_tpm.protocol.fields import read_bytes, read_currency, read_int, read_name, read_str
 
 __all__ = [
     "KIND_DEPOSIT_ANSWER",
@@ -78,7 +78,6 @@ MAX_TITLE = 200
 MAX_SERIALS = 64
 _PRODUCT_ID_RE = re.compile(r"^p-[0-9a-f]{32}$")
 _DISPUTE_ID_RE = re.compile(r"^d-[0-9a-f]{32}$")
-_NAME_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 _DESCRIPTOR_FIELDS = frozenset(
     {
@@ -131,47 +130,9 @@ def verify_signed(
     return verify_object(doc, key, kind), key
 
 
-def _int(body: Mapping[str, Any], key: str, err: type[EcashError], low: int = 0) -> int:
-    value = body.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise err(f"{key} must be an integer >= {low}", detail={"field": key})
-    return value
 
 
-def _str(body: Mapping[str, Any], key: str, err: type[EcashError], limit: int = 256) -> str:
-    value = body.get(key)
-    if not isinstance(value, str) or not value or len(value) > limit:
-        raise err(f"{key} must be a non-empty string of at most {limit}", detail={"field": key})
-    return value
 
-
-def _bytes(
-    body: Mapping[str, Any], key: str, err: type[EcashError], length: int | None = None
-) -> bytes:
-    value = body.get(key)
-    if not isinstance(value, str):
-        raise err(f"{key} must be base64url", detail={"field": key})
-    try:
-        raw = b64u_decode(value)
-    except EncodingError:
-        raise err(f"{key} must be base64url", detail={"field": key}) from None
-    if length is not None and len(raw) != length:
-        raise err(f"{key} must be {length} bytes", detail={"field": key, "length": len(raw)})
-    return raw
-
-
-def _name(body: Mapping[str, Any], key: str, err: type[EcashError]) -> str:
-    value = body.get(key)
-    if not isinstance(value, str) or not _NAME_RE.fullmatch(value):
-        raise err(f"{key} must be a party id", detail={"field": key})
-    return value
-
-
-def _currency(body: Mapping[str, Any], err: type[EcashError]) -> str:
-    value = body.get("currency")
-    if not is_currency_code(value):
-        raise err("currency must be an upper-case code", detail={"field": "currency"})
-    return value
 
 
 def product_id_for(merchant_id: str, nonce: bytes) -> str:
@@ -235,14 +196,14 @@ def parse_descriptor(body: Any) -> ProductDescriptor:
         raise err("product_id malformed", detail={"field": "product_id"})
     return ProductDescriptor(
         product_id=body["product_id"],
-        merchant_id=_name(body, "merchant_id", err),
-        ttp_id=_name(body, "ttp_id", err),
-        title=_str(body, "title", err, MAX_TITLE),
-        price=_int(body, "price", err, 1),
-        currency=_currency(body, err),
-        ciphertext_sha256=_bytes(body, "ciphertext_sha256", err, 32),
-        ciphertext_size=_int(body, "ciphertext_size", err, 28),
-        created=_int(body, "created", err),
+        merchant_id=read_name(body, "merchant_id", err),
+        ttp_id=read_name(body, "ttp_id", err),
+        title=read_str(body, "title", err, MAX_TITLE),
+        price=read_int(body, "price", err, 1),
+        currency=read_currency(body, err),
+        ciphertext_sha256=read_bytes(body, "ciphertext_sha256", err, 32),
+        ciphertext_size=read_int(body, "ciphertext_size", err, 28),
+        created=read_int(body, "created", err),
     )
 
 
@@ -325,19 +286,19 @@ def parse_registration(body: Any, err: type[EcashError]) -> Registration:
     """Shape and types of a registration body."""
     if not isinstance(body, Mapping) or set(body) != _REGISTRATION_FIELDS:
         raise err("registration must have exactly " + ", ".join(sorted(_REGISTRATION_FIELDS)))
-    url = _str(body, "merchant_url", err, 512)
+    url = read_str(body, "merchant_url", err, 512)
     if not url.startswith(("http://", "https://")):
         raise err("merchant_url must be an http(s) URL", detail={"field": "merchant_url"})
     return Registration(
-        merchant_id=_name(body, "merchant_id", err),
-        title=_str(body, "title", err, MAX_TITLE),
-        price=_int(body, "price", err, 1),
-        currency=_currency(body, err),
-        content=_bytes(body, "content", err),
-        nonce=_bytes(body, "nonce", err, REGISTRATION_NONCE_LEN),
-        created=_int(body, "created", err),
+        merchant_id=read_name(body, "merchant_id", err),
+        title=read_str(body, "title", err, MAX_TITLE),
+        price=read_int(body, "price", err, 1),
+        currency=read_currency(body, err),
+        content=read_bytes(body, "content", err),
+        nonce=read_bytes(body, "nonce", err, REGISTRATION_NONCE_LEN),
+        created=read_int(body, "created", err),
         merchant_url=url,
-        reply_key=_bytes(body, "reply_key", err, X25519_KEY_LEN),
+        reply_key=read_bytes(body, "reply_key", err, X25519_KEY_LEN),
         digest=canonical_digest(dict(body)),
     )
 
@@ -403,7 +364,7 @@ def parse_deposit_answer(body: Any, err: type[EcashError]) -> DepositAnswer:
     for item in raw:
         if not isinstance(item, Mapping) or not isinstance(item.get("deposited"), bool):
             raise err("each coin needs sigma and deposited")
-        sigma = _bytes(item, "sigma", err, 32)
+        sigma = read_bytes(item, "sigma", err, 32)
         if not item["deposited"]:
             coins.append(CoinDeposit(sigma, False))
             continue
@@ -411,22 +372,22 @@ def parse_deposit_answer(body: Any, err: type[EcashError]) -> DepositAnswer:
             CoinDeposit(
                 sigma=sigma,
                 deposited=True,
-                merchant_id=_name(item, "merchant_id", err),
-                preq=_bytes(item, "preq", err, 32),
-                deposit_id=_str(item, "deposit_id", err, 64),
-                value=_int(item, "value", err, 1),
-                currency=_currency(item, err),
-                spend_digest=_bytes(item, "spend_digest", err, 32),
-                deposited_at=_int(item, "deposited_at", err),
+                merchant_id=read_name(item, "merchant_id", err),
+                preq=read_bytes(item, "preq", err, 32),
+                deposit_id=read_str(item, "deposit_id", err, 64),
+                value=read_int(item, "value", err, 1),
+                currency=read_currency(item, err),
+                spend_digest=read_bytes(item, "spend_digest", err, 32),
+                deposited_at=read_int(item, "deposited_at", err),
             )
         )
     return DepositAnswer(
-        query=_bytes(body, "query", err, 32),
-        ttp_id=_name(body, "ttp_id", err),
-        merchant_id=_name(body, "merchant_id", err),
-        preq=_bytes(body, "preq", err, 32),
+        query=read_bytes(body, "query", err, 32),
+        ttp_id=read_name(body, "ttp_id", err),
+        merchant_id=read_name(body, "merchant_id", err),
+        preq=read_bytes(body, "preq", err, 32),
         coins=tuple(coins),
-        answered_at=_int(body, "answered_at", err),
+        answered_at=read_int(body, "answered_at", err),
     )
 
 
@@ -440,16 +401,16 @@ def parse_deposit_query(
     raw = body["serials"]
     if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_SERIALS:
         raise err(f"serials must be a list of 1..{MAX_SERIALS}")
-    serials = [_bytes({"s": s}, "s", err, 32) for s in raw]
+    serials = [read_bytes({"s": s}, "s", err, 32) for s in raw]
     if len(set(serials)) != len(serials):
         raise err("a serial appears twice")
-    _bytes(body, "nonce", err, 16)
+    read_bytes(body, "nonce", err, 16)
     return (
-        _name(body, "ttp_id", err),
-        _name(body, "merchant_id", err),
-        _bytes(body, "preq", err, 32),
+        read_name(body, "ttp_id", err),
+        read_name(body, "merchant_id", err),
+        read_bytes(body, "preq", err, 32),
         serials,
-        _int(body, "created", err),
+        read_int(body, "created", err),
     )
 
 
@@ -498,12 +459,12 @@ def parse_key_request(body: Any, err: type[EcashError]) -> KeyRequest:
         raise err("dispute_id / product_id malformed")
     return KeyRequest(
         dispute_id=body["dispute_id"],
-        ttp_id=_name(body, "ttp_id", err),
-        merchant_id=_name(body, "merchant_id", err),
+        ttp_id=read_name(body, "ttp_id", err),
+        merchant_id=read_name(body, "merchant_id", err),
         product_id=body["product_id"],
-        preq=_bytes(body, "preq", err, 32),
-        deadline=_int(body, "deadline", err),
-        reply_key=_bytes(body, "reply_key", err, X25519_KEY_LEN),
+        preq=read_bytes(body, "preq", err, 32),
+        deadline=read_int(body, "deadline", err),
+        reply_key=read_bytes(body, "reply_key", err, X25519_KEY_LEN),
     )
 
 
@@ -535,9 +496,9 @@ def parse_key_answer(body: Any, err: type[EcashError]) -> KeyAnswer:
     if not isinstance(body["sealed_key"], Mapping):
         raise err("sealed_key must be a sealed box")
     return KeyAnswer(
-        dispute_id=_str(body, "dispute_id", err, 64),
-        merchant_id=_name(body, "merchant_id", err),
-        product_id=_str(body, "product_id", err, 64),
-        preq=_bytes(body, "preq", err, 32),
+        dispute_id=read_str(body, "dispute_id", err, 64),
+        merchant_id=read_name(body, "merchant_id", err),
+        product_id=read_str(body, "product_id", err, 64),
+        preq=read_bytes(body, "preq", err, 32),
         sealed_key=dict(body["sealed_key"]),
     )

@@ -32,7 +32,6 @@ from ecash_tpm.crypto.signing import verify_object
 from ecash_tpm.errors import (
     EcashError,
     EncodingError,
-    InputError,
 )
 from ecash_tpm.pki import cert_pem, common_name, load_certificate, verify_party_certificate
 from ecash_tpm.protocol.coins import (
@@ -47,12 +46,10 @@ from ecash_tpm.protocol.coins import (
 from ecash_tpm.protocol.errors import (
     KeysetDescriptorError,
     ReceiptInvalidError,
-    RequestExpiredError,
-    RequestFormatError,
     UnknownKeysetError,
 )
+from ecash_tpm.protocol.fields import read_bytes, read_currency, read_int, read_str
 from ecash_tpm.protocol.keysets import KEYSET_DESCRIPTOR_KIND, BankKeysets, Keyset
-from ecash_tpm.protocol.money import is_currency_code
 
 __all__ = [
     "CUSTOMER_KEY_LEN",
@@ -68,10 +65,7 @@ __all__ = [
     "ReceiptBody",
     "Spend",
     "book_from_bank_keysets",
-    "parse_request_body",
-    "require_open",
     "verify_keyset_list",
-    "verify_payment_request",
     "verify_receipt",
 ]
 
@@ -101,38 +95,8 @@ def _aware(now: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(now, dt.UTC)
 
 
-def _int(body: Mapping[str, Any], key: str, err: type[EcashError], *, low: int = 0) -> int:
-    value = body.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise err(f"{key} must be an integer >= {low}", detail={"field": key})
-    return value
 
 
-def _bytes(
-    body: Mapping[str, Any], key: str, err: type[EcashError], length: int | None = None
-) -> bytes:
-    value = body.get(key)
-    try:
-        raw = b64u_decode(value)  # type: ignore[arg-type]
-    except EncodingError:
-        raise err(f"{key} must be base64url", detail={"field": key}) from None
-    if length is not None and len(raw) != length:
-        raise err(f"{key} must be {length} bytes", detail={"field": key, "length": len(raw)})
-    return raw
-
-
-def _str(body: Mapping[str, Any], key: str, err: type[EcashError]) -> str:
-    value = body.get(key)
-    if not isinstance(value, str) or not 0 < len(value) <= _NAME_MAX:
-        raise err(f"{key} must be a non-empty string", detail={"field": key})
-    return value
-
-
-def _currency(body: Mapping[str, Any], err: type[EcashError]) -> str:
-    value = body.get("currency")
-    if not isinstance(value, str) or not is_currency_code(value):
-        raise err("currency must be an upper-case code like EUR", detail={"field": "currency"})
-    return value
 
 
 # --- keysets -------------------------------------------------------------------------------
@@ -221,50 +185,7 @@ def verify_keyset_list(
 
 
 
-# --- payment requests ----------------------------------------------------------------------
 
-
-def parse_request_body(body: Any) -> PaymentRequest:
-    """Parse a request body with the bank's rules, keeping this module's error code."""
-    if not isinstance(body, Mapping):
-        raise RequestFormatError("payment request body must be a JSON object")
-    try:
-        return PaymentRequest.from_body(body)
-    except (InputError, EncodingError) as exc:
-        raise RequestFormatError(
-            f"payment request malformed: {exc.message}", detail={"cause": exc.code, **exc.detail}
-        ) from exc
-
-
-def require_open(req: PaymentRequest, now: int) -> None:
-    """Raise :class:`RequestExpiredError` once the request's deadline has passed."""
-    if now > req.deadline:
-        raise RequestExpiredError(
-            "payment request is past its deadline",
-            detail={"deadline": req.deadline, "now": now},
-        )
-
-
-def verify_payment_request(
-    doc: Any,
-    cert: x509.Certificate | bytes | str,
-    root: x509.Certificate | bytes | str,
-    *,
-    now: int | None = None,
-) -> PaymentRequest:
-    """Wallet side: the merchant's certificate (role merchant, CN = merchant_id), its signature
-    on the request, and the deadline. Returns the parsed request (``preq`` included)."""
-    if not isinstance(doc, Mapping) or not isinstance(doc.get("body"), Mapping):
-        raise RequestFormatError("payment request must be a signed object")
-    t = _now(now)
-    merchant_id = doc["body"].get("merchant_id")
-    if not isinstance(merchant_id, str):
-        raise RequestFormatError("payment request has no merchant_id")
-    key = verify_party_certificate(cert, root, role="merchant", name=merchant_id, now=_aware(t))
-    body = verify_object(doc, key, KIND_PAYMENT_REQUEST)
-    req = parse_request_body(body)
-    require_open(req, t)
-    return req
 
 
 # --- deposits and receipts ----------------------------------------------------------------------
@@ -315,14 +236,14 @@ class ReceiptBody:
         if not all(isinstance(i, int) and not isinstance(i, bool) for i in raw_ids):
             raise ReceiptInvalidError("receipt transcript ids must be integers")
         return cls(
-            deposit_id=_str(body, "deposit_id", err),
-            merchant_id=_str(body, "merchant_id", err),
-            preq=_bytes(body, "preq", err, 32),
-            amount=_int(body, "amount", err, low=0),
-            currency=_currency(body, err),
+            deposit_id=read_str(body, "deposit_id", err, _NAME_MAX),
+            merchant_id=read_str(body, "merchant_id", err, _NAME_MAX),
+            preq=read_bytes(body, "preq", err, 32),
+            amount=read_int(body, "amount", err, low=0),
+            currency=read_currency(body, err),
             serials=got_serials,
             transcript_ids=tuple(raw_ids),
-            deposited_at=_int(body, "deposited_at", err),
+            deposited_at=read_int(body, "deposited_at", err),
         )
 
 

@@ -1,0 +1,270 @@
+"""Coin messages and spend proofs: TPM-bound proof of sk with T0 escrowed under Hop.
+
+DESIGN §5 (coin message, spend proof, verification); docs/protocol.md §5.1 (the coin), §7 and
+§7.1 (spend proof and its verification equations).
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+
+from ecash_tpm.crypto.bn256 import (
+    G,
+    N,
+    Point,
+    encode_scalar,
+    multi_mult,
+    random_scalar,
+    tpm_challenge,
+    tracing_base,
+)
+from ecash_tpm.crypto.encoding import b64u_encode, tagged_hash
+from ecash_tpm.crypto.groupsig.credential import RandomizedCredential
+from ecash_tpm.crypto.groupsig.encoding import (
+    DIGEST_LEN,
+    KEYSET_ID_LEN,
+    PREQ_LEN,
+    SIGMA_LEN,
+    TAG_COIN,
+    TAG_SPEND,
+    _dict_fields,
+    _fixed,
+    _nonce_k,
+    _point,
+    _pt,
+    _Reader,
+    _sc,
+    _scalar,
+    _u32,
+)
+from ecash_tpm.crypto.groupsig.errors import (
+    GroupsigEncodingError,
+    SignerOutputError,
+    SpendProofError,
+)
+from ecash_tpm.crypto.groupsig.signer import DaaSigner, _commit, _finite_or, _sign
+
+__all__ = [
+    "SpendProof",
+    "coin_message",
+    "make_spend_proof",
+    "spend_challenge",
+    "verify_spend_proof",
+]
+
+
+def coin_message(keyset_id: bytes, epoch: int, sigma: bytes, coin: RandomizedCredential) -> bytes:
+    """m = Hash("ecash-tpm/v1/coin", keyset_id, u32be(epoch), sigma, R, S, T, W)."""
+    if not isinstance(coin, RandomizedCredential):
+        raise GroupsigEncodingError("coin must be a RandomizedCredential")
+    return tagged_hash(
+        TAG_COIN,
+        _fixed(keyset_id, KEYSET_ID_LEN, "keyset_id"),
+        _u32(epoch),
+        _fixed(sigma, SIGMA_LEN, "sigma"),
+        *(p.encode() for p in coin),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SpendProof:
+    """(c', nonceK, s, c1, c2, st) of DESIGN §5."""
+
+    c_prime: bytes
+    nonce_k: bytes
+    s: int
+    c1: Point
+    c2: Point
+    st: int
+
+    def __post_init__(self) -> None:
+        _fixed(self.c_prime, DIGEST_LEN, "c_prime")
+        _nonce_k(self.nonce_k)
+        _scalar(self.s, "s")
+        _point(self.c1, "c1")
+        _point(self.c2, "c2")
+        _scalar(self.st, "st")
+
+    def to_bytes(self) -> bytes:
+        """``c'(32) || u8(len nonceK) || nonceK || s(32) || c1(65) || c2(65) || st(32)``."""
+        return (
+            self.c_prime
+            + bytes([len(self.nonce_k)])
+            + self.nonce_k
+            + encode_scalar(self.s)
+            + self.c1.encode()
+            + self.c2.encode()
+            + encode_scalar(self.st)
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> SpendProof:
+        r = _Reader(data, "spend proof")
+        c_prime = r.take(32)
+        nonce_k = _nonce_k(r.take(r.take(1)[0]))
+        s = _sc(r.take(32), "s")
+        c1, c2 = _pt(r.take(65), "c1"), _pt(r.take(65), "c2")
+        st = _sc(r.take(32), "st")
+        r.done()
+        return cls(c_prime, nonce_k, s, c1, c2, st)
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "c_prime": b64u_encode(self.c_prime),
+            "nonce_k": b64u_encode(self.nonce_k),
+            "s": b64u_encode(encode_scalar(self.s)),
+            "c1": b64u_encode(self.c1.encode()),
+            "c2": b64u_encode(self.c2.encode()),
+            "st": b64u_encode(encode_scalar(self.st)),
+        }
+
+    @classmethod
+    def from_dict(cls, data: object) -> SpendProof:
+        f = _dict_fields(data, ("c_prime", "nonce_k", "s", "c1", "c2", "st"), "spend proof")
+        return cls(
+            _fixed(f["c_prime"], DIGEST_LEN, "c_prime"),
+            _nonce_k(f["nonce_k"]),
+            _sc(f["s"], "s"),
+            _pt(f["c1"], "c1"),
+            _pt(f["c2"], "c2"),
+            _sc(f["st"], "st"),
+        )
+
+
+def spend_challenge(
+    *,
+    preq: bytes,
+    keyset_id: bytes,
+    epoch: int,
+    sigma: bytes,
+    coin: RandomizedCredential,
+    e: Point,
+    c1: Point,
+    c2: Point,
+    r1: Point,
+    r2: Point,
+) -> bytes:
+    """c' = Hash("ecash-tpm/v1/spend", preq, keyset_id, epoch, sigma, R, S, T, W, E, c1, c2,
+    R1, R2) with epoch as u32be."""
+    if not isinstance(coin, RandomizedCredential):
+        raise GroupsigEncodingError("coin must be a RandomizedCredential")
+    return tagged_hash(
+        TAG_SPEND,
+        _fixed(preq, PREQ_LEN, "preq"),
+        _fixed(keyset_id, KEYSET_ID_LEN, "keyset_id"),
+        _u32(epoch),
+        _fixed(sigma, SIGMA_LEN, "sigma"),
+        *(p.encode() for p in coin),
+        e.encode(),
+        c1.encode(),
+        c2.encode(),
+        r1.encode(),
+        r2.encode(),
+    )
+
+
+def make_spend_proof(
+    signer: DaaSigner,
+    *,
+    hop: Point,
+    preq: bytes,
+    keyset_id: bytes,
+    epoch: int,
+    sigma: bytes,
+    coin: RandomizedCredential,
+    expected_t0: Point | None = None,
+    self_check: bool = True,
+) -> SpendProof:
+    """Wallet side of a payment: one Commit(P1=S, s2_0, y(J0)), one Sign, host math.
+
+    T0 is taken from the commit's K (= sk*J0), compared with ``expected_t0`` when given.
+    ``self_check`` runs :func:`verify_spend_proof` on the result (about 4 ms) so a coin
+    that does not belong to this TPM is noticed before it reaches the merchant.
+    """
+    hop = _point(hop, "Hop")
+    if not isinstance(coin, RandomizedCredential):
+        raise GroupsigEncodingError("coin must be a RandomizedCredential")
+    t0, l_pt, e, counter = _commit(signer, coin.S)
+    if expected_t0 is not None and t0 != expected_t0:
+        raise SignerOutputError(
+            "TPM2_Commit K differs from the registered T0 (other TPM/key?)", detail={"field": "K"}
+        )
+    n = N
+    while True:
+        t, rt = random_scalar(), random_scalar()
+        c1 = t * G
+        c2 = t0 + t * hop
+        r1 = rt * G
+        r2 = l_pt + rt * hop
+        if not (c2.is_infinity or r2.is_infinity):
+            break
+    c_prime = spend_challenge(
+        preq=preq,
+        keyset_id=keyset_id,
+        epoch=epoch,
+        sigma=sigma,
+        coin=coin,
+        e=e,
+        c1=c1,
+        c2=c2,
+        r1=r1,
+        r2=r2,
+    )
+    nonce_k, s = _sign(signer, c_prime, counter)
+    c = tpm_challenge(nonce_k, c_prime)
+    st = (rt + c * t) % n
+    proof = SpendProof(c_prime, nonce_k, s, c1, c2, st)
+    if self_check:
+        verify_spend_proof(
+            proof, hop=hop, preq=preq, keyset_id=keyset_id, epoch=epoch, sigma=sigma, coin=coin
+        )
+    return proof
+
+
+def verify_spend_proof(
+    proof: SpendProof,
+    *,
+    hop: Point,
+    preq: bytes,
+    keyset_id: bytes,
+    epoch: int,
+    sigma: bytes,
+    coin: RandomizedCredential,
+) -> None:
+    """Public part of payment verification (merchant and bank).
+
+    c = H'(nonceK, c'); E = s*S - c*W; R1 = st*G - c*c1; R2 = s*J0 + st*Hop - c*c2; c' must
+    equal Hash(spend, ...). Passing proves: the responder knows sk with W = sk*S (the TPM the
+    coin is bound to), and (c1, c2) encrypts T0 = sk*J0 under Hop. The credential check is
+    separate (:func:`verify_credential`, needs the issuer secret), as is the RSA signature.
+    """
+    if not isinstance(proof, SpendProof):
+        raise GroupsigEncodingError("proof must be a SpendProof")
+    if not isinstance(coin, RandomizedCredential):
+        raise GroupsigEncodingError("coin must be a RandomizedCredential")
+    hop = _point(hop, "Hop")
+    _, j0 = tracing_base()
+    c = tpm_challenge(proof.nonce_k, proof.c_prime)
+    e = multi_mult(((proof.s, coin.S), (-c, coin.W)))
+    r1 = multi_mult(((proof.st, G), (-c, proof.c1)))
+    r2 = multi_mult(((proof.s, j0), (proof.st, hop), (-c, proof.c2)))
+    _finite_or(SpendProofError, "spend proof", e, r1, r2)
+    expected = spend_challenge(
+        preq=preq,
+        keyset_id=keyset_id,
+        epoch=epoch,
+        sigma=sigma,
+        coin=coin,
+        e=e,
+        c1=proof.c1,
+        c2=proof.c2,
+        r1=r1,
+        r2=r2,
+    )
+    if not hmac.compare_digest(expected, proof.c_prime):
+        raise SpendProofError(
+            "spend proof does not verify (c' mismatch: wrong TPM key, tampered coin, "
+            "request or ciphertext)",
+            detail={"check": "challenge"},
+        )

@@ -1,0 +1,133 @@
+"""Every signed-object kind of the wire specification: who signs it, what its body is, and which
+function of this package parses or verifies it (docs/protocol.md, "Signed objects").
+
+A signed object is ``{kind, body, signature, signer}`` (``ecash_tpm.crypto.signing``): ECDSA P-256
+over the canonical encoding of ``(kind, body)`` by a key the central bank certified for
+``signer_role``. An independent implementation reads this table top to bottom.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from ecash_tpm.protocol import coins, evidence, exchange, keysets, payments, registry, supply
+
+__all__ = ["KINDS", "Kind"]
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One signed-object kind. ``parse`` turns a signature-checked body into its type (None where
+    the verifier reads the body itself); ``verify`` is the whole check (certificate, signature,
+    body, freshness) a receiving party runs, or None where only the receiving party can run it
+    (the bank's deposit checks need its database; the TTP's dispute checks need its escrow)."""
+
+    name: str
+    signer_role: str
+    parse: Callable[..., object] | None
+    verify: Callable[..., object] | None
+    section: str
+
+
+def _kinds(*items: Kind) -> Mapping[str, Kind]:
+    return MappingProxyType({k.name: k for k in items})
+
+
+KINDS: Mapping[str, Kind] = _kinds(
+    Kind(
+        keysets.KEYSET_DESCRIPTOR_KIND,
+        "bank",
+        keysets.Keyset.from_descriptor,
+        keysets.Keyset.from_signed,
+        "Keysets",
+    ),
+    Kind(
+        coins.PAYMENT_REQUEST_KIND,
+        "merchant",
+        coins.parse_request_body,
+        coins.PaymentRequest.from_signed,
+        "Payment requests",
+    ),
+    Kind(coins.RESERVE_KIND, "merchant", None, None, "Deposit (lock period T)"),
+    Kind(coins.DEPOSIT_KIND, "merchant", None, None, "Deposit"),
+    Kind(
+        coins.RECEIPT_KIND,
+        "bank",
+        None,
+        payments.ReceiptBody.from_signed,
+        "Deposit receipts",
+    ),
+    Kind(
+        evidence.TRANSCRIPT_KIND,
+        "bank",
+        evidence.parse_transcript,
+        None,
+        "Double-spend detection",
+    ),
+    Kind(
+        evidence.EVIDENCE_KIND,
+        "supervision",
+        None,
+        evidence.verify_evidence_body,
+        "Opening and revocation",
+    ),
+    Kind(
+        evidence.REGISTRATION_KIND,
+        "issuer",
+        registry.RegistryEntry.from_body,
+        None,
+        "Member registry",
+    ),
+    Kind(coins.LIFT_KIND, "supervision", None, None, "Blacklists"),
+    Kind(
+        supply.SUPPLY_REPORT_KIND,
+        "bank",
+        supply.SupplyReportBody.model_validate,
+        None,
+        "Money-supply reports",
+    ),
+    Kind(
+        exchange.KIND_REGISTRATION,
+        "merchant",
+        exchange.parse_registration,
+        None,
+        "Fair exchange: registration",
+    ),
+    Kind(
+        exchange.KIND_DESCRIPTOR,
+        "ttp",
+        exchange.parse_descriptor,
+        exchange.verify_descriptor,
+        "Fair exchange: product descriptors",
+    ),
+    Kind(
+        exchange.KIND_KEY_REQUEST,
+        "ttp",
+        exchange.parse_key_request,
+        None,
+        "Fair exchange: disputes",
+    ),
+    Kind(
+        exchange.KIND_KEY_ANSWER,
+        "merchant",
+        exchange.parse_key_answer,
+        None,
+        "Fair exchange: disputes",
+    ),
+    Kind(
+        exchange.KIND_DEPOSIT_QUERY,
+        "ttp",
+        exchange.parse_deposit_query,
+        None,
+        "Fair exchange: disputes",
+    ),
+    Kind(
+        exchange.KIND_DEPOSIT_ANSWER,
+        "bank",
+        exchange.parse_deposit_answer,
+        None,
+        "Fair exchange: disputes",
+    ),
+)
