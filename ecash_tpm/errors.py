@@ -9,6 +9,7 @@ every part of the system shares them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Self
 
 
@@ -35,13 +36,20 @@ class EcashError(Exception):
         self.detail: dict[str, Any] = dict(detail or {})
 
     def recode(
-        self, code: str, *, http_status: int | None = None, **detail: Any
+        self,
+        code: str,
+        *,
+        http_status: int | None = None,
+        detail: Mapping[str, Any] | None = None,
     ) -> Self:
         """The same failure reported under a party's own stable code (the bank answers
         ``bank.keyset_expired`` where a merchant answers ``coin.keyset_expired``): same class,
-        same message, the detail extended by ``detail``; chained to this error."""
+        same message, ``detail`` added to this error's; chained to this error."""
         other = type(self)(
-            self.message, code=code, detail={**self.detail, **detail}, http_status=http_status
+            self.message,
+            code=code,
+            detail={**self.detail, **(detail or {})},
+            http_status=http_status,
         )
         other.__cause__ = self
         return other

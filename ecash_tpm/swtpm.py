@@ -178,7 +178,7 @@ def _probe_tpm(host: str, port: int, timeout: float) -> bool:
     except OSError:
         return False
     _tag, _size, rc = struct.unpack(">HII", header)
-    return rc == 0
+    return bool(rc == 0)
 
 
 def _port_accepts(host: str, port: int, timeout: float = 0.5) -> bool:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+import ecash_tpm.attest
+import ecash_tpm.attest.wire
 from ecash_tpm.attest import (
     TPM_GENERATED_VALUE,
     AttestType,
@@ -254,6 +257,28 @@ def test_verifier_package_never_imports_a_tpm_library() -> None:
     )
     assert out.stdout.strip() == ""
     package = Path(__file__).parent.parent / "ecash_tpm" / "attest"
-    for source in package.glob("*.py"):
+    for source in package.rglob("*.py"):
         text = source.read_text()
         assert "import tpm2_pytss" not in text and "from tpm2_pytss" not in text, source
+
+
+@pytest.mark.parametrize(
+    ("doc", "marker"),
+    [
+        (ecash_tpm.attest.__doc__, "Example -- verify a quote"),
+        (ecash_tpm.attest.wire.__doc__, "Example -- model a software key"),
+    ],
+    ids=["attest", "wire"],
+)
+def test_package_docstring_example_runs(doc: str | None, marker: str) -> None:
+    """The examples in the package docstrings are what a newcomer copies: they must run."""
+    assert doc is not None and marker in doc
+    block = doc.split(marker, 1)[1].split("::\n", 1)[1]
+    lines = []
+    for line in block.splitlines():
+        if line.strip() and not line.startswith("    "):
+            break
+        lines.append(line)
+    code = textwrap.dedent("\n".join(lines))
+    assert "verify_quote" in code or "parse_tpm2b_public" in code
+    exec(compile(code, f"<{marker}>", "exec"), {})

@@ -174,7 +174,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``centralbank`` and its sub-commands to the top-level parser."""
     parser = subparsers.add_parser(
         "centralbank",

@@ -182,7 +182,7 @@ def _cmd_register_merchant(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``deploy init-party|register-merchant``."""
     parser = subparsers.add_parser(
         "deploy",

@@ -198,7 +198,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``issuer`` and its sub-commands."""
     parser = subparsers.add_parser(
         "issuer", help="group manager (attested join)", description=__doc__

@@ -67,7 +67,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return 0 if st["running"] else EXIT_NOT_RUNNING
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``swtpm`` and its sub-commands to the top-level parser."""
     parser = subparsers.add_parser(
         "swtpm",

@@ -236,7 +236,7 @@ def _info_text(tcti: str, info: Any, eks: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``tpm`` and its sub-commands to the top-level parser."""
     parser = subparsers.add_parser("tpm", help="inspect the TPM", description=__doc__)
     sub = parser.add_subparsers(dest="tpm_command", metavar="COMMAND", required=True)
