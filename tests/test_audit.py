@@ -191,9 +191,16 @@ def test_wrong_issuer_keys_are_reported(aw: AuditWorld) -> None:
     assert report.kinds() == {"issuer.secret_mismatch"}
 
 
+def _audit_sources() -> list[Path]:
+    """The audit package's modules and its report module."""
+    supervision = PACKAGE / "supervision"
+    return [*sorted((supervision / "audit").glob("*.py")), supervision / "audit_report.py"]
+
+
 def test_the_audit_does_not_import_the_bank() -> None:
-    for name in ("audit.py", "audit_report.py"):
-        tree = ast.parse((PACKAGE / "supervision" / name).read_text())
+    for path in _audit_sources():
+        name = path.name
+        tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module:
                 assert not node.module.startswith("ecash_tpm.bank"), (name, node.module)
@@ -430,6 +437,31 @@ def test_tampering_is_reported(
     json.loads(report.to_json())  # serialisable whatever was found
 
 
+def test_a_coin_failing_every_step_is_reported_for_each(aw: AuditWorld, tmp_path: Path) -> None:
+    """verify_spend stops at its first failing step; the audit reports every failing step."""
+    copy = aw.copy(tmp_path)
+    con = sqlite3.connect(copy)
+    tid, sigma, body = _first_transcript(con, "WHERE transcript_id > 1")
+    credential = body["spend"]["coin"]["credential"]
+    credential["R"], credential["S"] = credential["S"], credential["R"]
+    con.execute(
+        "UPDATE spend_transcript SET body = ?, created_at = 1 WHERE transcript_id = ?",
+        (json.dumps(body), tid),
+    )
+    con.commit()
+    con.close()
+    steps = {"coin.keyset_not_depositable", "coin.bad_signature", "spend.bad_proof"}
+    for secrets_given, expected in ((True, steps | {"coin.bad_credential"}), (False, steps)):
+        report = aw.audit(sqlite_url(copy), **({} if secrets_given else {"issuer_secrets": None}))
+        coin_kinds = {
+            v.kind
+            for v in report.violations
+            if (v.table, v.row_id, v.serial) == ("spend_transcript", tid, b64u_encode(sigma))
+            and (v.kind.startswith("coin.") or v.kind.startswith("spend."))
+        }
+        assert coin_kinds == expected, report.summary()
+
+
 def test_each_tampering_names_its_consequences(aw: AuditWorld, tmp_path: Path) -> None:
     """The secondary findings make the story readable: what else no longer adds up."""
     copy = aw.copy(tmp_path)
@@ -452,7 +484,7 @@ def test_each_tampering_names_its_consequences(aw: AuditWorld, tmp_path: Path) -
 
 
 def test_violation_kinds_are_documented() -> None:
-    source = (PACKAGE / "supervision" / "audit.py").read_text()
+    source = "".join(p.read_text() for p in _audit_sources() if p.name != "audit_report.py")
     for kind in VIOLATION_KINDS:
         if not kind.startswith("supply_report."):
             assert f'"{kind}"' in source, kind

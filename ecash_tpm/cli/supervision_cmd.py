@@ -225,7 +225,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``supervision`` and its sub-commands."""
     parser = subparsers.add_parser(
         "supervision", help="supervision department (opening)", description=__doc__

@@ -1,0 +1,127 @@
+"""The bank's tables, read with the audit's own SQL (schema: ``ecash_tpm/bank/store.py``).
+
+All of the audit's SQL lives here. It is deliberately not the bank's store: an auditor that
+reused the bank's queries would share the bank's bugs. Every query runs inside the one read
+transaction of an audit run, so all areas see one snapshot.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ecash_tpm.errors import EcashError
+from ecash_tpm.storage import Database, Transaction
+from ecash_tpm.supervision.audit_report import BankDatabaseError
+
+__all__ = ["BANK_SCHEMA_COMPONENT", "BankTables", "open_bank_database", "schema_version"]
+
+BANK_SCHEMA_COMPONENT = "bank"
+
+SQL_SCHEMA_VERSION = "SELECT MAX(version) AS v FROM schema_migrations WHERE component = :c"
+SQL_KEYSETS = (
+    "SELECT keyset_id, value, currency, withdraw_from, withdraw_until, deposit_until,"
+    " public_key, variant, descriptor FROM keyset ORDER BY withdraw_from, value"
+)
+SQL_WITHDRAWALS = (
+    "SELECT request_id, account_id, amount, txn_id, created_at FROM withdrawal"
+    " ORDER BY created_at, request_id"
+)
+SQL_WITHDRAWAL_ITEMS = (
+    "SELECT request_id, idx, keyset_id, blinded_msg, blind_sig FROM withdrawal_item"
+    " ORDER BY request_id, idx"
+)
+SQL_LEDGER_TXNS = "SELECT txn_id, kind, ref, created_at FROM ledger_txn ORDER BY txn_id"
+SQL_LEDGER_ENTRIES = (
+    "SELECT entry_id, txn_id, account, amount, currency FROM ledger_entry ORDER BY entry_id"
+)
+SQL_DEPOSITS = (
+    "SELECT deposit_id, merchant_id, preq, amount, currency, receipt, txn_id, created_at"
+    " FROM deposit ORDER BY created_at, deposit_id"
+)
+SQL_TRANSCRIPTS = (
+    "SELECT transcript_id, deposit_id, sigma, merchant_id, keyset_id, preq, body, created_at"
+    " FROM spend_transcript ORDER BY transcript_id"
+)
+SQL_SPENT = "SELECT sigma, keyset_id, transcript_id, deposit_id, spent_at FROM spent_coin"
+SQL_MERCHANTS = "SELECT merchant_id, cert_pem FROM merchant"
+SQL_BLACKLIST = (
+    "SELECT entry_id, subject, listed_at, reason, failure_ids, threshold, window_s, lifted_at,"
+    " lifted_by, lift_reason, lift_failure_id FROM blacklist ORDER BY entry_id"
+)
+SQL_FAILURES = "SELECT failure_id, subject, at FROM verification_failure"
+SQL_DOUBLE_SPEND_REPORTS = (
+    "SELECT report_id, sigma, first_transcript_id, second_preq, second_transcript, status"
+    " FROM double_spend_report ORDER BY report_id"
+)
+
+Rows = list[dict[str, Any]]
+
+
+def open_bank_database(url: str) -> Database:
+    """Open the bank's database for reading; refuses a SQLite path that does not exist
+    (``Database.open`` would create an empty file and the audit would find nothing)."""
+    if url.startswith("sqlite:///"):
+        path = Path(url[len("sqlite:///") :])
+        if not path.is_file():
+            raise BankDatabaseError("the bank database does not exist", detail={"path": str(path)})
+    return Database.open(url, pool_size=1)
+
+
+def schema_version(db: Database) -> int:
+    """The bank schema's migration version; refuses a database that holds no bank schema."""
+    try:
+        with db.read() as tx:
+            value = tx.fetchval(SQL_SCHEMA_VERSION, {"c": BANK_SCHEMA_COMPONENT})
+    except EcashError as exc:
+        raise BankDatabaseError(
+            "the database has no migration table: not a bank database",
+            detail={"database": db.url, "cause": exc.code},
+        ) from exc
+    version = int(value or 0)
+    if version < 1:
+        raise BankDatabaseError("the database holds no bank schema", detail={"database": db.url})
+    return version
+
+
+class BankTables:
+    """The bank's tables in one read snapshot (``tx``), one method per table."""
+
+    def __init__(self, tx: Transaction) -> None:
+        self._tx = tx
+
+    def keysets(self) -> Rows:
+        return self._tx.fetchall(SQL_KEYSETS)
+
+    def withdrawals(self) -> Rows:
+        return self._tx.fetchall(SQL_WITHDRAWALS)
+
+    def withdrawal_items(self) -> Rows:
+        return self._tx.fetchall(SQL_WITHDRAWAL_ITEMS)
+
+    def ledger_txns(self) -> Rows:
+        return self._tx.fetchall(SQL_LEDGER_TXNS)
+
+    def ledger_entries(self) -> Rows:
+        return self._tx.fetchall(SQL_LEDGER_ENTRIES)
+
+    def deposits(self) -> Rows:
+        return self._tx.fetchall(SQL_DEPOSITS)
+
+    def transcripts(self) -> Rows:
+        return self._tx.fetchall(SQL_TRANSCRIPTS)
+
+    def spent_coins(self) -> Rows:
+        return self._tx.fetchall(SQL_SPENT)
+
+    def merchants(self) -> Rows:
+        return self._tx.fetchall(SQL_MERCHANTS)
+
+    def blacklist(self) -> Rows:
+        return self._tx.fetchall(SQL_BLACKLIST)
+
+    def verification_failures(self) -> Rows:
+        return self._tx.fetchall(SQL_FAILURES)
+
+    def double_spend_reports(self) -> Rows:
+        return self._tx.fetchall(SQL_DOUBLE_SPEND_REPORTS)
