@@ -35,11 +35,7 @@ class BankClient(ServiceClient):
         token: str | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        super().__init__(base_url, timeout=timeout, transport=transport)
-        self.token = token
-
-    def _auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        super().__init__(base_url, timeout=timeout, transport=transport, token=token)
 
     # --- customer -----------------------------------------------------------------------------
 
@@ -53,7 +49,7 @@ class BankClient(ServiceClient):
 
     def account(self) -> dict[str, Any]:
         """``{account_id, balance, currency}`` of the logged-in customer."""
-        answer: dict[str, Any] = self.get_json("/v1/account", headers=self._auth())
+        answer: dict[str, Any] = self.get_json("/v1/account", headers=self.auth_headers())
         return answer
 
     def withdraw(self, request_id: str, items: Sequence[tuple[bytes, bytes]]) -> list[bytes]:
@@ -66,7 +62,7 @@ class BankClient(ServiceClient):
                     {"keyset_id": b64u_encode(k), "blinded_msg": b64u_encode(m)} for k, m in items
                 ],
             },
-            headers=self._auth(),
+            headers=self.auth_headers(),
         )
         return [b64u_decode(s) for s in answer["blind_signatures"]]
 

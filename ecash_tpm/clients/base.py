@@ -10,7 +10,9 @@ caller must retry with the same idempotency key (request id) rather than a new o
 
 Bytes in request bodies (also inside dicts/lists) are sent as base64url; pydantic models are
 dumped in JSON mode. The incoming request's id is forwarded as ``X-Request-ID`` so one payment
-can be followed through every party's logs.
+can be followed through every party's logs. Authentication has one idiom for every party:
+the client's ``token`` as ``Authorization: Bearer``, on the routes that need it
+(:meth:`ServiceClient.auth_headers`).
 """
 
 from __future__ import annotations
@@ -53,8 +55,10 @@ class ServiceClient:
         timeout: float | None = None,
         transport: httpx.BaseTransport | None = None,
         headers: Mapping[str, str] | None = None,
+        token: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.token = token
         all_headers = {"User-Agent": f"ecash-tpm/{__version__}", "Accept": "application/json"}
         all_headers.update(headers or {})
         self._client = httpx.Client(
@@ -64,6 +68,11 @@ class ServiceClient:
             headers=all_headers,
             follow_redirects=False,
         )
+
+    def auth_headers(self) -> dict[str, str]:
+        """The one way every client authenticates: ``Authorization: Bearer <token>`` (a login
+        session, an operator's or a service's token), sent only to the routes that need it."""
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     def close(self) -> None:
         self._client.close()

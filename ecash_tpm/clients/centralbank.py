@@ -43,11 +43,9 @@ class CentralBankClient(ServiceClient):
         transport: httpx.BaseTransport | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__(base_url, timeout=timeout, transport=transport, headers=headers)
-        self._admin_token = admin_token
-
-    def _admin_headers(self) -> dict[str, str]:
-        return {} if self._admin_token is None else {"Authorization": f"Bearer {self._admin_token}"}
+        super().__init__(
+            base_url, timeout=timeout, transport=transport, headers=headers, token=admin_token
+        )
 
     def _get_bytes(self, path: str, params: Mapping[str, str] | None = None) -> bytes:
         """GET a non-JSON resource; error bodies still become :class:`RemoteCallError`."""
@@ -115,7 +113,7 @@ class CentralBankClient(ServiceClient):
         if valid_days is not None:
             body["valid_days"] = valid_days
         return self.post_json(
-            "/v1/certify", body, headers=self._admin_headers(), response_model=CertifyResponse
+            "/v1/certify", body, headers=self.auth_headers(), response_model=CertifyResponse
         )
 
     def revoke(self, serial: int | str, reason: str = "unspecified") -> RevokeResponse:
@@ -124,7 +122,7 @@ class CentralBankClient(ServiceClient):
         return self.post_json(
             "/v1/revoke",
             {"serial": serial_hex, "reason": reason},
-            headers=self._admin_headers(),
+            headers=self.auth_headers(),
             response_model=RevokeResponse,
         )
 

@@ -30,8 +30,7 @@ class IssuerClient(ServiceClient):
         transport: httpx.BaseTransport | None = None,
         token: str | None = None,
     ) -> None:
-        headers = None if token is None else {"Authorization": f"Bearer {token}"}
-        super().__init__(base_url, timeout=timeout, transport=transport, headers=headers)
+        super().__init__(base_url, timeout=timeout, transport=transport, token=token)
 
     def info(self) -> IssuerInfo:
         return self.get_json("/v1/issuer/info", response_model=IssuerInfo)
@@ -49,7 +48,9 @@ class IssuerClient(ServiceClient):
         self, *, account_id: str | None = None, status: str | None = None
     ) -> list[MemberRecord]:
         params = {k: v for k, v in (("account_id", account_id), ("status", status)) if v}
-        return self.get_json("/v1/members", params=params, response_model=MemberList).members
+        return self.get_json(
+            "/v1/members", params=params, headers=self.auth_headers(), response_model=MemberList
+        ).members
 
     def revoke(
         self, member_id: str, evidence: dict[str, Any], cert: str | None = None

@@ -41,8 +41,7 @@ class SupervisionClient(ServiceClient):
         transport: httpx.BaseTransport | None = None,
         token: str | None = None,
     ) -> None:
-        headers = {"Authorization": f"Bearer {token}"} if token else None
-        super().__init__(base_url, timeout=timeout, transport=transport, headers=headers)
+        super().__init__(base_url, timeout=timeout, transport=transport, token=token)
 
     def opener_public(self) -> Point:
         info = self.get_json("/v1/opener", response_model=OpenerInfo)
@@ -61,6 +60,7 @@ class SupervisionClient(ServiceClient):
         return self.post_json(
             "/v1/open",
             OpenRequest(c1=c1.encode(), c2=c2.encode(), reason=reason),
+            headers=self.auth_headers(),
             response_model=OpenResponse,
         )
 
