@@ -42,7 +42,7 @@ def _prepared_deposits(world: BankWorld, count: int, tag: str) -> list[tuple[str
         pending = [prepare_coin(member, keyset) for _ in range(n)]
         sigs = world.bank.withdraw(
             member.account_id, f"bench-{tag}-{start:06d}", [p.item for p in pending]
-        )["blind_signatures"]
+        ).blind_signatures
         coins += [p.finalize(s) for p, s in zip(pending, sigs, strict=True)]
     jobs = []
     for i, coin in enumerate(coins):

@@ -29,6 +29,7 @@ from coinmint import (
 
 from ecash_tpm.bank.accounts import ScryptParams
 from ecash_tpm.bank.domain import BankDomain, BankPolicy
+from ecash_tpm.bank.models import ReserveResult
 from ecash_tpm.bank.store import MIGRATIONS
 from ecash_tpm.pki import load_certificate
 from ecash_tpm.protocol.coins import Coin, Spend, sign_deposit, sign_reserve
@@ -97,9 +98,9 @@ class BankWorld:
     def withdraw(self, member: Member, amount: int, request_id: str | None = None) -> list[Coin]:
         split = split_amount(amount, self._latest_keysets())
         return withdraw_coins(
-            lambda rid, items: self.bank.withdraw(member.account_id, rid, items)[
-                "blind_signatures"
-            ],
+            lambda rid, items: list(
+                self.bank.withdraw(member.account_id, rid, items).blind_signatures
+            ),
             member,
             split,
             request_id,
@@ -154,7 +155,7 @@ class BankWorld:
         signed = self.signed_deposit(merchant, request, spends, deposit_id)
         return self.bank.deposit(signed, self.pki.merchants[merchant].cert_pem)
 
-    def reserve(self, merchant: str, request: dict[str, Any], spends: list[Any]) -> dict[str, Any]:
+    def reserve(self, merchant: str, request: dict[str, Any], spends: list[Any]) -> ReserveResult:
         party = self.pki.merchants[merchant]
         signed = sign_reserve(party.key, merchant_id=merchant, request=request, spends=spends)
         return self.bank.reserve(signed, party.cert_pem)

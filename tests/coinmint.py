@@ -9,7 +9,7 @@ real spend proofs. Nothing here is a fake of the protocol — only the TPM is si
     issuer = TestIssuer()                             # epoch secrets + membership
     alice = issuer.enroll("alice")                    # DAA key + credential
     pending = [prepare_coin(alice, keyset) for keyset in split]
-    sigs = bank.withdraw("alice", "req-0001", [p.item for p in pending])["blind_signatures"]
+    sigs = bank.withdraw("alice", "req-0001", [p.item for p in pending]).blind_signatures
     coins = [p.finalize(s) for p, s in zip(pending, sigs)]
     spend = make_spend(alice, coins[0], preq, hop)
 """

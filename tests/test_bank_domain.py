@@ -100,15 +100,15 @@ def test_keysets_are_signed_and_commit_to_their_key(sworld: BankWorld) -> None:
     from ecash_tpm.protocol.keysets import Keyset
 
     info = sworld.bank.keysets_info()
-    assert len(info["keysets"]) == 4
+    assert len(info.keysets) == 4
     bank_key = sworld.bank.bank_key.public_key
-    parsed = [Keyset.from_signed(d, bank_key) for d in info["keysets"]]
+    parsed = [Keyset.from_signed(d, bank_key) for d in info.keysets]
     assert sorted(k.value for k in parsed) == [1, 2, 5, 10]
-    forged = json.loads(json.dumps(info["keysets"][0]))
+    forged = json.loads(json.dumps(info.keysets[0]))
     forged["body"]["value"] = 1000
     with pytest.raises(Exception, match="signature"):
         Keyset.from_signed(forged, bank_key)
-    body = dict(info["keysets"][0]["body"], value=1000)
+    body = dict(info.keysets[0]["body"], value=1000)
     with pytest.raises(KeysetDescriptorError):
         Keyset.from_descriptor(body)
     key_files = list((sworld.bank.keysets._keys_dir).glob("*.pem"))
@@ -124,7 +124,7 @@ def test_new_bank_key_re_signs_the_published_keysets(sworld: BankWorld, pki: Pki
     from ecash_tpm.protocol.keysets import Keyset
 
     old = sworld.bank
-    before = {d["body"]["keyset_id"] for d in old.keysets_info()["keysets"]}
+    before = {d["body"]["keyset_id"] for d in old.keysets_info().keysets}
     new_bank = pki.certify("bank", "bank", register=False)
     reopened = BankDomain(
         sworld.db,
@@ -139,16 +139,14 @@ def test_new_bank_key_re_signs_the_published_keysets(sworld: BankWorld, pki: Pki
         policy=old.policy,
         clock=sworld.clock,
     )
-    docs = reopened.keysets_info()["keysets"]
+    docs = reopened.keysets_info().keysets
     assert {d["body"]["keyset_id"] for d in docs} == before  # same keysets, same RSA keys
     for doc in docs:
         Keyset.from_signed(doc, new_bank.key.public_key)
     assert reopened.keysets.refresh_signatures() == 0  # done once, at start-up
 
 
-def test_forged_descriptor_in_the_database_is_never_re_signed(
-    sworld: BankWorld, pki: Pki
-) -> None:
+def test_forged_descriptor_in_the_database_is_never_re_signed(sworld: BankWorld, pki: Pki) -> None:
     """Write access to the database must not buy the bank's signature on a keyset."""
     from ecash_tpm.bank.domain import BankDomain
     from ecash_tpm.errors import StorageError
@@ -210,10 +208,10 @@ def test_withdraw_retry_returns_same_signatures_and_debits_once(world: BankWorld
     first = world.bank.withdraw("alice", "req-00000001", items)
     # the answer was "lost": the wallet retries with the same request id and items
     second = world.bank.withdraw("alice", "req-00000001", items)
-    assert first["blind_signatures"] == second["blind_signatures"]
-    coins = [p.finalize(s) for p, s in zip(pending, second["blind_signatures"], strict=True)]
+    assert first.blind_signatures == second.blind_signatures
+    coins = [p.finalize(s) for p, s in zip(pending, second.blind_signatures, strict=True)]
     assert len(coins) == 3
-    assert world.bank.account("alice")["balance"] == 83
+    assert world.bank.account("alice").balance == 83
     assert _count(world, "withdrawal") == 1
     assert _count(world, "withdrawal_item") == 3
 
@@ -229,8 +227,8 @@ def test_withdraw_same_request_id_other_items_is_conflict(world: BankWorld) -> N
     world.customer("bob", 100)
     with pytest.raises(E.WithdrawConflictError):  # another account cannot reuse the id either
         world.bank.withdraw("bob", "req-00000002", items)
-    assert world.bank.account("alice")["balance"] == 90
-    assert world.bank.account("bob")["balance"] == 100
+    assert world.bank.account("alice").balance == 90
+    assert world.bank.account("bob").balance == 100
 
 
 def test_insufficient_funds_writes_nothing(world: BankWorld) -> None:
@@ -241,7 +239,7 @@ def test_insufficient_funds_writes_nothing(world: BankWorld) -> None:
         world.bank.withdraw("alice", "req-00000003", items)
     assert err.value.detail == {"balance": 7, "amount": 8}
     assert {t: _count(world, t) for t in before} == before
-    assert world.bank.account("alice")["balance"] == 7
+    assert world.bank.account("alice").balance == 7
 
 
 def test_revoked_member_cannot_withdraw(world: BankWorld) -> None:
@@ -249,7 +247,7 @@ def test_revoked_member_cannot_withdraw(world: BankWorld) -> None:
     world.issuer.revoke("alice")
     with pytest.raises(E.MemberNotActiveError):
         world.bank.withdraw("alice", "req-00000004", [prepare_coin(member, world.keyset(1)).item])
-    assert world.bank.account("alice")["balance"] == 100
+    assert world.bank.account("alice").balance == 100
 
 
 def test_withdraw_input_checks(sworld: BankWorld) -> None:
@@ -284,7 +282,7 @@ def test_concurrent_withdrawals_never_overdraw(world: BankWorld) -> None:
     for t in threads:
         t.join()
     assert sorted(results) == ["funds"] * 3 + ["ok"] * 3
-    assert world.bank.account("alice")["balance"] == 0
+    assert world.bank.account("alice").balance == 0
 
 
 # --- deposit -------------------------------------------------------------------------------------
@@ -302,9 +300,9 @@ def test_deposit_receipt_and_idempotent_retry(world: BankWorld) -> None:
     assert body.preq == canonical_digest(request["body"])
     assert len(body.serials) == len(coins) == len(body.transcript_ids)
     assert world.bank.deposit(signed, cert) == receipt  # identical retry, same receipt
-    assert world.bank.account("shop-a")["balance"] == 17
+    assert world.bank.account("shop-a").balance == 17
     for coin in coins:
-        assert world.bank.coin_status(coin.sigma)["state"] == "spent"
+        assert world.bank.coin_status(coin.sigma).state == "spent"
     other = world.signed_deposit("shop-a", request, world.spends(member, coins, request), "dep-1")
     with pytest.raises(E.DepositConflictError):  # same id, other content (fresh proofs)
         world.bank.deposit(other, cert)
@@ -338,7 +336,7 @@ def test_double_spend_to_two_merchants_is_reported_and_opens(world: BankWorld) -
     assert first["body"]["sigma"] == second["body"]["sigma"]
     t0s = {world.issuer.open_t0(t["body"]["spend"]["proof"]) for t in (first, second)}
     assert t0s == {member.t0}
-    assert world.bank.deposits.reports()[0]["status"] == "sent"
+    assert world.bank.double_spend_reports()[0].status == "sent"
 
 
 # --- refusals of bad coins ---------------------------------------------------------------
@@ -380,8 +378,8 @@ def test_tampered_coin_is_refused(sworld: BankWorld, what: str, code: str) -> No
         sworld.deposit("shop-a", request, [spend])
     assert info.value.code == code
     failures = sworld.bank.merchant_blacklist.failures("merchant:shop-a")
-    assert [f["code"] for f in failures] == [code]
-    assert sworld.bank.coin_status(coins[0].sigma)["state"] == "unspent"
+    assert [f.code for f in failures] == [code]
+    assert sworld.bank.coin_status(coins[0].sigma).state == "unspent"
 
 
 def test_forged_credential_with_valid_bank_signature_is_refused(
@@ -463,7 +461,7 @@ def test_expired_keyset_coin_is_refused(sworld: BankWorld) -> None:
     from coinmint import withdraw_coins
 
     coins = withdraw_coins(
-        lambda rid, items: sworld.bank.withdraw("alice", rid, items)["blind_signatures"],
+        lambda rid, items: sworld.bank.withdraw("alice", rid, items).blind_signatures,
         member,
         [short],
     )
@@ -514,8 +512,8 @@ def test_expired_reservation_does_not_extend_the_deadline(sworld: BankWorld) -> 
     request = sworld.request("shop-a", 5, deadline_in=10)
     spends = sworld.spends(member, coins, request)
     held = sworld.reserve("shop-a", request, spends)
-    sworld.clock.advance(held["locked_until"] - sworld.clock() + 1)
-    assert sworld.bank.coin_status(coins[0].sigma)["state"] == "unspent"
+    sworld.clock.advance(held.locked_until - sworld.clock() + 1)
+    assert sworld.bank.coin_status(coins[0].sigma).state == "unspent"
     with refused(P.RequestExpiredError, "bank.request_expired"):
         sworld.deposit("shop-a", request, spends)
     elsewhere = sworld.request("shop-b", 5)
@@ -557,17 +555,17 @@ def test_reserve_holds_coin_against_other_merchant_until_t(world: BankWorld) -> 
     req_a, req_b = world.request("shop-a", 10), world.request("shop-b", 10)
     spends_a, spends_b = world.spends(member, coins, req_a), world.spends(member, coins, req_b)
     held = world.reserve("shop-a", req_a, spends_a)
-    assert held["locked_until"] == world.clock() + 60
-    assert world.bank.coin_status(coins[0].sigma)["state"] == "locked"
+    assert held.locked_until == world.clock() + 60
+    assert world.bank.coin_status(coins[0].sigma).state == "locked"
     world.clock.advance(20)
     with pytest.raises(E.CoinLockedError) as err:
         world.deposit("shop-b", req_b, spends_b)
     assert err.value.detail["retry_after"] == 40
     with pytest.raises(E.CoinLockedError):
         world.reserve("shop-b", req_b, spends_b)
-    assert world.reserve("shop-a", req_a, spends_a)["locked_until"] == held["locked_until"]
+    assert world.reserve("shop-a", req_a, spends_a).locked_until == held.locked_until
     world.clock.advance(40)  # T has passed: the lock is released
-    assert world.bank.coin_status(coins[0].sigma)["state"] == "unspent"
+    assert world.bank.coin_status(coins[0].sigma).state == "unspent"
     world.deposit("shop-b", req_b, spends_b)
     with pytest.raises(E.DoubleSpendError):
         world.deposit("shop-a", req_a, spends_a)
@@ -581,7 +579,7 @@ def test_holder_deposit_finalizes(world: BankWorld) -> None:
     spends = world.spends(member, coins, request)
     world.reserve("shop-a", request, spends)
     world.deposit("shop-a", request, spends)
-    assert {world.bank.coin_status(c.sigma)["state"] for c in coins} == {"spent"}
+    assert {world.bank.coin_status(c.sigma).state for c in coins} == {"spent"}
     with world.db.read() as tx:
         assert tx.fetchval("SELECT COUNT(*) AS n FROM coin_lock") == 0
 
@@ -602,19 +600,19 @@ def test_bad_deposits_blacklist_the_merchant_until_lifted(world: BankWorld, pki:
         world.deposit("shop-b", request, good)  # even a valid deposit is refused now
     assert err.value.http_status == 403
     (entry,) = world.bank.blacklist_entries()
-    assert entry["subject"] == "merchant:shop-b" and len(entry["failure_ids"]) == 3
+    assert entry.subject == "merchant:shop-b" and len(entry.failure_ids) == 3
     assert world.bank.merchant_blacklist.audit() == []
 
     lift = sign_object(
         pki.supervision.key,
         LIFT_KIND,
-        {"subject": "merchant:shop-b", "entry_id": entry["entry_id"], "reason": "key fixed"},
+        {"subject": "merchant:shop-b", "entry_id": entry.entry_id, "reason": "key fixed"},
     )
     with pytest.raises(Exception, match="role"):  # a merchant cannot lift its own entry
         world.bank.lift_blacklist_signed(lift, pki.merchants["shop-b"].cert_pem)
     lifted = world.bank.lift_blacklist_signed(lift, pki.supervision.cert_pem)
-    assert lifted["lifted_by"] == "supervision:supervision"
-    assert lifted["lift_reason"] == "key fixed"
+    assert lifted.lifted_by == "supervision:supervision"
+    assert lifted.lift_reason == "key fixed"
     with pytest.raises(E.NotBlacklistedError):  # a replayed order lifts nothing more
         world.bank.lift_blacklist_signed(lift, pki.supervision.cert_pem)
     world.deposit("shop-b", request, good)
@@ -648,14 +646,14 @@ def test_login_token_and_totp_replay(world: BankWorld) -> None:
     world.customer("alice", 100)
     code = _totp(TOTP_SECRET, world.clock())
     session = world.bank.login("alice", PASSWORD, code)
-    assert world.bank.authenticate(session["token"]) == "alice"
+    assert world.bank.authenticate(session.token) == "alice"
     with pytest.raises(E.InvalidCredentialsError):  # RFC 6238 §5.2: a code works once
         world.bank.login("alice", PASSWORD, code)
     world.clock.advance(30)
     world.bank.login("alice", PASSWORD, _totp(TOTP_SECRET, world.clock()))
     world.clock.advance(world.bank.policy.token_ttl_s)
     with pytest.raises(E.InvalidTokenError):
-        world.bank.authenticate(session["token"])
+        world.bank.authenticate(session.token)
     with pytest.raises(E.InvalidTokenError):
         world.bank.authenticate("not-a-token")
 
@@ -671,7 +669,7 @@ def test_login_blacklist_after_bad_passwords_and_totp(world: BankWorld) -> None:
     with pytest.raises(E.LoginBlacklistedError) as err:  # right password, still refused
         world.bank.login("alice", PASSWORD, _totp(TOTP_SECRET, world.clock()))
     assert err.value.code == "auth.blacklisted" and err.value.http_status == 403
-    reasons = [f["reason"] for f in world.bank.login_blacklist.failures("login:alice")]
+    reasons = [f.reason for f in world.bank.login_blacklist.failures("login:alice")]
     assert reasons == ["bad_password", "bad_totp", "bad_password"]
     world.bank.lift_blacklist("login:alice", lifted_by="operator", reason="customer called")
     world.bank.login("alice", PASSWORD, _totp(TOTP_SECRET, world.clock()))
@@ -720,11 +718,11 @@ def test_failed_report_is_recorded_and_retried(sworld: BankWorld) -> None:
     sworld.deposit("shop-a", req_a, sworld.spends(member, coin, req_a))
     with pytest.raises(E.DoubleSpendError):
         sworld.deposit("shop-b", req_b, sworld.spends(member, coin, req_b))
-    (report,) = sworld.bank.deposits.reports()
-    assert report["status"] == "failed" and "unreachable" in report["error"]
+    (report,) = sworld.bank.double_spend_reports()
+    assert report.status == "failed" and "unreachable" in (report.error or "")
     sworld.reporter.fail = False
     assert sworld.bank.retry_double_spend_reports() == {"sent": 1, "failed": 0}
-    assert sworld.bank.deposits.reports()[0]["status"] == "sent"
+    assert sworld.bank.double_spend_reports()[0].status == "sent"
     assert len(sworld.reporter.reports) == 1
 
 
@@ -749,4 +747,4 @@ def test_unknown_customer_and_coin_status_input(sworld: BankWorld) -> None:
         sworld.bank.coin_status(b"short")
     with pytest.raises(E.AccountExistsError):
         sworld.bank.create_customer("shop-a", PASSWORD, TOTP_SECRET)
-    assert sworld.bank.coin_status(b"\x01" * 32)["state"] == "unspent"
+    assert sworld.bank.coin_status(b"\x01" * 32).state == "unspent"

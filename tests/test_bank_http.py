@@ -136,8 +136,8 @@ def test_twenty_concurrent_deposits_of_one_coin(world: BankWorld, base_url: str)
         m = ("shop-a", "shop-b")[i % 2]
         signed = world.signed_deposit(m, requests[m], spends[m], f"conc-{i:02d}")
         jobs.append((m, signed))
-    before_a = world.bank.account("shop-a")["balance"]
-    before_b = world.bank.account("shop-b")["balance"]
+    before_a = world.bank.account("shop-a").balance
+    before_b = world.bank.account("shop-b").balance
     reports_before = len(world.reporter.reports)
     barrier = threading.Barrier(len(jobs))
     outcomes: list[tuple[str, Any]] = []
@@ -169,11 +169,11 @@ def test_twenty_concurrent_deposits_of_one_coin(world: BankWorld, base_url: str)
         assert isinstance(detail["transcript_id"], int)
     (receipt,) = [a for c, a in outcomes if c == "ok"]
     body = ReceiptBody.from_signed(receipt["receipt"], receipt["cert"], world.pki.root_pem)
-    credited = world.bank.account(body.merchant_id)["balance"]
+    credited = world.bank.account(body.merchant_id).balance
     before = before_a if body.merchant_id == "shop-a" else before_b
     assert credited - before == 10
     other = "shop-b" if body.merchant_id == "shop-a" else "shop-a"
-    assert world.bank.account(other)["balance"] == (before_b if other == "shop-b" else before_a)
+    assert world.bank.account(other).balance == (before_b if other == "shop-b" else before_a)
 
     new_reports = world.reporter.reports[reports_before:]
     assert len(new_reports) == 1  # one report per serial and second request
@@ -325,7 +325,7 @@ def test_real_merchant_pays_through_the_real_bank(
             answer = shop.pay(doc["request"], [s.to_dict() for s in spends])
             body = ReceiptBody.from_signed(answer["receipt"], answer["cert"], world.pki.root_pem)
             assert body.preq == canonical_digest(doc["request"]["body"])
-            assert world.bank.coin_status(coins[0].sigma)["state"] == "spent"
+            assert world.bank.coin_status(coins[0].sigma).state == "spent"
     finally:
         gateway.close()
         db.close()

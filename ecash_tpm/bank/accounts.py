@@ -25,7 +25,7 @@ import hmac
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -50,6 +50,9 @@ from ecash_tpm.bank.ledger import (
     customer_account,
     post_transaction,
 )
+from ecash_tpm.bank.models import AccountInfo, LoginToken, MerchantInfo
+from ecash_tpm.bank.store import accounts as rows
+from ecash_tpm.bank.store.accounts import AccountRow
 from ecash_tpm.crypto.signing import key_id
 from ecash_tpm.errors import InputError
 from ecash_tpm.pki import load_certificate, verify_party_certificate
@@ -118,7 +121,7 @@ class Accounts:
 
     def create_customer(
         self, account_id: str, password: str, totp_secret: bytes, *, initial_balance: int = 0
-    ) -> dict[str, Any]:
+    ) -> AccountInfo:
         """Open a customer account (optionally funded from outside in the same transaction)."""
         check_identifier(account_id, "account_id")
         if not isinstance(password, str) or len(password) < MIN_PASSWORD_LEN:
@@ -136,18 +139,15 @@ class Accounts:
 
         def run(tx: Transaction) -> None:
             self._insert_account(tx, account_id, "customer", now)
-            tx.execute(
-                "INSERT INTO customer_auth (account_id, password_salt, password_hash, scrypt_n,"
-                " scrypt_r, scrypt_p, totp_secret) VALUES (:a, :salt, :hash, :n, :r, :p, :totp)",
-                {
-                    "a": account_id,
-                    "salt": salt,
-                    "hash": pw_hash,
-                    "n": params.n,
-                    "r": params.r,
-                    "p": params.p,
-                    "totp": totp_secret,
-                },
+            rows.insert_customer_auth(
+                tx,
+                account_id,
+                salt=salt,
+                pw_hash=pw_hash,
+                n=params.n,
+                r=params.r,
+                p=params.p,
+                totp_secret=totp_secret,
             )
             if initial_balance:
                 self._fund(tx, account_id, initial_balance, "open:" + account_id, now)
@@ -158,11 +158,7 @@ class Accounts:
     def _insert_account(self, tx: Transaction, account_id: str, kind: str, now: int) -> None:
         try:
             with tx.savepoint():
-                tx.execute(
-                    "INSERT INTO bank_account (account_id, kind, currency, created_at)"
-                    " VALUES (:a, :k, :c, :now)",
-                    {"a": account_id, "k": kind, "c": self.currency, "now": now},
-                )
+                rows.insert_account(tx, account_id, kind, self.currency, now)
         except UniqueViolationError as exc:
             raise AccountExistsError(
                 "an account with this id already exists", detail={"account_id": account_id}
@@ -178,7 +174,7 @@ class Accounts:
             now=now,
         )
 
-    def fund(self, account_id: str, amount: int, *, ref: str | None = None) -> dict[str, Any]:
+    def fund(self, account_id: str, amount: int, *, ref: str | None = None) -> AccountInfo:
         """Credit a customer with money from outside (counter deposit, transfer); idempotent
         by ``ref`` (a second call with the same ref is a 409 from the ledger's unique key)."""
         if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
@@ -193,64 +189,43 @@ class Accounts:
         self._db.run_in_transaction(run)
         return self.account_info(account_id)
 
-    def _require_kind(self, tx: Transaction, account_id: str, kind: str) -> dict[str, Any]:
-        row = tx.fetchone(
-            "SELECT account_id, kind, currency FROM bank_account WHERE account_id = :a",
-            {"a": account_id},
-        )
-        if row is None or row["kind"] != kind:
+    def _require_kind(self, tx: Transaction, account_id: str, kind: str) -> AccountRow:
+        row = rows.account(tx, account_id)
+        if row is None or row.kind != kind:
             raise UnknownAccountError(
                 f"no {kind} account with this id", detail={"account_id": account_id}
             )
         return row
 
-    def account_info(self, account_id: str) -> dict[str, Any]:
-        """``{account_id, kind, balance, currency}``."""
+    def account_info(self, account_id: str) -> AccountInfo:
+        """The account with its balance (one snapshot)."""
         with self._db.read() as tx:
-            row = tx.fetchone(
-                "SELECT account_id, kind, currency FROM bank_account WHERE account_id = :a",
-                {"a": account_id},
-            )
+            row = rows.account(tx, account_id)
             if row is None:
                 raise UnknownAccountError("no such account", detail={"account_id": account_id})
-            prefix = "customer:" if row["kind"] == "customer" else "merchant:"
+            prefix = "customer:" if row.kind == "customer" else "merchant:"
             bal = balance(tx, prefix + account_id)
-        return {
-            "account_id": account_id,
-            "kind": row["kind"],
-            "balance": bal,
-            "currency": row["currency"],
-        }
+        return AccountInfo(account_id=account_id, kind=row.kind, balance=bal, currency=row.currency)
 
     # --- login and tokens ---------------------------------------------------------------------
 
-    def login(self, account_id: str, password: str, totp: str) -> dict[str, Any]:
+    def login(self, account_id: str, password: str, totp: str) -> LoginToken:
         """Password + TOTP -> ``{token, expires_at}``; failures feed the login blacklist."""
         subject = login_subject(str(account_id)[:64])
         self._blacklist.check(subject, LoginBlacklistedError)
         now = self._clock()
         with self._db.read() as tx:
-            row = tx.fetchone(
-                "SELECT password_salt, password_hash, scrypt_n, scrypt_r, scrypt_p, totp_secret,"
-                " last_totp_step FROM customer_auth WHERE account_id = :a",
-                {"a": account_id},
-            )
+            row = rows.customer_auth(tx, account_id)
         if row is None:
             params = self._scrypt
             _scrypt(str(password), secrets.token_bytes(16), params.n, params.r, params.p)
             self._login_failed(subject, "unknown_account")
         computed = _scrypt(
-            str(password),
-            bytes(row["password_salt"]),
-            int(row["scrypt_n"]),
-            int(row["scrypt_r"]),
-            int(row["scrypt_p"]),
+            str(password), row.password_salt, row.scrypt_n, row.scrypt_r, row.scrypt_p
         )
-        if not hmac.compare_digest(computed, bytes(row["password_hash"])):
+        if not hmac.compare_digest(computed, row.password_hash):
             self._login_failed(subject, "bad_password")
-        step = self._totp_step(
-            bytes(row["totp_secret"]), str(totp), now, int(row["last_totp_step"])
-        )
+        step = self._totp_step(row.totp_secret, str(totp), now, row.last_totp_step)
         if step is None:
             self._login_failed(subject, "bad_totp")
         token = secrets.token_urlsafe(32)
@@ -258,24 +233,15 @@ class Accounts:
 
         def run(tx: Transaction) -> bool:
             # Re-check under the write lock: two logins racing with one code get one token.
-            updated = tx.execute(
-                "UPDATE customer_auth SET last_totp_step = :step"
-                " WHERE account_id = :a AND last_totp_step < :step",
-                {"step": step, "a": account_id},
-            )
-            if updated != 1:
+            if not rows.use_totp_step(tx, account_id, step):
                 return False
-            tx.execute(
-                "INSERT INTO auth_token (token_hash, account_id, created_at, expires_at)"
-                " VALUES (:h, :a, :now, :exp)",
-                {"h": _token_hash(token), "a": account_id, "now": now, "exp": expires_at},
-            )
-            tx.execute("DELETE FROM auth_token WHERE expires_at <= :now", {"now": now})
+            rows.insert_token(tx, _token_hash(token), account_id, now, expires_at)
+            rows.delete_expired_tokens(tx, now)
             return True
 
         if not self._db.run_in_transaction(run):
             self._login_failed(subject, "totp_reused")
-        return {"token": token, "expires_at": expires_at}
+        return LoginToken(token=token, expires_at=expires_at)
 
     def _totp_step(self, secret: bytes, code: str, now: int, last_step: int) -> int | None:
         """The time step ``code`` is valid for (now or up to one step back), if unused."""
@@ -303,17 +269,14 @@ class Accounts:
             raise InvalidTokenError("a bearer token is required")
         now = self._clock()
         with self._db.read() as tx:
-            row = tx.fetchone(
-                "SELECT account_id, expires_at FROM auth_token WHERE token_hash = :h",
-                {"h": _token_hash(token)},
-            )
-        if row is None or int(row["expires_at"]) <= now:
+            found = rows.token(tx, _token_hash(token))
+        if found is None or found[1] <= now:
             raise InvalidTokenError("unknown or expired token")
-        return str(row["account_id"])
+        return found[0]
 
     # --- merchants ----------------------------------------------------------------------------
 
-    def add_merchant(self, cert_pem: str | bytes) -> dict[str, Any]:
+    def add_merchant(self, cert_pem: str | bytes) -> MerchantInfo:
         """Register (or re-key) a merchant from its central-bank certificate."""
         cert = load_certificate(cert_pem)
         now = self._clock()
@@ -324,45 +287,35 @@ class Accounts:
         kid = key_id(public_key)
 
         def run(tx: Transaction) -> None:
-            exists = tx.fetchone(
-                "SELECT kind FROM bank_account WHERE account_id = :a", {"a": merchant_id}
-            )
-            if exists is None:
+            kind = rows.account_kind(tx, merchant_id)
+            if kind is None:
                 self._insert_account(tx, merchant_id, "merchant", now)
-                tx.execute(
-                    "INSERT INTO merchant (merchant_id, cert_pem, key_id, updated_at)"
-                    " VALUES (:m, :pem, :kid, :now)",
-                    {"m": merchant_id, "pem": pem, "kid": kid, "now": now},
-                )
-            elif exists["kind"] != "merchant":
+                rows.insert_merchant(tx, merchant_id, pem, kid, now)
+            elif kind != "merchant":
                 raise AccountExistsError(
                     "a customer account has this id", detail={"account_id": merchant_id}
                 )
             else:
-                tx.execute(
-                    "UPDATE merchant SET cert_pem = :pem, key_id = :kid, updated_at = :now"
-                    " WHERE merchant_id = :m",
-                    {"m": merchant_id, "pem": pem, "kid": kid, "now": now},
-                )
+                rows.update_merchant(tx, merchant_id, pem, kid, now)
 
         self._db.run_in_transaction(run)
-        return {"merchant_id": merchant_id, "key_id": kid, **self.account_info(merchant_id)}
+        return MerchantInfo(
+            merchant_id=merchant_id, key_id=kid, account=self.account_info(merchant_id)
+        )
 
     def merchant_key(self, merchant_id: str, cert_pem: str | bytes) -> ec.EllipticCurvePublicKey:
         """Check a presented merchant certificate and return its (registered) key."""
         check_identifier(merchant_id, "merchant_id")
         with self._db.read() as tx:
-            row = tx.fetchone(
-                "SELECT key_id FROM merchant WHERE merchant_id = :m", {"m": merchant_id}
-            )
-        if row is None:
+            registered = rows.merchant_key_id(tx, merchant_id)
+        if registered is None:
             raise UnknownMerchantError(
                 "merchant is not registered with this bank", detail={"merchant_id": merchant_id}
             )
         public_key = verify_party_certificate(
             cert_pem, self._root, role="merchant", name=merchant_id, now=_utc(self._clock())
         )
-        if key_id(public_key) != row["key_id"]:
+        if key_id(public_key) != registered:
             raise MerchantKeyMismatchError(
                 "certificate key differs from the registered merchant key (re-register it)",
                 detail={"merchant_id": merchant_id},

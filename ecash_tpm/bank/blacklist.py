@@ -18,6 +18,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ecash_tpm.bank.errors import NotBlacklistedError
+from ecash_tpm.bank.models import BlacklistEntry, VerificationFailure
+from ecash_tpm.bank.store import blacklist as rows
 from ecash_tpm.errors import EcashError, InputError
 from ecash_tpm.service.logs import json_default
 from ecash_tpm.storage import Database, Transaction
@@ -33,21 +35,6 @@ def login_subject(account_id: str) -> str:
     return "login:" + account_id
 
 
-def _entry(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "entry_id": int(row["entry_id"]),
-        "subject": row["subject"],
-        "listed_at": int(row["listed_at"]),
-        "reason": row["reason"],
-        "failure_ids": json.loads(row["failure_ids"]),
-        "threshold": int(row["threshold"]),
-        "window_s": int(row["window_s"]),
-        "lifted_at": None if row["lifted_at"] is None else int(row["lifted_at"]),
-        "lifted_by": row["lifted_by"],
-        "lift_reason": row["lift_reason"],
-    }
-
-
 class Blacklist:
     """Failure log and blacklist for one rule (threshold within a window)."""
 
@@ -61,15 +48,12 @@ class Blacklist:
         self.window_s = window_s
         self._clock = clock
 
-    def active_entry(self, subject: str, tx: Transaction | None = None) -> dict[str, Any] | None:
+    def active_entry(self, subject: str, tx: Transaction | None = None) -> BlacklistEntry | None:
         """The subject's active entry, if it is blacklisted."""
-        sql = "SELECT * FROM blacklist WHERE subject = :s AND lifted_at IS NULL"
         if tx is not None:
-            row = tx.fetchone(sql, {"s": subject})
-        else:
-            with self._db.read() as rtx:
-                row = rtx.fetchone(sql, {"s": subject})
-        return None if row is None else _entry(row)
+            return rows.active_entry(tx, subject)
+        with self._db.read() as rtx:
+            return rows.active_entry(rtx, subject)
 
     def check(self, subject: str, error: type[EcashError]) -> None:
         """Raise ``error`` (a 403 class) if the subject is blacklisted."""
@@ -78,7 +62,7 @@ class Blacklist:
             raise error(
                 "blacklisted after repeated failed verifications; ask the supervision "
                 "department to lift it",
-                detail={"subject": subject, "listed_at": entry["listed_at"]},
+                detail={"subject": subject, "listed_at": entry.listed_at},
             )
 
     def record_failure(
@@ -90,38 +74,30 @@ class Blacklist:
         detail_json = json.dumps(dict(detail or {}), default=json_default, sort_keys=True)
 
         def run(tx: Transaction) -> bool:
-            tx.execute(
-                "INSERT INTO verification_failure (subject, reason, code, detail, at)"
-                " VALUES (:s, :r, :c, :d, :at)",
-                {"s": subject, "r": reason, "c": code, "d": detail_json[:4000], "at": now},
+            rows.insert_failure(
+                tx,
+                subject=subject,
+                reason=reason,
+                code=code,
+                detail_json=detail_json[:4000],
+                at=now,
             )
             if self.active_entry(subject, tx) is not None:
                 return False
-            used_up = tx.fetchval(
-                "SELECT COALESCE(MAX(lift_failure_id), 0) AS m FROM blacklist WHERE subject = :s",
-                {"s": subject},
-            )
-            rows = tx.fetchall(
-                "SELECT failure_id, reason FROM verification_failure"
-                " WHERE subject = :s AND at > :since AND failure_id > :used"
-                " ORDER BY failure_id",
-                {"s": subject, "since": now - self.window_s, "used": int(used_up or 0)},
-            )
-            if len(rows) < self.threshold:
+            used_up = rows.used_up_failure_id(tx, subject)
+            counted = rows.failures_since(tx, subject, now - self.window_s, used_up)
+            if len(counted) < self.threshold:
                 return False
-            reasons = sorted({str(r["reason"]) for r in rows})
-            tx.execute(
-                "INSERT INTO blacklist (subject, listed_at, reason, failure_ids, threshold,"
-                " window_s) VALUES (:s, :now, :reason, :ids, :threshold, :window)",
-                {
-                    "s": subject,
-                    "now": now,
-                    "reason": f"{len(rows)} failed verifications within {self.window_s} s: "
-                    + ", ".join(reasons),
-                    "ids": json.dumps([int(r["failure_id"]) for r in rows]),
-                    "threshold": self.threshold,
-                    "window": self.window_s,
-                },
+            reasons = sorted({r for _, r in counted})
+            rows.insert_entry(
+                tx,
+                subject=subject,
+                now=now,
+                reason=f"{len(counted)} failed verifications within {self.window_s} s: "
+                + ", ".join(reasons),
+                failure_ids=[i for i, _ in counted],
+                threshold=self.threshold,
+                window_s=self.window_s,
             )
             return True
 
@@ -129,7 +105,7 @@ class Blacklist:
 
     def lift(
         self, subject: str, *, lifted_by: str, reason: str, entry_id: int | None = None
-    ) -> dict[str, Any]:
+    ) -> BlacklistEntry:
         """End the subject's active entry, recording who lifted it and why.
 
         ``entry_id`` pins the entry: a replayed lift order for an older entry cannot lift a
@@ -141,88 +117,52 @@ class Blacklist:
             raise InputError("a reason for lifting is required")
         now = self._clock()
 
-        def run(tx: Transaction) -> dict[str, Any]:
+        def run(tx: Transaction) -> BlacklistEntry:
             entry = self.active_entry(subject, tx)
-            if entry is None or (entry_id is not None and entry["entry_id"] != entry_id):
+            if entry is None or (entry_id is not None and entry.entry_id != entry_id):
                 raise NotBlacklistedError("subject is not blacklisted", detail={"subject": subject})
-            last_failure = tx.fetchval(
-                "SELECT COALESCE(MAX(failure_id), 0) AS m FROM verification_failure"
-                " WHERE subject = :s",
-                {"s": subject},
+            rows.lift_entry(
+                tx,
+                entry.entry_id,
+                now=now,
+                lifted_by=lifted_by[:200],
+                reason=reason[:1000],
+                last_failure=rows.last_failure_id(tx, subject),
             )
-            tx.execute(
-                "UPDATE blacklist SET lifted_at = :now, lifted_by = :by, lift_reason = :why,"
-                " lift_failure_id = :last WHERE entry_id = :id",
-                {
-                    "now": now,
-                    "by": lifted_by[:200],
-                    "why": reason[:1000],
-                    "last": int(last_failure or 0),
-                    "id": entry["entry_id"],
-                },
-            )
-            row = tx.fetchone(
-                "SELECT * FROM blacklist WHERE entry_id = :id", {"id": entry["entry_id"]}
-            )
-            if row is None:
+            lifted = rows.entry(tx, entry.entry_id)
+            if lifted is None:
                 raise NotBlacklistedError("blacklist entry vanished", detail={"subject": subject})
-            return _entry(row)
+            return lifted
 
         return self._db.run_in_transaction(run)
 
-    def entries(self, *, subject: str | None = None) -> list[dict[str, Any]]:
+    def entries(self, *, subject: str | None = None) -> list[BlacklistEntry]:
         """All entries (active and lifted), oldest first."""
         with self._db.read() as tx:
-            if subject is None:
-                rows = tx.fetchall("SELECT * FROM blacklist ORDER BY entry_id")
-            else:
-                rows = tx.fetchall(
-                    "SELECT * FROM blacklist WHERE subject = :s ORDER BY entry_id", {"s": subject}
-                )
-        return [_entry(r) for r in rows]
+            return rows.all_entries(tx, subject)
 
-    def failures(self, subject: str) -> list[dict[str, Any]]:
+    def failures(self, subject: str) -> list[VerificationFailure]:
         """The recorded failures of a subject, oldest first."""
         with self._db.read() as tx:
-            rows = tx.fetchall(
-                "SELECT failure_id, subject, reason, code, detail, at FROM verification_failure"
-                " WHERE subject = :s ORDER BY failure_id",
-                {"s": subject},
-            )
-        return [
-            {
-                "failure_id": int(r["failure_id"]),
-                "subject": r["subject"],
-                "reason": r["reason"],
-                "code": r["code"],
-                "detail": json.loads(r["detail"]),
-                "at": int(r["at"]),
-            }
-            for r in rows
-        ]
+            return rows.failures(tx, subject)
 
-    def audit(self) -> list[dict[str, Any]]:
+    def audit(self) -> list[BlacklistEntry]:
         """Entries that are *not* justified by their recorded failures (empty = all good)."""
         problems = []
         with self._db.read() as tx:
-            entries = [_entry(r) for r in tx.fetchall("SELECT * FROM blacklist")]
-            for entry in entries:
-                ids = entry["failure_ids"]
-                rows = []
+            for entry in rows.unordered_entries(tx):
+                ids = entry.failure_ids
+                found = []
                 for failure_id in ids:
-                    row = tx.fetchone(
-                        "SELECT subject, at FROM verification_failure WHERE failure_id = :i",
-                        {"i": failure_id},
-                    )
-                    if row is not None:
-                        rows.append(row)
+                    failure = rows.failure_subject_at(tx, failure_id)
+                    if failure is not None:
+                        found.append(failure)
                 ok = (
-                    len(ids) >= entry["threshold"]
-                    and len(rows) == len(ids)
-                    and all(r["subject"] == entry["subject"] for r in rows)
+                    len(ids) >= entry.threshold
+                    and len(found) == len(ids)
+                    and all(subject == entry.subject for subject, _ in found)
                     and all(
-                        entry["listed_at"] - entry["window_s"] < int(r["at"]) <= entry["listed_at"]
-                        for r in rows
+                        entry.listed_at - entry.window_s < at <= entry.listed_at for _, at in found
                     )
                 )
                 if not ok:

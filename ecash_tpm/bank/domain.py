@@ -30,8 +30,21 @@ from ecash_tpm.bank.deposit import Deposits
 from ecash_tpm.bank.errors import BankNotInitializedError
 from ecash_tpm.bank.keysets import KeyGen, KeysetStore
 from ecash_tpm.bank.ledger import ledger_check
+from ecash_tpm.bank.models import (
+    AccountInfo,
+    BlacklistEntry,
+    CoinStatus,
+    DoubleSpendReport,
+    KeysetsInfo,
+    LoginToken,
+    MerchantInfo,
+    ReserveResult,
+    WithdrawResult,
+)
 from ecash_tpm.bank.protocols import DoubleSpendReporter, IssuerSecrets, MembershipCheck
+from ecash_tpm.bank.reports import DoubleSpendReports
 from ecash_tpm.bank.settings import DEFAULT_DENOMINATIONS, BankSettings
+from ecash_tpm.bank.verify import DepositChecks
 from ecash_tpm.bank.withdraw import Withdrawals, WithdrawItem
 from ecash_tpm.crypto import blindrsa
 from ecash_tpm.crypto.bn256 import Point
@@ -173,20 +186,26 @@ class BankDomain:
             max_items=self.policy.max_withdraw_items,
             clock=clock,
         )
-        self.deposits = Deposits(
-            db,
+        self.reports = DoubleSpendReports(
+            db, reporter=reporter, bank_key=bank_key, bank_signer=signer, clock=clock
+        )
+        checks = DepositChecks(
             keysets=self.keysets,
             accounts=self.accounts,
             blacklist=self.merchant_blacklist,
             issuer_secrets=issuer_secrets,
-            reporter=reporter,
-            bank_key=bank_key,
-            bank_signer=signer,
             bank_name=self.bank_name,
             currency=self.currency,
             opener_public=opener_public,
-            lock_period_s=self.policy.lock_period_s,
             max_spends=self.policy.max_spends,
+        )
+        self.deposits = Deposits(
+            db,
+            checks=checks,
+            reports=self.reports,
+            bank_key=bank_key,
+            bank_signer=signer,
+            lock_period_s=self.policy.lock_period_s,
             clock=clock,
         )
 
@@ -236,12 +255,12 @@ class BankDomain:
     def bank_cert_pem(self) -> str:
         return self.bank_cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
 
-    def keysets_info(self) -> dict[str, Any]:
-        """``{bank_cert, keysets}``: signed descriptors of keysets still depositable."""
-        return {
-            "bank_cert": self.bank_cert_pem(),
-            "keysets": self.keysets.signed_descriptors(now=self.clock()),
-        }
+    def keysets_info(self) -> KeysetsInfo:
+        """The bank certificate and the signed descriptors of keysets still depositable."""
+        return KeysetsInfo(
+            bank_cert=self.bank_cert_pem(),
+            keysets=self.keysets.signed_descriptors(now=self.clock()),
+        )
 
     def rotate_keysets(
         self,
@@ -275,47 +294,48 @@ class BankDomain:
 
     def create_customer(
         self, account_id: str, password: str, totp_secret: bytes, *, initial_balance: int = 0
-    ) -> dict[str, Any]:
+    ) -> AccountInfo:
         return self.accounts.create_customer(
             account_id, password, totp_secret, initial_balance=initial_balance
         )
 
-    def fund(self, account_id: str, amount: int, *, ref: str | None = None) -> dict[str, Any]:
+    def fund(self, account_id: str, amount: int, *, ref: str | None = None) -> AccountInfo:
         return self.accounts.fund(account_id, amount, ref=ref)
 
-    def login(self, account_id: str, password: str, totp: str) -> dict[str, Any]:
+    def login(self, account_id: str, password: str, totp: str) -> LoginToken:
         return self.accounts.login(account_id, password, totp)
 
     def authenticate(self, token: str | None) -> str:
         return self.accounts.authenticate(token)
 
-    def account(self, account_id: str) -> dict[str, Any]:
+    def account(self, account_id: str) -> AccountInfo:
         return self.accounts.account_info(account_id)
 
     def withdraw(
         self, account_id: str, request_id: str, items: Sequence[WithdrawItem]
-    ) -> dict[str, Any]:
+    ) -> WithdrawResult:
         return self.withdrawals.withdraw(account_id, request_id, items)
 
     # --- merchants ----------------------------------------------------------------------------
 
-    def add_merchant(self, cert_pem: str | bytes) -> dict[str, Any]:
+    def add_merchant(self, cert_pem: str | bytes) -> MerchantInfo:
         return self.accounts.add_merchant(cert_pem)
 
-    def reserve(self, signed: Any, cert_pem: str | bytes) -> dict[str, Any]:
+    def reserve(self, signed: Any, cert_pem: str | bytes) -> ReserveResult:
         return self.deposits.reserve(signed, cert_pem)
 
     def deposit(self, signed: Any, cert_pem: str | bytes) -> dict[str, Any]:
+        """The bank-signed ``deposit-receipt`` (a signed wire document, kept as a mapping)."""
         return self.deposits.deposit(signed, cert_pem)
 
-    def coin_status(self, sigma: bytes) -> dict[str, Any]:
+    def coin_status(self, sigma: bytes) -> CoinStatus:
         return self.deposits.coin_status(sigma)
 
     # --- blacklist ----------------------------------------------------------------------------
 
     def lift_blacklist(
         self, subject: str, *, lifted_by: str, reason: str, entry_id: int | None = None
-    ) -> dict[str, Any]:
+    ) -> BlacklistEntry:
         """Lift a merchant (``merchant:<id>``) or login (``login:<id>``) blacklist entry."""
         if subject.startswith("merchant:"):
             blacklist = self.merchant_blacklist
@@ -325,7 +345,7 @@ class BankDomain:
             raise InputError("subject must start with merchant: or login:")
         return blacklist.lift(subject, lifted_by=lifted_by, reason=reason, entry_id=entry_id)
 
-    def lift_blacklist_signed(self, signed: Mapping[str, Any], cert_pem: str) -> dict[str, Any]:
+    def lift_blacklist_signed(self, signed: Mapping[str, Any], cert_pem: str) -> BlacklistEntry:
         """A lift ordered by the supervision department: signed object kind ``blacklist-lift``
         with body ``{subject, entry_id, reason}`` and the department's certificate."""
         now = dt.datetime.fromtimestamp(self.clock(), dt.UTC)
@@ -345,7 +365,7 @@ class BankDomain:
             body["subject"], lifted_by=who, reason=body["reason"], entry_id=entry_id
         )
 
-    def blacklist_entries(self) -> list[dict[str, Any]]:
+    def blacklist_entries(self) -> list[BlacklistEntry]:
         return self.merchant_blacklist.entries()
 
     @staticmethod
@@ -363,12 +383,18 @@ class BankDomain:
         return ledger_check(self.db)
 
     def audit(self) -> dict[str, Any]:
-        """Ledger invariants plus blacklist justification (entries not backed by failures)."""
+        """Ledger invariants plus blacklist justification (entries not backed by failures),
+        as the JSON-ready report the CLI prints."""
         return {
             "ledger": self.ledger_check(),
-            "unjustified_blacklist_entries": self.merchant_blacklist.audit(),
-            "double_spend_reports": self.deposits.reports(),
+            "unjustified_blacklist_entries": [e.to_dict() for e in self.merchant_blacklist.audit()],
+            "double_spend_reports": [r.to_dict() for r in self.reports.all()],
         }
 
+    def double_spend_reports(self) -> list[DoubleSpendReport]:
+        """Every double-spend report with its status and supervision's answer."""
+        return self.reports.all()
+
     def retry_double_spend_reports(self) -> dict[str, int]:
-        return self.deposits.retry_reports()
+        """``{sent, failed}`` after sending every pending or failed report again."""
+        return self.reports.retry()

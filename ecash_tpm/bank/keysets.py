@@ -23,7 +23,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ecash_tpm.bank.errors import UNKNOWN_KEYSET
+from ecash_tpm.bank.store import keysets as rows
+from ecash_tpm.bank.store.keysets import KeysetRow
 from ecash_tpm.crypto import blindrsa
 from ecash_tpm.crypto.encoding import b64u_encode
 from ecash_tpm.crypto.signing import (
@@ -52,8 +54,10 @@ logger = logging.getLogger("ecash_tpm.bank")
 __all__ = ["Keyset", "KeysetStore", "keyset_id_for"]
 
 KeyGen = Callable[[int], rsa.RSAPrivateKey]
-def _row_to_keyset(row: Mapping[str, Any]) -> Keyset:
-    doc = json.loads(row["descriptor"])
+
+
+def _descriptor_to_keyset(descriptor: str) -> Keyset:
+    doc = json.loads(descriptor)
     return Keyset.from_descriptor(doc["body"])
 
 
@@ -116,24 +120,12 @@ class KeysetStore:
             self._bank_key, KEYSET_DESCRIPTOR_KIND, keyset.descriptor(), signer=self._signer_hint
         )
         with self._db.transaction() as tx:
-            tx.execute(
-                "INSERT INTO keyset (keyset_id, value, currency, withdraw_from, withdraw_until,"
-                " deposit_until, public_key, variant, descriptor, key_file, created_at)"
-                " VALUES (:keyset_id, :value, :currency, :withdraw_from, :withdraw_until,"
-                " :deposit_until, :public_key, :variant, :descriptor, :key_file, :created_at)",
-                {
-                    "keyset_id": keyset.keyset_id,
-                    "value": keyset.value,
-                    "currency": keyset.currency,
-                    "withdraw_from": keyset.withdraw_from,
-                    "withdraw_until": keyset.withdraw_until,
-                    "deposit_until": keyset.deposit_until,
-                    "public_key": spki(keyset.public_key),
-                    "variant": keyset.variant.name,
-                    "descriptor": json.dumps(signed, sort_keys=True),
-                    "key_file": key_file,
-                    "created_at": now,
-                },
+            rows.insert_keyset(
+                tx,
+                keyset,
+                descriptor_json=json.dumps(signed, sort_keys=True),
+                key_file_name=key_file,
+                now=now,
             )
         with self._lock:
             self._public[keyset.keyset_id] = keyset
@@ -206,20 +198,19 @@ class KeysetStore:
             cached = self._public.get(keyset_id)
         if cached is not None:
             return cached
-        sql = "SELECT descriptor FROM keyset WHERE keyset_id = :k"
         if tx is not None:
-            row = tx.fetchone(sql, {"k": keyset_id})
+            descriptor = rows.descriptor(tx, keyset_id)
         else:
             with self._db.read() as rtx:
-                row = rtx.fetchone(sql, {"k": keyset_id})
-        if row is None:
+                descriptor = rows.descriptor(rtx, keyset_id)
+        if descriptor is None:
             raise UnknownKeysetError(
                 "no keyset with this id",
                 code=UNKNOWN_KEYSET,
                 http_status=404,
                 detail={"keyset_id": b64u_encode(keyset_id)},
             )
-        keyset = _row_to_keyset(row)
+        keyset = _descriptor_to_keyset(descriptor)
         with self._lock:
             self._public[keyset_id] = keyset
         return keyset
@@ -232,9 +223,7 @@ class KeysetStore:
             return cached
         keyset = self.get(keyset_id)
         with self._db.read() as tx:
-            file_name = tx.fetchval(
-                "SELECT key_file FROM keyset WHERE keyset_id = :k", {"k": keyset_id}
-            )
+            file_name = rows.key_file(tx, keyset_id)
         path = self._keys_dir / str(file_name)
         try:
             key = serialization.load_pem_private_key(path.read_bytes(), password=None)
@@ -253,11 +242,12 @@ class KeysetStore:
     def list_keysets(self, *, now: int | None = None) -> list[Keyset]:
         """All keysets (or only those still depositable at ``now``), newest window first."""
         with self._db.read() as tx:
-            rows = tx.fetchall(
-                "SELECT descriptor, deposit_until FROM keyset"
-                " ORDER BY withdraw_from DESC, value ASC"
-            )
-        return [_row_to_keyset(r) for r in rows if now is None or int(r["deposit_until"]) > now]
+            stored = rows.all_descriptors(tx)
+        return [
+            _descriptor_to_keyset(descriptor)
+            for descriptor, deposit_until in stored
+            if now is None or deposit_until > now
+        ]
 
     def refresh_signatures(self) -> int:
         """Re-sign stored descriptors that the bank's current key did not sign; returns how many.
@@ -271,12 +261,9 @@ class KeysetStore:
         public = self._bank_key.public_key
         stale: list[tuple[bytes, dict[str, Any]]] = []
         with self._db.read() as tx:
-            rows = tx.fetchall(
-                "SELECT keyset_id, value, currency, withdraw_from, withdraw_until, deposit_until,"
-                " public_key, variant, descriptor FROM keyset"
-            )
-        for row in rows:
-            doc = json.loads(row["descriptor"])
+            stored = rows.all_rows(tx)
+        for row in stored:
+            doc = json.loads(row.descriptor)
             try:
                 verify_object(doc, public, KEYSET_DESCRIPTOR_KIND)
             except EcashError as exc:
@@ -292,13 +279,10 @@ class KeysetStore:
         if stale:
             with self._db.transaction() as tx:
                 for keyset_id, doc in stale:
-                    tx.execute(
-                        "UPDATE keyset SET descriptor = :d WHERE keyset_id = :k",
-                        {"d": json.dumps(doc, sort_keys=True), "k": keyset_id},
-                    )
+                    rows.update_descriptor(tx, keyset_id, json.dumps(doc, sort_keys=True))
         return len(stale)
 
-    def _checked_for_resigning(self, row: Mapping[str, Any], doc: Any, cause: EcashError) -> Keyset:
+    def _checked_for_resigning(self, row: KeysetRow, doc: Any, cause: EcashError) -> Keyset:
         """The keyset of a stored descriptor, only if everything else the bank holds agrees.
 
         Re-signing whatever the database says would turn write access to the database into the
@@ -309,15 +293,15 @@ class KeysetStore:
         if not isinstance(body, dict):
             raise StorageError("a stored keyset descriptor has no body") from cause
         keyset = Keyset.from_descriptor(body)
-        columns = {
-            "keyset_id": bytes(row["keyset_id"]),
-            "value": int(row["value"]),
-            "currency": str(row["currency"]),
-            "withdraw_from": int(row["withdraw_from"]),
-            "withdraw_until": int(row["withdraw_until"]),
-            "deposit_until": int(row["deposit_until"]),
-            "public_key": bytes(row["public_key"]),
-            "variant": str(row["variant"]),
+        columns: dict[str, Any] = {
+            "keyset_id": row.keyset_id,
+            "value": row.value,
+            "currency": row.currency,
+            "withdraw_from": row.withdraw_from,
+            "withdraw_until": row.withdraw_until,
+            "deposit_until": row.deposit_until,
+            "public_key": row.public_key,
+            "variant": row.variant,
         }
         described = {
             "keyset_id": keyset.keyset_id,
@@ -342,9 +326,5 @@ class KeysetStore:
     def signed_descriptors(self, *, now: int) -> list[dict[str, Any]]:
         """The bank-signed descriptors of keysets whose deposit window is still open."""
         with self._db.read() as tx:
-            rows = tx.fetchall(
-                "SELECT descriptor FROM keyset WHERE deposit_until > :now"
-                " ORDER BY withdraw_from DESC, value ASC",
-                {"now": now},
-            )
-        return [json.loads(r["descriptor"]) for r in rows]
+            stored = rows.depositable_descriptors(tx, now)
+        return [json.loads(d) for d in stored]

@@ -21,6 +21,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from ecash_tpm.bank.errors import LedgerInvariantError
+from ecash_tpm.bank.store import deposits as deposit_rows
+from ecash_tpm.bank.store import keysets as keyset_rows
+from ecash_tpm.bank.store import ledger as rows
+from ecash_tpm.bank.store import withdrawals as withdrawal_rows
+from ecash_tpm.bank.store.ledger import balance
 from ecash_tpm.storage import Database, Transaction
 
 __all__ = [
@@ -68,35 +73,9 @@ def post_transaction(
             "refusing to book an unbalanced transaction",
             detail={"kind": kind, "ref": ref, "entries": lines},
         )
-    txn_id = tx.insert_returning_id(
-        "INSERT INTO ledger_txn (kind, ref, created_at) VALUES (:kind, :ref, :now)",
-        {"kind": kind, "ref": ref, "now": now},
-        id_column="txn_id",
-    )
-    tx.executemany(
-        "INSERT INTO ledger_entry (txn_id, account, amount, currency)"
-        " VALUES (:txn_id, :account, :amount, :currency)",
-        [{"txn_id": txn_id, "account": a, "amount": v, "currency": currency} for a, v in lines],
-    )
+    txn_id = rows.insert_txn(tx, kind=kind, ref=ref, now=now)
+    rows.insert_entries(tx, txn_id, lines, currency)
     return txn_id
-
-
-def balance(tx: Transaction, account: str) -> int:
-    """Current balance of a ledger account (sum of its entries)."""
-    value = tx.fetchval(
-        "SELECT COALESCE(SUM(amount), 0) AS b FROM ledger_entry WHERE account = :a",
-        {"a": account},
-    )
-    return int(value or 0)
-
-
-def _sum_prefix(tx: Transaction, prefix: str) -> dict[str, int]:
-    rows = tx.fetchall(
-        "SELECT account, SUM(amount) AS total FROM ledger_entry"
-        " WHERE account LIKE :pattern GROUP BY account",
-        {"pattern": prefix + "%"},
-    )
-    return {str(r["account"]): int(r["total"]) for r in rows}
 
 
 def ledger_check(db: Database) -> dict[str, Any]:
@@ -110,49 +89,23 @@ def ledger_check(db: Database) -> dict[str, Any]:
     """
     problems: list[dict[str, Any]] = []
     with db.read() as tx:
-        unbalanced = tx.fetchall(
-            "SELECT txn_id, SUM(amount) AS total, COUNT(*) AS n FROM ledger_entry"
-            " GROUP BY txn_id HAVING SUM(amount) <> 0 OR COUNT(*) < 2"
-        )
-        for row in unbalanced:
-            problems.append(
-                {"check": "txn_balanced", "txn_id": int(row["txn_id"]), "sum": int(row["total"])}
-            )
-        empty = tx.fetchall(
-            "SELECT t.txn_id FROM ledger_txn t LEFT JOIN ledger_entry e ON e.txn_id = t.txn_id"
-            " WHERE e.entry_id IS NULL"
-        )
-        for row in empty:
-            problems.append({"check": "txn_has_entries", "txn_id": int(row["txn_id"])})
-        total = int(tx.fetchval("SELECT COALESCE(SUM(amount), 0) AS s FROM ledger_entry") or 0)
+        for txn_id, txn_sum in rows.unbalanced_txns(tx):
+            problems.append({"check": "txn_balanced", "txn_id": txn_id, "sum": txn_sum})
+        for txn_id in rows.txns_without_entries(tx):
+            problems.append({"check": "txn_has_entries", "txn_id": txn_id})
+        total = rows.entries_total(tx)
         if total != 0:
             problems.append({"check": "entries_sum_zero", "sum": total})
-        n_txn = int(tx.fetchval("SELECT COUNT(*) AS n FROM ledger_txn") or 0)
-        n_entries = int(tx.fetchval("SELECT COUNT(*) AS n FROM ledger_entry") or 0)
+        n_txn = rows.count_txns(tx)
+        n_entries = rows.count_entries(tx)
 
         keysets_report = []
         withdrawn_total = 0
-        for ks in tx.fetchall("SELECT keyset_id, value FROM keyset ORDER BY withdraw_from"):
-            kid: bytes = bytes(ks["keyset_id"])
-            value = int(ks["value"])
+        for kid, value in keyset_rows.values_by_window(tx):
             account = "coins-outstanding:" + kid.hex()
-            sums = tx.fetchone(
-                "SELECT COALESCE(SUM(CASE WHEN amount > 0 THEN amount ELSE 0 END), 0) AS w,"
-                " COALESCE(SUM(CASE WHEN amount < 0 THEN -amount ELSE 0 END), 0) AS d,"
-                " COALESCE(SUM(amount), 0) AS b FROM ledger_entry WHERE account = :a",
-                {"a": account},
-            ) or {"w": 0, "d": 0, "b": 0}
-            withdrawn, deposited, outstanding = int(sums["w"]), int(sums["d"]), int(sums["b"])
-            issued = int(
-                tx.fetchval(
-                    "SELECT COUNT(*) AS n FROM withdrawal_item WHERE keyset_id = :k", {"k": kid}
-                )
-                or 0
-            )
-            spent = int(
-                tx.fetchval("SELECT COUNT(*) AS n FROM spent_coin WHERE keyset_id = :k", {"k": kid})
-                or 0
-            )
+            withdrawn, deposited, outstanding = rows.keyset_flows(tx, account)
+            issued = withdrawal_rows.count_items(tx, kid)
+            spent = deposit_rows.count_spent(tx, kid)
             entry = {
                 "keyset_id": kid.hex(),
                 "value": value,
@@ -171,9 +124,7 @@ def ledger_check(db: Database) -> dict[str, Any]:
             if deposited != value * spent:
                 problems.append({"check": "keyset_deposited_matches_spent", **entry})
 
-        withdrawal_sum = int(
-            tx.fetchval("SELECT COALESCE(SUM(amount), 0) AS s FROM withdrawal") or 0
-        )
+        withdrawal_sum = withdrawal_rows.total_amount(tx)
         if withdrawal_sum != withdrawn_total:
             problems.append(
                 {
@@ -183,17 +134,14 @@ def ledger_check(db: Database) -> dict[str, Any]:
                 }
             )
 
-        customers = _sum_prefix(tx, "customer:")
+        customers = rows.sum_by_prefix(tx, "customer:")
         for account, bal in customers.items():
             if bal < 0:
                 problems.append({"check": "customer_non_negative", "account": account, "b": bal})
 
-        merchants = _sum_prefix(tx, "merchant:")
+        merchants = rows.sum_by_prefix(tx, "merchant:")
         deposits = {
-            "merchant:" + str(r["merchant_id"]): int(r["total"])
-            for r in tx.fetchall(
-                "SELECT merchant_id, SUM(amount) AS total FROM deposit GROUP BY merchant_id"
-            )
+            merchant_account(m): total for m, total in deposit_rows.totals_per_merchant(tx).items()
         }
         for account in set(merchants) | set(deposits):
             if merchants.get(account, 0) != deposits.get(account, 0):
@@ -205,7 +153,7 @@ def ledger_check(db: Database) -> dict[str, Any]:
                         "deposits": deposits.get(account, 0),
                     }
                 )
-        external = _sum_prefix(tx, "external:")
+        external = rows.sum_by_prefix(tx, "external:")
 
     report: dict[str, Any] = {
         "ok": not problems,

@@ -7,100 +7,32 @@ turned into ``{code, message, detail}`` (+ ``Retry-After``) by the service frame
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
-from pydantic import Field
 
 from ecash_tpm.bank.deposit import decode_sigma
 from ecash_tpm.bank.domain import BankDomain
 from ecash_tpm.bank.errors import InvalidTokenError
+from ecash_tpm.bank.models import (
+    AccountAnswer,
+    CoinStatusAnswer,
+    DepositAnswer,
+    DepositBody,
+    KeysetsAnswer,
+    LiftBody,
+    LoginAnswer,
+    LoginBody,
+    ReserveAnswer,
+    ReserveBody,
+    WithdrawAnswer,
+    WithdrawBody,
+)
 from ecash_tpm.bank.settings import BankSettings
 from ecash_tpm.bank.store import MIGRATIONS
-from ecash_tpm.protocol.api.base import ApiModel, B64Bytes
 from ecash_tpm.service.app import create_app
 
 __all__ = ["build_router", "create_bank_app"]
-
-
-class SignedObject(ApiModel):
-    """``{kind, body, signature, signer}`` as made by ``sign_object``."""
-
-    kind: str = Field(max_length=64)
-    body: dict[str, Any]
-    signature: str = Field(max_length=200)
-    signer: str = Field(max_length=200)
-
-
-class LoginBody(ApiModel):
-    account_id: str = Field(min_length=1, max_length=64)
-    password: str = Field(min_length=1, max_length=1024)
-    totp: str = Field(min_length=1, max_length=16)
-
-
-class LoginAnswer(ApiModel):
-    token: str
-    expires_at: int
-
-
-class AccountAnswer(ApiModel):
-    account_id: str
-    balance: int
-    currency: str
-
-
-class KeysetsAnswer(ApiModel):
-    bank_cert: str
-    keysets: list[dict[str, Any]]
-
-
-class WithdrawItemBody(ApiModel):
-    keyset_id: Annotated[B64Bytes, Field(min_length=16, max_length=16)]
-    blinded_msg: Annotated[B64Bytes, Field(min_length=1, max_length=512)]
-
-
-class WithdrawBody(ApiModel):
-    request_id: str = Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
-    items: list[WithdrawItemBody] = Field(min_length=1, max_length=1024)
-
-
-class WithdrawAnswer(ApiModel):
-    request_id: str
-    blind_signatures: list[B64Bytes]
-
-
-class ReserveBody(SignedObject):
-    """The signed object with the signer's certificate (PEM) beside it as ``cert``."""
-
-    cert: str = Field(max_length=16384)
-
-
-class ReserveAnswer(ApiModel):
-    locked_until: int
-    serials: list[B64Bytes]
-
-
-class DepositBody(SignedObject):
-    """The signed object with the signer's certificate (PEM) beside it as ``cert``."""
-
-    cert: str = Field(max_length=16384)
-
-
-class DepositAnswer(ApiModel):
-    receipt: dict[str, Any]
-    cert: str
-
-
-class CoinStatusAnswer(ApiModel):
-    sigma: B64Bytes
-    state: Literal["unspent", "locked", "spent"]
-    locked_until: int | None = None
-
-
-class LiftBody(SignedObject):
-    """The signed object with the signer's certificate (PEM) beside it as ``cert``."""
-
-    cert: str = Field(max_length=16384)
 
 
 def get_bank(request: Request) -> BankDomain:
@@ -127,18 +59,20 @@ def build_router() -> APIRouter:
 
     @router.post("/login", summary="Password + TOTP -> bearer token")
     def login(body: LoginBody, bank: Bank) -> LoginAnswer:
-        return LoginAnswer(**bank.login(body.account_id, body.password, body.totp))
+        token = bank.login(body.account_id, body.password, body.totp)
+        return LoginAnswer(token=token.token, expires_at=token.expires_at)
 
     @router.get("/account", summary="The logged-in customer's balance")
     def account(bank: Bank, authorization: Annotated[str | None, Header()] = None) -> AccountAnswer:
         info = bank.account(bank.authenticate(_bearer(authorization)))
         return AccountAnswer(
-            account_id=info["account_id"], balance=info["balance"], currency=info["currency"]
+            account_id=info.account_id, balance=info.balance, currency=info.currency
         )
 
     @router.get("/keysets", summary="Bank certificate and signed keyset descriptors")
     def keysets(bank: Bank) -> KeysetsAnswer:
-        return KeysetsAnswer(**bank.keysets_info())
+        info = bank.keysets_info()
+        return KeysetsAnswer(bank_cert=info.bank_cert, keysets=info.keysets)
 
     @router.post("/withdraw", summary="Debit and blind-sign (idempotent by request_id)")
     def withdraw(
@@ -149,13 +83,15 @@ def build_router() -> APIRouter:
             account_id, body.request_id, [(i.keyset_id, i.blinded_msg) for i in body.items]
         )
         return WithdrawAnswer(
-            request_id=result["request_id"], blind_signatures=result["blind_signatures"]
+            request_id=result.request_id, blind_signatures=list(result.blind_signatures)
         )
 
     @router.post("/reserve", summary="Hold verified coins for the lock period T")
     def reserve(body: ReserveBody, bank: Bank) -> ReserveAnswer:
         result = bank.reserve(body.model_dump(exclude={"cert"}), body.cert)
-        return ReserveAnswer(locked_until=result["locked_until"], serials=result["serials"])
+        return ReserveAnswer.model_validate(
+            {"locked_until": result.locked_until, "serials": list(result.serials)}
+        )
 
     @router.post("/deposit", summary="Verify and book a merchant's deposit")
     def deposit(body: DepositBody, bank: Bank) -> DepositAnswer:
@@ -164,7 +100,10 @@ def build_router() -> APIRouter:
 
     @router.get("/coins/{sigma}", summary="Coin state for wallet recovery")
     def coin(sigma: str, bank: Bank) -> CoinStatusAnswer:
-        return CoinStatusAnswer(**bank.coin_status(decode_sigma(sigma)))
+        status = bank.coin_status(decode_sigma(sigma))
+        return CoinStatusAnswer(
+            sigma=status.sigma, state=status.state, locked_until=status.locked_until
+        )
 
     # --- fair exchange (issue 6): the TTP asks whether coins were deposited ---------------
     @router.post("/ttp/deposit-query", summary="TTP-signed query: were these coins deposited?")
@@ -177,7 +116,7 @@ def build_router() -> APIRouter:
 
     @router.post("/blacklist/lift", summary="Lift a blacklist entry (supervision-signed)")
     def lift(body: LiftBody, bank: Bank) -> dict[str, Any]:
-        return bank.lift_blacklist_signed(body.model_dump(exclude={"cert"}), body.cert)
+        return bank.lift_blacklist_signed(body.model_dump(exclude={"cert"}), body.cert).to_dict()
 
     return router
 

@@ -21,6 +21,8 @@ from cryptography.x509.oid import NameOID
 
 from ecash_tpm.bank.domain import BankDomain
 from ecash_tpm.bank.errors import LedgerInvariantError
+from ecash_tpm.bank.store import keysets as keyset_rows
+from ecash_tpm.bank.store import ledger as ledger_rows
 from ecash_tpm.crypto.encoding import b64u_encode
 from ecash_tpm.crypto.signing import sign_object
 from ecash_tpm.errors import ConfigError, InputError
@@ -36,13 +38,6 @@ __all__ = [
     "supply_report_body",
 ]
 
-_KEYSETS_SQL = "SELECT keyset_id, value, currency FROM keyset ORDER BY withdraw_from, value"
-_OUTSTANDING_SQL = (
-    "SELECT COALESCE(SUM(e.amount), 0) AS total FROM ledger_entry e"
-    " JOIN ledger_txn t ON t.txn_id = e.txn_id"
-    " WHERE e.account = :account AND t.created_at <= :as_of"
-)
-
 
 def outstanding_per_keyset(db: Database, *, as_of: int) -> list[dict[str, Any]]:
     """Per keyset: ``{keyset_id (b64), value, currency, outstanding_count, outstanding_value}``
@@ -50,16 +45,8 @@ def outstanding_per_keyset(db: Database, *, as_of: int) -> list[dict[str, Any]]:
     negative amount (a broken ledger must not be reported as if it were fine)."""
     lines = []
     with db.read() as tx:
-        for row in tx.fetchall(_KEYSETS_SQL):
-            kid = bytes(row["keyset_id"])
-            value = int(row["value"])
-            total = int(
-                tx.fetchval(
-                    _OUTSTANDING_SQL,
-                    {"account": "coins-outstanding:" + kid.hex(), "as_of": as_of},
-                )
-                or 0
-            )
+        for kid, value, currency in keyset_rows.denominations(tx):
+            total = ledger_rows.outstanding_as_of(tx, "coins-outstanding:" + kid.hex(), as_of)
             if total < 0 or total % value:
                 raise LedgerInvariantError(
                     "the ledger's outstanding value of a keyset is not a whole number of coins",
@@ -69,7 +56,7 @@ def outstanding_per_keyset(db: Database, *, as_of: int) -> list[dict[str, Any]]:
                 {
                     "keyset_id": b64u_encode(kid),
                     "value": value,
-                    "currency": str(row["currency"]),
+                    "currency": currency,
                     "outstanding_count": total // value,
                     "outstanding_value": total,
                 }

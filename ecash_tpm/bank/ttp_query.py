@@ -21,11 +21,13 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ecash_tpm.bank.store import deposits as rows
 from ecash_tpm.crypto.encoding import b64u_encode
 from ecash_tpm.crypto.signing import canonical_digest, sign_object, verify_object
 from ecash_tpm.errors import InputError
 from ecash_tpm.pki import certificate_fingerprint, common_name, verify_party_certificate
 from ecash_tpm.protocol.exchange import KIND_DEPOSIT_ANSWER, KIND_DEPOSIT_QUERY, parse_deposit_query
+from ecash_tpm.storage import Transaction
 
 if TYPE_CHECKING:
     from ecash_tpm.bank.domain import BankDomain
@@ -41,25 +43,21 @@ class TtpQueryError(InputError):
     code = "bank.ttp_query_invalid"
 
 
-def _coin(tx: Any, sigma: bytes) -> dict[str, Any]:
-    row = tx.fetchone(
-        "SELECT t.merchant_id, t.preq, t.deposit_id, t.body, s.spent_at FROM spent_coin s"
-        " JOIN spend_transcript t ON t.transcript_id = s.transcript_id WHERE s.sigma = :s",
-        {"s": sigma},
-    )
+def _coin(tx: Transaction, sigma: bytes) -> dict[str, Any]:
+    row = rows.deposited_coin(tx, sigma)
     if row is None:
         return {"sigma": b64u_encode(sigma), "deposited": False}
-    body = json.loads(row["body"])
+    body = json.loads(row.body)
     return {
         "sigma": b64u_encode(sigma),
         "deposited": True,
-        "merchant_id": row["merchant_id"],
-        "preq": b64u_encode(bytes(row["preq"])),
-        "deposit_id": row["deposit_id"],
+        "merchant_id": row.merchant_id,
+        "preq": b64u_encode(row.preq),
+        "deposit_id": row.deposit_id,
         "value": int(body["value"]),
         "currency": body["currency"],
         "spend_digest": b64u_encode(canonical_digest(body["spend"])),
-        "deposited_at": int(row["spent_at"]),
+        "deposited_at": row.spent_at,
     }
 
 

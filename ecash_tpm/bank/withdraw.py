@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from ecash_tpm.bank.errors import (
     KEYSET_EXPIRED,
@@ -26,7 +25,9 @@ from ecash_tpm.bank.errors import (
 )
 from ecash_tpm.bank.keysets import KeysetStore
 from ecash_tpm.bank.ledger import balance, customer_account, post_transaction
+from ecash_tpm.bank.models import WithdrawResult
 from ecash_tpm.bank.protocols import MembershipCheck
+from ecash_tpm.bank.store import withdrawals as rows
 from ecash_tpm.crypto import blindrsa
 from ecash_tpm.crypto.encoding import b64u_encode
 from ecash_tpm.crypto.signing import canonical_encode
@@ -72,8 +73,8 @@ class Withdrawals:
 
     def withdraw(
         self, account_id: str, request_id: str, items: Sequence[WithdrawItem]
-    ) -> dict[str, Any]:
-        """``{request_id, blind_signatures, amount}``; see the module docstring for the rules."""
+    ) -> WithdrawResult:
+        """The blind signatures and the amount debited; see the module docstring for the rules."""
         if not isinstance(request_id, str) or not REQUEST_ID_RE.match(request_id):
             raise InputError("request_id must be 8..64 characters of [A-Za-z0-9_-]")
         if not items or len(items) > self._max_items:
@@ -99,7 +100,7 @@ class Withdrawals:
             try:
                 keyset.require_withdraw(now)
             except KeysetExpiredError as exc:
-                raise exc.recode(KEYSET_EXPIRED, index=index) from exc
+                raise exc.recode(KEYSET_EXPIRED, detail={"index": index}) from exc
             if keyset.currency != self._currency:
                 raise RequestMismatchError(
                     "keyset currency differs from the account currency",
@@ -126,7 +127,7 @@ class Withdrawals:
             for k, (_, blinded) in zip(keysets, items, strict=True)
         ]
 
-        def book(tx: Transaction) -> dict[str, Any]:
+        def book(tx: Transaction) -> WithdrawResult:
             again = self._stored_tx(tx, account_id, request_id, digest)
             if again is not None:
                 return again
@@ -146,27 +147,17 @@ class Withdrawals:
                 currency=self._currency,
                 now=now,
             )
-            tx.execute(
-                "INSERT INTO withdrawal (request_id, account_id, items_digest, amount, txn_id,"
-                " created_at) VALUES (:r, :a, :d, :amount, :txn, :now)",
-                {
-                    "r": request_id,
-                    "a": account_id,
-                    "d": digest,
-                    "amount": amount,
-                    "txn": txn_id,
-                    "now": now,
-                },
+            rows.insert_withdrawal(
+                tx,
+                request_id=request_id,
+                account_id=account_id,
+                digest=digest,
+                amount=amount,
+                txn_id=txn_id,
+                now=now,
             )
-            tx.executemany(
-                "INSERT INTO withdrawal_item (request_id, idx, keyset_id, blinded_msg, blind_sig)"
-                " VALUES (:r, :i, :k, :m, :s)",
-                [
-                    {"r": request_id, "i": i, "k": k, "m": m, "s": s}
-                    for i, ((k, m), s) in enumerate(zip(items, signatures, strict=True))
-                ],
-            )
-            return {"request_id": request_id, "blind_signatures": signatures, "amount": amount}
+            rows.insert_items(tx, request_id, items, signatures)
+            return WithdrawResult(request_id, tuple(signatures), amount)
 
         try:
             return self._db.run_in_transaction(book)
@@ -177,31 +168,20 @@ class Withdrawals:
                 raise
             return stored
 
-    def _stored(self, account_id: str, request_id: str, digest: bytes) -> dict[str, Any] | None:
+    def _stored(self, account_id: str, request_id: str, digest: bytes) -> WithdrawResult | None:
         with self._db.read() as tx:
             return self._stored_tx(tx, account_id, request_id, digest)
 
     @staticmethod
     def _stored_tx(
         tx: Transaction, account_id: str, request_id: str, digest: bytes
-    ) -> dict[str, Any] | None:
-        row = tx.fetchone(
-            "SELECT account_id, items_digest, amount FROM withdrawal WHERE request_id = :r",
-            {"r": request_id},
-        )
+    ) -> WithdrawResult | None:
+        row = rows.withdrawal(tx, request_id)
         if row is None:
             return None
-        if row["account_id"] != account_id or bytes(row["items_digest"]) != digest:
+        if row.account_id != account_id or row.items_digest != digest:
             raise WithdrawConflictError(
                 "request_id already used for a different withdrawal",
                 detail={"request_id": request_id},
             )
-        sigs = tx.fetchall(
-            "SELECT blind_sig FROM withdrawal_item WHERE request_id = :r ORDER BY idx",
-            {"r": request_id},
-        )
-        return {
-            "request_id": request_id,
-            "blind_signatures": [bytes(r["blind_sig"]) for r in sigs],
-            "amount": int(row["amount"]),
-        }
+        return WithdrawResult(request_id, tuple(rows.blind_signatures(tx, request_id)), row.amount)

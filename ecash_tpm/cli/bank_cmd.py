@@ -214,11 +214,11 @@ def _cmd_account_create(args: argparse.Namespace) -> int:
     uri = (
         f"otpauth://totp/{issuer}:{args.account_id}?secret={b32}&issuer={issuer}&digits=6&period=30"
     )
-    payload = {**info, "totp_secret": b32, "otpauth_uri": uri}
+    payload = {**info.to_dict(), "totp_secret": b32, "otpauth_uri": uri}
     emit(
         args,
         payload,
-        f"account {info['account_id']} created, balance {info['balance']} {info['currency']}\n"
+        f"account {info.account_id} created, balance {info.balance} {info.currency}\n"
         f"TOTP secret (base32): {b32}\n{uri}",
     )
     return 0
@@ -227,14 +227,14 @@ def _cmd_account_create(args: argparse.Namespace) -> int:
 def _cmd_account_show(args: argparse.Namespace) -> int:
     with _admin_bank(args) as bank:
         info = bank.account(args.account_id)
-    emit(args, info, f"{info['account_id']} ({info['kind']}): {info['balance']} {info['currency']}")
+    emit(args, info.to_dict(), f"{info.account_id} ({info.kind}): {info.balance} {info.currency}")
     return 0
 
 
 def _cmd_account_fund(args: argparse.Namespace) -> int:
     with _admin_bank(args) as bank:
         info = bank.fund(args.account_id, args.amount, ref=args.ref)
-    emit(args, info, f"{info['account_id']}: balance {info['balance']} {info['currency']}")
+    emit(args, info.to_dict(), f"{info.account_id}: balance {info.balance} {info.currency}")
     return 0
 
 
@@ -242,7 +242,9 @@ def _cmd_merchant_add(args: argparse.Namespace) -> int:
     pem = Path(args.cert).read_bytes()
     with _admin_bank(args) as bank:
         info = bank.add_merchant(pem)
-    emit(args, info, f"merchant {info['merchant_id']} registered (key {info['key_id'][:16]}...)")
+    emit(
+        args, info.to_dict(), f"merchant {info.merchant_id} registered (key {info.key_id[:16]}...)"
+    )
     return 0
 
 
@@ -305,18 +307,18 @@ def _cmd_blacklist_list(args: argparse.Namespace) -> int:
     with _admin_bank(args) as bank:
         entries = bank.blacklist_entries()
     lines = [
-        f"#{e['entry_id']} {e['subject']} listed {e['listed_at']}: {e['reason']}"
-        + (f" (lifted by {e['lifted_by']}: {e['lift_reason']})" if e["lifted_at"] else "")
+        f"#{e.entry_id} {e.subject} listed {e.listed_at}: {e.reason}"
+        + (f" (lifted by {e.lifted_by}: {e.lift_reason})" if e.lifted_at else "")
         for e in entries
     ]
-    emit(args, {"entries": entries}, "\n".join(lines) or "blacklist empty")
+    emit(args, {"entries": [e.to_dict() for e in entries]}, "\n".join(lines) or "blacklist empty")
     return 0
 
 
 def _cmd_blacklist_lift(args: argparse.Namespace) -> int:
     with _admin_bank(args) as bank:
         entry = bank.lift_blacklist(args.subject, lifted_by=args.by, reason=args.reason)
-    emit(args, entry, f"lifted #{entry['entry_id']} {entry['subject']}")
+    emit(args, entry.to_dict(), f"lifted #{entry.entry_id} {entry.subject}")
     return 0
 
 
@@ -362,7 +364,7 @@ def _cmd_supply_report(args: argparse.Namespace) -> int:
 # --- parser --------------------------------------------------------------------------------------
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``bank`` and its sub-commands to the top-level parser."""
     parser = subparsers.add_parser(
         "bank", help="run and administer the bank", description=__doc__.split("\n\n")[0]

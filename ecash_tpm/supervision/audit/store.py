@@ -1,4 +1,4 @@
-"""The bank's tables, read with the audit's own SQL (schema: ``ecash_tpm/bank/store.py``).
+"""The bank's tables, read with the audit's own SQL (schema: ``ecash_tpm/bank/store/schema.py``).
 
 All of the audit's SQL lives here. It is deliberately not the bank's store: an auditor that
 reused the bank's queries would share the bank's bugs. Every query runs inside the one read

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from ecash_tpm.storage import Migration
 
+__all__ = ["MIGRATIONS"]
+
 MIGRATIONS: list[Migration] = [
     Migration(
         1,
