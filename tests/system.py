@@ -271,7 +271,7 @@ class System:
 
     def shop_catalogue(self, merchant: str = MERCHANTS[0]) -> Any:
         """The shop's catalogue routes as the wallet reads them."""
-        from ecash_tpm.wallet.buy import ShopCatalogueClient
+        from ecash_tpm.wallet.purchases import ShopCatalogueClient
 
         if merchant not in self._fx_clients:
             client = ShopCatalogueClient(self.merchant_urls[merchant])
@@ -346,7 +346,7 @@ class WalletHandle:
     signer: Any  # TpmDaaSigner
     device: Any  # TpmDevice
     _bank: BankClient | None = None
-    _buyer: Any = None  # fair exchange: wallet.buy.Buyer
+    _buyer: Any = None  # fair exchange: wallet.purchases.Buyer
 
     def close(self) -> None:
         """Flush the DAA key from the TPM (swtpm has 3 object slots; it reloads on use)."""
@@ -359,32 +359,38 @@ class WalletHandle:
             self._bank = self.system.login()
         return self._bank
 
+    def context(self) -> Any:
+        """The :class:`~ecash_tpm.wallet.context.WalletContext` of this wallet."""
+        from ecash_tpm.wallet.context import WalletContext
+
+        return WalletContext(self.store, self.system.root_pem, self.system.clock, "bank")
+
+    def spending(self, signer: Any = None) -> Any:
+        """The :class:`~ecash_tpm.wallet.context.SpendingContext` with this wallet's TPM signer
+        (or ``signer``, whose T0 is then not checked)."""
+        if signer is not None:
+            return self.context().spending(signer, hop=self.membership.opener_public)
+        return self.context().spending(
+            self.signer, hop=self.membership.opener_public, expected_t0=self.membership.t0
+        )
+
     def withdraw(self, amount: int, *, bank: BankClient | None = None, **kw: Any) -> Any:
         from ecash_tpm.wallet.withdraw import withdraw
 
         return withdraw(
-            self.store,
+            self.context(),
             bank or self.bank(),
             credential=self.membership.credential,
             epoch=self.membership.epoch,
-            root=self.system.root_pem,
             amount=amount,
             currency=self.system.currency,
-            clock=self.system.clock,
-            bank_name="bank",
             **kw,
         )
 
     def resume_withdrawals(self, *, bank: BankClient | None = None) -> Any:
         from ecash_tpm.wallet.withdraw import resume_withdrawals
 
-        return resume_withdrawals(
-            self.store,
-            bank or self.bank(),
-            root=self.system.root_pem,
-            clock=self.system.clock,
-            bank_name="bank",
-        )
+        return resume_withdrawals(self.context(), bank or self.bank())
 
     def request(self, amount: int, merchant: str = MERCHANTS[0]) -> dict[str, Any]:
         """A signed payment request from ``merchant`` (``{request, cert}``)."""
@@ -409,16 +415,10 @@ class WalletHandle:
             request = self.request(amount, merchant)
         client = self.system.merchant_client(merchant, transport=transport)
         return pay(
-            self.store,
+            self.spending(signer),
             request["request"],
             request["cert"],
             merchant=client,
-            signer=signer or self.signer,
-            hop=self.membership.opener_public,
-            root=self.system.root_pem,
-            clock=self.system.clock,
-            expected_t0=None if signer is not None else self.membership.t0,
-            bank_name="bank",
             merchant_url=client.base_url,
             **kw,
         )
@@ -426,33 +426,26 @@ class WalletHandle:
     # --- fair exchange (issue 6) ------------------------------------------------------------
 
     def buyer(self) -> Any:
-        """A :class:`~ecash_tpm.wallet.buy.Buyer` on this wallet (purchases.db in its dir)."""
-        from ecash_tpm.wallet.buy import Buyer, PurchaseStore
+        """A :class:`~ecash_tpm.wallet.purchases.Buyer` on this wallet (purchases.db in its
+        dir)."""
+        from ecash_tpm.wallet.purchases import Buyer, PurchaseStore
 
         if self._buyer is None:
             purchases = PurchaseStore.open(self.data_dir, self.system.clock)
             self.system._closers.append(purchases.close)
-            self._buyer = Buyer(
-                purchases=purchases,
-                wallet=self.store,
-                signer=self.signer,
-                hop=self.membership.opener_public,
-                root=self.system.root_pem,
-                clock=self.system.clock,
-                expected_t0=self.membership.t0,
-                bank_name="bank",
-            )
+            self._buyer = Buyer(self.spending(), purchases)
         return self._buyer
 
-    def buy(self, product_id: str, merchant: str = MERCHANTS[0], *, relay: bool = False) -> Any:
-        """Buy a product from ``merchant`` (descriptor and ciphertext from the shop)."""
+    def buy(self, product_id: str, merchant: str = MERCHANTS[0], *, shop: Any = None) -> Any:
+        """Buy a product from ``merchant`` (descriptor and ciphertext from the shop); ``shop``
+        replaces the wallet's ``ShopApi`` (e.g. the benchmarks' online-TTP relay)."""
         client = self.system.merchant_client(merchant)
+        shop = client if shop is None else shop
         return self.buyer().buy(
             product_id,
             source=self.system.shop_catalogue(merchant),
-            shop=client,
+            shop=shop,
             merchant_url=client.base_url,
-            relay=self.system.ttp_client() if relay else None,
         )
 
     def dispute(self, purchase_id: str) -> Any:

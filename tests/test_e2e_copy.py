@@ -26,6 +26,7 @@ from test_e2e_payment import bank_refusal, tpm_spend
 
 from ecash_tpm.device import TpmDevice
 from ecash_tpm.errors import EcashError
+from ecash_tpm.wallet.context import WalletContext
 from ecash_tpm.wallet.membership import load_membership, open_signer
 from ecash_tpm.wallet.pay import pay
 from ecash_tpm.wallet.store import WalletStore
@@ -65,21 +66,13 @@ def test_copied_wallet_cannot_spend_on_another_tpm(
             assert exc.value.code == "wallet.key_mismatch"
             client = system.merchant_client("shop-1")
 
-            def attempt(**kw: Any) -> EcashError:
+            wallet = WalletContext(copied, system.root_pem, system.clock, "bank")
+
+            def attempt(expected_t0: Any = None, **kw: Any) -> EcashError:
                 req = client.create_request(16)
+                ctx = wallet.spending(signer, hop=membership.opener_public, expected_t0=expected_t0)
                 with pytest.raises(EcashError) as err:
-                    pay(
-                        copied,
-                        req["request"],
-                        req["cert"],
-                        merchant=client,
-                        signer=signer,
-                        hop=membership.opener_public,
-                        root=system.root_pem,
-                        clock=system.clock,
-                        bank_name="bank",
-                        **kw,
-                    )
+                    pay(ctx, req["request"], req["cert"], merchant=client, **kw)
                 return err.value
 
             # the wallet's own checks stop it before anything is sent ...

@@ -16,7 +16,8 @@ from ecash_tpm.crypto.softdaa import SoftwareDaaSigner
 from ecash_tpm.errors import EcashError
 from ecash_tpm.protocol.coins import Coin
 from ecash_tpm.wallet.coins import HeldCoin, select_coins, split_amount
-from ecash_tpm.wallet.store import PendingCoin, WalletStore
+from ecash_tpm.wallet.records import PendingCoin
+from ecash_tpm.wallet.store import WalletStore
 
 BINARY = (1, 2, 4, 8, 16, 32, 64)
 DECIMAL = (1, 2, 5, 10, 20, 50, 100)

@@ -20,7 +20,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(json_mode=args.json, workdir=args.workdir, keep=args.keep)
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``demo``."""
     p = subparsers.add_parser(
         "demo",

@@ -15,10 +15,16 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ecash_tpm.cli.output import Progress, emit, prompt, read_json
 from ecash_tpm.wallet.pay import RECOVERY_GRACE_S
+
+if TYPE_CHECKING:
+    from ecash_tpm.device import TpmDevice
+    from ecash_tpm.wallet.context import SpendingContext, WalletContext
+    from ecash_tpm.wallet.membership import Membership
+    from ecash_tpm.wallet.store import WalletStore
 
 
 def resolve_tcti(args: argparse.Namespace) -> str:
@@ -82,7 +88,7 @@ def _cmd_join(args: argparse.Namespace) -> int:
     return 0
 
 
-def register_join(sub: argparse._SubParsersAction) -> None:
+def register_join(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """``wallet join``."""
     p = sub.add_parser("join", help="attested join: get the anonymous membership credential")
     add_device_args(p)
@@ -170,6 +176,26 @@ def _coin_root(args: argparse.Namespace) -> bytes:
         ) from exc
 
 
+def _wallet_context(store: WalletStore, root: bytes, cfg: dict[str, Any]) -> WalletContext:
+    """The wallet as its verbs take it: coin store, remembered root and bank name, system clock."""
+    from ecash_tpm.wallet.context import WalletContext
+
+    return WalletContext(store, root, _now, cfg.get("bank_name"))
+
+
+def _spending_context(
+    ctx: WalletContext, device: TpmDevice, data: Path, membership: Membership
+) -> SpendingContext:
+    """``ctx`` with the member's TPM signer (its key checked against the membership)."""
+    from ecash_tpm.wallet.membership import open_signer
+
+    return ctx.spending(
+        open_signer(device, data, membership),
+        hop=membership.opener_public,
+        expected_t0=membership.t0,
+    )
+
+
 def _password(args: argparse.Namespace) -> str:
     if args.password_file:
         return Path(args.password_file).read_text(encoding="utf-8").rstrip("\n")
@@ -218,34 +244,25 @@ def _cmd_withdraw(args: argparse.Namespace) -> int:
         BankClient(cfg["bank_url"]) as bank,
         Progress(args) as progress,
     ):
+        ctx = _wallet_context(store, root, cfg)
         password, totp = _password(args), _totp_code(args)
         progress.note("logging in at the bank")
         bank.login(args.account or membership.account_id, password, totp)
         resumed = []
         if store.pending_withdrawals():
             progress.note("completing withdrawals whose answer was lost")
-            resumed = resume_withdrawals(
-                store,
-                bank,
-                root=root,
-                clock=_now,
-                bank_name=cfg.get("bank_name"),
-                progress=progress,
-            )
+            resumed = resume_withdrawals(ctx, bank, progress=progress)
         result = None
         if args.amount:
             progress.note(f"withdrawing {args.amount}")
             result = withdraw(
-                store,
+                ctx,
                 bank,
                 credential=membership.credential,
                 epoch=membership.epoch,
-                root=root,
                 amount=args.amount,
                 currency=cfg.get("currency", "EUR"),
-                clock=_now,
                 strategy=args.split,
-                bank_name=cfg.get("bank_name"),
                 progress=progress,
             )
         balance = store.balance()
@@ -286,7 +303,7 @@ def _cmd_pay(args: argparse.Namespace) -> int:
     from ecash_tpm.clients.merchant import MerchantClient
     from ecash_tpm.device import TpmDevice
     from ecash_tpm.errors import InputError
-    from ecash_tpm.wallet.membership import load_membership, open_signer
+    from ecash_tpm.wallet.membership import load_membership
     from ecash_tpm.wallet.pay import pay
     from ecash_tpm.wallet.store import WalletStore
 
@@ -309,18 +326,12 @@ def _cmd_pay(args: argparse.Namespace) -> int:
             raise InputError("give --request FILE or --amount N")
         tcti = resolve_tcti(args)
         with TpmDevice(tcti) as device, WalletStore.open(args.data, _now) as store:
-            signer = open_signer(device, args.data, membership)
+            ctx = _wallet_context(store, root, cfg)
             result = pay(
-                store,
+                _spending_context(ctx, device, args.data, membership),
                 offer["request"],
                 offer["cert"],
                 merchant=merchant,
-                signer=signer,
-                hop=membership.opener_public,
-                root=root,
-                clock=_now,
-                expected_t0=membership.t0,
-                bank_name=cfg.get("bank_name"),
                 merchant_url=merchant.base_url,
                 progress=progress,
             )
@@ -364,7 +375,7 @@ def _cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
-def register_coins(sub: argparse._SubParsersAction) -> None:
+def register_coins(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """``wallet withdraw|balance|pay|recover|history``."""
 
     def data_args(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -428,8 +439,8 @@ def register_coins(sub: argparse._SubParsersAction) -> None:
 def _cmd_buy(args: argparse.Namespace) -> int:
     from ecash_tpm.clients.merchant import MerchantClient
     from ecash_tpm.device import TpmDevice
-    from ecash_tpm.wallet.buy import Buyer, PurchaseStore, ShopCatalogueClient
-    from ecash_tpm.wallet.membership import load_membership, open_signer
+    from ecash_tpm.wallet.membership import load_membership
+    from ecash_tpm.wallet.purchases import Buyer, PurchaseStore, ShopCatalogueClient
     from ecash_tpm.wallet.store import WalletStore
 
     cfg = _coin_settings(args)
@@ -443,16 +454,8 @@ def _cmd_buy(args: argparse.Namespace) -> int:
         WalletStore.open(args.data, _now) as store,
         PurchaseStore.open(args.data, _now) as purchases,
     ):
-        buyer = Buyer(
-            purchases=purchases,
-            wallet=store,
-            signer=open_signer(device, args.data, membership),
-            hop=membership.opener_public,
-            root=root,
-            clock=_now,
-            expected_t0=membership.t0,
-            bank_name=cfg.get("bank_name"),
-        )
+        ctx = _spending_context(_wallet_context(store, root, cfg), device, args.data, membership)
+        buyer = Buyer(ctx, purchases)
         progress.note(f"checking product {args.product} (TTP-signed descriptor, ciphertext hash)")
         progress.note("paying with a fresh per-purchase key; the TPM makes the spend proofs")
         result = buyer.buy(args.product, source=catalogue, shop=shop, merchant_url=shop.base_url)
@@ -469,7 +472,7 @@ def _cmd_buy(args: argparse.Namespace) -> int:
 def _cmd_dispute(args: argparse.Namespace) -> int:
     from ecash_tpm.clients.ttp import TtpClient
     from ecash_tpm.errors import ConfigError, EcashError
-    from ecash_tpm.wallet.buy import PurchaseStore, dispute
+    from ecash_tpm.wallet.purchases import PurchaseStore, dispute
 
     done: list[dict[str, Any]] = []
     waiting: list[dict[str, Any]] = []
@@ -493,7 +496,7 @@ def _cmd_dispute(args: argparse.Namespace) -> int:
 
 
 def _cmd_purchases(args: argparse.Namespace) -> int:
-    from ecash_tpm.wallet.buy import PurchaseStore
+    from ecash_tpm.wallet.purchases import PurchaseStore
 
     with PurchaseStore.open(_existing_wallet(args), _now) as purchases:
         rows = [p.to_dict() for p in purchases.purchases(limit=args.limit)]
@@ -506,7 +509,7 @@ def _cmd_purchases(args: argparse.Namespace) -> int:
     return 0
 
 
-def register_fair_exchange(sub: argparse._SubParsersAction) -> None:
+def register_fair_exchange(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """``wallet buy|dispute|purchases`` (digital goods with an offline TTP, DESIGN §6)."""
     p = sub.add_parser("buy", help="buy a digital product (key escrowed with the TTP)")
     add_device_args(p)
@@ -528,7 +531,7 @@ def register_fair_exchange(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_purchases)
 
 
-COMMAND_GROUPS: list[Callable[[argparse._SubParsersAction], None]] = [
+COMMAND_GROUPS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
     register_join,
     register_coins,
     register_fair_exchange,
@@ -536,7 +539,7 @@ COMMAND_GROUPS: list[Callable[[argparse._SubParsersAction], None]] = [
 """Functions adding wallet sub-commands; coin commands append their own ``register_*``."""
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``wallet`` and the sub-commands of every group in :data:`COMMAND_GROUPS`."""
     parser = subparsers.add_parser("wallet", help="customer wallet", description=__doc__)
     sub = parser.add_subparsers(dest="wallet_command", metavar="COMMAND", required=True)

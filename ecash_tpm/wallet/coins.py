@@ -27,8 +27,8 @@ __all__ = [
     "MAX_SELECT_AMOUNT",
     "AmountNotRepresentableError",
     "HeldCoin",
-    "InsufficientFundsError",
     "NoExactChangeError",
+    "NotEnoughCoinsError",
     "select_coins",
     "split_amount",
 ]
@@ -39,8 +39,8 @@ MAX_SELECT_AMOUNT = 1_000_000
 SplitStrategy = Literal["payable", "fewest"]
 
 
-class InsufficientFundsError(ProtocolError):
-    """The wallet holds less spendable value than the amount."""
+class NotEnoughCoinsError(ProtocolError):
+    """The wallet's coins add up to less than the amount (not the bank's account balance)."""
 
     code = "wallet.insufficient_funds"
 
@@ -116,7 +116,7 @@ def select_coins(coins: Sequence[HeldCoin], amount: int) -> list[HeldCoin]:
     _check_amount(amount)
     total = sum(c.value for c in coins)
     if total < amount:
-        raise InsufficientFundsError(
+        raise NotEnoughCoinsError(
             "not enough coins for this amount", detail={"amount": amount, "balance": total}
         )
     if amount > MAX_SELECT_AMOUNT:

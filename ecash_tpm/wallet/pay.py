@@ -42,10 +42,13 @@ from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode
 from ecash_tpm.crypto.groupsig import DaaSigner, make_spend_proof
 from ecash_tpm.errors import EcashError, InputError, RemoteError
 from ecash_tpm.progress import ProgressCallback, silent
-from ecash_tpm.protocol.payments import Spend, verify_payment_request, verify_receipt
+from ecash_tpm.protocol.coins import verify_payment_request
+from ecash_tpm.protocol.payments import Spend, verify_receipt
 from ecash_tpm.service.errors import RemoteCallError
 from ecash_tpm.wallet.coins import HeldCoin, select_coins
-from ecash_tpm.wallet.store import PaymentRecord, WalletStore
+from ecash_tpm.wallet.context import SpendingContext
+from ecash_tpm.wallet.records import PaymentRecord
+from ecash_tpm.wallet.store import WalletStore
 from ecash_tpm.wallet.withdraw import WalletBank
 
 __all__ = [
@@ -139,31 +142,28 @@ class RecoveryResult:
 
 
 def pay(
-    store: WalletStore,
+    ctx: SpendingContext,
     request_doc: Mapping[str, Any],
     cert: x509.Certificate | bytes | str,
     *,
     merchant: MerchantApi,
-    signer: DaaSigner,
-    hop: Point,
-    root: x509.Certificate | bytes | str,
-    clock: Callable[[], int],
-    expected_t0: Point | None = None,
-    bank_name: str | None = None,
     merchant_url: str | None = None,
     self_check: bool = True,
     progress: ProgressCallback | None = None,
 ) -> PayResult:
-    """Pay a merchant's signed request (see the module docstring); ``progress`` hears of every
-    spend proof made with the TPM."""
+    """Pay a merchant's signed request with the wallet of ``ctx`` (see the module docstring);
+    ``progress`` hears of every spend proof made with the TPM."""
     say = progress or silent
-    now = clock()
-    req = verify_payment_request(request_doc, cert, root, now=now)
-    if bank_name is not None and req.bank != bank_name:
+    store, signer = ctx.store, ctx.signer
+    now = ctx.clock()
+    # step 1 (docs/protocol.md 6): certificate, signature, deadline, and our own bank
+    req = verify_payment_request(request_doc, cert, ctx.root, now=now)
+    if ctx.bank_name is not None and req.bank != ctx.bank_name:
         raise WrongBankError(
             "the merchant wants payment through another bank",
-            detail={"bank": req.bank, "wallet_bank": bank_name},
+            detail={"bank": req.bank, "wallet_bank": ctx.bank_name},
         )
+    # step 2 (7): exact coins, marked pending with the payment in one transaction
     payment_id = "pay-" + secrets.token_hex(12)
     chosen = store.start_payment(
         payment_id=payment_id,
@@ -177,6 +177,7 @@ def pay(
         spendable_after=now + SPENDABLE_MARGIN_S,
         choose=lambda coins: select_coins(coins, req.amount),
     )
+    # step 3 (7): one TPM2_Commit and one TPM2_Sign per coin
     timings: dict[str, float] = {}
     start = time.perf_counter()
     spends: list[Spend] = []
@@ -184,7 +185,14 @@ def pay(
         say("spend proofs with the TPM", 0, len(chosen))
         for hc in chosen:
             spends.append(
-                _spend(signer, hc, hop=hop, preq=req.preq, t0=expected_t0, self_check=self_check)
+                _spend(
+                    signer,
+                    hc,
+                    hop=ctx.hop,
+                    preq=req.preq,
+                    t0=ctx.expected_t0,
+                    self_check=self_check,
+                )
             )
             say("spend proofs with the TPM", len(spends), len(chosen))
     except BaseException as exc:  # nothing left the device: the coins are still ours
@@ -198,7 +206,7 @@ def pay(
     if stats is not None and hasattr(stats, "tpm_seconds"):
         timings["tpm_s"] = float(stats.tpm_seconds)
     wire = [sp.to_dict() for sp in spends]
-    store.mark_sent(payment_id, wire)
+    store.mark_sent(payment_id, wire)  # step 4: recorded as sent before the merchant is called
 
     start = time.perf_counter()
     try:
@@ -206,19 +214,20 @@ def pay(
     except RemoteCallError as exc:
         raise _send_failure(store, payment_id, chosen, exc) from exc
     timings["merchant_s"] = time.perf_counter() - start
+    # step 5 (docs/protocol.md 8, 9): the bank's receipt for this request, serials, amount
     serials = [hc.sigma for hc in chosen]
     receipt = answer.get("receipt")
     try:
         verify_receipt(
             receipt,
             answer.get("cert"),  # type: ignore[arg-type]
-            root,
+            ctx.root,
             preq=req.preq,
             merchant_id=req.merchant_id,
             amount=req.amount,
             currency=req.currency,
             serials=serials,
-            now=clock(),
+            now=ctx.clock(),
         )
     except EcashError as exc:
         store.note_error(payment_id, exc.code)  # coins stay pending: recovery asks the bank

@@ -18,7 +18,7 @@ certificate from the central bank.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -32,7 +32,9 @@ from ecash_tpm.protocol.keysets import BankKeysets, Keyset
 from ecash_tpm.protocol.payments import Coin, KeysetBook, book_from_bank_keysets
 from ecash_tpm.service.errors import RemoteCallError
 from ecash_tpm.wallet.coins import HeldCoin, SplitStrategy, split_amount
-from ecash_tpm.wallet.store import PendingCoin, PendingWithdrawal, WalletStore
+from ecash_tpm.wallet.context import WalletContext
+from ecash_tpm.wallet.records import PendingCoin, PendingWithdrawal
+from ecash_tpm.wallet.store import WalletStore
 
 __all__ = [
     "WalletBank",
@@ -216,46 +218,43 @@ def send_withdrawal(
 
 
 def withdraw(
-    store: WalletStore,
+    ctx: WalletContext,
     bank: WalletBank,
     *,
     credential: Credential,
     epoch: int,
-    root: x509.Certificate | bytes | str,
     amount: int,
     currency: str,
-    clock: Callable[[], int],
     strategy: SplitStrategy = "payable",
-    bank_name: str | None = None,
     request_id: str | None = None,
     progress: ProgressCallback | None = None,
 ) -> WithdrawResult:
-    """Withdraw ``amount`` as coins (see the module docstring); ``progress`` hears of every
-    coin blinded, the bank's signing and every signature unblinded."""
-    now = clock()
-    book = fetch_keysets(bank, root, now=now, bank_name=bank_name, store=store)
+    """Withdraw ``amount`` as coins of the member's ``credential`` (see the module docstring);
+    ``progress`` hears of every coin blinded, the bank's signing and every signature unblinded."""
+    now = ctx.clock()
+    # docs/protocol.md 4: keysets only with the bank's signature and a certificate from the root
+    book = fetch_keysets(bank, ctx.root, now=now, bank_name=ctx.bank_name, store=ctx.store)
     items = plan_withdrawal(
         book, credential, epoch, amount, currency, now=now, strategy=strategy, progress=progress
     )
+    # 5.2: saved before it is sent, so a lost answer is retried with the same request_id
     rid = request_id or new_request_id()
-    store.add_pending_withdrawal(rid, currency, items)
-    return send_withdrawal(store, bank, store.withdrawal(rid), book, progress=progress)
+    ctx.store.add_pending_withdrawal(rid, currency, items)
+    return send_withdrawal(ctx.store, bank, ctx.store.withdrawal(rid), book, progress=progress)
 
 
 def resume_withdrawals(
-    store: WalletStore,
+    ctx: WalletContext,
     bank: WalletBank,
     *,
-    root: x509.Certificate | bytes | str,
-    clock: Callable[[], int],
-    bank_name: str | None = None,
     progress: ProgressCallback | None = None,
 ) -> list[WithdrawResult]:
     """Complete every saved withdrawal whose answer was lost (same request_id, same items)."""
+    store = ctx.store
     pending = store.pending_withdrawals()
     if not pending:
         return []
-    book = fetch_keysets(bank, root, now=clock(), bank_name=bank_name, store=store)
+    book = fetch_keysets(bank, ctx.root, now=ctx.clock(), bank_name=ctx.bank_name, store=store)
     results = []
     for pw in pending:
         try:

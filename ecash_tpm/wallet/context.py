@@ -1,0 +1,67 @@
+"""What every wallet verb needs, built once per session instead of passed piece by piece.
+
+Like go-attestation's ``ActivationParameters{...}.Generate()``: the long list of wallet
+dependencies (store, trust root, clock, bank, TPM signer, membership facts) becomes one frozen
+object, and each verb takes it plus what is specific to the request::
+
+    ctx = WalletContext(store, root, clock, bank_name="bank")
+    withdraw(ctx, bank, credential=m.credential, epoch=m.epoch, amount=100, currency="EUR")
+    spending = ctx.spending(signer, hop=m.opener_public, expected_t0=m.t0)
+    pay(spending, offer["request"], offer["cert"], merchant=shop)
+
+Two levels, because withdrawing needs no TPM (``wallet withdraw`` never opens it) while paying
+and buying do: :class:`SpendingContext` is a :class:`WalletContext` with the signer added.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cryptography import x509
+
+from ecash_tpm.crypto.bn256 import Point
+from ecash_tpm.crypto.groupsig import DaaSigner
+from ecash_tpm.wallet.store import WalletStore
+
+__all__ = ["RootCertificate", "SpendingContext", "WalletContext"]
+
+#: The central-bank root as a certificate, DER bytes or PEM text.
+RootCertificate = x509.Certificate | bytes | str
+
+
+@dataclass(frozen=True)
+class WalletContext:
+    """The wallet's coins and what it trusts: withdrawals and keysets need nothing more."""
+
+    store: WalletStore
+    #: Bank, merchant and TTP certificates must chain to this root (docs/protocol.md 1.5).
+    root: RootCertificate
+    clock: Callable[[], int]
+    #: The bank's certificate CN; requests naming another bank are refused (protocol.md 6).
+    bank_name: str | None = None
+
+    def spending(
+        self, signer: DaaSigner, *, hop: Point, expected_t0: Point | None = None
+    ) -> SpendingContext:
+        """This wallet with its TPM signer, ready to pay and buy."""
+        return SpendingContext(
+            self.store,
+            self.root,
+            self.clock,
+            self.bank_name,
+            signer=signer,
+            hop=hop,
+            expected_t0=expected_t0,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class SpendingContext(WalletContext):
+    """A wallet that can spend: the TPM's DAA signer and the membership facts its proofs use."""
+
+    signer: DaaSigner
+    #: The opener's public key Hop: spend proofs encrypt the member's identity to it.
+    hop: Point
+    #: The member's registered T0; the TPM's commit must reproduce it (None: not checked).
+    expected_t0: Point | None = None
