@@ -303,16 +303,7 @@ class KeysetStore:
             "public_key": row.public_key,
             "variant": row.variant,
         }
-        described = {
-            "keyset_id": keyset.keyset_id,
-            "value": keyset.value,
-            "currency": keyset.currency,
-            "withdraw_from": keyset.withdraw_from,
-            "withdraw_until": keyset.withdraw_until,
-            "deposit_until": keyset.deposit_until,
-            "public_key": spki(keyset.public_key),
-            "variant": keyset.variant.name,
-        }
+        described = keyset.columns()
         differing = sorted(k for k in columns if columns[k] != described[k])
         if differing:
             raise StorageError(

@@ -30,11 +30,14 @@ from ecash_tpm.errors import EcashError
 from ecash_tpm.protocol.coins import check_currency
 from ecash_tpm.protocol.errors import KeysetDescriptorError, KeysetExpiredError
 
-__all__ = ["KEYSET_DESCRIPTOR_KIND", "BankKeysets", "Keyset", "keyset_id_for", "spki"]
+__all__ = [
+    "DESCRIPTOR_FIELDS",
+    "KEYSET_DESCRIPTOR_KIND", "BankKeysets", "Keyset", "keyset_id_for", "spki"]
 
 KEYSET_DESCRIPTOR_KIND = "bank-keyset"
 
-_DESCRIPTOR_FIELDS = frozenset(
+#: The fields of a keyset descriptor, exactly (docs/protocol.md, "Keysets").
+DESCRIPTOR_FIELDS = frozenset(
     {
         "keyset_id",
         "value",
@@ -81,6 +84,20 @@ class Keyset:
     def ledger_account(self) -> str:
         """The ledger account holding the value of this keyset's unspent coins."""
         return "coins-outstanding:" + self.hex_id
+
+    def columns(self) -> dict[str, Any]:
+        """The descriptor's values as raw columns (id and key as bytes, variant by name): what a
+        bank stores per keyset and compares its rows against."""
+        return {
+            "keyset_id": self.keyset_id,
+            "value": self.value,
+            "currency": self.currency,
+            "withdraw_from": self.withdraw_from,
+            "withdraw_until": self.withdraw_until,
+            "deposit_until": self.deposit_until,
+            "public_key": spki(self.public_key),
+            "variant": self.variant.name,
+        }
 
     def can_withdraw(self, now: int) -> bool:
         return self.withdraw_from <= now < self.withdraw_until
@@ -131,7 +148,7 @@ class Keyset:
     @classmethod
     def from_descriptor(cls, body: Mapping[str, Any]) -> Keyset:
         """Parse a descriptor and check that its keyset_id commits to the rest."""
-        if not isinstance(body, Mapping) or set(body) != _DESCRIPTOR_FIELDS:
+        if not isinstance(body, Mapping) or set(body) != DESCRIPTOR_FIELDS:
             raise KeysetDescriptorError("keyset descriptor has the wrong fields")
         ints = {}
         for name in ("value", "withdraw_from", "withdraw_until", "deposit_until"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ecash_tpm.protocol.keysets import Keyset, spki
+from ecash_tpm.protocol.keysets import Keyset
 from ecash_tpm.storage import Transaction
 
 __all__ = [
@@ -45,14 +45,7 @@ def insert_keyset(
         " VALUES (:keyset_id, :value, :currency, :withdraw_from, :withdraw_until,"
         " :deposit_until, :public_key, :variant, :descriptor, :key_file, :created_at)",
         {
-            "keyset_id": keyset.keyset_id,
-            "value": keyset.value,
-            "currency": keyset.currency,
-            "withdraw_from": keyset.withdraw_from,
-            "withdraw_until": keyset.withdraw_until,
-            "deposit_until": keyset.deposit_until,
-            "public_key": spki(keyset.public_key),
-            "variant": keyset.variant.name,
+            **keyset.columns(),
             "descriptor": descriptor_json,
             "key_file": key_file_name,
             "created_at": now,

@@ -21,25 +21,13 @@ from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode
 from ecash_tpm.crypto.groupsig import KEYSET_ID_LEN
 from ecash_tpm.crypto.signing import canonical_encode, verify_object
 from ecash_tpm.errors import EcashError
-from ecash_tpm.protocol.keysets import KEYSET_DESCRIPTOR_KIND
+from ecash_tpm.protocol.keysets import DESCRIPTOR_FIELDS, KEYSET_DESCRIPTOR_KIND
 from ecash_tpm.supervision.audit.context import AuditContext, AuditKeyset, blob
 from ecash_tpm.supervision.audit.store import BankTables
 from ecash_tpm.supervision.audit_report import AuditInputError
 
 __all__ = ["check_published", "load_keysets"]
 
-_DESCRIPTOR_FIELDS = frozenset(
-    {
-        "keyset_id",
-        "value",
-        "currency",
-        "withdraw_from",
-        "withdraw_until",
-        "deposit_until",
-        "public_key",
-        "variant",
-    }
-)
 
 
 def load_keysets(ctx: AuditContext, tables: BankTables) -> None:
@@ -134,7 +122,7 @@ def _keyset_from_row(row: Mapping[str, Any]) -> AuditKeyset:
 def _descriptor_body(ctx: AuditContext, doc: Any) -> dict[str, Any]:
     """Verify a signed keyset descriptor with the bank key; return its checked body."""
     body = verify_object(doc, ctx.bank_key, KEYSET_DESCRIPTOR_KIND)
-    if set(body) != _DESCRIPTOR_FIELDS:
+    if set(body) != DESCRIPTOR_FIELDS:
         raise AuditInputError("descriptor has the wrong fields")
     for name in ("value", "withdraw_from", "withdraw_until", "deposit_until"):
         v = body[name]
