@@ -5,8 +5,8 @@ with its *own* queries and re-verifies every signature with the *pure* cryptogra
 (or a lie) in the exchange's code cannot hide in the auditor too. This package therefore imports
 nothing from :mod:`ecash_tpm.bank`: it opens the bank's database read-only (one snapshot),
 reads the tables of the bank's schema (``ecash_tpm/bank/store/schema.py``, migration 1) with
-SQL of its own (:mod:`.store`), and checks them with :mod:`ecash_tpm.crypto`, the protocol's one spend check
-and the central bank's certificate checks.
+SQL of its own (:mod:`.store`), and checks them with :mod:`ecash_tpm.crypto`, the protocol's
+one spend check and the central bank's certificate checks.
 
 Like Taler's auditor helpers, there is one analysis per area over a shared
 :class:`~.context.AuditContext` (inputs, what earlier areas learned, the findings);
