@@ -11,7 +11,7 @@ lint:
 	./scripts/bootstrap && .venv/bin/ruff check ecash_tpm tests benchmarks
 
 typecheck:
-	./scripts/bootstrap && .venv/bin/mypy ecash_tpm
+	./scripts/bootstrap && .venv/bin/mypy --strict ecash_tpm
 
 bench:
 	./scripts/bootstrap && for b in benchmarks/bench_*.py; do .venv/bin/python "$$b"; done
