@@ -11,8 +11,10 @@ coin store and purchase store) buy it ``--reps`` times each, for c = 1..N, in tw
 * **offline TTP** (this design): wallet -> merchant ``/v1/pay`` -> bank deposit; the merchant
   returns the receipt with k sealed to the customer's key. The TTP is not involved (its counters
   are checked to stay at zero).
-* **online TTP** (the baseline): wallet -> TTP ``/v1/relay/pay`` -> merchant ``/v1/pay`` ->
-  bank; the TTP checks the request, verifies the bank's receipt and releases its escrowed k.
+* **online TTP** (the baseline): wallet -> relay ``/v1/relay/pay`` -> merchant ``/v1/pay`` ->
+  bank; the relay (:mod:`online_ttp`, an HTTP server of its own over the running TTP's escrow)
+  checks the request as for a dispute, verifies the bank's receipt and releases the escrowed k.
+  The wallet is the same; only its ``ShopApi`` differs (:class:`online_ttp.RelayShop`).
 
 Both flows do the same customer-side work (descriptor and ciphertext check, fresh X25519 key,
 payment request, spend proof, key unsealing, decryption), so the difference is the TTP hop.
@@ -32,6 +34,7 @@ one GIL), so absolute throughput is a lower bound; the comparison is like for li
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import tempfile
@@ -42,16 +45,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from online_ttp import (  # noqa: E402
+    MerchantPool,
+    OnlineTtpRelay,
+    RelayClient,
+    RelayShop,
+    create_relay_app,
+)
 from system import System, start_system  # noqa: E402
 
-from ecash_tpm.clients.merchant import MerchantClient
-from ecash_tpm.clients.ttp import TtpClient
+from ecash_tpm.clients.merchant import MerchantClient  # noqa: E402
 from ecash_tpm.crypto.groupsig import issue_credential  # noqa: E402
 from ecash_tpm.crypto.softdaa import SoftwareDaaSigner  # noqa: E402
 from ecash_tpm.device import TpmDevice  # noqa: E402
+from ecash_tpm.service.server import running_server  # noqa: E402
 from ecash_tpm.swtpm import SwtpmInstance  # noqa: E402
-from ecash_tpm.wallet.buy import Buyer, PurchaseStore, ShopCatalogueClient  # noqa: E402
+from ecash_tpm.wallet.context import WalletContext  # noqa: E402
+from ecash_tpm.wallet.purchases import Buyer, PurchaseStore, ShopCatalogueClient  # noqa: E402
 from ecash_tpm.wallet.store import WalletStore  # noqa: E402
 from ecash_tpm.wallet.withdraw import withdraw  # noqa: E402
 
@@ -66,7 +78,7 @@ class Customer:
     buyer: Buyer
     shop: MerchantClient
     catalogue: ShopCatalogueClient
-    ttp: TtpClient
+    relay_shop: RelayShop
     closers: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:
@@ -74,7 +86,7 @@ class Customer:
             close()
 
 
-def make_customer(system: System, directory: Path, coins: int) -> Customer:
+def make_customer(system: System, directory: Path, coins: int, relay_url: str) -> Customer:
     """A software-DAA member with ``coins`` coins of value 1 in its own wallet directory."""
     signer = SoftwareDaaSigner()
     epoch = system.issuer.keys.current_epoch
@@ -83,36 +95,26 @@ def make_customer(system: System, directory: Path, coins: int) -> Customer:
     )
     store = WalletStore.open(directory, system.clock)
     purchases = PurchaseStore.open(directory, system.clock)
+    ctx = WalletContext(store, system.root_pem, system.clock, "bank")
     bank = system.login()
     left = coins
     while left:
         chunk = min(left, 64)
         withdraw(
-            store,
+            ctx,
             bank,
             credential=credential,
             epoch=epoch,
-            root=system.root_pem,
             amount=chunk,
             currency=system.currency,
-            clock=system.clock,
-            bank_name="bank",
         )
         left -= chunk
-    buyer = Buyer(
-        purchases=purchases,
-        wallet=store,
-        signer=signer,
-        hop=system.opener.public,
-        root=system.root_pem,
-        clock=system.clock,
-        bank_name="bank",
-    )
+    buyer = Buyer(ctx.spending(signer, hop=system.opener.public), purchases)
     shop = MerchantClient(system.merchant_urls["shop-1"])
     catalogue = ShopCatalogueClient(system.merchant_urls["shop-1"])
-    ttp = TtpClient(str(system.ttp_url))
-    c = Customer(buyer, shop, catalogue, ttp)
-    c.closers += [store.close, purchases.close, shop.close, catalogue.close, ttp.close]
+    relay = RelayClient(relay_url)
+    c = Customer(buyer, shop, catalogue, RelayShop(shop, relay))
+    c.closers += [store.close, purchases.close, shop.close, catalogue.close, relay.close]
     return c
 
 
@@ -134,9 +136,8 @@ def run_level(
                 result = c.buyer.buy(
                     product_id,
                     source=c.catalogue,
-                    shop=c.shop,
+                    shop=c.relay_shop if flow == "online" else c.shop,
                     merchant_url=shop_url,
-                    relay=c.ttp if flow == "online" else None,
                 )
             except BaseException as exc:
                 errors.append(exc)
@@ -182,6 +183,7 @@ def main() -> None:
         tpm_state.start()
         try:
             with (
+                contextlib.ExitStack() as stack,
                 TpmDevice(tpm_state.tcti) as device,
                 start_system(
                     base / "sys",
@@ -195,15 +197,22 @@ def main() -> None:
             ):
                 system.open_wallet(device, base / "tpm-wallet")  # attested member on the account
                 product = system.register_product("shop-1", title="Book", price=1, content=CONTENT)
+                links = MerchantPool()
+                stack.callback(links.close)
+                relay = OnlineTtpRelay(system.ttp, links)
+                relay_url = stack.enter_context(
+                    running_server(create_relay_app(relay, base / "relay"))
+                )
                 print(f"setting up {n_max} customers ...", file=sys.stderr)
                 customers = [
-                    make_customer(system, base / f"c{i}", per_customer) for i in range(n_max)
+                    make_customer(system, base / f"c{i}", per_customer, relay_url)
+                    for i in range(n_max)
                 ]
                 shop_url = system.merchant_urls["shop-1"]
                 try:
                     for flow in FLOWS:  # warm-up: connections, keyset caches
                         run_level(customers[:1], product.product_id, flow, 1, shop_url)
-                    relays0 = system.ttp.stats()["counters"].get("relays", 0)
+                    relays0 = relay.relays
                     results: dict[tuple[str, int], tuple[float, float, float, float]] = {}
                     print(
                         f"{'flow':<8} {'cust':>4} {'purch/s':>8} {'lat.med':>8} {'lat.p95':>8} "
@@ -211,11 +220,11 @@ def main() -> None:
                     )
                     for c in range(1, n_max + 1):
                         for flow in FLOWS:
-                            before = dict(system.ttp.stats()["counters"])
+                            before = {**system.ttp.stats()["counters"], "relays": relay.relays}
                             wall, totals, pays = run_level(
                                 customers[:c], product.product_id, flow, reps, shop_url
                             )
-                            after = dict(system.ttp.stats()["counters"])
+                            after = {**system.ttp.stats()["counters"], "relays": relay.relays}
                             if flow == "offline":
                                 moved = {
                                     k
@@ -235,8 +244,10 @@ def main() -> None:
                                 f"{flow:<8} {c:>4} {row[0]:8.1f} {row[1]:8.1f} {row[2]:8.1f} "
                                 f"{row[3]:8.1f}"
                             )
-                    relays = system.ttp.stats()["counters"].get("relays", 0) - relays0
-                    print(f"\nTTP relays in the online flow: {relays}; in the offline flow: 0")
+                    relays = relay.relays - relays0
+                    print(
+                        f"\nrelayed payments in the online flow: {relays}; in the offline flow: 0"
+                    )
                     print(f"\n{'cust':>4} {'thr off/on':>10} {'lat on/off':>10} {'pay on/off':>10}")
                     for c in range(1, n_max + 1):
                         off, on = results[("offline", c)], results[("online", c)]

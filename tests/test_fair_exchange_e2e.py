@@ -1,15 +1,18 @@
 """Fair exchange of digital goods with an offline TTP (DESIGN §6), end to end over real HTTP on
 127.0.0.1 with swtpm: central bank, supervision, issuer, bank, two merchants and the TTP.
 
-``shop-1`` is honest; ``shop-2`` is switched between cheat modes per test (``no_key``: case 1,
-``wrong_key``: case 2, ``lost_key``: the delivery is lost but the shop answers the TTP). The
-dispute deadline is passed by moving the shared clock. Tests run in file order on one system.
+``shop-1`` is honest; ``shop-2`` gets a cheating key release injected per test
+(:mod:`ecash_tpm.demo.cheating`: ``no_key``: case 1, ``wrong_key``: case 2, ``lost_key``: the
+delivery is lost but the shop answers the TTP). The dispute deadline is passed by moving the
+shared clock. Tests run in file order on one system.
 """
 
 from __future__ import annotations
 
 import secrets
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,11 +28,12 @@ from ecash_tpm.crypto.sealing import (
     decrypt_content,
 )
 from ecash_tpm.crypto.signing import PartyKey, canonical_digest, sign_object
+from ecash_tpm.demo.cheating import strategy
 from ecash_tpm.device import TpmDevice
 from ecash_tpm.protocol.coins import Spend
 from ecash_tpm.protocol.errors import DisputePendingError
 from ecash_tpm.service.errors import RemoteCallError
-from ecash_tpm.wallet.buy import (
+from ecash_tpm.wallet.purchases import (
     CiphertextTamperedError,
     ContentKeyInvalidError,
     ContentKeyMissingError,
@@ -92,7 +96,10 @@ def counters(system: System) -> dict[str, int]:
 
 
 def cheat(system: System, merchant: str, mode: str) -> None:
-    system.merchants[merchant].catalogue.cheat = mode
+    """Inject a key release of :mod:`ecash_tpm.demo.cheating` (``"none"``: the honest one)."""
+    catalogue = system.merchants[merchant].catalogue
+    assert catalogue is not None
+    catalogue.key_release = strategy(mode)
 
 
 def customer_key(wallet: WalletHandle, purchase_id: str) -> bytes:
@@ -396,12 +403,33 @@ def test_unknown_product_and_bad_price(
 
 
 def test_relay_mode_goes_through_the_ttp(
-    system: System, wallet: WalletHandle, products: dict[str, str]
+    system: System, wallet: WalletHandle, products: dict[str, str], tmp_path: Path
 ) -> None:
-    before = counters(system).get("relays", 0)
-    result = wallet.buy(products["shop-1"], "shop-1", relay=True)
-    assert result.content == CONTENT["shop-1"] and result.purchase.delivered_by == "relay"
-    assert counters(system)["relays"] == before + 1
+    """The benchmarks' online-TTP relay (benchmarks/online_ttp.py) over the running TTP's
+    escrow: the wallet pays through it and gets the TTP's key (kept working here)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from online_ttp import MerchantPool, OnlineTtpRelay, RelayClient, RelayShop, create_relay_app
+
+    from ecash_tpm.service.server import running_server
+
+    pool = MerchantPool()
+    relay = OnlineTtpRelay(system.ttp, pool)
+    before = relay.relays
+    ttp_before = counters(system)
+    try:
+        with running_server(create_relay_app(relay, tmp_path)) as url, RelayClient(url) as http:
+            shop = RelayShop(system.merchant_client("shop-1"), http)
+            result = wallet.buy(products["shop-1"], "shop-1", shop=shop)
+            # a request the relay cannot vouch for is refused with the TTP's code
+            with pytest.raises(RemoteCallError) as exc:
+                http.relay_pay({"kind": "x", "body": {}}, system.ttp.config.cert_pem, [{}])
+            assert exc.value.code == "ttp.unknown_product" and exc.value.status == 404
+    finally:
+        pool.close()
+    # the key came with the pay answer (relayed by the TTP): to the wallet it is the shop's
+    assert result.content == CONTENT["shop-1"] and result.purchase.delivered_by == "merchant"
+    assert relay.relays == before + 2
+    assert counters(system) == ttp_before  # the TTP's own counters: no dispute, no bank query
 
 
 # --- demo story, admin route, operator CLI ---------------------------------------------------

@@ -39,9 +39,9 @@ from ecash_tpm.merchant.domain import (
 )
 from ecash_tpm.merchant.store import MIGRATIONS, MerchantStore
 from ecash_tpm.pki import cert_pem, load_certificate
-from ecash_tpm.protocol.coins import Coin, Spend
+from ecash_tpm.protocol.coins import Coin, Spend, verify_payment_request
 from ecash_tpm.protocol.keysets import BankKeysets, Keyset, keyset_id_for
-from ecash_tpm.protocol.payments import KIND_RECEIPT, verify_keyset_list, verify_payment_request
+from ecash_tpm.protocol.payments import KIND_RECEIPT, verify_keyset_list
 from ecash_tpm.service.errors import RemoteCallError
 from ecash_tpm.storage import Database, sqlite_url
 

@@ -6,7 +6,7 @@ merchant. Fast: software DAA keys, SQLite, an injected clock.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -127,9 +127,6 @@ class Shop:
             ),
         )
         return {"answer": doc, "cert": self.party.cert_pem}
-
-    def pay(self, request: Mapping[str, Any], spends: Sequence[Mapping[str, Any]]) -> Any:
-        raise AssertionError("relay not used here")
 
 
 class BankLink:

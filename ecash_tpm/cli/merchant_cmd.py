@@ -1,4 +1,4 @@
-"""``ecash-tpm merchant init|serve|request|stats``: run a shop.
+"""``ecash-tpm merchant init|serve|request|stats|deposits retry``: run a shop.
 
 ``init --data DIR --name N`` makes the merchant's P-256 key (``merchant-key.pem``, 0600) and
 gets it certified by the central bank for role ``merchant`` with CN = N: directly from the CA's
@@ -11,6 +11,8 @@ add``) before it accepts deposits.
 ``serve`` reads ``[merchant]`` from the TOML file (and ``ECASH_TPM_MERCHANT_*``).
 ``request --url URL --amount N`` asks a running shop for a signed payment request and prints
 ``{request, cert}`` (what ``ecash-tpm wallet pay --request FILE`` takes).
+``deposits retry`` re-sends, once, every deposit whose bank answer was lost (a running shop
+does this by itself every ``deposit_retry_s``) and prints how each ended.
 """
 
 from __future__ import annotations
@@ -91,8 +93,42 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``merchant init|serve|request|stats``."""
+def _cmd_deposits_retry(args: argparse.Namespace) -> int:
+    from ecash_tpm.clients.bank import BankClient
+    from ecash_tpm.merchant.app import load_merchant_config, resolve_hop
+    from ecash_tpm.merchant.domain import Merchant
+    from ecash_tpm.merchant.store import MIGRATIONS, MerchantStore
+    from ecash_tpm.storage import Database
+
+    settings = _settings(args)
+    config = load_merchant_config(settings)
+    with (
+        Database.open(settings.database_url) as db,
+        BankClient(settings.bank_url, timeout=settings.bank_timeout_s) as bank,
+    ):
+        db.migrate(MIGRATIONS, component="merchant")
+        merchant = Merchant(config, MerchantStore(db, _now), bank, resolve_hop(settings, None))
+        results = merchant.retry_deposits()
+    rows = [r.to_dict() for r in results]
+    settled = sum(1 for r in results if r.settled)
+    lines = [f"{r['deposit_id']}: {r['amount']} {r['currency']} -> {r['outcome']}" for r in rows]
+    lines.append(f"{settled} of {len(rows)} pending deposit(s) settled")
+    emit(
+        args,
+        {"retried": rows, "settled": settled, "pending": len(rows) - settled},
+        "\n".join(lines) if rows else "no pending deposits",
+    )
+    return 0
+
+
+def _now() -> int:
+    import time
+
+    return int(time.time())
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``merchant init|serve|request|stats|deposits retry``."""
     parser = subparsers.add_parser("merchant", help="merchant (shop)", description=__doc__)
     sub = parser.add_subparsers(dest="merchant_command", metavar="COMMAND", required=True)
 
@@ -124,3 +160,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = common(sub.add_parser("stats", help="paid totals and failure counters by code"))
     p.set_defaults(func=_cmd_stats)
+
+    deposits = sub.add_parser("deposits", help="deposits whose bank answer was lost")
+    dsub = deposits.add_subparsers(dest="deposits_command", metavar="COMMAND", required=True)
+    p = common(dsub.add_parser("retry", help="re-send every pending deposit once"))
+    p.set_defaults(func=_cmd_deposits_retry)

@@ -127,7 +127,7 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``ttp init|serve|products|disputes|strikes|stats``."""
     parser = subparsers.add_parser("ttp", help="fair-exchange TTP", description=__doc__)
     sub = parser.add_subparsers(dest="ttp_command", metavar="COMMAND", required=True)

@@ -1,10 +1,10 @@
 """HTTP clients around the TTP.
 
 * :class:`TtpClient` — the TTP's API as merchants (registration, answers), customers
-  (disputes, relay) and operators (strikes, stats) call it.
+  (disputes) and operators (strikes, stats) call it.
 * :class:`HttpBankQuery` — the TTP's link to the bank's ``POST /v1/ttp/deposit-query``.
-* :class:`HttpMerchantLinks` — the TTP's links to merchants (key requests during a dispute,
-  payments in relay mode), one pooled client per merchant URL.
+* :class:`HttpMerchantLinks` — the TTP's links to merchants (key requests during a dispute),
+  one pooled client per merchant URL.
 
 Errors are :class:`~ecash_tpm.service.RemoteCallError` with the remote party's code (e.g.
 ``ttp.not_paid``), so callers branch on codes as if the TTP had raised locally.
@@ -116,17 +116,6 @@ class TtpClient(ServiceClient):
         """``GET /v1/strikes`` -> strikes against merchants."""
         return list(self._get("/v1/strikes", merchant_id=merchant_id)["strikes"])
 
-    # --- relay ---------------------------------------------------------------------------------
-
-    def relay_pay(
-        self, request: Mapping[str, Any], cert: str, spends: Sequence[Mapping[str, Any]]
-    ) -> dict[str, Any]:
-        """``POST /v1/relay/pay`` (online-TTP mode) -> ``{receipt, cert, content_key}``."""
-        return self._post(
-            "/v1/relay/pay",
-            {"request": dict(request), "cert": cert, "spends": [dict(s) for s in spends]},
-        )
-
 
 class HttpBankQuery(ServiceClient):
     """The TTP's :class:`~ecash_tpm.ttp.domain.BankQueryGateway` over HTTP."""
@@ -143,15 +132,6 @@ class HttpMerchantLink(ServiceClient):
         """``POST {merchant}/v1/ttp/key-requests`` -> ``{answer, cert}``."""
         answer = self.post_json("/v1/ttp/key-requests", _with_cert(signed, cert_pem))
         return _obj(answer, "key request", self.base_url)
-
-    def pay(
-        self, request: Mapping[str, Any], spends: Sequence[Mapping[str, Any]]
-    ) -> dict[str, Any]:
-        """``POST {merchant}/v1/pay`` (relay mode)."""
-        answer = self.post_json(
-            "/v1/pay", {"request": dict(request), "spends": [dict(s) for s in spends]}
-        )
-        return _obj(answer, "pay", self.base_url)
 
 
 class HttpMerchantLinks:

@@ -1,14 +1,15 @@
 """The fair-exchange story for the demo: an honest purchase, then a dispute the TTP resolves.
 
 :func:`run_fair_exchange_story` talks to running parties over HTTP only (the demo runs them as
-processes) and uses a wallet the caller has opened (:class:`~ecash_tpm.wallet.buy.Buyer`: TPM
-signer, coin store, purchase store). Inputs:
+processes) and uses a wallet the caller has opened (:class:`~ecash_tpm.wallet.purchases.Buyer`:
+TPM signer, coin store, purchase store). Inputs:
 
 * ``buyer`` — a joined wallet with coins that can pay both prices exactly;
 * ``ttp_url`` — the TTP (its ``dispute_window_s`` should be short in a demo, e.g. 3 s, unless
   ``advance`` moves an injected clock);
 * ``honest_url`` / ``cheating_url`` — two merchants configured with ``ttp_url``; the cheating
-  one runs with ``cheat = "no_key"`` or ``"wrong_key"`` (``ECASH_TPM_MERCHANT_CHEAT``);
+  one has the ``no_key`` or ``wrong_key`` key release of :mod:`ecash_tpm.demo.cheating` injected
+  (``python -m ecash_tpm.demo.cheating --strategy no_key --config FILE`` as a process);
 * ``honest_product`` / ``cheating_product`` — product ids already listed by each shop, or
   ``admin_tokens`` (``{url: token}``, the shops' ``admin_token``) to register ``content`` at
   ``price`` through ``POST /v1/products`` first;
@@ -17,7 +18,7 @@ signer, coin store, purchase store). Inputs:
   ``poll_timeout_s``.
 
 The returned detail dict (JSON-safe) says what happened: the honest purchase (and that the
-TTP's dispute/bank-query/relay counters did not move), the cheating shop's failure code, the
+TTP's dispute/bank-query/key-request counters did not move), the cheating shop's failure code, the
 dispute id, how it was resolved, the strike recorded, and the content sizes.
 """
 
@@ -32,7 +33,7 @@ from ecash_tpm.clients.merchant import MerchantClient
 from ecash_tpm.clients.ttp import TtpClient
 from ecash_tpm.errors import InputError
 from ecash_tpm.protocol.errors import DisputePendingError
-from ecash_tpm.wallet.buy import (
+from ecash_tpm.wallet.purchases import (
     Buyer,
     ContentKeyInvalidError,
     ContentKeyMissingError,
@@ -42,7 +43,7 @@ from ecash_tpm.wallet.buy import (
 __all__ = ["WATCHED_COUNTERS", "register_over_http", "run_fair_exchange_story"]
 
 #: Counters that must not move during an honest purchase: the TTP stays offline.
-WATCHED_COUNTERS = ("disputes_opened", "disputes_refused", "bank_queries", "key_requests", "relays")
+WATCHED_COUNTERS = ("disputes_opened", "disputes_refused", "bank_queries", "key_requests")
 
 
 def register_over_http(
@@ -131,7 +132,7 @@ def run_fair_exchange_story(
             failure = exc.code
         else:
             raise InputError(
-                "the cheating shop delivered a good key: run it with cheat no_key or wrong_key",
+                "the cheating shop delivered a good key: run it with no_key or wrong_key",
                 code="scenario.merchant_honest",
             )
         start = time.monotonic()

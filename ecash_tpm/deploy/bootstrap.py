@@ -375,7 +375,7 @@ def admin_bank(
 def register_merchant(settings: BankSettings, cert_pem: str | bytes) -> dict[str, Any]:
     """Register (or re-key) a merchant at the bank from its central-bank certificate."""
     with admin_bank(settings) as bank:
-        return bank.add_merchant(cert_pem)
+        return bank.add_merchant(cert_pem).to_dict()
 
 
 @dataclass(frozen=True)
@@ -411,7 +411,7 @@ def create_customer(settings: BankSettings, customer: Customer, balance: int) ->
     with admin_bank(settings) as bank:
         return bank.create_customer(
             customer.account_id, customer.password, customer.totp_secret, initial_balance=balance
-        )
+        ).to_dict()
 
 
 # --- configuration files -----------------------------------------------------------------------
@@ -473,8 +473,11 @@ class LocalDeployment:
     with_ttp: bool = False
     merchant_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     #: party -> settings that replace the deployment's own in its main section (set before
-    #: :meth:`init_parties`; e.g. a merchant's ``cheat`` mode or the TTP's dispute window).
+    #: :meth:`init_parties`; e.g. the TTP's dispute window).
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: party -> ``python -m`` module and arguments that :meth:`start_parties` runs instead of
+    #: ``ecash_tpm <role> serve`` (``--config FILE`` is appended), e.g. a demo-only entry point.
+    commands: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
     def create(cls, base_dir: Path, ports: Mapping[str, int] | None = None) -> LocalDeployment:
@@ -674,12 +677,11 @@ class LocalDeployment:
             **{name: ["merchant", "serve"] for name in MERCHANTS},
             **({"ttp": ["ttp", "serve"]} if self.with_ttp else {}),
         }
-        started = [
-            self.group.spawn(
-                party, [*args, "--config", str(self.config_path(party))], self.ports[party]
-            )
-            for party, args in argv.items()
-        ]
+        started = []
+        for party, args in argv.items():
+            module, *role_args = self.commands.get(party, ["ecash_tpm", *args])
+            role_args += ["--config", str(self.config_path(party))]
+            started.append(self.group.spawn(party, role_args, self.ports[party], module=module))
         self.group.wait_healthy(started, timeout=timeout)
         return started
 

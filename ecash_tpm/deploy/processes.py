@@ -116,11 +116,13 @@ class ProcessGroup:
     parties: list[PartyProcess] = field(default_factory=list)
     _started: list[PartyProcess] = field(default_factory=list, repr=False)
 
-    def spawn(self, name: str, role_args: Sequence[str], port: int) -> PartyProcess:
-        """Run ``python -m ecash_tpm <role_args...>`` without waiting for it to answer."""
+    def spawn(
+        self, name: str, role_args: Sequence[str], port: int, *, module: str = "ecash_tpm"
+    ) -> PartyProcess:
+        """Run ``python -m <module> <role_args...>`` without waiting for it to answer."""
         log_path = self.workdir / "logs" / f"{name}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        party = PartyProcess(name, [sys.executable, "-m", "ecash_tpm", *role_args], port, log_path)
+        party = PartyProcess(name, [sys.executable, "-m", module, *role_args], port, log_path)
         with open(log_path, "ab") as log, open(os.devnull, "rb") as devnull:
             party.proc = subprocess.Popen(
                 party.argv,

@@ -1,9 +1,12 @@
 """Build the merchant's FastAPI app from its settings (keys and certificates from data_dir).
 
-Dependencies can be injected (bank gateway, Hop, clock) so end-to-end tests and the demo can
-run a merchant in-process against real HTTP parties or fakes; by default the bank is reached
-over HTTP at ``settings.bank_url`` and Hop is taken from ``settings.opener_public`` or the
-issuer's ``GET /v1/issuer/info``.
+Dependencies can be injected (bank gateway, Hop, clock, the catalogue's key release) so
+end-to-end tests and the demo can run a merchant in-process against real HTTP parties or fakes;
+by default the bank is reached over HTTP at ``settings.bank_url`` and Hop is taken from
+``settings.opener_public`` or the issuer's ``GET /v1/issuer/info``.
+
+While the app runs, a :class:`~ecash_tpm.merchant.retry.DepositRetrier` re-sends deposits
+whose bank answer was lost: at start-up and every ``settings.deposit_retry_s``.
 """
 
 from __future__ import annotations
@@ -21,15 +24,16 @@ from ecash_tpm.crypto.bn256 import Point
 from ecash_tpm.crypto.encoding import b64u_decode
 from ecash_tpm.crypto.signing import PartyKey
 from ecash_tpm.errors import ConfigError, EcashError
-from ecash_tpm.merchant.catalogue import open_catalogue
+from ecash_tpm.merchant.catalogue import KeyRelease, open_catalogue
 from ecash_tpm.merchant.domain import BankGateway, Merchant, MerchantConfig
+from ecash_tpm.merchant.retry import DepositRetrier
 from ecash_tpm.merchant.routes import router
 from ecash_tpm.merchant.settings import MerchantSettings
 from ecash_tpm.merchant.store import MIGRATIONS, MerchantStore
 from ecash_tpm.pki import cert_pem, load_certificate
 from ecash_tpm.service.app import create_app
 
-__all__ = ["create_merchant_app", "load_merchant_config"]
+__all__ = ["create_merchant_app", "load_merchant_config", "resolve_hop"]
 
 
 def _read(path: Path, what: str) -> bytes:
@@ -60,7 +64,8 @@ def load_merchant_config(settings: MerchantSettings) -> MerchantConfig:
     )
 
 
-def _hop(settings: MerchantSettings, transport: httpx.BaseTransport | None) -> Point:
+def resolve_hop(settings: MerchantSettings, transport: httpx.BaseTransport | None) -> Point:
+    """The opener key Hop: ``settings.opener_public``, else asked from ``issuer_url``."""
     if settings.opener_public:
         raw = b64u_decode(settings.opener_public)
     elif settings.issuer_url:
@@ -80,11 +85,14 @@ def create_merchant_app(
     hop: Point | None = None,
     clock: Callable[[], int] | None = None,
     transport: httpx.BaseTransport | None = None,
+    key_release: KeyRelease | None = None,
 ) -> FastAPI:
-    """The merchant app; ``bank``/``hop``/``clock``/``transport`` override the defaults."""
+    """The merchant app; ``bank``/``hop``/``clock``/``transport`` override the defaults and
+    ``key_release`` the catalogue's (honest) choice of which product key to hand out."""
     tick: Callable[[], int] = clock or (lambda: int(time.time()))
     owned: list[BankClient] = []
     closers: list[Callable[[], None]] = []
+    retriers: list[DepositRetrier] = []
 
     def start(app: FastAPI) -> None:
         config = load_merchant_config(settings)
@@ -97,7 +105,7 @@ def create_merchant_app(
             gateway = http_bank
         else:
             gateway = bank
-        opener = hop if hop is not None else _hop(settings, transport)
+        opener = hop if hop is not None else resolve_hop(settings, transport)
         store = MerchantStore(app.state.db, tick)
         catalogue, close_ttp = open_catalogue(  # fair exchange (issue 6)
             config,
@@ -105,16 +113,20 @@ def create_merchant_app(
             store,
             ttp_url=settings.ttp_url,
             clock=tick,
-            cheat=settings.cheat,
+            key_release=key_release,
             timeout=settings.bank_timeout_s,
             transport=transport,
         )
         closers.append(close_ttp)
-        app.state.merchant = Merchant(
-            config, store, gateway, opener, clock=tick, catalogue=catalogue
-        )
+        merchant = Merchant(config, store, gateway, opener, clock=tick, catalogue=catalogue)
+        app.state.merchant = merchant
+        retrier = DepositRetrier(merchant.retry_deposits, settings.deposit_retry_s)
+        retriers.append(retrier)
+        retrier.start()
 
     def stop(app: FastAPI) -> None:
+        while retriers:  # before the bank client closes under a pass in progress
+            retriers.pop().stop(timeout=settings.bank_timeout_s + 5.0)
         for client in owned:
             client.close()
         owned.clear()

@@ -19,19 +19,17 @@ request; the merchant answers with a signed ``ttp-key-answer`` holding k sealed 
 dispute's reply key. It answers only the TTP that registered the product, and only for requests
 it recorded as paid.
 
-**Cheating, for tests and the demo only** (``cheat``): ``no_key`` sends no key to the customer
-and refuses the TTP (case 1), ``wrong_key`` sends a random key to both (case 2), ``lost_key``
-sends no key to the customer but answers the TTP honestly (a lost delivery).
+Which key goes out at those two points is a :class:`KeyRelease` the catalogue is given; the
+only one in this package is :class:`HonestKeyRelease` (the product's key, every time). Shops
+that withhold or falsify keys exist only in the demo and the tests, injected from outside.
 """
 
 from __future__ import annotations
 
 import hmac
-import json
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
@@ -43,7 +41,6 @@ from ecash_tpm.crypto.sealing import (
     EphemeralKey,
     content_key_context,
     decrypt_content,
-    new_content_key,
     seal,
 )
 from ecash_tpm.crypto.signing import key_id, sign_object
@@ -55,6 +52,13 @@ from ecash_tpm.errors import (
     InputError,
     NotFoundError,
     RemoteError,
+)
+from ecash_tpm.merchant.store import (
+    CATALOGUE_COMPONENT,
+    CATALOGUE_MIGRATIONS,
+    CatalogueProduct,
+    CatalogueStore,
+    MerchantStore,
 )
 from ecash_tpm.pki import common_name, load_certificate
 from ecash_tpm.protocol.coins import PaymentRequest
@@ -71,19 +75,18 @@ from ecash_tpm.protocol.exchange import (
     verify_signed,
 )
 from ecash_tpm.service.auth import require_bearer
-from ecash_tpm.storage import Database, Migration
+from ecash_tpm.storage import Database
 
 if TYPE_CHECKING:
     from ecash_tpm.merchant.domain import MerchantConfig
-    from ecash_tpm.merchant.store import MerchantStore
 
 __all__ = [
     "CATALOGUE_COMPONENT",
     "CATALOGUE_MIGRATIONS",
-    "CHEAT_MODES",
     "Catalogue",
     "CatalogueProduct",
-    "KeyWithheldError",
+    "HonestKeyRelease",
+    "KeyRelease",
     "ProductPriceError",
     "TtpNotConfiguredError",
     "TtpRegistrar",
@@ -91,34 +94,6 @@ __all__ = [
     "check_admin",
     "open_catalogue",
 ]
-
-CATALOGUE_COMPONENT = "merchant_catalogue"
-Cheat = Literal["none", "no_key", "wrong_key", "lost_key"]
-CHEAT_MODES: tuple[str, ...] = ("none", "no_key", "wrong_key", "lost_key")
-
-CATALOGUE_MIGRATIONS: list[Migration] = [
-    Migration(
-        1,
-        "catalogue",
-        """
-        CREATE TABLE merchant_product (
-            product_id TEXT PRIMARY KEY,
-            title TEXT NOT NULL,
-            price BIGINT NOT NULL CHECK (price > 0),
-            currency TEXT NOT NULL,
-            ciphertext_sha256 {blob} NOT NULL,
-            ciphertext {blob} NOT NULL,
-            content_key {blob} NOT NULL,
-            descriptor TEXT NOT NULL,
-            ttp_cert TEXT NOT NULL,
-            ttp_key_id TEXT NOT NULL,
-            ttp_url TEXT,
-            registered_at BIGINT NOT NULL
-        );
-        """,
-    ),
-]
-
 
 # --- errors ------------------------------------------------------------------------------------
 
@@ -153,13 +128,6 @@ class TtpUntrustedError(ForbiddenError):
     code = "merchant.ttp_untrusted"
 
 
-class KeyWithheldError(RemoteError):
-    """Cheat mode ``no_key``: the shop does not answer the TTP (tests and demo only)."""
-
-    code = "merchant.key_withheld"
-    http_status = 503
-
-
 class TtpNotConfiguredError(ConfigError):
     """Registering a product needs ``merchant.ttp_url``."""
 
@@ -182,43 +150,30 @@ class TtpRegistrar(Protocol):
     def register_product(self, signed: Mapping[str, Any], cert_pem: str) -> dict[str, Any]: ...
 
 
-@dataclass(frozen=True)
-class CatalogueProduct:
-    """A product this shop sells, with the content key it got from the TTP."""
+class KeyRelease(Protocol):
+    """Which key the shop hands out at the two points fair exchange depends on (DESIGN §6).
 
-    product_id: str
-    title: str
-    price: int
-    currency: str
-    ciphertext_sha256: bytes
-    ciphertext: bytes
-    content_key: bytes
-    descriptor: dict[str, Any]
-    ttp_cert: str
-    ttp_key_id: str
-    ttp_url: str | None
-    registered_at: int
+    Production always uses :class:`HonestKeyRelease`; the demo and the tests inject shops that
+    withhold or falsify keys, to show what the TTP does about them.
+    """
 
-    def listing(self) -> dict[str, Any]:
-        """The public entry: TTP-signed descriptor, TTP certificate, where the TTP is."""
-        return {"descriptor": self.descriptor, "ttp_cert": self.ttp_cert, "ttp_url": self.ttp_url}
+    def to_customer(self, product: CatalogueProduct) -> bytes | None:
+        """The key sealed into the pay answer after the deposit (``None``: send none)."""
+        ...
+
+    def to_ttp(self, product: CatalogueProduct) -> bytes:
+        """The key sealed into the answer to the TTP's key request (raise to refuse)."""
+        ...
 
 
-def _row(r: Mapping[str, Any]) -> CatalogueProduct:
-    return CatalogueProduct(
-        product_id=r["product_id"],
-        title=r["title"],
-        price=int(r["price"]),
-        currency=r["currency"],
-        ciphertext_sha256=bytes(r["ciphertext_sha256"]),
-        ciphertext=bytes(r["ciphertext"]),
-        content_key=bytes(r["content_key"]),
-        descriptor=json.loads(r["descriptor"]),
-        ttp_cert=r["ttp_cert"],
-        ttp_key_id=r["ttp_key_id"],
-        ttp_url=r["ttp_url"],
-        registered_at=int(r["registered_at"]),
-    )
+class HonestKeyRelease:
+    """The product's own key, to the customer and to the TTP alike."""
+
+    def to_customer(self, product: CatalogueProduct) -> bytes | None:
+        return product.content_key
+
+    def to_ttp(self, product: CatalogueProduct) -> bytes:
+        return product.content_key
 
 
 def check_admin(configured: str | None, authorization: str | None) -> None:
@@ -246,26 +201,16 @@ class Catalogue:
         ttp: TtpRegistrar | None,
         ttp_url: str | None,
         clock: Callable[[], int],
-        cheat: str = "none",
+        key_release: KeyRelease | None = None,
     ) -> None:
         self.config = config
         self.db = db
+        self.listed = CatalogueStore(db)
         self.store = store
         self.ttp = ttp
         self.ttp_url = ttp_url
         self.clock = clock
-        self.cheat = cheat
-
-    @property
-    def cheat(self) -> str:
-        return self._cheat
-
-    @cheat.setter
-    def cheat(self, mode: str) -> None:
-        """Test hook: switch cheating on or off at run time."""
-        if mode not in CHEAT_MODES:
-            raise ConfigError(f"cheat must be one of {', '.join(CHEAT_MODES)}")
-        self._cheat = mode
+        self.key_release: KeyRelease = key_release or HonestKeyRelease()
 
     # --- products ----------------------------------------------------------------------------
 
@@ -300,27 +245,7 @@ class Catalogue:
         signed = sign_object(self.config.key, KIND_REGISTRATION, body)
         answer = self.ttp.register_product(signed, self.config.cert_pem)
         product = self._check_registration(answer, reply, nonce, title, price, cur, content)
-        with self.db.transaction() as tx:
-            tx.execute(
-                "INSERT INTO merchant_product (product_id, title, price, currency,"
-                " ciphertext_sha256, ciphertext, content_key, descriptor, ttp_cert, ttp_key_id,"
-                " ttp_url, registered_at) VALUES (:pid, :t, :p, :c, :h, :ct, :k, :d, :tc,"
-                " :tk, :tu, :now) ON CONFLICT (product_id) DO NOTHING",
-                {
-                    "pid": product.product_id,
-                    "t": product.title,
-                    "p": product.price,
-                    "c": product.currency,
-                    "h": product.ciphertext_sha256,
-                    "ct": product.ciphertext,
-                    "k": product.content_key,
-                    "d": json.dumps(product.descriptor, sort_keys=True),
-                    "tc": product.ttp_cert,
-                    "tk": product.ttp_key_id,
-                    "tu": product.ttp_url,
-                    "now": product.registered_at,
-                },
-            )
+        self.listed.add(product)
         return product
 
     def _check_registration(
@@ -376,20 +301,15 @@ class Catalogue:
         )
 
     def get(self, product_id: str) -> CatalogueProduct:
-        with self.db.read() as tx:
-            r = tx.fetchone(
-                "SELECT * FROM merchant_product WHERE product_id = :p", {"p": product_id}
-            )
-        if r is None:
+        product = self.listed.get(product_id)
+        if product is None:
             raise UnknownProductError(
                 "this shop does not sell that product", detail={"product_id": product_id[:80]}
             )
-        return _row(r)
+        return product
 
     def products(self) -> list[CatalogueProduct]:
-        with self.db.read() as tx:
-            rows = tx.fetchall("SELECT * FROM merchant_product ORDER BY registered_at, product_id")
-        return [_row(r) for r in rows]
+        return self.listed.all()
 
     # --- selling -----------------------------------------------------------------------------
 
@@ -418,9 +338,9 @@ class Catalogue:
             product = self.get(req.product_id)
         except UnknownProductError:
             return out
-        if self.cheat in ("no_key", "lost_key"):
+        key = self.key_release.to_customer(product)
+        if key is None:
             return out
-        key = new_content_key() if self.cheat == "wrong_key" else product.content_key
         out["content_key"] = seal(
             req.customer_key,
             key,
@@ -447,9 +367,7 @@ class Catalogue:
             raise KeyRequestRefusedError(
                 "no paid request of ours for that product", detail={"product_id": kr.product_id}
             )
-        if self.cheat == "no_key":
-            raise KeyWithheldError("the merchant does not hand out the key (cheat mode)")
-        key = new_content_key() if self.cheat == "wrong_key" else product.content_key
+        key = self.key_release.to_ttp(product)
         sealed = seal(
             kr.reply_key,
             key,
@@ -483,7 +401,7 @@ def open_catalogue(
     *,
     ttp_url: str | None,
     clock: Callable[[], int],
-    cheat: str = "none",
+    key_release: KeyRelease | None = None,
     timeout: float = 30.0,
     transport: httpx.BaseTransport | None = None,
     ttp: TtpRegistrar | None = None,
@@ -498,7 +416,7 @@ def open_catalogue(
         client = TtpClient(ttp_url, timeout=timeout, transport=transport)
         registrar, close = client, client.close
     catalogue = Catalogue(
-        config, db, store, ttp=registrar, ttp_url=ttp_url, clock=clock, cheat=cheat
+        config, db, store, ttp=registrar, ttp_url=ttp_url, clock=clock, key_release=key_release
     )
     return catalogue, close
 

@@ -48,7 +48,14 @@ from ecash_tpm.errors import (
 )
 from ecash_tpm.merchant.store import MerchantStore, RequestRow
 from ecash_tpm.pki import verify_party_certificate
-from ecash_tpm.protocol.coins import parse_spends, sign_deposit, sign_payment_request, sign_reserve
+from ecash_tpm.protocol.coins import (
+    parse_request_body,
+    parse_spends,
+    require_open,
+    sign_deposit,
+    sign_payment_request,
+    sign_reserve,
+)
 from ecash_tpm.protocol.errors import AmountMismatchError
 from ecash_tpm.protocol.keysets import BankKeysets
 from ecash_tpm.protocol.payments import (
@@ -58,8 +65,6 @@ from ecash_tpm.protocol.payments import (
     PaymentRequest,
     Spend,
     book_from_bank_keysets,
-    parse_request_body,
-    require_open,
     verify_receipt,
 )
 from ecash_tpm.protocol.spend import spends_digest, verify_spend
@@ -74,6 +79,7 @@ __all__ = [
     "BankGateway",
     "BankRefusedError",
     "BankUnavailableError",
+    "DepositRetry",
     "Merchant",
     "MerchantConfig",
     "NotOurRequestError",
@@ -167,6 +173,30 @@ class MerchantConfig:
     reserve: bool = False
     bank_name: str | None = None  # expected CN of the bank certificate (None: any bank cert)
     keyset_refresh_s: float = 5.0  # least time between keyset re-fetches on unknown ids
+
+
+@dataclass(frozen=True)
+class DepositRetry:
+    """One re-sent deposit and how it ended: ``outcome`` is ``"paid"`` or the error code."""
+
+    deposit_id: str
+    preq: bytes
+    amount: int
+    currency: str
+    outcome: str
+
+    @property
+    def settled(self) -> bool:
+        return self.outcome == "paid"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "deposit_id": self.deposit_id,
+            "preq": b64u_encode(self.preq),
+            "amount": self.amount,
+            "currency": self.currency,
+            "outcome": self.outcome,
+        }
 
 
 def _wall_clock() -> int:
@@ -453,21 +483,28 @@ class Merchant:
         self.store.mark_paid(preq, deposit_id, receipt, bank_cert)
         return {"receipt": dict(receipt), "cert": bank_cert}
 
-    def retry_pending_deposits(self) -> list[str]:
-        """Re-send deposits whose answer was lost; returns the deposit ids now paid."""
+    def retry_deposits(self) -> list[DepositRetry]:
+        """Re-send every deposit whose answer was lost (state ``paying``), each with the very
+        document stored for it (step 4 of the module docstring), so the bank pays it at most
+        once; a refusal reopens the request as on the first attempt."""
         done = []
         for row in self.store.paying():
-            if row.deposit is None or row.deposit_id is None:
+            if row.deposit is None or row.deposit_id is None:  # pragma: no cover - invariant
                 continue
-            spends = parse_spends(row.deposit["body"]["spends"], max_spends=MAX_SPENDS)
+            outcome = "paid"
             try:
+                spends = parse_spends(row.deposit["body"]["spends"], max_spends=MAX_SPENDS)
                 self._deposit(
                     row.preq, row.deposit_id, row.deposit, row.amount, row.currency, spends
                 )
-            except EcashError:
-                continue
-            done.append(row.deposit_id)
+            except EcashError as exc:
+                outcome = exc.code
+            done.append(DepositRetry(row.deposit_id, row.preq, row.amount, row.currency, outcome))
         return done
+
+    def retry_pending_deposits(self) -> list[str]:
+        """Re-send deposits whose answer was lost; returns the deposit ids now paid."""
+        return [r.deposit_id for r in self.retry_deposits() if r.settled]
 
     # --- reporting -----------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ role ``merchant`` with CN = ``name``) and ``central-bank-root.pem`` (the trust a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 from pydantic import Field
 
@@ -42,6 +42,12 @@ class MerchantSettings(ServiceSettings):
     request_ttl_s: int = Field(default=300, ge=5, le=86400, description="payment request life")
     reserve: bool = Field(default=False, description="reserve coins at the bank before deposit")
     bank_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    deposit_retry_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=86400,
+        description="how often deposits whose bank answer was lost are re-sent (also at start)",
+    )
     key_file: Path | None = Field(default=None, description="default data_dir/merchant-key.pem")
     cert_file: Path | None = Field(default=None, description="default data_dir/merchant-cert.pem")
     root_cert: Path | None = Field(
@@ -54,9 +60,6 @@ class MerchantSettings(ServiceSettings):
     )
     admin_token: str | None = Field(
         default=None, min_length=16, description="bearer token for POST /v1/products (unset: off)"
-    )
-    cheat: Literal["none", "no_key", "wrong_key", "lost_key"] = Field(
-        default="none", description="TESTS AND DEMO ONLY: withhold or falsify product keys"
     )
 
     def resolved_key_file(self) -> Path:

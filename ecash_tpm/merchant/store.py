@@ -8,6 +8,9 @@ row to ``open`` so the customer can pay the same request with other coins.
 
 Counters record why payments failed (local verification codes, bank error codes), because a
 merchant that keeps forwarding bad coins gets blacklisted by the bank (DESIGN §5).
+
+The catalogue's products (component ``merchant_catalogue``, :class:`CatalogueStore`) keep the
+content key the TTP sealed to the shop at registration, at rest like a key file.
 """
 
 from __future__ import annotations
@@ -19,7 +22,16 @@ from typing import Any
 
 from ecash_tpm.storage import Database, Migration, Transaction
 
-__all__ = ["COMPONENT", "MIGRATIONS", "MerchantStore", "RequestRow"]
+__all__ = [
+    "CATALOGUE_COMPONENT",
+    "CATALOGUE_MIGRATIONS",
+    "COMPONENT",
+    "MIGRATIONS",
+    "CatalogueProduct",
+    "CatalogueStore",
+    "MerchantStore",
+    "RequestRow",
+]
 
 COMPONENT = "merchant"
 
@@ -232,3 +244,113 @@ class MerchantStore:
         for r in rows:
             out.setdefault(r["kind"], {})[r["code"]] = int(r["count"])
         return out
+
+
+# --- catalogue (fair exchange, DESIGN §6): products escrowed with the TTP ---------------------
+
+CATALOGUE_COMPONENT = "merchant_catalogue"
+
+CATALOGUE_MIGRATIONS: list[Migration] = [
+    Migration(
+        1,
+        "catalogue",
+        """
+        CREATE TABLE merchant_product (
+            product_id TEXT PRIMARY KEY,
+            title TEXT NOT NULL,
+            price BIGINT NOT NULL CHECK (price > 0),
+            currency TEXT NOT NULL,
+            ciphertext_sha256 {blob} NOT NULL,
+            ciphertext {blob} NOT NULL,
+            content_key {blob} NOT NULL,
+            descriptor TEXT NOT NULL,
+            ttp_cert TEXT NOT NULL,
+            ttp_key_id TEXT NOT NULL,
+            ttp_url TEXT,
+            registered_at BIGINT NOT NULL
+        );
+        """,
+    ),
+]
+
+
+@dataclass(frozen=True)
+class CatalogueProduct:
+    """A product this shop sells, with the content key it got from the TTP."""
+
+    product_id: str
+    title: str
+    price: int
+    currency: str
+    ciphertext_sha256: bytes
+    ciphertext: bytes
+    content_key: bytes
+    descriptor: dict[str, Any]
+    ttp_cert: str
+    ttp_key_id: str
+    ttp_url: str | None
+    registered_at: int
+
+    def listing(self) -> dict[str, Any]:
+        """The public entry: TTP-signed descriptor, TTP certificate, where the TTP is."""
+        return {"descriptor": self.descriptor, "ttp_cert": self.ttp_cert, "ttp_url": self.ttp_url}
+
+
+def _product(r: Mapping[str, Any]) -> CatalogueProduct:
+    return CatalogueProduct(
+        product_id=r["product_id"],
+        title=r["title"],
+        price=int(r["price"]),
+        currency=r["currency"],
+        ciphertext_sha256=bytes(r["ciphertext_sha256"]),
+        ciphertext=bytes(r["ciphertext"]),
+        content_key=bytes(r["content_key"]),
+        descriptor=json.loads(r["descriptor"]),
+        ttp_cert=r["ttp_cert"],
+        ttp_key_id=r["ttp_key_id"],
+        ttp_url=r["ttp_url"],
+        registered_at=int(r["registered_at"]),
+    )
+
+
+class CatalogueStore:
+    """The products this shop lists, with the content keys the TTP sealed to it."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def add(self, product: CatalogueProduct) -> None:
+        """List ``product`` (a product id already listed is kept as it is)."""
+        with self._db.transaction() as tx:
+            tx.execute(
+                "INSERT INTO merchant_product (product_id, title, price, currency,"
+                " ciphertext_sha256, ciphertext, content_key, descriptor, ttp_cert, ttp_key_id,"
+                " ttp_url, registered_at) VALUES (:pid, :t, :p, :c, :h, :ct, :k, :d, :tc,"
+                " :tk, :tu, :now) ON CONFLICT (product_id) DO NOTHING",
+                {
+                    "pid": product.product_id,
+                    "t": product.title,
+                    "p": product.price,
+                    "c": product.currency,
+                    "h": product.ciphertext_sha256,
+                    "ct": product.ciphertext,
+                    "k": product.content_key,
+                    "d": json.dumps(product.descriptor, sort_keys=True),
+                    "tc": product.ttp_cert,
+                    "tk": product.ttp_key_id,
+                    "tu": product.ttp_url,
+                    "now": product.registered_at,
+                },
+            )
+
+    def get(self, product_id: str) -> CatalogueProduct | None:
+        with self._db.read() as tx:
+            r = tx.fetchone(
+                "SELECT * FROM merchant_product WHERE product_id = :p", {"p": product_id}
+            )
+        return None if r is None else _product(r)
+
+    def all(self) -> list[CatalogueProduct]:
+        with self._db.read() as tx:
+            rows = tx.fetchall("SELECT * FROM merchant_product ORDER BY registered_at, product_id")
+        return [_product(r) for r in rows]

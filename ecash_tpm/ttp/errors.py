@@ -17,7 +17,6 @@ __all__ = [
     "CustomerKeyMissingError",
     "DisputeClosedError",
     "MerchantAnswerError",
-    "MerchantUnavailableError",
     "NotPaidError",
     "RegistrationConflictError",
     "RegistrationError",
@@ -99,10 +98,3 @@ class BankUnavailableError(RemoteError):
 
     code = "ttp.bank_unavailable"
     http_status = 503
-
-
-class MerchantUnavailableError(RemoteError):
-    """Relay mode: the merchant could not be reached or refused (carries its code)."""
-
-    code = "ttp.merchant_unavailable"
-    http_status = 502

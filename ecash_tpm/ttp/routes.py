@@ -126,10 +126,6 @@ def build_router() -> APIRouter:
     ) -> dict[str, Any]:
         return {"strikes": ttp.strikes(merchant_id)}
 
-    @router.post("/relay/pay", summary="Online-TTP mode: relay a payment, release the key")
-    def relay(body: DisputeBody, ttp: TtpDep) -> dict[str, Any]:
-        return ttp.relay_pay(body.request, body.cert, body.spends)
-
     return router
 
 

@@ -10,7 +10,7 @@
   merchant's sealed answer) is erased on resolution.
 * ``ttp_strike`` is unique per dispute: resolving twice cannot strike twice.
 * ``ttp_counter`` counts what the TTP was asked (registrations, disputes, bank queries, key
-  requests, relays): evidence that an honest purchase never reached the TTP.
+  requests): evidence that an honest purchase never reached the TTP.
 """
 
 from __future__ import annotations
