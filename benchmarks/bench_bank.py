@@ -22,8 +22,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from bankworld import BankWorld, make_world  # noqa: E402
-from coinmint import KeyPool, Pki, prepare_coin  # noqa: E402
+from support.bankworld import BankWorld, make_world  # noqa: E402
+from support.coinmint import KeyPool, Pki, prepare_coin  # noqa: E402
 
 from ecash_tpm.bank.routes import create_bank_app
 from ecash_tpm.bank.settings import BankSettings

@@ -3,7 +3,7 @@ paper's Fig. 10).
 
 Run: ``.venv/bin/python benchmarks/bench_fair_exchange.py [--max-customers 8] [--reps 6]``.
 
-It starts a hermetic swtpm and the whole system of ``tests/system.py`` with the TTP on
+It starts a hermetic swtpm and the whole system of ``tests/support/system.py`` with the TTP on
 127.0.0.1 (real HTTP between every party), registers one product (price 1: one coin per
 purchase) at ``shop-1``, and lets ``c`` customer threads (each with its own wallet directory,
 coin store and purchase store) buy it ``--reps`` times each, for c = 1..N, in two flows:
@@ -54,7 +54,7 @@ from online_ttp import (  # noqa: E402
     RelayShop,
     create_relay_app,
 )
-from system import System, start_system  # noqa: E402
+from support.system import System, start_system  # noqa: E402
 
 from ecash_tpm.clients.merchant import MerchantClient  # noqa: E402
 from ecash_tpm.crypto.groupsig import issue_credential  # noqa: E402

@@ -1,7 +1,7 @@
 """Payment latency with a real (emulated) TPM over real HTTP, split by where the time goes.
 
 Run: ``.venv/bin/python benchmarks/bench_payment.py [--max-coins 8] [--reps 3]``. It starts
-its own hermetic swtpm and the whole system of ``tests/system.py`` on 127.0.0.1 (bank with a
+its own hermetic swtpm and the whole system of ``tests/support/system.py`` on 127.0.0.1 (bank with a
 single denomination of 1, so paying n units takes exactly n coins), joins a wallet, withdraws,
 and pays 1..N coins. Columns (median over ``--reps`` payments, milliseconds):
 
@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from system import start_system  # noqa: E402
+from support.system import start_system  # noqa: E402
 
 from ecash_tpm.device import TpmDevice  # noqa: E402
 from ecash_tpm.swtpm import SwtpmInstance  # noqa: E402

@@ -1,0 +1,1 @@
+"""Shared test helpers: worlds, minted coins, whole systems, join kits."""

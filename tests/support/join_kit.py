@@ -1,0 +1,175 @@
+"""Shared helpers for the join, issuer, supervision and wallet-join tests (no tests here).
+
+Imported by those modules as ``from support.join_kit import ...`` (pytest puts tests/ on sys.path).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
+
+from ecash_tpm.attest import parse_tpm2b_public
+from ecash_tpm.clients.issuer import IssuerClient
+from ecash_tpm.crypto.bn256 import Point
+from ecash_tpm.crypto.groupsig import OpenerSecret
+from ecash_tpm.issuer.domain import IssuerService
+from ecash_tpm.issuer.keys import IssuerKeyStore
+from ecash_tpm.issuer.policy import PcrPolicy
+from ecash_tpm.issuer.routes import create_issuer_app
+from ecash_tpm.issuer.settings import IssuerSettings
+from ecash_tpm.issuer.trust import EkTrustStore
+from ecash_tpm.protocol.registry import InMemoryRegistry, MemberRegistry
+from ecash_tpm.service.server import running_server
+
+PCRS = (0, 1, 2, 3, 7)
+
+
+def swtpm_trust(swtpm: Any) -> EkTrustStore:
+    """The hermetic CA of a swtpm instance as an EK trust store."""
+    roots, inter = swtpm.ca_certificates()
+    return EkTrustStore(tuple(roots), tuple(inter))
+
+
+def current_policy(tpm: Any, pcrs: tuple[int, ...] = PCRS) -> PcrPolicy:
+    """A policy whose golden values are the TPM's current ones (robust to other tests)."""
+    values = tpm.pcr_read(list(pcrs))
+    return PcrPolicy(pcrs, {i: [values[i]] for i in pcrs})
+
+
+@dataclass
+class IssuerEnv:
+    """A running issuer on 127.0.0.1 with its domain object and registry."""
+
+    url: str
+    client: IssuerClient
+    service: IssuerService
+    registry: MemberRegistry
+    opener: OpenerSecret
+    data_dir: Path
+
+    def member_rows(self) -> list[dict[str, Any]]:
+        """Members straight from the database (not through the API)."""
+        with self.service.db.read() as tx:
+            return tx.fetchall("SELECT member_id, status, account_id FROM member")
+
+    def join_row(self, join_id: str) -> dict[str, Any] | None:
+        with self.service.db.read() as tx:
+            return tx.fetchone(
+                "SELECT consumed_at, outcome, secret FROM join_session WHERE join_id = :j",
+                {"j": join_id},
+            )
+
+
+#: The bank's service token for the issuer's member list in these tests.
+MEMBERS_TOKEN = "members-" + "m" * 24
+
+
+@contextmanager
+def issuer_env(
+    data_dir: Path,
+    *,
+    trust: EkTrustStore,
+    policy: PcrPolicy,
+    registry: MemberRegistry | None = None,
+    clock: Callable[[], float] | None = None,
+    opener: OpenerSecret | None = None,
+    **settings: Any,
+) -> Iterator[IssuerEnv]:
+    """Start an issuer (fresh SQLite DB and epoch key in ``data_dir``) over real HTTP."""
+    IssuerKeyStore.create(data_dir / "issuer-keys")
+    opener = opener or OpenerSecret.generate()
+    reg = registry if registry is not None else InMemoryRegistry()
+    settings.setdefault("members_token", MEMBERS_TOKEN)
+    app = create_issuer_app(
+        IssuerSettings(data_dir=data_dir, **settings),
+        registry=reg,
+        clock=clock,
+        trust=trust,
+        policy=policy,
+        opener_public=opener.public,
+    )
+    with running_server(app) as url, IssuerClient(url, token=settings["members_token"]) as client:
+        yield IssuerEnv(url, client, app.state.issuer, reg, opener, data_dir)
+
+
+# --- certificates for attack scenarios ---------------------------------------------------------
+
+
+def _name(cn: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def make_ca(
+    cn: str = "Other TPM Root", *, days: int = 3650
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """A self-signed CA (another manufacturer's root, unknown to the issuer)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(cn))
+        .issuer_name(_name(cn))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=365))
+        .not_valid_after(now + dt.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    return cert, key
+
+
+def make_ek_cert(
+    ek_public: bytes,
+    ca_cert: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
+    *,
+    not_before: dt.datetime,
+    not_after: dt.datetime,
+) -> bytes:
+    """An EK certificate (DER) for the TPM's real EK public key, issued by ``ca_cert``."""
+    key = parse_tpm2b_public(ek_public).to_crypto_key()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DirectoryName(_name("TPM"))]), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    return cert.public_bytes(Encoding.DER)
+
+
+def point_of(public: bytes) -> Point:
+    pt = parse_tpm2b_public(public).ecc_point()
+    return Point.from_xy_bytes(pt.x, pt.y)
