@@ -220,11 +220,11 @@ def main() -> None:
                     )
                     for c in range(1, n_max + 1):
                         for flow in FLOWS:
-                            before = {**system.ttp.stats()["counters"], "relays": relay.relays}
+                            before = {**system.ttp.stats().counters, "relays": relay.relays}
                             wall, totals, pays = run_level(
                                 customers[:c], product.product_id, flow, reps, shop_url
                             )
-                            after = {**system.ttp.stats()["counters"], "relays": relay.relays}
+                            after = {**system.ttp.stats().counters, "relays": relay.relays}
                             if flow == "offline":
                                 moved = {
                                     k

@@ -76,6 +76,7 @@ def _cmd_request(args: argparse.Namespace) -> int:
 
 
 def _cmd_stats(args: argparse.Namespace) -> int:
+    from ecash_tpm.merchant.models import MerchantStats
     from ecash_tpm.merchant.store import MIGRATIONS, MerchantStore
     from ecash_tpm.storage import Database
 
@@ -83,13 +84,12 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     with Database.open(settings.database_url) as db:
         db.migrate(MIGRATIONS, component="merchant")
         store = MerchantStore(db, lambda: 0)
-        stats = {"counters": store.counters(), "totals": store.totals()}
-    lines = [
-        f"{cur}: {t['paid_count']} paid, {t['paid_amount']}" for cur, t in stats["totals"].items()
-    ]
-    for kind, codes in stats["counters"].items():
+        stats = MerchantStats(store.counters(), store.totals())
+    totals = stats.totals.items()
+    lines = [f"{cur}: {t['paid_count']} paid, {t['paid_amount']}" for cur, t in totals]
+    for kind, codes in stats.counters.items():
         lines += [f"{kind} {code}: {n}" for code, n in sorted(codes.items())]
-    emit(args, stats, "\n".join(lines) or "no payments yet")
+    emit(args, stats.to_dict(), "\n".join(lines) or "no payments yet")
     return 0
 
 

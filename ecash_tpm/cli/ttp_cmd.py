@@ -18,10 +18,13 @@ import argparse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ecash_tpm.cli.output import emit
 from ecash_tpm.cli.party_key import add_init_options
+
+if TYPE_CHECKING:
+    from ecash_tpm.ttp.store import TtpStore
 
 
 def _settings(args: argparse.Namespace, **overrides: Any) -> Any:
@@ -52,7 +55,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 @contextmanager
-def _store(args: argparse.Namespace) -> Iterator[Any]:
+def _store(args: argparse.Namespace) -> Iterator[tuple[Any, TtpStore]]:
     import time
 
     from ecash_tpm.storage import Database
@@ -94,14 +97,13 @@ def _cmd_disputes(args: argparse.Namespace) -> int:
         finally:
             bank.close()
             links.close()
-    for v in views:
-        v.pop("sealed_key", None)
+    rows = [{k: x for k, x in v.to_dict().items() if k != "sealed_key"} for v in views]
     text = "\n".join(
-        f"{v['dispute_id']}  {v['merchant_id']:<12} {v['state']:<8} deadline {v['deadline']}  "
-        f"{v['resolution'] or '-':<12} answer {v['merchant_answer'] or '-'}"
+        f"{v.dispute_id}  {v.merchant_id:<12} {v.state:<8} deadline {v.deadline}  "
+        f"{v.resolution or '-':<12} answer {v.merchant_answer or '-'}"
         for v in views
     )
-    emit(args, {"disputes": views, "swept": swept}, text or "no disputes")
+    emit(args, {"disputes": rows, "swept": swept}, text or "no disputes")
     return 0
 
 
@@ -110,20 +112,22 @@ def _cmd_strikes(args: argparse.Namespace) -> int:
         strikes = store.strikes(args.merchant)
     per: dict[str, int] = {}
     for s in strikes:
-        per[s["merchant_id"]] = per.get(s["merchant_id"], 0) + 1
+        per[s.merchant_id] = per.get(s.merchant_id, 0) + 1
     text = "\n".join(
-        f"{s['created_at']}  {s['merchant_id']:<12} {s['reason']:<10} {s['dispute_id']}"
-        for s in strikes
+        f"{s.created_at}  {s.merchant_id:<12} {s.reason:<10} {s.dispute_id}" for s in strikes
     )
-    emit(args, {"strikes": strikes, "per_merchant": per}, text or "no strikes")
+    rows = [s.to_dict() for s in strikes]
+    emit(args, {"strikes": rows, "per_merchant": per}, text or "no strikes")
     return 0
 
 
 def _cmd_stats(args: argparse.Namespace) -> int:
+    from ecash_tpm.ttp.models import TtpStats
+
     with _store(args) as (_, store):
-        counters = store.counters()
-    text = "\n".join(f"{k:<28} {v}" for k, v in counters.items())
-    emit(args, {"counters": counters}, text or "nothing yet")
+        stats = TtpStats(store.counters())
+    text = "\n".join(f"{k:<28} {v}" for k, v in stats.counters.items())
+    emit(args, stats.to_dict(), text or "nothing yet")
     return 0
 
 

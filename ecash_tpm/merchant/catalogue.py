@@ -29,6 +29,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
@@ -53,6 +54,7 @@ from ecash_tpm.errors import (
     NotFoundError,
     RemoteError,
 )
+from ecash_tpm.merchant.models import KeyAnswerReply, PaymentAnswer
 from ecash_tpm.merchant.store import (
     CATALOGUE_COMPONENT,
     CATALOGUE_MIGRATIONS,
@@ -328,31 +330,29 @@ class Catalogue:
             raise CustomerKeyRequiredError("a product request needs customer_key (X25519)")
         return product.ciphertext_sha256
 
-    def attach_key(self, req: PaymentRequest, answer: Mapping[str, Any]) -> dict[str, Any]:
+    def attach_key(self, req: PaymentRequest, answer: PaymentAnswer) -> PaymentAnswer:
         """The pay answer plus ``content_key``: k sealed to the customer (after the deposit)."""
-        out = dict(answer)
-        out["content_key"] = None
         if req.product_id is None or req.customer_key is None:
-            return out
+            return answer
         try:
             product = self.get(req.product_id)
         except UnknownProductError:
-            return out
+            return answer
         key = self.key_release.to_customer(product)
         if key is None:
-            return out
-        out["content_key"] = seal(
+            return answer
+        sealed = seal(
             req.customer_key,
             key,
             purpose=PURPOSE_CONTENT_KEY,
             context=content_key_context(req.preq, product.product_id),
-        ).to_dict()
-        return out
+        )
+        return replace(answer, content_key=sealed.to_dict())
 
     # --- disputes ----------------------------------------------------------------------------
 
-    def answer_key_request(self, signed: Any, cert_pem: str) -> dict[str, Any]:
-        """Answer the TTP's key request for a paid request: ``{answer, cert}``."""
+    def answer_key_request(self, signed: Any, cert_pem: str) -> KeyAnswerReply:
+        """Answer the TTP's key request for a paid request (signed answer and our cert)."""
         body, ttp_key = verify_signed(
             signed, cert_pem, self.config.root, role="ttp", kind=KIND_KEY_REQUEST, now=self.clock()
         )
@@ -387,7 +387,7 @@ class Catalogue:
                 )
             ),
         )
-        return {"answer": answer, "cert": self.config.cert_pem}
+        return KeyAnswerReply(answer, self.config.cert_pem)
 
 
 def _cert_key(cert_pem: str) -> Any:

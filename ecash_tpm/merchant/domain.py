@@ -46,6 +46,14 @@ from ecash_tpm.errors import (
     NotFoundError,
     RemoteError,
 )
+from ecash_tpm.merchant.models import (
+    MAX_SPENDS,
+    DepositRetry,
+    MerchantInfo,
+    MerchantStats,
+    PaymentAnswer,
+    SignedRequest,
+)
 from ecash_tpm.merchant.store import MerchantStore, RequestRow
 from ecash_tpm.pki import verify_party_certificate
 from ecash_tpm.protocol.coins import (
@@ -90,7 +98,6 @@ __all__ = [
 ]
 
 TAG_CONTRACT = "ecash-tpm/v1/contract"
-MAX_SPENDS = 64
 
 
 # --- errors --------------------------------------------------------------------------------
@@ -175,30 +182,6 @@ class MerchantConfig:
     keyset_refresh_s: float = 5.0  # least time between keyset re-fetches on unknown ids
 
 
-@dataclass(frozen=True)
-class DepositRetry:
-    """One re-sent deposit and how it ended: ``outcome`` is ``"paid"`` or the error code."""
-
-    deposit_id: str
-    preq: bytes
-    amount: int
-    currency: str
-    outcome: str
-
-    @property
-    def settled(self) -> bool:
-        return self.outcome == "paid"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "deposit_id": self.deposit_id,
-            "preq": b64u_encode(self.preq),
-            "amount": self.amount,
-            "currency": self.currency,
-            "outcome": self.outcome,
-        }
-
-
 def _wall_clock() -> int:
     return int(time.time())
 
@@ -272,8 +255,8 @@ class Merchant:
         customer_key: bytes | None = None,
         contract_hash: bytes | None = None,
         ttl_s: int | None = None,
-    ) -> dict[str, Any]:
-        """Sign and record a payment request; returns ``{request, cert}`` (docs/api.md)."""
+    ) -> SignedRequest:
+        """Sign and record a payment request with the certificate to check it (docs/api.md)."""
         cur = currency or self.config.currencies[0]
         if cur not in self.config.currencies:
             raise UnsupportedCurrencyError(
@@ -317,7 +300,7 @@ class Merchant:
             product_id=product_id,
             request=signed,
         )
-        return {"request": signed, "cert": self.config.cert_pem}
+        return SignedRequest(signed, self.config.cert_pem)
 
     def _own_request(self, doc: Any) -> tuple[PaymentRequest, RequestRow]:
         try:
@@ -365,15 +348,15 @@ class Merchant:
             )
         return total
 
-    def pay(self, request_doc: Any, raw_spends: Any) -> dict[str, Any]:
-        """Verify, deposit and return ``{receipt, cert}`` (see the module docstring); for a
-        product request also ``content_key``: the product key sealed to the customer."""
+    def pay(self, request_doc: Any, raw_spends: Any) -> PaymentAnswer:
+        """Verify, deposit and return the receipt (see the module docstring); for a product
+        request also ``content_key``: the product key sealed to the customer."""
         answer = self._pay(request_doc, raw_spends)
         if self.catalogue is not None:  # fair exchange (issue 6): deliver k after the deposit
             answer = self.catalogue.attach_key(parse_request_body(request_doc["body"]), answer)
         return answer
 
-    def _pay(self, request_doc: Any, raw_spends: Any) -> dict[str, Any]:
+    def _pay(self, request_doc: Any, raw_spends: Any) -> PaymentAnswer:
         req, row = self._own_request(request_doc)
         try:
             spends = parse_spends(raw_spends, max_spends=MAX_SPENDS)
@@ -407,14 +390,14 @@ class Merchant:
             self._reserve(req, request_doc, spends, deposit_id)
         return self._deposit(req.preq, deposit_id, signed, req.amount, req.currency, spends)
 
-    def _resume(self, row: RequestRow, digest: bytes) -> dict[str, Any]:
+    def _resume(self, row: RequestRow, digest: bytes) -> PaymentAnswer:
         """A request already being paid or paid: same coins -> same answer, else 409."""
         if row.spends_digest != digest:
             if row.state == "paid":
                 raise RequestAlreadyPaidError("this payment request is already paid")
             raise PaymentInProgressError("this payment request is being paid with other coins")
         if row.state == "paid" and row.receipt is not None and row.bank_cert is not None:
-            return {"receipt": row.receipt, "cert": row.bank_cert}
+            return PaymentAnswer(dict(row.receipt), row.bank_cert)
         if row.deposit is None or row.deposit_id is None:  # pragma: no cover - schema invariant
             raise PaymentInProgressError("payment in an inconsistent state")
         spends = parse_spends(row.deposit["body"]["spends"], max_spends=MAX_SPENDS)
@@ -447,7 +430,7 @@ class Merchant:
         amount: int,
         currency: str,
         spends: Sequence[Spend],
-    ) -> dict[str, Any]:
+    ) -> PaymentAnswer:
         try:
             answer = self.bank.deposit(signed, self.config.cert_pem)
         except RemoteCallError as exc:
@@ -481,7 +464,7 @@ class Merchant:
         if not isinstance(receipt, Mapping):  # pragma: no cover - verify_receipt checked it
             raise BankUnavailableError("bank answered without a receipt")
         self.store.mark_paid(preq, deposit_id, receipt, bank_cert)
-        return {"receipt": dict(receipt), "cert": bank_cert}
+        return PaymentAnswer(dict(receipt), bank_cert)
 
     def retry_deposits(self) -> list[DepositRetry]:
         """Re-send every deposit whose answer was lost (state ``paying``), each with the very
@@ -508,14 +491,10 @@ class Merchant:
 
     # --- reporting -----------------------------------------------------------------------
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> MerchantInfo:
         """Public facts about this merchant (name, certificate, currencies)."""
-        return {
-            "merchant_id": self.name,
-            "cert": self.config.cert_pem,
-            "currencies": list(self.config.currencies),
-        }
+        return MerchantInfo(self.name, self.config.cert_pem, tuple(self.config.currencies))
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> MerchantStats:
         """Counters by code and paid totals (for operators and tests)."""
-        return {"counters": self.store.counters(), "totals": self.store.totals()}
+        return MerchantStats(self.store.counters(), self.store.totals())

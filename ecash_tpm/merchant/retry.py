@@ -13,7 +13,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 
-from ecash_tpm.merchant.domain import DepositRetry
+from ecash_tpm.merchant.models import DepositRetry
 
 __all__ = ["DepositRetrier"]
 

@@ -9,49 +9,23 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
-from pydantic import Field
 
 from ecash_tpm.crypto.encoding import b64u_encode
 from ecash_tpm.merchant.catalogue import Catalogue, TtpNotConfiguredError, check_admin
-from ecash_tpm.merchant.domain import MAX_SPENDS, Merchant
-from ecash_tpm.protocol.api.base import ApiModel, B64Bytes
+from ecash_tpm.merchant.domain import Merchant
+from ecash_tpm.merchant.models import (
+    MerchantInfoOut,
+    PayBody,
+    PaymentRequestCreate,
+    PayOut,
+    ProductCreate,
+    SignedRequestOut,
+    SignedWithCert,
+)
 
-__all__ = ["PayBody", "PaymentRequestCreate", "router"]
+__all__ = ["router"]
 
 router = APIRouter(prefix="/v1", tags=["merchant"])
-
-
-class PaymentRequestCreate(ApiModel):
-    """What the shop front end asks for: an amount, optionally a product and customer key."""
-
-    amount: int = Field(gt=0, le=2**53 - 1)
-    currency: str | None = Field(default=None, min_length=3, max_length=12)
-    product_id: str | None = Field(default=None, min_length=1, max_length=128)
-    customer_key: Annotated[B64Bytes, Field(min_length=32, max_length=32)] | None = None
-
-
-class SignedRequestOut(ApiModel):
-    request: dict[str, Any]
-    cert: str
-
-
-class PayBody(ApiModel):
-    """The customer's payment: the merchant's signed request and one spend per coin."""
-
-    request: dict[str, Any]
-    spends: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_SPENDS)
-
-
-class PayOut(ApiModel):
-    receipt: dict[str, Any]
-    cert: str
-    content_key: dict[str, Any] | None = None  # product requests: k sealed to the customer
-
-
-class MerchantInfoOut(ApiModel):
-    merchant_id: str
-    cert: str
-    currencies: list[str]
 
 
 def _merchant(request: Request) -> Merchant:
@@ -61,46 +35,31 @@ def _merchant(request: Request) -> Merchant:
 
 @router.get("/merchant", response_model=MerchantInfoOut, summary="Merchant id and certificate")
 def merchant_info(request: Request) -> dict[str, Any]:
-    return _merchant(request).info()
+    return _merchant(request).info().to_dict()
 
 
 @router.post(
     "/payment-requests", response_model=SignedRequestOut, summary="Create a signed payment request"
 )
 def create_payment_request(body: PaymentRequestCreate, request: Request) -> dict[str, Any]:
-    return _merchant(request).create_request(
-        body.amount,
-        body.currency,
-        product_id=body.product_id,
-        customer_key=body.customer_key,
+    return (
+        _merchant(request)
+        .create_request(
+            body.amount,
+            body.currency,
+            product_id=body.product_id,
+            customer_key=body.customer_key,
+        )
+        .to_dict()
     )
 
 
 @router.post("/pay", response_model=PayOut, summary="Pay a request: verify, deposit, receipt")
 def pay(body: PayBody, request: Request) -> dict[str, Any]:
-    return _merchant(request).pay(body.request, body.spends)
+    return _merchant(request).pay(body.request, body.spends).to_dict()
 
 
 # --- fair exchange (issue 6, DESIGN §6): catalogue and the TTP's key requests -----------------
-
-
-class ProductCreate(ApiModel):
-    """Admin: register a product with the TTP and list it."""
-
-    title: str = Field(min_length=1, max_length=200)
-    price: int = Field(gt=0, le=2**53 - 1)
-    currency: str | None = Field(default=None, min_length=3, max_length=12)
-    content: B64Bytes = Field(min_length=1)
-
-
-class SignedWithCert(ApiModel):
-    """A signed object with the signer's certificate (PEM) beside its fields."""
-
-    kind: str = Field(max_length=64)
-    body: dict[str, Any]
-    signature: str = Field(max_length=200)
-    signer: str = Field(max_length=200)
-    cert: str = Field(max_length=16384)
 
 
 def _catalogue(request: Request) -> Catalogue:
@@ -147,4 +106,5 @@ def add_product(
 
 @router.post("/ttp/key-requests", summary="The TTP asks for a product key (dispute)")
 def key_request(body: SignedWithCert, request: Request) -> dict[str, Any]:
-    return _catalogue(request).answer_key_request(body.model_dump(exclude={"cert"}), body.cert)
+    signed = body.model_dump(exclude={"cert"})
+    return _catalogue(request).answer_key_request(signed, body.cert).to_dict()

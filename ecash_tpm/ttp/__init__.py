@@ -4,6 +4,7 @@
   :mod:`.products` (registration and escrow) and :mod:`.disputes` (bank query, merchant's key,
   deadlines, strikes); :mod:`.config` — its identity and the parties it calls
 - :mod:`.errors` — ``ttp.*`` error codes
+- :mod:`.models` — HTTP bodies and the typed records the domain returns
 - :mod:`.store` — its database (products with escrowed keys, disputes, strikes, counters)
 - :mod:`.routes`, :mod:`.settings` — the HTTP service
 

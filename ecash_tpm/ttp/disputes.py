@@ -66,6 +66,7 @@ from ecash_tpm.ttp.errors import (
     NotPaidError,
     UnknownDisputeError,
 )
+from ecash_tpm.ttp.models import DisputeKey, DisputeView, Strike
 from ecash_tpm.ttp.products import ProductEscrow
 from ecash_tpm.ttp.store import DisputeRow, ProductRow, TtpStore
 
@@ -78,23 +79,22 @@ MAX_KEY_REQUESTS = 3
 UNREACHABLE_OUTCOMES = frozenset({"remote.unreachable", "remote.timeout", "remote.bad_response"})
 
 
-def dispute_view(row: DisputeRow) -> dict[str, Any]:
+def dispute_view(row: DisputeRow) -> DisputeView:
     """The public view of a dispute (what customers, merchants and operators see)."""
-    return {
-        "dispute_id": row.dispute_id,
-        "preq": b64u_encode(row.preq),
-        "product_id": row.product_id,
-        "merchant_id": row.merchant_id,
-        "state": row.state,
-        "deadline": row.deadline,
-        "created_at": row.created_at,
-        "resolved_at": row.resolved_at,
-        "resolution": row.resolution,
-        "strike": row.resolution == "escrow",
-        "merchant_answer": row.merchant_answer,
-        "reply_key": b64u_encode(row.reply_public),
-        "sealed_key": row.sealed_key,
-    }
+    return DisputeView(
+        dispute_id=row.dispute_id,
+        preq=row.preq,
+        product_id=row.product_id,
+        merchant_id=row.merchant_id,
+        state=row.state,
+        deadline=row.deadline,
+        created_at=row.created_at,
+        resolved_at=row.resolved_at,
+        resolution=row.resolution,
+        merchant_answer=row.merchant_answer,
+        reply_key=row.reply_public,
+        sealed_key=row.sealed_key,
+    )
 
 
 class DisputeDesk:
@@ -207,7 +207,7 @@ class DisputeDesk:
 
     # --- opening -------------------------------------------------------------------------------
 
-    def open_dispute(self, request_doc: Any, merchant_cert: str, raw_spends: Any) -> dict[str, Any]:
+    def open_dispute(self, request_doc: Any, merchant_cert: str, raw_spends: Any) -> DisputeView:
         """Check payment with the bank, open (or find) the dispute, ask the merchant."""
         now = self.clock()
         try:
@@ -335,7 +335,7 @@ class DisputeDesk:
         )
         return "ok"
 
-    def answer_dispute(self, dispute_id: str, doc: Any, cert: str) -> dict[str, Any]:
+    def answer_dispute(self, dispute_id: str, doc: Any, cert: str) -> DisputeView:
         """The merchant's answer on its own initiative (it polls ``disputes``)."""
         row = self._dispute_row(dispute_id)
         if row.state != "pending":
@@ -381,11 +381,11 @@ class DisputeDesk:
             raise UnknownDisputeError("no such dispute", detail={"dispute_id": dispute_id[:80]})
         return self._expire(row)
 
-    def dispute(self, dispute_id: str) -> dict[str, Any]:
+    def dispute(self, dispute_id: str) -> DisputeView:
         """The dispute's public view (resolving it first if its deadline passed)."""
         return dispute_view(self._dispute_row(dispute_id))
 
-    def dispute_key(self, dispute_id: str) -> dict[str, Any]:
+    def dispute_key(self, dispute_id: str) -> DisputeKey:
         """The sealed key of a resolved dispute; 409 ``ttp.dispute_pending`` before that."""
         row = self._dispute_row(dispute_id)
         if row.state != "resolved" or row.sealed_key is None:
@@ -398,17 +398,17 @@ class DisputeDesk:
                     "retry_after": wait,
                 },
             )
-        return {
-            "dispute_id": row.dispute_id,
-            "preq": b64u_encode(row.preq),
-            "product_id": row.product_id,
-            "resolution": row.resolution,
-            "sealed_key": row.sealed_key,
-        }
+        return DisputeKey(
+            dispute_id=row.dispute_id,
+            preq=row.preq,
+            product_id=row.product_id,
+            resolution=row.resolution,
+            sealed_key=row.sealed_key,
+        )
 
     def disputes(
         self, *, merchant_id: str | None = None, state: str | None = None, sweep: bool = True
-    ) -> list[dict[str, Any]]:
+    ) -> list[DisputeView]:
         """Public views (a merchant polls its pending ones); overdue ones are resolved first
         unless ``sweep`` is off (an operator's read-only look)."""
         if sweep:
@@ -423,5 +423,5 @@ class DisputeDesk:
                 done.append(row.dispute_id)
         return done
 
-    def strikes(self, merchant_id: str | None = None) -> list[dict[str, Any]]:
+    def strikes(self, merchant_id: str | None = None) -> list[Strike]:
         return self.store.strikes(merchant_id)

@@ -21,6 +21,16 @@ from ecash_tpm.errors import ConfigError
 from ecash_tpm.pki import verify_party_certificate
 from ecash_tpm.ttp.config import BankQueryGateway, MerchantLink, TtpConfig, TtpSigner, aware
 from ecash_tpm.ttp.disputes import DisputeDesk
+from ecash_tpm.ttp.models import (
+    DisputeKey,
+    DisputeView,
+    ProductAnswer,
+    ProductList,
+    RegistrationAnswer,
+    Strike,
+    TtpInfo,
+    TtpStats,
+)
 from ecash_tpm.ttp.products import ProductEscrow
 from ecash_tpm.ttp.store import TtpStore
 
@@ -57,30 +67,26 @@ class Ttp:
     def name(self) -> str:
         return self.config.name
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> TtpInfo:
         """Public facts: id, certificate, dispute window."""
-        return {
-            "ttp_id": self.name,
-            "cert": self.config.cert_pem,
-            "dispute_window_s": self.config.dispute_window_s,
-        }
+        return TtpInfo(self.name, self.config.cert_pem, self.config.dispute_window_s)
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> TtpStats:
         """Counters by name (registrations, disputes_opened, bank_queries, ...)."""
-        return {"counters": self.store.counters()}
+        return TtpStats(self.store.counters())
 
     # --- products ------------------------------------------------------------------------------
 
-    def register_product(self, signed: Any, cert_pem: str) -> dict[str, Any]:
+    def register_product(self, signed: Any, cert_pem: str) -> RegistrationAnswer:
         """Encrypt and escrow a merchant's product; answer descriptor, ciphertext, sealed k."""
         return self.escrow.register_product(signed, cert_pem)
 
-    def product(self, product_id: str) -> dict[str, Any]:
-        """``{descriptor, cert}`` of one product."""
+    def product(self, product_id: str) -> ProductAnswer:
+        """One product's signed descriptor, with the certificate to check it."""
         return self.escrow.product(product_id)
 
-    def products(self, merchant_id: str | None = None) -> dict[str, Any]:
-        """``{products: [descriptor], cert}``."""
+    def products(self, merchant_id: str | None = None) -> ProductList:
+        """Signed descriptors (optionally of one merchant), with the certificate."""
         return self.escrow.products(merchant_id)
 
     def ciphertext(self, product_id: str) -> bytes:
@@ -89,25 +95,25 @@ class Ttp:
 
     # --- disputes ------------------------------------------------------------------------------
 
-    def open_dispute(self, request_doc: Any, merchant_cert: str, raw_spends: Any) -> dict[str, Any]:
+    def open_dispute(self, request_doc: Any, merchant_cert: str, raw_spends: Any) -> DisputeView:
         """Check payment with the bank, open (or find) the dispute, ask the merchant."""
         return self.desk.open_dispute(request_doc, merchant_cert, raw_spends)
 
-    def dispute(self, dispute_id: str) -> dict[str, Any]:
+    def dispute(self, dispute_id: str) -> DisputeView:
         """The dispute's public view (resolving it first if its deadline passed)."""
         return self.desk.dispute(dispute_id)
 
-    def dispute_key(self, dispute_id: str) -> dict[str, Any]:
+    def dispute_key(self, dispute_id: str) -> DisputeKey:
         """The sealed key of a resolved dispute; 409 ``ttp.dispute_pending`` before that."""
         return self.desk.dispute_key(dispute_id)
 
-    def answer_dispute(self, dispute_id: str, doc: Any, cert: str) -> dict[str, Any]:
+    def answer_dispute(self, dispute_id: str, doc: Any, cert: str) -> DisputeView:
         """The merchant's answer on its own initiative (it polls ``disputes``)."""
         return self.desk.answer_dispute(dispute_id, doc, cert)
 
     def disputes(
         self, *, merchant_id: str | None = None, state: str | None = None, sweep: bool = True
-    ) -> list[dict[str, Any]]:
+    ) -> list[DisputeView]:
         """Public views; overdue ones are resolved first unless ``sweep`` is off."""
         return self.desk.disputes(merchant_id=merchant_id, state=state, sweep=sweep)
 
@@ -115,5 +121,6 @@ class Ttp:
         """Resolve every pending dispute past its deadline; returns their ids."""
         return self.desk.sweep()
 
-    def strikes(self, merchant_id: str | None = None) -> list[dict[str, Any]]:
+    def strikes(self, merchant_id: str | None = None) -> list[Strike]:
+        """Strikes recorded against merchants (optionally one), oldest first."""
         return self.desk.strikes(merchant_id)

@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ecash_tpm.crypto.encoding import b64u_encode
 from ecash_tpm.crypto.sealing import (
     PURPOSE_CONTENT_KEY,
     PURPOSE_REGISTRATION,
@@ -49,6 +48,7 @@ from ecash_tpm.ttp.errors import (
     UnknownProductError,
     WrongMerchantError,
 )
+from ecash_tpm.ttp.models import ProductAnswer, ProductList, RegistrationAnswer
 from ecash_tpm.ttp.store import ProductRow, TtpStore
 
 __all__ = ["ProductEscrow"]
@@ -72,7 +72,7 @@ class ProductEscrow:
 
     # --- registration (§16.3) ----------------------------------------------------------------
 
-    def register_product(self, signed: Any, cert_pem: str) -> dict[str, Any]:
+    def register_product(self, signed: Any, cert_pem: str) -> RegistrationAnswer:
         """Encrypt and escrow a merchant's product; answer descriptor, ciphertext, sealed k."""
         if not isinstance(signed, Mapping) or not isinstance(signed.get("body"), Mapping):
             raise RegistrationError("expected a signed product-registration")
@@ -123,12 +123,12 @@ class ProductEscrow:
             purpose=PURPOSE_REGISTRATION,
             context=(product_id.encode("ascii"), reg.nonce),
         )
-        return {
-            "descriptor": existing.descriptor,
-            "cert": self.config.cert_pem,
-            "ciphertext": b64u_encode(existing.ciphertext),
-            "sealed_key": sealed.to_dict(),
-        }
+        return RegistrationAnswer(
+            descriptor=existing.descriptor,
+            cert=self.config.cert_pem,
+            ciphertext=existing.ciphertext,
+            sealed_key=sealed.to_dict(),
+        )
 
     def _escrow(self, product_id: str, reg: Registration, cert_pem: str, now: int) -> ProductRow:
         """§16.1: a fresh k, the content encrypted once, the descriptor signed over its hash."""
@@ -172,13 +172,13 @@ class ProductEscrow:
             )
         return row
 
-    def product(self, product_id: str) -> dict[str, Any]:
-        """``{descriptor, cert}`` of one product."""
-        return {"descriptor": self.row(product_id).descriptor, "cert": self.config.cert_pem}
+    def product(self, product_id: str) -> ProductAnswer:
+        """The signed descriptor of one product, with the certificate to check it."""
+        return ProductAnswer(self.row(product_id).descriptor, self.config.cert_pem)
 
-    def products(self, merchant_id: str | None = None) -> dict[str, Any]:
-        """``{products: [descriptor], cert}``."""
-        return {"products": self.store.products(merchant_id), "cert": self.config.cert_pem}
+    def products(self, merchant_id: str | None = None) -> ProductList:
+        """Signed descriptors (optionally of one merchant), with the certificate."""
+        return ProductList(self.store.products(merchant_id), self.config.cert_pem)
 
     def ciphertext(self, product_id: str) -> bytes:
         """The public ciphertext of a product."""

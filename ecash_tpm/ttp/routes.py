@@ -13,48 +13,20 @@ from typing import Annotated, Any, Literal
 
 import httpx
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from pydantic import Field
 
 from ecash_tpm.clients.ttp import HttpBankQuery, HttpMerchantLinks
 from ecash_tpm.crypto.encoding import b64u_encode
 from ecash_tpm.crypto.signing import PartyKey
 from ecash_tpm.errors import ConfigError
 from ecash_tpm.pki import cert_pem, load_certificate
-from ecash_tpm.protocol.api.base import ApiModel
 from ecash_tpm.service.app import create_app
 from ecash_tpm.storage import Database
 from ecash_tpm.ttp.domain import BankQueryGateway, MerchantLink, Ttp, TtpConfig
+from ecash_tpm.ttp.models import AnswerBody, DisputeBody, SignedWithCert
 from ecash_tpm.ttp.settings import TtpSettings
 from ecash_tpm.ttp.store import COMPONENT, MIGRATIONS, TtpStore
 
 __all__ = ["build_router", "create_ttp_app", "load_ttp_config"]
-
-_CERT_MAX = 16384
-
-
-class SignedWithCert(ApiModel):
-    """A signed object with the signer's certificate (PEM) beside its fields."""
-
-    kind: str = Field(max_length=64)
-    body: dict[str, Any]
-    signature: str = Field(max_length=200)
-    signer: str = Field(max_length=200)
-    cert: str = Field(max_length=_CERT_MAX)
-
-
-class DisputeBody(ApiModel):
-    """The customer's dispute: the merchant-signed request, its certificate, the spends."""
-
-    request: dict[str, Any]
-    cert: str = Field(max_length=_CERT_MAX)
-    spends: list[dict[str, Any]] = Field(min_length=1, max_length=64)
-
-
-class AnswerBody(ApiModel):
-    """The merchant's key answer (signed ``ttp-key-answer``) and its certificate."""
-
-    answer: dict[str, Any]
-    cert: str = Field(max_length=_CERT_MAX)
 
 
 def get_ttp(request: Request) -> Ttp:
@@ -72,25 +44,25 @@ def build_router() -> APIRouter:
 
     @router.get("/ttp", summary="TTP id, certificate, dispute window")
     def info(ttp: TtpDep) -> dict[str, Any]:
-        return ttp.info()
+        return ttp.info().to_dict()
 
     @router.get("/ttp/stats", summary="What the TTP was asked (counters)")
     def stats(ttp: TtpDep) -> dict[str, Any]:
-        return ttp.stats()
+        return ttp.stats().to_dict()
 
     @router.post("/products", summary="Register a product (merchant-signed): encrypt + escrow")
     def register(body: SignedWithCert, ttp: TtpDep) -> dict[str, Any]:
-        return ttp.register_product(body.model_dump(exclude={"cert"}), body.cert)
+        return ttp.register_product(body.model_dump(exclude={"cert"}), body.cert).to_dict()
 
     @router.get("/products", summary="TTP-signed product descriptors")
     def products(
         ttp: TtpDep, merchant_id: Annotated[str | None, Query(max_length=64)] = None
     ) -> dict[str, Any]:
-        return ttp.products(merchant_id)
+        return ttp.products(merchant_id).to_dict()
 
     @router.get("/products/{product_id}", summary="One product descriptor")
     def product(product_id: str, ttp: TtpDep) -> dict[str, Any]:
-        return ttp.product(product_id)
+        return ttp.product(product_id).to_dict()
 
     @router.get("/products/{product_id}/ciphertext", summary="The public ciphertext")
     def ciphertext(product_id: str, ttp: TtpDep) -> dict[str, Any]:
@@ -98,7 +70,7 @@ def build_router() -> APIRouter:
 
     @router.post("/disputes", summary="Customer: paid but no (good) key -> open a dispute")
     def open_dispute(body: DisputeBody, ttp: TtpDep) -> dict[str, Any]:
-        return ttp.open_dispute(body.request, body.cert, body.spends)
+        return ttp.open_dispute(body.request, body.cert, body.spends).to_dict()
 
     @router.get("/disputes", summary="Dispute views (merchants poll their pending ones)")
     def disputes(
@@ -106,25 +78,26 @@ def build_router() -> APIRouter:
         merchant_id: Annotated[str | None, Query(max_length=64)] = None,
         state: Literal["pending", "resolved"] | None = None,
     ) -> dict[str, Any]:
-        return {"disputes": ttp.disputes(merchant_id=merchant_id, state=state)}
+        views = ttp.disputes(merchant_id=merchant_id, state=state)
+        return {"disputes": [v.to_dict() for v in views]}
 
     @router.get("/disputes/{dispute_id}", summary="One dispute (resolved once overdue)")
     def dispute(dispute_id: str, ttp: TtpDep) -> dict[str, Any]:
-        return ttp.dispute(dispute_id)
+        return ttp.dispute(dispute_id).to_dict()
 
     @router.get("/disputes/{dispute_id}/key", summary="The sealed key; 409 while pending")
     def dispute_key(dispute_id: str, ttp: TtpDep) -> dict[str, Any]:
-        return ttp.dispute_key(dispute_id)
+        return ttp.dispute_key(dispute_id).to_dict()
 
     @router.post("/disputes/{dispute_id}/answer", summary="Merchant: the key for a dispute")
     def answer(dispute_id: str, body: AnswerBody, ttp: TtpDep) -> dict[str, Any]:
-        return ttp.answer_dispute(dispute_id, body.answer, body.cert)
+        return ttp.answer_dispute(dispute_id, body.answer, body.cert).to_dict()
 
     @router.get("/strikes", summary="Strikes recorded against merchants")
     def strikes(
         ttp: TtpDep, merchant_id: Annotated[str | None, Query(max_length=64)] = None
     ) -> dict[str, Any]:
-        return {"strikes": ttp.strikes(merchant_id)}
+        return {"strikes": [s.to_dict() for s in ttp.strikes(merchant_id)]}
 
     return router
 

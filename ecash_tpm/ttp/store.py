@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ecash_tpm.storage import Database, Migration, Transaction
+from ecash_tpm.ttp.models import Strike
 
 __all__ = ["COMPONENT", "MIGRATIONS", "DisputeRow", "ProductRow", "TtpStore"]
 
@@ -358,7 +359,7 @@ class TtpStore:
         done: bool = self._db.run_in_transaction(update)
         return done
 
-    def strikes(self, merchant_id: str | None = None) -> list[dict[str, Any]]:
+    def strikes(self, merchant_id: str | None = None) -> list[Strike]:
         sql = "SELECT strike_id, merchant_id, dispute_id, reason, created_at FROM ttp_strike"
         params: dict[str, Any] = {}
         if merchant_id is not None:
@@ -367,13 +368,13 @@ class TtpStore:
         with self._db.read() as tx:
             rows = tx.fetchall(sql + " ORDER BY strike_id", params)
         return [
-            {
-                "strike_id": int(r["strike_id"]),
-                "merchant_id": r["merchant_id"],
-                "dispute_id": r["dispute_id"],
-                "reason": r["reason"],
-                "created_at": int(r["created_at"]),
-            }
+            Strike(
+                strike_id=int(r["strike_id"]),
+                merchant_id=r["merchant_id"],
+                dispute_id=r["dispute_id"],
+                reason=r["reason"],
+                created_at=int(r["created_at"]),
+            )
             for r in rows
         ]
 

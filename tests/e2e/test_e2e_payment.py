@@ -162,7 +162,7 @@ def test_join_withdraw_100_pay_37_deposit(system: System, wallet: WalletHandle) 
     assert system.bank.ledger_check()["ok"] is True
     history = wallet.store.payments()
     assert [(p.state, p.amount, p.merchant_id) for p in history] == [("paid", 37, "shop-1")]
-    assert system.merchants["shop-1"].stats()["totals"] == {
+    assert system.merchants["shop-1"].stats().totals == {
         "EUR": {"paid_count": 1, "paid_amount": 37}
     }
     # every paid coin is spent at the bank
@@ -247,7 +247,7 @@ def test_forged_credential_passes_the_merchant_but_not_the_bank(
     err = merchant_refusal(system, "shop-1", req, [spend])
     assert err.code == "bank.bad_credential" and err.status == 400  # the merchant deposited it
     assert system.merchant_balance("shop-1") == before
-    counters = system.merchants["shop-1"].stats()["counters"]
+    counters = system.merchants["shop-1"].stats().counters
     assert counters["bank_error"]["bank.bad_credential"] >= 1
 
 
@@ -339,7 +339,7 @@ def test_double_spend_reaches_the_customer_as_409_with_its_code(
     assert err.detail["serial"] == b64u_encode(sigma) and isinstance(
         err.detail["transcript_id"], int
     )
-    assert system.merchants["shop-2"].stats()["counters"]["bank_error"]["bank.double_spend"] == 1
+    assert system.merchants["shop-2"].stats().counters["bank_error"]["bank.double_spend"] == 1
     case = system.supervision.case(sigma)
     assert case is not None and case.member_id == wallet.membership.member_id
     with pytest.raises(EcashError) as exc:

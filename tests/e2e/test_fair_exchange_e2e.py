@@ -92,7 +92,7 @@ def products(system: System, wallet: WalletHandle) -> dict[str, str]:
 
 
 def counters(system: System) -> dict[str, int]:
-    return dict(system.ttp.stats()["counters"])
+    return dict(system.ttp.stats().counters)
 
 
 def cheat(system: System, merchant: str, mode: str) -> None:

@@ -1,8 +1,9 @@
 """The bank without HTTP: withdrawals, deposits, double spends, lock period, blacklists, ledger.
 
 Money tests marked with the ``db_url`` fixture run on SQLite files and, when PostgreSQL 15 is
-installed, on a throw-away PostgreSQL server (the fixture of tests/integration/storage/test_storage.py). Every test
-ends with ``ledger_check()``: whatever happened, the ledger must balance.
+installed, on a throw-away PostgreSQL server (the fixture of
+tests/integration/storage/test_storage.py). Every test ends with ``ledger_check()``: whatever
+happened, the ledger must balance.
 """
 
 from __future__ import annotations

@@ -321,10 +321,10 @@ def test_real_merchant_pays_through_the_real_bank(
             member = world.customer(f"henry-{int(reserve)}", 20)
             coins = world.withdraw(member, 7)
             doc = shop.create_request(7)
-            spends = world.spends(member, coins, doc["request"])
-            answer = shop.pay(doc["request"], [s.to_dict() for s in spends])
-            body = ReceiptBody.from_signed(answer["receipt"], answer["cert"], world.pki.root_pem)
-            assert body.preq == canonical_digest(doc["request"]["body"])
+            spends = world.spends(member, coins, doc.request)
+            answer = shop.pay(doc.request, [s.to_dict() for s in spends])
+            body = ReceiptBody.from_signed(answer.receipt, answer.cert, world.pki.root_pem)
+            assert body.preq == canonical_digest(doc.request["body"])
             assert world.bank.coin_status(coins[0].sigma).state == "spent"
     finally:
         gateway.close()

@@ -215,7 +215,7 @@ class World:
     def pay_doc(self, amount: int, values: list[int], merchant: Merchant | None = None) -> Any:
         m = merchant or self.merchant
         doc = m.create_request(amount)
-        preq = canonical_digest(doc["request"]["body"])
+        preq = canonical_digest(doc.request["body"])
         spends = [self.mint.spend(self.signer, self.mint.coin(self.cred, v), preq) for v in values]
         return doc, spends
 
@@ -268,7 +268,7 @@ def _code(exc: pytest.ExceptionInfo[EcashError]) -> str:
 def test_request_is_signed_stored_and_verifiable_by_the_wallet(world: World) -> None:
     doc = world.merchant.create_request(37, product_id="book-1")
     req = verify_payment_request(
-        doc["request"], doc["cert"], world.mint.ca.root_certificate, now=world.clock()
+        doc.request, doc.cert, world.mint.ca.root_certificate, now=world.clock()
     )
     assert req.merchant_id == "shop-1" and req.amount == 37 and req.bank == "bank"
     assert req.deadline == world.clock() + 300 and len(req.nonce) == 16
@@ -277,7 +277,7 @@ def test_request_is_signed_stored_and_verifiable_by_the_wallet(world: World) -> 
     # another merchant's certificate does not vouch for this request
     with pytest.raises(EcashError) as exc:
         verify_payment_request(
-            doc["request"],
+            doc.request,
             world.other.config.cert_pem,
             world.mint.ca.root_certificate,
             now=world.clock(),
@@ -286,7 +286,7 @@ def test_request_is_signed_stored_and_verifiable_by_the_wallet(world: World) -> 
     world.clock.t += 301
     with pytest.raises(EcashError) as exc:
         verify_payment_request(
-            doc["request"], doc["cert"], world.mint.ca.root_certificate, now=world.clock()
+            doc.request, doc.cert, world.mint.ca.root_certificate, now=world.clock()
         )
     assert _code(exc) == "payment.request_expired"
 
@@ -312,20 +312,20 @@ def test_keyset_list_is_checked_against_the_root(world: World) -> None:
 
 def test_pay_deposits_once_and_identical_retry_returns_the_same_receipt(world: World) -> None:
     doc, spends = world.pay_doc(37, [32, 4, 1])
-    out = world.merchant.pay(doc["request"], spends)
-    assert out["cert"] == world.mint.bank_cert
-    body = out["receipt"]["body"]
+    out = world.merchant.pay(doc.request, spends)
+    assert out.cert == world.mint.bank_cert
+    body = out.receipt["body"]
     assert body["amount"] == 37 and body["merchant_id"] == "shop-1"
     assert len(world.bank.deposits) == 1
     dep = world.bank.deposits[0]
     assert dep["kind"] == "deposit" and dep["cert"] == world.merchant.config.cert_pem
-    again = world.merchant.pay(doc["request"], spends)
+    again = world.merchant.pay(doc.request, spends)
     assert again == out and len(world.bank.deposits) == 1
-    assert world.merchant.stats()["totals"] == {"EUR": {"paid_count": 1, "paid_amount": 37}}
+    assert world.merchant.stats().totals == {"EUR": {"paid_count": 1, "paid_amount": 37}}
     # the same request with other coins: each request is paid once
     _, other_spends = world.pay_doc(37, [32, 4, 1])
     with pytest.raises(EcashError) as exc:
-        world.merchant.pay(doc["request"], other_spends)
+        world.merchant.pay(doc.request, other_spends)
     assert _code(exc) == "payment.already_paid" and exc.value.http_status == 409
 
 
@@ -358,31 +358,31 @@ def test_tampered_coins_are_refused_locally(world: World, tamper: str, code: str
     elif tamper == "keyset":
         coin["keyset_id"] = b64u_encode(secrets.token_bytes(16))
     with pytest.raises(EcashError) as exc:
-        world.merchant.pay(doc["request"], [{"coin": coin, "proof": proof}])
+        world.merchant.pay(doc.request, [{"coin": coin, "proof": proof}])
     assert _code(exc) == code
     assert world.bank.deposits == []
-    assert world.merchant.stats()["counters"]["verify_failure"][code] == 1
+    assert world.merchant.stats().counters["verify_failure"][code] == 1
 
 
 def test_spend_proof_is_bound_to_request_and_merchant(world: World) -> None:
     doc_a, spends_a = world.pay_doc(8, [8])
     doc_b = world.merchant.create_request(8)
     with pytest.raises(EcashError) as exc:  # same coin+proof for another request
-        world.merchant.pay(doc_b["request"], spends_a)
+        world.merchant.pay(doc_b.request, spends_a)
     assert _code(exc) == "daa.spend_proof_invalid"
     doc_c = world.other.create_request(8)
     with pytest.raises(EcashError) as exc:  # ... or at another merchant
-        world.other.pay(doc_c["request"], spends_a)
+        world.other.pay(doc_c.request, spends_a)
     assert _code(exc) == "daa.spend_proof_invalid"
     with pytest.raises(EcashError) as exc:  # merchant A's request presented to merchant B
-        world.other.pay(doc_a["request"], spends_a)
+        world.other.pay(doc_a.request, spends_a)
     assert _code(exc) == "payment.not_our_request"
     assert world.bank.deposits == []
 
 
 def test_software_key_and_foreign_tpm_proofs_are_refused(world: World) -> None:
     doc = world.merchant.create_request(16)
-    preq = canonical_digest(doc["request"]["body"])
+    preq = canonical_digest(doc.request["body"])
     coin = world.mint.coin(world.cred, 16)
     thief = SoftwareDaaSigner()  # has the wallet file (coin) but not the key
     proof = make_spend_proof(
@@ -396,29 +396,29 @@ def test_software_key_and_foreign_tpm_proofs_are_refused(world: World) -> None:
         self_check=False,
     )
     with pytest.raises(EcashError) as exc:
-        world.merchant.pay(doc["request"], [Spend(coin, proof).to_dict()])
+        world.merchant.pay(doc.request, [Spend(coin, proof).to_dict()])
     assert _code(exc) == "daa.spend_proof_invalid"
 
 
 def test_amount_deadline_and_keyset_window(world: World) -> None:
     doc, spends = world.pay_doc(10, [8, 1])
     with pytest.raises(EcashError) as exc:
-        world.merchant.pay(doc["request"], spends)
+        world.merchant.pay(doc.request, spends)
     assert _code(exc) == "payment.amount_mismatch"
     doc, spends = world.pay_doc(2, [2])
     world.clock.t += 301
     with pytest.raises(EcashError) as exc:
-        world.merchant.pay(doc["request"], spends)
+        world.merchant.pay(doc.request, spends)
     assert _code(exc) == "payment.request_expired"
     # a coin of a keyset whose deposit window is over
     t = world.clock()
     kid = world.mint.add_keyset(64, wf=t - 50, wu=t - 20, du=t - 10)
     world.merchant.keysets(refresh=True)
     doc = world.merchant.create_request(64)
-    preq = canonical_digest(doc["request"]["body"])
+    preq = canonical_digest(doc.request["body"])
     old = world.mint.coin(world.cred, 64, keyset_id=kid)
     with pytest.raises(EcashError) as exc:
-        world.merchant.pay(doc["request"], [world.mint.spend(world.signer, old, preq)])
+        world.merchant.pay(doc.request, [world.mint.spend(world.signer, old, preq)])
     assert _code(exc) == "coin.keyset_expired"
 
 
@@ -426,45 +426,45 @@ def test_double_spend_refusal_keeps_code_and_status_and_reopens(world: World) ->
     doc, spends = world.pay_doc(4, [4])
     world.bank.fail_next.append(remote("bank.double_spend", 409, serial="x", transcript_id=7))
     with pytest.raises(BankRefusedError) as exc:
-        world.merchant.pay(doc["request"], spends)
+        world.merchant.pay(doc.request, spends)
     assert exc.value.code == "bank.double_spend" and exc.value.http_status == 409
     assert exc.value.detail["transcript_id"] == 7
-    preq = canonical_digest(doc["request"]["body"])
+    preq = canonical_digest(doc.request["body"])
     row = world.merchant.store.get(preq)
     assert row is not None and row.state == "open"
-    assert world.merchant.stats()["counters"]["bank_error"] == {"bank.double_spend": 1}
+    assert world.merchant.stats().counters["bank_error"] == {"bank.double_spend": 1}
     # the customer may pay the same request with good coins afterwards
     fresh = [world.mint.spend(world.signer, world.mint.coin(world.cred, 4), preq)]
-    assert world.merchant.pay(doc["request"], fresh)["receipt"]["body"]["amount"] == 4
+    assert world.merchant.pay(doc.request, fresh).receipt["body"]["amount"] == 4
 
 
 def test_lost_bank_answer_is_retried_with_the_same_deposit(world: World) -> None:
     doc, spends = world.pay_doc(6, [4, 2])
     world.bank.fail_next.append(lost_answer(world.bank))
     with pytest.raises(BankUnavailableError) as exc:
-        world.merchant.pay(doc["request"], spends)
+        world.merchant.pay(doc.request, spends)
     assert exc.value.detail["outcome_unknown"] is True
-    preq = canonical_digest(doc["request"]["body"])
+    preq = canonical_digest(doc.request["body"])
     row = world.merchant.store.get(preq)
     assert row is not None and row.state == "paying"
     # a different payment of the same request is refused while the outcome is unknown
     _, others = world.pay_doc(6, [4, 2])
     with pytest.raises(EcashError) as exc2:
-        world.merchant.pay(doc["request"], others)
+        world.merchant.pay(doc.request, others)
     assert exc2.value.code == "payment.in_progress"
-    out = world.merchant.pay(doc["request"], spends)  # the customer retries
+    out = world.merchant.pay(doc.request, spends)  # the customer retries
     first, second = world.bank.deposits
     assert first == second  # byte-identical document, same deposit_id
-    assert out["receipt"]["body"]["deposit_id"] == first["body"]["deposit_id"]
+    assert out.receipt["body"]["deposit_id"] == first["body"]["deposit_id"]
 
 
 def test_pending_deposits_can_be_retried_by_the_merchant(world: World) -> None:
     doc, spends = world.pay_doc(1, [1])
     world.bank.fail_next.append(remote("remote.unreachable", None))
     with pytest.raises(BankUnavailableError):
-        world.merchant.pay(doc["request"], spends)
+        world.merchant.pay(doc.request, spends)
     assert len(world.merchant.retry_pending_deposits()) == 1
-    preq = canonical_digest(doc["request"]["body"])
+    preq = canonical_digest(doc.request["body"])
     row = world.merchant.store.get(preq)
     assert row is not None and row.state == "paid"
 
@@ -480,7 +480,7 @@ def test_forged_receipt_is_not_accepted(world: World) -> None:
 
     world.bank.fail_next.append(forge)
     with pytest.raises(EcashError) as exc:
-        world.merchant.pay(doc["request"], spends)
+        world.merchant.pay(doc.request, spends)
     assert _code(exc) == "receipt.invalid"
 
 
@@ -510,9 +510,9 @@ def test_reserve_refusal_reopens_the_request(world: World) -> None:
 
     world.bank.reserve = locked  # type: ignore[method-assign]
     with pytest.raises(BankRefusedError) as exc:
-        world.merchant.pay(doc["request"], spends)
+        world.merchant.pay(doc.request, spends)
     assert exc.value.code == "bank.coin_locked" and exc.value.http_status == 409
     assert exc.value.detail["retry_after"] == 30 and calls == ["reserve"]
     assert world.bank.deposits == []
-    row = world.merchant.store.get(canonical_digest(doc["request"]["body"]))
+    row = world.merchant.store.get(canonical_digest(doc.request["body"]))
     assert row is not None and row.state == "open"

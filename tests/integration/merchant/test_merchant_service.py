@@ -160,10 +160,10 @@ def test_running_merchant_settles_a_lost_deposit_by_itself(
         assert state_of(app, request) == "paying" and outage.refused >= 2
         with MerchantClient(url) as shop:
             assert shop.info()["merchant_id"] == SHOP
-        paid0 = app.state.merchant.stats()["totals"].get("EUR", {}).get("paid_count", 0)
+        paid0 = app.state.merchant.stats().totals.get("EUR", {}).get("paid_count", 0)
         outage.down = False  # the bank is back: nobody calls retry, the loop settles it
         wait_for(lambda: state_of(app, request) == "paid")
-        assert app.state.merchant.stats()["totals"]["EUR"]["paid_count"] == paid0 + 1
+        assert app.state.merchant.stats().totals["EUR"]["paid_count"] == paid0 + 1
         with MerchantClient(url) as shop:  # the customer's retry gets the stored receipt
             answer = shop.pay(request, spends)
         row = app.state.merchant.store.get(canonical_digest(request["body"]))
@@ -191,7 +191,7 @@ def test_merchant_retries_pending_deposits_at_start_up(
         wait_for(lambda: state_of(again, request) == "paid")
         with MerchantClient(url) as shop:  # the customer's retry gets the stored receipt
             answer = shop.pay(request, spends)
-        assert again.state.merchant.stats()["totals"]["EUR"]["paid_count"] == 1
+        assert again.state.merchant.stats().totals["EUR"]["paid_count"] == 1
     assert answer["receipt"]["body"]["amount"] == 3
 
 

@@ -36,6 +36,7 @@ from ecash_tpm.protocol.exchange import (
 from ecash_tpm.service.errors import RemoteCallError
 from ecash_tpm.storage import Database, sqlite_url
 from ecash_tpm.ttp.domain import Ttp, TtpConfig
+from ecash_tpm.ttp.models import DisputeKey, DisputeView, RegistrationAnswer
 from ecash_tpm.ttp.store import MIGRATIONS, TtpStore
 
 CONTENT = b"the product " * 50
@@ -149,7 +150,7 @@ class Fx:
 
     def register(
         self, content: bytes = CONTENT, price: int = 3
-    ) -> tuple[dict[str, Any], C.EphemeralKey, bytes]:
+    ) -> tuple[RegistrationAnswer, C.EphemeralKey, bytes]:
         reply, nonce = C.EphemeralKey(), secrets.token_bytes(16)
         body = registration_body(
             merchant_id="shop-a",
@@ -168,9 +169,9 @@ class Fx:
 
     def product(self) -> str:
         answer, reply, nonce = self.register()
-        pid = answer["descriptor"]["body"]["product_id"]
+        pid = answer.descriptor["body"]["product_id"]
         self.shop.key = reply.open(
-            answer["sealed_key"], purpose=C.PURPOSE_REGISTRATION, context=(pid.encode(), nonce)
+            answer.sealed_key, purpose=C.PURPOSE_REGISTRATION, context=(pid.encode(), nonce)
         )
         return str(pid)
 
@@ -197,15 +198,15 @@ class Fx:
         self.world.deposit("shop-a", request, spends)
         return request, spends
 
-    def dispute(self, request: dict[str, Any], spends: list[Any]) -> dict[str, Any]:
+    def dispute(self, request: dict[str, Any], spends: list[Any]) -> DisputeView:
         return self.ttp.open_dispute(request, self.pki.merchants["shop-a"].cert_pem, spends)
 
     def content_from(
-        self, view: Mapping[str, Any], customer: C.EphemeralKey, request: Any
+        self, view: DisputeView | DisputeKey, customer: C.EphemeralKey, request: Any
     ) -> bytes:
         pid = request["body"]["product_id"]
         ctx = C.content_key_context(canonical_digest(request["body"]), pid)
-        k = customer.open(view["sealed_key"], purpose=C.PURPOSE_CONTENT_KEY, context=ctx)
+        k = customer.open(view.sealed_key, purpose=C.PURPOSE_CONTENT_KEY, context=ctx)
         row = self.ttp.store.product(pid)
         assert row is not None
         return C.decrypt_content(k, row.ciphertext, product_id=pid, merchant_id="shop-a")
@@ -256,13 +257,12 @@ def fx(tmp_path: Path, pki: Pki, keys: KeyPool) -> Iterator[Fx]:
 
 def test_registration_checks_and_is_idempotent(fx: Fx) -> None:
     answer, reply, nonce = fx.register()
-    desc = verify_descriptor(
-        answer["descriptor"], answer["cert"], fx.pki.root_pem, now=fx.world.clock()
-    )
+    desc = verify_descriptor(answer.descriptor, answer.cert, fx.pki.root_pem, now=fx.world.clock())
     assert (desc.merchant_id, desc.ttp_id, desc.price) == ("shop-a", "ttp", 3)
-    blob = b64u_decode(answer["ciphertext"])
+    blob = answer.ciphertext
+    assert answer.to_dict()["ciphertext"] == b64u_encode(blob)
     k = reply.open(
-        answer["sealed_key"],
+        answer.sealed_key,
         purpose=C.PURPOSE_REGISTRATION,
         context=(desc.product_id.encode(), nonce),
     )
@@ -271,13 +271,13 @@ def test_registration_checks_and_is_idempotent(fx: Fx) -> None:
     # a descriptor is only valid under a TTP certificate
     with pytest.raises(EcashError) as exc:
         verify_descriptor(
-            answer["descriptor"],
+            answer.descriptor,
             fx.pki.merchants["shop-a"].cert_pem,
             fx.pki.root_pem,
             now=fx.world.clock(),
         )
     assert exc.value.code == "ttp.descriptor_invalid"
-    assert fx.ttp.stats()["counters"] == {"registrations": 1}
+    assert fx.ttp.stats().counters == {"registrations": 1}
 
 
 def test_registration_refusals(fx: Fx) -> None:
@@ -375,11 +375,11 @@ def test_honest_merchant_answers_the_ttp_at_once(fx: Fx) -> None:
     pid, alice = fx.product(), C.EphemeralKey()
     request, spends = fx.paid(pid, alice)
     view = fx.dispute(request, spends)
-    assert view["state"] == "resolved" and view["resolution"] == "merchant_key"
+    assert view.state == "resolved" and view.resolution == "merchant_key"
     assert fx.content_from(view, alice, request) == CONTENT
     assert fx.ttp.strikes() == [] and fx.shop.asked == 1
     # a replay lands on the same dispute and does not ask the merchant again
-    assert fx.dispute(request, spends)["sealed_key"] == view["sealed_key"]
+    assert fx.dispute(request, spends).sealed_key == view.sealed_key
     assert fx.shop.asked == 1
 
 
@@ -389,18 +389,18 @@ def test_cheating_merchant_gets_a_strike_after_the_deadline(fx: Fx, mode: str, r
     pid, alice = fx.product(), C.EphemeralKey()
     request, spends = fx.paid(pid, alice)
     view = fx.dispute(request, spends)
-    assert view["state"] == "pending" and view["sealed_key"] is None
+    assert view.state == "pending" and view.sealed_key is None
     with pytest.raises(EcashError) as exc:
-        fx.ttp.dispute_key(view["dispute_id"])
+        fx.ttp.dispute_key(view.dispute_id)
     assert exc.value.code == "ttp.dispute_pending" and exc.value.http_status == 409
     assert exc.value.detail["retry_after"] == WINDOW + 1
     fx.world.clock.advance(WINDOW)
-    assert fx.ttp.dispute(view["dispute_id"])["state"] == "pending"  # deadline inclusive
+    assert fx.ttp.dispute(view.dispute_id).state == "pending"  # deadline inclusive
     fx.world.clock.advance(1)
-    key = fx.ttp.dispute_key(view["dispute_id"])
-    assert key["resolution"] == "escrow"
+    key = fx.ttp.dispute_key(view.dispute_id)
+    assert key.resolution == "escrow"
     assert fx.content_from(key, alice, request) == CONTENT
-    assert [s["reason"] for s in fx.ttp.strikes("shop-a")] == [reason]
+    assert [s.reason for s in fx.ttp.strikes("shop-a")] == [reason]
     fx.ttp.sweep()  # resolving again strikes nothing
     assert len(fx.ttp.strikes()) == 1
 
@@ -411,11 +411,11 @@ def test_merchant_that_was_down_is_asked_again_before_a_strike(fx: Fx) -> None:
     pid, alice = fx.product(), C.EphemeralKey()
     request, spends = fx.paid(pid, alice)
     view = fx.dispute(request, spends)
-    assert view["state"] == "pending" and view["merchant_answer"] == "remote.unreachable"
+    assert view.state == "pending" and view.merchant_answer == "remote.unreachable"
     fx.shop.mode = "honest"  # back up
     fx.world.clock.advance(WINDOW + 1)
-    key = fx.ttp.dispute_key(view["dispute_id"])
-    assert key["resolution"] == "merchant_key" and fx.ttp.strikes() == []
+    key = fx.ttp.dispute_key(view.dispute_id)
+    assert key.resolution == "merchant_key" and fx.ttp.strikes() == []
     assert fx.content_from(key, alice, request) == CONTENT and fx.shop.asked == 2
     # still down at the deadline: the customer gets the escrowed key, the merchant a strike
     fx.shop.mode = "down"
@@ -423,9 +423,9 @@ def test_merchant_that_was_down_is_asked_again_before_a_strike(fx: Fx) -> None:
     request2, spends2 = fx.paid(pid2, bob)
     view2 = fx.dispute(request2, spends2)
     fx.world.clock.advance(WINDOW + 1)
-    key2 = fx.ttp.dispute_key(view2["dispute_id"])
-    assert key2["resolution"] == "escrow"
-    assert [s["reason"] for s in fx.ttp.strikes("shop-a")] == ["no_key"]
+    key2 = fx.ttp.dispute_key(view2.dispute_id)
+    assert key2.resolution == "escrow"
+    assert [s.reason for s in fx.ttp.strikes("shop-a")] == ["no_key"]
 
 
 def test_merchant_may_answer_late_but_before_the_deadline(fx: Fx) -> None:
@@ -434,27 +434,28 @@ def test_merchant_may_answer_late_but_before_the_deadline(fx: Fx) -> None:
     request, spends = fx.paid(pid, alice)
     view = fx.dispute(request, spends)
     preq = canonical_digest(request["body"])
-    reply = b64u_decode(view["reply_key"])
+    reply = view.reply_key
+    assert view.to_dict()["reply_key"] == b64u_encode(reply)
     # a wrong key via the pull route is recorded, not accepted
-    bad = fx.shop.answer(view["dispute_id"], preq, pid, reply, C.new_content_key())
+    bad = fx.shop.answer(view.dispute_id, preq, pid, reply, C.new_content_key())
     assert (
-        fx.ttp.answer_dispute(view["dispute_id"], bad["answer"], bad["cert"])["merchant_answer"]
+        fx.ttp.answer_dispute(view.dispute_id, bad["answer"], bad["cert"]).merchant_answer
         == "wrong_key"
     )
     # an answer for another dispute is refused
     other = fx.shop.answer("d-" + "0" * 32, preq, pid, reply, fx.shop.key)
     with pytest.raises(EcashError) as exc:
-        fx.ttp.answer_dispute(view["dispute_id"], other["answer"], other["cert"])
+        fx.ttp.answer_dispute(view.dispute_id, other["answer"], other["cert"])
     assert exc.value.code == "ttp.answer_invalid"
     pending = fx.ttp.disputes(merchant_id="shop-a", state="pending")
-    assert [v["dispute_id"] for v in pending] == [view["dispute_id"]]
+    assert [v.dispute_id for v in pending] == [view.dispute_id]
     fx.world.clock.advance(WINDOW - 10)
-    good = fx.shop.answer(view["dispute_id"], preq, pid, reply, fx.shop.key)
-    done = fx.ttp.answer_dispute(view["dispute_id"], good["answer"], good["cert"])
-    assert done["resolution"] == "merchant_key" and fx.ttp.strikes() == []
+    good = fx.shop.answer(view.dispute_id, preq, pid, reply, fx.shop.key)
+    done = fx.ttp.answer_dispute(view.dispute_id, good["answer"], good["cert"])
+    assert done.resolution == "merchant_key" and fx.ttp.strikes() == []
     assert fx.content_from(done, alice, request) == CONTENT
     with pytest.raises(EcashError) as exc:
-        fx.ttp.answer_dispute(view["dispute_id"], good["answer"], good["cert"])
+        fx.ttp.answer_dispute(view.dispute_id, good["answer"], good["cert"])
     assert exc.value.code == "ttp.dispute_closed"
 
 
@@ -492,10 +493,10 @@ def test_unpaid_or_mismatched_disputes_are_refused(fx: Fx) -> None:
         with pytest.raises(EcashError) as exc:
             fx.dispute(signed, spends)
         assert exc.value.code == code
-    counters = fx.ttp.stats()["counters"]
+    counters = fx.ttp.stats().counters
     assert counters["disputes_refused"] == 7 and "disputes_opened" not in counters
     # and with everything right, it works
-    assert fx.dispute(request, spends)["state"] == "resolved"
+    assert fx.dispute(request, spends).state == "resolved"
 
 
 def test_forged_bank_answer_is_rejected(fx: Fx) -> None:
