@@ -61,6 +61,7 @@ def load_merchant_config(settings: MerchantSettings) -> MerchantConfig:
         request_ttl_s=settings.request_ttl_s,
         reserve=settings.reserve,
         bank_name=settings.bank_name,
+        deposit_retry_after_s=settings.deposit_retry_after_s,
     )
 
 

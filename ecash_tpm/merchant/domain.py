@@ -29,7 +29,8 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -180,6 +181,10 @@ class MerchantConfig:
     reserve: bool = False
     bank_name: str | None = None  # expected CN of the bank certificate (None: any bank cert)
     keyset_refresh_s: float = 5.0  # least time between keyset re-fetches on unknown ids
+    #: A deposit is left to the payment that started it this long before a retry takes it over:
+    #: longer than that payment's own bank calls (reserve + deposit) can take, so a retry never
+    #: overtakes a live payment's reservation (which would answer it with a double spend).
+    deposit_retry_after_s: int = 60
 
 
 def _wall_clock() -> int:
@@ -214,6 +219,7 @@ class Merchant:
         self._book: KeysetBook | None = None
         self._book_at = 0.0
         self._lock = threading.Lock()
+        self._in_flight: set[bytes] = set()  # preqs a live payment is depositing right now
         self.catalogue = catalogue  # fair exchange: products escrowed with the TTP (DESIGN §6)
 
     @property
@@ -358,6 +364,24 @@ class Merchant:
 
     def _pay(self, request_doc: Any, raw_spends: Any) -> PaymentAnswer:
         req, row = self._own_request(request_doc)
+        with self._live(req.preq):
+            return self._pay_request(req, row, request_doc, raw_spends)
+
+    @contextmanager
+    def _live(self, preq: bytes) -> Iterator[None]:
+        """Mark a request as being paid by a live call, so :meth:`retry_deposits` leaves it
+        alone until that call is over (its reserve must reach the bank before any deposit)."""
+        with self._lock:
+            self._in_flight.add(preq)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_flight.discard(preq)
+
+    def _pay_request(
+        self, req: PaymentRequest, row: RequestRow, request_doc: Any, raw_spends: Any
+    ) -> PaymentAnswer:
         try:
             spends = parse_spends(raw_spends, max_spends=MAX_SPENDS)
         except EcashError as exc:
@@ -469,10 +493,15 @@ class Merchant:
     def retry_deposits(self) -> list[DepositRetry]:
         """Re-send every deposit whose answer was lost (state ``paying``), each with the very
         document stored for it (step 4 of the module docstring), so the bank pays it at most
-        once; a refusal reopens the request as on the first attempt."""
+        once; a refusal reopens the request as on the first attempt. A deposit that a live
+        payment is still making, or that went ``paying`` less than ``deposit_retry_after_s``
+        ago (perhaps in another process), is left to that payment."""
         done = []
-        for row in self.store.paying():
-            if row.deposit is None or row.deposit_id is None:  # pragma: no cover - invariant
+        cutoff = self.clock() - self.config.deposit_retry_after_s
+        for row in self.store.paying(since_before=cutoff):
+            with self._lock:
+                live = row.preq in self._in_flight
+            if live or row.deposit is None or row.deposit_id is None:
                 continue
             outcome = "paid"
             try:

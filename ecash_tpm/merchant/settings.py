@@ -48,6 +48,13 @@ class MerchantSettings(ServiceSettings):
         le=86400,
         description="how often deposits whose bank answer was lost are re-sent (also at start)",
     )
+    deposit_retry_after_s: int = Field(
+        default=60,
+        ge=0,
+        le=86400,
+        description="a deposit is retried only once it has been pending this long (longer than"
+        " a live payment's bank calls take)",
+    )
     key_file: Path | None = Field(default=None, description="default data_dir/merchant-key.pem")
     cert_file: Path | None = Field(default=None, description="default data_dir/merchant-cert.pem")
     root_cert: Path | None = Field(

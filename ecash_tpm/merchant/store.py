@@ -202,11 +202,14 @@ class MerchantStore:
                 },
             )
 
-    def paying(self) -> list[RequestRow]:
-        """Deposits whose bank answer was lost (to be retried with the same document)."""
+    def paying(self, *, since_before: int) -> list[RequestRow]:
+        """Deposits whose bank answer was lost (to be retried with the same document): those
+        ``paying`` since before ``since_before``."""
         with self._db.read() as tx:
             rows = tx.fetchall(
-                "SELECT * FROM merchant_request WHERE state = 'paying' ORDER BY updated_at"
+                "SELECT * FROM merchant_request WHERE state = 'paying' AND updated_at <= :t"
+                " ORDER BY updated_at",
+                {"t": since_before},
             )
         return [_row(r) for r in rows]
 

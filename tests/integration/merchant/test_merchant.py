@@ -463,10 +463,35 @@ def test_pending_deposits_can_be_retried_by_the_merchant(world: World) -> None:
     world.bank.fail_next.append(remote("remote.unreachable", None))
     with pytest.raises(BankUnavailableError):
         world.merchant.pay(doc.request, spends)
+    assert world.merchant.retry_pending_deposits() == []  # too young: maybe still in flight
+    world.clock.t += world.merchant.config.deposit_retry_after_s
     assert len(world.merchant.retry_pending_deposits()) == 1
     preq = canonical_digest(doc.request["body"])
     row = world.merchant.store.get(preq)
     assert row is not None and row.state == "paid"
+
+
+def test_a_retry_never_overtakes_a_live_payment(world: World, tmp_path: Path) -> None:
+    """The retrier runs while a live payment is between its reserve and its deposit (here:
+    inside the bank's reserve call, long after the deposit went ``paying``). It must leave that
+    payment alone: a deposit that reached the bank before the live reserve would make the bank
+    answer the reserve with a double spend, and the customer would take back coins the bank had
+    already booked as spent."""
+    shop = _merchant(tmp_path, "shop-r", world.mint, world.bank, world.clock, reserve=True)
+    doc, spends = world.pay_doc(3, [2, 1], merchant=shop)
+    retried: list[Any] = []
+
+    def slow_reserve(signed: Mapping[str, Any], cert_pem: str) -> dict[str, Any]:
+        world.clock.t += 3600  # the live call is slow; the row is now old enough for a retry
+        retried.extend(shop.retry_deposits())
+        return {"locked_until": world.clock() + 60}
+
+    world.bank.reserve = slow_reserve  # type: ignore[method-assign]
+    answer = shop.pay(doc.request, spends)
+    assert retried == []
+    assert len(world.bank.deposits) == 1  # only the live payment's own deposit
+    assert answer.receipt["body"]["amount"] == 3
+    shop.store._db.close()
 
 
 def test_forged_receipt_is_not_accepted(world: World) -> None:

@@ -105,6 +105,7 @@ def merchant_config(tmp_path: Path, pki: Pki, world: BankWorld, bank_url: str, *
         "bank_url": bank_url,
         "bank_name": "bank",
         "opener_public": b64u_encode(world.issuer.hop.encode()),
+        "deposit_retry_after_s": 0,  # these tests settle a staged lost answer at once
         **kw,
     }
     return write_config(tmp_path / "merchant.toml", {"merchant": values})
@@ -212,7 +213,7 @@ def test_cli_retries_pending_deposits(
     )
     with running_server(app) as url:
         request, _ = pay_while_bank_down(url, world, alice, outage)
-        (row,) = app.state.merchant.store.paying()
+        (row,) = app.state.merchant.store.paying(since_before=world.clock())
         assert state_of(app, request) == "paying"
     outage.down = False  # the CLI's own bank client: a fresh connection to the bank
     assert main(["merchant", "deposits", "retry", "--config", str(config), "--json"]) == 0
