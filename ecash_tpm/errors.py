@@ -44,13 +44,15 @@ class EcashError(Exception):
     ) -> Self:
         """The same failure reported under a party's own stable code (the bank answers
         ``bank.keyset_expired`` where a merchant answers ``coin.keyset_expired``): same class,
-        same message, ``detail`` added to this error's; chained to this error."""
-        other = type(self)(
-            self.message,
-            code=code,
-            detail={**self.detail, **(detail or {})},
-            http_status=http_status,
-        )
+        same message and status (unless ``http_status`` is given), ``detail`` added to this
+        error's; chained to this error."""
+        other = type(self).__new__(type(self))  # no __init__: subclasses may have their own
+        other.__dict__.update(self.__dict__)
+        other.args = self.args
+        other.code = code
+        other.detail = {**self.detail, **(detail or {})}
+        if http_status is not None:
+            other.http_status = http_status
         other.__cause__ = self
         return other
 

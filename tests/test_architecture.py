@@ -207,7 +207,11 @@ def test_mypy_strict_is_clean() -> None:
         pytest.skip("mypy is not installed (it is a dev dependency)")
     env = {**os.environ, "MYPY_CACHE_DIR": str(ROOT / ".mypy_cache")}
     done = subprocess.run(
-        [mypy, "--strict", "ecash_tpm"], check=False, capture_output=True, text=True, cwd=ROOT,
+        [mypy, "--strict", "ecash_tpm"],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
         env=env,
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]

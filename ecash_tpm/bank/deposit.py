@@ -326,14 +326,6 @@ class Deposits:
 
     # --- double-spend reports (kept here for callers that read them as mappings) --------------
 
-    def reports(self) -> list[dict[str, Any]]:
-        """All double-spend reports as JSON-ready mappings (see ``DoubleSpendReports.all``)."""
-        return [r.to_dict() for r in self._reports.all()]
-
-    def retry_reports(self) -> dict[str, int]:
-        """Send every pending or failed double-spend report again."""
-        return self._reports.retry()
-
 
 def decode_sigma(text: str) -> bytes:
     """Path parameter -> 32-byte serial (400 on anything else)."""

@@ -1,6 +1,6 @@
 """httpx client of the bank for wallets, merchants and the TTP (docs/api.md, bank section).
 
-Errors come back as :class:`~ecash_tpm.service.RemoteCallError` carrying the bank's own code
+Errors come back as :class:`~ecash_tpm.service.errors.RemoteCallError` carrying the bank's own code
 and detail (``bank.double_spend`` with ``detail.transcript_id``, ``bank.coin_locked`` with
 ``detail.retry_after``...), so callers branch on ``exc.code`` exactly as on a local error. A
 ``remote.timeout`` on a withdrawal or deposit means "outcome unknown": retry with the *same*

@@ -3,7 +3,7 @@
 Parties fetch the root once (and pin it: compare :func:`root_fingerprint` out of band), then
 the CRL before trusting a certificate; the bank submits its supply reports; an operator with
 the admin token certifies and revokes. Errors come back as
-:class:`~ecash_tpm.service.RemoteCallError` carrying the central bank's own codes
+:class:`~ecash_tpm.service.errors.RemoteCallError` carrying the central bank's own codes
 (``cert.revoked``, ``auth.admin_token_invalid``, ``supply_report.conflict``, ...).
 """
 

@@ -1,7 +1,7 @@
 """HTTP client of the merchant: the customer's view of a shop.
 
 :class:`MerchantClient` is what a wallet uses (``POST /v1/payment-requests``, ``POST /v1/pay``).
-It raises :class:`~ecash_tpm.service.RemoteCallError` carrying the remote code (e.g.
+It raises :class:`~ecash_tpm.service.errors.RemoteCallError` carrying the remote code (e.g.
 ``bank.double_spend`` passed through by the merchant), so callers branch on codes. The
 merchant's own link to its bank is :class:`~ecash_tpm.clients.bank.BankClient`.
 """

@@ -6,7 +6,7 @@
 * :class:`HttpMerchantLinks` — the TTP's links to merchants (key requests during a dispute),
   one pooled client per merchant URL.
 
-Errors are :class:`~ecash_tpm.service.RemoteCallError` with the remote party's code (e.g.
+Errors are :class:`~ecash_tpm.service.errors.RemoteCallError` with the remote party's code (e.g.
 ``ttp.not_paid``), so callers branch on codes as if the TTP had raised locally.
 """
 

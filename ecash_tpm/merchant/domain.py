@@ -10,7 +10,7 @@ Paying a request (``pay``):
    here, not past its deadline and not already paid (an identical retry of a finished
    payment returns the stored receipt, a different one gets 409 ``payment.already_paid``);
 2. every coin is checked locally with everything but the issuer-secret credential check
-   (:func:`~ecash_tpm.protocol.payments.verify_spend`): keyset valid for deposit, RSA
+   (:func:`~ecash_tpm.protocol.spend.verify_spend`): keyset valid for deposit, RSA
    signature, points, spend proof for *this* request under Hop, and the amounts add up —
    so bad coins are refused here instead of counting against the merchant at the bank;
 3. optionally the coins are reserved at the bank (lock period T);
@@ -58,6 +58,9 @@ from ecash_tpm.merchant.models import (
 from ecash_tpm.merchant.store import MerchantStore, RequestRow
 from ecash_tpm.pki import verify_party_certificate
 from ecash_tpm.protocol.coins import (
+    PAYMENT_REQUEST_KIND,
+    PaymentRequest,
+    Spend,
     parse_request_body,
     parse_spends,
     require_open,
@@ -69,10 +72,7 @@ from ecash_tpm.protocol.errors import AmountMismatchError
 from ecash_tpm.protocol.keysets import BankKeysets
 from ecash_tpm.protocol.payments import (
     CUSTOMER_KEY_LEN,
-    KIND_PAYMENT_REQUEST,
     KeysetBook,
-    PaymentRequest,
-    Spend,
     book_from_bank_keysets,
     verify_receipt,
 )
@@ -310,7 +310,7 @@ class Merchant:
 
     def _own_request(self, doc: Any) -> tuple[PaymentRequest, RequestRow]:
         try:
-            body = verify_object(doc, self.config.key.public_key, KIND_PAYMENT_REQUEST)
+            body = verify_object(doc, self.config.key.public_key, PAYMENT_REQUEST_KIND)
         except EcashError as exc:
             raise NotOurRequestError(
                 "payment request is not signed by this merchant", detail={"cause": exc.code}

@@ -80,11 +80,11 @@ ROLE_OIDS: dict[str, x509.ObjectIdentifier] = {
 ROLES: frozenset[str] = frozenset(ROLE_OIDS)
 _OID_ROLES = {oid: role for role, oid in ROLE_OIDS.items()}
 
-#: Signed-object kind of a bank keyset descriptor (signed by the bank key, not a certificate).
-#: Subject O= of every certificate the central bank issues.
-#: The signed-object kind of keyset descriptors (ecash_tpm.protocol.keysets): never a role.
+#: The signed-object kind of keyset descriptors (ecash_tpm.protocol.keysets, signed by the bank
+#: key, not certified): never a role.
 _KEYSET_DESCRIPTOR_KIND = "bank-keyset"
 
+#: Subject O= of every certificate the central bank issues.
 CERT_ORGANIZATION = "ecash-tpm"
 #: Longest party name (X.520 ub-common-name).
 MAX_NAME_LEN = 64

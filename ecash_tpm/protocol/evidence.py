@@ -20,7 +20,6 @@ and ignored. :func:`transcript_body` builds one.
 
 from __future__ import annotations
 
-import datetime as dt
 import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -42,6 +41,7 @@ from ecash_tpm.crypto.groupsig import (
 )
 from ecash_tpm.crypto.signing import verify_object
 from ecash_tpm.errors import EcashError
+from ecash_tpm.protocol.coins import TRANSCRIPT_KIND
 from ecash_tpm.protocol.errors import (
     EvidenceInvalidError,
     NotDoubleSpendError,
@@ -49,7 +49,6 @@ from ecash_tpm.protocol.errors import (
     TranscriptMalformedError,
 )
 
-TRANSCRIPT_KIND = "deposit-transcript"
 EVIDENCE_KIND = "double-spend-evidence"
 REGISTRATION_KIND = "member-registration"
 
@@ -286,8 +285,3 @@ def verify_evidence_body(
                 "the openings name different T0s", detail={"transcript_id": t.transcript_id}
             )
     return VerifiedEvidence(member_id, t0, sigma, tuple(t.transcript_id for t in parsed))
-
-
-def utc_now(timestamp: float) -> dt.datetime:
-    """A timezone-aware datetime for certificate checks from a Unix timestamp."""
-    return dt.datetime.fromtimestamp(timestamp, dt.UTC)

@@ -130,11 +130,6 @@ def verify_signed(
     return verify_object(doc, key, kind), key
 
 
-
-
-
-
-
 def product_id_for(merchant_id: str, nonce: bytes) -> str:
     """The TTP's product id: derived from the registration, so a retry gets the same id."""
     digest = tagged_hash(TAG_PREFIX + "product-id", merchant_id.encode("utf-8"), nonce)

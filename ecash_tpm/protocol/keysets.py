@@ -32,7 +32,12 @@ from ecash_tpm.protocol.errors import KeysetDescriptorError, KeysetExpiredError
 
 __all__ = [
     "DESCRIPTOR_FIELDS",
-    "KEYSET_DESCRIPTOR_KIND", "BankKeysets", "Keyset", "keyset_id_for", "spki"]
+    "KEYSET_DESCRIPTOR_KIND",
+    "BankKeysets",
+    "Keyset",
+    "keyset_id_for",
+    "spki",
+]
 
 KEYSET_DESCRIPTOR_KIND = "bank-keyset"
 
@@ -125,6 +130,7 @@ class Keyset:
                 detail={
                     "keyset_id": b64u_encode(self.keyset_id),
                     "deposit_until": self.deposit_until,
+                    "now": now,
                 },
             )
 
@@ -196,9 +202,3 @@ class BankKeysets:
     bank_cert: x509.Certificate
     keysets: list[Keyset]
     signed: list[dict[str, Any]]
-
-    def by_id(self, keyset_id: bytes) -> Keyset:
-        for keyset in self.keysets:
-            if keyset.keyset_id == keyset_id:
-                return keyset
-        raise KeyError(keyset_id.hex())

@@ -56,11 +56,11 @@ KINDS: Mapping[str, Kind] = _kinds(
         coins.RECEIPT_KIND,
         "bank",
         None,
-        payments.ReceiptBody.from_signed,
+        payments.verify_receipt,
         "Deposit receipts",
     ),
     Kind(
-        evidence.TRANSCRIPT_KIND,
+        coins.TRANSCRIPT_KIND,
         "bank",
         evidence.parse_transcript,
         None,

@@ -29,19 +29,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode
 from ecash_tpm.crypto.signing import verify_object
-from ecash_tpm.errors import (
-    EcashError,
-    EncodingError,
-)
+from ecash_tpm.errors import EcashError, EncodingError
 from ecash_tpm.pki import cert_pem, common_name, load_certificate, verify_party_certificate
 from ecash_tpm.protocol.coins import (
-    DEPOSIT_KIND,
-    PAYMENT_REQUEST_KIND,
     RECEIPT_KIND,
-    RESERVE_KIND,
-    Coin,
-    PaymentRequest,
-    Spend,
 )
 from ecash_tpm.protocol.errors import (
     KeysetDescriptorError,
@@ -49,39 +40,20 @@ from ecash_tpm.protocol.errors import (
     UnknownKeysetError,
 )
 from ecash_tpm.protocol.fields import read_bytes, read_currency, read_int, read_str
-from ecash_tpm.protocol.keysets import KEYSET_DESCRIPTOR_KIND, BankKeysets, Keyset
+from ecash_tpm.protocol.keysets import BankKeysets, Keyset
 
 __all__ = [
     "CUSTOMER_KEY_LEN",
-    "KIND_DEPOSIT",
-    "KIND_KEYSET",
-    "KIND_PAYMENT_REQUEST",
-    "KIND_RECEIPT",
-    "KIND_RESERVE",
-    "Coin",
-    "Keyset",
     "KeysetBook",
-    "PaymentRequest",
     "ReceiptBody",
-    "Spend",
     "book_from_bank_keysets",
     "verify_keyset_list",
     "verify_receipt",
 ]
 
-KIND_PAYMENT_REQUEST = PAYMENT_REQUEST_KIND
-KIND_DEPOSIT = DEPOSIT_KIND
-KIND_RESERVE = RESERVE_KIND
-KIND_RECEIPT = RECEIPT_KIND
-KIND_KEYSET = KEYSET_DESCRIPTOR_KIND
 
-CONTRACT_HASH_LEN = 32
-REQUEST_NONCE_LEN = 16
 CUSTOMER_KEY_LEN = 32  # X25519 public key (DESIGN §6)
 _NAME_MAX = 64
-
-
-# --- errors --------------------------------------------------------------------------------
 
 
 # --- small helpers -------------------------------------------------------------------------
@@ -93,10 +65,6 @@ def _now(now: int | None) -> int:
 
 def _aware(now: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(now, dt.UTC)
-
-
-
-
 
 
 # --- keysets -------------------------------------------------------------------------------
@@ -125,7 +93,6 @@ class KeysetBook:
         """Keysets of ``currency`` open for withdrawal now, largest value first."""
         found = [k for k in self.keysets.values() if k.currency == currency and k.can_withdraw(now)]
         return sorted(found, key=lambda k: (-k.value, -k.deposit_until))
-
 
 
 def book_from_bank_keysets(
@@ -182,12 +149,6 @@ def verify_keyset_list(
     return KeysetBook(bank, cert_pem(cert), bank_key, book, descriptors)
 
 
-
-
-
-
-
-
 # --- deposits and receipts ----------------------------------------------------------------------
 
 
@@ -218,7 +179,7 @@ class ReceiptBody:
         t = _now(now)
         try:
             key = verify_party_certificate(bank_cert, root, role="bank", now=_aware(t))
-            body = verify_object(doc, key, KIND_RECEIPT)
+            body = verify_object(doc, key, RECEIPT_KIND)
         except EcashError as exc:
             raise ReceiptInvalidError(
                 f"receipt not signed by a certified bank: {exc.message}",

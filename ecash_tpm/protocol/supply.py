@@ -156,4 +156,3 @@ def check_supply_report(
         elif got != want:
             found.append(Discrepancy("outstanding_mismatch", kid, got, want))
     return sorted(found, key=lambda d: (d.keyset_id, d.kind))
-

@@ -27,7 +27,7 @@ from ecash_tpm.crypto.sealing import (
 from ecash_tpm.crypto.signing import verify_object
 from ecash_tpm.errors import EcashError, InputError
 from ecash_tpm.pki import verify_party_certificate
-from ecash_tpm.protocol.coins import PaymentRequest
+from ecash_tpm.protocol.coins import PAYMENT_REQUEST_KIND, PaymentRequest
 from ecash_tpm.protocol.exchange import (
     KIND_DESCRIPTOR,
     KIND_REGISTRATION,
@@ -38,7 +38,6 @@ from ecash_tpm.protocol.exchange import (
     product_id_for,
     verify_signed,
 )
-from ecash_tpm.protocol.payments import KIND_PAYMENT_REQUEST
 from ecash_tpm.ttp.config import TtpConfig, aware
 from ecash_tpm.ttp.errors import (
     ContractMismatchError,
@@ -207,7 +206,7 @@ class ProductEscrow:
                 name=product.merchant_id,
                 now=aware(now),
             )
-            body = verify_object(request_doc, key, KIND_PAYMENT_REQUEST)
+            body = verify_object(request_doc, key, PAYMENT_REQUEST_KIND)
             req = PaymentRequest.from_body(body)
         except EcashError as exc:
             raise WrongMerchantError(

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ecash_tpm.errors import InputError, ProtocolError
-from ecash_tpm.protocol.payments import Coin
+from ecash_tpm.protocol.coins import Coin
 
 __all__ = [
     "MAX_SELECT_AMOUNT",

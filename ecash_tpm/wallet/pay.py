@@ -42,8 +42,8 @@ from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode
 from ecash_tpm.crypto.groupsig import DaaSigner, make_spend_proof
 from ecash_tpm.errors import EcashError, InputError, RemoteError
 from ecash_tpm.progress import ProgressCallback, silent
-from ecash_tpm.protocol.coins import verify_payment_request
-from ecash_tpm.protocol.payments import Spend, verify_receipt
+from ecash_tpm.protocol.coins import Spend, verify_payment_request
+from ecash_tpm.protocol.payments import verify_receipt
 from ecash_tpm.service.errors import RemoteCallError
 from ecash_tpm.wallet.coins import HeldCoin, select_coins
 from ecash_tpm.wallet.context import SpendingContext

@@ -25,7 +25,8 @@ from typing import Any
 
 from ecash_tpm.crypto.encoding import b64u_decode
 from ecash_tpm.errors import ConflictError, NotFoundError
-from ecash_tpm.protocol.payments import Coin, KeysetBook
+from ecash_tpm.protocol.coins import Coin
+from ecash_tpm.protocol.payments import KeysetBook
 from ecash_tpm.storage import Database, Migration, Transaction, sqlite_url
 from ecash_tpm.wallet.coins import HeldCoin
 from ecash_tpm.wallet.records import PaymentRecord, PendingCoin, PendingWithdrawal

@@ -28,8 +28,9 @@ from ecash_tpm.crypto import blindrsa
 from ecash_tpm.crypto.groupsig import Credential, RandomizedCredential, coin_message
 from ecash_tpm.errors import EcashError, ProtocolError, RemoteError
 from ecash_tpm.progress import ProgressCallback, silent
+from ecash_tpm.protocol.coins import Coin
 from ecash_tpm.protocol.keysets import BankKeysets, Keyset
-from ecash_tpm.protocol.payments import Coin, KeysetBook, book_from_bank_keysets
+from ecash_tpm.protocol.payments import KeysetBook, book_from_bank_keysets
 from ecash_tpm.service.errors import RemoteCallError
 from ecash_tpm.wallet.coins import HeldCoin, SplitStrategy, split_amount
 from ecash_tpm.wallet.context import WalletContext

@@ -24,13 +24,16 @@ def double_spender_identified(ctx: StoryContext, detail: dict[str, Any]) -> None
     dep, member = ctx.dep, ctx.member
     sigma = b64u_encode(ctx.respent.sigma)
     with admin_bank(dep.bank_settings()) as bank:
-        reports = [r for r in bank.deposits.reports() if r["sigma"] == sigma]
-    if not reports or reports[0]["status"] != "sent" or not reports[0]["result"]:
-        raise DemoCheckError("the bank did not report the double spend", detail={"r": reports})
-    case = reports[0]["result"]
+        reports = [r for r in bank.double_spend_reports() if r.sigma == sigma]
+    if not reports or reports[0].status != "sent" or not reports[0].result:
+        raise DemoCheckError(
+            "the bank did not report the double spend",
+            detail={"r": [r.to_dict() for r in reports]},
+        )
+    case = reports[0].result
     ctx.fact(
         "bank report",
-        f"#{reports[0]['report_id']}: both transcripts of serial "
+        f"#{reports[0].report_id}: both transcripts of serial "
         f"{sigma[:16]}... sent to the supervision department",
     )
     with SupervisionClient(dep.url("supervision")) as sup:

@@ -16,6 +16,7 @@ from ecash_tpm.crypto.encoding import b64u_encode
 from ecash_tpm.crypto.signing import canonical_digest, verify_object
 from ecash_tpm.errors import EcashError
 from ecash_tpm.pki import verify_party_certificate
+from ecash_tpm.protocol.coins import PAYMENT_REQUEST_KIND, RECEIPT_KIND
 from ecash_tpm.supervision.audit.context import MERCHANT, AuditContext, blob, utc
 from ecash_tpm.supervision.audit.ledger import check_booking
 from ecash_tpm.supervision.audit.store import BankTables
@@ -25,8 +26,6 @@ __all__ = ["check_deposits"]
 
 #: The bank's signed-object kinds the audit re-verifies (docs/api.md); spelled out here, not
 #: imported from the bank, on purpose.
-RECEIPT_KIND = "deposit-receipt"
-PAYMENT_REQUEST_KIND = "payment-request"
 
 _RECEIPT_FIELDS = (
     "deposit_id",

@@ -29,7 +29,6 @@ from ecash_tpm.supervision.audit_report import AuditInputError
 __all__ = ["check_published", "load_keysets"]
 
 
-
 def load_keysets(ctx: AuditContext, tables: BankTables) -> None:
     """Fill ``ctx.keysets``: from the signed descriptor where it verifies, else from the row."""
     for row in tables.keysets():

@@ -12,15 +12,13 @@ from ecash_tpm.crypto.signing import verify_object
 from ecash_tpm.errors import EcashError
 from ecash_tpm.pki import common_name, load_certificate, verify_party_certificate
 from ecash_tpm.protocol.api.base import validate_model
-from ecash_tpm.protocol.supply import SupplyReportBody
+from ecash_tpm.protocol.supply import SUPPLY_REPORT_KIND, SupplyReportBody
 from ecash_tpm.protocol.supply import check_supply_report as compare_supply_report
 from ecash_tpm.supervision.audit.context import AuditContext, utc
 from ecash_tpm.supervision.audit.supply import outstanding_as_of
 from ecash_tpm.supervision.audit_report import AuditInputError
 
 __all__ = ["check_supply_report"]
-
-SUPPLY_REPORT_KIND = "supply-report"
 
 
 def check_supply_report(ctx: AuditContext, stored: Mapping[str, Any]) -> dict[str, Any]:

@@ -39,9 +39,9 @@ from ecash_tpm.merchant.domain import (
 )
 from ecash_tpm.merchant.store import MIGRATIONS, MerchantStore
 from ecash_tpm.pki import cert_pem, load_certificate
-from ecash_tpm.protocol.coins import Coin, Spend, verify_payment_request
+from ecash_tpm.protocol.coins import RECEIPT_KIND, Coin, Spend, verify_payment_request
 from ecash_tpm.protocol.keysets import BankKeysets, Keyset, keyset_id_for
-from ecash_tpm.protocol.payments import KIND_RECEIPT, verify_keyset_list
+from ecash_tpm.protocol.payments import verify_keyset_list
 from ecash_tpm.service.errors import RemoteCallError
 from ecash_tpm.storage import Database, sqlite_url
 
@@ -136,7 +136,7 @@ class Mint:
         serials = [sp["coin"]["sigma"] for sp in body["spends"]]
         return sign_object(
             self.bank_key,
-            KIND_RECEIPT,
+            RECEIPT_KIND,
             {
                 "deposit_id": body["deposit_id"],
                 "merchant_id": body["merchant_id"],
@@ -500,7 +500,7 @@ def test_forged_receipt_is_not_accepted(world: World) -> None:
 
     def forge(env: dict[str, Any]) -> None:
         world.bank.receipts[env["body"]["deposit_id"]] = sign_object(
-            forger, KIND_RECEIPT, world.mint.receipt(env, 0)["body"]
+            forger, RECEIPT_KIND, world.mint.receipt(env, 0)["body"]
         )
 
     world.bank.fail_next.append(forge)

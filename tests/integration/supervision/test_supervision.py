@@ -43,8 +43,9 @@ from ecash_tpm.crypto.signing import PartyKey, sign_object
 from ecash_tpm.crypto.softdaa import SoftwareDaaSigner
 from ecash_tpm.device import TpmDevice
 from ecash_tpm.issuer.errors import RevocationEvidenceError
+from ecash_tpm.protocol.coins import TRANSCRIPT_KIND
 from ecash_tpm.protocol.errors import EvidenceInvalidError, NotDoubleSpendError
-from ecash_tpm.protocol.evidence import TRANSCRIPT_KIND, transcript_body, verify_evidence_body
+from ecash_tpm.protocol.evidence import transcript_body, verify_evidence_body
 from ecash_tpm.protocol.registry import CallbackRegistry, RegistryEntry, member_id_for_t0
 from ecash_tpm.service.errors import RemoteCallError
 from ecash_tpm.service.server import running_server

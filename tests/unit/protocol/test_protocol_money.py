@@ -76,8 +76,13 @@ def test_every_signed_kind_names_a_certified_role_and_a_section() -> None:
         assert kind.name == name
         assert kind.signer_role in ROLES, name
         assert kind.section
-        assert kind.parse is not None or kind.verify is not None or name in {
-            "deposit",
-            "reserve",
-            "blacklist-lift",
-        }
+        assert (
+            kind.parse is not None
+            or kind.verify is not None
+            or name
+            in {
+                "deposit",
+                "reserve",
+                "blacklist-lift",
+            }
+        )
