@@ -50,11 +50,11 @@ def register_over_http(
     merchant_url: str, admin_token: str, *, title: str, price: int, content: bytes
 ) -> str:
     """Register a product through a shop's admin route; returns the product id."""
-    with ServiceClient(merchant_url, timeout=60.0) as http:
+    with ServiceClient(merchant_url, timeout=60.0, token=admin_token) as http:
         listing = http.post_json(
             "/v1/products",
             {"title": title, "price": price, "content": content},
-            headers={"Authorization": f"Bearer {admin_token}"},
+            headers=http.auth_headers(),
         )
     return str(listing["descriptor"]["body"]["product_id"])
 
