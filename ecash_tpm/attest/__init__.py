@@ -57,11 +57,15 @@ Example -- verify a quote (a software key modelled as a restricted AK plays the 
 The wire structures themselves live in :mod:`ecash_tpm.attest.wire`.
 """
 
+from ecash_tpm.attest.certparse import ParsedCertificate
 from ecash_tpm.attest.credential import kdfa, kdfe, make_credential
 from ecash_tpm.attest.ek import (
+    EkChain,
     ek_public_matches_certificate,
     load_ek_certificate,
+    parse_ek_certificate,
     verify_ek_certificate,
+    verify_ek_chain,
 )
 from ecash_tpm.attest.errors import (
     AkAttributesError,
@@ -101,6 +105,20 @@ from ecash_tpm.attest.errors import (
     WireTruncatedError,
     WireUnsupportedError,
     WireValueError,
+)
+from ecash_tpm.attest.eventlog import (
+    MAX_EVENT_LOG_SIZE,
+    Event,
+    EventLog,
+    EventLogAlgorithmError,
+    EventLogBankError,
+    EventLogMalformedError,
+    EventLogReplayMismatchError,
+    EventLogTooLargeError,
+    EventType,
+    parse_event_log,
+    replay_event_log,
+    verify_replay,
 )
 from ecash_tpm.attest.quote import (
     AK_REQUIRED_ATTRIBUTES,
@@ -143,6 +161,7 @@ __all__ = [
     "AK_REQUIRED_ATTRIBUTES",
     "DAA_FORBIDDEN_ATTRIBUTES",
     "DAA_REQUIRED_ATTRIBUTES",
+    "MAX_EVENT_LOG_SIZE",
     "TPM_GENERATED_VALUE",
     "AkAttributesError",
     "AkNotRestrictedError",
@@ -165,6 +184,7 @@ __all__ = [
     "EkCertificateExpiredError",
     "EkCertificateMalformedError",
     "EkCertificateNotYetValidError",
+    "EkChain",
     "EkChainTooLongError",
     "EkIssuerNotCaError",
     "EkPathLengthError",
@@ -172,10 +192,19 @@ __all__ = [
     "EkTrustStoreError",
     "EkUnknownRootError",
     "EkUnsupportedAlgorithmError",
+    "Event",
+    "EventLog",
+    "EventLogAlgorithmError",
+    "EventLogBankError",
+    "EventLogMalformedError",
+    "EventLogReplayMismatchError",
+    "EventLogTooLargeError",
+    "EventType",
     "KeyAttributesForbiddenError",
     "KeyAttributesMissingError",
     "KeyTypeMismatchError",
     "ObjectAttributes",
+    "ParsedCertificate",
     "PcrSelection",
     "PcrValuesError",
     "PublicArea",
@@ -203,6 +232,8 @@ __all__ = [
     "load_ek_certificate",
     "make_credential",
     "parse_attest",
+    "parse_ek_certificate",
+    "parse_event_log",
     "parse_name",
     "parse_pcr_selection_list",
     "parse_signature",
@@ -210,9 +241,12 @@ __all__ = [
     "parse_tpmt_public",
     "pcr_composite_digest",
     "public_area_from_key",
+    "replay_event_log",
     "sha256_pcr_selection",
     "unwrap_attest",
     "verify_certify",
     "verify_ek_certificate",
+    "verify_ek_chain",
     "verify_quote",
+    "verify_replay",
 ]

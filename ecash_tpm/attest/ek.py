@@ -1,24 +1,34 @@
 """EK certificates: lenient loading, strict chain verification, EK-public binding.
 
 EK certificates read from TPM NV may carry padding after the DER or a TCG prefix, so loading is
-lenient. Verification is strict and done hop by hop here instead of with
+lenient; certificates whose Names are not DER-canonical are read through a canonical copy and
+their signatures checked over the original bytes (:mod:`ecash_tpm.attest.certparse`).
+Verification is strict and done hop by hop here instead of with
 ``cryptography.x509.verification``: that API applies WebPKI rules that EK certificates (empty or
 placeholder subjects, critical SAN with TPM attributes, no server EKU) do not follow, and what
 matters for an EK is exactly: every hop signed by its issuer, every certificate in its validity
 period, every issuer a CA allowed to sign certificates, path lengths honoured, and the chain
-ending at a root the verifier trusts.
+ending at a certificate the verifier trusts.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import Encoding
 
+from ecash_tpm.attest.certparse import (
+    X509_ERRORS,
+    ParsedCertificate,
+    is_pem,
+    parse_der,
+    parse_input,
+    pem_blocks,
+    signature_verifies,
+)
 from ecash_tpm.attest.errors import (
     EkBadSignatureError,
     EkCertificateExpiredError,
@@ -40,26 +50,8 @@ MAX_CHAIN_DEPTH = 8
 TCG_NV_CERT_TAG = b"\x10\x01"
 """TCG PC Client prefix some TPM vendors put before the DER in NV: 0x1001 || UINT16 length."""
 
-CertificateInput = x509.Certificate | bytes
-
-# What cryptography may raise on malformed certificates: it parses some fields lazily, so these
-# can surface long after loading.
-_X509_ERRORS: tuple[type[Exception], ...] = (
-    ValueError,
-    TypeError,
-    UnsupportedAlgorithm,
-    x509.InvalidVersion,
-    x509.DuplicateExtension,
-    x509.UnsupportedGeneralNameType,
-)
-
-
-def _parse_eagerly(cert: x509.Certificate) -> x509.Certificate:
-    """Touch every lazily parsed field the chain walk uses, so malformed ones fail at load."""
-    _ = (cert.subject, cert.issuer, cert.not_valid_before_utc, cert.not_valid_after_utc)
-    _ = [ext.value for ext in cert.extensions]
-    cert.public_bytes(Encoding.DER)
-    return cert
+CertificateInput = x509.Certificate | ParsedCertificate | bytes
+"""A trust-store entry: a parsed certificate or its DER/PEM bytes (PEM may hold several)."""
 
 
 def _der_sequence_length(data: bytes) -> int:
@@ -90,46 +82,56 @@ def _strip_nv_framing(data: bytes) -> bytes:
     return data[:total]
 
 
-def load_ek_certificate(data: bytes | x509.Certificate) -> x509.Certificate:
-    """Parse an EK certificate from DER (possibly NV-framed or padded), PEM, or pass it through.
+def parse_ek_certificate(data: bytes | x509.Certificate | ParsedCertificate) -> ParsedCertificate:
+    """Like :func:`load_ek_certificate`, keeping the original bytes the signature covers.
 
-    Lenient on framing only: what is inside the outer SEQUENCE must be a valid certificate.
+    EK certificates issued by a CA whose Name is not DER-canonical carry that Name as their
+    issuer, so they are read tolerantly too (see :mod:`ecash_tpm.attest.certparse`).
     """
+    if isinstance(data, ParsedCertificate):
+        return data
     if not isinstance(data, x509.Certificate | bytes | bytearray | memoryview):
         raise EkCertificateMalformedError(
             f"EK certificate must be bytes, not {type(data).__name__}"
         )
-    try:
-        if isinstance(data, x509.Certificate):
-            return _parse_eagerly(data)
-        raw = bytes(data)
-        if raw.lstrip().startswith(b"-----BEGIN"):
-            return _parse_eagerly(x509.load_pem_x509_certificate(raw))
-        return _parse_eagerly(x509.load_der_x509_certificate(_strip_nv_framing(raw)))
-    except EkCertificateMalformedError:
-        raise
-    except _X509_ERRORS as exc:
-        raise EkCertificateMalformedError(f"EK certificate does not parse: {exc}") from None
+    if isinstance(data, x509.Certificate):
+        return parse_input(data)[0]
+    raw = bytes(data)
+    if is_pem(raw):
+        blocks = pem_blocks(raw)
+        if not blocks:
+            raise EkCertificateMalformedError("EK certificate PEM has no CERTIFICATE block")
+        return parse_der(blocks[0])
+    return parse_der(_strip_nv_framing(raw))
 
 
-def _load_trusted(items: Iterable[CertificateInput], what: str) -> list[x509.Certificate]:
-    """The verifier's own certificates: any failure is a configuration error, not the device's."""
-    out: list[x509.Certificate] = []
-    for item in items:
-        if isinstance(item, x509.Certificate):
-            out.append(item)
-            continue
-        if not isinstance(item, bytes | bytearray | memoryview):
+def load_ek_certificate(data: bytes | x509.Certificate | ParsedCertificate) -> x509.Certificate:
+    """Parse an EK certificate from DER (possibly NV-framed or padded), PEM, or pass it through.
+
+    Lenient on framing only (and on unsorted Name SETs): what is inside the outer SEQUENCE
+    must be a valid certificate.
+    """
+    return parse_ek_certificate(data).certificate
+
+
+def _load_trusted(
+    items: Iterable[CertificateInput], what: str
+) -> tuple[list[ParsedCertificate], list[str]]:
+    """The verifier's own certificates, and why the ones that do not parse were left out.
+
+    One unusable entry never disables the others; a verifier left with no root at all is a
+    configuration error (:class:`EkTrustStoreError`), raised by the caller.
+    """
+    out: list[ParsedCertificate] = []
+    skipped: list[str] = []
+    for n, item in enumerate(items):
+        if not isinstance(item, x509.Certificate | ParsedCertificate | bytes | bytearray):
             raise EkTrustStoreError(f"{what} entries must be certificates or DER/PEM bytes")
-        raw = bytes(item)
         try:
-            if raw.lstrip().startswith(b"-----BEGIN"):
-                out.extend(_parse_eagerly(c) for c in x509.load_pem_x509_certificates(raw))
-            else:
-                out.append(_parse_eagerly(x509.load_der_x509_certificate(raw)))
-        except _X509_ERRORS as exc:
-            raise EkTrustStoreError(f"a {what} certificate does not parse: {exc}") from None
-    return out
+            out.extend(parse_input(bytes(item) if isinstance(item, bytearray) else item))
+        except EkCertificateMalformedError as exc:
+            skipped.append(f"{what} #{n}: {exc.message}")
+    return out, skipped
 
 
 def _ext(cert: x509.Certificate, ext_type: type[x509.ExtensionType]) -> x509.ExtensionType | None:
@@ -137,41 +139,34 @@ def _ext(cert: x509.Certificate, ext_type: type[x509.ExtensionType]) -> x509.Ext
         return cert.extensions.get_extension_for_class(ext_type).value
     except x509.ExtensionNotFound:
         return None
-    except _X509_ERRORS as exc:  # duplicate or undecodable extension
+    except X509_ERRORS as exc:  # duplicate or undecodable extension
         raise EkCertificateMalformedError(f"certificate extensions do not parse: {exc}") from None
 
 
-def _subject_str(cert: x509.Certificate) -> str:
-    try:
-        return cert.subject.rfc4514_string() or "<empty subject>"
-    except _X509_ERRORS:
-        return "<unprintable subject>"
-
-
-def _check_validity(cert: x509.Certificate, now: dt.datetime) -> None:
-    who = _subject_str(cert)
-    if now < cert.not_valid_before_utc:
+def _check_validity(cert: ParsedCertificate, now: dt.datetime) -> None:
+    who, c = cert.subject_text, cert.certificate
+    if now < c.not_valid_before_utc:
         raise EkCertificateNotYetValidError(
-            f"certificate {who} is not valid before {cert.not_valid_before_utc.isoformat()}",
-            detail={"subject": who, "not_before": cert.not_valid_before_utc.isoformat()},
+            f"certificate {who} is not valid before {c.not_valid_before_utc.isoformat()}",
+            detail={"subject": who, "not_before": c.not_valid_before_utc.isoformat()},
         )
-    if now > cert.not_valid_after_utc:
+    if now > c.not_valid_after_utc:
         raise EkCertificateExpiredError(
-            f"certificate {who} expired at {cert.not_valid_after_utc.isoformat()}",
-            detail={"subject": who, "not_after": cert.not_valid_after_utc.isoformat()},
+            f"certificate {who} expired at {c.not_valid_after_utc.isoformat()}",
+            detail={"subject": who, "not_after": c.not_valid_after_utc.isoformat()},
         )
 
 
-def _check_issuer_is_ca(issuer: x509.Certificate, cas_below: int) -> None:
+def _check_issuer_is_ca(issuer: ParsedCertificate, cas_below: int) -> None:
     """The issuer may sign certificates, and its pathLen allows ``cas_below`` CAs under it."""
-    who = _subject_str(issuer)
-    bc = _ext(issuer, x509.BasicConstraints)
+    who = issuer.subject_text
+    bc = _ext(issuer.certificate, x509.BasicConstraints)
     if not isinstance(bc, x509.BasicConstraints) or not bc.ca:
         raise EkIssuerNotCaError(
             f"issuer {who} is not a CA (basicConstraints cA is not TRUE)",
             detail={"issuer": who},
         )
-    ku = _ext(issuer, x509.KeyUsage)
+    ku = _ext(issuer.certificate, x509.KeyUsage)
     if isinstance(ku, x509.KeyUsage) and not ku.key_cert_sign:
         raise EkIssuerNotCaError(
             f"issuer {who} key usage does not allow keyCertSign", detail={"issuer": who}
@@ -183,10 +178,10 @@ def _check_issuer_is_ca(issuer: x509.Certificate, cas_below: int) -> None:
         )
 
 
-def _key_ids_compatible(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+def _key_ids_compatible(cert: ParsedCertificate, issuer: ParsedCertificate) -> bool:
     """False only when both key identifiers are present and differ (a different issuer key)."""
-    aki = _ext(cert, x509.AuthorityKeyIdentifier)
-    ski = _ext(issuer, x509.SubjectKeyIdentifier)
+    aki = _ext(cert.certificate, x509.AuthorityKeyIdentifier)
+    ski = _ext(issuer.certificate, x509.SubjectKeyIdentifier)
     if not isinstance(aki, x509.AuthorityKeyIdentifier) or aki.key_identifier is None:
         return True
     if not isinstance(ski, x509.SubjectKeyIdentifier):
@@ -194,28 +189,32 @@ def _key_ids_compatible(cert: x509.Certificate, issuer: x509.Certificate) -> boo
     return aki.key_identifier == ski.digest
 
 
-def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    """Whether ``issuer``'s key verifies ``cert``'s signature (RSA PKCS#1/PSS, ECDSA)."""
-    key = issuer.public_key()
-    if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
-        raise EkUnsupportedAlgorithmError(
-            f"issuer {_subject_str(issuer)} has an unsupported key type {type(key).__name__}"
-        )
+def _signed_by(cert: ParsedCertificate, issuer: ParsedCertificate) -> bool:
+    """Whether ``issuer``'s key verifies ``cert``'s signature over the original TBS bytes."""
     try:
-        cert.verify_directly_issued_by(issuer)
-    except InvalidSignature:
-        return False
-    except ValueError:  # issuer name mismatch or malformed signature parameters
-        return False
-    except (TypeError, UnsupportedAlgorithm) as exc:
+        key = issuer.certificate.public_key()
+    except X509_ERRORS as exc:
         raise EkUnsupportedAlgorithmError(
-            f"certificate {_subject_str(cert)} uses an unsupported signature algorithm: {exc}"
+            f"issuer {issuer.subject_text} has an unsupported key: {exc}"
         ) from None
-    return True
+    return signature_verifies(cert, key)
+
+
+@dataclass(frozen=True)
+class EkChain:
+    """A verified EK chain: the EK certificate, the CAs above it, the trusted anchor it reached.
+
+    ``path`` runs from the EK's issuer upwards and ends with ``anchor`` (empty when the EK
+    certificate itself is in the trust store).
+    """
+
+    leaf: ParsedCertificate
+    path: tuple[ParsedCertificate, ...]
+    anchor: ParsedCertificate
 
 
 def verify_ek_certificate(
-    cert_der: bytes | x509.Certificate,
+    cert_der: bytes | x509.Certificate | ParsedCertificate,
     roots: Sequence[CertificateInput],
     intermediates: Sequence[CertificateInput] = (),
     *,
@@ -225,33 +224,54 @@ def verify_ek_certificate(
 
     The chain is built from the EK upwards through ``intermediates`` (which are *not* trusted
     by themselves). Each hop needs a matching issuer name, compatible key identifiers and a
-    valid signature; every certificate, the root included, must be valid at ``now`` (default:
-    the current time); every issuer must be a CA with keyCertSign (if it has a KeyUsage) and
-    honour its pathLenConstraint.
+    valid signature over the original to-be-signed bytes; every certificate, the root
+    included, must be valid at ``now`` (default: the current time); every issuer must be a CA
+    with keyCertSign (if it has a KeyUsage) and honour its pathLenConstraint. A ``roots`` entry
+    need not be self-signed: the chain ends at the first trusted certificate it reaches.
+    Entries that do not parse are left out (and named in the error detail); none left is
+    :class:`EkTrustStoreError`.
 
     Raises :class:`EkUnknownRootError` when no trusted issuer is found,
     :class:`EkBadSignatureError` when the named issuer's key does not verify a signature,
     :class:`EkCertificateExpiredError` / :class:`EkCertificateNotYetValidError`,
     :class:`EkIssuerNotCaError`, :class:`EkPathLengthError`, :class:`EkChainTooLongError`.
     """
-    leaf = load_ek_certificate(cert_der)
-    trusted = _load_trusted(roots, "root")
-    pool = _load_trusted(intermediates, "intermediate")
+    return verify_ek_chain(cert_der, roots, intermediates, now=now).leaf.certificate
+
+
+def verify_ek_chain(
+    cert_der: bytes | x509.Certificate | ParsedCertificate,
+    roots: Sequence[CertificateInput],
+    intermediates: Sequence[CertificateInput] = (),
+    *,
+    now: dt.datetime | None = None,
+) -> EkChain:
+    """:func:`verify_ek_certificate`, returning the whole chain and the anchor it reached."""
+    leaf = parse_ek_certificate(cert_der)
+    trusted, skipped = _load_trusted(roots, "root")
+    pool, skipped_pool = _load_trusted(intermediates, "intermediate")
+    skipped += skipped_pool
     if not trusted:
-        raise EkTrustStoreError("no trusted EK roots are configured")
+        raise EkTrustStoreError(
+            "no usable trusted EK roots are configured", detail={"unusable": skipped}
+        )
     when = now or dt.datetime.now(dt.UTC)
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
     try:
-        _walk_chain(leaf, trusted, pool, when)
-    except _X509_ERRORS as exc:  # e.g. a malformed field met while walking
+        path = _walk_chain(leaf, trusted, pool, when)
+    except EkUnknownRootError as exc:
+        if skipped:
+            exc.detail["unusable_trust_entries"] = skipped
+        raise
+    except X509_ERRORS as exc:  # e.g. a malformed field met while walking
         raise EkCertificateMalformedError(f"certificate chain does not parse: {exc}") from None
-    return leaf
+    return EkChain(leaf, tuple(path), path[-1] if path else leaf)
 
 
 def _find_issuer(
-    cert: x509.Certificate, trusted: list[x509.Certificate], pool: list[x509.Certificate]
-) -> tuple[x509.Certificate, bool]:
+    cert: ParsedCertificate, trusted: list[ParsedCertificate], pool: list[ParsedCertificate]
+) -> tuple[ParsedCertificate, bool]:
     """The trusted root (preferred) or intermediate that signed ``cert``, and whether it is a root.
 
     Candidates must carry the issuer's name and, when both key identifiers are present, the
@@ -262,21 +282,20 @@ def _find_issuer(
         for issuer in candidates:
             if issuer == cert:  # a self-signed certificate that is not trusted ends the chain
                 continue
-            if issuer.subject != cert.issuer or not _key_ids_compatible(cert, issuer):
+            if issuer.certificate.subject != cert.certificate.issuer:
+                continue
+            if not _key_ids_compatible(cert, issuer):
                 continue
             if _signed_by(cert, issuer):
                 return issuer, is_root
-            bad_signature_from = _subject_str(issuer)
-    who = _subject_str(cert)
+            bad_signature_from = issuer.subject_text
+    who = cert.subject_text
     if bad_signature_from is not None:
         raise EkBadSignatureError(
             f"signature of {who} does not verify with issuer {bad_signature_from}",
             detail={"subject": who, "issuer": bad_signature_from},
         )
-    try:
-        issuer_name = cert.issuer.rfc4514_string()
-    except _X509_ERRORS:
-        issuer_name = "<unprintable issuer>"
+    issuer_name = cert.issuer_text
     raise EkUnknownRootError(
         f"no trusted root or known intermediate issued {who} (issuer {issuer_name})",
         detail={"subject": who, "issuer": issuer_name},
@@ -284,34 +303,36 @@ def _find_issuer(
 
 
 def _walk_chain(
-    leaf: x509.Certificate,
-    trusted: list[x509.Certificate],
-    pool: list[x509.Certificate],
+    leaf: ParsedCertificate,
+    trusted: list[ParsedCertificate],
+    pool: list[ParsedCertificate],
     now: dt.datetime,
-) -> None:
-    trusted_der = {c.public_bytes(Encoding.DER) for c in trusted}
+) -> list[ParsedCertificate]:
+    """The CAs from the leaf's issuer up to the trust anchor reached (empty: leaf pinned)."""
+    trusted_set = set(trusted)
     current = leaf
-    seen: set[bytes] = set()
+    path: list[ParsedCertificate] = []
+    seen: set[ParsedCertificate] = set()
     # cas_below: CA certificates between the current certificate's issuer and the leaf
     for cas_below in range(MAX_CHAIN_DEPTH):
         _check_validity(current, now)
-        current_der = current.public_bytes(Encoding.DER)
-        if current_der in trusted_der:  # reached a trust anchor (or the EK itself is pinned)
-            return
-        if current_der in seen:
+        if current in trusted_set:  # reached a trust anchor (or the EK itself is pinned)
+            return path
+        if current in seen:
             raise EkChainTooLongError("certificate chain loops")
-        seen.add(current_der)
+        seen.add(current)
         issuer, is_root = _find_issuer(current, trusted, pool)
         _check_issuer_is_ca(issuer, cas_below)
+        path.append(issuer)
         if is_root:
             _check_validity(issuer, now)
-            return
+            return path
         current = issuer
     raise EkChainTooLongError(f"certificate chain is longer than {MAX_CHAIN_DEPTH}")
 
 
 def ek_public_matches_certificate(
-    cert: bytes | x509.Certificate, ek_public: bytes | PublicArea
+    cert: bytes | x509.Certificate | ParsedCertificate, ek_public: bytes | PublicArea
 ) -> PublicArea:
     """Check the certificate's subject key is the EK public area; return the parsed EK public.
 
@@ -324,7 +345,7 @@ def ek_public_matches_certificate(
     ek_key = area.to_crypto_key()
     try:
         cert_key = certificate.public_key()
-    except _X509_ERRORS as exc:
+    except X509_ERRORS as exc:
         raise EkCertificateMalformedError(f"EK certificate key does not parse: {exc}") from None
     same = False
     if isinstance(ek_key, rsa.RSAPublicKey) and isinstance(cert_key, rsa.RSAPublicKey):

@@ -1,4 +1,4 @@
-"""``ecash-tpm issuer init|serve|members|revoke|rotate-epoch``: the group manager.
+"""``ecash-tpm issuer init|serve|members|revoke|rotate-epoch|trust``: the group manager.
 
 ``init --data DIR`` creates what the issuer needs in its data directory: the epoch-1 credential
 secret (``issuer-keys/``, mode 0600), the EK trust store (``ek-trust/``, from ``--trust`` files or
@@ -10,6 +10,12 @@ the central bank as ``issuer-cert.pem``, and optionally the opener public key
 
 Settings for ``serve`` come from ``--config FILE`` ([issuer] section), ``ECASH_TPM_ISSUER_*``
 and the flags; ``members`` and ``revoke`` work on the database directly (operator commands).
+
+``trust list|add|remove|check`` look after the EK trust store: the manufacturer CAs shipped with
+the package (unless ``trust_shipped = false``) plus the operator directory ``ek-trust/``.
+``list`` shows every certificate (file, subject, SHA-256, usable or why not); ``add`` and
+``remove`` change the operator directory (restart the issuer afterwards); ``check CERT``
+verifies an EK certificate (PEM, DER or raw NV contents) and names the anchor it chains to.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ecash_tpm.cli.db_migrate import add_db_commands
 from ecash_tpm.cli.output import emit
 
 
@@ -49,12 +56,11 @@ def _parse_allow(items: list[str]) -> dict[int, list[bytes]]:
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
-    from ecash_tpm.cli.tpm_cmd import load_trust_store
     from ecash_tpm.crypto.signing import PartyKey
     from ecash_tpm.issuer.domain import parse_opener_public
     from ecash_tpm.issuer.keys import IssuerKeyStore
     from ecash_tpm.issuer.policy import PcrPolicy
-    from ecash_tpm.issuer.trust import EkTrustStore
+    from ecash_tpm.issuer.trust import EkTrustStore, add_certificates
 
     settings = _settings(args)
     data: Path = settings.data_dir
@@ -63,17 +69,18 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
     trust_dir = settings.resolved_trust_dir()
     trust_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
-    certs = []
+    certs: list[Any] = []
     if args.swtpm_state:
         from ecash_tpm.swtpm import SwtpmInstance
 
         roots, inter = SwtpmInstance.load(args.swtpm_state).ca_certificates()
         certs += roots + inter
-    if args.trust:
-        roots, inter = load_trust_store(list(args.trust))
-        certs += roots + inter
     installed = EkTrustStore.install(trust_dir, certs)
-    store = EkTrustStore.load(trust_dir)
+    installed += [p for _, p in add_certificates(trust_dir, _trust_files(args.trust or []))]
+    store = EkTrustStore.from_settings(settings)
+    own = [e for e in store.entries if e.origin == "operator"]
+    own_anchors = sum(1 for e in own if e.usable)
+    shipped_anchors = sum(1 for e in store.entries if e.origin == "shipped" and e.usable)
 
     policy_file = settings.resolved_policy_file()
     policy_note = "kept"
@@ -102,13 +109,21 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
         write_opener_public(opener_file, hop)
 
+    from ecash_tpm.issuer.store import MIGRATIONS
+    from ecash_tpm.service.database import open_party_database
+
+    # the member database too, so that read-only commands work before the first `serve`
+    open_party_database(settings, MIGRATIONS, mode="create").close()
+
     info = keys.public_info().to_dict()
     payload = {
         "data_dir": str(data),
         "epoch": info["epoch"],
         "issuer_public": info["issuer_public"],
-        "trust_roots": len(store.roots),
-        "trust_intermediates": len(store.intermediates),
+        "trust_roots": own_anchors,
+        "trust_unusable": sum(1 for e in own if not e.usable),
+        "trust_shipped": settings.trust_shipped,
+        "trust_shipped_anchors": shipped_anchors,
         "trust_installed": [str(p) for p in installed],
         "pcr_policy": str(policy_file),
         "signing_key_id": party_key.key_id(),
@@ -118,14 +133,22 @@ def _cmd_init(args: argparse.Namespace) -> int:
     lines = [
         f"issuer data dir   {data}",
         f"epoch             {info['epoch']} (secret in {keys.directory}, mode 0600)",
-        f"EK trust store    {trust_dir}: {len(store.roots)} root(s), "
-        f"{len(store.intermediates)} intermediate(s)",
+        f"EK trust store    {trust_dir}: {own_anchors} anchor(s)"
+        + (f", {len(own) - own_anchors} unusable" if len(own) > own_anchors else "")
+        + (
+            f"; plus {shipped_anchors} shipped manufacturer CA(s)"
+            if settings.trust_shipped
+            else "; shipped manufacturer CAs off"
+        ),
         f"PCR policy        {policy_file} ({policy_note})",
         f"signing key       {key_file} (public key for the central bank: {pub_file})",
         f"opener public     {'configured' if opener_file.exists() else 'NOT configured'}",
     ]
     if not store.roots:
         lines.append("warning: the EK trust store is empty; every join will be refused")
+    lines += [
+        f"warning: not using {e.status.source}: {e.status.reason}" for e in own if not e.usable
+    ]
     emit(args, payload, "\n".join(lines))
     return 0
 
@@ -145,20 +168,24 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_db(args: argparse.Namespace) -> Any:
+def _open_db(args: argparse.Namespace, *, read_only: bool) -> Any:
+    """The issuer's database as the running issuer made it; never a new one (a missing or
+    schema-less database is an error, not an empty member list)."""
     from ecash_tpm.issuer.store import MIGRATIONS
-    from ecash_tpm.storage import Database
+    from ecash_tpm.service.database import open_party_database
 
-    settings = _settings(args)
-    db = Database.open(settings.database_url)
-    db.migrate(MIGRATIONS, component="issuer")
-    return db
+    return open_party_database(
+        _settings(args),
+        MIGRATIONS,
+        mode="read" if read_only else "existing",
+        hint="the issuer's database is made by `ecash-tpm issuer init`",
+    )
 
 
 def _cmd_members(args: argparse.Namespace) -> int:
     from ecash_tpm.issuer.domain import list_members
 
-    with _open_db(args) as db:
+    with _open_db(args, read_only=True) as db:
         members = list_members(db, status=args.status, account_id=args.account)
     rows = [m.model_dump(mode="json") for m in members]
     text = "\n".join(
@@ -173,7 +200,7 @@ def _cmd_members(args: argparse.Namespace) -> int:
 def _cmd_revoke(args: argparse.Namespace) -> int:
     from ecash_tpm.issuer.domain import revoke_member
 
-    with _open_db(args) as db:
+    with _open_db(args, read_only=False) as db:
         record = revoke_member(db, args.member_id, reason=args.reason)
     emit(
         args,
@@ -192,6 +219,177 @@ def _cmd_rotate(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- EK trust store ------------------------------------------------------------------------------
+
+
+def _trust_files(paths: list[str]) -> list[tuple[str, bytes]]:
+    """(name, bytes) of the certificate files named on the command line.
+
+    A directory gives its certificate files; there ``*.pem`` files without a CERTIFICATE block
+    (keys, as a CA directory holds them) are skipped.
+    """
+    from ecash_tpm.attest.certparse import is_pem
+    from ecash_tpm.attest.ek_anchors import CERT_SUFFIXES
+    from ecash_tpm.errors import InputError
+
+    out: list[tuple[str, bytes]] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            found = [
+                (str(f), f.read_bytes())
+                for f in sorted(p.iterdir())
+                if f.is_file() and f.suffix.lower() in CERT_SUFFIXES
+            ]
+            found = [(n, d) for n, d in found if is_pem(d) or not n.lower().endswith(".pem")]
+            if not found:
+                raise InputError(f"no certificate files in {p}", detail={"path": str(p)})
+            out += found
+        elif p.is_file():
+            out.append((str(p), p.read_bytes()))
+        else:
+            raise InputError(f"trust path {p} does not exist", detail={"path": str(p)})
+    return out
+
+
+def _trust_store(args: argparse.Namespace) -> Any:
+    from ecash_tpm.issuer.trust import EkTrustStore
+
+    return EkTrustStore.from_settings(_settings(args), missing_ok=True)
+
+
+def _entry_text(e: Any) -> str:
+    s = e.status
+    where = Path(s.source).name if e.origin == "shipped" else s.source
+    if s.index:
+        where += f"#{s.index}"
+    mark = "ok" if e.usable else "--"
+    line = f"[{mark}] {e.origin:<8} {where}  {s.subject}\n     sha256 {s.fingerprint or '-'}"
+    return line if e.usable else f"{line}\n     not used: {s.reason}"
+
+
+def _cmd_trust_list(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    store = _trust_store(args)
+    entries = [e for e in store.entries if not (args.unusable and e.usable)]
+    usable = sum(1 for e in store.entries if e.usable)
+    header = (
+        f"EK trust store: {len(store.roots)} anchor(s) from {usable} usable certificate(s), "
+        f"{len(store.entries) - usable} not used; shipped store "
+        f"{'on' if settings.trust_shipped else 'off'}; operator directory "
+        f"{settings.resolved_trust_dir()}"
+    )
+    payload = {
+        "trust_dir": str(settings.resolved_trust_dir()),
+        "trust_shipped": settings.trust_shipped,
+        "anchors": len(store.roots),
+        "certificates": [e.to_dict() for e in entries],
+    }
+    emit(args, payload, lambda: "\n".join([header, *(_entry_text(e) for e in entries)]))
+    return 0
+
+
+def _cmd_trust_add(args: argparse.Namespace) -> int:
+    from ecash_tpm.issuer.trust import add_certificates
+
+    trust_dir = _settings(args).resolved_trust_dir()
+    added = add_certificates(trust_dir, _trust_files(args.paths), force=args.force)
+    rows = [{**s.to_dict(), "installed": str(p)} for s, p in added]
+    text = "\n".join(
+        f"added {p.name}  {s.subject}  sha256 {s.fingerprint}"
+        + ("" if s.usable else f"  (not usable: {s.reason})")
+        for s, p in added
+    )
+    emit(
+        args,
+        {"trust_dir": str(trust_dir), "added": rows},
+        f"{text}\nrestart the issuer to use them",
+    )
+    return 0
+
+
+def _cmd_trust_remove(args: argparse.Namespace) -> int:
+    from ecash_tpm.issuer.trust import remove_certificates
+
+    trust_dir = _settings(args).resolved_trust_dir()
+    removed = []
+    for selector in args.selectors:
+        removed += remove_certificates(_trust_store(args), trust_dir, selector)
+    rows = [e.to_dict() for e in removed]
+    text = "\n".join(f"removed {e.status.source}  {e.status.subject}" for e in removed)
+    emit(args, {"trust_dir": str(trust_dir), "removed": rows}, text + "\nrestart the issuer")
+    return 0
+
+
+def _now() -> Any:
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC)
+
+
+def _parse_at(value: str | None) -> Any:
+    import datetime as dt
+
+    from ecash_tpm.errors import InputError
+
+    if value is None:
+        return _now()
+    try:
+        when = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise InputError(
+            f"--at wants an ISO 8601 time, got {value!r}", detail={"at": value}
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+
+
+def _cert_facts(store: Any, cert: Any) -> dict[str, Any]:
+    entry = store.entry_for(cert)
+    return {
+        "subject": cert.subject_text,
+        "issuer": cert.issuer_text,
+        "sha256": cert.fingerprint,
+        "not_after": cert.certificate.not_valid_after_utc.isoformat(),
+        "origin": entry.origin if entry else None,
+        "source": entry.status.source if entry else None,
+    }
+
+
+def _cmd_trust_check(args: argparse.Namespace) -> int:
+    from ecash_tpm.attest.ek import parse_ek_certificate
+
+    data = Path(args.cert).read_bytes()
+    now = _parse_at(args.at)
+    store = _trust_store(args)
+    leaf = parse_ek_certificate(data)
+    chain = store.check(leaf, now=now)
+    path = [_cert_facts(store, c) for c in chain.path]
+    anchor = _cert_facts(store, chain.anchor)
+    payload = {
+        "valid": True,
+        "checked_at": now.isoformat(),
+        "ek": {
+            "subject": leaf.subject_text,
+            "issuer": leaf.issuer_text,
+            "sha256": leaf.fingerprint,
+            "not_after": leaf.certificate.not_valid_after_utc.isoformat(),
+        },
+        "path": path,
+        "anchor": anchor,
+    }
+    where = f"{anchor['origin']} {anchor['source']}" if anchor["origin"] else "the EK itself"
+    lines = [
+        f"EK certificate  {leaf.subject_text}  (issuer {leaf.issuer_text})",
+        f"                sha256 {leaf.fingerprint}",
+        *(f"  signed by     {c['subject']}" for c in path),
+        f"anchor          {anchor['subject']}  ({where})",
+        f"                sha256 {anchor['sha256']}",
+        f"result          chain valid at {now.isoformat()}",
+    ]
+    emit(args, payload, "\n".join(lines))
+    return 0
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, default=None, help="issuer data directory")
     p.add_argument("--config", default=None, help="TOML configuration file ([issuer] section)")
@@ -204,6 +402,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "issuer", help="group manager (attested join)", description=__doc__
     )
     sub = parser.add_subparsers(dest="issuer_command", metavar="COMMAND", required=True)
+    add_db_commands(sub, "issuer")
 
     p = sub.add_parser("init", help="create keys, trust store, PCR policy in the data dir")
     _common(p)
@@ -237,3 +436,30 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = sub.add_parser("rotate-epoch", help="start a new credential epoch")
     _common(p)
     p.set_defaults(func=_cmd_rotate)
+
+    p = sub.add_parser(
+        "trust",
+        help="EK trust store: list, add, remove, check",
+        description="The EK trust store: the manufacturer CAs shipped with ecash-tpm (unless "
+        "[issuer] trust_shipped = false) plus the operator directory (trust_dir, default "
+        "<data>/ek-trust). Restart the issuer after add/remove.",
+    )
+    tsub = p.add_subparsers(dest="trust_command", metavar="ACTION", required=True)
+    t = tsub.add_parser("list", help="every certificate: file, subject, SHA-256, usable or why not")
+    _common(t)
+    t.add_argument("--unusable", action="store_true", help="only the certificates not used")
+    t.set_defaults(func=_cmd_trust_list)
+    t = tsub.add_parser("add", help="copy CA certificates into the operator directory")
+    _common(t)
+    t.add_argument("paths", nargs="+", metavar="PATH", help="PEM/DER file or directory")
+    t.add_argument("--force", action="store_true", help="add even if not usable today")
+    t.set_defaults(func=_cmd_trust_add)
+    t = tsub.add_parser("remove", help="remove operator certificates (file name or SHA-256)")
+    _common(t)
+    t.add_argument("selectors", nargs="+", metavar="FILE|SHA256", help="file name or fingerprint")
+    t.set_defaults(func=_cmd_trust_remove)
+    t = tsub.add_parser("check", help="verify an EK certificate against the store")
+    _common(t)
+    t.add_argument("cert", metavar="CERT", help="EK certificate: PEM, DER or raw NV contents")
+    t.add_argument("--at", default=None, help="check at this ISO 8601 time (default: now)")
+    t.set_defaults(func=_cmd_trust_check)

@@ -1,4 +1,5 @@
-"""``ecash-tpm tpm info``: what the TPM is and whether it can join (EK chain, ECDAA on BN_P256).
+"""``ecash-tpm tpm info``: what the TPM is and whether it can join (EK chain, ECDAA on BN_P256);
+``ecash-tpm tpm bench``: how fast it runs the commands the wallet issues (min/median/max).
 
 The EK chain is checked with the pure verifier (:func:`ecash_tpm.attest.verify_ek_certificate`)
 against the trust store given with ``--trust`` (PEM/DER files or directories of them; self-signed
@@ -20,7 +21,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
 from ecash_tpm.cli.output import emit
-from ecash_tpm.errors import ConfigError, EcashError
+from ecash_tpm.errors import ConfigError, EcashError, InputError
 
 _CERT_SUFFIXES = (".pem", ".crt", ".cer", ".der")
 
@@ -221,7 +222,7 @@ def _info_text(tcti: str, info: Any, eks: list[dict[str, Any]]) -> str:
         f"ECDAA          {yes[info.ecdaa_supported]}   BN_P256 {yes[info.bn_p256_supported]}",
     ]
     if not eks:
-        lines.append("EK certs       none in NV")
+        lines.append("EK certs       none in NV (wallet join: --ek-cert FILE or --ek-cert-url)")
     for e in eks:
         chain = e["chain"]
         status = chain["status"]
@@ -233,6 +234,85 @@ def _info_text(tcti: str, info: Any, eks: list[dict[str, Any]]) -> str:
             status += ", certificate key = EK from template"
         lines.append(f"EK {e['type']:<11} NV {e['nv_index']}  subject {e.get('subject', '?')}")
         lines.append(f"               issuer {e.get('issuer', '?')}  chain {status}")
+    return "\n".join(lines)
+
+
+def _tcti(args: argparse.Namespace) -> str:
+    """--tcti, else the running swtpm of --swtpm-state, else $ECASH_TPM_TCTI / $TPM2TOOLS_TCTI,
+    else the kernel resource manager (the order ``tpm info`` and the wallet use)."""
+    if args.tcti:
+        return str(args.tcti)
+    if args.swtpm_state:
+        from ecash_tpm.swtpm import SwtpmInstance, SwtpmNotRunningError
+
+        inst = SwtpmInstance.load(args.swtpm_state)
+        if not inst.is_running():
+            raise SwtpmNotRunningError(
+                f"swtpm in {inst.state_dir} is not running (ecash-tpm swtpm start)",
+                detail={"state_dir": str(inst.state_dir)},
+            )
+        return inst.tcti
+    env = os.environ.get("ECASH_TPM_TCTI") or os.environ.get("TPM2TOOLS_TCTI")
+    if env:
+        return env
+    from ecash_tpm.device import DEFAULT_TCTI
+
+    return str(DEFAULT_TCTI)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from ecash_tpm.cli.output import Progress
+    from ecash_tpm.device import TpmDevice
+    from ecash_tpm.device.bench import MAX_ROUNDS, run_bench
+
+    if not 1 <= args.rounds <= MAX_ROUNDS:
+        raise InputError(
+            f"--rounds must be 1..{MAX_ROUNDS}",
+            code="cli.bench_rounds_invalid",
+            detail={"rounds": args.rounds},
+        )
+    tcti = _tcti(args)
+    with (
+        TpmDevice(tcti, flush_leftovers=not args.no_flush) as tpm,
+        tempfile.TemporaryDirectory(prefix="ecash-tpm-bench-") as keys,
+        Progress(args) as progress,
+    ):
+        info = tpm.info()
+        report = run_bench(tpm, Path(keys), rounds=args.rounds, ek_kind=args.ek, progress=progress)
+    payload = {
+        "tcti": tcti,
+        "manufacturer": info.manufacturer,
+        "vendor": info.vendor,
+        "firmware_version": info.firmware_version,
+        **report.to_dict(),
+    }
+    emit(args, payload, lambda: _bench_text(payload))
+    return 0
+
+
+def _bench_text(p: dict[str, Any]) -> str:
+    """``tpm bench`` for people: one line per operation, then the cost of one coin."""
+
+    def ms(v: float | None) -> str:
+        return "-" if v is None else f"{v:.1f}"
+
+    lines = [
+        f"TPM  {p['tcti']}  {p['manufacturer']} ({p['vendor']}) firmware {p['firmware_version']}",
+        f"{p['rounds']} round(s); ActivateCredential with the {p['ek']} EK",
+        f"{'operation':<26}{'min ms':>10}{'median ms':>12}{'max ms':>10}",
+    ]
+    for op in p["operations"]:
+        row = f"{op['operation']:<26}{ms(op['min_ms']):>10}{ms(op['median_ms']):>12}"
+        row += f"{ms(op['max_ms']):>10}"
+        if op["skipped"]:
+            row += f"  skipped: {op['skipped']}"
+        lines.append(row)
+    if p["per_coin_ms"] is not None:
+        lines.append(
+            f"per coin of a payment (Commit + Sign, median): {p['per_coin_ms']:.1f} ms in the TPM"
+        )
     return "\n".join(lines)
 
 
@@ -261,3 +341,26 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_info)
+
+    b = sub.add_parser(
+        "bench",
+        help="time Commit, Sign(ECDAA), Quote, Create, ActivateCredential on this TPM",
+        description="Measure the TPM commands the wallet issues and print min/median/max per "
+        "operation (keys are made in a temporary directory and flushed afterwards).",
+    )
+    b.add_argument("--tcti", default=None, help="TCTI (default as for `tpm info`)")
+    b.add_argument("--swtpm-state", metavar="DIR", help="use this hermetic swtpm's TCTI")
+    b.add_argument("--rounds", type=int, default=10, help="measurements per operation (10)")
+    b.add_argument(
+        "--ek",
+        choices=["rsa2048", "ecc_p384", "ecc_p256"],
+        default=None,
+        help="EK for ActivateCredential (default: the join's choice among NV certificates)",
+    )
+    b.add_argument(
+        "--no-flush",
+        action="store_true",
+        help="do not flush leftover transient objects when opening the TPM",
+    )
+    b.add_argument("--json", action="store_true", help="machine-readable output")
+    b.set_defaults(func=_cmd_bench)

@@ -1,8 +1,10 @@
 """``ecash-tpm wallet ...``: the customer wallet on the device with the TPM.
 
 ``wallet join --issuer URL --data DIR [--tcti T | --swtpm-state DIR] [--account ID]
-[--ek rsa2048|ecc_p384|ecc_p256] [--json]`` runs the attested join (DESIGN §4) and stores the
-membership in DIR (``membership.json`` + TPM key blobs under ``tpm/``).
+[--ek rsa2048|ecc_p384|ecc_p256] [--ek-cert FILE] [--ek-cert-url TEMPLATE]
+[--event-log FILE | --no-event-log] [--json]`` runs the attested join (DESIGN §4) and stores the
+membership in DIR (``membership.json`` + TPM key blobs under ``tpm/``); the EK certificate comes
+from NV unless a file or URL supplies it, and the boot's event log goes with the quote.
 
 Sub-commands are registered by group functions listed in :data:`COMMAND_GROUPS`; coin commands
 (withdraw, balance, pay, history) go in their own ``register_*`` function added to that list.
@@ -23,6 +25,7 @@ from ecash_tpm.wallet.pay import RECOVERY_GRACE_S
 if TYPE_CHECKING:
     from ecash_tpm.device import TpmDevice
     from ecash_tpm.wallet.context import SpendingContext, WalletContext
+    from ecash_tpm.wallet.ek_source import EkCertificateSource
     from ecash_tpm.wallet.membership import Membership
     from ecash_tpm.wallet.store import WalletStore
 
@@ -58,12 +61,44 @@ def add_device_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
+EK_CERT_URL_ENV = "ECASH_TPM_EK_CERT_URL"
+
+
+def _ek_source(args: argparse.Namespace) -> EkCertificateSource:
+    """--ek-cert / --ek-cert-url (else $ECASH_TPM_EK_CERT_URL) as an EkCertificateSource."""
+    from ecash_tpm.wallet.ek_source import EkCertificateSource
+
+    url = getattr(args, "ek_cert_url", None) or os.environ.get(EK_CERT_URL_ENV) or None
+    return EkCertificateSource(file=getattr(args, "ek_cert", None), url_template=url)
+
+
+def _event_log(args: argparse.Namespace, tcti: str) -> bytes | None:
+    """The boot's TCG event log for join/finish: --event-log FILE, else the log the swtpm of
+    --swtpm-state wrote at its synthetic boot, else (the host's own TPM) the kernel's."""
+    from ecash_tpm.wallet.join import read_event_log
+
+    if getattr(args, "no_event_log", False):
+        return None
+    if getattr(args, "event_log", None):
+        return read_event_log(args.event_log)
+    if getattr(args, "swtpm_state", None) and not getattr(args, "tcti", None):
+        from ecash_tpm.swtpm import SwtpmInstance
+
+        path = SwtpmInstance.load(args.swtpm_state).event_log_path
+        return read_event_log(path) if path.is_file() else None
+    if tcti.split(":", 1)[0] in ("device", "tabrmd"):  # the host's TPM: the host's boot
+        return read_event_log()
+    return None
+
+
 def _cmd_join(args: argparse.Namespace) -> int:
     from ecash_tpm.clients.issuer import IssuerClient
     from ecash_tpm.device import TpmDevice
     from ecash_tpm.wallet.join import join
 
+    ek_source = _ek_source(args)  # a bad URL template fails before the TPM is opened
     tcti = resolve_tcti(args)
+    event_log = _event_log(args, tcti)
     with (
         IssuerClient(args.issuer) as issuer,
         TpmDevice(tcti) as device,
@@ -75,7 +110,9 @@ def _cmd_join(args: argparse.Namespace) -> int:
             args.data,
             account_id=args.account,
             ek_kind=args.ek,
+            ek_source=ek_source,
             progress=progress,
+            event_log=event_log,
         )
     summary: dict[str, Any] = membership.summary()
     emit(
@@ -99,6 +136,35 @@ def register_join(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         choices=["rsa2048", "ecc_p384", "ecc_p256"],
         default=None,
         help="EK to attest with (default: RSA-2048 if present)",
+    )
+    p.add_argument(
+        "--ek-cert",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="EK certificate (PEM or DER) to use instead of NV, e.g. from tpm2_getekcertificate; "
+        "its key must be this TPM's EK (the type follows from it unless --ek is given)",
+    )
+    p.add_argument(
+        "--ek-cert-url",
+        default=None,
+        metavar="TEMPLATE",
+        help="where to fetch the EK certificate when NV has none (default: $"
+        + EK_CERT_URL_ENV
+        + "); placeholders {ek_hash} (hex SHA-256 of the EK's DER SubjectPublicKeyInfo), "
+        "{intel_ek_hash}, {amd_ek_hash}; see docs/real-tpm.md",
+    )
+    log = p.add_mutually_exclusive_group()
+    log.add_argument(
+        "--event-log",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the boot's TCG event log to send (default: the swtpm's of --swtpm-state, or "
+        "/sys/kernel/security/tpm0/binary_bios_measurements for the host's TPM if readable)",
+    )
+    log.add_argument(
+        "--no-event-log", action="store_true", help="send no event log (golden-PCR issuers)"
     )
     p.set_defaults(func=_cmd_join)
 

@@ -10,7 +10,9 @@ answers with MakeCredential(EK, Name(AK), secret) computed in pure Python.
 join/finish checks, in order: the join state (known, unused, not expired); the quote (signed by
 the AK, type and magic, qualifying data = Hash("ecash-tpm/v1/join-quote", nonce, secret), which
 only the TPM that activated the credential could know; pcrSelect exactly the requested
-selection; digest of the reported values); the PCR policy; the certify of the DAA key by the AK
+selection; digest of the reported values); the platform -- the event log, if sent, replays to
+the quoted PCRs, golden values, measured-boot rules (:meth:`PcrPolicy.check`); the certify of
+the DAA key by the AK
 (qualifying Hash("ecash-tpm/v1/join-certify", nonce, secret), Name equals Name(DAA public)); the
 DAA join proof for Q with the nonce. Then ONE transaction consumes the join state, re-checks the
 EK and T0 rules, stores the member and its credential and registers T0 with the supervision
@@ -39,6 +41,7 @@ from ecash_tpm.attest import (
     check_ak_public,
     check_key_attributes,
     make_credential,
+    parse_event_log,
     verify_certify,
     verify_quote,
 )
@@ -53,6 +56,7 @@ from ecash_tpm.crypto.groupsig import (
 from ecash_tpm.crypto.signing import verify_object
 from ecash_tpm.errors import EcashError
 from ecash_tpm.issuer import store
+from ecash_tpm.issuer.boot_policy import BootFacts
 from ecash_tpm.issuer.errors import (
     EkAlreadyMemberError,
     EkRevokedError,
@@ -68,13 +72,14 @@ from ecash_tpm.issuer.errors import (
 from ecash_tpm.issuer.keys import IssuerKeyStore
 from ecash_tpm.issuer.policy import PcrPolicy
 from ecash_tpm.issuer.trust import EkTrustStore
-from ecash_tpm.pki import certificate_fingerprint, verify_party_certificate
+from ecash_tpm.pki import verify_party_certificate
 from ecash_tpm.protocol.api.issuer import (
     IssuerInfo,
     JoinFinishRequest,
     JoinFinishResponse,
     JoinStartRequest,
     JoinStartResponse,
+    MeasuredBootVerdict,
     MemberRecord,
     PcrSelectionModel,
 )
@@ -199,10 +204,10 @@ class IssuerService:
     def start_join(self, req: JoinStartRequest) -> JoinStartResponse:
         """Check the platform's identity and keys; answer with the MakeCredential challenge."""
         account_id = _check_account(req.account_id)
-        cert, ek_area = self.trust.verify(req.ek_cert, req.ek_public, now=self._now_dt())
+        ek, ek_area = self.trust.verify(req.ek_cert, req.ek_public, now=self._now_dt())
         ak_area = check_ak_public(req.ak_public)
         check_daa_public(req.daa_public)
-        fingerprint = certificate_fingerprint(cert)
+        fingerprint = ek.fingerprint  # over the EK certificate's original DER
         with self.db.read() as tx:
             self._check_ek_free(store.members_for_ek(tx, fingerprint), fingerprint)
         secret = secrets.token_bytes(SECRET_LEN)
@@ -264,8 +269,11 @@ class IssuerService:
                     "the join expired; start again",
                     detail={"join_id": req.join_id, "expired_at": int(session["expires_at"])},
                 )
-            pcr_values, q, proof = self._verify_evidence(session, req)
-            return self._create_member(session, pcr_values, q, proof)
+            pcr_values, q, proof, facts = self._verify_evidence(session, req)
+            answer = self._create_member(session, pcr_values, q, proof)
+            if facts is None:
+                return answer
+            return answer.model_copy(update={"measured_boot": self._verdict(facts, pcr_values)})
         except JoinReplayedError:
             raise
         except EcashError as exc:
@@ -286,7 +294,7 @@ class IssuerService:
 
     def _verify_evidence(
         self, session: Mapping[str, Any], req: JoinFinishRequest
-    ) -> tuple[dict[int, bytes], Point, JoinProof]:
+    ) -> tuple[dict[int, bytes], Point, JoinProof, BootFacts | None]:
         nonce, secret = session["nonce"], session["secret"]
         quote_qd, certify_qd = join_qualifying_data(nonce, secret)
         requested = sorted(int(i) for i in session["pcr_selection"])
@@ -299,7 +307,8 @@ class IssuerService:
         verify_quote(
             session["ak_public"], req.quote_attest, req.quote_signature, quote_qd, pcr_values
         )
-        self.policy.check(pcr_values)
+        event_log = None if req.event_log is None else parse_event_log(req.event_log)
+        facts = self.policy.check(pcr_values, event_log)  # replay, golden values, measured boot
         verify_certify(
             session["ak_public"],
             req.certify_attest,
@@ -310,7 +319,20 @@ class IssuerService:
         _, q = check_daa_public(session["daa_public"])
         proof = JoinProof.from_dict(req.join_proof)
         verify_join_proof(nonce, q, proof)
-        return pcr_values, q, proof
+        return pcr_values, q, proof, facts
+
+    def _verdict(self, facts: BootFacts, pcr_values: Mapping[int, bytes]) -> MeasuredBootVerdict:
+        """What the event log said, for the joining device (and the demo) to see."""
+        return MeasuredBootVerdict(
+            bank=facts.bank,
+            events=facts.events,
+            replayed_pcrs=sorted(pcr_values),
+            secure_boot=facts.secure_boot,
+            db_entries=None if facts.db is None else len(facts.db),
+            dbx_entries=None if facts.dbx is None else len(facts.dbx),
+            boot_applications=[a.hex() for a in facts.applications],
+            policy="pcr-values" if self.policy.boot is None else "measured-boot",
+        )
 
     def _create_member(
         self,

@@ -94,9 +94,27 @@ class IssuerKeyPermissionError(ConfigError):
 
 
 class EkTrustStoreConfigError(ConfigError):
-    """The EK trust store directory is missing or holds an unparsable certificate."""
+    """The EK trust store directory (``trust_dir``) is missing."""
 
     code = "issuer.trust_store_invalid"
+
+
+class EkTrustCertUnusableError(InputError):
+    """``issuer trust add``: a certificate cannot serve as an EK anchor (reason in the detail)."""
+
+    code = "issuer.trust_cert_unusable"
+
+
+class EkTrustCertUnknownError(NotFoundError):
+    """``issuer trust remove``: no certificate of the operator directory matches."""
+
+    code = "issuer.trust_cert_unknown"
+
+
+class EkTrustCertShippedError(ConflictError):
+    """``issuer trust remove`` of a shipped certificate: turn the shipped store off instead."""
+
+    code = "issuer.trust_cert_shipped"
 
 
 class OpenerKeyConfigError(ConfigError):

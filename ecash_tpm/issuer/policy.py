@@ -12,6 +12,12 @@ File format (JSON)::
 Every selected PCR must have an allow-list (go-attestation/Keylime lesson: every quoted PCR is
 covered by policy), and a quote passes only when *each* PCR's value is in its list.
 
+Measured boot instead of (or besides) golden values: an optional ``"measured_boot": {...}``
+object (:class:`~ecash_tpm.issuer.boot_policy.BootPolicy`) makes the device's TCG event log
+mandatory; the log must replay to the quoted PCRs and its events must pass those rules. PCRs
+without an allow-list are then covered by the replay instead. A device may send its log under
+a golden-values policy too: it must still replay to the quote (docs/protocol.md 3.4, step 4).
+
 Trust on first use (``tofu=True``) exists for demos only and is off by default: values outside
 the lists are then accepted, appended to the file so the operator can review them, and logged at
 WARNING every time, because a TOFU issuer admits any platform state.
@@ -28,7 +34,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ecash_tpm.attest.eventlog import EventLog, verify_replay
 from ecash_tpm.crypto.signing import write_file_atomic
+from ecash_tpm.issuer.boot_policy import BootEventLogMissingError, BootFacts, BootPolicy, boot_facts
 from ecash_tpm.issuer.errors import PcrPolicyConfigError, PcrPolicyError
 
 POLICY_VERSION = 1
@@ -36,6 +44,18 @@ DEFAULT_PCRS: tuple[int, ...] = (0, 1, 2, 3, 7)
 PCR_BANK = "sha256"
 PCR_SIZE = 32
 _HEX_RE = re.compile(r"^[0-9a-f]{64}$")
+
+SWTPM_BOOT_PCRS: Mapping[int, tuple[bytes, ...]] = {
+    i: (bytes.fromhex(v),)
+    for i, v in {
+        0: "e297b8623d49d9d2f4a730ac57b9c89c11a68f9fca2a2d29a16c8ea8c9fc5343",
+        2: "3d458cfe55cc03ea1f443f1562beec8df51c75e14a9fcf9a7234a13f198e7969",
+        4: "e5347af544ce94c04f211865d2e55510fc9eeadae6081829367e2ffed8d32aed",
+        7: "4f5d2f0ed232e814d41cd9d47fa00e8f8b2356556e8d6b415c62170596e95a0e",
+    }.items()
+}
+"""SHA-256 PCRs of the swtpm's synthetic boot (the replay of ``swtpm.firmware.expected_log()``;
+a test keeps them equal)."""
 
 logger = logging.getLogger("ecash_tpm.issuer.policy")
 
@@ -63,8 +83,10 @@ class PcrPolicy:
         *,
         tofu: bool = False,
         path: str | os.PathLike[str] | None = None,
+        boot: BootPolicy | None = None,
     ) -> None:
         self.pcrs = _check_indices(pcrs)
+        self.boot = boot
         self._allowed: dict[int, set[bytes]] = {}
         for i, values in allowed.items():
             if i not in self.pcrs:
@@ -76,7 +98,12 @@ class PcrPolicy:
                 vals.add(v)
             self._allowed[i] = vals
         uncovered = [i for i in self.pcrs if not self._allowed.get(i)]
-        if uncovered and not tofu:
+        if boot is not None and not boot.required_pcrs() <= set(self.pcrs):
+            raise PcrPolicyConfigError(
+                f"the measured-boot rules need PCRs {sorted(boot.required_pcrs())} quoted",
+                detail={"selected": list(self.pcrs), "needed": sorted(boot.required_pcrs())},
+            )
+        if uncovered and not tofu and boot is None:
             raise PcrPolicyConfigError(
                 f"selected PCRs {uncovered} have no allowed values (and TOFU is off)",
                 detail={"uncovered": uncovered},
@@ -135,17 +162,27 @@ class PcrPolicy:
                     raise PcrPolicyConfigError(f"PCR {key}: {v!r} is not 64 hex digits")
                 vals.append(bytes.fromhex(v))
             allowed[int(key)] = vals
-        return cls(pcrs, allowed, tofu=tofu, path=path)
+        boot = data.get("measured_boot")
+        return cls(
+            pcrs,
+            allowed,
+            tofu=tofu,
+            path=path,
+            boot=None if boot is None else BootPolicy.from_dict(boot),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         with self._lock:
             allowed = {str(i): sorted(v.hex() for v in vals) for i, vals in self._allowed.items()}
-        return {
+        out: dict[str, Any] = {
             "version": POLICY_VERSION,
             "bank": PCR_BANK,
             "pcrs": list(self.pcrs),
             "allowed": allowed,
         }
+        if self.boot is not None:
+            out["measured_boot"] = self.boot.to_dict()
+        return out
 
     def save(self, path: str | os.PathLike[str] | None = None) -> None:
         target = Path(path) if path is not None else self.path
@@ -163,18 +200,42 @@ class PcrPolicy:
         """The selection the device must quote, as sent in join/start and /v1/issuer/info."""
         return {"bank": PCR_BANK, "pcrs": list(self.pcrs)}
 
-    def check(self, values: Mapping[int, bytes]) -> None:
-        """Raise ``join.pcr_policy_violation`` unless every selected PCR has an allowed value.
+    def check(
+        self, values: Mapping[int, bytes], event_log: EventLog | None = None
+    ) -> BootFacts | None:
+        """Judge the platform: event log replay, golden values, measured-boot rules.
 
         ``values`` must already be authenticated (a verified quote over exactly the selection).
+        In order (docs/protocol.md 3.4, step 4): a log, if any, must replay to ``values``
+        (``eventlog.replay_mismatch``); every PCR with an allow-list must hold an allowed value
+        (``join.pcr_policy_violation``; all PCRs without measured boot); a measured-boot policy
+        needs the log (``boot.event_log_missing``) and its rules (``boot.*``). Returns what the
+        log says (None without a log).
         """
         if set(values) != set(self.pcrs):
             raise PcrPolicyError(
                 "reported PCRs are not the policy's selection",
                 detail={"selected": list(self.pcrs), "reported": sorted(values)},
             )
+        facts = None
+        if event_log is not None:
+            verify_replay(event_log, PCR_BANK, values)  # PFP 10.4.5: the log is this boot's
+            facts = boot_facts(event_log, PCR_BANK, values)
+        self._check_golden(values)
+        if self.boot is not None:
+            if facts is None:
+                raise BootEventLogMissingError(
+                    "the issuer's policy judges the boot's event log, and none was sent "
+                    "(wallet join --event-log FILE, or run it where "
+                    "/sys/kernel/security/tpm0/binary_bios_measurements is readable)"
+                )
+            self.boot.check(facts)
+        return facts
+
+    def _check_golden(self, values: Mapping[int, bytes]) -> None:
         with self._lock:
-            bad = [i for i in self.pcrs if values[i] not in self._allowed.get(i, set())]
+            covered = [i for i in self.pcrs if self.boot is None or self._allowed.get(i)]
+            bad = [i for i in covered if values[i] not in self._allowed.get(i, set())]
             if not bad:
                 return
             if not self.tofu:
@@ -194,6 +255,13 @@ class PcrPolicy:
 
     @classmethod
     def default(cls, pcrs: Iterable[int] = DEFAULT_PCRS) -> PcrPolicy:
-        """All-zero golden values: what a freshly started swtpm (no firmware) reports."""
+        """The PCR values of the project's swtpm: after its synthetic boot, or all zero.
+
+        (An emulator has no firmware; :mod:`ecash_tpm.swtpm.firmware` measures a fixed boot
+        at each start, and one started without it keeps all-zero PCRs.)
+        """
         idx = _check_indices(pcrs)
-        return cls(idx, {i: [bytes(PCR_SIZE)] for i in idx})
+        return cls(
+            idx,
+            {i: [bytes(PCR_SIZE), *SWTPM_BOOT_PCRS.get(i, ())] for i in idx},
+        )

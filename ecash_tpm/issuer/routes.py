@@ -12,14 +12,40 @@ from typing import Literal
 
 from fastapi import APIRouter, FastAPI, Query, Request
 
+from ecash_tpm.attest.errors import (
+    CredentialInputError,
+    EkTrustStoreError,
+    WireSizeError,
+    WireTrailingDataError,
+    WireTruncatedError,
+    WireUnsupportedError,
+    WireValueError,
+)
 from ecash_tpm.crypto.bn256 import Point
+from ecash_tpm.crypto.groupsig.errors import GroupsigEncodingError, JoinProofError, SpendProofError
 from ecash_tpm.crypto.signing import PartyKey
-from ecash_tpm.errors import ConfigError
+from ecash_tpm.errors import (
+    AttestationError,
+    ConfigError,
+    EkCertificateError,
+    KeyAttributesError,
+    WireFormatError,
+)
 from ecash_tpm.issuer.domain import IssuerService, parse_opener_public
 from ecash_tpm.issuer.errors import (
+    EkAlreadyMemberError,
+    EkRevokedError,
+    InvalidAccountError,
+    IssuerKeyError,
+    JoinExpiredError,
+    JoinReplayedError,
+    JoinUnknownError,
+    MemberNotFoundError,
     MembersListingDisabledError,
     MembersUnauthorizedError,
     OpenerKeyConfigError,
+    RevocationEvidenceError,
+    T0RegisteredError,
 )
 from ecash_tpm.issuer.keys import IssuerKeyStore
 from ecash_tpm.issuer.policy import PcrPolicy
@@ -37,12 +63,84 @@ from ecash_tpm.protocol.api.issuer import (
     MemberRecord,
     RevokeRequest,
 )
+from ecash_tpm.protocol.errors import (
+    EvidenceInvalidError,
+    NotDoubleSpendError,
+    OpeningsDisagreeError,
+    RegistryConflictError,
+    TranscriptMalformedError,
+)
 from ecash_tpm.protocol.registry import MemberRegistry
 from ecash_tpm.service.app import create_app
 from ecash_tpm.service.auth import require_bearer
+from ecash_tpm.service.openapi import (
+    CERT_ERRORS,
+    POINT_ERRORS,
+    REMOTE_ERRORS,
+    SIGNED_OBJECT_ERRORS,
+    bearer,
+    err,
+    errors,
+    family,
+)
 from ecash_tpm.storage import Database
 
 router = APIRouter(tags=["issuer"])
+
+# --- what the routes can answer (read from IssuerService.start_join/finish_join/...) -----------
+
+_WIRE = (
+    WireTruncatedError,
+    WireTrailingDataError,
+    WireSizeError,
+    WireUnsupportedError,
+    WireValueError,
+)
+_JOIN_START_ERRORS = (
+    InvalidAccountError,
+    family(EkCertificateError),  # the EK certificate chain (EkTrustStore.verify)
+    EkTrustStoreError,
+    family(KeyAttributesError),  # AK and DAA templates, MakeCredential's EK
+    CredentialInputError,
+    _WIRE,
+    POINT_ERRORS,
+    EkRevokedError,
+    EkAlreadyMemberError,
+)
+_JOIN_FINISH_ERRORS = (
+    JoinUnknownError,
+    JoinReplayedError,
+    JoinExpiredError,
+    # quote, certify, PCR policy, event log and measured boot: every attestation refusal
+    # except the EK chain's, which join/start already checked
+    tuple(c for c in family(AttestationError) if not issubclass(c, EkCertificateError)),
+    family(WireFormatError),  # marshalled TPM structures and the event log
+    JoinProofError,
+    GroupsigEncodingError,
+    POINT_ERRORS,
+    EkRevokedError,
+    EkAlreadyMemberError,
+    T0RegisteredError,
+    IssuerKeyError,
+    REMOTE_ERRORS,  # T0 goes to the supervision department's registry
+    err(
+        RegistryConflictError,
+        status=502,
+        message="the supervision department refused the registration (its code is kept)",
+    ),
+)
+_REVOKE_ERRORS = (
+    MemberNotFoundError,
+    RevocationEvidenceError,
+    CERT_ERRORS,
+    SIGNED_OBJECT_ERRORS,
+    EvidenceInvalidError,
+    TranscriptMalformedError,
+    NotDoubleSpendError,
+    OpeningsDisagreeError,
+    SpendProofError,
+)
+_MEMBERS_TOKEN = bearer("membersToken", "The issuer's members_token (held by the bank)")
 
 
 def _service(request: Request) -> IssuerService:
@@ -50,25 +148,34 @@ def _service(request: Request) -> IssuerService:
     return service
 
 
-@router.get("/v1/issuer/info", response_model=IssuerInfo)
+@router.get("/v1/issuer/info", response_model=IssuerInfo, responses=errors())
 def issuer_info(request: Request) -> IssuerInfo:
     """Current epoch, issuer public commitments, PCR selection, opener public key Hop."""
     return _service(request).info()
 
 
-@router.post("/v1/join/start", response_model=JoinStartResponse)
+@router.post(
+    "/v1/join/start", response_model=JoinStartResponse, responses=errors(_JOIN_START_ERRORS)
+)
 def join_start(body: JoinStartRequest, request: Request) -> JoinStartResponse:
     """Step 1 of the join: EK chain, AK and DAA templates -> MakeCredential challenge."""
     return _service(request).start_join(body)
 
 
-@router.post("/v1/join/finish", response_model=JoinFinishResponse)
+@router.post(
+    "/v1/join/finish", response_model=JoinFinishResponse, responses=errors(_JOIN_FINISH_ERRORS)
+)
 def join_finish(body: JoinFinishRequest, request: Request) -> JoinFinishResponse:
     """Step 3 of the join: quote, certify, DAA proof -> membership credential."""
     return _service(request).finish_join(body)
 
 
-@router.get("/v1/members", response_model=MemberList)
+@router.get(
+    "/v1/members",
+    response_model=MemberList,
+    dependencies=[_MEMBERS_TOKEN],
+    responses=errors(MembersListingDisabledError, MembersUnauthorizedError),
+)
 def list_members(
     request: Request,
     account_id: str | None = Query(default=None, max_length=128),
@@ -87,13 +194,17 @@ def list_members(
     return MemberList(members=_service(request).list_members(status=status, account_id=account_id))
 
 
-@router.get("/v1/members/{member_id}", response_model=MemberRecord)
+@router.get(
+    "/v1/members/{member_id}", response_model=MemberRecord, responses=errors(MemberNotFoundError)
+)
 def get_member(member_id: str, request: Request) -> MemberRecord:
     """One member record (no secrets)."""
     return _service(request).get_member(member_id)
 
 
-@router.post("/v1/members/{member_id}/revoke", response_model=MemberRecord)
+@router.post(
+    "/v1/members/{member_id}/revoke", response_model=MemberRecord, responses=errors(_REVOKE_ERRORS)
+)
 def revoke_member(member_id: str, body: RevokeRequest, request: Request) -> MemberRecord:
     """Revoke on the supervision department's double-spend evidence (re-verified here)."""
     return _service(request).revoke_with_evidence(member_id, body.evidence, body.cert)
@@ -157,7 +268,7 @@ def build_service(
     return IssuerService(
         db,
         IssuerKeyStore.open(settings.resolved_key_dir()),
-        trust or EkTrustStore.load(settings.resolved_trust_dir()),
+        trust or EkTrustStore.from_settings(settings),
         policy or PcrPolicy.load(settings.resolved_policy_file(), tofu=settings.pcr_tofu),
         opener_public=opener_public or load_opener_public(settings),
         registry=registry,

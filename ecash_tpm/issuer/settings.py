@@ -4,6 +4,11 @@ Paths left unset default to files inside ``data_dir`` (what ``ecash-tpm issuer i
 ``issuer-keys/`` (epoch secrets, 0600), ``ek-trust/`` (EK CA certificates), ``pcr-policy.json``,
 ``issuer-key.pem`` / ``issuer-cert.pem`` (the party key certified by the central bank, used to
 sign member registrations for the supervision department).
+
+EK trust: the issuer trusts the TPM manufacturer CAs shipped with the package (docs/real-tpm.md,
+"Default EK trust store") plus every certificate in ``trust_dir``. ``trust_shipped = false``
+(``ECASH_TPM_ISSUER_TRUST_SHIPPED=false``) leaves the shipped store out, so that only what the
+operator put in ``trust_dir`` is trusted (e.g. a deployment admitting a single manufacturer).
 """
 
 from __future__ import annotations
@@ -26,12 +31,23 @@ class IssuerSettings(ServiceSettings):
         default=None, description="epoch secrets (default data_dir/issuer-keys)"
     )
     trust_dir: Path | None = Field(
-        default=None, description="EK CA certificates (default data_dir/ek-trust)"
+        default=None, description="operator's EK CA certificates (default data_dir/ek-trust)"
+    )
+    trust_shipped: bool = Field(
+        default=True,
+        description="also trust the TPM manufacturer CAs shipped with ecash-tpm "
+        "(false: only trust_dir)",
     )
     pcr_policy_file: Path | None = Field(
         default=None, description="default data_dir/pcr-policy.json"
     )
     pcr_tofu: bool = Field(default=False, description="trust PCR values on first use (demo only)")
+    max_body_bytes: int = Field(
+        default=2 * 1024 * 1024,
+        ge=1024,
+        le=64 * 1024 * 1024,
+        description="request size limit; join/finish carries the boot's event log (<= 1 MiB)",
+    )
     join_ttl_s: int = Field(default=300, ge=10, le=3600, description="lifetime of a started join")
     opener_public: str | None = Field(default=None, description="Hop as base64url (65 bytes)")
     opener_public_file: Path | None = Field(

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ecash_tpm.attest import parse_tpm2b_public
-from ecash_tpm.attest.ek import load_ek_certificate
+from ecash_tpm.attest.ek import parse_ek_certificate
 from ecash_tpm.crypto.bn256 import Point
 from ecash_tpm.crypto.groupsig import (
     Credential,
@@ -31,9 +31,8 @@ from ecash_tpm.crypto.groupsig import (
     make_join_proof,
     verify_credential_proof,
 )
-from ecash_tpm.device import EkCertificateMissingError, EkKind
-from ecash_tpm.errors import EcashError, ProtocolError
-from ecash_tpm.pki import certificate_fingerprint
+from ecash_tpm.device import EkKind
+from ecash_tpm.errors import EcashError, InputError, ProtocolError
 from ecash_tpm.progress import ProgressCallback, silent
 from ecash_tpm.protocol.api.issuer import (
     IssuerInfo,
@@ -43,6 +42,7 @@ from ecash_tpm.protocol.api.issuer import (
     JoinStartResponse,
 )
 from ecash_tpm.protocol.join import join_qualifying_data
+from ecash_tpm.wallet.ek_source import EkCertificateSource, choose_ek_certificate
 from ecash_tpm.wallet.membership import (
     Membership,
     WalletAlreadyJoinedError,
@@ -56,14 +56,42 @@ if TYPE_CHECKING:
     from ecash_tpm.clients.issuer import IssuerClient
     from ecash_tpm.device import KeyRef, TpmDevice
 
-EK_PREFERENCE = (EkKind.RSA_2048, EkKind.ECC_P384, EkKind.ECC_P256)
-
 Progress = ProgressCallback
 """``progress(message, done, total)`` (see :mod:`ecash_tpm.progress`)."""
 
 JOIN_STEPS = 8
 """Steps :func:`join` reports: keys, join/start, ActivateCredential, quote, certify, DAA proof,
 join/finish, credential check."""
+
+
+EVENT_LOG_PATH = Path("/sys/kernel/security/tpm0/binary_bios_measurements")
+"""Where Linux exposes the firmware's TCG event log (readable by root)."""
+
+
+class EventLogReadError(InputError):
+    """The event log file given for the join cannot be read."""
+
+    code = "wallet.event_log_unreadable"
+
+
+def read_event_log(path: str | os.PathLike[str] | None = None) -> bytes | None:
+    """The boot's TCG event log for join/finish: ``path``, else the kernel's if readable.
+
+    An explicit file must be readable (``wallet.event_log_unreadable``); the kernel's file is
+    optional (absent without a TPM, root-only on most systems), so None when it cannot be read.
+    """
+    if path is not None:
+        try:
+            return Path(path).read_bytes()
+        except OSError as exc:
+            raise EventLogReadError(
+                f"cannot read the event log {path}: {exc.strerror or exc}",
+                detail={"path": str(path)},
+            ) from exc
+    try:
+        return EVENT_LOG_PATH.read_bytes() or None
+    except OSError:
+        return None
 
 
 class JoinAnswerError(ProtocolError):
@@ -79,37 +107,30 @@ class DeviceKeys:
     ak: KeyRef
     daa: KeyRef
     ek_kind: EkKind
+    ek_cert: bytes | None = None
+    """The certificate join/start sends (from NV, a file or a URL); None: read NV then."""
 
 
 def choose_ek(device: TpmDevice, preferred: EkKind | str | None = None) -> EkKind:
-    """The EK to attest with: ``preferred`` if given, else RSA-2048, then P-384, then P-256.
-
-    Only EKs with a certificate in NV qualify (the issuer needs the certificate).
-    """
-    present = device.ek_kinds_present()
-    if preferred is not None:
-        kind = EkKind(preferred)
-        if kind not in present:
-            raise EkCertificateMissingError(
-                f"this TPM has no {kind.value} EK certificate",
-                detail={"ek": kind.value, "present": [k.value for k in present]},
-            )
-        return kind
-    for kind in EK_PREFERENCE:
-        if kind in present:
-            return kind
-    raise EkCertificateMissingError("this TPM has no EK certificate in NV; it cannot join")
+    """The EK to attest with: ``preferred`` if given, else the first EK type of
+    :data:`.ek_source.EK_PREFERENCE` with a certificate in NV (see :mod:`.ek_source`)."""
+    return choose_ek_certificate(device, preferred).kind
 
 
 def prepare_keys(
-    device: TpmDevice, data_dir: str | os.PathLike[str], ek_kind: EkKind | str | None = None
+    device: TpmDevice,
+    data_dir: str | os.PathLike[str],
+    ek_kind: EkKind | str | None = None,
+    ek_source: EkCertificateSource | None = None,
 ) -> DeviceKeys:
-    """Create or reload the AK and DAA key in ``data_dir/tpm`` and pick the EK."""
+    """Pick the EK and its certificate (NV, or ``ek_source``), then create or reload the AK and
+    DAA key in ``data_dir/tpm``."""
+    ek = choose_ek_certificate(device, ek_kind, ek_source)
     keys = key_dir(data_dir)
     keys.mkdir(mode=0o700, parents=True, exist_ok=True)
     ak = device.load_or_create_ak(keys)
     daa = device.load_or_create_daa_key(keys)
-    return DeviceKeys(ak, daa, choose_ek(device, ek_kind))
+    return DeviceKeys(ak, daa, ek.kind, ek.certificate)
 
 
 def release_keys(device: TpmDevice, keys: DeviceKeys) -> None:
@@ -120,10 +141,10 @@ def release_keys(device: TpmDevice, keys: DeviceKeys) -> None:
 
 
 def start_request(device: TpmDevice, keys: DeviceKeys, account_id: str) -> JoinStartRequest:
-    """join/start body: EK certificate (as stored in NV) and public, AK public, DAA public."""
+    """join/start body: EK certificate (as found) and public, AK public, DAA public."""
     return JoinStartRequest(
         account_id=account_id,
-        ek_cert=device.ek_certificate(keys.ek_kind),
+        ek_cert=keys.ek_cert if keys.ek_cert is not None else device.ek_certificate(keys.ek_kind),
         ek_public=device.ek_public(keys.ek_kind),
         ak_public=keys.ak.public,
         daa_public=keys.daa.public,
@@ -137,11 +158,13 @@ def answer_challenge(
     *,
     signer: DaaSigner | None = None,
     progress: ProgressCallback | None = None,
+    event_log: bytes | None = None,
 ) -> JoinFinishRequest:
     """ActivateCredential, quote, certify and DAA proof -> join/finish body.
 
     ``signer`` defaults to the TPM's DAA key (tests pass another to play an attacker);
-    ``progress`` hears of the four TPM steps (``done`` 1..4 of 4) before each starts.
+    ``progress`` hears of the four TPM steps (``done`` 1..4 of 4) before each starts;
+    ``event_log`` (see :func:`read_event_log`) lets the issuer replay the boot against the quote.
     """
     say = progress or silent
     say("ActivateCredential", 1, 4)
@@ -165,6 +188,7 @@ def answer_challenge(
         certify_attest=certify_attest,
         certify_signature=certify_sig,
         join_proof=proof.to_dict(),
+        event_log=event_log,
     )
 
 
@@ -203,7 +227,7 @@ def finalize_membership(
         opener_public=Point.decode(info.opener_public),
         issuer_public=IssuerPublic.from_dict(info.issuer_public.model_dump()),
         ek_kind=keys.ek_kind.value,
-        ek_fingerprint=certificate_fingerprint(load_ek_certificate(start.ek_cert)),
+        ek_fingerprint=parse_ek_certificate(start.ek_cert).fingerprint,  # the issuer's id of it
         ak_name=keys.ak.name,
         joined_at=int(time.time()),
     )
@@ -218,13 +242,16 @@ def join(
     *,
     account_id: str | None = None,
     ek_kind: EkKind | str | None = None,
+    ek_source: EkCertificateSource | None = None,
     progress: Progress | None = None,
+    event_log: bytes | None = None,
 ) -> Membership:
     """Run the whole join against ``issuer`` and store the membership in ``data_dir``.
 
     Refuses (``wallet.already_joined``) when ``data_dir`` already holds a membership. A failure
     anywhere leaves no membership file (the keys stay and are reused on the next attempt).
-    ``progress`` hears of each of the :data:`JOIN_STEPS` steps before it starts.
+    ``progress`` hears of each of the :data:`JOIN_STEPS` steps before it starts; ``event_log``
+    (the boot's TCG log, :func:`read_event_log`) goes to join/finish.
     """
     say = progress or silent
     directory = Path(data_dir)
@@ -233,7 +260,7 @@ def join(
             f"{directory} already holds a membership", detail={"data_dir": str(directory)}
         )
     say("loading AK and DAA key", 1, JOIN_STEPS)
-    keys = prepare_keys(device, directory, ek_kind)
+    keys = prepare_keys(device, directory, ek_kind, ek_source)
     try:
         info = issuer.info()
         say(f"join/start with the {keys.ek_kind.value} EK", 2, JOIN_STEPS)
@@ -243,7 +270,7 @@ def join(
         def tpm_step(message: str, done: int, _total: int) -> None:
             say(message, 2 + done, JOIN_STEPS)
 
-        finish = answer_challenge(device, keys, challenge, progress=tpm_step)
+        finish = answer_challenge(device, keys, challenge, progress=tpm_step, event_log=event_log)
         say("join/finish", 7, JOIN_STEPS)
         answer = issuer.join_finish(finish)
         say("checking the credential proof", JOIN_STEPS, JOIN_STEPS)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
 from ecash_tpm.attest import parse_tpm2b_public
+from ecash_tpm.attest.efi import EFI_GLOBAL_VARIABLE, variable_data
 from ecash_tpm.clients.issuer import IssuerClient
 from ecash_tpm.crypto.bn256 import Point
 from ecash_tpm.crypto.groupsig import OpenerSecret
@@ -30,6 +31,7 @@ from ecash_tpm.issuer.settings import IssuerSettings
 from ecash_tpm.issuer.trust import EkTrustStore
 from ecash_tpm.protocol.registry import InMemoryRegistry, MemberRegistry
 from ecash_tpm.service.server import running_server
+from ecash_tpm.swtpm.firmware import SYNTHETIC_BOOT, SyntheticEvent, measure_boot
 
 PCRS = (0, 1, 2, 3, 7)
 
@@ -173,3 +175,32 @@ def make_ek_cert(
 def point_of(public: bytes) -> Point:
     pt = parse_tpm2b_public(public).ecc_point()
     return Point.from_xy_bytes(pt.x, pt.y)
+
+
+# --- measured boot ------------------------------------------------------------------------------
+
+
+def synthetic_boot(*, secure_boot: bool = True) -> tuple[SyntheticEvent, ...]:
+    """The swtpm's synthetic boot (ecash_tpm.swtpm.firmware), with Secure Boot off if asked."""
+    marker = "SecureBoot".encode("utf-16-le")
+    value = b"\x01" if secure_boot else b"\x00"
+    return tuple(
+        replace(ev, data=variable_data(EFI_GLOBAL_VARIABLE, "SecureBoot", value))
+        if marker in ev.data
+        else ev
+        for ev in SYNTHETIC_BOOT
+    )
+
+
+def booted_swtpm(factory: Callable[..., Any], events: tuple[SyntheticEvent, ...]) -> Any:
+    """A new swtpm whose PCRs hold ``events`` (not the standard boot), with their event log."""
+    inst = factory(start=False)
+    inst.measured_boot = False  # PCRs stay zero at start; measure our own boot instead
+    inst.start()
+    inst.event_log_path.write_bytes(measure_boot(inst.host, inst.port, events=events))
+    return inst
+
+
+def flip(data: bytes, pos: int) -> bytes:
+    """``data`` with the byte at ``pos`` changed."""
+    return data[:pos] + bytes([data[pos] ^ 0x01]) + data[pos + 1 :]

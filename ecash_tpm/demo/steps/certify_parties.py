@@ -13,6 +13,7 @@ from ecash_tpm.deploy.bootstrap import LocalDeployment, PartyInit
 
 def certify_parties(ctx: StoryContext, detail: dict[str, Any]) -> None:
     """Deploy the parties; the issuer trusts device A's PCR values as provisioned."""
+    from ecash_tpm.issuer.boot_policy import BootPolicy
     from ecash_tpm.issuer.policy import PcrPolicy
 
     dep = LocalDeployment.create(ctx.workdir)
@@ -29,11 +30,12 @@ def certify_parties(ctx: StoryContext, detail: dict[str, Any]) -> None:
     detail["central_bank"] = {"url": cb["url"], "root_fingerprint": cb["root_fingerprint"]}
 
     golden = ctx.devices["A"].pcr_read(list(PCRS))
-    policy = PcrPolicy(PCRS, {i: [golden[i]] for i in PCRS})
+    policy = PcrPolicy(PCRS, {i: [golden[i]] for i in PCRS}, boot=BootPolicy())
     ctx.fact(
         "issuer's PCR policy",
         f"sha256 PCRs {list(PCRS)} must equal golden values (device A's platform as "
-        "provisioned; all-zero: swtpm has no firmware measurements); TOFU off",
+        "provisioned: the swtpm's synthetic boot), and the boot's event log must replay to "
+        "them and show Secure Boot on; TOFU off",
     )
     ctx.fact("issuer's EK trust", "the CAs of device A's and device B's manufacturer")
     trust = [c for tpm in ctx.tpms.values() for c in sum(tpm.ca_certificates(), [])]

@@ -1,14 +1,18 @@
-"""Step 3, ``join``: device A joins the group: EK chain, AK, ActivateCredential, PCR quote,
-DAA credential; the wallet library does the calls, this step narrates what crosses the wire."""
+"""Step 3, ``join``: device A joins the group: EK chain, AK, ActivateCredential, PCR quote with
+the boot's event log, DAA credential; the wallet library does the calls, this step narrates
+what crosses the wire."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 
-from ecash_tpm.demo.context import StoryContext, short
+from ecash_tpm.demo.context import DemoCheckError, StoryContext, short
+
+if TYPE_CHECKING:
+    from ecash_tpm.protocol.api.issuer import MeasuredBootVerdict
 
 
 def join(ctx: StoryContext, detail: dict[str, Any]) -> None:
@@ -19,6 +23,7 @@ def join(ctx: StoryContext, detail: dict[str, Any]) -> None:
         answer_challenge,
         finalize_membership,
         prepare_keys,
+        read_event_log,
         release_keys,
         start_request,
     )
@@ -42,7 +47,8 @@ def join(ctx: StoryContext, detail: dict[str, Any]) -> None:
                 f"join {short(challenge.join_id, 12)}: MakeCredential "
                 f"to the EK, nonce {short(challenge.nonce.hex(), 16)}",
             )
-            finish = answer_challenge(device, keys, challenge)
+            event_log = read_event_log(ctx.tpms["A"].event_log_path)
+            finish = answer_challenge(device, keys, challenge, event_log=event_log)
             pcrs = {int(i): v.hex() for i, v in finish.pcr_values.items()}
             bank = challenge.pcr_selection.bank
             ctx.fact(
@@ -55,9 +61,16 @@ def join(ctx: StoryContext, detail: dict[str, Any]) -> None:
             ctx.fact(
                 "PCR policy",
                 f"PCRs {list(info.pcr_selection.pcrs)} must equal the issuer's golden "
-                "values (checked with the quote at join/finish)",
+                "values, and the boot's event log must replay to them and show Secure Boot "
+                "on (checked with the quote at join/finish)",
+            )
+            ctx.fact(
+                "event log",
+                f"{len(event_log or b'')} bytes, TCG crypto-agile (the swtpm's synthetic boot: "
+                "swtpm has no firmware); the issuer replays it against the quote",
             )
             answer = issuer.join_finish(finish)
+            boot = _boot_verdict(ctx, answer.measured_boot)
             membership = finalize_membership(
                 ctx.wallet_dir,
                 keys=keys,
@@ -85,7 +98,28 @@ def join(ctx: StoryContext, detail: dict[str, Any]) -> None:
         ak_name=keys.ak.name.hex(),
         pcr_values=pcrs,
         pcr_policy={"bank": bank, "pcrs": list(info.pcr_selection.pcrs), "mode": "allow-list"},
+        event_log=boot,
     )
+
+
+def _boot_verdict(ctx: StoryContext, verdict: MeasuredBootVerdict | None) -> dict[str, Any]:
+    """Narrate the issuer's verdict on the event log; the demo expects it to be a pass."""
+    if verdict is None:
+        raise DemoCheckError("the issuer returned no verdict on the event log")
+    secure = {True: "on", False: "OFF", None: "not measured"}[verdict.secure_boot]
+    rules = "measured-boot rules passed" if verdict.policy == "measured-boot" else "read only"
+    ctx.fact(
+        "event-log verdict",
+        f"{verdict.events} events replay to the quoted {verdict.bank} PCRs "
+        f"{verdict.replayed_pcrs}; Secure Boot {secure}, db {verdict.db_entries} / dbx "
+        f"{verdict.dbx_entries} entries; {rules}",
+    )
+    for digest in verdict.boot_applications:
+        ctx.say(f"        boot application  sha256 {digest}")
+    return {
+        "replay": "matches the quote",
+        **verdict.model_dump(),
+    }
 
 
 def _chain(leaf: x509.Certificate, pool: Sequence[x509.Certificate]) -> list[dict[str, str]]:

@@ -7,17 +7,19 @@ in their marshalled wire forms (TPM2B_PUBLIC, TPMS_ATTEST, TPMT_SIGNATURE).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
-from ecash_tpm.protocol.api.base import ApiModel, B64Bytes
+from ecash_tpm.attest.eventlog import MAX_EVENT_LOG_SIZE
+from ecash_tpm.protocol.api.base import ApiModel, B64Bytes, SignedDoc
 
 AccountId = Annotated[str, Field(min_length=1, max_length=128)]
 TpmBlob = Annotated[B64Bytes, Field(min_length=1, max_length=2048)]
 CertBlob = Annotated[B64Bytes, Field(min_length=1, max_length=8192)]
 Nonce32 = Annotated[B64Bytes, Field(min_length=32, max_length=32)]
 PcrValue = Annotated[B64Bytes, Field(min_length=32, max_length=32)]
+EventLogBlob = Annotated[B64Bytes, Field(min_length=1, max_length=MAX_EVENT_LOG_SIZE)]
 
 
 class PcrSelectionModel(ApiModel):
@@ -49,7 +51,9 @@ class JoinStartResponse(ApiModel):
 
 
 class JoinFinishRequest(ApiModel):
-    """Device -> issuer: quote, PCR values, certify of the DAA key, DAA join proof."""
+    """Device -> issuer: quote, PCR values, certify of the DAA key, DAA join proof, and
+    optionally the TCG event log of the boot (``binary_bios_measurements``, docs/protocol.md
+    3.4)."""
 
     join_id: str = Field(min_length=1, max_length=64)
     quote_attest: TpmBlob
@@ -58,15 +62,37 @@ class JoinFinishRequest(ApiModel):
     certify_attest: TpmBlob
     certify_signature: TpmBlob
     join_proof: dict[str, str]
+    event_log: EventLogBlob | None = None
+
+
+class MeasuredBootVerdict(ApiModel):
+    """What the issuer read from a join's event log after its replay matched the quote.
+
+    ``policy`` says what decided the join: ``pcr-values`` (golden values; the log was only
+    checked and read) or ``measured-boot`` (the policy's rules on the log's events passed).
+    ``secure_boot`` is None when the log does not measure it; ``db_entries``/``dbx_entries``
+    likewise; ``boot_applications`` are the SHA-256 digests of PCR 4's boot applications.
+    """
+
+    bank: str
+    events: int
+    replayed_pcrs: list[int]
+    secure_boot: bool | None
+    db_entries: int | None
+    dbx_entries: int | None
+    boot_applications: list[str]
+    policy: Literal["pcr-values", "measured-boot"]
 
 
 class JoinFinishResponse(ApiModel):
-    """The membership credential for ``epoch`` and the proof the member checks."""
+    """The membership credential for ``epoch`` and the proof the member checks; with an
+    event log, the issuer's verdict on it."""
 
     member_id: str
     epoch: int
     credential: dict[str, str]
     credential_proof: dict[str, str]
+    measured_boot: MeasuredBootVerdict | None = None
 
 
 class IssuerPublicModel(ApiModel):
@@ -107,5 +133,5 @@ class MemberList(ApiModel):
 class RevokeRequest(ApiModel):
     """Supervision's signed double-spend evidence bundle and the signer's certificate (PEM)."""
 
-    evidence: dict[str, Any]
+    evidence: SignedDoc = Field(description="supervision-signed double-spend-evidence")
     cert: str | None = Field(default=None, max_length=16384)

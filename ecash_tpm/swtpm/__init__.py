@@ -13,9 +13,14 @@ Layout of a state directory::
     tpm/                                                          the TPM's NV state
     certs/                                                        copies of the EK certificates
     swtpm.log, swtpm.pid, instance.json                           the running server
+    binary_bios_measurements                                      the synthetic boot's event log
 
-This module does not import tpm2-pytss (only :mod:`ecash_tpm.device` does): readiness is checked
-with a raw ``TPM2_GetRandom`` over the socket.
+swtpm has no firmware, so each start plays one (:mod:`ecash_tpm.swtpm.firmware`): it measures a
+synthetic boot into PCRs 0, 2, 4 and 7 and writes the matching TCG event log, which a wallet
+sends at join as a real host sends ``/sys/kernel/security/tpm0/binary_bios_measurements``.
+
+This package does not import tpm2-pytss (only :mod:`ecash_tpm.device` does): readiness is
+checked with a raw ``TPM2_GetRandom`` and the boot is measured with raw ``TPM2_PCR_Event``.
 """
 
 from __future__ import annotations
@@ -35,8 +40,17 @@ from typing import Any
 
 from cryptography import x509
 
-from ecash_tpm.errors import SwtpmError
 from ecash_tpm.procutil import die_with_parent
+from ecash_tpm.swtpm.errors import (
+    SwtpmBootError,
+    SwtpmNotInstalledError,
+    SwtpmNotRunningError,
+    SwtpmProvisionError,
+    SwtpmStartError,
+    SwtpmStateError,
+    SwtpmStopError,
+)
+from ecash_tpm.swtpm.firmware import EVENT_LOG_FILE, measure_boot
 
 LOOPBACK = "127.0.0.1"
 REQUIRED_BINARIES: tuple[str, ...] = ("swtpm", "swtpm_setup", "swtpm_localca")
@@ -53,45 +67,6 @@ _CA_ISSUER = "issuercert.pem"
 
 # TPM2_GetRandom(8): tag NO_SESSIONS, size 12, TPM_CC_GetRandom, bytesRequested.
 _GET_RANDOM = struct.pack(">HIIH", 0x8001, 12, 0x0000017B, 8)
-
-
-# --- errors ----------------------------------------------------------------------------------
-
-
-class SwtpmNotInstalledError(SwtpmError):
-    """A swtpm binary is missing from PATH."""
-
-    code = "swtpm.not_installed"
-
-
-class SwtpmProvisionError(SwtpmError):
-    """swtpm_setup failed or the state directory is not provisioned."""
-
-    code = "swtpm.provision_failed"
-
-
-class SwtpmStartError(SwtpmError):
-    """The emulator did not come up (port clash after retries, crash, timeout)."""
-
-    code = "swtpm.start_failed"
-
-
-class SwtpmStopError(SwtpmError):
-    """The emulator's process could not be ended."""
-
-    code = "swtpm.stop_failed"
-
-
-class SwtpmNotRunningError(SwtpmError):
-    """An operation needs the emulator running, but it is not."""
-
-    code = "swtpm.not_running"
-
-
-class SwtpmStateError(SwtpmError):
-    """The state directory's bookkeeping (instance.json) is unreadable or inconsistent."""
-
-    code = "swtpm.state_invalid"
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -204,6 +179,8 @@ class SwtpmInstance:
     # The kernel stops the emulator when the starting process dies (tests, demo); the CLI's
     # `swtpm start` turns this off because its emulator must outlive the command.
     tie_to_parent: bool = True
+    # Measure the synthetic boot at each start (see the module docstring); off leaves PCRs zero.
+    measured_boot: bool = True
     _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -238,6 +215,11 @@ class SwtpmInstance:
     @property
     def info_path(self) -> Path:
         return self.state_dir / _STATE_FILE
+
+    @property
+    def event_log_path(self) -> Path:
+        """The TCG event log of the running emulator's synthetic boot."""
+        return self.state_dir / EVENT_LOG_FILE
 
     @property
     def is_provisioned(self) -> bool:
@@ -394,6 +376,7 @@ class SwtpmInstance:
                         proc.pid,
                         proc,
                     )
+                    self._boot()
                     self._write_info()
                     return self
                 time.sleep(0.02)
@@ -412,6 +395,26 @@ class SwtpmInstance:
         raise SwtpmStartError(
             f"no free port pair after {attempts} attempts", detail={"log": last_output}
         )
+
+    def _boot(self) -> None:
+        """Play firmware on the fresh PCRs and write the event log; stop the emulator if not."""
+        with contextlib.suppress(FileNotFoundError):
+            self.event_log_path.unlink()  # a previous boot's log no longer matches
+        if not self.measured_boot or self.port is None:
+            return
+        try:
+            log = measure_boot(self.host, self.port)
+            tmp = self.event_log_path.with_suffix(".tmp")
+            tmp.write_bytes(log)
+            os.replace(tmp, self.event_log_path)
+        except (SwtpmBootError, OSError) as exc:
+            pid, proc = self.pid, self._proc
+            self._clear_info()
+            if pid is not None:
+                self._terminate(pid, proc, timeout=2.0)
+            if isinstance(exc, SwtpmBootError):
+                raise
+            raise SwtpmBootError(f"cannot write the event log: {exc}") from exc
 
     def _spawn(self, port: int, ctrl_port: int) -> subprocess.Popen[bytes]:
         cmd = [
@@ -596,6 +599,7 @@ def is_running(state_dir: str | os.PathLike[str]) -> bool:
 __all__ = [
     "LOOPBACK",
     "REQUIRED_BINARIES",
+    "SwtpmBootError",
     "SwtpmInstance",
     "SwtpmNotInstalledError",
     "SwtpmNotRunningError",
