@@ -67,7 +67,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "apps": _FLOOR4 | PARTIES,
     "deploy": _COMPOSITION - {"deploy"},
     "demo": _COMPOSITION,
-    "cli": _COMPOSITION | {"demo"},
+    "dashboard": _COMPOSITION,
+    "cli": _COMPOSITION | {"demo", "dashboard"},
     "__main__": frozenset({"cli"}),
 }
 

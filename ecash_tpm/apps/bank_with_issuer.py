@@ -13,9 +13,8 @@ Imports of the issuer are lazy, like in :mod:`.wiring`: the bank package depends
 
 from __future__ import annotations
 
-import sys
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
@@ -96,25 +95,37 @@ def create_bank_issuer_app(
 
 
 def serve(bank_settings: BankSettings, issuer_settings: IssuerSettings) -> None:
-    """Run the bank with the issuer until SIGINT/SIGTERM (blocking)."""
+    """Run the bank with the issuer until SIGINT/SIGTERM (blocking).
+
+    The port is bound, the bank's database (made by ``bank init``) opened and both start-ups
+    run before the URL is announced; a failed start removes an issuer database it created.
+    """
     from ecash_tpm.bank.store import MIGRATIONS
     from ecash_tpm.errors import ConfigError
+    from ecash_tpm.service.database import open_party_database
     from ecash_tpm.service.server import serve as serve_app
-    from ecash_tpm.storage import Database
 
     if not bank_settings.opener_public:
         raise ConfigError(
             "opener_public is not configured: the bank cannot check spend proofs without Hop",
             detail={"setting": "opener_public"},
         )
-    db = Database.open(bank_settings.database_url)
-    try:
-        db.migrate(MIGRATIONS, component="bank")
-        app = create_bank_issuer_app(bank_settings, issuer_settings, db)
-        print(
-            f"bank + group manager on http://{bank_settings.host}:{bank_settings.port}",
-            file=sys.stderr,
+
+    @contextmanager
+    def app() -> Iterator[FastAPI]:
+        db = open_party_database(
+            bank_settings, MIGRATIONS, mode="existing", hint="run `ecash-tpm bank init` first"
         )
-        serve_app(app, bank_settings.host, bank_settings.port, log_level=bank_settings.log_level)
-    finally:
-        db.close()
+        try:
+            yield create_bank_issuer_app(bank_settings, issuer_settings, db)
+        finally:
+            db.close()
+
+    serve_app(
+        app,
+        bank_settings.host,
+        bank_settings.port,
+        log_level=bank_settings.log_level,
+        label="bank + group manager",
+        databases=[bank_settings.database_url, issuer_settings.database_url],
+    )

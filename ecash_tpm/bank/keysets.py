@@ -15,6 +15,11 @@ PKCS#8, mode 0600, directory 0700 (the same policy as party keys). Database back
 PostgreSQL replicas therefore never carry signing keys; a multi-node deployment must give each
 bank node a copy of the key directory. Keys are written before their row is committed, so a
 crash can leave an unused key file but never a keyset row without its key.
+
+A rotation is all-or-nothing: every key of it is generated and written first, then all rows
+are inserted in one transaction. Interrupted (Ctrl-C during ``bank init`` with 13 slow RSA
+keys) it records no keyset and removes the key files it wrote, instead of leaving a bank with
+2 of 13 denominations.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +60,16 @@ logger = logging.getLogger("ecash_tpm.bank")
 __all__ = ["Keyset", "KeysetStore", "keyset_id_for"]
 
 KeyGen = Callable[[int], rsa.RSAPrivateKey]
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A keyset whose key file is written but whose row is not yet committed."""
+
+    keyset: Keyset
+    private_key: rsa.RSAPrivateKey
+    key_file: str
+    descriptor_json: str
 
 
 def _descriptor_to_keyset(descriptor: str) -> Keyset:
@@ -97,6 +113,26 @@ class KeysetStore:
         variant: blindrsa.Variant = blindrsa.DEFAULT_VARIANT,
     ) -> Keyset:
         """Generate a key, write it (0600), sign the descriptor and record the keyset."""
+        spec = {
+            "value": value,
+            "withdraw_from": withdraw_from,
+            "withdraw_until": withdraw_until,
+            "deposit_until": deposit_until,
+        }
+        return self._create_all([spec], currency=currency, now=now, bits=bits, variant=variant)[0]
+
+    def _prepare(
+        self,
+        *,
+        value: int,
+        currency: str,
+        withdraw_from: int,
+        withdraw_until: int,
+        deposit_until: int,
+        bits: int,
+        variant: blindrsa.Variant,
+    ) -> _Prepared:
+        """Generate the key, write it (0600) and sign the descriptor; no row yet."""
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise InputError("denomination value must be a positive integer")
         if not withdraw_from < withdraw_until <= deposit_until:
@@ -119,18 +155,67 @@ class KeysetStore:
         signed = sign_object(
             self._bank_key, KEYSET_DESCRIPTOR_KIND, keyset.descriptor(), signer=self._signer_hint
         )
-        with self._db.transaction() as tx:
-            rows.insert_keyset(
-                tx,
-                keyset,
-                descriptor_json=json.dumps(signed, sort_keys=True),
-                key_file_name=key_file,
-                now=now,
-            )
+        return _Prepared(keyset, private_key, key_file, json.dumps(signed, sort_keys=True))
+
+    def _create_all(
+        self,
+        specs: Sequence[dict[str, int]],
+        *,
+        currency: str,
+        now: int,
+        bits: int,
+        variant: blindrsa.Variant = blindrsa.DEFAULT_VARIANT,
+        progress: ProgressCallback | None = None,
+    ) -> list[Keyset]:
+        """Prepare every keyset of ``specs``, then record all of them in one transaction.
+
+        On any failure or interruption nothing is recorded, and the key files written for
+        keysets whose row is not in the database are removed again.
+        """
+        say = progress or silent
+        prepared: list[_Prepared] = []
+        try:
+            say(f"generating RSA-{bits} keys", 0, len(specs))
+            for spec in specs:
+                prepared.append(
+                    self._prepare(**spec, currency=currency, bits=bits, variant=variant)
+                )
+                say(f"generating RSA-{bits} keys", len(prepared), len(specs))
+            with self._db.transaction() as tx:
+                for item in prepared:
+                    rows.insert_keyset(
+                        tx,
+                        item.keyset,
+                        descriptor_json=item.descriptor_json,
+                        key_file_name=item.key_file,
+                        now=now,
+                    )
+        except BaseException:
+            self.discard_unrecorded_keys([item.key_file for item in prepared])
+            raise
         with self._lock:
-            self._public[keyset.keyset_id] = keyset
-            self._private[keyset.keyset_id] = private_key
-        return keyset
+            for item in prepared:
+                self._public[item.keyset.keyset_id] = item.keyset
+                self._private[item.keyset.keyset_id] = item.private_key
+        return [item.keyset for item in prepared]
+
+    def discard_unrecorded_keys(self, key_files: Sequence[str]) -> list[str]:
+        """Delete those of ``key_files`` (names in the key directory) that no keyset row names;
+        returns the names deleted. For keys an interrupted rotation wrote: the database is
+        asked (an interruption may come after the commit, and a recorded keyset must never
+        lose its key). Never call it with keys another database may hold."""
+        if not key_files:
+            return []
+        try:
+            with self._db.read() as tx:
+                recorded = set(rows.key_files(tx, list(key_files)))
+        except EcashError:
+            logger.warning("cannot tell which new keyset keys were recorded; keeping them all")
+            return []
+        removed = [name for name in key_files if name not in recorded]
+        for name in removed:
+            (self._keys_dir / name).unlink(missing_ok=True)
+        return removed
 
     def rotate(
         self,
@@ -148,31 +233,24 @@ class KeysetStore:
 
         Existing keysets are untouched: their signed windows stay as published, so coins
         withdrawn under them remain depositable until their ``deposit_until``. ``progress``
-        hears of every RSA key generated.
+        hears of every RSA key generated. All or nothing: the keysets are recorded together
+        once every key exists.
         """
         if not denominations or len(set(denominations)) != len(denominations):
             raise InputError("denominations must be a non-empty list of distinct values")
         if withdraw_period_s <= 0 or deposit_period_s < 0:
             raise InputError("withdraw period must be positive, deposit period non-negative")
-        say = progress or silent
         begin = now if start is None else start
-        values = sorted(denominations)
-        made: list[Keyset] = []
-        say(f"generating RSA-{bits} keys", 0, len(values))
-        for value in values:
-            made.append(
-                self.create(
-                    value=value,
-                    currency=currency,
-                    withdraw_from=begin,
-                    withdraw_until=begin + withdraw_period_s,
-                    deposit_until=begin + withdraw_period_s + deposit_period_s,
-                    now=now,
-                    bits=bits,
-                )
-            )
-            say(f"generating RSA-{bits} keys", len(made), len(values))
-        return made
+        specs = [
+            {
+                "value": value,
+                "withdraw_from": begin,
+                "withdraw_until": begin + withdraw_period_s,
+                "deposit_until": begin + withdraw_period_s + deposit_period_s,
+            }
+            for value in sorted(denominations)
+        ]
+        return self._create_all(specs, currency=currency, now=now, bits=bits, progress=progress)
 
     def _write_key(self, file_name: str, private_key: rsa.RSAPrivateKey) -> None:
         try:

@@ -14,12 +14,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from ecash_tpm.protocol.api.base import ApiModel, B64Bytes
+from ecash_tpm.protocol.api.base import ApiModel, B64Bytes, SignedDoc, SignedObject
 
 __all__ = [
     "AccountAnswer",
     "AccountInfo",
     "BlacklistEntry",
+    "BlacklistEntryAnswer",
     "CoinStatus",
     "CoinStatusAnswer",
     "DepositAnswer",
@@ -36,6 +37,7 @@ __all__ = [
     "ReserveBody",
     "ReserveResult",
     "SignedObject",
+    "TtpDepositAnswer",
     "VerificationFailure",
     "WithdrawAnswer",
     "WithdrawBody",
@@ -44,15 +46,6 @@ __all__ = [
 ]
 
 # --- HTTP bodies -------------------------------------------------------------------------------
-
-
-class SignedObject(ApiModel):
-    """``{kind, body, signature, signer}`` as made by ``sign_object``."""
-
-    kind: str = Field(max_length=64)
-    body: dict[str, Any]
-    signature: str = Field(max_length=200)
-    signer: str = Field(max_length=200)
 
 
 class LoginBody(ApiModel):
@@ -73,8 +66,8 @@ class AccountAnswer(ApiModel):
 
 
 class KeysetsAnswer(ApiModel):
-    bank_cert: str
-    keysets: list[dict[str, Any]]
+    bank_cert: str = Field(description="the bank certificate, PEM")
+    keysets: list[SignedDoc] = Field(description="bank-signed descriptors, kind bank-keyset")
 
 
 class WithdrawItemBody(ApiModel):
@@ -110,8 +103,8 @@ class DepositBody(SignedObject):
 
 
 class DepositAnswer(ApiModel):
-    receipt: dict[str, Any]
-    cert: str
+    receipt: SignedDoc = Field(description="bank-signed deposit-receipt")
+    cert: str = Field(description="the bank certificate, PEM")
 
 
 class CoinStatusAnswer(ApiModel):
@@ -124,6 +117,29 @@ class LiftBody(SignedObject):
     """The signed object with the signer's certificate (PEM) beside it as ``cert``."""
 
     cert: str = Field(max_length=16384)
+
+
+class TtpDepositAnswer(ApiModel):
+    """What a TTP's deposit query gets: the bank-signed ``ttp-deposit-answer`` and the bank
+    certificate (``answer_ttp_query``'s mapping, field for field)."""
+
+    answer: SignedDoc = Field(description="bank-signed ttp-deposit-answer")
+    cert: str = Field(description="the bank certificate, PEM")
+
+
+class BlacklistEntryAnswer(ApiModel):
+    """A lifted blacklist entry: :meth:`BlacklistEntry.to_dict`, field for field."""
+
+    entry_id: int
+    subject: str
+    listed_at: int
+    reason: str
+    failure_ids: list[int]
+    threshold: int
+    window_s: int
+    lifted_at: int | None
+    lifted_by: str | None
+    lift_reason: str | None
 
 
 # --- records the domain returns ----------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 Routes are plain ``def`` (FastAPI runs them in worker threads, the data layer blocks) and do
 nothing but parse, call the domain and shape the answer; errors are the domain's typed errors,
-turned into ``{code, message, detail}`` (+ ``Retry-After``) by the service framework.
+turned into ``{code, message, detail}`` (+ ``Retry-After``) by the service framework. Each
+route's ``responses`` lists the errors its domain method raises (read from the domain code:
+recoded protocol errors under the bank's own codes), so the OpenAPI document is the contract.
 """
 
 from __future__ import annotations
@@ -13,9 +15,34 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Request
 
 from ecash_tpm.bank.deposit import decode_sigma
 from ecash_tpm.bank.domain import BankDomain
-from ecash_tpm.bank.errors import InvalidTokenError
+from ecash_tpm.bank.errors import (
+    BAD_COIN_SIGNATURE,
+    BAD_PROOF,
+    KEYSET_EXPIRED,
+    REQUEST_EXPIRED,
+    UNKNOWN_KEYSET,
+    BadCredentialError,
+    CoinLockedError,
+    DepositConflictError,
+    DoubleSpendError,
+    InsufficientFundsError,
+    InvalidCredentialsError,
+    InvalidTokenError,
+    LedgerInvariantError,
+    LoginBlacklistedError,
+    MemberNotActiveError,
+    MerchantBlacklistedError,
+    MerchantKeyMismatchError,
+    MerchantSignatureError,
+    NotBlacklistedError,
+    UnknownAccountError,
+    UnknownMerchantError,
+    WithdrawConflictError,
+    WrongKeyError,
+)
 from ecash_tpm.bank.models import (
     AccountAnswer,
+    BlacklistEntryAnswer,
     CoinStatusAnswer,
     DepositAnswer,
     DepositBody,
@@ -25,12 +52,35 @@ from ecash_tpm.bank.models import (
     LoginBody,
     ReserveAnswer,
     ReserveBody,
+    TtpDepositAnswer,
     WithdrawAnswer,
     WithdrawBody,
 )
 from ecash_tpm.bank.settings import BankSettings
 from ecash_tpm.bank.store import MIGRATIONS
+from ecash_tpm.bank.ttp_query import TtpQueryError
+from ecash_tpm.crypto.blindrsa import BlindRsaInputError, SigningFailureError
+from ecash_tpm.crypto.groupsig.errors import SpendProofError
+from ecash_tpm.crypto.signing import CanonicalEncodingError, SignedObjectError, WrongKindError
+from ecash_tpm.errors import ConfigError, InputError
+from ecash_tpm.protocol.errors import (
+    CoinSignatureError,
+    KeysetExpiredError,
+    MalformedCoinError,
+    RequestExpiredError,
+    RequestMismatchError,
+    UnknownKeysetError,
+    WrongCurrencyError,
+)
 from ecash_tpm.service.app import create_app
+from ecash_tpm.service.openapi import (
+    CERT_ERRORS,
+    REMOTE_ERRORS,
+    SIGNED_OBJECT_ERRORS,
+    bearer,
+    err,
+    errors,
+)
 
 __all__ = ["build_router", "create_bank_app"]
 
@@ -42,6 +92,49 @@ def get_bank(request: Request) -> BankDomain:
 
 
 Bank = Annotated[BankDomain, Depends(get_bank)]
+
+_LOGIN_TOKEN = bearer("loginToken", "A customer's token from POST /v1/login")
+
+# --- what the routes can answer (read from the domain methods they call) ------------------------
+
+_UNKNOWN_KEYSET = err(
+    UnknownKeysetError, UNKNOWN_KEYSET, status=404, detail={"keyset_id": "AAAAAAAAAAAAAAAAAAAAAA"}
+)
+_KEYSET_EXPIRED = err(KeysetExpiredError, KEYSET_EXPIRED, detail={"index": 0})
+
+#: DepositChecks.authenticate: the merchant's envelope (not counted towards the blacklist).
+_ENVELOPE = (
+    err(InputError, message="expected a signed deposit object"),
+    MerchantBlacklistedError,
+    UnknownMerchantError,
+    MerchantKeyMismatchError,
+    MerchantSignatureError,
+    SignedObjectError,
+    WrongKindError,
+    CanonicalEncodingError,
+    *CERT_ERRORS,
+)
+#: DepositChecks.request/spends, check_deadline and booking: the payment and its coins.
+_PAYMENT = (
+    WrongKeyError,
+    RequestMismatchError,
+    err(RequestExpiredError, REQUEST_EXPIRED, detail={"deadline": 1700000300, "seen_at": 1}),
+    MalformedCoinError,
+    _UNKNOWN_KEYSET,
+    _KEYSET_EXPIRED,
+    err(CoinSignatureError, BAD_COIN_SIGNATURE, detail={"index": 0, "serial": "..."}),
+    err(SpendProofError, BAD_PROOF, detail={"index": 0, "serial": "..."}),
+    BadCredentialError,
+    WrongCurrencyError,
+    err(
+        DoubleSpendError,
+        message="coin already spent",
+        detail={"serial": "3q2-7w", "transcript_id": 17},
+    ),
+    err(CoinLockedError, retry_after=True, detail={"retry_after": 42}),
+    err(ConfigError, message="opener_public (Hop) is not configured"),
+    LedgerInvariantError,
+)
 
 
 def _bearer(authorization: str | None) -> str:
@@ -57,26 +150,60 @@ def build_router() -> APIRouter:
     """The bank's routes (no state: the domain comes from ``app.state.bank``)."""
     router = APIRouter(prefix="/v1", tags=["bank"])
 
-    @router.post("/login", summary="Password + TOTP -> bearer token")
+    @router.post(
+        "/login",
+        summary="Password + TOTP -> bearer token",
+        responses=errors(InvalidCredentialsError, LoginBlacklistedError),
+    )
     def login(body: LoginBody, bank: Bank) -> LoginAnswer:
         token = bank.login(body.account_id, body.password, body.totp)
         return LoginAnswer(token=token.token, expires_at=token.expires_at)
 
-    @router.get("/account", summary="The logged-in customer's balance")
-    def account(bank: Bank, authorization: Annotated[str | None, Header()] = None) -> AccountAnswer:
+    @router.get(
+        "/account",
+        summary="The logged-in customer's balance",
+        dependencies=[_LOGIN_TOKEN],
+        responses=errors(InvalidTokenError, UnknownAccountError),
+    )
+    def account(
+        bank: Bank, authorization: Annotated[str | None, Header(include_in_schema=False)] = None
+    ) -> AccountAnswer:
         info = bank.account(bank.authenticate(_bearer(authorization)))
         return AccountAnswer(
             account_id=info.account_id, balance=info.balance, currency=info.currency
         )
 
-    @router.get("/keysets", summary="Bank certificate and signed keyset descriptors")
+    @router.get(
+        "/keysets", summary="Bank certificate and signed keyset descriptors", responses=errors()
+    )
     def keysets(bank: Bank) -> KeysetsAnswer:
         info = bank.keysets_info()
         return KeysetsAnswer(bank_cert=info.bank_cert, keysets=info.keysets)
 
-    @router.post("/withdraw", summary="Debit and blind-sign (idempotent by request_id)")
+    @router.post(
+        "/withdraw",
+        summary="Debit and blind-sign (idempotent by request_id)",
+        dependencies=[_LOGIN_TOKEN],
+        responses=errors(
+            InvalidTokenError,
+            InputError,
+            MemberNotActiveError,
+            _UNKNOWN_KEYSET,
+            _KEYSET_EXPIRED,
+            RequestMismatchError,
+            InsufficientFundsError,
+            WithdrawConflictError,
+            BlindRsaInputError,
+            SigningFailureError,
+            err(ConfigError, message="a keyset's signing key is missing or does not match"),
+            LedgerInvariantError,
+            REMOTE_ERRORS,  # the membership check asks the issuer
+        ),
+    )
     def withdraw(
-        body: WithdrawBody, bank: Bank, authorization: Annotated[str | None, Header()] = None
+        body: WithdrawBody,
+        bank: Bank,
+        authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
     ) -> WithdrawAnswer:
         account_id = bank.authenticate(_bearer(authorization))
         result = bank.withdraw(
@@ -86,19 +213,31 @@ def build_router() -> APIRouter:
             request_id=result.request_id, blind_signatures=list(result.blind_signatures)
         )
 
-    @router.post("/reserve", summary="Hold verified coins for the lock period T")
+    @router.post(
+        "/reserve",
+        summary="Hold verified coins for the lock period T",
+        responses=errors(_ENVELOPE, _PAYMENT),
+    )
     def reserve(body: ReserveBody, bank: Bank) -> ReserveAnswer:
         result = bank.reserve(body.model_dump(exclude={"cert"}), body.cert)
         return ReserveAnswer.model_validate(
             {"locked_until": result.locked_until, "serials": list(result.serials)}
         )
 
-    @router.post("/deposit", summary="Verify and book a merchant's deposit")
+    @router.post(
+        "/deposit",
+        summary="Verify and book a merchant's deposit",
+        responses=errors(_ENVELOPE, _PAYMENT, DepositConflictError),
+    )
     def deposit(body: DepositBody, bank: Bank) -> DepositAnswer:
         receipt = bank.deposit(body.model_dump(exclude={"cert"}), body.cert)
         return DepositAnswer(receipt=receipt, cert=bank.bank_cert_pem())
 
-    @router.get("/coins/{sigma}", summary="Coin state for wallet recovery")
+    @router.get(
+        "/coins/{sigma}",
+        summary="Coin state for wallet recovery",
+        responses=errors(err(InputError, message="sigma must be 32 bytes")),
+    )
     def coin(sigma: str, bank: Bank) -> CoinStatusAnswer:
         status = bank.coin_status(decode_sigma(sigma))
         return CoinStatusAnswer(
@@ -106,7 +245,17 @@ def build_router() -> APIRouter:
         )
 
     # --- fair exchange (issue 6): the TTP asks whether coins were deposited ---------------
-    @router.post("/ttp/deposit-query", summary="TTP-signed query: were these coins deposited?")
+    @router.post(
+        "/ttp/deposit-query",
+        summary="TTP-signed query: were these coins deposited?",
+        response_model=TtpDepositAnswer,
+        responses=errors(
+            CERT_ERRORS,
+            SIGNED_OBJECT_ERRORS,
+            TtpQueryError,
+            err(TtpQueryError, "bank.ttp_query_stale", message="the query is stale"),
+        ),
+    )
     def ttp_deposit_query(body: DepositBody, bank: Bank) -> dict[str, Any]:
         from ecash_tpm.bank.ttp_query import answer_ttp_query
 
@@ -114,7 +263,12 @@ def build_router() -> APIRouter:
 
     # --- end fair exchange -------------------------------------------------------------------
 
-    @router.post("/blacklist/lift", summary="Lift a blacklist entry (supervision-signed)")
+    @router.post(
+        "/blacklist/lift",
+        summary="Lift a blacklist entry (supervision-signed)",
+        response_model=BlacklistEntryAnswer,
+        responses=errors(CERT_ERRORS, SIGNED_OBJECT_ERRORS, InputError, NotBlacklistedError),
+    )
     def lift(body: LiftBody, bank: Bank) -> dict[str, Any]:
         return bank.lift_blacklist_signed(body.model_dump(exclude={"cert"}), body.cert).to_dict()
 

@@ -21,10 +21,18 @@ from cryptography.hazmat.primitives import serialization
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
 
-from ecash_tpm.centralbank.ca import DEFAULT_LEAF_DAYS, CentralBankCA, parse_serial
+from ecash_tpm.centralbank.ca import (
+    DEFAULT_LEAF_DAYS,
+    CaStateError,
+    CentralBankCA,
+    UnknownSerialError,
+    parse_serial,
+)
 from ecash_tpm.centralbank.settings import CentralBankSettings, token_matches
 from ecash_tpm.centralbank.supply import accept_supply_report
-from ecash_tpm.errors import AuthenticationError, ForbiddenError, NotFoundError
+from ecash_tpm.crypto.signing import PublicKeyError
+from ecash_tpm.errors import AuthenticationError, ForbiddenError, InputError, NotFoundError
+from ecash_tpm.pki import UnknownRoleError
 from ecash_tpm.protocol.api.centralbank import (
     CertifyRequest,
     CertifyResponse,
@@ -34,8 +42,10 @@ from ecash_tpm.protocol.api.centralbank import (
     SupplyReportReceipt,
     SupplyReportSubmission,
 )
+from ecash_tpm.protocol.supply import SupplyReportConflictError, SupplyReportInvalidError
 from ecash_tpm.service.app import get_settings
 from ecash_tpm.service.auth import bearer_token
+from ecash_tpm.service.openapi import CERT_ERRORS, SIGNED_OBJECT_ERRORS, bearer, err, errors
 from ecash_tpm.storage import Row
 
 __all__ = [
@@ -60,6 +70,8 @@ class AdminTokenError(AuthenticationError):
 
 
 class ReportNotFoundError(NotFoundError):
+    """No supply report is stored (for this bank)."""
+
     code = "supply_report.not_found"
 
 
@@ -71,7 +83,7 @@ def get_ca(request: Request) -> CentralBankCA:
 
 def require_admin(
     settings: Annotated[CentralBankSettings, Depends(get_settings)],
-    authorization: Annotated[str | None, Header()] = None,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> None:
     """FastAPI dependency: a valid ``Authorization: Bearer <token>`` for admin routes."""
     expected = settings.admin_token_sha256
@@ -87,6 +99,15 @@ def require_admin(
 # Module-level aliases: FastAPI resolves the (postponed) annotations in this module's namespace.
 CA = Annotated[CentralBankCA, Depends(get_ca)]
 Settings = Annotated[CentralBankSettings, Depends(get_settings)]
+
+#: Admin routes: the documented bearer scheme, then the real check (require_admin).
+_ADMIN = [
+    bearer("adminToken", "The central bank's admin token (its SHA-256 is configured)"),
+    Depends(require_admin),
+]
+_ADMIN_ERRORS = (AdminDisabledError, AdminTokenError)
+_CA_STATE = err(CaStateError, message="the CA's records are inconsistent")
+_INVALID_NAME = err(InputError, "cert.invalid_name", message="invalid party name")
 
 
 def _receipt(row: Row, created: bool) -> SupplyReportReceipt:
@@ -108,7 +129,7 @@ def make_router() -> APIRouter:
         "/root",
         summary="The root certificate (PEM): the trust anchor of every party",
         response_class=Response,
-        responses={200: {"content": {PEM_MEDIA_TYPE: {}}}},
+        responses={200: {"content": {PEM_MEDIA_TYPE: {}}}, **errors(storage=False)},
     )
     def root(ca: CA) -> Response:
         return Response(ca.root_pem(), media_type=PEM_MEDIA_TYPE)
@@ -117,7 +138,10 @@ def make_router() -> APIRouter:
         "/crl",
         summary="The current CRL (DER by default, PEM with ?format=pem)",
         response_class=Response,
-        responses={200: {"content": {CRL_MEDIA_TYPE: {}, PEM_MEDIA_TYPE: {}}}},
+        responses={
+            200: {"content": {CRL_MEDIA_TYPE: {}, PEM_MEDIA_TYPE: {}}},
+            **errors(_CA_STATE),
+        },
     )
     def crl(
         ca: CA,
@@ -134,7 +158,15 @@ def make_router() -> APIRouter:
     @router.post(
         "/certify",
         summary="Issue a party certificate (admin)",
-        dependencies=[Depends(require_admin)],
+        dependencies=_ADMIN,
+        responses=errors(
+            _ADMIN_ERRORS,
+            UnknownRoleError,
+            _INVALID_NAME,
+            PublicKeyError,
+            err(InputError, "cert.invalid_validity", message="valid_days out of range"),
+            _CA_STATE,
+        ),
     )
     def certify(body: CertifyRequest, ca: CA) -> CertifyResponse:
         days = DEFAULT_LEAF_DAYS if body.valid_days is None else body.valid_days
@@ -151,7 +183,14 @@ def make_router() -> APIRouter:
     @router.post(
         "/revoke",
         summary="Revoke a party certificate (admin; idempotent, the first reason stands)",
-        dependencies=[Depends(require_admin)],
+        dependencies=_ADMIN,
+        responses=errors(
+            _ADMIN_ERRORS,
+            err(InputError, message="certificate serial must be hex"),
+            err(InputError, "crl.invalid_reason", message="unknown revocation reason"),
+            UnknownSerialError,
+            _CA_STATE,
+        ),
     )
     def revoke(body: RevokeRequest, ca: CA) -> RevokeResponse:
         serial = parse_serial(body.serial)
@@ -165,7 +204,23 @@ def make_router() -> APIRouter:
             revoked_at=int(record.revoked_at.timestamp()),
         )
 
-    @router.post("/supply-reports", summary="Submit the bank's signed money-supply report")
+    @router.post(
+        "/supply-reports",
+        summary="Submit the bank's signed money-supply report",
+        responses=errors(
+            CERT_ERRORS,
+            SIGNED_OBJECT_ERRORS,
+            err(InputError, message="invalid SupplyReportBody"),
+            _INVALID_NAME,
+            SupplyReportInvalidError,
+            err(
+                SupplyReportInvalidError,
+                "supply_report.from_future",
+                message="supply report is dated in the future",
+            ),
+            SupplyReportConflictError,
+        ),
+    )
     def submit_supply_report(
         body: SupplyReportSubmission, ca: CA, settings: Settings
     ) -> SupplyReportReceipt:
@@ -174,7 +229,11 @@ def make_router() -> APIRouter:
         )
         return _receipt(row, created)
 
-    @router.get("/supply-reports/latest", summary="The newest stored supply report")
+    @router.get(
+        "/supply-reports/latest",
+        summary="The newest stored supply report",
+        responses=errors(ReportNotFoundError),
+    )
     def latest_supply_report(
         ca: CA,
         bank_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,

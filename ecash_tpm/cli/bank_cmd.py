@@ -22,15 +22,21 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
+import os
 import secrets
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ecash_tpm.cli.db_migrate import add_db_commands
 from ecash_tpm.cli.output import Progress, emit, prompt
 from ecash_tpm.errors import ConfigError, InputError
+
+if TYPE_CHECKING:
+    from ecash_tpm.service.database import Mode
 
 
 def _settings(args: argparse.Namespace) -> Any:
@@ -47,17 +53,26 @@ def _settings(args: argparse.Namespace) -> Any:
     return load_settings(BankSettings, path=args.config, overrides=overrides)
 
 
+INIT_HINT = "run `ecash-tpm bank init` first (with the same --config)"
+
+
 @contextmanager
-def _admin_bank(args: argparse.Namespace, *, full: bool = False) -> Iterator[Any]:
-    """Open + migrate the database and build the domain (with real protocols if ``full``)."""
+def _admin_bank(
+    args: argparse.Namespace, *, full: bool = False, mode: Mode = "existing"
+) -> Iterator[Any]:
+    """Open + migrate the database and build the domain (with real protocols if ``full``).
+
+    ``mode`` (:mod:`ecash_tpm.service.database`): only ``init`` creates the bank's database;
+    every other command needs the one ``init`` made (``"read"`` for the views).
+    """
     from ecash_tpm.bank.domain import BankDomain
     from ecash_tpm.bank.store import MIGRATIONS
-    from ecash_tpm.storage import Database
+    from ecash_tpm.service.database import open_party_database
 
     settings = _settings(args)
-    db = Database.open(settings.database_url)
+    _refuse_half_initialised(settings, mode)
+    db = open_party_database(settings, MIGRATIONS, mode=mode, hint=INIT_HINT)
     try:
-        db.migrate(MIGRATIONS, component="bank")
         if full:
             from ecash_tpm.apps.bank_wiring import load_dependencies
 
@@ -98,21 +113,32 @@ def _keyset_dict(keyset: Any, now: int) -> dict[str, Any]:
 # --- init / serve --------------------------------------------------------------------------------
 
 
-def _cmd_init(args: argparse.Namespace) -> int:
+#: In the data directory while ``bank init`` runs; left behind only if it was killed outright.
+INIT_MARKER = "bank-init.incomplete"
+
+
+def _init_marker(settings: Any) -> Path:
+    return Path(settings.data_dir) / INIT_MARKER
+
+
+def _refuse_half_initialised(settings: Any, mode: Mode) -> None:
+    """A bank whose ``init`` was killed half-way (some files, no keysets) must not be used."""
+    marker = _init_marker(settings)
+    if mode != "create" and marker.exists():
+        raise ConfigError(
+            "the bank's init did not finish; run `ecash-tpm bank init` again to complete it",
+            code="bank.init_incomplete",
+            detail={"marker": str(marker)},
+        )
+
+
+def _bank_identity(args: argparse.Namespace) -> tuple[Any, bytes, bytes]:
+    """The bank's key, certificate and root, in memory (nothing written yet)."""
     from cryptography.hazmat.primitives.serialization import Encoding
 
-    from ecash_tpm.crypto.signing import PartyKey, write_file_atomic
+    from ecash_tpm.crypto.signing import PartyKey
     from ecash_tpm.pki import load_certificate
 
-    settings = _settings(args)
-    key_path, cert_path = settings.path("key_file"), settings.path("cert_file")
-    root_path = settings.path("central_bank_root")
-    if key_path.exists() and not args.force:
-        raise ConfigError(
-            f"the bank is already initialised ({key_path}); use --force to replace its identity",
-            code="bank.already_initialized",
-        )
-    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     if args.central_bank_dir:
         from ecash_tpm.centralbank.ca import CentralBankCA
 
@@ -125,27 +151,73 @@ def _cmd_init(args: argparse.Namespace) -> int:
             close = getattr(ca, "close", None)
             if close is not None:
                 close()
-        cert_pem = cert.public_bytes(Encoding.PEM)
-    elif args.cert and args.key and args.root:
+        return key, cert.public_bytes(Encoding.PEM), root_pem
+    if args.cert and args.key and args.root:
         key = PartyKey.load(args.key)
         cert_pem = Path(args.cert).read_bytes()
-        root_pem = Path(args.root).read_bytes()
         load_certificate(cert_pem)
-    else:
-        raise InputError("give --central-bank-dir, or --cert, --key and --root")
-    key.save(key_path, overwrite=args.force)
-    write_file_atomic(cert_path, cert_pem, mode=0o644)
-    write_file_atomic(root_path, root_pem, mode=0o644)
-    # opening the bank checks that cert, key and root belong together
-    with _admin_bank(args) as bank, Progress(args) as progress:
-        made = bank.ensure_keysets(progress=progress)
-        now = bank.clock()
-        payload = {
-            "data_dir": str(settings.data_dir),
-            "bank_name": bank.bank_name,
-            "database_url": bank.db.url,
-            "keysets_created": [_keyset_dict(k, now) for k in made],
-        }
+        return key, cert_pem, Path(args.root).read_bytes()
+    raise InputError("give --central-bank-dir, or --cert, --key and --root")
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    """All or nothing: an interrupted first init takes back what it made; a killed one leaves
+    ``bank-init.incomplete``, and the next ``init`` finishes it instead of refusing."""
+    from ecash_tpm.crypto.signing import write_file_atomic
+    from ecash_tpm.service.database import marker_path
+    from ecash_tpm.storage import discard_new_sqlite_on_failure
+
+    settings = _settings(args)
+    key_path, cert_path = settings.path("key_file"), settings.path("cert_file")
+    root_path = settings.path("central_bank_root")
+    marker = _init_marker(settings)
+    resuming = marker.exists()
+    interrupted_at = marker.stat().st_mtime if resuming else None
+    if key_path.exists() and not args.force and not resuming:
+        raise ConfigError(
+            f"the bank is already initialised ({key_path}); use --force to replace its identity",
+            code="bank.already_initialized",
+        )
+    key, cert_pem, root_pem = _bank_identity(args)
+    data_dir: Path = settings.data_dir
+    made_dir = not data_dir.exists()
+    ours = [
+        p
+        for p in (key_path, cert_path, root_path, marker_path(settings))
+        if not p.exists() and not resuming
+    ]
+    with discard_new_sqlite_on_failure([settings.database_url]) as new_db:
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_file_atomic(marker, f"{os.getpid()}\n".encode("ascii"), mode=0o600)
+        try:
+            key.save(key_path, overwrite=args.force or resuming)
+            write_file_atomic(cert_path, cert_pem, mode=0o644)
+            write_file_atomic(root_path, root_pem, mode=0o644)
+            # opening the bank checks that cert, key and root belong together
+            with _admin_bank(args, mode="create") as bank, Progress(args) as progress:
+                if interrupted_at is not None:  # keys the killed run wrote but never recorded
+                    keys_dir = settings.path("keys_dir")
+                    bank.keysets.discard_unrecorded_keys(
+                        [
+                            f.name
+                            for f in keys_dir.glob("*.pem")
+                            if f.stat().st_mtime >= interrupted_at
+                        ]
+                    )
+                made = bank.ensure_keysets(progress=progress)  # one transaction
+                now = bank.clock()
+                payload = {
+                    "data_dir": str(settings.data_dir),
+                    "bank_name": bank.bank_name,
+                    "database_url": bank.db.url,
+                    "keysets_created": [_keyset_dict(k, now) for k in made],
+                }
+        except BaseException:
+            if ours and not args.force:  # a first init: nothing of it may stay
+                _take_back(ours, marker, settings.path("keys_dir"), data_dir if made_dir else None)
+            raise
+        new_db.keep()
+        marker.unlink()
     emit(
         args,
         payload,
@@ -155,11 +227,25 @@ def _cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _take_back(files: list[Path], marker: Path, keys_dir: Path, data_dir: Path | None) -> None:
+    """Undo a first init that did not finish: its identity files and the marker; the keyset
+    key files were already removed by the rotation, the new SQLite file by the caller."""
+    for path in (*files, marker):
+        path.unlink(missing_ok=True)
+    for directory in (keys_dir, data_dir):
+        if directory is not None:
+            with contextlib.suppress(OSError):  # not empty: something else lives there
+                directory.rmdir()
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
+    """Port, configuration and database are checked before the URL is announced (see
+    :func:`ecash_tpm.service.server.serve`); the bank's database must exist (``bank init``)."""
     from ecash_tpm.bank.routes import create_bank_app
     from ecash_tpm.service.server import serve
 
     settings = _settings(args)
+    _refuse_half_initialised(settings, "existing")
     if args.with_issuer:
         from ecash_tpm.apps import bank_with_issuer as with_issuer
         from ecash_tpm.issuer.settings import IssuerSettings
@@ -172,10 +258,20 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             "opener_public is not configured: the bank cannot check spend proofs without Hop",
             detail={"setting": "opener_public"},
         )
-    with _admin_bank(args, full=True) as bank:
-        app = create_bank_app(bank, settings)
-        print(f"bank {bank.bank_name} on http://{settings.host}:{settings.port}", file=sys.stderr)
-        serve(app, settings.host, settings.port, log_level=settings.log_level)
+
+    @contextmanager
+    def bank_app() -> Iterator[Any]:
+        with _admin_bank(args, full=True) as bank:
+            yield create_bank_app(bank, settings)
+
+    serve(
+        bank_app,
+        settings.host,
+        settings.port,
+        log_level=settings.log_level,
+        label="bank",
+        databases=[settings.database_url],
+    )
     return 0
 
 
@@ -225,7 +321,7 @@ def _cmd_account_create(args: argparse.Namespace) -> int:
 
 
 def _cmd_account_show(args: argparse.Namespace) -> int:
-    with _admin_bank(args) as bank:
+    with _admin_bank(args, mode="read") as bank:
         info = bank.account(args.account_id)
     emit(args, info.to_dict(), f"{info.account_id} ({info.kind}): {info.balance} {info.currency}")
     return 0
@@ -265,7 +361,7 @@ def _cmd_keyset_rotate(args: argparse.Namespace) -> int:
 
 
 def _cmd_keyset_list(args: argparse.Namespace) -> int:
-    with _admin_bank(args) as bank:
+    with _admin_bank(args, mode="read") as bank:
         now = bank.clock()
         keysets = bank.keysets.list_keysets(now=None if args.all else now)
         rows = [_keyset_dict(k, now) for k in keysets]
@@ -280,7 +376,7 @@ def _cmd_keyset_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_ledger(args: argparse.Namespace) -> int:
-    with _admin_bank(args) as bank:
+    with _admin_bank(args, mode="read") as bank:
         audit = bank.audit()
     ledger = audit["ledger"]
     unjustified = audit["unjustified_blacklist_entries"]
@@ -304,7 +400,7 @@ def _cmd_ledger(args: argparse.Namespace) -> int:
 
 
 def _cmd_blacklist_list(args: argparse.Namespace) -> int:
-    with _admin_bank(args) as bank:
+    with _admin_bank(args, mode="read") as bank:
         entries = bank.blacklist_entries()
     lines = [
         f"#{e.entry_id} {e.subject} listed {e.listed_at}: {e.reason}"
@@ -338,7 +434,7 @@ def _cmd_supply_report(args: argparse.Namespace) -> int:
 
     if not args.central_bank and not args.dry_run:
         raise InputError("give --central-bank URL (or --dry-run to only print the report)")
-    with _admin_bank(args) as bank:
+    with _admin_bank(args, mode="read") as bank:
         if args.dry_run:
             result: dict[str, Any] = {"report": build_supply_report(bank, as_of=args.as_of)}
         else:
@@ -370,6 +466,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "bank", help="run and administer the bank", description=__doc__.split("\n\n")[0]
     )
     sub = parser.add_subparsers(dest="bank_command", metavar="COMMAND", required=True)
+    add_db_commands(sub, "bank")
 
     def common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         p.add_argument("--config", metavar="FILE", help="TOML file with a [bank] section")

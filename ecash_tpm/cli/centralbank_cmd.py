@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ecash_tpm.cli.db_migrate import add_db_commands
 from ecash_tpm.cli.output import emit
 from ecash_tpm.errors import ConfigError
 
@@ -25,11 +26,17 @@ if TYPE_CHECKING:
 
 
 @contextmanager
-def _ca(args: argparse.Namespace, opener: Callable[..., CentralBankCA]) -> Iterator[CentralBankCA]:
-    """The CA of ``--data`` on ``--database-url`` (or its default SQLite), closed afterwards."""
+def _ca(
+    args: argparse.Namespace, opener: Callable[..., CentralBankCA], *, create: bool = False
+) -> Iterator[CentralBankCA]:
+    """The CA of ``--data`` on ``--database-url`` (or its default SQLite), closed afterwards.
+
+    Only ``init`` (``create``) may make the database a ``--database-url`` names."""
     from ecash_tpm.storage import Database
 
-    database = Database.open(args.database_url) if args.database_url else None
+    database = (
+        Database.open(args.database_url, must_exist=not create) if args.database_url else None
+    )
     try:
         with opener(args.data, database=database) as ca:
             yield ca
@@ -67,7 +74,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
             data, name=args.name, valid_days=args.valid_days, database=database
         )
 
-    with _ca(args, create) as ca:
+    with _ca(args, create, create=True) as ca:
         root_path = ca.data_dir / "root-cert.pem"
         root = ca.root_certificate
         payload = {
@@ -182,6 +189,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="The central bank: root CA of the system and receiver of supply reports.",
     )
     sub = parser.add_subparsers(dest="centralbank_command", metavar="COMMAND", required=True)
+    add_db_commands(sub, "centralbank")
 
     def data(p: argparse.ArgumentParser) -> None:
         p.add_argument("--data", required=True, metavar="DIR", help="the CA's data directory")

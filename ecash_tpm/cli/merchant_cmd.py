@@ -22,6 +22,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ecash_tpm.cli.db_migrate import add_db_commands
 from ecash_tpm.cli.output import emit
 from ecash_tpm.cli.party_key import add_init_options
 
@@ -75,14 +76,23 @@ def _cmd_request(args: argparse.Namespace) -> int:
     return 0
 
 
+def _open_db(settings: Any, migrations: Any, *, read_only: bool) -> Any:
+    """The shop's database as ``merchant serve`` made it; never a new one."""
+    from ecash_tpm.service.database import open_party_database
+
+    return open_party_database(
+        settings,
+        migrations,
+        mode="read" if read_only else "existing",
+        hint="the merchant's database is made by `ecash-tpm merchant serve`",
+    )
+
+
 def _cmd_stats(args: argparse.Namespace) -> int:
     from ecash_tpm.merchant.models import MerchantStats
     from ecash_tpm.merchant.store import MIGRATIONS, MerchantStore
-    from ecash_tpm.storage import Database
 
-    settings = _settings(args)
-    with Database.open(settings.database_url) as db:
-        db.migrate(MIGRATIONS, component="merchant")
+    with _open_db(_settings(args), MIGRATIONS, read_only=True) as db:
         store = MerchantStore(db, lambda: 0)
         stats = MerchantStats(store.counters(), store.totals())
     totals = stats.totals.items()
@@ -98,15 +108,13 @@ def _cmd_deposits_retry(args: argparse.Namespace) -> int:
     from ecash_tpm.merchant.app import load_merchant_config, resolve_hop
     from ecash_tpm.merchant.domain import Merchant
     from ecash_tpm.merchant.store import MIGRATIONS, MerchantStore
-    from ecash_tpm.storage import Database
 
     settings = _settings(args)
     config = load_merchant_config(settings)
     with (
-        Database.open(settings.database_url) as db,
+        _open_db(settings, MIGRATIONS, read_only=False) as db,
         BankClient(settings.bank_url, timeout=settings.bank_timeout_s) as bank,
     ):
-        db.migrate(MIGRATIONS, component="merchant")
         merchant = Merchant(config, MerchantStore(db, _now), bank, resolve_hop(settings, None))
         results = merchant.retry_deposits()
     rows = [r.to_dict() for r in results]
@@ -131,6 +139,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """Add ``merchant init|serve|request|stats|deposits retry``."""
     parser = subparsers.add_parser("merchant", help="merchant (shop)", description=__doc__)
     sub = parser.add_subparsers(dest="merchant_command", metavar="COMMAND", required=True)
+    add_db_commands(sub, "merchant")
 
     def common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         p.add_argument("--data", type=Path, default=None, help="merchant data directory")

@@ -27,6 +27,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ecash_tpm.cli.db_migrate import add_db_commands
 from ecash_tpm.cli.output import emit, read_json
 
 
@@ -113,14 +114,18 @@ def _cmd_open(args: argparse.Namespace) -> int:
             result = client.open(c1, c2, args.reason).model_dump(mode="json")
     else:
         from ecash_tpm.crypto.signing import PartyKey
-        from ecash_tpm.storage import Database
+        from ecash_tpm.service.database import open_party_database
         from ecash_tpm.supervision.domain import SupervisionDepartment
         from ecash_tpm.supervision.keys import load_opener_secret
         from ecash_tpm.supervision.store import MIGRATIONS
 
         settings = _settings(args)
-        with Database.open(settings.database_url) as db:
-            db.migrate(MIGRATIONS, component="supervision")
+        with open_party_database(
+            settings,
+            MIGRATIONS,
+            mode="existing",  # the registry the running department keeps; never a new one
+            hint="the registry is made by `ecash-tpm supervision serve`",
+        ) as db:
             dept = SupervisionDepartment(
                 db,
                 load_opener_secret(settings.resolved_opener_key_file()),
@@ -231,6 +236,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "supervision", help="supervision department (opening)", description=__doc__
     )
     sub = parser.add_subparsers(dest="supervision_command", metavar="COMMAND", required=True)
+    add_db_commands(sub, "supervision")
 
     p = sub.add_parser("init", help="create the opener key and signing key")
     _common(p)

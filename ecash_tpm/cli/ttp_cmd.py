@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ecash_tpm.cli.db_migrate import add_db_commands
 from ecash_tpm.cli.output import emit
 from ecash_tpm.cli.party_key import add_init_options
 
@@ -55,15 +56,22 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 @contextmanager
-def _store(args: argparse.Namespace) -> Iterator[tuple[Any, TtpStore]]:
+def _store(args: argparse.Namespace, *, read_only: bool = True) -> Iterator[tuple[Any, TtpStore]]:
+    """The TTP's database as ``ttp serve`` made it; never a new one (a missing database is an
+    error, not "nothing yet")."""
     import time
 
-    from ecash_tpm.storage import Database
+    from ecash_tpm.service.database import open_party_database
     from ecash_tpm.ttp.store import COMPONENT, MIGRATIONS, TtpStore
 
     settings = _settings(args)
-    with Database.open(settings.database_url) as db:
-        db.migrate(MIGRATIONS, component=COMPONENT)
+    with open_party_database(
+        settings,
+        MIGRATIONS,
+        mode="read" if read_only else "existing",
+        component=COMPONENT,
+        hint="the TTP's database is made by `ecash-tpm ttp serve`",
+    ) as db:
         yield settings, TtpStore(db, lambda: int(time.time()))
 
 
@@ -87,7 +95,7 @@ def _cmd_disputes(args: argparse.Namespace) -> int:
     from ecash_tpm.ttp.domain import Ttp
     from ecash_tpm.ttp.routes import load_ttp_config
 
-    with _store(args) as (settings, store):
+    with _store(args, read_only=not args.sweep) as (settings, store):
         bank = HttpBankQuery(settings.bank_url)  # not called: sweeping needs no bank
         links = HttpMerchantLinks()
         try:
@@ -135,6 +143,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """Add ``ttp init|serve|products|disputes|strikes|stats``."""
     parser = subparsers.add_parser("ttp", help="fair-exchange TTP", description=__doc__)
     sub = parser.add_subparsers(dest="ttp_command", metavar="COMMAND", required=True)
+    add_db_commands(sub, "ttp")
 
     def common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         p.add_argument("--data", type=Path, default=None, help="TTP data directory")

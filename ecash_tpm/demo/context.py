@@ -51,6 +51,13 @@ DISPUTE_WINDOW_S = 3
 # --- small helpers ----------------------------------------------------------------------------
 
 
+#: Hears the story as it happens (``ecash-tpm demo --web``): called with the step's name, a
+#: status and its data. Statuses: ``start``, ``ok``, ``failed`` (from
+#: :func:`ecash_tpm.demo.story.run_story`), ``say``, ``fact``, and the kinds of structured facts
+#: that :mod:`ecash_tpm.demo.observe` and a few steps publish. It never changes the report.
+StoryObserver = Callable[[str, str, dict[str, Any]], None]
+
+
 class DemoCheckError(EcashError):
     """Something the story expects did not happen (a refusal that did not come, ...)."""
 
@@ -146,6 +153,8 @@ class StoryContext:
     paid_order: Paid | None = None
     respent_coin: Respent | None = None
     expiring_coin: ExpiringCoin | None = None
+    events: StoryObserver | None = None
+    step_name: str = ""
     _closers: list[Callable[[], object]] = field(default_factory=list)
 
     @property
@@ -196,9 +205,17 @@ class StoryContext:
 
     def say(self, text: str = "") -> None:
         self.runner.say(text)
+        self.publish("say", {"text": text})
 
     def fact(self, label: str, value: object) -> None:
         self.runner.fact(label, value)
+        self.publish("fact", {"label": label, "value": str(value)})
+
+    def publish(self, status: str, data: dict[str, Any]) -> None:
+        """Tell the observer, if there is one, what the current step is doing (the dashboard
+        listens here; the progress lines and the ``--json`` report stay as they are)."""
+        if self.events is not None:
+            self.events(self.step_name, status, data)
 
     def on_close(self, closer: Callable[[], object]) -> None:
         """Have :meth:`close` call ``closer`` (what a step started must not outlive the demo)."""

@@ -42,7 +42,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ecash_tpm.demo.context import PAY_AMOUNT, WITHDRAW_AMOUNT, DemoCheckError, StoryContext
+from ecash_tpm.demo.context import (
+    PAY_AMOUNT,
+    WITHDRAW_AMOUNT,
+    DemoCheckError,
+    StoryContext,
+    StoryObserver,
+)
 from ecash_tpm.demo.runner import StepFailed, StepRunner
 from ecash_tpm.demo.steps.audit import audit
 from ecash_tpm.demo.steps.certify_parties import certify_parties
@@ -119,10 +125,30 @@ STEPS: tuple[str, ...] = tuple(step.name for step in STORY)
 
 
 def run_story(ctx: StoryContext) -> None:
-    """Every step in order; the first failure ends the story (StepFailed)."""
-    for step in STORY:
-        with ctx.runner.step(step.name, step.title) as detail:
-            step.body(ctx, detail)
+    """Every step in order; the first failure ends the story (StepFailed). An observer
+    (``ctx.events``) hears each step's ``start`` and its ``ok`` or ``failed`` with the step's
+    ``ms`` and ``detail``, and after a step the structured facts of
+    :mod:`ecash_tpm.demo.observe`."""
+    from ecash_tpm.demo.observe import publish_extras
+
+    for number, step in enumerate(STORY, start=1):
+        ctx.step_name = step.name
+        ctx.publish("start", {"number": number, "title": step.title})
+        try:
+            with ctx.runner.step(step.name, step.title) as detail:
+                step.body(ctx, detail)
+        except StepFailed:
+            _publish_result(ctx, "failed")
+            raise
+        _publish_result(ctx, "ok")
+        if ctx.events is not None:
+            publish_extras(ctx, step.name)
+
+
+def _publish_result(ctx: StoryContext, status: str) -> None:
+    if ctx.events is not None and ctx.runner.results:
+        result = ctx.runner.results[-1]
+        ctx.publish(status, {"ms": round(result.ms, 1), "detail": result.detail})
 
 
 def failed_party(ctx: StoryContext, step: str) -> PartyProcess | None:
@@ -174,15 +200,22 @@ def _shielded() -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def run_demo(*, json_mode: bool = False, workdir: Path | None = None, keep: bool = False) -> int:
+def run_demo(
+    *,
+    json_mode: bool = False,
+    workdir: Path | None = None,
+    keep: bool = False,
+    events: StoryObserver | None = None,
+) -> int:
     """Run the story; 0 only if every step passed. Everything started is stopped on the way
-    out, also on Ctrl-C/SIGTERM; the work directory is removed unless ``keep``."""
+    out, also on Ctrl-C/SIGTERM; the work directory is removed unless ``keep``. ``events``
+    hears the story as it happens (the dashboard of ``--web``)."""
     from ecash_tpm.deploy.processes import termination_as_interrupt
 
     runner = StepRunner(json_mode=json_mode)
     directory, temporary = _prepare_workdir(workdir)
     runner.say(f"ecash-tpm demo: every party is its own process on 127.0.0.1; work dir {directory}")
-    ctx = StoryContext(runner, directory)
+    ctx = StoryContext(runner, directory, events=events)
     interrupted = False
     started = time.perf_counter()
     with termination_as_interrupt():

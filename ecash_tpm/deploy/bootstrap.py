@@ -302,7 +302,7 @@ def init_bank(settings: BankSettings, link: CentralBankLink, *, name: str = "ban
     cert = link.install(
         "bank", name, key, settings.path("cert_file"), settings.path("central_bank_root")
     )
-    with admin_bank(settings) as bank:
+    with admin_bank(settings, create=True) as bank:
         made = bank.ensure_keysets()
         keysets = bank.keysets.list_keysets(now=bank.clock())
     facts = {
@@ -349,20 +349,30 @@ def ttp_available() -> bool:
 
 @contextlib.contextmanager
 def admin_bank(
-    settings: BankSettings, *, keygen: Callable[[int], rsa.RSAPrivateKey] | None = None
+    settings: BankSettings,
+    *,
+    keygen: Callable[[int], rsa.RSAPrivateKey] | None = None,
+    create: bool = False,
 ) -> Iterator[BankDomain]:
     """The bank's domain on its database, for operator actions (no issuer, no reports).
 
     ``keygen`` replaces RSA key generation for new keysets (e.g. a key made in advance, so
-    a keyset's windows can be fixed after the slow part).
+    a keyset's windows can be fixed after the slow part). Only :func:`init_bank` may
+    ``create`` the database: every other action needs the bank it made, so a forgotten
+    ``database_url`` is an error (``storage.database_missing``, ``storage.schema_missing``,
+    ``config.database_mismatch``) instead of a registration in a stale or new SQLite file.
     """
     from ecash_tpm.apps.bank_wiring import AdminOnly
     from ecash_tpm.bank.store import MIGRATIONS
-    from ecash_tpm.storage import Database
+    from ecash_tpm.service.database import open_party_database
 
-    db = Database.open(settings.database_url)
+    db = open_party_database(
+        settings,
+        MIGRATIONS,
+        mode="create" if create else "existing",
+        hint="initialise the bank first (ecash-tpm deploy init-party --role bank)",
+    )
     try:
-        db.migrate(MIGRATIONS, component="bank")
         stub = AdminOnly()
         kwargs: dict[str, Any] = {} if keygen is None else {"keygen": keygen}
         yield BankDomain.from_settings(

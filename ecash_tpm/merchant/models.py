@@ -14,11 +14,13 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from ecash_tpm.crypto.encoding import b64u_encode
-from ecash_tpm.protocol.api.base import ApiModel, B64Bytes
+from ecash_tpm.protocol.api.base import ApiModel, B64Bytes, SealedDoc, SignedDoc
 
 __all__ = [
     "MAX_SPENDS",
+    "CiphertextOut",
     "DepositRetry",
+    "KeyAnswerOut",
     "KeyAnswerReply",
     "MerchantInfo",
     "MerchantInfoOut",
@@ -28,6 +30,8 @@ __all__ = [
     "PaymentAnswer",
     "PaymentRequestCreate",
     "ProductCreate",
+    "ProductListOut",
+    "ProductOut",
     "SignedRequest",
     "SignedRequestOut",
     "SignedWithCert",
@@ -49,21 +53,25 @@ class PaymentRequestCreate(ApiModel):
 
 
 class SignedRequestOut(ApiModel):
-    request: dict[str, Any]
-    cert: str
+    request: SignedDoc = Field(description="merchant-signed payment-request")
+    cert: str = Field(description="the merchant certificate, PEM")
 
 
 class PayBody(ApiModel):
     """The customer's payment: the merchant's signed request and one spend per coin."""
 
-    request: dict[str, Any]
-    spends: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_SPENDS)
+    request: SignedDoc = Field(description="the payment request as the merchant signed it")
+    spends: list[dict[str, Any]] = Field(
+        min_length=1, max_length=MAX_SPENDS, description="{coin, proof} per coin (docs/api.md)"
+    )
 
 
 class PayOut(ApiModel):
-    receipt: dict[str, Any]
-    cert: str
-    content_key: dict[str, Any] | None = None  # product requests: k sealed to the customer
+    receipt: SignedDoc = Field(description="bank-signed deposit-receipt")
+    cert: str = Field(description="the bank certificate, PEM")
+    content_key: SealedDoc | None = Field(
+        default=None, description="product requests: k sealed to the customer, else null"
+    )
 
 
 class MerchantInfoOut(ApiModel):
@@ -79,6 +87,30 @@ class ProductCreate(ApiModel):
     price: int = Field(gt=0, le=2**53 - 1)
     currency: str | None = Field(default=None, min_length=3, max_length=12)
     content: B64Bytes = Field(min_length=1)
+
+
+class ProductOut(ApiModel):
+    """A catalogue entry (``CatalogueProduct.listing()``, field for field)."""
+
+    descriptor: SignedDoc = Field(description="TTP-signed product descriptor")
+    ttp_cert: str = Field(description="the TTP certificate, PEM")
+    ttp_url: str | None = Field(description="where the TTP answers disputes")
+
+
+class ProductListOut(ApiModel):
+    products: list[ProductOut]
+
+
+class CiphertextOut(ApiModel):
+    product_id: str
+    ciphertext: str = Field(description="the product's public ciphertext, base64url")
+
+
+class KeyAnswerOut(ApiModel):
+    """What the TTP's key request gets (:meth:`KeyAnswerReply.to_dict`, field for field)."""
+
+    answer: SignedDoc = Field(description="merchant-signed ttp-key-answer")
+    cert: str = Field(description="the merchant certificate, PEM")
 
 
 class SignedWithCert(ApiModel):

@@ -9,10 +9,14 @@
   same shape; anything unexpected is a 500 ``internal.error`` without internals;
 - a request body size limit (``settings.max_body_bytes``, 413 ``input.too_large``);
 - JSON-lines access logs with a request id (``X-Request-ID`` echoed on every response);
-- ``GET /healthz`` (checks the database when there is one) and OpenAPI at ``/openapi.json``
-  (422 responses replaced by the 400 error body they really are);
-- a lifespan that opens the database from ``settings.database_url``, applies the party's
-  migrations, runs start-up hooks, and undoes it all on shutdown.
+- ``GET /healthz`` (checks the database when there is one) and OpenAPI at ``/openapi.json``,
+  complete (:mod:`ecash_tpm.service.openapi`): each route's error statuses with their codes and
+  an example body each, 422 replaced by the 400 error body it really is, the bearer security
+  schemes; Swagger UI at ``/docs`` and ReDoc at ``/redoc`` served from the package (no CDN);
+- a lifespan that opens the database from ``settings.database_url`` (created on first start,
+  :mod:`ecash_tpm.service.database`), applies the party's migrations, runs start-up hooks, and
+  undoes it all on shutdown. A typed start-up error is not logged here: ``serve`` prints it as
+  the command's error and ``running_server`` re-raises it.
 
 State lives on ``app.state`` (``settings``, ``service_name``, ``db``), never in module globals,
 so several parties can run in one process (tests, demo).
@@ -30,16 +34,17 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ecash_tpm import __version__
 from ecash_tpm.errors import EcashError, EncodingError, InputError
-from ecash_tpm.protocol.api.base import ENCODING_ERROR_TYPE, ErrorBody
+from ecash_tpm.protocol.api.base import ENCODING_ERROR_TYPE, ApiModel
+from ecash_tpm.service.database import open_party_database
 from ecash_tpm.service.errors import PayloadTooLargeError
 from ecash_tpm.service.logs import json_default
 from ecash_tpm.service.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from ecash_tpm.service.openapi import complete_openapi, errors, install_docs
 from ecash_tpm.service.settings import ServiceSettings
 from ecash_tpm.storage import Database, Migration, StorageUnavailableError
 
@@ -50,6 +55,14 @@ _HTTP_CODES = {
     405: ("http.method_not_allowed", "method not allowed"),
     413: (PayloadTooLargeError.code, "request body too large"),
 }
+
+
+class HealthAnswer(ApiModel):
+    """``GET /healthz``: the service is up (and its database answers)."""
+
+    status: str
+    service: str
+    version: str
 
 
 def error_response(exc: EcashError, headers: dict[str, str] | None = None) -> Response:
@@ -122,34 +135,15 @@ def _install_error_handlers(app: FastAPI, logger: logging.Logger) -> None:
 
 
 def _install_openapi(app: FastAPI) -> None:
-    """Document the real error shape: 400 ErrorBody instead of FastAPI's 422."""
+    """Serve the complete document (built once, on first request) and the local docs pages."""
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema:
-            return app.openapi_schema
-        schema = get_openapi(
-            title=app.title, version=app.version, description=app.description, routes=app.routes
-        )
-        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
-        schemas["ErrorBody"] = ErrorBody.model_json_schema(
-            ref_template="#/components/schemas/{model}"
-        )
-        error_ref = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
-        for path_item in schema.get("paths", {}).values():
-            for operation in path_item.values():
-                responses = operation.get("responses") if isinstance(operation, dict) else None
-                if isinstance(responses, dict) and responses.pop("422", None) is not None:
-                    responses.setdefault(
-                        "400", {"description": "Invalid input", "content": error_ref}
-                    )
-        text = json.dumps(schema.get("paths", {}))
-        for name in ("HTTPValidationError", "ValidationError"):
-            if f"#/components/schemas/{name}" not in text:
-                schemas.pop(name, None)
-        app.openapi_schema = schema
-        return schema
+        if not app.openapi_schema:
+            app.openapi_schema = complete_openapi(app)
+        return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    install_docs(app)
 
 
 def create_app(
@@ -180,15 +174,16 @@ def create_app(
         owned: Database | None = None
         try:
             if database is None and migrations is not None:
-                owned = Database.open(settings.database_url)
+                owned = open_party_database(settings, migrations, component=name, mode="create")
                 app.state.db = owned
-            if migrations is not None:
+            elif migrations is not None:
                 app.state.db.migrate(migrations, component=name)
             for hook in on_startup:
                 await _call(hook, app)
         except BaseException as exc:
             app.state.startup_error = exc
-            logger.error("start-up failed: %s", exc, exc_info=exc, extra={"service": name})
+            if not isinstance(exc, EcashError):  # typed ones are reported by whoever started us
+                logger.error("start-up failed: %s", exc, exc_info=exc, extra={"service": name})
             if owned is not None:
                 owned.close()
             raise
@@ -205,7 +200,12 @@ def create_app(
                 app.state.db = None
 
     app = FastAPI(
-        title=f"ecash-tpm {name}", version=version, description=description, lifespan=lifespan
+        title=f"ecash-tpm {name}",
+        version=version,
+        description=description,
+        lifespan=lifespan,
+        docs_url=None,  # install_docs: the package's own assets, not a CDN
+        redoc_url=None,
     )
     app.state.service_name = name
     app.state.settings = settings
@@ -220,13 +220,18 @@ def create_app(
         RequestContextMiddleware, service=name, logger=logging.getLogger("ecash_tpm.access")
     )
 
-    @app.get("/healthz", tags=["health"], summary="Liveness and database check")
-    def healthz(request: Request) -> dict[str, str]:
+    @app.get(
+        "/healthz",
+        tags=["health"],
+        summary="Liveness and database check",
+        responses=errors(storage=migrations is not None or database is not None),
+    )
+    def healthz(request: Request) -> HealthAnswer:
         db: Database | None = request.app.state.db
         if db is not None:
             with db.read() as tx:
                 tx.fetchval("SELECT 1 AS ok")
-        return {"status": "ok", "service": name, "version": version}
+        return HealthAnswer(status="ok", service=name, version=version)
 
     for router in routers:
         app.include_router(router)

@@ -20,6 +20,19 @@ class ServerStartError(EcashError):
     code = "service.start_failed"
 
 
+class BindError(ServerStartError):
+    """The listen address cannot be used (unknown host, not an address of this machine,
+    a privileged port): found before anything else is started or announced."""
+
+    code = "service.bind_failed"
+
+
+class PortInUseError(BindError):
+    """Another process already listens on the configured host and port."""
+
+    code = "service.port_in_use"
+
+
 class RemoteCallError(RemoteError):
     """Another party answered with an error body, a bad response, or not at all.
 

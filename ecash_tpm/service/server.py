@@ -1,5 +1,13 @@
 """Running a party's app with uvicorn: ``serve`` for the CLI, ``running_server`` for tests.
 
+``serve`` does everything that can fail before it says anything: it binds the listen socket
+(``service.port_in_use`` / ``service.bind_failed``), then runs the app's start-up (database
+opened and migrated, keys loaded, hooks) in the event loop the server will use, and only then
+prints ``<party> on http://host:port`` and hands the bound socket to uvicorn. A failure is one
+typed error for the CLI to print (no traceback in a log line), and a SQLite file that this
+start created is removed again, with the directories made for it, so a failed start leaves
+nothing behind. Shutdown (SIGINT/SIGTERM) runs the app's shutdown inside uvicorn's, as before.
+
 ``running_server`` exists so end-to-end tests speak real HTTP over 127.0.0.1 (as the parties do
 in production) instead of an in-process transport: it binds a free port itself (no pick-then-
 bind race), runs uvicorn in a background thread, waits for ``/healthz`` and on exit asks
@@ -10,44 +18,154 @@ a test leaves no thread or socket behind. If the app's start-up fails, the app's
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import socket
+import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, AsyncExitStack, asynccontextmanager, contextmanager
+from functools import partial
+from typing import Any
 
 import httpx
 import uvicorn
 from fastapi import FastAPI
 
 from ecash_tpm.errors import EcashError
-from ecash_tpm.service.errors import ServerStartError
+from ecash_tpm.service.errors import BindError, PortInUseError, ServerStartError
 from ecash_tpm.service.logs import configure_logging
+from ecash_tpm.storage import NewSqliteFiles, discard_new_sqlite_on_failure
+
+#: ``serve`` takes the app, or a function that builds it inside a context (the bank opens its
+#: database before its app exists; that must happen after the port is bound).
+AppSource = FastAPI | Callable[[], AbstractContextManager[FastAPI]]
+_BACKLOG = 2048  # uvicorn's default
+
+
+def bind_listener(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port``, or :class:`PortInUseError` / :class:`BindError`.
+
+    Listening at once (not only binding) is what makes a second server on the same port fail
+    here, even with ``SO_REUSEADDR``; connections that arrive during start-up wait in the
+    backlog and are answered once the server runs.
+    """
+    try:
+        infos = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as exc:
+        raise BindError(
+            f"cannot resolve the listen address {host!r}: {exc.strerror}",
+            detail={"host": host, "port": port},
+        ) from exc
+    family, kind, proto, _, address = infos[0]
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets whose proto says TCP.
+    sock = socket.socket(family, kind, proto or socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(_BACKLOG)
+    except OSError as exc:
+        sock.close()
+        detail = {"host": host, "port": port, "reason": exc.strerror or str(exc)}
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUseError(
+                f"port {port} on {host} is already in use (is the service running already?)",
+                detail=detail,
+            ) from exc
+        raise BindError(f"cannot listen on {host}:{port}: {exc.strerror}", detail=detail) from exc
+    sock.set_inheritable(False)
+    return sock
+
+
+def _url(sock: socket.socket, host: str) -> str:
+    port = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
+@contextmanager
+def _as_context(app: FastAPI) -> Iterator[FastAPI]:
+    yield app
+
+
+async def _serve_async(
+    source: Callable[[], AbstractContextManager[FastAPI]],
+    sock: socket.socket,
+    *,
+    host: str,
+    label: str | None,
+    new_files: NewSqliteFiles,
+    config: dict[str, Any],
+) -> None:
+    async with AsyncExitStack() as stack:
+        app = stack.enter_context(source())
+        await stack.enter_async_context(app.router.lifespan_context(app))
+        new_files.keep()
+        name = label or str(getattr(app.state, "service_name", "ecash-tpm"))
+        print(f"{name} on {_url(sock, host)}", file=sys.stderr, flush=True)
+        # From here on the app's shutdown belongs to uvicorn's (inside its signal handling).
+        running = stack.pop_all()
+
+        @asynccontextmanager
+        async def lifespan(_: Any) -> AsyncIterator[None]:
+            try:
+                yield
+            finally:
+                await running.aclose()
+
+        app.router.lifespan_context = lifespan
+        try:
+            await uvicorn.Server(uvicorn.Config(app, lifespan="on", **config)).serve([sock])
+        finally:
+            await running.aclose()  # uvicorn never got to the shutdown (idempotent)
 
 
 def serve(
-    app: FastAPI,
+    app: AppSource,
     host: str = "127.0.0.1",
     port: int = 8080,
     *,
     log_level: str = "info",
     graceful_timeout_s: int = 10,
+    label: str | None = None,
+    databases: Sequence[str] | None = None,
 ) -> None:
-    """Run ``app`` until SIGINT/SIGTERM, logging JSON lines to stderr (blocking)."""
+    """Run ``app`` until SIGINT/SIGTERM, logging JSON lines to stderr (blocking).
+
+    ``label`` names the service in the announcement (default: the app's service name).
+    ``databases`` are the URLs whose SQLite files a failed start removes if it created them
+    (default: the app's ``settings.database_url``). Raises the typed error of whatever failed
+    before the server runs; nothing is printed before that.
+    """
     configure_logging(log_level)
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_config=None,  # keep our JSON handler
-        log_level=log_level,
-        access_log=False,  # RequestContextMiddleware logs requests with their id
-        server_header=False,
-        proxy_headers=False,
-        lifespan="on",
-        timeout_graceful_shutdown=graceful_timeout_s,
-    )
-    uvicorn.Server(config).run()
+    if isinstance(app, FastAPI):
+        source: Callable[[], AbstractContextManager[FastAPI]] = partial(_as_context, app)
+        if databases is None:
+            settings = getattr(app.state, "settings", None)
+            databases = [settings.database_url] if settings is not None else []
+    else:
+        source = app
+    sock = bind_listener(host, port)
+    config: dict[str, Any] = {
+        "log_config": None,  # keep our JSON handler
+        "log_level": log_level,
+        "access_log": False,  # RequestContextMiddleware logs requests with their id
+        "server_header": False,
+        "proxy_headers": False,
+        "timeout_graceful_shutdown": graceful_timeout_s,
+    }
+    try:
+        with discard_new_sqlite_on_failure(databases or []) as new_files:
+            asyncio.run(
+                _serve_async(
+                    source, sock, host=host, label=label, new_files=new_files, config=config
+                )
+            )
+    finally:
+        sock.close()
 
 
 def _startup_failure(app: FastAPI, message: str, detail: dict[str, object]) -> EcashError:

@@ -17,12 +17,23 @@ service's configuration must not be silently ignored), as are ill-typed values: 
 :class:`~ecash_tpm.errors.ConfigError` naming the key and where it came from. Relative paths in
 the file are resolved against the file's directory. The settings object is immutable and is
 handed to ``create_app``; nothing is read from a global.
+
+``database_url`` (and any key a subclass lists in ``expand_variables``) may name environment
+variables, ``${NAME}`` or ``$NAME`` (``$$`` is a literal ``$``), when it comes from the file or
+the environment, so a password can stay out of the file::
+
+    database_url = "postgresql://bank:${BANK_DB_PASSWORD}@db.internal:5432/bank"
+
+A variable that is unset or empty is an error (``config.unset_variable``), never an empty
+password or a path made of nothing. Command-line flags are taken literally (the shell has
+already expanded them).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 import types
 import typing
@@ -37,6 +48,17 @@ from ecash_tpm.errors import ConfigError
 ENV_PREFIX = "ECASH_TPM_"
 CONFIG_ENV = "ECASH_TPM_CONFIG"
 S = TypeVar("S", bound="ServiceSettings")
+_VARIABLE_RE = re.compile(r"\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*)|)")
+
+
+class UnsetVariableError(ConfigError):
+    """A setting names an environment variable that is not set (or is empty).
+
+    Left as it is, ``postgresql://bank:${PGPASSWORD}@...`` would try an empty or literal
+    password, and ``sqlite:///${DATA}/bank.db`` would create a database in a wrong place.
+    """
+
+    code = "config.unset_variable"
 
 
 def default_data_dir(section: str) -> Path:
@@ -45,12 +67,48 @@ def default_data_dir(section: str) -> Path:
     return Path(base) / "ecash-tpm" / section
 
 
+def default_database_url(section: str, data_dir: Path) -> str:
+    """The SQLite file a party uses when no ``database_url`` is configured."""
+    return f"sqlite:///{Path(data_dir).expanduser().absolute() / (section + '.db')}"
+
+
+def expand_variables(value: str, environ: Mapping[str, str], *, key: str, source: str) -> str:
+    """``value`` with ``${NAME}``/``$NAME`` replaced from ``environ`` (``$$`` gives ``$``).
+
+    Raises :class:`UnsetVariableError` for a variable that is unset or empty and ConfigError
+    for a ``$`` that starts no variable name (write ``$$`` for a literal dollar sign).
+    """
+
+    def replace(match: re.Match[str]) -> str:
+        dollar, braced, bare = match.groups()
+        if dollar:
+            return "$"
+        name = braced or bare
+        if not name:
+            raise ConfigError(
+                f"{key}: '$' must start a variable (${{NAME}} or $NAME); write $$ for a '$'",
+                detail={"key": key, "source": source},
+            )
+        found = environ.get(name)
+        if not found:
+            raise UnsetVariableError(
+                f"{key} names the environment variable ${name}, which is "
+                + ("empty" if found == "" else "not set"),
+                detail={"key": key, "variable": name, "source": source},
+            )
+        return found
+
+    return _VARIABLE_RE.sub(replace, value)
+
+
 class ServiceSettings(BaseModel):
     """Keys every service has. Subclasses set ``section`` and add fields."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     section: ClassVar[str] = "service"
+    #: keys whose values from the file or the environment may name ``${VARIABLES}``
+    expand_variables: ClassVar[frozenset[str]] = frozenset({"database_url"})
 
     host: str = Field(
         default="127.0.0.1", min_length=1, description="listen address (loopback default)"
@@ -76,9 +134,13 @@ class ServiceSettings(BaseModel):
         if values.get("data_dir") is None:
             values["data_dir"] = default_data_dir(cls.section)
         if values.get("database_url") is None:
-            data_dir = Path(values["data_dir"]).expanduser().absolute()
-            values["database_url"] = f"sqlite:///{data_dir / (cls.section + '.db')}"
+            values["database_url"] = default_database_url(cls.section, Path(values["data_dir"]))
         return values
+
+    def uses_default_database(self) -> bool:
+        """True when ``database_url`` is the SQLite file in ``data_dir`` that nobody configured
+        (what a forgotten ``ECASH_TPM_<SECTION>_DATABASE_URL`` silently falls back to)."""
+        return self.database_url == default_database_url(self.section, self.data_dir)
 
     @field_validator("data_dir")
     @classmethod
@@ -109,6 +171,8 @@ def _wants_json(annotation: Any) -> bool:
         return any(_wants_json(a) for a in typing.get_args(annotation) if a is not type(None))
     if origin is typing.Annotated:
         return _wants_json(typing.get_args(annotation)[0])
+    if origin is typing.Literal:  # Literal[2048, 3072]: "3072" from the environment is a number
+        return not any(isinstance(a, str) for a in typing.get_args(annotation))
     if origin in (list, tuple, set, frozenset, dict):
         return True
     return isinstance(annotation, type) and issubclass(annotation, BaseModel)
@@ -193,6 +257,10 @@ def load_settings(
         else:
             values[key] = raw
         sources[key] = f"${name}"
+
+    for key in cls.expand_variables:
+        if isinstance(values.get(key), str):
+            values[key] = expand_variables(values[key], env, key=key, source=sources[key])
 
     for key, value in (overrides or {}).items():
         if value is None:

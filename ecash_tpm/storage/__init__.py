@@ -4,12 +4,23 @@ See :mod:`ecash_tpm.storage.database` for transactions, :mod:`ecash_tpm.storage.
 schema versions and :mod:`ecash_tpm.storage.sql` for the portable SQL dialect.
 """
 
-from ecash_tpm.storage.database import Database, Row, Transaction, sqlite_url
+from ecash_tpm.storage.database import (
+    Database,
+    NewSqliteFiles,
+    Row,
+    Transaction,
+    discard_new_sqlite_on_failure,
+    discard_sqlite_files,
+    sqlite_path,
+    sqlite_url,
+)
 from ecash_tpm.storage.errors import (
     ConstraintViolationError,
+    DatabaseMissingError,
     MigrationError,
     QueryError,
     ReadOnlyViolationError,
+    SchemaMissingError,
     SchemaTooNewError,
     StorageBusyError,
     StorageUnavailableError,
@@ -26,19 +37,25 @@ from ecash_tpm.storage.migrations import (
 __all__ = [
     "ConstraintViolationError",
     "Database",
+    "DatabaseMissingError",
     "Migration",
     "MigrationError",
+    "NewSqliteFiles",
     "QueryError",
     "ReadOnlyViolationError",
     "Row",
+    "SchemaMissingError",
     "SchemaTooNewError",
     "StorageBusyError",
     "StorageUnavailableError",
     "Transaction",
     "TransactionAbortedError",
     "UniqueViolationError",
+    "discard_new_sqlite_on_failure",
+    "discard_sqlite_files",
     "migrations_from_dir",
     "migrations_from_package",
     "normalize_migrations",
+    "sqlite_path",
     "sqlite_url",
 ]

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 from ecash_tpm.errors import ConfigError, EcashError, StorageError
 from ecash_tpm.storage.errors import (
     ConstraintViolationError,
+    DatabaseMissingError,
     QueryError,
     ReadOnlyViolationError,
     StorageBusyError,
@@ -36,6 +37,7 @@ from ecash_tpm.storage.sql import to_pyformat
 # pg_advisory_xact_lock key shared by every migrating process ("ecashtpm" in ASCII).
 MIGRATION_LOCK_KEY = 0x656361736874D
 _KEY_COLUMNS_RE = re.compile(r"^Key \((.+?)\)=")
+_NO_DATABASE_RE = re.compile(r'FATAL:\s+database ".*" does not exist')
 
 
 def _import_psycopg() -> Any:
@@ -81,6 +83,12 @@ class PostgresBackend:
                 connect_timeout=max(1, int(self.connect_timeout_s)),
             )
         except self._psycopg.Error as exc:
+            # invalid_catalog_name; psycopg reports connection failures without a SQLSTATE,
+            # so the server's (English) message is the fallback
+            if getattr(exc, "sqlstate", None) == "3D000" or _NO_DATABASE_RE.search(str(exc)):
+                raise DatabaseMissingError(
+                    "the PostgreSQL database does not exist", detail={"url": self.describe()}
+                ) from exc
             raise StorageUnavailableError(
                 "cannot connect to PostgreSQL", detail={"url": self.describe()}
             ) from exc

@@ -14,6 +14,8 @@
 - ``foreign_keys=ON``: SQLite leaves it off by default.
 - Read transactions run with ``PRAGMA query_only`` so an accidental write in ``db.read()``
   fails loudly instead of silently starting a write.
+- ``must_exist``: the file is opened with ``mode=rw`` (never created, nor its directory), for
+  commands that only make sense on a party's existing database.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ import re
 import sqlite3
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from ecash_tpm.errors import EcashError, StorageError
 from ecash_tpm.storage.errors import (
     ConstraintViolationError,
+    DatabaseMissingError,
     QueryError,
     ReadOnlyViolationError,
     StorageBusyError,
@@ -50,26 +54,40 @@ class SqliteBackend:
     name = "sqlite"
     driver_errors = DRIVER_ERRORS
 
-    def __init__(self, path: Path, *, busy_timeout_ms: int) -> None:
+    def __init__(self, path: Path, *, busy_timeout_ms: int, must_exist: bool = False) -> None:
         if busy_timeout_ms < 0:
             raise StorageError("busy timeout must not be negative")
         self.path = path
         self.busy_timeout_ms = busy_timeout_ms
+        self.must_exist = must_exist
 
     def describe(self) -> str:
         return f"sqlite:///{self.path}"
 
+    def _missing(self) -> DatabaseMissingError:
+        return DatabaseMissingError(
+            "the SQLite database does not exist", detail={"path": str(self.path)}
+        )
+
     def connect(self) -> sqlite3.Connection:
+        if self.must_exist and not self.path.is_file():
+            raise self._missing()
+        # mode=rw: a file removed since the check is an error, not a new empty database
+        target = f"file:{quote(str(self.path.absolute()))}?mode=rw" if self.must_exist else None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if target is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(
-                str(self.path),
+                target or str(self.path),
+                uri=target is not None,
                 timeout=self.busy_timeout_ms / 1000.0,
                 isolation_level=None,
                 check_same_thread=False,  # the pool hands a connection to one thread at a time
                 cached_statements=256,
             )
         except (OSError, sqlite3.Error) as exc:
+            if self.must_exist and not self.path.exists():
+                raise self._missing() from exc
             raise StorageUnavailableError(
                 "cannot open the SQLite database", detail={"path": str(self.path)}
             ) from exc

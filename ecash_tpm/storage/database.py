@@ -38,6 +38,7 @@ from typing import Any, Protocol, TypeVar
 from ecash_tpm.errors import ConfigError, EcashError, StorageError
 from ecash_tpm.storage.errors import (
     QueryError,
+    SchemaMissingError,
     StorageBusyError,
     TransactionAbortedError,
 )
@@ -74,6 +75,85 @@ class _Backend(Protocol):
 def sqlite_url(path: str | Path) -> str:
     """The ``sqlite:///`` URL of a database file (absolute paths give four slashes)."""
     return f"sqlite:///{Path(path)}"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a ``sqlite:///`` URL (``None`` for other schemes); ConfigError if malformed."""
+    if not url.startswith("sqlite:"):
+        return None
+    if not url.startswith("sqlite:///"):
+        raise ConfigError(
+            "SQLite URLs look like sqlite:///relative/path.db or sqlite:////abs/path.db",
+            detail={"url": url},
+        )
+    raw = url[len("sqlite:///") :]
+    if not raw or raw in (":memory:", "/:memory:") or "?" in raw:
+        raise ConfigError(
+            "SQLite URL needs a plain file path (no :memory:, no query string)",
+            detail={"url": url},
+        )
+    return Path(raw)
+
+
+def discard_sqlite_files(path: Path) -> None:
+    """Remove a SQLite database file with its WAL, shared-memory and journal files.
+
+    For undoing a database that a failed start created a moment ago (the caller decides that
+    it is new); never use it on a database that holds data.
+    """
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+
+
+class NewSqliteFiles:
+    """The SQLite files of some URLs that do not exist yet, and the directories they would need.
+
+    What a failed start or an interrupted ``init`` must take back: a database it created a
+    moment ago and nothing else. :meth:`keep` once the work succeeded.
+    """
+
+    def __init__(self, urls: Iterable[str]) -> None:
+        self._fresh: list[tuple[Path, list[Path]]] = []
+        self._kept = False
+        for url in urls:
+            path = sqlite_path(url)
+            if path is None or path.exists():
+                continue
+            made: list[Path] = []
+            parent = path.absolute().parent
+            while not parent.exists():
+                made.append(parent)
+                parent = parent.parent
+            self._fresh.append((path, made))
+
+    def keep(self) -> None:
+        """The work succeeded: :meth:`discard` does nothing from now on."""
+        self._kept = True
+
+    def discard(self) -> None:
+        """Remove the files that appeared since, and the directories made for them if empty
+        (the database must be closed)."""
+        if self._kept:
+            return
+        for path, made in self._fresh:
+            discard_sqlite_files(path)
+            for directory in made:  # deepest first; only if nothing else was put there
+                try:
+                    directory.rmdir()
+                except OSError:
+                    break
+
+
+@contextmanager
+def discard_new_sqlite_on_failure(urls: Iterable[str]) -> Iterator[NewSqliteFiles]:
+    """Run a block that may create SQLite databases; if it raises (or is interrupted) before
+    calling ``keep()`` on what it is given, the files it created are removed again."""
+    new = NewSqliteFiles(urls)
+    try:
+        yield new
+    except BaseException:
+        new.discard()
+        raise
 
 
 class Transaction:
@@ -255,28 +335,25 @@ class Database:
         cls,
         url: str,
         *,
+        must_exist: bool = False,
         pool_size: int | None = None,
         busy_timeout_ms: int = 5000,
         connect_timeout_s: float = 10.0,
         acquire_timeout_s: float = 30.0,
     ) -> Database:
-        """Open ``sqlite:///<path>`` or ``postgresql://...``; raises ConfigError for others."""
+        """Open ``sqlite:///<path>`` or ``postgresql://...``; raises ConfigError for others.
+
+        A SQLite file (and its directory) is created on first use unless ``must_exist``, which
+        raises :class:`DatabaseMissingError` instead: what read-only and administrative
+        commands use, so a wrong path never leaves an empty database behind. PostgreSQL
+        databases are never created here (a missing one is ``storage.database_missing``).
+        """
         backend: _Backend
-        if url.startswith("sqlite:"):
+        path = sqlite_path(url)
+        if path is not None:
             from ecash_tpm.storage._sqlite import SqliteBackend
 
-            if not url.startswith("sqlite:///"):
-                raise ConfigError(
-                    "SQLite URLs look like sqlite:///relative/path.db or sqlite:////abs/path.db",
-                    detail={"url": url},
-                )
-            raw = url[len("sqlite:///") :]
-            if not raw or raw in (":memory:", "/:memory:") or "?" in raw:
-                raise ConfigError(
-                    "SQLite URL needs a plain file path (no :memory:, no query string)",
-                    detail={"url": url},
-                )
-            backend = SqliteBackend(Path(raw), busy_timeout_ms=busy_timeout_ms)
+            backend = SqliteBackend(path, busy_timeout_ms=busy_timeout_ms, must_exist=must_exist)
             size = pool_size if pool_size is not None else 8
         elif url.startswith(("postgresql://", "postgres://")):
             from ecash_tpm.storage._postgres import PostgresBackend
@@ -368,6 +445,24 @@ class Database:
         from ecash_tpm.storage.migrations import apply_migrations
 
         return apply_migrations(self, migrations, component=component)
+
+    def require_schema(self, component: str) -> int:
+        """The recorded version of ``component``; :class:`SchemaMissingError` if there is none.
+
+        Only reads (no ``schema_migrations`` table is created), so it is safe on a database
+        that turns out not to be the party's. Call it before :meth:`migrate` where an empty
+        database would be a configuration mistake rather than a first start.
+        """
+        from ecash_tpm.storage.migrations import recorded_version
+
+        version = recorded_version(self, component)
+        if version < 1:
+            raise SchemaMissingError(
+                f"the database holds no {component} schema (not initialised, or the wrong "
+                "database)",
+                detail={"database": self.url, "component": component},
+            )
+        return version
 
     def schema_version(self, component: str) -> int:
         """The highest migration version recorded for ``component`` (0 if none)."""

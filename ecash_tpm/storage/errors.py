@@ -80,3 +80,25 @@ class SchemaTooNewError(MigrationError):
     """The database was migrated by newer code than this one; running would corrupt it."""
 
     code = "storage.schema_too_new"
+
+
+class DatabaseMissingError(StorageUnavailableError):
+    """The database named by the configuration does not exist, and this command may not make it.
+
+    Read-only and administrative commands open with ``must_exist=True``: a typo in a path, or a
+    forgotten ``database_url``, must not silently create (and then report on) an empty database.
+    PostgreSQL's "database does not exist" is reported with this code on every open.
+    """
+
+    code = "storage.database_missing"
+
+
+class SchemaMissingError(StorageError):
+    """The database exists but holds no schema of the component (never migrated: not its data).
+
+    An empty PostgreSQL database, or a SQLite file of another party, would otherwise answer every
+    question with "nothing" (a ledger with no entries is balanced).
+    """
+
+    code = "storage.schema_missing"
+    http_status = 503

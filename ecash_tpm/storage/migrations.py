@@ -213,3 +213,18 @@ def current_version(db: Database, component: str) -> int:
             {"c": component},
         )
     return int(value or 0)
+
+
+def recorded_version(db: Database, component: str) -> int:
+    """Like :func:`current_version` but read-only: 0 also when there is no migration table."""
+    from ecash_tpm.storage.errors import QueryError
+
+    try:
+        with db.read() as tx:
+            value = tx.fetchval(
+                "SELECT MAX(version) AS v FROM schema_migrations WHERE component = :c",
+                {"c": component},
+            )
+    except QueryError:  # no schema_migrations table: nothing was ever migrated here
+        return 0
+    return int(value or 0)

@@ -10,8 +10,9 @@ from fastapi import APIRouter, FastAPI, Request
 
 from ecash_tpm.crypto.bn256 import Point
 from ecash_tpm.crypto.groupsig import OpenerSecret
+from ecash_tpm.crypto.groupsig.errors import SpendProofError, UnknownMemberError
 from ecash_tpm.crypto.signing import PartyKey
-from ecash_tpm.errors import ConfigError
+from ecash_tpm.errors import ConfigError, InputError
 from ecash_tpm.pki import load_certificate
 from ecash_tpm.protocol.api.supervision import (
     DoubleSpendRequest,
@@ -22,16 +23,35 @@ from ecash_tpm.protocol.api.supervision import (
     RegistrationRequest,
     RegistrationResponse,
 )
+from ecash_tpm.protocol.errors import (
+    NotDoubleSpendError,
+    OpeningsDisagreeError,
+    RegistryConflictError,
+    TranscriptMalformedError,
+)
 from ecash_tpm.service.app import create_app
 from ecash_tpm.service.auth import require_bearer
+from ecash_tpm.service.openapi import (
+    CERT_ERRORS,
+    POINT_ERRORS,
+    SIGNED_OBJECT_ERRORS,
+    bearer,
+    errors,
+)
 from ecash_tpm.storage import Database
 from ecash_tpm.supervision.domain import Revoker, SupervisionDepartment
-from ecash_tpm.supervision.errors import OpenDisabledError, OpenUnauthorizedError
+from ecash_tpm.supervision.errors import (
+    OpenDisabledError,
+    OpenUnauthorizedError,
+    SupervisionConfigError,
+)
 from ecash_tpm.supervision.keys import load_opener_secret
 from ecash_tpm.supervision.settings import SupervisionSettings
 from ecash_tpm.supervision.store import MIGRATIONS
 
 router = APIRouter(tags=["supervision"])
+
+_OPEN_TOKEN = bearer("openToken", "The operator's open_token (opening de-anonymises a spend)")
 
 
 def _dept(request: Request) -> SupervisionDepartment:
@@ -39,20 +59,38 @@ def _dept(request: Request) -> SupervisionDepartment:
     return dept
 
 
-@router.get("/v1/opener", response_model=OpenerInfo)
+@router.get("/v1/opener", response_model=OpenerInfo, responses=errors(storage=False))
 def opener_info(request: Request) -> OpenerInfo:
     """Hop, to configure the issuer with and to check openings against."""
     return OpenerInfo(opener_public=_dept(request).opener_public.encode())
 
 
-@router.post("/v1/registry", response_model=RegistrationResponse)
+@router.post(
+    "/v1/registry",
+    response_model=RegistrationResponse,
+    responses=errors(
+        SupervisionConfigError,
+        InputError,
+        CERT_ERRORS,
+        SIGNED_OBJECT_ERRORS,
+        POINT_ERRORS,
+        RegistryConflictError,
+    ),
+)
 def register(body: RegistrationRequest, request: Request) -> RegistrationResponse:
     """Issuer-signed member registration (T0 -> member)."""
     entry = _dept(request).register_signed(body.registration, body.cert)
     return RegistrationResponse(member_id=entry.member_id)
 
 
-@router.post("/v1/open", response_model=OpenResponse)
+@router.post(
+    "/v1/open",
+    response_model=OpenResponse,
+    dependencies=[_OPEN_TOKEN],
+    responses=errors(
+        OpenDisabledError, OpenUnauthorizedError, InputError, POINT_ERRORS, UnknownMemberError
+    ),
+)
 def open_spend(body: OpenRequest, request: Request) -> OpenResponse:
     """Open a spend's (c1, c2): the member and a proof (only with the operator's token)."""
     require_bearer(
@@ -65,7 +103,20 @@ def open_spend(body: OpenRequest, request: Request) -> OpenResponse:
     return OpenResponse.model_validate(result.to_dict())
 
 
-@router.post("/v1/double-spend", response_model=DoubleSpendResponse)
+@router.post(
+    "/v1/double-spend",
+    response_model=DoubleSpendResponse,
+    responses=errors(
+        InputError,
+        CERT_ERRORS,
+        SIGNED_OBJECT_ERRORS,
+        TranscriptMalformedError,
+        NotDoubleSpendError,
+        SpendProofError,
+        OpeningsDisagreeError,
+        UnknownMemberError,
+    ),
+)
 def double_spend(body: DoubleSpendRequest, request: Request) -> DoubleSpendResponse:
     """Bank report of two spends of one serial -> evidence bundle and revocation request."""
     case = _dept(request).handle_double_spend(body.transcripts, body.cert)

@@ -15,20 +15,31 @@ from typing import Any
 from pydantic import Field
 
 from ecash_tpm.crypto.encoding import b64u_encode
-from ecash_tpm.protocol.api.base import ApiModel
+from ecash_tpm.protocol.api.base import ApiModel, SealedDoc, SignedDoc
 
 __all__ = [
     "AnswerBody",
+    "CiphertextOut",
     "DisputeBody",
     "DisputeKey",
+    "DisputeKeyOut",
+    "DisputeListOut",
     "DisputeView",
+    "DisputeViewOut",
     "ProductAnswer",
     "ProductList",
+    "ProductListOut",
+    "ProductOut",
     "RegistrationAnswer",
+    "RegistrationOut",
     "SignedWithCert",
     "Strike",
+    "StrikeListOut",
+    "StrikeOut",
     "TtpInfo",
+    "TtpInfoOut",
     "TtpStats",
+    "TtpStatsOut",
 ]
 
 _CERT_MAX = 16384
@@ -49,16 +60,93 @@ class SignedWithCert(ApiModel):
 class DisputeBody(ApiModel):
     """The customer's dispute: the merchant-signed request, its certificate, the spends."""
 
-    request: dict[str, Any]
-    cert: str = Field(max_length=_CERT_MAX)
-    spends: list[dict[str, Any]] = Field(min_length=1, max_length=64)
+    request: SignedDoc = Field(description="the merchant-signed payment request (a product's)")
+    cert: str = Field(max_length=_CERT_MAX, description="the merchant certificate, PEM")
+    spends: list[dict[str, Any]] = Field(
+        min_length=1, max_length=64, description="{coin, proof} per coin, as paid"
+    )
 
 
 class AnswerBody(ApiModel):
     """The merchant's key answer (signed ``ttp-key-answer``) and its certificate."""
 
-    answer: dict[str, Any]
-    cert: str = Field(max_length=_CERT_MAX)
+    answer: SignedDoc = Field(description="merchant-signed ttp-key-answer")
+    cert: str = Field(max_length=_CERT_MAX, description="the merchant certificate, PEM")
+
+
+# --- HTTP answers: the records' to_dict(), field for field (tests compare them) -------------
+
+
+class TtpInfoOut(ApiModel):
+    ttp_id: str
+    cert: str = Field(description="the TTP certificate, PEM")
+    dispute_window_s: int
+
+
+class TtpStatsOut(ApiModel):
+    counters: dict[str, int]
+
+
+class RegistrationOut(ApiModel):
+    descriptor: SignedDoc = Field(description="TTP-signed product descriptor")
+    cert: str = Field(description="the TTP certificate, PEM")
+    ciphertext: str = Field(description="the product's ciphertext, base64url")
+    sealed_key: SealedDoc = Field(description="k sealed to the merchant's one-time reply key")
+
+
+class ProductOut(ApiModel):
+    descriptor: SignedDoc = Field(description="TTP-signed product descriptor")
+    cert: str = Field(description="the TTP certificate, PEM")
+
+
+class ProductListOut(ApiModel):
+    products: list[SignedDoc] = Field(description="TTP-signed descriptors, oldest first")
+    cert: str = Field(description="the TTP certificate, PEM")
+
+
+class CiphertextOut(ApiModel):
+    product_id: str
+    ciphertext: str = Field(description="base64url")
+
+
+class DisputeViewOut(ApiModel):
+    dispute_id: str
+    preq: str = Field(description="the payment request digest, base64url")
+    product_id: str
+    merchant_id: str
+    state: str = Field(description="pending or resolved")
+    deadline: int
+    created_at: int
+    resolved_at: int | None
+    resolution: str | None = Field(description="merchant_key, escrow, or null while pending")
+    strike: bool
+    merchant_answer: str | None = Field(description="what the merchant last answered (a code)")
+    reply_key: str = Field(description="the TTP's one-time X25519 reply key, base64url")
+    sealed_key: SealedDoc | None
+
+
+class DisputeListOut(ApiModel):
+    disputes: list[DisputeViewOut]
+
+
+class DisputeKeyOut(ApiModel):
+    dispute_id: str
+    preq: str
+    product_id: str
+    resolution: str | None
+    sealed_key: SealedDoc = Field(description="k sealed to the customer's key")
+
+
+class StrikeOut(ApiModel):
+    strike_id: int
+    merchant_id: str
+    dispute_id: str
+    reason: str = Field(description="no_key or wrong_key")
+    created_at: int
+
+
+class StrikeListOut(ApiModel):
+    strikes: list[StrikeOut]
 
 
 # --- records the domain returns ----------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The TTP's HTTP API (docs/api.md, "TTP") and its app factory: a thin shell over :class:`Ttp`.
 
 Handlers are plain ``def`` (FastAPI runs them in worker threads): the domain blocks on the
-database, the bank and the merchants.
+database, the bank and the merchants. Each route declares its answer model (the records'
+``to_dict()``, field for field) and the errors its domain method raises.
 """
 
 from __future__ import annotations
@@ -16,13 +17,44 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 
 from ecash_tpm.clients.ttp import HttpBankQuery, HttpMerchantLinks
 from ecash_tpm.crypto.encoding import b64u_encode
+from ecash_tpm.crypto.sealing import SealError
 from ecash_tpm.crypto.signing import PartyKey
-from ecash_tpm.errors import ConfigError
+from ecash_tpm.errors import ConfigError, InputError
 from ecash_tpm.pki import cert_pem, load_certificate
+from ecash_tpm.protocol.errors import DisputePendingError, MalformedCoinError, RequestMismatchError
 from ecash_tpm.service.app import create_app
+from ecash_tpm.service.openapi import CERT_ERRORS, SIGNED_OBJECT_ERRORS, err, errors
 from ecash_tpm.storage import Database
 from ecash_tpm.ttp.domain import BankQueryGateway, MerchantLink, Ttp, TtpConfig
-from ecash_tpm.ttp.models import AnswerBody, DisputeBody, SignedWithCert
+from ecash_tpm.ttp.errors import (
+    BankAnswerError,
+    BankUnavailableError,
+    ContractMismatchError,
+    CustomerKeyMissingError,
+    DisputeClosedError,
+    MerchantAnswerError,
+    NotPaidError,
+    RegistrationConflictError,
+    RegistrationError,
+    UnknownDisputeError,
+    UnknownProductError,
+    WrongMerchantError,
+)
+from ecash_tpm.ttp.models import (
+    AnswerBody,
+    CiphertextOut,
+    DisputeBody,
+    DisputeKeyOut,
+    DisputeListOut,
+    DisputeViewOut,
+    ProductListOut,
+    ProductOut,
+    RegistrationOut,
+    SignedWithCert,
+    StrikeListOut,
+    TtpInfoOut,
+    TtpStatsOut,
+)
 from ecash_tpm.ttp.settings import TtpSettings
 from ecash_tpm.ttp.store import COMPONENT, MIGRATIONS, TtpStore
 
@@ -37,42 +69,104 @@ def get_ttp(request: Request) -> Ttp:
 
 TtpDep = Annotated[Ttp, Depends(get_ttp)]
 
+_REGISTER_ERRORS = (
+    RegistrationError,
+    err(RegistrationError, "ttp.registration_stale", message="registration is too old"),
+    err(RegistrationError, "ttp.content_too_large", status=413, message="content too large"),
+    CERT_ERRORS,
+    SIGNED_OBJECT_ERRORS,
+    RegistrationConflictError,
+    SealError,
+)
+_OPEN_DISPUTE_ERRORS = (
+    err(InputError, message="request must be a signed payment request"),
+    UnknownProductError,
+    WrongMerchantError,
+    ContractMismatchError,
+    CustomerKeyMissingError,
+    MalformedCoinError,
+    RequestMismatchError,
+    NotPaidError,
+    BankAnswerError,
+    BankUnavailableError,
+)
+
 
 def build_router() -> APIRouter:
     """The TTP's routes (state comes from ``app.state.ttp``)."""
     router = APIRouter(prefix="/v1", tags=["ttp"])
 
-    @router.get("/ttp", summary="TTP id, certificate, dispute window")
+    @router.get(
+        "/ttp",
+        summary="TTP id, certificate, dispute window",
+        response_model=TtpInfoOut,
+        responses=errors(storage=False),
+    )
     def info(ttp: TtpDep) -> dict[str, Any]:
         return ttp.info().to_dict()
 
-    @router.get("/ttp/stats", summary="What the TTP was asked (counters)")
+    @router.get(
+        "/ttp/stats",
+        summary="What the TTP was asked (counters)",
+        response_model=TtpStatsOut,
+        responses=errors(),
+    )
     def stats(ttp: TtpDep) -> dict[str, Any]:
         return ttp.stats().to_dict()
 
-    @router.post("/products", summary="Register a product (merchant-signed): encrypt + escrow")
+    @router.post(
+        "/products",
+        summary="Register a product (merchant-signed): encrypt + escrow",
+        response_model=RegistrationOut,
+        responses=errors(_REGISTER_ERRORS),
+    )
     def register(body: SignedWithCert, ttp: TtpDep) -> dict[str, Any]:
         return ttp.register_product(body.model_dump(exclude={"cert"}), body.cert).to_dict()
 
-    @router.get("/products", summary="TTP-signed product descriptors")
+    @router.get(
+        "/products",
+        summary="TTP-signed product descriptors",
+        response_model=ProductListOut,
+        responses=errors(),
+    )
     def products(
         ttp: TtpDep, merchant_id: Annotated[str | None, Query(max_length=64)] = None
     ) -> dict[str, Any]:
         return ttp.products(merchant_id).to_dict()
 
-    @router.get("/products/{product_id}", summary="One product descriptor")
+    @router.get(
+        "/products/{product_id}",
+        summary="One product descriptor",
+        response_model=ProductOut,
+        responses=errors(UnknownProductError),
+    )
     def product(product_id: str, ttp: TtpDep) -> dict[str, Any]:
         return ttp.product(product_id).to_dict()
 
-    @router.get("/products/{product_id}/ciphertext", summary="The public ciphertext")
+    @router.get(
+        "/products/{product_id}/ciphertext",
+        summary="The public ciphertext",
+        response_model=CiphertextOut,
+        responses=errors(UnknownProductError),
+    )
     def ciphertext(product_id: str, ttp: TtpDep) -> dict[str, Any]:
         return {"product_id": product_id, "ciphertext": b64u_encode(ttp.ciphertext(product_id))}
 
-    @router.post("/disputes", summary="Customer: paid but no (good) key -> open a dispute")
+    @router.post(
+        "/disputes",
+        summary="Customer: paid but no (good) key -> open a dispute",
+        response_model=DisputeViewOut,
+        responses=errors(_OPEN_DISPUTE_ERRORS),
+    )
     def open_dispute(body: DisputeBody, ttp: TtpDep) -> dict[str, Any]:
         return ttp.open_dispute(body.request, body.cert, body.spends).to_dict()
 
-    @router.get("/disputes", summary="Dispute views (merchants poll their pending ones)")
+    @router.get(
+        "/disputes",
+        summary="Dispute views (merchants poll their pending ones)",
+        response_model=DisputeListOut,
+        responses=errors(),
+    )
     def disputes(
         ttp: TtpDep,
         merchant_id: Annotated[str | None, Query(max_length=64)] = None,
@@ -81,19 +175,42 @@ def build_router() -> APIRouter:
         views = ttp.disputes(merchant_id=merchant_id, state=state)
         return {"disputes": [v.to_dict() for v in views]}
 
-    @router.get("/disputes/{dispute_id}", summary="One dispute (resolved once overdue)")
+    @router.get(
+        "/disputes/{dispute_id}",
+        summary="One dispute (resolved once overdue)",
+        response_model=DisputeViewOut,
+        responses=errors(UnknownDisputeError),
+    )
     def dispute(dispute_id: str, ttp: TtpDep) -> dict[str, Any]:
         return ttp.dispute(dispute_id).to_dict()
 
-    @router.get("/disputes/{dispute_id}/key", summary="The sealed key; 409 while pending")
+    @router.get(
+        "/disputes/{dispute_id}/key",
+        summary="The sealed key; 409 while pending",
+        response_model=DisputeKeyOut,
+        responses=errors(
+            UnknownDisputeError,
+            err(DisputePendingError, retry_after=True, detail={"retry_after": 3600}),
+        ),
+    )
     def dispute_key(dispute_id: str, ttp: TtpDep) -> dict[str, Any]:
         return ttp.dispute_key(dispute_id).to_dict()
 
-    @router.post("/disputes/{dispute_id}/answer", summary="Merchant: the key for a dispute")
+    @router.post(
+        "/disputes/{dispute_id}/answer",
+        summary="Merchant: the key for a dispute",
+        response_model=DisputeViewOut,
+        responses=errors(UnknownDisputeError, DisputeClosedError, MerchantAnswerError),
+    )
     def answer(dispute_id: str, body: AnswerBody, ttp: TtpDep) -> dict[str, Any]:
         return ttp.answer_dispute(dispute_id, body.answer, body.cert).to_dict()
 
-    @router.get("/strikes", summary="Strikes recorded against merchants")
+    @router.get(
+        "/strikes",
+        summary="Strikes recorded against merchants",
+        response_model=StrikeListOut,
+        responses=errors(),
+    )
     def strikes(
         ttp: TtpDep, merchant_id: Annotated[str | None, Query(max_length=64)] = None
     ) -> dict[str, Any]:

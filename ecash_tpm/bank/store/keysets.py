@@ -16,6 +16,7 @@ __all__ = [
     "descriptor",
     "insert_keyset",
     "key_file",
+    "key_files",
     "update_descriptor",
     "values_by_window",
 ]
@@ -62,6 +63,16 @@ def descriptor(tx: Transaction, keyset_id: bytes) -> str | None:
 def key_file(tx: Transaction, keyset_id: bytes) -> str | None:
     value = tx.fetchval("SELECT key_file FROM keyset WHERE keyset_id = :k", {"k": keyset_id})
     return None if value is None else str(value)
+
+
+def key_files(tx: Transaction, names: list[str]) -> list[str]:
+    """Which of the key file ``names`` belong to a recorded keyset."""
+    found: list[str] = []
+    for name in names:
+        value = tx.fetchval("SELECT key_file FROM keyset WHERE key_file = :f", {"f": name})
+        if value is not None:
+            found.append(str(value))
+    return found
 
 
 def all_descriptors(tx: Transaction) -> list[tuple[str, int]]:

@@ -83,6 +83,7 @@ def double_spender_identified(ctx: StoryContext, detail: dict[str, Any]) -> None
     )
     if not same_t0:
         raise DemoCheckError("the openings do not name the joined device's T0")
+    ctx.publish("double_spend_case", {"case_id": case["case_id"], "transcripts": transcripts})
     detail.update(
         member_id=case["member_id"],
         joined_member_id=member.member_id,

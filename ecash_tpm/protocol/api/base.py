@@ -1,4 +1,5 @@
-"""Shared pydantic pieces for request/response bodies: base64url bytes, error body, base model.
+"""Shared pydantic pieces for request/response bodies: base64url bytes, error body, base model,
+signed objects and sealed boxes.
 
 Bytes travel in JSON as base64url without padding (DESIGN §7). :data:`B64Bytes` accepts only the
 canonical form (no padding, no ``+/``, no whitespace), because two encodings of the same bytes
@@ -14,6 +15,7 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Field,
     PlainSerializer,
     ValidationError,
     WithJsonSchema,
@@ -66,9 +68,42 @@ class ApiModel(BaseModel):
 class ErrorBody(BaseModel):
     """The body of every error response: a stable ``code``, a human ``message``, ``detail``."""
 
-    code: str
-    message: str
-    detail: dict[str, Any] = {}
+    code: str = Field(description="stable dotted code (area.reason): what clients branch on")
+    message: str = Field(description="for humans; may change between versions")
+    detail: dict[str, Any] = Field(
+        default={}, description="facts about this failure (e.g. retry_after, serial, index)"
+    )
+
+
+class SignedObject(ApiModel):
+    """``{kind, body, signature, signer}`` as made by ``sign_object``: ``body`` signed under the
+    domain tag ``ecash-tpm/v1/obj/<kind>``; ``signer`` is an unsigned lookup hint."""
+
+    kind: str = Field(max_length=64, description="what the body is (e.g. payment-request)")
+    body: dict[str, Any] = Field(description="the signed JSON object")
+    signature: str = Field(max_length=200, description="64-byte ECDSA P-256 r||s, base64url")
+    signer: str = Field(max_length=200, description="key id or certificate fingerprint")
+
+
+class SealedBox(ApiModel):
+    """A key sealed to an X25519 public key (``ecash_tpm.crypto.sealing``), all base64url."""
+
+    epk: str = Field(description="ephemeral X25519 public key")
+    nonce: str
+    ct: str = Field(description="ciphertext with its tag")
+
+
+def _documented_as(model: type[BaseModel]) -> WithJsonSchema:
+    return WithJsonSchema(model.model_json_schema())
+
+
+SignedDoc = Annotated[dict[str, Any], _documented_as(SignedObject)]
+"""A signed object in a body: documented as :class:`SignedObject`, but passed on as the mapping
+it is, so that a malformed one is refused by the verifier with its own code (e.g.
+``signed_object.malformed``), exactly as before the schema was written down."""
+
+SealedDoc = Annotated[dict[str, Any], _documented_as(SealedBox)]
+"""A sealed box, documented as :class:`SealedBox` and passed on as a mapping."""
 
 
 def validation_errors(exc: ValidationError) -> list[dict[str, Any]]:

