@@ -237,28 +237,6 @@ def _info_text(tcti: str, info: Any, eks: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _tcti(args: argparse.Namespace) -> str:
-    """--tcti, else the running swtpm of --swtpm-state, else $ECASH_TPM_TCTI / $TPM2TOOLS_TCTI,
-    else the kernel resource manager (the order ``tpm info`` and the wallet use)."""
-    if args.tcti:
-        return str(args.tcti)
-    if args.swtpm_state:
-        from ecash_tpm.swtpm import SwtpmInstance, SwtpmNotRunningError
-
-        inst = SwtpmInstance.load(args.swtpm_state)
-        if not inst.is_running():
-            raise SwtpmNotRunningError(
-                f"swtpm in {inst.state_dir} is not running (ecash-tpm swtpm start)",
-                detail={"state_dir": str(inst.state_dir)},
-            )
-        return inst.tcti
-    env = os.environ.get("ECASH_TPM_TCTI") or os.environ.get("TPM2TOOLS_TCTI")
-    if env:
-        return env
-    from ecash_tpm.device import DEFAULT_TCTI
-
-    return str(DEFAULT_TCTI)
-
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     import tempfile
@@ -273,7 +251,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             code="cli.bench_rounds_invalid",
             detail={"rounds": args.rounds},
         )
-    tcti = _tcti(args)
+    from ecash_tpm.cli.wallet_cmd import resolve_tcti
+
+    tcti = resolve_tcti(args)
     with (
         TpmDevice(tcti, flush_leftovers=not args.no_flush) as tpm,
         tempfile.TemporaryDirectory(prefix="ecash-tpm-bench-") as keys,
