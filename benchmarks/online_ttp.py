@@ -48,16 +48,21 @@ class MerchantUnavailableError(RemoteError):
 
 
 class MerchantPool:
-    """``url -> MerchantClient``, one pooled client per shop (thread-safe); :meth:`close`."""
+    """``url -> MerchantClient``, one pooled client per shop (thread-safe); :meth:`close`.
 
-    def __init__(self) -> None:
+    ``link(url)`` gives the ``tls=``/``expect=`` for the shop at ``url`` (an https shop is
+    checked like by any client); without it the shops must be plain HTTP.
+    """
+
+    def __init__(self, link: Callable[[str], Mapping[str, Any]] | None = None) -> None:
         self._clients: dict[str, MerchantClient] = {}
         self._lock = threading.Lock()
+        self._link = link or (lambda _url: {})
 
     def __call__(self, url: str) -> MerchantClient:
         with self._lock:
             if url not in self._clients:
-                self._clients[url] = MerchantClient(url)
+                self._clients[url] = MerchantClient(url, **self._link(url))
             return self._clients[url]
 
     def close(self) -> None:

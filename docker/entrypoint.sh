@@ -13,14 +13,18 @@
 # Party bootstrap: for `ecash-tpm <role> serve`, when the central bank's admin token is given
 # (the compose secret /run/secrets/ecash_tpm_admin_token, or $ECASH_TPM_DEPLOY_TOKEN_FILE), run
 # `ecash-tpm deploy init-party` first -- the same steps as `ecash-tpm demo`: the party's keys
-# are made on its first start and its signing key is certified by the central bank over HTTP
-# (kept while valid; the root it got first stays pinned). What the party learns on the way (the
+# are made on its first start, its signing key is certified by the central bank over HTTPS and
+# its TLS certificate issued for ECASH_TPM_DEPLOY_TLS_HOST (both kept while valid; the root it
+# got first stays pinned, and the central bank's TLS certificate must chain to it before the
+# admin token is sent). The central bank issues its own TLS certificate with its CA. What the party learns on the way (the
 # opener key Hop, trust-anchor paths) is exported as ECASH_TPM_<SECTION>_<KEY> for `serve`.
 # A token that is empty, short or a placeholder stops the container: compose turns an unset
 # variable into an empty secret, and a central bank bootstrapped from it would run with
 # certify/revoke disabled while every other party failed to get a certificate.
-#   ECASH_TPM_DEPLOY_CENTRAL_BANK  central bank URL (default http://centralbank:8080)
-#   ECASH_TPM_DEPLOY_SUPERVISION   supervision department URL (default http://supervision:8084)
+#   ECASH_TPM_DEPLOY_CENTRAL_BANK  central bank URL (default https://centralbank:8080)
+#   ECASH_TPM_DEPLOY_SUPERVISION   supervision department URL (default https://supervision:8084)
+#   ECASH_TPM_DEPLOY_TLS_HOST      the name other containers reach this party by (the compose
+#                                  service name): added to its TLS certificate (`--tls-host`)
 #   ECASH_TPM_DEPLOY_EK_TRUST      issuer only: ':'-separated EK CA files or directories to add
 #                                  to its trust store (`init-party --ek-trust`) on every start
 set -eu
@@ -65,8 +69,11 @@ export_ek_ca() {
 # `ecash-tpm deploy init-party` for role $1 (positional parameters are this function's own).
 init_party() {
     set -- --role "$1" --export --admin-token-file "$token_file" \
-        --central-bank "${ECASH_TPM_DEPLOY_CENTRAL_BANK:-http://centralbank:8080}" \
-        --supervision-url "${ECASH_TPM_DEPLOY_SUPERVISION:-http://supervision:8084}"
+        --central-bank "${ECASH_TPM_DEPLOY_CENTRAL_BANK:-https://centralbank:8080}" \
+        --supervision-url "${ECASH_TPM_DEPLOY_SUPERVISION:-https://supervision:8084}"
+    if [ -n "${ECASH_TPM_DEPLOY_TLS_HOST:-}" ]; then
+        set -- "$@" --tls-host "$ECASH_TPM_DEPLOY_TLS_HOST"
+    fi
     if [ "$2" = issuer ] && [ -n "${ECASH_TPM_DEPLOY_EK_TRUST:-}" ]; then
         # Split on ':' only; -f: a path is never a glob.
         set -f
@@ -109,7 +116,7 @@ if [ "$#" -ge 3 ] && [ "$1" = "ecash-tpm" ] && [ "$3" = "serve" ]; then
         settings="$(init_party "$role")"
         # Lines of `export ECASH_TPM_<SECTION>_<KEY>='value'` (values shell-quoted by the CLI).
         eval "$settings"
-        echo "ecash-tpm-entrypoint: $role bootstrapped (keys, central-bank certificate)" >&2
+        echo "ecash-tpm-entrypoint: $role bootstrapped (keys, central-bank and TLS certificates)" >&2
     fi
 fi
 

@@ -3,6 +3,9 @@
 
 Usage: ecash-tpm-healthcheck [URL]; without URL, $HEALTHCHECK_URL, else
 http://127.0.0.1:8080/healthz. Exit 0 when the answer is 200 with status "ok", 1 otherwise.
+The parties serve HTTPS only; compose points this at each party's plain ``healthz_port``
+(``/healthz`` alone, on loopback inside the container), so the check needs neither the
+central bank's root nor a client certificate, and cannot be fooled by plain HTTP elsewhere.
 Standard library only: it must work even when the service's own imports are broken.
 """
 

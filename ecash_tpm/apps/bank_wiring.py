@@ -22,6 +22,7 @@ from typing import Any
 from ecash_tpm.bank.protocols import DoubleSpendReporter, IssuerSecrets, MembershipCheck
 from ecash_tpm.bank.settings import BankSettings
 from ecash_tpm.clients.base import ServiceClient
+from ecash_tpm.clients.connect import Link, party_link
 from ecash_tpm.errors import ConfigError
 
 __all__ = [
@@ -31,6 +32,8 @@ __all__ = [
     "IssuerMembership",
     "OpenMembership",
     "UnwiredReporter",
+    "double_spend_reporter",
+    "issuer_link",
     "load_dependencies",
 ]
 
@@ -45,10 +48,14 @@ class OpenMembership:
 class IssuerMembership:
     """Active membership from the issuer's HTTP API (one call per withdrawal)."""
 
-    def __init__(self, issuer_url: str, *, token: str | None, timeout: float = 10.0) -> None:
+    def __init__(
+        self, issuer_url: str, *, token: str | None, link: Link, timeout: float = 10.0
+    ) -> None:
         from ecash_tpm.clients.issuer import IssuerClient
 
-        self._client = IssuerClient(issuer_url, timeout=timeout, token=token)
+        self._client = IssuerClient(
+            issuer_url, timeout=timeout, token=token, tls=link.tls, expect=link.expect
+        )
 
     def is_active_member(self, account_id: str) -> bool:
         return bool(self._client.members(account_id=account_id, status="active"))
@@ -60,8 +67,10 @@ class IssuerMembership:
 class HttpDoubleSpendReporter:
     """``POST /v1/double-spend`` ``{transcripts: [t1, t2], cert}`` to the supervision dept."""
 
-    def __init__(self, base_url: str, bank_cert_pem: str, *, timeout: float = 30.0) -> None:
-        self._client = ServiceClient(base_url, timeout=timeout)
+    def __init__(
+        self, base_url: str, bank_cert_pem: str, *, link: Link, timeout: float = 30.0
+    ) -> None:
+        self._client = ServiceClient(base_url, timeout=timeout, tls=link.tls, expect=link.expect)
         self._cert = bank_cert_pem
 
     def report(self, transcript_a: Mapping[str, Any], transcript_b: Mapping[str, Any]) -> Any:
@@ -95,6 +104,35 @@ class UnwiredReporter:
         raise ConfigError("no supervision_url configured: double-spend report kept for retry")
 
 
+def issuer_link(settings: BankSettings) -> Link:
+    """TLS to the issuer (role ``issuer``, ``issuer_name``) with the bank's client certificate:
+    the issuer lists members only to a bank."""
+    if settings.issuer_url is None:  # pragma: no cover - callers check
+        raise ConfigError("issuer_url is not set", detail={"setting": "issuer_url"})
+    return party_link(
+        settings,
+        settings.issuer_url,
+        role="issuer",
+        name=settings.issuer_name,
+        root=settings.path("central_bank_root"),
+    )
+
+
+def double_spend_reporter(settings: BankSettings, bank_cert_pem: str) -> DoubleSpendReporter:
+    """Reports to ``supervision_url`` over mutual TLS (the department takes reports only from
+    a bank's client certificate), or :class:`UnwiredReporter` without one."""
+    if not settings.supervision_url:
+        return UnwiredReporter()
+    link = party_link(
+        settings,
+        settings.supervision_url,
+        role="supervision",
+        name=settings.supervision_name,
+        root=settings.path("central_bank_root"),
+    )
+    return HttpDoubleSpendReporter(settings.supervision_url, bank_cert_pem, link=link)
+
+
 @dataclass(frozen=True)
 class BankDependencies:
     """The protocols :class:`~ecash_tpm.bank.domain.BankDomain` needs."""
@@ -118,12 +156,16 @@ def load_dependencies(settings: BankSettings, bank_cert_pem: str) -> BankDepende
     membership: MembershipCheck
     if settings.membership == "open":
         membership = OpenMembership()
-    elif settings.issuer_url and settings.issuer_token:
-        membership = IssuerMembership(settings.issuer_url, token=settings.issuer_token)
+    elif settings.issuer_url and (settings.issuer_token or not settings.insecure_http):
+        membership = IssuerMembership(
+            settings.issuer_url,
+            token=settings.issuer_token if settings.insecure_http else None,
+            link=issuer_link(settings),
+        )
     elif settings.issuer_url:
         raise ConfigError(
-            "issuer_token is not set: the issuer lists members only to holders of its "
-            "members_token, so every withdrawal would fail",
+            "issuer_token is not set: over plain HTTP (insecure_http) the issuer lists members "
+            "only to holders of its members_token, so every withdrawal would fail",
             detail={"setting": "issuer_token"},
         )
     else:
@@ -132,9 +174,5 @@ def load_dependencies(settings: BankSettings, bank_cert_pem: str) -> BankDepende
             "active (or set membership = 'open' for a demo)",
             detail={"setting": "issuer_url"},
         )
-    reporter: DoubleSpendReporter = (
-        HttpDoubleSpendReporter(settings.supervision_url, bank_cert_pem)
-        if settings.supervision_url
-        else UnwiredReporter()
-    )
+    reporter = double_spend_reporter(settings, bank_cert_pem)
     return BankDependencies(issuer_secrets=secrets, membership=membership, reporter=reporter)

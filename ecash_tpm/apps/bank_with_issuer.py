@@ -53,7 +53,7 @@ def create_bank_issuer_app(
     bank_settings: BankSettings, issuer_settings: IssuerSettings, db: Database
 ) -> FastAPI:
     """The bank's app on ``db`` (owned by the caller) with the issuer's routes and lifespan."""
-    from ecash_tpm.apps.bank_wiring import HttpDoubleSpendReporter, UnwiredReporter
+    from ecash_tpm.apps.bank_wiring import HttpDoubleSpendReporter, double_spend_reporter
     from ecash_tpm.bank.domain import BankDomain
     from ecash_tpm.bank.routes import create_bank_app
     from ecash_tpm.issuer.keys import IssuerKeyStore
@@ -62,11 +62,7 @@ def create_bank_issuer_app(
 
     issuer_app = create_issuer_app(issuer_settings)
     cert_pem = bank_settings.path("cert_file").read_text("ascii")
-    reporter = (
-        HttpDoubleSpendReporter(bank_settings.supervision_url, cert_pem)
-        if bank_settings.supervision_url
-        else UnwiredReporter()
-    )
+    reporter = double_spend_reporter(bank_settings, cert_pem)
     secrets_dir = bank_settings.issuer_secrets_dir or issuer_settings.resolved_key_dir()
     domain = BankDomain.from_settings(
         bank_settings,
@@ -125,6 +121,8 @@ def serve(bank_settings: BankSettings, issuer_settings: IssuerSettings) -> None:
         app,
         bank_settings.host,
         bank_settings.port,
+        tls=bank_settings.tls_files(bank_settings.path("central_bank_root")),
+        healthz_port=bank_settings.healthz_port,
         log_level=bank_settings.log_level,
         label="bank + group manager",
         databases=[bank_settings.database_url, issuer_settings.database_url],

@@ -62,7 +62,7 @@ from ecash_tpm.bank.ttp_query import TtpQueryError
 from ecash_tpm.crypto.blindrsa import BlindRsaInputError, SigningFailureError
 from ecash_tpm.crypto.groupsig.errors import SpendProofError
 from ecash_tpm.crypto.signing import CanonicalEncodingError, SignedObjectError, WrongKindError
-from ecash_tpm.errors import ConfigError, InputError
+from ecash_tpm.errors import ConfigError, ForbiddenError, InputError
 from ecash_tpm.protocol.errors import (
     CoinSignatureError,
     KeysetExpiredError,
@@ -81,6 +81,7 @@ from ecash_tpm.service.openapi import (
     err,
     errors,
 )
+from ecash_tpm.service.tls import ClientCertificateRequiredError, ClientWrongRoleError, peer_party
 
 __all__ = ["build_router", "create_bank_app"]
 
@@ -101,6 +102,9 @@ _UNKNOWN_KEYSET = err(
     UnknownKeysetError, UNKNOWN_KEYSET, status=404, detail={"keyset_id": "AAAAAAAAAAAAAAAAAAAAAA"}
 )
 _KEYSET_EXPIRED = err(KeysetExpiredError, KEYSET_EXPIRED, detail={"index": 0})
+
+#: mutual TLS (unless insecure_http): the caller's client certificate and its role
+_PEER_TLS = (ClientCertificateRequiredError, ClientWrongRoleError)
 
 #: DepositChecks.authenticate: the merchant's envelope (not counted towards the blacklist).
 _ENVELOPE = (
@@ -135,6 +139,38 @@ _PAYMENT = (
     err(ConfigError, message="opener_public (Hop) is not configured"),
     LedgerInvariantError,
 )
+
+
+class WrongPartyError(ForbiddenError):
+    """The merchant's TLS client certificate names another merchant than the signed deposit.
+
+    A merchant's certificate authenticates the connection; the signature authenticates the
+    deposit. Both must be the same merchant, or a shop could book (or probe) deposits with
+    another shop's signed objects (replayed, stolen from a log) over its own connection.
+    """
+
+    code = "tls.client_wrong_party"
+
+
+def _peer(request: Request, role: str) -> str | None:
+    """The CN of the caller's client certificate for ``role`` (mutual TLS), or ``None`` when
+    the bank runs plain HTTP on request (``insecure_http``): then, as before TLS, the signed
+    object and the registered merchant key are the only authentication."""
+    if request.app.state.settings.insecure_http:
+        return None
+    return peer_party(request, role=role)
+
+
+def _same_merchant(request: Request, signed: dict[str, Any]) -> None:
+    """Refuse a deposit/reservation signed by another merchant than the connection's."""
+    peer = _peer(request, "merchant")
+    body = signed.get("body")
+    claimed = body.get("merchant_id") if isinstance(body, dict) else None
+    if peer is not None and peer != claimed:
+        raise WrongPartyError(
+            "the client certificate is another merchant's than the deposit's",
+            detail={"client": peer, "merchant_id": claimed},
+        )
 
 
 def _bearer(authorization: str | None) -> str:
@@ -215,22 +251,26 @@ def build_router() -> APIRouter:
 
     @router.post(
         "/reserve",
-        summary="Hold verified coins for the lock period T",
-        responses=errors(_ENVELOPE, _PAYMENT),
+        summary="Hold verified coins for the lock period T (merchant client certificate)",
+        responses=errors(_PEER_TLS, WrongPartyError, _ENVELOPE, _PAYMENT),
     )
-    def reserve(body: ReserveBody, bank: Bank) -> ReserveAnswer:
-        result = bank.reserve(body.model_dump(exclude={"cert"}), body.cert)
+    def reserve(body: ReserveBody, bank: Bank, request: Request) -> ReserveAnswer:
+        signed = body.model_dump(exclude={"cert"})
+        _same_merchant(request, signed)
+        result = bank.reserve(signed, body.cert)
         return ReserveAnswer.model_validate(
             {"locked_until": result.locked_until, "serials": list(result.serials)}
         )
 
     @router.post(
         "/deposit",
-        summary="Verify and book a merchant's deposit",
-        responses=errors(_ENVELOPE, _PAYMENT, DepositConflictError),
+        summary="Verify and book a merchant's deposit (merchant client certificate)",
+        responses=errors(_PEER_TLS, WrongPartyError, _ENVELOPE, _PAYMENT, DepositConflictError),
     )
-    def deposit(body: DepositBody, bank: Bank) -> DepositAnswer:
-        receipt = bank.deposit(body.model_dump(exclude={"cert"}), body.cert)
+    def deposit(body: DepositBody, bank: Bank, request: Request) -> DepositAnswer:
+        signed = body.model_dump(exclude={"cert"})
+        _same_merchant(request, signed)
+        receipt = bank.deposit(signed, body.cert)
         return DepositAnswer(receipt=receipt, cert=bank.bank_cert_pem())
 
     @router.get(
@@ -247,18 +287,20 @@ def build_router() -> APIRouter:
     # --- fair exchange (issue 6): the TTP asks whether coins were deposited ---------------
     @router.post(
         "/ttp/deposit-query",
-        summary="TTP-signed query: were these coins deposited?",
+        summary="TTP-signed query: were these coins deposited? (TTP client certificate)",
         response_model=TtpDepositAnswer,
         responses=errors(
+            _PEER_TLS,
             CERT_ERRORS,
             SIGNED_OBJECT_ERRORS,
             TtpQueryError,
             err(TtpQueryError, "bank.ttp_query_stale", message="the query is stale"),
         ),
     )
-    def ttp_deposit_query(body: DepositBody, bank: Bank) -> dict[str, Any]:
+    def ttp_deposit_query(body: DepositBody, bank: Bank, request: Request) -> dict[str, Any]:
         from ecash_tpm.bank.ttp_query import answer_ttp_query
 
+        _peer(request, "ttp")  # mutual TLS: only a TTP asks (the query is TTP-signed too)
         return answer_ttp_query(bank, body.model_dump(exclude={"cert"}), body.cert)
 
     # --- end fair exchange -------------------------------------------------------------------

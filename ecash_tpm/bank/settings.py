@@ -52,11 +52,24 @@ class BankSettings(ServiceSettings):
     issuer_url: str | None = Field(
         default=None, description="issuer base URL, asked whether an account's member is active"
     )
+    issuer_name: str = Field(
+        default="issuer",
+        pattern=r"^[A-Za-z0-9._:-]{1,64}$",
+        description="expected CN of the issuer's TLS certificate",
+    )
     issuer_token: str | None = Field(
-        default=None, min_length=16, description="the issuer's members_token (membership checks)"
+        default=None,
+        min_length=16,
+        description="only with insecure_http: the issuer's members_token (over TLS the bank's "
+        "client certificate replaces it)",
     )
     supervision_url: str | None = Field(
         default=None, description="supervision department base URL for double-spend reports"
+    )
+    supervision_name: str = Field(
+        default="supervision",
+        pattern=r"^[A-Za-z0-9._:-]{1,64}$",
+        description="expected CN of supervision's TLS certificate",
     )
     membership: Literal["issuer", "open"] = Field(
         default="issuer",

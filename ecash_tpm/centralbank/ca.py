@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
+import ipaddress
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from ecash_tpm.centralbank.store import CentralBankStore, RevokeOutcome, StoredCrl
-from ecash_tpm.crypto.encoding import b64u_decode
 from ecash_tpm.crypto.signing import PartyKey, load_public_key, write_file_atomic
 from ecash_tpm.errors import (
     ConflictError,
@@ -42,7 +42,14 @@ from ecash_tpm.errors import (
     NotFoundError,
     StorageError,
 )
-from ecash_tpm.pki import CERT_ORGANIZATION, check_name, check_role, load_certificate
+from ecash_tpm.pki import (
+    CERT_ORGANIZATION,
+    TLS_PURPOSES,
+    check_name,
+    check_role,
+    load_certificate,
+    tls_identity,
+)
 from ecash_tpm.storage import Database, Row, sqlite_url
 
 __all__ = [
@@ -138,6 +145,25 @@ def _from_ts(value: int) -> dt.datetime:
 
 def _ski(public_key: ec.EllipticCurvePublicKey) -> x509.SubjectKeyIdentifier:
     return x509.SubjectKeyIdentifier.from_public_key(public_key)
+
+
+def _host_name(host: str) -> x509.GeneralName:
+    """A SAN entry for ``host``: an IP address as such, anything else as a DNS name."""
+    if not isinstance(host, str) or not host.strip():
+        raise InputError("TLS host names must be non-empty strings", code="cert.invalid_host")
+    try:
+        return x509.IPAddress(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        pass
+    try:
+        host.encode("ascii")
+    except UnicodeEncodeError as exc:
+        raise InputError(
+            "TLS host names must be ASCII (IDNA-encode them first)",
+            code="cert.invalid_host",
+            detail={"host": host[:80]},
+        ) from exc
+    return x509.DNSName(host.lower())
 
 
 def _reason(reason: x509.ReasonFlags | str) -> x509.ReasonFlags:
@@ -326,7 +352,10 @@ class CentralBankCA:
         try:
             record = store.root()
             if record is None:
-                _import_legacy_state(directory, store, root)
+                # Imported here: the legacy importer uses this module's errors and helpers.
+                from ecash_tpm.centralbank.legacy import import_legacy_state
+
+                import_legacy_state(directory, store, root)
                 record = store.root()
             if record is None or record["fingerprint"] != _fingerprint(root):
                 raise CaStateError(
@@ -424,6 +453,48 @@ class CentralBankCA:
         role_oid = check_role(role)
         check_name(name)
         key = load_public_key(public_key)
+        nb, na = self._validity(valid_days, not_before)
+        return self._issue(role, name, key, nb, na, [(x509.ExtendedKeyUsage([role_oid]), True)])
+
+    def certify_tls(
+        self,
+        role: str,
+        name: str,
+        public_key: ec.EllipticCurvePublicKey | bytes,
+        *,
+        hosts: Sequence[str] = (),
+        valid_days: int = DEFAULT_LEAF_DAYS,
+        not_before: dt.datetime | None = None,
+    ) -> x509.Certificate:
+        """Issue the party's TLS certificate (server and client), next to its signing one.
+
+        Same subject as :meth:`certify` (``O=ecash-tpm, OU=<role>, CN=<name>``), but the EKU is
+        *non-critical* and lists ``serverAuth``, ``clientAuth`` and the role OID, so TLS stacks
+        accept it while :func:`~ecash_tpm.pki.verify_party_certificate` refuses it as a signing
+        certificate. The SAN carries :func:`~ecash_tpm.pki.tls_identity` (what clients verify:
+        ``name`` must be a DNS label, ``pki.name_not_dns``) and each of ``hosts`` (IP addresses
+        as such, anything else as a DNS name) for generic tools that connect by address. It is
+        logged and revocable like every certificate, so the CRL covers it.
+        """
+        role_oid = check_role(role)
+        check_name(name)
+        identity = tls_identity(role, name)
+        key = load_public_key(public_key)
+        nb, na = self._validity(valid_days, not_before)
+        names: list[x509.GeneralName] = [x509.DNSName(identity)]
+        for host in hosts:
+            general = _host_name(host)
+            if general not in names:
+                names.append(general)
+        extensions: list[tuple[x509.ExtensionType, bool]] = [
+            (x509.ExtendedKeyUsage([*TLS_PURPOSES, role_oid]), False),
+            (x509.SubjectAlternativeName(names), False),
+        ]
+        return self._issue(role, name, key, nb, na, extensions)
+
+    def _validity(
+        self, valid_days: int, not_before: dt.datetime | None
+    ) -> tuple[dt.datetime, dt.datetime]:
         if (
             not isinstance(valid_days, int)
             or isinstance(valid_days, bool)
@@ -445,6 +516,18 @@ class CentralBankCA:
                 code="cert.invalid_validity",
                 detail={"root_not_after": self._root.not_valid_after_utc.isoformat()},
             )
+        return nb, na
+
+    def _issue(
+        self,
+        role: str,
+        name: str,
+        key: ec.EllipticCurvePublicKey,
+        nb: dt.datetime,
+        na: dt.datetime,
+        extensions: Sequence[tuple[x509.ExtensionType, bool]],
+    ) -> x509.Certificate:
+        """Sign a CA:false, digitalSignature-only leaf with ``extensions`` and log it."""
         subject = x509.Name(
             [
                 x509.NameAttribute(NameOID.ORGANIZATION_NAME, CERT_ORGANIZATION),
@@ -454,7 +537,7 @@ class CentralBankCA:
         )
         for _ in range(_SERIAL_ATTEMPTS):
             serial = x509.random_serial_number()
-            cert = (
+            builder = (
                 x509.CertificateBuilder()
                 .subject_name(subject)
                 .issuer_name(self._root.subject)
@@ -477,8 +560,11 @@ class CentralBankCA:
                     ),
                     critical=True,
                 )
-                .add_extension(x509.ExtendedKeyUsage([role_oid]), critical=True)
-                .add_extension(_ski(key), critical=False)
+            )
+            for extension, critical in extensions:
+                builder = builder.add_extension(extension, critical=critical)
+            cert = (
+                builder.add_extension(_ski(key), critical=False)
                 .add_extension(
                     x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key),
                     critical=False,
@@ -626,81 +712,3 @@ def _record(row: Row) -> IssuedCertificate:
         )
     except (KeyError, ValueError, TypeError) as exc:
         raise CaStateError(f"issuance record {row.get('serial')!r} is corrupt") from exc
-
-
-# --- import of the pre-database JSON state ------------------------------------------------------
-
-
-def _import_legacy_state(directory: Path, store: CentralBankStore, root: x509.Certificate) -> None:
-    """Move a ``state.json`` CA log into an empty database, then rename the file.
-
-    Without a ``state.json`` an empty database next to an existing key is an error: starting
-    over would forget revocations and restart the CRL numbers.
-    """
-    path = directory / STATE_FILE
-    if not path.exists():
-        raise CaStateError(
-            "the CA database has no record of this root (wrong database_url, or the log was "
-            "lost); refusing to start with an empty issuance log",
-            detail={"database": store.db.url, "data_dir": os.fspath(directory)},
-        )
-    try:
-        state = _load_state(path.read_bytes())
-    except OSError as exc:
-        raise CaStateError(f"cannot read {STATE_FILE}: {exc}") from exc
-    certificates = []
-    for serial_hex, entry in state["issued"].items():
-        try:
-            der = b64u_decode(entry["cert"])
-            certificates.append(
-                {
-                    "serial_hex": format(int(serial_hex, 16), "x"),
-                    "role": str(entry["role"]),
-                    "name": str(entry["name"]),
-                    "not_before": _ts(dt.datetime.fromisoformat(entry["not_before"])),
-                    "not_after": _ts(dt.datetime.fromisoformat(entry["not_after"])),
-                    "fingerprint": hashlib.sha256(der).hexdigest(),
-                    "cert_der": der,
-                }
-            )
-        except (KeyError, ValueError, TypeError, EcashError) as exc:
-            raise CaStateError(f"issuance record {serial_hex} in {STATE_FILE} is corrupt") from exc
-    revocations = []
-    for serial_hex, entry in state["revoked"].items():
-        try:
-            revocations.append(
-                (
-                    format(int(serial_hex, 16), "x"),
-                    _reason(entry["reason"]).value,
-                    _ts(dt.datetime.fromisoformat(entry["revoked_at"])),
-                )
-            )
-        except (KeyError, ValueError, TypeError, EcashError) as exc:
-            raise CaStateError(f"revocation {serial_hex} in {STATE_FILE} is corrupt") from exc
-    store.import_state(
-        fingerprint=_fingerprint(root),
-        subject=root.subject.rfc4514_string(),
-        crl_number=state["crl_number"],
-        certificates=certificates,
-        revocations=revocations,
-    )
-    try:
-        os.replace(path, directory / (STATE_FILE + ".imported"))
-    except OSError as exc:
-        raise CaStateError(f"imported {STATE_FILE} but cannot rename it: {exc}") from exc
-
-
-def _load_state(data: bytes) -> dict[str, Any]:
-    try:
-        state = json.loads(data)
-    except ValueError as exc:
-        raise CaStateError(f"{STATE_FILE} is not JSON") from exc
-    if (
-        not isinstance(state, dict)
-        or state.get("version") != STATE_VERSION
-        or not isinstance(state.get("crl_number"), int)
-        or not isinstance(state.get("issued"), dict)
-        or not isinstance(state.get("revoked"), dict)
-    ):
-        raise CaStateError(f"{STATE_FILE} has an unknown layout")
-    return state

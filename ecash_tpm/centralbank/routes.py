@@ -3,6 +3,7 @@
 Public: ``GET /v1/root`` (PEM), ``GET /v1/crl`` (DER, or PEM with ``?format=pem``),
 ``POST /v1/supply-reports`` (authenticated by the bank's signature and certificate, not by a
 session) and ``GET /v1/supply-reports/latest``. Admin: ``POST /v1/certify`` and
+``POST /v1/certify-tls`` (a party's TLS certificate) and
 ``POST /v1/revoke`` need ``Authorization: Bearer <admin token>`` whose SHA-256 is configured
 (see :mod:`ecash_tpm.centralbank.settings`).
 
@@ -20,6 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
+from pydantic import Field, StringConstraints
 
 from ecash_tpm.centralbank.ca import (
     DEFAULT_LEAF_DAYS,
@@ -121,6 +123,27 @@ def _receipt(row: Row, created: bool) -> SupplyReportReceipt:
     )
 
 
+class CertifyTlsRequest(CertifyRequest):
+    """``/v1/certify`` plus the host names (DNS or IP) the party is also reached by; the
+    certificate always names the party's identity ``<name>.<role>.parties.ecash-tpm.internal``,
+    which is what ecash-tpm clients check."""
+
+    hosts: list[Annotated[str, StringConstraints(min_length=1, max_length=253)]] = Field(
+        default_factory=list, max_length=16
+    )
+
+
+def _certified(ca: CentralBankCA, cert: x509.Certificate) -> CertifyResponse:
+    record = ca.get(cert.serial_number)
+    return CertifyResponse(
+        cert=cert.public_bytes(serialization.Encoding.PEM).decode("ascii"),
+        serial=format(cert.serial_number, "x"),
+        fingerprint=record.fingerprint,
+        not_before=int(record.not_before.timestamp()),
+        not_after=int(record.not_after.timestamp()),
+    )
+
+
 def make_router() -> APIRouter:
     """The central bank's routes (a new router per app: no module-level state)."""
     router = APIRouter(prefix="/v1", tags=["centralbank"])
@@ -171,14 +194,28 @@ def make_router() -> APIRouter:
     def certify(body: CertifyRequest, ca: CA) -> CertifyResponse:
         days = DEFAULT_LEAF_DAYS if body.valid_days is None else body.valid_days
         cert: x509.Certificate = ca.certify(body.role, body.name, body.public_key, valid_days=days)
-        record = ca.get(cert.serial_number)
-        return CertifyResponse(
-            cert=cert.public_bytes(serialization.Encoding.PEM).decode("ascii"),
-            serial=format(cert.serial_number, "x"),
-            fingerprint=record.fingerprint,
-            not_before=int(record.not_before.timestamp()),
-            not_after=int(record.not_after.timestamp()),
+        return _certified(ca, cert)
+
+    @router.post(
+        "/certify-tls",
+        summary="Issue a party's TLS certificate (admin; server and client authentication)",
+        dependencies=_ADMIN,
+        responses=errors(
+            _ADMIN_ERRORS,
+            UnknownRoleError,
+            _INVALID_NAME,
+            err(InputError, "pki.name_not_dns", message="the name is not a DNS label"),
+            PublicKeyError,
+            err(InputError, "cert.invalid_validity", message="valid_days out of range"),
+            _CA_STATE,
+        ),
+    )
+    def certify_tls(body: CertifyTlsRequest, ca: CA) -> CertifyResponse:
+        days = DEFAULT_LEAF_DAYS if body.valid_days is None else body.valid_days
+        cert = ca.certify_tls(
+            body.role, body.name, body.public_key, hosts=tuple(body.hosts), valid_days=days
         )
+        return _certified(ca, cert)
 
     @router.post(
         "/revoke",

@@ -53,10 +53,13 @@ def create_centralbank_app(
 
 
 def serve_centralbank(settings: CentralBankSettings) -> None:
-    """Run the central bank until SIGINT/SIGTERM (blocking)."""
+    """Run the central bank until SIGINT/SIGTERM (blocking), over TLS with its own certificate
+    (``centralbank init`` / ``cert renew``) unless ``insecure_http``."""
     serve(
         create_centralbank_app(settings),
         settings.host,
         settings.port,
         log_level=settings.log_level,
+        tls=settings.tls_files(settings.data_dir / "root-cert.pem"),
+        healthz_port=settings.healthz_port,
     )

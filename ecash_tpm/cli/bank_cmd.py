@@ -33,6 +33,14 @@ from typing import TYPE_CHECKING, Any
 
 from ecash_tpm.cli.db_migrate import add_db_commands
 from ecash_tpm.cli.output import Progress, emit, prompt
+from ecash_tpm.cli.tls_certs import (
+    add_cert_commands,
+    add_insecure_http,
+    insecure_override,
+    renew_summary,
+    renew_via_central_bank,
+    serve_options,
+)
 from ecash_tpm.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
@@ -50,6 +58,7 @@ def _settings(args: argparse.Namespace) -> Any:
     for name in ("host", "port"):
         if getattr(args, name, None) is not None:
             overrides[name] = getattr(args, name)
+    overrides["insecure_http"] = insecure_override(args)
     return load_settings(BankSettings, path=args.config, overrides=overrides)
 
 
@@ -246,12 +255,18 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     _refuse_half_initialised(settings, "existing")
+    tls = serve_options(settings, settings.path("central_bank_root"))
     if args.with_issuer:
         from ecash_tpm.apps import bank_with_issuer as with_issuer
         from ecash_tpm.issuer.settings import IssuerSettings
         from ecash_tpm.service.settings import load_settings
 
-        with_issuer.serve(settings, load_settings(IssuerSettings, path=args.config))
+        issuer_settings = load_settings(
+            IssuerSettings,
+            path=args.config,
+            overrides={"insecure_http": insecure_override(args)},
+        )
+        with_issuer.serve(settings, issuer_settings)
         return 0
     if not settings.opener_public:
         raise ConfigError(
@@ -271,7 +286,21 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         log_level=settings.log_level,
         label="bank",
         databases=[settings.database_url],
+        **tls,
     )
+    return 0
+
+
+def _cmd_cert_renew(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    done = renew_via_central_bank(
+        args,
+        settings,
+        role="bank",
+        root=settings.path("central_bank_root"),
+        signing_cert=settings.path("cert_file"),
+    )
+    emit(args, done, renew_summary(done))
     return 0
 
 
@@ -428,6 +457,23 @@ def _cmd_reports_retry(args: argparse.Namespace) -> int:
 # --- money-supply report (issue 5) ------------------------------------------------------------
 
 
+def _central_bank(settings: Any, url: str) -> Any:
+    """The central bank's client for the bank: TLS to its identity (``centralbank``), the
+    bank's own TLS certificate presented (the report is signed by the bank key besides)."""
+    from ecash_tpm.cli.tls_certs import CENTRAL_BANK_TLS_NAME
+    from ecash_tpm.clients.centralbank import CentralBankClient
+    from ecash_tpm.clients.connect import party_link
+
+    conn = party_link(
+        settings,
+        url,
+        role="centralbank",
+        name=CENTRAL_BANK_TLS_NAME,
+        root=settings.path("central_bank_root"),
+    )
+    return CentralBankClient(url, tls=conn.tls, expect=conn.expect)
+
+
 def _cmd_supply_report(args: argparse.Namespace) -> int:
     """Build the signed supply report from the ledger and send it to the central bank."""
     from ecash_tpm.bank.supply import build_supply_report, send_supply_report
@@ -438,7 +484,8 @@ def _cmd_supply_report(args: argparse.Namespace) -> int:
         if args.dry_run:
             result: dict[str, Any] = {"report": build_supply_report(bank, as_of=args.as_of)}
         else:
-            result = send_supply_report(bank, args.central_bank, as_of=args.as_of)
+            with _central_bank(_settings(args), args.central_bank) as central_bank:
+                result = send_supply_report(bank, central_bank, as_of=args.as_of)
     body = result["report"]["body"]
     total = sum(k["outstanding_value"] for k in body["keysets"])
     lines = [f"supply report of {body['bank_id']} as of {body['as_of']}: outstanding {total}"]
@@ -498,6 +545,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="also serve the group manager ([issuer] of the same --config) in this process",
     )
+    add_insecure_http(p)
+    add_cert_commands(sub, common, _cmd_cert_renew)
 
     account = sub.add_parser("account", help="customer accounts")
     acc = account.add_subparsers(dest="account_command", metavar="COMMAND", required=True)
@@ -542,5 +591,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     p = leaf(sub, "supply-report", _cmd_supply_report, "send the money-supply report")
     p.add_argument("--central-bank", metavar="URL", help="central bank base URL")
+    add_insecure_http(p)
     p.add_argument("--as-of", type=int, help="report time (Unix seconds, default now)")
     p.add_argument("--dry-run", action="store_true", help="print the signed report, send nothing")

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ecash_tpm.cli.db_migrate import add_db_commands
 from ecash_tpm.cli.output import emit
+from ecash_tpm.cli.tls_certs import add_cert_renew_options, add_insecure_http, insecure_override
 from ecash_tpm.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -77,19 +78,68 @@ def _cmd_init(args: argparse.Namespace) -> int:
     with _ca(args, create, create=True) as ca:
         root_path = ca.data_dir / "root-cert.pem"
         root = ca.root_certificate
+        tls = _own_tls(args, ca)
         payload = {
             "data_dir": str(ca.data_dir),
             "root_cert": str(root_path),
             "fingerprint": ca.root_fingerprint(),
             "not_after": int(root.not_valid_after_utc.timestamp()),
+            "tls": tls,
         }
         emit(
             args,
             payload,
             f"central bank CA created in {ca.data_dir}\n"
             f"root certificate: {root_path}\n"
-            f"root SHA-256 fingerprint: {ca.root_fingerprint()}",
+            f"root SHA-256 fingerprint: {ca.root_fingerprint()}\n"
+            f"TLS certificate: {tls['tls_cert_file']} ({tls['identity']})",
         )
+    return 0
+
+
+def _cb_settings(args: argparse.Namespace) -> Any:
+    from ecash_tpm.centralbank.settings import CentralBankSettings
+    from ecash_tpm.service.settings import load_settings
+
+    return load_settings(
+        CentralBankSettings,
+        path=getattr(args, "config", None),
+        overrides={"data_dir": getattr(args, "data", None)},
+    )
+
+
+def _own_tls(args: argparse.Namespace, ca: CentralBankCA) -> dict[str, Any]:
+    """The central bank's own TLS key and certificate, issued by its CA directly."""
+    from ecash_tpm.cli.tls_certs import CENTRAL_BANK_TLS_NAME, default_hosts, renew_tls
+
+    settings = _cb_settings(args)
+    valid_days = getattr(args, "tls_valid_days", None)
+
+    def issue(role: str, name: str, public_key: Any, hosts: Any) -> Any:
+        if valid_days is None:
+            return ca.certify_tls(role, name, public_key, hosts=tuple(hosts))
+        return ca.certify_tls(role, name, public_key, hosts=tuple(hosts), valid_days=valid_days)
+
+    return renew_tls(
+        settings,
+        role="centralbank",
+        name=getattr(args, "tls_name", None) or CENTRAL_BANK_TLS_NAME,
+        root=ca.data_dir / "root-cert.pem",
+        hosts=default_hosts(args, settings),
+        issue=issue,
+    )
+
+
+def _cmd_cert_renew(args: argparse.Namespace) -> int:
+    from ecash_tpm.centralbank.ca import CentralBankCA
+    from ecash_tpm.cli.tls_certs import renew_summary
+
+    if args.data is None:
+        args.data = str(_cb_settings(args).data_dir)
+    args.tls_name, args.tls_valid_days = args.name, args.valid_days
+    with _ca(args, CentralBankCA.load) as ca:
+        done = _own_tls(args, ca)
+    emit(args, done, renew_summary(done))
     return 0
 
 
@@ -175,7 +225,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     settings = load_settings(
         CentralBankSettings,
         path=args.config,
-        overrides={"host": args.host, "port": args.port},
+        overrides={
+            "host": args.host,
+            "port": args.port,
+            "insecure_http": insecure_override(args),
+        },
     )
     serve_centralbank(settings)
     return 0
@@ -204,7 +258,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     data(p)
     p.add_argument("--name", default="ecash-tpm central bank", help="root CN")
     p.add_argument("--valid-days", type=int, default=3650, help="root lifetime in days")
-    p.set_defaults(func=_cmd_init)
+    p.add_argument(
+        "--hosts",
+        default=None,
+        metavar="LIST",
+        help="names/addresses of the central bank's own TLS certificate (default 127.0.0.1)",
+    )
+    p.set_defaults(func=_cmd_init, host="127.0.0.1")
 
     p = sub.add_parser("certify", help="issue a party certificate")
     data(p)
@@ -237,4 +297,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("--host", default=None, help="override the listen address")
     p.add_argument("--port", type=int, default=None, help="override the listen port")
+    add_insecure_http(p)
     p.set_defaults(func=_cmd_serve)
+
+    cert = sub.add_parser("cert", help="the central bank's own TLS certificate")
+    csub = cert.add_subparsers(dest="cert_command", metavar="COMMAND", required=True)
+    p = csub.add_parser("renew", help="new TLS key and certificate, issued by the CA here")
+    p.add_argument("--config", metavar="FILE", help="TOML file with [centralbank]")
+    p.add_argument("--data", default=None, metavar="DIR", help="the CA's data directory")
+    p.add_argument("--database-url", metavar="URL", help="as for init (default: SQLite in DIR)")
+    add_cert_renew_options(p, central_bank=True)
+    p.set_defaults(func=_cmd_cert_renew)

@@ -5,12 +5,19 @@ each party has its own machine or container (docker/entrypoint.sh runs ``init-pa
 ``serve``)::
 
     ecash-tpm deploy init-party --role bank --central-bank URL --admin-token-file FILE \\
-        [--supervision-url URL] [--root-fingerprint HEX] [--config FILE] [--export]
+        [--supervision-url URL] [--root-fingerprint HEX] [--tls-host NAME] [--config FILE]
+        [--export]
 
 makes the party's keys on first use, has its signing key certified by the central bank over
-HTTP (admin token; a certificate still valid for the key is kept) and installs the root. The
-root is pinned: by ``--root-fingerprint``, else by the root the party already holds, so a
-restarted party never trusts another central bank. What the party learns (the opener key Hop
+HTTPS (admin token; a certificate still valid for the key is kept), installs the root, and
+gets its TLS certificate (``tls-cert.pem``/``tls-key.pem`` in its data directory, for
+127.0.0.1, localhost and every ``--tls-host``, e.g. the container name). The root is pinned:
+by ``--root-fingerprint``, else by the root the party already holds, so a restarted party
+never trusts another central bank; the central bank's TLS certificate must chain to it and
+name the central bank before the admin token is sent. For ``--role centralbank`` it issues
+the central bank's own TLS certificate with its CA (made here when ``init_if_missing``), and
+exports the admin token's hash. A party configured with ``insecure_http`` gets no TLS
+certificate. What the party learns (the opener key Hop
 from the supervision department, trust-anchor paths) is printed as settings, or with
 ``--export`` as ``export ECASH_TPM_<SECTION>_<KEY>=...`` lines for a shell to ``eval``. For
 ``--role centralbank`` it only exports the admin token's hash (the service makes its CA).
@@ -83,26 +90,46 @@ def _read_token(path: str) -> str:
     return token
 
 
-def _hop(url: str | None) -> Point:
+def _hop(url: str | None, root_pem: bytes) -> Point:
     from ecash_tpm.clients.supervision import SupervisionClient
 
     if not url:
         raise ConfigError("this role needs --supervision-url (where Hop is published)")
-    with SupervisionClient(url) as client:
+    tls: dict[str, Any] = {}
+    if url.startswith("https://"):
+        from ecash_tpm.deploy.bootstrap import _root_file_for
+        from ecash_tpm.service.tls import client_context
+
+        tls = {
+            "tls": client_context(_root_file_for(root_pem)),
+            "expect": ("supervision", "supervision"),
+        }
+    with SupervisionClient(url, **tls) as client:
         return client.opener_public()
 
 
 def _init(args: argparse.Namespace, settings: Any, token: str) -> PartyInit:
     from ecash_tpm.crypto.encoding import b64u_encode
     from ecash_tpm.deploy import bootstrap as deploy
+    from ecash_tpm.deploy.tls import LOCAL_HOSTS
     from ecash_tpm.pki import certificate_fingerprint
 
     role = args.role
     pin = args.root_fingerprint
     held = _root_file(role, settings)
-    if pin is None and held.exists():
-        pin = certificate_fingerprint(held.read_bytes())
-    with deploy.CentralBankLink.connect(args.central_bank, token, root_fingerprint=pin) as link:
+    held_pem = held.read_bytes() if held.exists() else None
+    if pin is None and held_pem is not None:
+        pin = certificate_fingerprint(held_pem)
+    link = deploy.CentralBankLink.connect(
+        args.central_bank,
+        token,
+        root_fingerprint=pin,
+        root_pem=held_pem,
+        tls_hosts=(*LOCAL_HOSTS, *(args.tls_host or ())),
+    )
+    if getattr(settings, "insecure_http", False):
+        link.with_tls = False
+    with link:
         if role == "supervision":
             return deploy.init_supervision(settings, link)
         if role == "issuer":
@@ -110,12 +137,15 @@ def _init(args: argparse.Namespace, settings: Any, token: str) -> PartyInit:
 
             roots, inters = load_trust_store(args.ek_trust) if args.ek_trust else ([], [])
             return deploy.init_issuer(
-                settings, link, opener_public=_hop(args.supervision_url), ek_trust=roots + inters
+                settings,
+                link,
+                opener_public=_hop(args.supervision_url, link.root_pem),
+                ek_trust=roots + inters,
             )
         if role == "bank":
             init = deploy.init_bank(settings, link)
             if not settings.opener_public:
-                hop = b64u_encode(_hop(args.supervision_url).encode())
+                hop = b64u_encode(_hop(args.supervision_url, link.root_pem).encode())
                 init = deploy.PartyInit(
                     init.role, init.certificate, init.facts, {"opener_public": hop}
                 )
@@ -138,6 +168,12 @@ def _cmd_init_party(args: argparse.Namespace) -> int:
         learned = (
             {} if settings.admin_token_sha256 else {"admin_token_sha256": hash_admin_token(token)}
         )
+        if not getattr(settings, "insecure_http", False):
+            from ecash_tpm.deploy.bootstrap import init_central_bank_tls
+            from ecash_tpm.deploy.tls import LOCAL_HOSTS
+
+            hosts = (*LOCAL_HOSTS, *(args.tls_host or ()))
+            certificate = init_central_bank_tls(settings, hosts=hosts).certificate
     else:
         if not args.central_bank:
             raise ConfigError("--central-bank URL is required for this role")
@@ -150,11 +186,18 @@ def _cmd_init_party(args: argparse.Namespace) -> int:
             print(f"export {name}={shlex.quote(str(value))}")
     else:
         lines = []
-        if certificate:
+        if "serial" in certificate:
             state = "certified now" if certificate["issued_now"] else "certificate kept"
             lines.append(
                 f"{args.role} {certificate['name']}: {state}, serial {certificate['serial']}, "
                 f"{certificate['cert_file']}"
+            )
+        tls = certificate.get("tls")
+        if tls:
+            state = "issued now" if tls["issued_now"] else "kept"
+            lines.append(
+                f"{args.role} TLS {tls['identity']} ({', '.join(tls['hosts'])}): {state}, "
+                f"serial {tls['serial']}, {tls['cert_file']}"
             )
         lines += [f"configure [{section}] {key} = {value!r}" for key, value in learned.items()]
         emit(
@@ -173,9 +216,19 @@ def _cmd_register_merchant(args: argparse.Namespace) -> int:
     from ecash_tpm.service.settings import load_settings
 
     settings = load_settings(BankSettings, path=args.config)
-    with MerchantClient(args.merchant_url) as shop:
-        info = shop.info()
     root = settings.path("central_bank_root").read_bytes()
+    tls: dict[str, Any] = {}
+    if args.merchant_url.startswith("https://"):
+        from ecash_tpm.service.tls import client_context
+
+        if not args.merchant_name:
+            raise ConfigError("an https merchant URL needs --merchant-name (its TLS identity)")
+        tls = {
+            "tls": client_context(settings.path("central_bank_root")),
+            "expect": ("merchant", args.merchant_name),
+        }
+    with MerchantClient(args.merchant_url, **tls) as shop:
+        info = shop.info()
     verify_party_certificate(info["cert"], root, role="merchant", name=info["merchant_id"])
     result = register_merchant(settings, info["cert"])
     emit(args, result, f"merchant {result['merchant_id']} registered at the bank")
@@ -209,6 +262,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--ek-trust", action="append", metavar="PATH", help="issuer: EK CA file or directory"
     )
+    p.add_argument(
+        "--tls-host",
+        action="append",
+        metavar="NAME",
+        help="a further DNS name or IP of the party's TLS certificate (e.g. the container name)",
+    )
     out = p.add_mutually_exclusive_group()
     out.add_argument("--export", action="store_true", help="print shell export lines")
     out.add_argument("--json", action="store_true", help="machine-readable output")
@@ -216,6 +275,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     p = sub.add_parser("register-merchant", help="register a running shop at the bank")
     p.add_argument("--merchant-url", required=True, metavar="URL")
+    p.add_argument(
+        "--merchant-name", default=None, help="the merchant id its TLS certificate must name"
+    )
     p.add_argument(
         "--config", default=None, help="TOML file with [bank] (default $ECASH_TPM_CONFIG)"
     )

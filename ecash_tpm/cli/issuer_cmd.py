@@ -27,6 +27,14 @@ from typing import Any
 
 from ecash_tpm.cli.db_migrate import add_db_commands
 from ecash_tpm.cli.output import emit
+from ecash_tpm.cli.tls_certs import (
+    add_cert_commands,
+    add_insecure_http,
+    insecure_override,
+    renew_summary,
+    renew_via_central_bank,
+    serve_options,
+)
 
 
 def _settings(args: argparse.Namespace, **overrides: Any) -> Any:
@@ -157,14 +165,34 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from ecash_tpm.issuer.routes import create_issuer_app
     from ecash_tpm.service.server import serve
 
-    settings = _settings(args, host=args.host, port=args.port, supervision_url=args.supervision_url)
+    settings = _settings(
+        args,
+        host=args.host,
+        port=args.port,
+        supervision_url=args.supervision_url,
+        insecure_http=insecure_override(args),
+    )
+    tls = serve_options(settings, settings.resolved_central_bank_root())
     if settings.pcr_tofu:
         print(
             "WARNING: PCR trust-on-first-use is ON: any platform state will be accepted",
             file=sys.stderr,
         )
     app = create_issuer_app(settings)
-    serve(app, settings.host, settings.port, log_level=settings.log_level)
+    serve(app, settings.host, settings.port, log_level=settings.log_level, **tls)
+    return 0
+
+
+def _cmd_cert_renew(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    done = renew_via_central_bank(
+        args,
+        settings,
+        role="issuer",
+        root=settings.resolved_central_bank_root(),
+        signing_cert=settings.resolved_certificate_file(),
+    )
+    emit(args, done, renew_summary(done))
     return 0
 
 
@@ -419,7 +447,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--host", default=None)
     p.add_argument("--port", type=int, default=None)
     p.add_argument("--supervision-url", default=None, help="where member T0s are registered")
+    add_insecure_http(p)
     p.set_defaults(func=_cmd_serve)
+    add_cert_commands(sub, _common, _cmd_cert_renew)
 
     p = sub.add_parser("members", help="list members")
     _common(p)

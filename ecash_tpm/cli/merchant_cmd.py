@@ -25,6 +25,14 @@ from typing import Any
 from ecash_tpm.cli.db_migrate import add_db_commands
 from ecash_tpm.cli.output import emit
 from ecash_tpm.cli.party_key import add_init_options
+from ecash_tpm.cli.tls_certs import (
+    add_cert_commands,
+    add_insecure_http,
+    insecure_override,
+    renew_summary,
+    renew_via_central_bank,
+    serve_options,
+)
 
 
 def _settings(args: argparse.Namespace, **overrides: Any) -> Any:
@@ -52,17 +60,44 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from ecash_tpm.service.server import serve
 
     settings = _settings(
-        args, host=args.host, port=args.port, bank_url=args.bank, issuer_url=args.issuer
+        args,
+        host=args.host,
+        port=args.port,
+        bank_url=args.bank,
+        issuer_url=args.issuer,
+        insecure_http=insecure_override(args),
     )
+    tls = serve_options(settings, settings.resolved_root_cert())
     app = create_merchant_app(settings)
-    serve(app, settings.host, settings.port, log_level=settings.log_level)
+    serve(app, settings.host, settings.port, log_level=settings.log_level, **tls)
+    return 0
+
+
+def _cmd_cert_renew(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    done = renew_via_central_bank(
+        args,
+        settings,
+        role="merchant",
+        root=settings.resolved_root_cert(),
+        signing_cert=settings.resolved_cert_file(),
+    )
+    emit(args, done, renew_summary(done))
     return 0
 
 
 def _cmd_request(args: argparse.Namespace) -> int:
+    from ecash_tpm.clients.connect import link
     from ecash_tpm.clients.merchant import MerchantClient
 
-    with MerchantClient(args.url) as client:
+    conn = link(
+        args.url,
+        role="merchant",
+        name=args.name,
+        root=Path(args.root) if args.root else None,
+        insecure=args.insecure_http,
+    )
+    with MerchantClient(args.url, tls=conn.tls, expect=conn.expect) as client:
         answer = client.create_request(args.amount, args.currency, product_id=args.product_id)
     if args.out:
         Path(args.out).write_text(json.dumps(answer, indent=2) + "\n", encoding="utf-8")
@@ -103,8 +138,18 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_deposits_retry(args: argparse.Namespace) -> int:
+def _bank_client(settings: Any) -> Any:
+    """The shop's bank client as ``serve`` makes it (TLS, its client certificate)."""
     from ecash_tpm.clients.bank import BankClient
+    from ecash_tpm.merchant.app import bank_link
+
+    conn = bank_link(settings)
+    return BankClient(
+        settings.bank_url, timeout=settings.bank_timeout_s, tls=conn.tls, expect=conn.expect
+    )
+
+
+def _cmd_deposits_retry(args: argparse.Namespace) -> int:
     from ecash_tpm.merchant.app import load_merchant_config, resolve_hop
     from ecash_tpm.merchant.domain import Merchant
     from ecash_tpm.merchant.store import MIGRATIONS, MerchantStore
@@ -113,7 +158,7 @@ def _cmd_deposits_retry(args: argparse.Namespace) -> int:
     config = load_merchant_config(settings)
     with (
         _open_db(settings, MIGRATIONS, read_only=False) as db,
-        BankClient(settings.bank_url, timeout=settings.bank_timeout_s) as bank,
+        _bank_client(settings) as bank,
     ):
         merchant = Merchant(config, MerchantStore(db, _now), bank, resolve_hop(settings, None))
         results = merchant.retry_deposits()
@@ -156,10 +201,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--port", type=int, default=None)
     p.add_argument("--bank", default=None, metavar="URL", help="the bank's base URL")
     p.add_argument("--issuer", default=None, metavar="URL", help="issuer URL (for Hop)")
+    add_insecure_http(p)
     p.set_defaults(func=_cmd_serve)
+    add_cert_commands(sub, common, _cmd_cert_renew)
 
     p = sub.add_parser("request", help="ask a running shop for a signed payment request")
     p.add_argument("--url", required=True, help="the merchant's base URL")
+    p.add_argument("--name", default="merchant", help="expected shop certificate name")
+    p.add_argument("--root", default=None, metavar="PEM", help="central bank root (for https)")
+    add_insecure_http(p)
     p.add_argument("--amount", type=int, required=True, help="amount in minor units")
     p.add_argument("--currency", default=None)
     p.add_argument("--product-id", default=None)

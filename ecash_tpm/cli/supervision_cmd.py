@@ -29,15 +29,22 @@ from typing import Any
 
 from ecash_tpm.cli.db_migrate import add_db_commands
 from ecash_tpm.cli.output import emit, read_json
+from ecash_tpm.cli.tls_certs import (
+    add_cert_commands,
+    add_insecure_http,
+    insecure_override,
+    renew_summary,
+    renew_via_central_bank,
+    serve_options,
+)
 
 
 def _settings(args: argparse.Namespace, **overrides: Any) -> Any:
     from ecash_tpm.service.settings import load_settings
     from ecash_tpm.supervision.settings import SupervisionSettings
 
-    return load_settings(
-        SupervisionSettings, path=args.config, overrides={"data_dir": args.data, **overrides}
-    )
+    values = {"data_dir": args.data, "insecure_http": insecure_override(args), **overrides}
+    return load_settings(SupervisionSettings, path=args.config, overrides=values)
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
@@ -77,10 +84,34 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from ecash_tpm.service.server import serve
     from ecash_tpm.supervision.routes import create_supervision_app
 
-    settings = _settings(args, host=args.host, port=args.port, issuer_url=args.issuer_url)
-    serve(
-        create_supervision_app(settings), settings.host, settings.port, log_level=settings.log_level
+    settings = _settings(
+        args,
+        host=args.host,
+        port=args.port,
+        issuer_url=args.issuer_url,
+        insecure_http=insecure_override(args),
     )
+    tls = serve_options(settings, settings.resolved_central_bank_root())
+    serve(
+        create_supervision_app(settings),
+        settings.host,
+        settings.port,
+        log_level=settings.log_level,
+        **tls,
+    )
+    return 0
+
+
+def _cmd_cert_renew(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    done = renew_via_central_bank(
+        args,
+        settings,
+        role="supervision",
+        root=settings.resolved_central_bank_root(),
+        signing_cert=settings.resolved_certificate_file(),
+    )
+    emit(args, done, renew_summary(done))
     return 0
 
 
@@ -108,9 +139,20 @@ def _ciphertext(args: argparse.Namespace) -> tuple[Any, Any]:
 def _cmd_open(args: argparse.Namespace) -> int:
     c1, c2 = _ciphertext(args)
     if args.url:
+        from ecash_tpm.clients.connect import party_link
         from ecash_tpm.clients.supervision import SupervisionClient
 
-        with SupervisionClient(args.url, token=args.token) as client:
+        settings = _settings(args)
+        conn = party_link(
+            settings,
+            args.url,
+            role="supervision",
+            name=args.url_name,
+            root=settings.resolved_central_bank_root(),
+        )
+        with SupervisionClient(
+            args.url, token=args.token, tls=conn.tls, expect=conn.expect
+        ) as client:
             result = client.open(c1, c2, args.reason).model_dump(mode="json")
     else:
         from ecash_tpm.crypto.signing import PartyKey
@@ -200,7 +242,17 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
         cn = load_certificate(cert_pem).subject.get_attributes_for_oid(NameOID.COMMON_NAME)
         bank_id = str(cn[0].value) if cn else None
-        with CentralBankClient(args.central_bank) as client:
+        from ecash_tpm.clients.connect import party_link
+
+        sup = _settings(args)
+        conn = party_link(
+            sup,
+            args.central_bank,
+            role="centralbank",
+            name="centralbank",
+            root=sup.resolved_central_bank_root(),
+        )
+        with CentralBankClient(args.central_bank, tls=conn.tls, expect=conn.expect) as client:
             try:
                 supply = client.latest_supply_report(bank_id).model_dump(mode="json")
             except RemoteCallError as exc:
@@ -247,7 +299,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--host", default=None)
     p.add_argument("--port", type=int, default=None)
     p.add_argument("--issuer-url", default=None, help="where revocations are requested")
+    add_insecure_http(p)
     p.set_defaults(func=_cmd_serve)
+    add_cert_commands(sub, _common, _cmd_cert_renew)
 
     p = sub.add_parser("open", help="name the member behind a spend, with a proof")
     _common(p)
@@ -257,11 +311,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--reason", required=True, help="why (logged with the opening)")
     p.add_argument("--url", help="open through a running supervision department")
     p.add_argument("--token", help="bearer token for --url")
+    add_insecure_http(p)
+    p.add_argument("--url-name", default="supervision", help="expected certificate name of --url")
     p.set_defaults(func=_cmd_open)
 
     p = sub.add_parser("audit", help="audit a bank's database from outside the bank")
     _common(p)
     p.add_argument("--bank-db", required=True, metavar="URL", help="the bank's database URL")
+    add_insecure_http(p)
     p.add_argument("--bank-data", metavar="DIR", help="bank data dir (bank.crt, root copy)")
     p.add_argument("--bank-cert", metavar="FILE", help="the bank certificate (PEM)")
     p.add_argument("--root", metavar="FILE", help="central-bank root certificate (PEM)")

@@ -237,7 +237,6 @@ def _info_text(tcti: str, info: Any, eks: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-
 def _cmd_bench(args: argparse.Namespace) -> int:
     import tempfile
 

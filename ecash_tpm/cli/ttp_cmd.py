@@ -23,6 +23,14 @@ from typing import TYPE_CHECKING, Any
 from ecash_tpm.cli.db_migrate import add_db_commands
 from ecash_tpm.cli.output import emit
 from ecash_tpm.cli.party_key import add_init_options
+from ecash_tpm.cli.tls_certs import (
+    add_cert_commands,
+    add_insecure_http,
+    insecure_override,
+    renew_summary,
+    renew_via_central_bank,
+    serve_options,
+)
 
 if TYPE_CHECKING:
     from ecash_tpm.ttp.store import TtpStore
@@ -50,8 +58,17 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from ecash_tpm.service.server import serve
     from ecash_tpm.ttp.routes import create_ttp_app
 
-    settings = _settings(args, host=args.host, port=args.port, bank_url=args.bank)
-    serve(create_ttp_app(settings), settings.host, settings.port, log_level=settings.log_level)
+    settings = _settings(
+        args,
+        host=args.host,
+        port=args.port,
+        bank_url=args.bank,
+        insecure_http=insecure_override(args),
+    )
+    tls = serve_options(settings, settings.resolved_root_cert())
+    serve(
+        create_ttp_app(settings), settings.host, settings.port, log_level=settings.log_level, **tls
+    )
     return 0
 
 
@@ -88,16 +105,42 @@ def _cmd_products(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_cert_renew(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    done = renew_via_central_bank(
+        args,
+        settings,
+        role="ttp",
+        root=settings.resolved_root_cert(),
+        signing_cert=settings.resolved_cert_file(),
+    )
+    emit(args, done, renew_summary(done))
+    return 0
+
+
+class _NoBank:
+    """The bank gateway of an offline sweep: sweeping decides on what the TTP recorded and
+    never asks the bank, so no connection (and no TLS set-up) is made for it."""
+
+    def ttp_query(self, signed: Any, cert_pem: str) -> dict[str, Any]:
+        from ecash_tpm.errors import ConfigError
+
+        raise ConfigError("an offline dispute sweep does not ask the bank")
+
+    def close(self) -> None:
+        return None
+
+
 def _cmd_disputes(args: argparse.Namespace) -> int:
     import time
 
-    from ecash_tpm.clients.ttp import HttpBankQuery, HttpMerchantLinks
+    from ecash_tpm.clients.ttp import HttpMerchantLinks
     from ecash_tpm.ttp.domain import Ttp
     from ecash_tpm.ttp.routes import load_ttp_config
 
     with _store(args, read_only=not args.sweep) as (settings, store):
-        bank = HttpBankQuery(settings.bank_url)  # not called: sweeping needs no bank
-        links = HttpMerchantLinks()
+        bank = _NoBank()
+        links = HttpMerchantLinks()  # never called either: sweeping asks no merchant
         try:
             ttp = Ttp(load_ttp_config(settings), store, bank, links, clock=lambda: int(time.time()))
             swept = ttp.sweep() if args.sweep else []
@@ -159,7 +202,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--host", default=None)
     p.add_argument("--port", type=int, default=None)
     p.add_argument("--bank", default=None, metavar="URL", help="the bank's base URL")
+    add_insecure_http(p)
     p.set_defaults(func=_cmd_serve)
+    add_cert_commands(sub, common, _cmd_cert_renew)
 
     p = common(sub.add_parser("products", help="registered products (descriptors)"))
     p.add_argument("--merchant", default=None, help="only this merchant's")

@@ -23,6 +23,8 @@ from ecash_tpm.cli.output import Progress, emit, prompt, read_json
 from ecash_tpm.wallet.pay import RECOVERY_GRACE_S
 
 if TYPE_CHECKING:
+    from ecash_tpm.clients.bank import BankClient
+    from ecash_tpm.clients.connect import Link
     from ecash_tpm.device import TpmDevice
     from ecash_tpm.wallet.context import SpendingContext, WalletContext
     from ecash_tpm.wallet.ek_source import EkCertificateSource
@@ -91,16 +93,53 @@ def _event_log(args: argparse.Namespace, tcti: str) -> bytes | None:
     return None
 
 
+def _link(args: argparse.Namespace, url: str, *, role: str, name: str | None) -> Link:
+    """How the wallet reaches ``role`` ``name`` at ``url``: TLS trusting only the central bank
+    root kept in the wallet (``--root``), the server's certificate checked for that role and
+    name in the handshake, before the password, TOTP, join data or coins are sent. Plain
+    ``http://`` only with ``--insecure-http``. The wallet presents no client certificate."""
+    from ecash_tpm.clients.connect import link
+    from ecash_tpm.errors import ConfigError
+
+    secure = not url.lower().startswith("http://")
+    if secure and not name:
+        raise ConfigError(
+            f"which {role} is at {url}? pass --{role}-name (its certificate's name)",
+            code="wallet.party_name_required",
+            detail={"url": url, "role": role},
+        )
+    root = Path(args.data) / WALLET_ROOT_FILE
+    return link(
+        url,
+        role=role,
+        name=name or "",
+        root=root if root.is_file() else None,
+        insecure=bool(getattr(args, "insecure_http", False)),
+    )
+
+
+def add_tls_args(p: argparse.ArgumentParser) -> None:
+    """``--insecure-http``: allow plain http:// parties (local experiments only)."""
+    if not any(a.dest == "insecure_http" for a in p._actions):
+        p.add_argument(
+            "--insecure-http",
+            action="store_true",
+            help="allow plain http:// URLs (local experiments; nothing is verified)",
+        )
+
+
 def _cmd_join(args: argparse.Namespace) -> int:
     from ecash_tpm.clients.issuer import IssuerClient
     from ecash_tpm.device import TpmDevice
     from ecash_tpm.wallet.join import join
 
     ek_source = _ek_source(args)  # a bad URL template fails before the TPM is opened
+    _coin_settings(args)  # keeps --root
+    conn = _link(args, args.issuer, role="issuer", name=args.issuer_name)
     tcti = resolve_tcti(args)
     event_log = _event_log(args, tcti)
     with (
-        IssuerClient(args.issuer) as issuer,
+        IssuerClient(args.issuer, tls=conn.tls, expect=conn.expect) as issuer,
         TpmDevice(tcti) as device,
         Progress(args) as progress,
     ):
@@ -130,6 +169,9 @@ def register_join(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p = sub.add_parser("join", help="attested join: get the anonymous membership credential")
     add_device_args(p)
     p.add_argument("--issuer", required=True, metavar="URL", help="issuer base URL")
+    p.add_argument("--issuer-name", default="issuer", help="expected issuer certificate name")
+    p.add_argument("--root", default=None, metavar="PEM", help="central bank root (kept)")
+    add_tls_args(p)
     p.add_argument("--account", default=None, help="bank account id (default: user name)")
     p.add_argument(
         "--ek",
@@ -296,8 +338,31 @@ def _totp_code(args: argparse.Namespace) -> str:
     return prompt("TOTP code: ").strip()
 
 
-def _cmd_withdraw(args: argparse.Namespace) -> int:
+def _bank_client(args: argparse.Namespace, cfg: dict[str, Any]) -> BankClient:
+    """The remembered bank over TLS (its name: ``--bank-name``, remembered, else ``bank``)."""
     from ecash_tpm.clients.bank import BankClient
+
+    url = cfg["bank_url"]
+    conn = _link(args, url, role="bank", name=cfg.get("bank_name") or "bank")
+    return BankClient(url, tls=conn.tls, expect=conn.expect)
+
+
+def _merchant_name(args: argparse.Namespace, offer: Any = None) -> str | None:
+    """``--merchant-name``, else the CN of the offer's certificate (checked against the root
+    with the request itself), else unknown (an https shop then needs ``--merchant-name``)."""
+    if getattr(args, "merchant_name", None):
+        return str(args.merchant_name)
+    if isinstance(offer, dict) and isinstance(offer.get("cert"), str):
+        from ecash_tpm.pki import common_name
+
+        try:
+            return common_name(offer["cert"]) or None
+        except ValueError:
+            return None
+    return None
+
+
+def _cmd_withdraw(args: argparse.Namespace) -> int:
     from ecash_tpm.wallet.membership import load_membership
     from ecash_tpm.wallet.store import WalletStore
     from ecash_tpm.wallet.withdraw import resume_withdrawals, withdraw
@@ -307,7 +372,7 @@ def _cmd_withdraw(args: argparse.Namespace) -> int:
     membership = load_membership(args.data)
     with (
         WalletStore.open(args.data, _now) as store,
-        BankClient(cfg["bank_url"]) as bank,
+        _bank_client(args, cfg) as bank,
         Progress(args) as progress,
     ):
         ctx = _wallet_context(store, root, cfg)
@@ -376,20 +441,25 @@ def _cmd_pay(args: argparse.Namespace) -> int:
     cfg = _coin_settings(args)
     root = _coin_root(args)
     membership = load_membership(args.data)
-    with MerchantClient(args.merchant) as merchant, Progress(args) as progress:
-        if args.request:
-            offer = read_json(args.request, "--request")
-            if not isinstance(offer, dict) or not {"request", "cert"} <= offer.keys():
-                raise InputError(
-                    f"--request {args.request} must hold {{request, cert}} "
-                    "(what `ecash-tpm merchant request --out` saves)",
-                    detail={"path": str(args.request)},
-                )
-        elif args.amount:
+    offer: Any = None
+    if args.request:
+        offer = read_json(args.request, "--request")
+        if not isinstance(offer, dict) or not {"request", "cert"} <= offer.keys():
+            raise InputError(
+                f"--request {args.request} must hold {{request, cert}} "
+                "(what `ecash-tpm merchant request --out` saves)",
+                detail={"path": str(args.request)},
+            )
+    conn = _link(args, args.merchant, role="merchant", name=_merchant_name(args, offer))
+    with (
+        MerchantClient(args.merchant, tls=conn.tls, expect=conn.expect) as merchant,
+        Progress(args) as progress,
+    ):
+        if offer is None:
+            if not args.amount:
+                raise InputError("give --request FILE or --amount N")
             progress.note(f"asking {args.merchant} for a payment request of {args.amount}")
             offer = merchant.create_request(args.amount, product_id=args.product_id)
-        else:
-            raise InputError("give --request FILE or --amount N")
         tcti = resolve_tcti(args)
         with TpmDevice(tcti) as device, WalletStore.open(args.data, _now) as store:
             ctx = _wallet_context(store, root, cfg)
@@ -412,13 +482,12 @@ def _cmd_pay(args: argparse.Namespace) -> int:
 
 
 def _cmd_recover(args: argparse.Namespace) -> int:
-    from ecash_tpm.clients.bank import BankClient
     from ecash_tpm.wallet.pay import recover_payments
     from ecash_tpm.wallet.store import WalletStore
 
     data = _existing_wallet(args)
     cfg = _coin_settings(args, need_bank=True)
-    with WalletStore.open(data, _now) as store, BankClient(cfg["bank_url"]) as bank:
+    with WalletStore.open(data, _now) as store, _bank_client(args, cfg) as bank:
         results = recover_payments(store, bank, clock=_now, grace_s=args.grace)
     rows = [r.to_dict() for r in results]
     text = "\n".join(f"{r['payment_id']}: {r['outcome']}" for r in rows)
@@ -453,6 +522,7 @@ def register_coins(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         p.add_argument("--bank", default=None, metavar="URL", help="bank base URL (remembered)")
         p.add_argument("--bank-name", default=None, help="expected bank certificate CN")
         p.add_argument("--root", default=None, metavar="PEM", help="central bank root (kept)")
+        add_tls_args(p)
 
     p = data_args(sub.add_parser("withdraw", help="withdraw coins from the bank account"))
     bank_args(p)
@@ -477,6 +547,10 @@ def register_coins(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     add_device_args(p)
     bank_args(p)
     p.add_argument("--merchant", required=True, metavar="URL", help="the shop's base URL")
+    p.add_argument(
+        "--merchant-name", default=None, help="expected shop certificate name (merchant id)"
+    )
+    add_tls_args(p)
     p.add_argument("--request", default=None, metavar="FILE", help="{request, cert} JSON")
     p.add_argument("--amount", type=int, default=None, help="ask the shop for this amount")
     p.add_argument("--product-id", default=None)
@@ -512,10 +586,11 @@ def _cmd_buy(args: argparse.Namespace) -> int:
     cfg = _coin_settings(args)
     root = _coin_root(args)
     membership = load_membership(args.data)
+    conn = _link(args, args.merchant, role="merchant", name=_merchant_name(args))
     with (
         Progress(args) as progress,
-        MerchantClient(args.merchant) as shop,
-        ShopCatalogueClient(args.merchant) as catalogue,
+        MerchantClient(args.merchant, tls=conn.tls, expect=conn.expect) as shop,
+        ShopCatalogueClient(args.merchant, tls=conn.tls, expect=conn.expect) as catalogue,
         TpmDevice(resolve_tcti(args)) as device,
         WalletStore.open(args.data, _now) as store,
         PurchaseStore.open(args.data, _now) as purchases,
@@ -548,7 +623,8 @@ def _cmd_dispute(args: argparse.Namespace) -> int:
             url = args.ttp or p.ttp_url
             if not url:
                 raise ConfigError("which TTP? pass --ttp URL", code="wallet.not_configured")
-            with TtpClient(url) as ttp:
+            conn = _link(args, url, role="ttp", name=args.ttp_name)
+            with TtpClient(url, tls=conn.tls, expect=conn.expect) as ttp:
                 try:
                     done.append(dispute(purchases, p.purchase_id, ttp=ttp, clock=_now).to_dict())
                 except EcashError as exc:
@@ -581,12 +657,18 @@ def register_fair_exchange(sub: argparse._SubParsersAction[argparse.ArgumentPars
     add_device_args(p)
     p.add_argument("--merchant", required=True, metavar="URL", help="the shop's base URL")
     p.add_argument("--product", required=True, help="product id (see the shop's /v1/products)")
+    p.add_argument(
+        "--merchant-name", default=None, help="expected shop certificate name (merchant id)"
+    )
+    add_tls_args(p)
     p.set_defaults(func=_cmd_buy)
 
     p = sub.add_parser("dispute", help="paid but no (good) key: get it through the TTP")
     p.add_argument("--data", type=Path, required=True, help="wallet data directory")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--ttp", default=None, metavar="URL", help="TTP base URL (else the shop's)")
+    p.add_argument("--ttp-name", default="ttp", help="expected TTP certificate name")
+    add_tls_args(p)
     p.add_argument("--purchase", default=None, help="purchase id (default: every open one)")
     p.set_defaults(func=_cmd_dispute)
 

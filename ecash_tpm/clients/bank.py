@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import httpx
 from cryptography import x509
 
 from ecash_tpm.clients.base import ServiceClient
@@ -26,16 +25,6 @@ __all__ = ["BankClient"]
 
 class BankClient(ServiceClient):
     """One bank's HTTP API. Thread-safe; keeps the bearer token of the last login."""
-
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        timeout: float = 10.0,
-        token: str | None = None,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        super().__init__(base_url, timeout=timeout, transport=transport, token=token)
 
     # --- customer -----------------------------------------------------------------------------
 

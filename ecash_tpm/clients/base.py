@@ -13,11 +13,22 @@ dumped in JSON mode. The incoming request's id is forwarded as ``X-Request-ID`` 
 can be followed through every party's logs. Authentication has one idiom for every party:
 the client's ``token`` as ``Authorization: Bearer``, on the routes that need it
 (:meth:`ServiceClient.auth_headers`).
+
+TLS: an ``https`` URL needs a context (:func:`ecash_tpm.service.tls.client_context`: the
+central bank root as the only anchor, the CRL, optionally our client certificate for mutual
+TLS) and the party we expect, ``expect=(role, name)``. Every request asks for the server's
+certificate to name :func:`~ecash_tpm.pki.tls_identity` ``(role, name)`` (sent as SNI and checked
+as the host name, whatever host the URL names), so a server that is not that party fails the
+handshake, and the client raises ``tls.untrusted`` / ``tls.wrong_identity`` / ``tls.expired`` /
+``tls.revoked`` / ``tls.handshake_failed`` before any byte of the request is sent. A plain
+``http`` URL is only for ``--insecure-http``; giving a TLS context with one is refused
+(``tls.client_unconfigured``) rather than silently sending in the clear.
 """
 
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Mapping
 from typing import Any, ClassVar, Self, TypeVar, overload
 
@@ -25,9 +36,11 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from ecash_tpm import __version__
+from ecash_tpm.pki import tls_identity
 from ecash_tpm.protocol.api.base import validation_errors
 from ecash_tpm.service.errors import RemoteCallError
 from ecash_tpm.service.logs import current_request_id, json_default
+from ecash_tpm.service.tls import TlsClientUnconfiguredError, handshake_error
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -56,9 +69,26 @@ class ServiceClient:
         transport: httpx.BaseTransport | None = None,
         headers: Mapping[str, str] | None = None,
         token: str | None = None,
+        tls: ssl.SSLContext | None = None,
+        expect: tuple[str, str] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token
+        secure = self.base_url.lower().startswith("https://")
+        if secure and (tls is None or expect is None):
+            raise TlsClientUnconfiguredError(
+                "an https URL needs the central bank root (TLS context) and the expected party",
+                detail={"url": self.base_url, "tls": tls is not None, "expect": expect},
+            )
+        if not secure and tls is not None:
+            raise TlsClientUnconfiguredError(
+                "a TLS context was given for a plain http URL: use https (or drop the context "
+                "for --insecure-http)",
+                detail={"url": self.base_url},
+            )
+        #: The TLS identity the server must prove (None over plain HTTP).
+        self.identity = tls_identity(*expect) if secure and expect is not None else None
+        self.expect = expect if secure else None
         all_headers = {"User-Agent": f"ecash-tpm/{__version__}", "Accept": "application/json"}
         all_headers.update(headers or {})
         self._client = httpx.Client(
@@ -67,6 +97,10 @@ class ServiceClient:
             transport=transport,
             headers=all_headers,
             follow_redirects=False,
+            verify=tls if tls is not None else True,
+            # Parties talk directly: a proxy from the environment would verify the proxy's
+            # host name instead of the party's identity.
+            trust_env=not secure,
         )
 
     def auth_headers(self) -> dict[str, str]:
@@ -165,36 +199,52 @@ class ServiceClient:
         if body is not None or method.upper() in ("POST", "PUT", "PATCH"):
             content = json.dumps(_jsonable(body), default=json_default).encode("utf-8")
             send_headers["Content-Type"] = "application/json"
+        extensions = {} if self.identity is None else {"sni_hostname": self.identity}
         try:
             response = self._client.request(
-                method, path, content=content, params=params, headers=send_headers
+                method,
+                path,
+                content=content,
+                params=params,
+                headers=send_headers,
+                extensions=extensions,
             )
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise RemoteCallError(
+        except httpx.TransportError as exc:
+            raise self._transport_error(exc, url) from exc
+        return self._decode(response, url, response_model)
+
+    def _transport_error(self, exc: httpx.TransportError, url: str) -> RemoteCallError:
+        """The typed error for a failed exchange: TLS failures first (their own codes), then
+        whether the request may have been processed (unreachable vs. timeout)."""
+        refused = handshake_error(exc, url, connecting=isinstance(exc, httpx.ConnectError))
+        if refused is not None:
+            refused.detail.setdefault("expect", self.identity)
+            return refused
+        reason = type(exc).__name__
+        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+            return RemoteCallError(
                 f"cannot reach {self.base_url}",
                 code="remote.unreachable",
                 status=None,
                 url=url,
-                detail={"url": url, "reason": type(exc).__name__, "outcome_unknown": False},
-            ) from exc
-        except httpx.TimeoutException as exc:
-            raise RemoteCallError(
+                detail={"url": url, "reason": reason, "outcome_unknown": False},
+            )
+        if isinstance(exc, httpx.TimeoutException):
+            return RemoteCallError(
                 f"no answer from {self.base_url} in time",
                 code="remote.timeout",
                 status=None,
                 url=url,
-                detail={"url": url, "reason": type(exc).__name__, "outcome_unknown": True},
+                detail={"url": url, "reason": reason, "outcome_unknown": True},
                 http_status=504,
-            ) from exc
-        except httpx.TransportError as exc:
-            raise RemoteCallError(
-                f"connection to {self.base_url} failed",
-                code="remote.unreachable",
-                status=None,
-                url=url,
-                detail={"url": url, "reason": type(exc).__name__, "outcome_unknown": True},
-            ) from exc
-        return self._decode(response, url, response_model)
+            )
+        return RemoteCallError(
+            f"connection to {self.base_url} failed",
+            code="remote.unreachable",
+            status=None,
+            url=url,
+            detail={"url": url, "reason": reason, "outcome_unknown": True},
+        )
 
     def _decode(
         self, response: httpx.Response, url: str, response_model: type[BaseModel] | None

@@ -9,7 +9,8 @@ the admin token certifies and revokes. Errors come back as
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import ssl
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -42,9 +43,17 @@ class CentralBankClient(ServiceClient):
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
         headers: Mapping[str, str] | None = None,
+        tls: ssl.SSLContext | None = None,
+        expect: tuple[str, str] | None = None,
     ) -> None:
         super().__init__(
-            base_url, timeout=timeout, transport=transport, headers=headers, token=admin_token
+            base_url,
+            timeout=timeout,
+            transport=transport,
+            headers=headers,
+            token=admin_token,
+            tls=tls,
+            expect=expect,
         )
 
     def _get_bytes(self, path: str, params: Mapping[str, str] | None = None) -> bytes:
@@ -114,6 +123,29 @@ class CentralBankClient(ServiceClient):
             body["valid_days"] = valid_days
         return self.post_json(
             "/v1/certify", body, headers=self.auth_headers(), response_model=CertifyResponse
+        )
+
+    def certify_tls(
+        self,
+        role: str,
+        name: str,
+        public_key: ec.EllipticCurvePublicKey | bytes,
+        *,
+        hosts: Sequence[str] = (),
+        valid_days: int | None = None,
+    ) -> CertifyResponse:
+        """Have the central bank issue the TLS certificate of ``role``/``name`` for
+        ``public_key`` (also naming ``hosts``; admin token)."""
+        body: dict[str, Any] = {
+            "role": role,
+            "name": name,
+            "public_key": public_key_bytes(load_public_key(public_key)),
+            "hosts": list(hosts),
+        }
+        if valid_days is not None:
+            body["valid_days"] = valid_days
+        return self.post_json(
+            "/v1/certify-tls", body, headers=self.auth_headers(), response_model=CertifyResponse
         )
 
     def revoke(self, serial: int | str, reason: str = "unspecified") -> RevokeResponse:

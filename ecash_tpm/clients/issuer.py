@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
 from ecash_tpm.clients.base import ServiceClient
 from ecash_tpm.protocol.api.issuer import (
     IssuerInfo,
@@ -22,15 +20,7 @@ from ecash_tpm.protocol.api.issuer import (
 class IssuerClient(ServiceClient):
     """Typed calls to one issuer (wallet join, bank membership checks, supervision revocation)."""
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        timeout: float = 30.0,
-        transport: httpx.BaseTransport | None = None,
-        token: str | None = None,
-    ) -> None:
-        super().__init__(base_url, timeout=timeout, transport=transport, token=token)
+    default_timeout = 30.0
 
     def info(self) -> IssuerInfo:
         return self.get_json("/v1/issuer/info", response_model=IssuerInfo)

@@ -8,6 +8,7 @@ merchant's own link to its bank is :class:`~ecash_tpm.clients.bank.BankClient`.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -67,9 +68,16 @@ class MerchantClient(ServiceClient):
         return _require_dict(answer, "pay", self.base_url)
 
 
-def fetch_opener_public(issuer_url: str, *, transport: httpx.BaseTransport | None = None) -> bytes:
-    """Hop (65-byte point) from the issuer's ``GET /v1/issuer/info``."""
-    with ServiceClient(issuer_url, transport=transport) as http:
+def fetch_opener_public(
+    issuer_url: str,
+    *,
+    transport: httpx.BaseTransport | None = None,
+    tls: ssl.SSLContext | None = None,
+    expect: tuple[str, str] | None = None,
+) -> bytes:
+    """Hop (65-byte point) from the issuer's ``GET /v1/issuer/info`` (over ``tls`` to the
+    ``expect``-ed issuer for an https URL)."""
+    with ServiceClient(issuer_url, transport=transport, tls=tls, expect=expect) as http:
         info = http.get_json("/v1/issuer/info")
     raw = info.get("opener_public") if isinstance(info, dict) else None
     if not isinstance(raw, str):

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
 from ecash_tpm.clients.base import ServiceClient
 from ecash_tpm.crypto.bn256 import Point
 from ecash_tpm.crypto.signing import PartyKey, sign_object
@@ -33,15 +31,7 @@ from ecash_tpm.protocol.registry import RegistryEntry
 class SupervisionClient(ServiceClient):
     """Typed calls to the supervision department."""
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        timeout: float = 30.0,
-        transport: httpx.BaseTransport | None = None,
-        token: str | None = None,
-    ) -> None:
-        super().__init__(base_url, timeout=timeout, transport=transport, token=token)
+    default_timeout = 30.0
 
     def opener_public(self) -> Point:
         info = self.get_json("/v1/opener", response_model=OpenerInfo)

@@ -13,12 +13,13 @@ Errors are :class:`~ecash_tpm.service.errors.RemoteCallError` with the remote pa
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
 
 from ecash_tpm.clients.base import ServiceClient
+from ecash_tpm.clients.connect import Link
 from ecash_tpm.crypto.encoding import b64u_decode
 from ecash_tpm.service.errors import RemoteCallError
 
@@ -135,22 +136,39 @@ class HttpMerchantLink(ServiceClient):
 
 
 class HttpMerchantLinks:
-    """``url -> HttpMerchantLink``, pooled per URL (thread-safe); close them all at shutdown."""
+    """``(url, merchant_id) -> HttpMerchantLink``, pooled (thread-safe); close them at shutdown.
+
+    ``connect(url, merchant_id)`` says how to reach that merchant (TLS expecting that merchant's
+    certificate, :func:`~ecash_tpm.clients.connect.party_link`); the merchant id is part of the
+    pool key so a URL registered by one shop is never trusted as another's.
+    """
 
     def __init__(
-        self, *, timeout: float = 10.0, transport: httpx.BaseTransport | None = None
+        self,
+        *,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+        connect: Callable[[str, str], Link] | None = None,
     ) -> None:
         self._timeout = timeout
         self._transport = transport
-        self._links: dict[str, HttpMerchantLink] = {}
+        self._connect = connect
+        self._links: dict[tuple[str, str], HttpMerchantLink] = {}
         self._lock = threading.Lock()
 
-    def __call__(self, url: str) -> HttpMerchantLink:
+    def __call__(self, url: str, merchant_id: str) -> HttpMerchantLink:
         with self._lock:
-            link = self._links.get(url)
+            link = self._links.get((url, merchant_id))
             if link is None:
-                link = HttpMerchantLink(url, timeout=self._timeout, transport=self._transport)
-                self._links[url] = link
+                conn = None if self._connect is None else self._connect(url, merchant_id)
+                link = HttpMerchantLink(
+                    url,
+                    timeout=self._timeout,
+                    transport=self._transport,
+                    tls=None if conn is None else conn.tls,
+                    expect=None if conn is None else conn.expect,
+                )
+                self._links[(url, merchant_id)] = link
             return link
 
     def close(self) -> None:

@@ -1,6 +1,9 @@
 """Read what a running deployment shows anyone: health, certificates, the CRL, the bank's
 signed keysets, the group's public parameters, the TTP's strikes. Only public ``GET`` routes, no
-token; a party that does not answer is recorded, never fatal.
+token; a party that does not answer is recorded, never fatal. Over https every read checks
+the party's certificate like any client does: chain to the central bank's root (the only
+trust anchor) and the identity its role and name give (:attr:`Party.tls`); the dashboard
+presents no client certificate, since it calls only public routes.
 
 Used by both sources of the page: ``demo --web`` (once the parties run, with the certificates
 the demo already holds) and ``dashboard --config`` (polled).
@@ -9,6 +12,7 @@ the demo already holds) and ``dashboard --config`` (polled).
 from __future__ import annotations
 
 import datetime as dt
+import ssl
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +37,15 @@ class Party:
     name: str
     role: str  # centralbank, supervision, issuer, bank, merchant, ttp
     url: str
+    #: Client context for an https URL (the central bank's root); ``None`` for plain HTTP.
+    tls: ssl.SSLContext | None = field(default=None, compare=False, repr=False)
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """``tls=``/``expect=`` for a client of this party (nothing over plain HTTP; an https
+        URL without a context fails in the client as ``tls.client_unconfigured``)."""
+        if not self.url.startswith("https://"):
+            return {}
+        return {"tls": self.tls, "expect": (self.role, self.name)}
 
 
 @dataclass
@@ -83,7 +96,7 @@ def _healthy(party: Party, timeout: float) -> bool:
     from ecash_tpm.clients.base import ServiceClient
 
     try:
-        with ServiceClient(party.url, timeout=timeout) as client:
+        with ServiceClient(party.url, timeout=timeout, **party.client_kwargs()) as client:
             answer = client.get_json("/healthz")
     except EcashError:
         return False
@@ -93,7 +106,7 @@ def _healthy(party: Party, timeout: float) -> bool:
 def _central_bank(snap: Snapshot, party: Party, timeout: float) -> None:
     from ecash_tpm.clients.centralbank import CentralBankClient
 
-    with CentralBankClient(party.url, timeout=timeout) as client:
+    with CentralBankClient(party.url, timeout=timeout, **party.client_kwargs()) as client:
         if snap.root_pem is None:
             snap.root_pem = client.root_pem().decode("ascii")
         snap.crl = client.crl()
@@ -103,7 +116,7 @@ def _bank(snap: Snapshot, party: Party, timeout: float) -> None:
     from ecash_tpm.clients.bank import BankClient
     from ecash_tpm.pki import cert_pem
 
-    with BankClient(party.url, timeout=timeout) as client:
+    with BankClient(party.url, timeout=timeout, **party.client_kwargs()) as client:
         answer = client.keysets(central_bank_root=snap.root_pem)
     snap.pems.setdefault(party.name, cert_pem(answer.bank_cert))
     snap.keysets_verified = snap.root_pem is not None
@@ -123,7 +136,7 @@ def _bank(snap: Snapshot, party: Party, timeout: float) -> None:
 def _issuer(snap: Snapshot, party: Party, timeout: float) -> None:
     from ecash_tpm.clients.issuer import IssuerClient
 
-    with IssuerClient(party.url, timeout=timeout) as client:
+    with IssuerClient(party.url, timeout=timeout, **party.client_kwargs()) as client:
         info = client.info()
     snap.issuer = {
         "epoch": info.epoch,
@@ -136,14 +149,14 @@ def _issuer(snap: Snapshot, party: Party, timeout: float) -> None:
 def _supervision(snap: Snapshot, party: Party, timeout: float) -> None:
     from ecash_tpm.clients.supervision import SupervisionClient
 
-    with SupervisionClient(party.url, timeout=timeout) as client:
+    with SupervisionClient(party.url, timeout=timeout, **party.client_kwargs()) as client:
         snap.opener_public = b64u_encode(client.opener_public().encode())
 
 
 def _merchant(snap: Snapshot, party: Party, timeout: float) -> None:
     from ecash_tpm.clients.merchant import MerchantClient
 
-    with MerchantClient(party.url, timeout=timeout) as client:
+    with MerchantClient(party.url, timeout=timeout, **party.client_kwargs()) as client:
         info = client.info()
     snap.pems.setdefault(party.name, str(info["cert"]))
     snap.merchants[party.name] = {
@@ -155,7 +168,7 @@ def _merchant(snap: Snapshot, party: Party, timeout: float) -> None:
 def _ttp(snap: Snapshot, party: Party, timeout: float) -> None:
     from ecash_tpm.clients.ttp import TtpClient
 
-    with TtpClient(party.url, timeout=timeout) as client:
+    with TtpClient(party.url, timeout=timeout, **party.client_kwargs()) as client:
         info = client.info()
         snap.pems.setdefault(party.name, str(info["cert"]))
         snap.ttp = {"ttp_id": info.get("ttp_id"), "dispute_window_s": info.get("dispute_window_s")}

@@ -5,11 +5,17 @@ the documented default port where one is missing; a wildcard listen address is r
 127.0.0.1) and from ``--party NAME=URL`` for what the file cannot say (a second merchant, a
 party behind a proxy). :class:`DeploymentWatch` reads their public routes every few seconds
 (:func:`~ecash_tpm.dashboard.collect.collect`) and publishes the cards that changed.
+
+Parties serve HTTPS unless their section says ``insecure_http = true``; the dashboard checks
+their certificates against the central bank's root the file names (a section's
+``central_bank_root``, else ``root-cert.pem`` in the ``[centralbank]`` data directory), never
+against the system's CAs.
 """
 
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -53,14 +59,15 @@ def parties_from_config(path: Path, extra: Sequence[str] = ()) -> list[Party]:
             f"{path} is not TOML: {exc}", detail={"path": str(path)}
         ) from exc
     parties: dict[str, Party] = {}
+    tls = _client_context(data, Path(path).parent)
     for section, (role, port) in SECTIONS.items():
         values = data.get(section)
         if not isinstance(values, Mapping):
             continue
         name = str(values.get("name", section)) if role == "merchant" else section
-        parties[name] = Party(name, role, _url(values, port, section))
+        parties[name] = Party(name, role, _url(values, port, section), tls)
     for item in extra:
-        party = parse_party(item)
+        party = parse_party(item, tls=tls)
         parties[party.name] = party
     if not parties:
         raise DashboardConfigError(
@@ -77,10 +84,39 @@ def _url(values: Mapping[str, Any], default_port: int, section: str) -> str:
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         raise DashboardConfigError(f"[{section}] port must be 1..65535", detail={"port": port})
     host = "127.0.0.1" if host in _WILDCARDS else host
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    scheme = "http" if values.get("insecure_http") is True else "https"
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
-def parse_party(item: str) -> Party:
+def _root_file(data: Mapping[str, Any], base: Path) -> Path | None:
+    """The central bank's root the deployment file names (relative paths: to the file)."""
+    candidates: list[Path] = []
+    for section in SECTIONS:
+        values = data.get(section)
+        if isinstance(values, Mapping) and values.get("central_bank_root"):
+            candidates.append(Path(str(values["central_bank_root"])))
+    central = data.get("centralbank")
+    if isinstance(central, Mapping) and central.get("data_dir"):
+        candidates.append(Path(str(central["data_dir"])) / "root-cert.pem")
+    for candidate in candidates:
+        path = candidate if candidate.is_absolute() else base / candidate
+        if path.is_file():
+            return path
+    return None
+
+
+def _client_context(data: Mapping[str, Any], base: Path) -> ssl.SSLContext | None:
+    """A client context on the deployment's root, or ``None`` when the file names none (the
+    https parties then show ``tls.client_unconfigured`` instead of being trusted blindly)."""
+    root = _root_file(data, base)
+    if root is None:
+        return None
+    from ecash_tpm.service.tls import client_context
+
+    return client_context(root)
+
+
+def parse_party(item: str, *, tls: ssl.SSLContext | None = None) -> Party:
     """``merchant-b=http://...`` (role guessed from the name) or ``shop:merchant=http://...``."""
     name, sep, url = item.partition("=")
     name, _, role = name.partition(":")
@@ -91,7 +127,7 @@ def parse_party(item: str) -> Party:
             f"{sorted(ROLES)} (a NAME that starts with a role needs no ROLE)",
             detail={"party": item},
         )
-    return Party(name, role, url.rstrip("/"))
+    return Party(name, role, url.rstrip("/"), tls)
 
 
 class DeploymentWatch:

@@ -9,6 +9,7 @@ Event kinds on the bus: ``story`` (mode, steps and titles), ``step`` (``running`
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -104,10 +105,12 @@ class StoryFeed:
 
     def _parties(self, data: dict[str, Any]) -> Snapshot:
         """Read the running parties (health, CRL) with the certificates the demo holds."""
-        parties = [Party("centralbank", "centralbank", str(data["central_bank"]))]
+        root = str(data["root"])
+        tls = _context(root) if str(data["central_bank"]).startswith("https://") else None
+        parties = [Party("centralbank", "centralbank", str(data["central_bank"]), tls)]
         pems: dict[str, str] = {}
         for name, party in data.get("parties", {}).items():
-            parties.append(Party(name, str(party["role"]), str(party.get("url") or "")))
+            parties.append(Party(name, str(party["role"]), str(party.get("url") or ""), tls))
             pems[name] = str(party["pem"])
         return self._collect(parties, known_pems=pems, root_pem=str(data["root"]))
 
@@ -124,3 +127,10 @@ class StoryFeed:
         with self._lock:
             self.bus.publish("end", ok=ok, message=message)
             self.bus.close()
+
+
+def _context(root_pem: str) -> ssl.SSLContext:
+    """The dashboard's client context: the deployment's root, no client certificate."""
+    from ecash_tpm.service.tls import client_context
+
+    return client_context(root_pem)

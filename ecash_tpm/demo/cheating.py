@@ -11,7 +11,7 @@ inject one of these into the catalogue instead:
 
 In-process: ``create_merchant_app(settings, key_release=strategy("no_key"))`` or
 ``merchant.catalogue.key_release = NoKey()``. As its own process (what the demo's
-:class:`~ecash_tpm.deploy.bootstrap.LocalDeployment` starts through its per-party command
+:class:`~ecash_tpm.deploy.local.LocalDeployment` starts through its per-party command
 override, see :func:`merchant_command`)::
 
     python -m ecash_tpm.demo.cheating --strategy no_key --config merchant-b.toml
@@ -113,8 +113,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load_settings(MerchantSettings, path=args.config)
+        tls = settings.tls_files(settings.resolved_root_cert())  # as `merchant serve` does
         app = create_merchant_app(settings, key_release=strategy(args.strategy))
-        serve(app, settings.host, settings.port, log_level=settings.log_level)
+        serve(
+            app,
+            settings.host,
+            settings.port,
+            log_level=settings.log_level,
+            tls=tls,
+            healthz_port=settings.healthz_port,
+        )
     except EcashError as exc:
         print(f"cheating merchant: error [{exc.code}]: {exc.message}", file=sys.stderr)
         return 1

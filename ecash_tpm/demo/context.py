@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 from ecash_tpm.clients.bank import BankClient
 from ecash_tpm.clients.merchant import MerchantClient
 from ecash_tpm.demo.runner import StepRunner
-from ecash_tpm.deploy.bootstrap import MERCHANTS, LocalDeployment, admin_bank
+from ecash_tpm.deploy.bootstrap import MERCHANTS, admin_bank
+from ecash_tpm.deploy.local import LocalDeployment
 from ecash_tpm.errors import EcashError
 
 if TYPE_CHECKING:
@@ -233,7 +234,7 @@ class StoryContext:
     def merchant(self, name: str) -> MerchantClient:
         """One client per merchant for the whole story."""
         if name not in self.merchants:
-            client = MerchantClient(self.dep.url(name))
+            client = MerchantClient(self.dep.url(name), **self.dep.client_kwargs(name))
             self.merchants[name] = client
             self.on_close(client.close)
         return self.merchants[name]
@@ -294,5 +295,6 @@ class StoryContext:
             spends=spends,
         )
         cert = settings.resolved_cert_file().read_text("ascii")
-        with BankClient(self.dep.url("bank")) as bank:
+        link = self.dep.client_kwargs("bank", client_of=merchant)  # mutual TLS as the shop
+        with BankClient(self.dep.url("bank"), **link) as bank:
             return bank.deposit(signed, cert)

@@ -47,10 +47,18 @@ WATCHED_COUNTERS = ("disputes_opened", "disputes_refused", "bank_queries", "key_
 
 
 def register_over_http(
-    merchant_url: str, admin_token: str, *, title: str, price: int, content: bytes
+    merchant_url: str,
+    admin_token: str,
+    *,
+    title: str,
+    price: int,
+    content: bytes,
+    link: Mapping[str, Any] | None = None,
 ) -> str:
-    """Register a product through a shop's admin route; returns the product id."""
-    with ServiceClient(merchant_url, timeout=60.0, token=admin_token) as http:
+    """Register a product through a shop's admin route; returns the product id. ``link``:
+    the client's ``tls=``/``expect=`` for the shop (the token is sent only after the shop's
+    certificate checked out)."""
+    with ServiceClient(merchant_url, timeout=60.0, token=admin_token, **(link or {})) as http:
         listing = http.post_json(
             "/v1/products",
             {"title": title, "price": price, "content": content},
@@ -78,9 +86,16 @@ def run_fair_exchange_story(
     advance: Callable[[int], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     poll_timeout_s: float = 30.0,
+    links: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Run the story (see the module docstring) and return its detail dict."""
+    """Run the story (see the module docstring) and return its detail dict. ``links``: URL ->
+    the ``tls=``/``expect=`` a client of that server needs (empty over plain HTTP)."""
     tokens = dict(admin_tokens or {})
+    how = dict(links or {})
+
+    def kw(url: str) -> dict[str, Any]:
+        return dict(how.get(url, {}))
+
     ids: dict[str, str] = {}
     for url, given, title in (
         (honest_url, honest_product, "Honest shop's story"),
@@ -90,7 +105,7 @@ def run_fair_exchange_story(
             ids[url] = given
         elif url in tokens:
             ids[url] = register_over_http(
-                url, tokens[url], title=title, price=price, content=content
+                url, tokens[url], title=title, price=price, content=content, link=kw(url)
             )
         else:
             raise InputError(
@@ -100,11 +115,11 @@ def run_fair_exchange_story(
             )
     detail: dict[str, Any] = {}
     with (
-        TtpClient(ttp_url) as ttp,
-        MerchantClient(honest_url) as honest,
-        MerchantClient(cheating_url) as cheating,
-        ShopCatalogueClient(honest_url) as honest_catalogue,
-        ShopCatalogueClient(cheating_url) as cheating_catalogue,
+        TtpClient(ttp_url, **kw(ttp_url)) as ttp,
+        MerchantClient(honest_url, **kw(honest_url)) as honest,
+        MerchantClient(cheating_url, **kw(cheating_url)) as cheating,
+        ShopCatalogueClient(honest_url, **kw(honest_url)) as honest_catalogue,
+        ShopCatalogueClient(cheating_url, **kw(cheating_url)) as cheating_catalogue,
     ):
         window = int(ttp.info()["dispute_window_s"])
         before = _watched(ttp)

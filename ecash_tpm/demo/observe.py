@@ -63,7 +63,7 @@ def _joined(ctx: StoryContext) -> Iterable[Extra]:
 
     issuer = ctx.dep.settings("bank", IssuerSettings)
     yield "pcr_policy", PcrPolicy.load(issuer.resolved_policy_file()).to_dict()
-    with IssuerClient(ctx.dep.url("bank")) as client:
+    with IssuerClient(ctx.dep.url("bank"), **ctx.dep.client_kwargs("issuer")) as client:
         record = client.member(ctx.member.member_id).model_dump(mode="json")
     record.pop("account_id", None)
     yield "member_record", record

@@ -1,15 +1,18 @@
 """Deployment bootstrap: keys, configuration and central-bank certificates for every party.
 
-The same steps bring up the demo (every party a process on 127.0.0.1 under one base directory,
-:class:`LocalDeployment`) and the docker/ stack (each container runs ``ecash-tpm deploy
-init-party`` for its own role before ``serve``, see :mod:`ecash_tpm.cli.deploy_cmd`):
+The same steps bring up the demo (every party a process on 127.0.0.1 under one base
+directory, :class:`~ecash_tpm.deploy.local.LocalDeployment`) and the docker/ stack (each
+container runs ``ecash-tpm deploy init-party`` for its own role before ``serve``, see
+:mod:`ecash_tpm.cli.deploy_cmd`):
 
 1. the central bank's root CA is made in its data directory (the operator's console next to
    the key) and the service runs with the SHA-256 of an admin token;
 2. each party makes its own keys (``init_<role>``) and has its P-256 signing key certified over
-   HTTP (``POST /v1/certify`` with the admin token, :class:`CentralBankLink`); certificate and
-   root go into the party's data directory. Certificates still valid for the key, role and name
-   are kept, so re-running a step (a container restart) changes nothing;
+   HTTPS (``POST /v1/certify`` with the admin token, :class:`CentralBankLink`), and its TLS key
+   too (``tls-cert.pem``/``tls-key.pem``, :mod:`ecash_tpm.deploy.tls`); certificates and root go
+   into the party's data directory. Certificates still valid for the key, role and name are
+   kept, so re-running a step (a container restart) changes nothing. Every party then serves
+   HTTPS (TLS 1.3, the central bank's root the only trust anchor) and every URL is https://;
 3. the bank gets its keysets, customer accounts and merchant registrations (operator actions
    on its database: :func:`admin_bank`);
 4. the parties start (``ecash-tpm <role> serve --config FILE``; the bank serves the group manager
@@ -27,6 +30,7 @@ import contextlib
 import datetime as dt
 import json
 import secrets
+import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,7 +50,12 @@ from ecash_tpm.clients.centralbank import CentralBankClient
 from ecash_tpm.crypto.bn256 import Point
 from ecash_tpm.crypto.encoding import b64u_encode
 from ecash_tpm.crypto.signing import PartyKey, write_file_atomic
-from ecash_tpm.deploy.processes import LOOPBACK, PartyProcess, ProcessGroup, free_port
+from ecash_tpm.deploy.tls import (
+    CENTRAL_BANK_NAME,
+    LOCAL_HOSTS,
+    TlsIssue,
+    install_tls,
+)
 from ecash_tpm.errors import ConfigError, EcashError
 from ecash_tpm.issuer.policy import PcrPolicy
 from ecash_tpm.issuer.settings import IssuerSettings
@@ -54,9 +63,9 @@ from ecash_tpm.merchant.settings import MerchantSettings
 from ecash_tpm.pki import (
     certificate_fingerprint,
     load_certificate,
+    tls_identity,
     verify_party_certificate,
 )
-from ecash_tpm.service.settings import ServiceSettings
 from ecash_tpm.supervision.settings import SupervisionSettings
 
 __all__ = [
@@ -65,12 +74,12 @@ __all__ = [
     "CentralBankLink",
     "Customer",
     "DeployError",
-    "LocalDeployment",
     "PartyInit",
     "admin_bank",
     "create_customer",
     "init_bank",
     "init_central_bank",
+    "init_central_bank_tls",
     "init_issuer",
     "init_merchant",
     "init_supervision",
@@ -119,31 +128,131 @@ def init_central_bank(data_dir: Path, *, name: str = "ecash-tpm central bank") -
         }
 
 
+def _fetch_root_unverified(url: str, timeout: float = 10.0) -> bytes:
+    """``GET /v1/root`` over a TLS connection whose certificate is not checked yet.
+
+    A party's first start has nothing to check the central bank's certificate with: it learns
+    the root here and pins it (``--root-fingerprint``, or the root it already holds). The
+    answer is trusted only after that comparison and after a second, verified connection
+    whose server certificate chains to the very root (:meth:`CentralBankLink.connect`); no
+    credential is sent on this one.
+    """
+    import httpx
+
+    blind = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    blind.minimum_version = ssl.TLSVersion.TLSv1_3
+    blind.check_hostname = False
+    blind.verify_mode = ssl.CERT_NONE
+    try:
+        with httpx.Client(verify=blind, timeout=timeout) as client:
+            response = client.get(url.rstrip("/") + "/v1/root")
+    except httpx.HTTPError as exc:
+        raise DeployError(
+            f"cannot fetch the central bank's root from {url}", detail={"url": url}
+        ) from exc
+    if response.status_code != 200:
+        raise DeployError(
+            "the central bank did not serve its root",
+            detail={"url": url, "status": response.status_code},
+        )
+    return response.content
+
+
+def init_central_bank_tls(settings: Any, *, hosts: Sequence[str] = LOCAL_HOSTS) -> PartyInit:
+    """The central bank's own TLS key and certificate, issued by its CA on its database.
+
+    The central bank cannot ask itself over HTTPS before it serves, so its certificate is
+    issued here, before ``serve``, by the CA in ``settings.data_dir`` on
+    ``settings.database_url`` (made now when ``init_if_missing``, as the service would):
+    the certificate is in the CA's log like every other and revocable the same way.
+    ``settings``: ``CentralBankSettings``.
+    """
+    from ecash_tpm.centralbank.store import MIGRATIONS
+    from ecash_tpm.service.database import open_party_database
+
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    db = open_party_database(settings, MIGRATIONS, mode="create", component="centralbank")
+    try:
+        if settings.init_if_missing:
+            ca = CentralBankCA.open(settings.data_dir, database=db, name=settings.root_name)
+        else:
+            ca = CentralBankCA.load(settings.data_dir, database=db)
+        with ca:
+
+            def issue(
+                role: str, name: str, public_key: Any, names: Sequence[str]
+            ) -> x509.Certificate:
+                return ca.certify_tls(role, name, public_key, hosts=tuple(names))
+
+            tls = install_tls(
+                "centralbank",
+                CENTRAL_BANK_NAME,
+                settings,
+                ca.root_certificate,
+                issue,
+                hosts=hosts,
+            )
+            facts = {"root_fingerprint": ca.root_fingerprint()}
+    finally:
+        db.close()
+    return PartyInit("centralbank", {"tls": tls}, facts)
+
+
 @dataclass
 class CentralBankLink:
     """A party's view of the central bank during bootstrap: the root (pinned by fingerprint
-    when one is given) and certification with the admin token."""
+    when one is given), certification with the admin token, and TLS certificates.
+
+    Over https the client checks the central bank's certificate against the root and its
+    identity (``centralbank``) before the admin token leaves the process. ``tls_issue``
+    replaces ``POST /v1/certify-tls`` where the bootstrap holds the CA itself;
+    ``tls_hosts`` are the names the party's TLS certificate is issued for.
+    """
 
     client: CentralBankClient
     root_pem: bytes
+    tls_issue: TlsIssue | None = None
+    tls_hosts: tuple[str, ...] = LOCAL_HOSTS
+    #: The parties get TLS certificates (the central bank is reached over https).
+    with_tls: bool = True
 
     @classmethod
     def connect(
-        cls, url: str, admin_token: str, *, root_fingerprint: str | None = None
+        cls,
+        url: str,
+        admin_token: str,
+        *,
+        root_fingerprint: str | None = None,
+        root_pem: bytes | None = None,
+        tls_hosts: Sequence[str] = LOCAL_HOSTS,
+        tls_issue: TlsIssue | None = None,
     ) -> CentralBankLink:
-        client = CentralBankClient(url, admin_token=admin_token)
+        """Connect to the central bank at ``url``; ``root_pem``: the root already held (else
+        it is fetched and must match ``root_fingerprint`` when one is given)."""
+        tls: dict[str, Any] = {}
+        if url.startswith("https://"):
+            from ecash_tpm.service.tls import client_context
+
+            if root_pem is None:
+                root_pem = _fetch_root_unverified(url)
+                _check_pin(root_pem, root_fingerprint)
+            held = _root_file_for(root_pem)
+            tls = {
+                "tls": client_context(held),
+                "expect": ("centralbank", CENTRAL_BANK_NAME),
+            }
+        client = CentralBankClient(url, admin_token=admin_token, **tls)
         try:
-            root_pem = client.root_pem()
-            got = certificate_fingerprint(root_pem)
-            if root_fingerprint is not None and got != root_fingerprint.lower():
-                raise DeployError(
-                    "the central bank serves another root than the pinned one",
-                    detail={"expected": root_fingerprint, "got": got},
-                )
+            served = client.root_pem()
+            _check_pin(served, root_fingerprint)
+            if root_pem is not None and certificate_fingerprint(served) != (
+                certificate_fingerprint(root_pem)
+            ):
+                raise DeployError("the central bank serves another root than the one held")
         except BaseException:
             client.close()
             raise
-        return cls(client, root_pem)
+        return cls(client, served, tls_issue, tuple(tls_hosts), bool(tls) or tls_issue is not None)
 
     def close(self) -> None:
         self.client.close()
@@ -157,6 +266,25 @@ class CentralBankLink:
     @property
     def root(self) -> x509.Certificate:
         return load_certificate(self.root_pem)
+
+    def issue_tls(
+        self, role: str, name: str, public_key: Any, hosts: Sequence[str]
+    ) -> x509.Certificate:
+        """A TLS certificate for ``role``/``name``: from the CA held, else over the admin API."""
+        if self.tls_issue is not None:
+            return self.tls_issue(role, name, public_key, hosts)
+        answer: Any = self.client.certify_tls(role, name, public_key, hosts=list(hosts))  # type: ignore[attr-defined,unused-ignore]
+        pem = answer if isinstance(answer, str | bytes) else getattr(answer, "cert", answer)
+        if isinstance(pem, x509.Certificate):
+            return pem
+        return load_certificate(pem)
+
+    def install_tls(
+        self, role: str, name: str, settings: Any, *, extra_hosts: Sequence[str] = ()
+    ) -> dict[str, Any]:
+        """The party's TLS key and certificate in its data directory (kept while good)."""
+        hosts = (*self.tls_hosts, *extra_hosts)
+        return install_tls(role, name, settings, self.root, self.issue_tls, hosts=hosts)
 
     def install(
         self, role: str, name: str, key: PartyKey, cert_path: Path, root_path: Path
@@ -196,6 +324,46 @@ class CentralBankLink:
         if public.public_numbers() != key.public_key.public_numbers():
             return None
         return cert
+
+
+def _add_tls(
+    cert: dict[str, Any],
+    link: CentralBankLink,
+    role: str,
+    name: str,
+    settings: Any,
+    *,
+    extra_hosts: Sequence[str] = (),
+) -> None:
+    """Add the party's TLS certificate (``cert["tls"]``) when the deployment runs TLS."""
+    if link.with_tls:
+        cert["tls"] = link.install_tls(role, name, settings, extra_hosts=extra_hosts)
+
+
+def _check_pin(root_pem: bytes, pin: str | None) -> None:
+    got = certificate_fingerprint(root_pem)
+    if pin is not None and got != pin.lower():
+        raise DeployError(
+            "the central bank serves another root than the pinned one",
+            detail={"expected": pin, "got": got},
+        )
+
+
+def _root_file_for(root_pem: bytes) -> Path:
+    """A file holding ``root_pem`` (TLS contexts load their anchor from a file): in the
+    user's cache directory, named by the root's fingerprint, so it never changes content."""
+    import os
+    import tempfile
+
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ecash-tpm"
+    try:
+        base.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError:
+        base = Path(tempfile.gettempdir())
+    path = base / f"root-{certificate_fingerprint(root_pem)[:32]}.pem"
+    if not path.exists():
+        write_file_atomic(path, root_pem, mode=0o644)
+    return path
 
 
 def _party_key(path: Path) -> PartyKey:
@@ -248,6 +416,7 @@ def init_supervision(
     key = _party_key(settings.resolved_signing_key_file())
     root_path, extra = _root_path(settings.central_bank_root, data)
     cert = link.install("supervision", name, key, settings.resolved_certificate_file(), root_path)
+    _add_tls(cert, link, "supervision", name, settings)
     hop = b64u_encode(opener.public.encode())
     return PartyInit("supervision", cert, {"opener_public": hop}, extra)
 
@@ -285,6 +454,7 @@ def init_issuer(
     key = _party_key(settings.resolved_signing_key_file())
     root_path, extra = _root_path(settings.central_bank_root, data)
     cert = link.install("issuer", name, key, settings.resolved_certificate_file(), root_path)
+    _add_tls(cert, link, "issuer", name, settings)
     info = keys.public_info().to_dict()
     facts = {
         "epoch": info["epoch"],
@@ -295,13 +465,26 @@ def init_issuer(
     return PartyInit("issuer", cert, facts, extra)
 
 
-def init_bank(settings: BankSettings, link: CentralBankLink, *, name: str = "bank") -> PartyInit:
-    """Bank key, certificate (role ``bank``), root, and a keyset for every denomination."""
+def init_bank(
+    settings: BankSettings,
+    link: CentralBankLink,
+    *,
+    name: str = "bank",
+    with_issuer: str | None = None,
+) -> PartyInit:
+    """Bank key, certificate (role ``bank``), root, and a keyset for every denomination.
+
+    ``with_issuer``: the name of the group manager the bank serves in its own process
+    (``bank serve --with-issuer``); its TLS identity is added to the bank's TLS certificate,
+    so a client that expects the issuer at that URL finds it there.
+    """
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = _party_key(settings.path("key_file"))
     cert = link.install(
         "bank", name, key, settings.path("cert_file"), settings.path("central_bank_root")
     )
+    also = () if with_issuer is None else (tls_identity("issuer", with_issuer),)
+    _add_tls(cert, link, "bank", name, settings, extra_hosts=also)
     with admin_bank(settings, create=True) as bank:
         made = bank.ensure_keysets()
         keysets = bank.keysets.list_keysets(now=bank.clock())
@@ -324,6 +507,7 @@ def init_merchant(settings: MerchantSettings, link: CentralBankLink) -> PartyIni
         settings.resolved_cert_file(),
         settings.resolved_root_cert(),
     )
+    _add_tls(cert, link, "merchant", settings.name, settings)
     return PartyInit("merchant", cert, {"merchant_id": settings.name})
 
 
@@ -334,6 +518,7 @@ def init_ttp(settings: Any, link: CentralBankLink) -> PartyInit:
     cert = link.install(
         "ttp", settings.name, key, settings.resolved_cert_file(), settings.resolved_root_cert()
     )
+    _add_tls(cert, link, "ttp", settings.name, settings)
     return PartyInit("ttp", cert, {"name": settings.name})
 
 
@@ -448,262 +633,3 @@ def write_config(path: Path, sections: Mapping[str, Mapping[str, Any]]) -> Path:
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     write_file_atomic(path, ("\n".join(lines) + "\n").encode("utf-8"), mode=0o600)
     return path
-
-
-# --- everything on 127.0.0.1 -------------------------------------------------------------------
-
-
-@dataclass
-class LocalDeployment:
-    """Every party as its own process on 127.0.0.1, data and configuration under ``base_dir``.
-
-    Layout: ``config/<party>.toml``, ``<party>/`` (data dirs), ``customer/credentials.json``,
-    ``logs/<party>.log``, ``run/parties.json`` (pids). Use the phases in order::
-
-        dep = LocalDeployment.create(base)
-        dep.start_central_bank()
-        dep.init_parties(ek_trust=..., pcr_policy=...)   # certified over HTTP
-        dep.setup_bank()                                 # accounts, merchants
-        dep.start_parties()
-        ...
-        dep.close()                                      # stops every process it started
-    """
-
-    base_dir: Path
-    ports: dict[str, int]
-    group: ProcessGroup
-    admin_token: str
-    admin_token_sha256: str
-    currency: str = "EUR"
-    initial_balance: int = 1000
-    customer: Customer = field(default_factory=lambda: Customer.generate("alice"))
-    open_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
-    opener_public: str | None = None
-    inits: dict[str, PartyInit] = field(default_factory=dict)
-    with_ttp: bool = False
-    merchant_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
-    #: party -> settings that replace the deployment's own in its main section (set before
-    #: :meth:`init_parties`; e.g. the TTP's dispute window).
-    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
-    #: party -> ``python -m`` module and arguments that :meth:`start_parties` runs instead of
-    #: ``ecash_tpm <role> serve`` (``--config FILE`` is appended), e.g. a demo-only entry point.
-    commands: dict[str, list[str]] = field(default_factory=dict)
-
-    @classmethod
-    def create(cls, base_dir: Path, ports: Mapping[str, int] | None = None) -> LocalDeployment:
-        """A deployment in ``base_dir``; parties without a given port get a free one."""
-        base = Path(base_dir).absolute()
-        base.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with_ttp = ttp_available()
-        chosen = dict(ports or {})
-        for party in (*PARTIES, "ttp") if with_ttp else PARTIES:
-            chosen.setdefault(party, free_port())
-        token, digest = new_admin_token()
-        return cls(base, chosen, ProcessGroup(base), token, digest, with_ttp=with_ttp)
-
-    # --- where things are ---------------------------------------------------------------------
-
-    def url(self, party: str) -> str:
-        return f"http://{LOOPBACK}:{self.ports[party]}"
-
-    def data_dir(self, party: str) -> Path:
-        return self.base_dir / party
-
-    def config_path(self, party: str) -> Path:
-        return self.base_dir / "config" / f"{party}.toml"
-
-    @property
-    def root_path(self) -> Path:
-        return self.data_dir("centralbank") / "root-cert.pem"
-
-    def _section(self, party: str, **values: Any) -> dict[str, Any]:
-        """``party``'s main configuration section: common keys, ``values``, its overrides."""
-        common = {
-            "host": LOOPBACK,
-            "port": self.ports[party],
-            "data_dir": self.data_dir(party),
-            "log_level": "info",
-        }
-        return {**common, **values, **self.overrides.get(party, {})}
-
-    def settings(self, party: str, cls: type[ServiceSettings]) -> Any:
-        """The settings ``party`` reads from its configuration file (section of ``cls``)."""
-        from ecash_tpm.service.settings import load_settings
-
-        return load_settings(cls, path=self.config_path(party), environ={})
-
-    # --- phases -------------------------------------------------------------------------------
-
-    def start_central_bank(self) -> dict[str, Any]:
-        """Root CA (operator console), configuration with the admin-token hash, process up."""
-        facts = init_central_bank(self.data_dir("centralbank"))
-        write_config(
-            self.config_path("centralbank"),
-            {
-                "centralbank": self._section(
-                    "centralbank", admin_token_sha256=self.admin_token_sha256
-                )
-            },
-        )
-        self.group.start(
-            "centralbank",
-            ["centralbank", "serve", "--config", str(self.config_path("centralbank"))],
-            self.ports["centralbank"],
-        )
-        return {**facts, "url": self.url("centralbank")}
-
-    def init_parties(
-        self,
-        *,
-        ek_trust: Sequence[x509.Certificate],
-        pcr_policy: PcrPolicy | None,
-        on_certified: Callable[[str, PartyInit], None] | None = None,
-    ) -> dict[str, PartyInit]:
-        """Keys and configuration of every party; each key certified over HTTP."""
-        note = on_certified or (lambda _party, _init: None)
-        fingerprint = certificate_fingerprint(self.root_path.read_bytes())
-        with CentralBankLink.connect(
-            self.url("centralbank"), self.admin_token, root_fingerprint=fingerprint
-        ) as link:
-            sup = self._init_supervision(link)
-            note("supervision", sup)
-            issuer, bank = self._init_bank_and_issuer(link, ek_trust, pcr_policy)
-            note("issuer", issuer)
-            note("bank", bank)
-            for name in MERCHANTS:
-                note(name, self._init_merchant(link, name))
-            if self.with_ttp:
-                note("ttp", self._init_ttp(link))
-        return self.inits
-
-    def _init_supervision(self, link: CentralBankLink) -> PartyInit:
-        path = self.config_path("supervision")
-        sections = {
-            "supervision": self._section(
-                "supervision",
-                issuer_url=self.url("bank"),  # the bank process serves the group manager
-                open_token=self.open_token,
-            )
-        }
-        write_config(path, sections)
-        init = init_supervision(self.settings("supervision", SupervisionSettings), link)
-        sections["supervision"].update(init.settings)
-        write_config(path, sections)
-        self.opener_public = str(init.facts["opener_public"])
-        self.inits["supervision"] = init
-        return init
-
-    def _init_bank_and_issuer(
-        self,
-        link: CentralBankLink,
-        ek_trust: Sequence[x509.Certificate],
-        pcr_policy: PcrPolicy | None,
-    ) -> tuple[PartyInit, PartyInit]:
-        from ecash_tpm.crypto.encoding import b64u_decode
-
-        if self.opener_public is None:
-            raise DeployError("the supervision department must be initialised first")
-        path = self.config_path("bank")
-        sections: dict[str, dict[str, Any]] = {
-            "bank": self._section(
-                "bank",
-                currency=self.currency,
-                opener_public=self.opener_public,
-                supervision_url=self.url("supervision"),
-                denominations=list(DEMO_DENOMINATIONS),
-            ),
-            "issuer": {
-                "host": LOOPBACK,
-                "data_dir": self.data_dir("issuer"),
-                "supervision_url": self.url("supervision"),
-                "log_level": "info",
-            },
-        }
-        write_config(path, sections)
-        issuer = init_issuer(
-            self.settings("bank", IssuerSettings),
-            link,
-            opener_public=Point.decode(b64u_decode(self.opener_public)),
-            ek_trust=ek_trust,
-            pcr_policy=pcr_policy,
-        )
-        sections["issuer"].update(issuer.settings)
-        write_config(path, sections)
-        bank = init_bank(self.settings("bank", BankSettings), link)
-        self.inits["issuer"], self.inits["bank"] = issuer, bank
-        return issuer, bank
-
-    def _init_merchant(self, link: CentralBankLink, name: str) -> PartyInit:
-        fair_exchange: dict[str, Any] = {}
-        if self.with_ttp:  # products are escrowed with the TTP (fair exchange)
-            fair_exchange = {
-                "ttp_url": self.url("ttp"),
-                "public_url": self.url(name),
-                "admin_token": self.merchant_token,
-            }
-        values = self._section(
-            name,
-            name=name,
-            bank_url=self.url("bank"),
-            bank_name="bank",
-            opener_public=self.opener_public,
-            currencies=[self.currency],
-            **fair_exchange,
-        )
-        write_config(self.config_path(name), {"merchant": values})
-        init = init_merchant(self.settings(name, MerchantSettings), link)
-        self.inits[name] = init
-        return init
-
-    def _init_ttp(self, link: CentralBankLink) -> PartyInit:
-        from ecash_tpm.ttp.settings import TtpSettings
-
-        write_config(
-            self.config_path("ttp"),
-            {"ttp": self._section("ttp", name="ttp", bank_url=self.url("bank"))},
-        )
-        init = init_ttp(self.settings("ttp", TtpSettings), link)
-        self.inits["ttp"] = init
-        return init
-
-    def setup_bank(self) -> dict[str, Any]:
-        """The customer's account and both merchants' registrations at the bank."""
-        settings = self.settings("bank", BankSettings)
-        account = create_customer(settings, self.customer, self.initial_balance)
-        path = self.data_dir("customer") / "credentials.json"
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        write_file_atomic(path, self.customer.to_json().encode("utf-8"), mode=0o600)
-        merchants = []
-        for name in MERCHANTS:
-            cert_pem = self.settings(name, MerchantSettings).resolved_cert_file().read_bytes()
-            merchants.append(register_merchant(settings, cert_pem))
-        return {"account": account, "merchants": merchants}
-
-    def start_parties(self, *, timeout: float = 60.0) -> list[PartyProcess]:
-        """Start the other parties in parallel and wait until all of them answer."""
-        argv = {
-            "supervision": ["supervision", "serve"],
-            "bank": ["bank", "serve", "--with-issuer"],
-            **{name: ["merchant", "serve"] for name in MERCHANTS},
-            **({"ttp": ["ttp", "serve"]} if self.with_ttp else {}),
-        }
-        started = []
-        for party, args in argv.items():
-            module, *role_args = self.commands.get(party, ["ecash_tpm", *args])
-            role_args += ["--config", str(self.config_path(party))]
-            started.append(self.group.spawn(party, role_args, self.ports[party], module=module))
-        self.group.wait_healthy(started, timeout=timeout)
-        return started
-
-    def close(self) -> None:
-        """Stop every process this deployment started (by pid)."""
-        self.group.close()
-
-    # --- operator views used by the story ---------------------------------------------------
-
-    def bank_settings(self) -> BankSettings:
-        settings: BankSettings = self.settings("bank", BankSettings)
-        return settings
-
-    def root_pem(self) -> bytes:
-        return self.root_path.read_bytes()

@@ -17,6 +17,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -89,10 +90,12 @@ class PartyProcess:
     port: int
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
+    #: ``https`` unless the party was started with ``--insecure-http``.
+    scheme: str = "https"
 
     @property
     def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
+        return f"{self.scheme}://{LOOPBACK}:{self.port}"
 
     @property
     def pid(self) -> int | None:
@@ -110,9 +113,15 @@ class PartyProcess:
 
 @dataclass
 class ProcessGroup:
-    """The demo's children; stop them all with :meth:`close` (idempotent)."""
+    """The demo's children; stop them all with :meth:`close` (idempotent).
+
+    ``tls`` is the client context their health checks use (the central bank's root): the
+    parties serve HTTPS, and a health check that accepted any certificate would report a
+    stranger on the port as our party. ``None``: the parties serve plain HTTP.
+    """
 
     workdir: Path
+    tls: ssl.SSLContext | None = None
     parties: list[PartyProcess] = field(default_factory=list)
     _started: list[PartyProcess] = field(default_factory=list, repr=False)
 
@@ -122,7 +131,9 @@ class ProcessGroup:
         """Run ``python -m <module> <role_args...>`` without waiting for it to answer."""
         log_path = self.workdir / "logs" / f"{name}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        party = PartyProcess(name, [sys.executable, "-m", module, *role_args], port, log_path)
+        argv = [sys.executable, "-m", module, *role_args]
+        scheme = "http" if self.tls is None else "https"
+        party = PartyProcess(name, argv, port, log_path, scheme=scheme)
         with open(log_path, "ab") as log, open(os.devnull, "rb") as devnull:
             party.proc = subprocess.Popen(
                 party.argv,
@@ -151,7 +162,8 @@ class ProcessGroup:
         """Wait until every one of ``parties`` answers ``/healthz`` (they start in parallel)."""
         deadline = time.monotonic() + timeout
         waiting = list(parties)
-        with httpx.Client(timeout=1.0) as client:
+        verify: ssl.SSLContext | bool = True if self.tls is None else self.tls
+        with httpx.Client(timeout=1.0, verify=verify) as client:
             while waiting:
                 for party in list(waiting):
                     if party.proc is not None and party.proc.poll() is not None:

@@ -83,6 +83,7 @@ from ecash_tpm.service.openapi import (
     errors,
     family,
 )
+from ecash_tpm.service.tls import ClientCertificateRequiredError, ClientWrongRoleError, peer_party
 from ecash_tpm.storage import Database
 
 router = APIRouter(tags=["issuer"])
@@ -140,7 +141,9 @@ _REVOKE_ERRORS = (
     OpeningsDisagreeError,
     SpendProofError,
 )
-_MEMBERS_TOKEN = bearer("membersToken", "The issuer's members_token (held by the bank)")
+_MEMBERS_TOKEN = bearer(
+    "membersToken", "Only with insecure_http: the issuer's members_token (held by the bank)"
+)
 
 
 def _service(request: Request) -> IssuerService:
@@ -174,7 +177,12 @@ def join_finish(body: JoinFinishRequest, request: Request) -> JoinFinishResponse
     "/v1/members",
     response_model=MemberList,
     dependencies=[_MEMBERS_TOKEN],
-    responses=errors(MembersListingDisabledError, MembersUnauthorizedError),
+    responses=errors(
+        ClientCertificateRequiredError,
+        ClientWrongRoleError,
+        MembersListingDisabledError,
+        MembersUnauthorizedError,
+    ),
 )
 def list_members(
     request: Request,
@@ -183,11 +191,17 @@ def list_members(
 ) -> MemberList:
     """Members, optionally of one account (the bank refuses withdrawals to revoked ones).
 
-    Only for holders of ``members_token`` (the bank): the list links accounts to platforms.
+    Only for the bank: the list links accounts to platforms. Over TLS the bank's client
+    certificate (role ``bank``) says so; with ``insecure_http`` the ``members_token`` does.
     """
+    if not request.app.state.settings.insecure_http:
+        peer_party(request, role="bank")
+        return MemberList(
+            members=_service(request).list_members(status=status, account_id=account_id)
+        )
     require_bearer(
         request.headers.get("authorization"),
-        request.app.state.settings.members_token,
+        getattr(request.app.state.settings, "members_token", None),
         disabled=MembersListingDisabledError("listing members over HTTP is off: no members_token"),
         unauthorized=MembersUnauthorizedError("listing members needs the service's bearer token"),
     )
@@ -230,6 +244,7 @@ def load_opener_public(settings: IssuerSettings) -> Point:
 
 
 def _http_registry(settings: IssuerSettings) -> tuple[MemberRegistry, Callable[[], None]]:
+    from ecash_tpm.clients.connect import party_link
     from ecash_tpm.clients.supervision import HttpMemberRegistry, SupervisionClient
 
     if not settings.supervision_url:
@@ -243,7 +258,14 @@ def _http_registry(settings: IssuerSettings) -> tuple[MemberRegistry, Callable[[
         cert_pem = cert_path.read_text(encoding="ascii")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read the issuer certificate {cert_path}: {exc}") from exc
-    client = SupervisionClient(settings.supervision_url)
+    conn = party_link(
+        settings,
+        settings.supervision_url,
+        role="supervision",
+        name=settings.supervision_name,
+        root=settings.resolved_central_bank_root(),
+    )
+    client = SupervisionClient(settings.supervision_url, tls=conn.tls, expect=conn.expect)
     return HttpMemberRegistry(client, key, cert_pem), client.close
 
 

@@ -63,11 +63,16 @@ class IssuerSettings(ServiceSettings):
     central_bank_root: Path | None = Field(
         default=None, description="central bank root certificate (checks supervision evidence)"
     )
+    supervision_name: str = Field(
+        default="supervision",
+        pattern=r"^[A-Za-z0-9._:-]{1,64}$",
+        description="expected CN of supervision's TLS certificate",
+    )
     members_token: str | None = Field(
         default=None,
         min_length=16,
-        description="bearer token for GET /v1/members (the bank's membership checks); "
-        "without one, listing members over HTTP is off",
+        description="only with insecure_http: bearer token for GET /v1/members (over TLS the "
+        "bank's client certificate replaces it)",
     )
 
     def resolved_key_dir(self) -> Path:
@@ -78,6 +83,10 @@ class IssuerSettings(ServiceSettings):
 
     def resolved_policy_file(self) -> Path:
         return self.pcr_policy_file or self.data_dir / "pcr-policy.json"
+
+    def resolved_central_bank_root(self) -> Path:
+        """``central_bank_root``, else ``data_dir/central-bank-root.pem`` (the TLS trust anchor)."""
+        return self.central_bank_root or self.data_dir / "central-bank-root.pem"
 
     def resolved_signing_key_file(self) -> Path:
         return self.signing_key_file or self.data_dir / "issuer-key.pem"

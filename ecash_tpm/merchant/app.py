@@ -19,6 +19,7 @@ import httpx
 from fastapi import FastAPI
 
 from ecash_tpm.clients.bank import BankClient
+from ecash_tpm.clients.connect import Link, party_link
 from ecash_tpm.clients.merchant import fetch_opener_public
 from ecash_tpm.crypto.bn256 import Point
 from ecash_tpm.crypto.encoding import b64u_decode
@@ -65,12 +66,35 @@ def load_merchant_config(settings: MerchantSettings) -> MerchantConfig:
     )
 
 
+def bank_link(settings: MerchantSettings, transport: httpx.BaseTransport | None = None) -> Link:
+    """TLS to the bank (role ``bank``, ``bank_name`` or ``bank``) with the merchant's client
+    certificate: the bank takes deposits only from the merchant the certificate names."""
+    return party_link(
+        settings,
+        settings.bank_url,
+        role="bank",
+        name=settings.bank_name or "bank",
+        root=settings.resolved_root_cert(),
+        transport=transport,
+    )
+
+
 def resolve_hop(settings: MerchantSettings, transport: httpx.BaseTransport | None) -> Point:
     """The opener key Hop: ``settings.opener_public``, else asked from ``issuer_url``."""
     if settings.opener_public:
         raw = b64u_decode(settings.opener_public)
     elif settings.issuer_url:
-        raw = fetch_opener_public(settings.issuer_url, transport=transport)
+        conn = party_link(
+            settings,
+            settings.issuer_url,
+            role="issuer",
+            name=settings.issuer_name,
+            root=settings.resolved_root_cert(),
+            transport=transport,
+        )
+        raw = fetch_opener_public(
+            settings.issuer_url, transport=transport, tls=conn.tls, expect=conn.expect
+        )
     else:
         raise ConfigError("set merchant.opener_public or merchant.issuer_url to learn Hop")
     try:
@@ -99,8 +123,13 @@ def create_merchant_app(
         config = load_merchant_config(settings)
         gateway: BankGateway
         if bank is None:
+            conn = bank_link(settings, transport)
             http_bank = BankClient(
-                settings.bank_url, timeout=settings.bank_timeout_s, transport=transport
+                settings.bank_url,
+                timeout=settings.bank_timeout_s,
+                transport=transport,
+                tls=conn.tls,
+                expect=conn.expect,
             )
             owned.append(http_bank)
             gateway = http_bank
@@ -117,6 +146,16 @@ def create_merchant_app(
             key_release=key_release,
             timeout=settings.bank_timeout_s,
             transport=transport,
+            ttp_link=None
+            if settings.ttp_url is None
+            else party_link(
+                settings,
+                settings.ttp_url,
+                role="ttp",
+                name=settings.ttp_name,
+                root=settings.resolved_root_cert(),
+                transport=transport,
+            ),
         )
         closers.append(close_ttp)
         merchant = Merchant(config, store, gateway, opener, clock=tick, catalogue=catalogue)

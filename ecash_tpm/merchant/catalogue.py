@@ -80,6 +80,7 @@ from ecash_tpm.service.auth import require_bearer
 from ecash_tpm.storage import Database
 
 if TYPE_CHECKING:
+    from ecash_tpm.clients.connect import Link
     from ecash_tpm.merchant.domain import MerchantConfig
 
 __all__ = [
@@ -405,6 +406,7 @@ def open_catalogue(
     timeout: float = 30.0,
     transport: httpx.BaseTransport | None = None,
     ttp: TtpRegistrar | None = None,
+    ttp_link: Link | None = None,
 ) -> tuple[Catalogue, Callable[[], None]]:
     """Migrate the catalogue tables and build it; returns ``(catalogue, close)``."""
     from ecash_tpm.clients.ttp import TtpClient
@@ -413,7 +415,13 @@ def open_catalogue(
     close: Callable[[], None] = _noop
     registrar = ttp
     if registrar is None and ttp_url:
-        client = TtpClient(ttp_url, timeout=timeout, transport=transport)
+        client = TtpClient(
+            ttp_url,
+            timeout=timeout,
+            transport=transport,
+            tls=None if ttp_link is None else ttp_link.tls,
+            expect=None if ttp_link is None else ttp_link.expect,
+        )
         registrar, close = client, client.close
     catalogue = Catalogue(
         config, db, store, ttp=registrar, ttp_url=ttp_url, clock=clock, key_release=key_release

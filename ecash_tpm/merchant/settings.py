@@ -28,12 +28,24 @@ class MerchantSettings(ServiceSettings):
         pattern=r"^[A-Za-z0-9._:-]{1,64}$",
         description="merchant id = CN of the merchant certificate",
     )
-    bank_url: str = Field(default="http://127.0.0.1:8082", description="the bank's base URL")
+    bank_url: str = Field(default="https://127.0.0.1:8082", description="the bank's base URL")
     bank_name: str | None = Field(
-        default=None, description="expected CN of the bank certificate (unset: any bank cert)"
+        default=None,
+        description="expected CN of the bank certificate (unset: any bank cert for signed "
+        "answers, 'bank' for the TLS connection)",
     )
     issuer_url: str | None = Field(
-        default="http://127.0.0.1:8081", description="where Hop is fetched (GET /v1/issuer/info)"
+        default="https://127.0.0.1:8081", description="where Hop is fetched (GET /v1/issuer/info)"
+    )
+    issuer_name: str = Field(
+        default="issuer",
+        pattern=r"^[A-Za-z0-9._:-]{1,64}$",
+        description="expected CN of the issuer's TLS certificate",
+    )
+    ttp_name: str = Field(
+        default="ttp",
+        pattern=r"^[A-Za-z0-9._:-]{1,64}$",
+        description="expected CN of the TTP's TLS certificate",
     )
     opener_public: str | None = Field(
         default=None, description="Hop as base64url (65 bytes); overrides issuer_url"

@@ -35,6 +35,7 @@ from ecash_tpm.pki.certificates import (
     load_crl,
     verify_party_certificate,
 )
+from ecash_tpm.pki.tls import TLS_DOMAIN, TLS_PURPOSES, tls_identity, verify_tls_peer
 
 __all__ = [
     "CERT_ORGANIZATION",
@@ -42,6 +43,8 @@ __all__ = [
     "OID_ROLE_ARC",
     "ROLES",
     "ROLE_OIDS",
+    "TLS_DOMAIN",
+    "TLS_PURPOSES",
     "CertificateExpiredError",
     "CertificateMalformedError",
     "CertificateRevokedError",
@@ -59,5 +62,7 @@ __all__ = [
     "check_role",
     "load_certificate",
     "load_crl",
+    "tls_identity",
     "verify_party_certificate",
+    "verify_tls_peer",
 ]

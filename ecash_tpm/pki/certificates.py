@@ -76,6 +76,7 @@ ROLE_OIDS: dict[str, x509.ObjectIdentifier] = {
     "merchant": x509.ObjectIdentifier(OID_ROLE_ARC + ".4"),
     "ttp": x509.ObjectIdentifier(OID_ROLE_ARC + ".5"),
     "supervision": x509.ObjectIdentifier(OID_ROLE_ARC + ".6"),
+    "centralbank": x509.ObjectIdentifier(OID_ROLE_ARC + ".7"),  # its TLS certificate only
 }
 ROLES: frozenset[str] = frozenset(ROLE_OIDS)
 _OID_ROLES = {oid: role for role, oid in ROLE_OIDS.items()}

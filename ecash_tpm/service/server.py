@@ -14,13 +14,20 @@ bind race), runs uvicorn in a background thread, waits for ``/healthz`` and on e
 uvicorn to stop (``should_exit``), joins its thread and the AnyIO worker threads it started, so
 a test leaves no thread or socket behind. If the app's start-up fails, the app's own typed error
 (e.g. ``storage.schema_too_new``) is re-raised.
+
+Both take ``tls`` (:class:`~ecash_tpm.service.tls.TlsFiles`) and then serve HTTPS only, the same
+way (:func:`tls_config`: our TLS 1.3 context and the protocol that hands client certificates to
+:func:`~ecash_tpm.service.tls.peer_party`), and ``healthz_port``, a second, plain listener that
+answers only ``GET /healthz`` (container health checks cannot verify the central bank's root).
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import json
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -36,6 +43,8 @@ from fastapi import FastAPI
 from ecash_tpm.errors import EcashError
 from ecash_tpm.service.errors import BindError, PortInUseError, ServerStartError
 from ecash_tpm.service.logs import configure_logging
+from ecash_tpm.service.tls import TlsFiles, server_context
+from ecash_tpm.service.tls_protocol import tls_protocol
 from ecash_tpm.storage import NewSqliteFiles, discard_new_sqlite_on_failure
 
 #: ``serve`` takes the app, or a function that builds it inside a context (the bank opens its
@@ -80,10 +89,88 @@ def bind_listener(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _url(sock: socket.socket, host: str) -> str:
+def _url(sock: socket.socket, host: str, scheme: str = "http") -> str:
     port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}"
+    return f"{scheme}://{shown}:{port}"
+
+
+def tls_config(tls: TlsFiles | None) -> dict[str, Any]:
+    """uvicorn ``Config`` keywords for ``tls``: our server context (TLS 1.3, the root as the
+    only anchor for client certificates) and the protocol that hands client certificates to
+    the app (:func:`~ecash_tpm.service.tls.peer_party`). The context is built here, so a bad
+    certificate, key or CRL is a typed error before anything is announced."""
+    if tls is None:
+        return {}
+    context = server_context(tls)
+
+    def factory(_config: uvicorn.Config, _default: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+        return context
+
+    return {"ssl_context_factory": factory, "http": tls_protocol(tls.root, tls.crl)}
+
+
+def healthz_only(app: Any) -> Any:
+    """``app`` answering only ``GET``/``HEAD /healthz``; 404 for everything else.
+
+    The plain-HTTP health port exists for container health checks, which cannot speak TLS with
+    the central bank's root: it must not become a way around TLS for the real routes.
+    """
+
+    async def guarded(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if (
+            scope.get("type") == "http"
+            and scope.get("method") in ("GET", "HEAD")
+            and scope.get("path") == "/healthz"
+        ):
+            await app(scope, receive, send)
+            return
+        if scope.get("type") != "http":
+            return
+        body = json.dumps(
+            {"code": "not_found", "message": "only /healthz on this port", "detail": {}}
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 404,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    return guarded
+
+
+class _HealthServer(uvicorn.Server):
+    """The health listener's server: the main server owns the signals and the shutdown."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _health_server(app: Any, config: dict[str, Any]) -> _HealthServer:
+    plain = {k: v for k, v in config.items() if k not in ("ssl_context_factory", "http")}
+    return _HealthServer(uvicorn.Config(healthz_only(app), lifespan="off", **plain))
+
+
+async def _serve_with_health(
+    main: uvicorn.Server,
+    sock: socket.socket,
+    health: uvicorn.Server | None,
+    health_sock: socket.socket | None,
+) -> None:
+    """Run ``main`` and, beside it, the plain health listener, which stops when ``main`` does."""
+    if health is None or health_sock is None:
+        await main.serve([sock])
+        return
+    task = asyncio.create_task(health.serve([health_sock]))
+    try:
+        await main.serve([sock])
+    finally:
+        health.should_exit = True
+        await task
 
 
 @contextmanager
@@ -99,13 +186,17 @@ async def _serve_async(
     label: str | None,
     new_files: NewSqliteFiles,
     config: dict[str, Any],
+    scheme: str = "http",
+    health_sock: socket.socket | None = None,
 ) -> None:
     async with AsyncExitStack() as stack:
         app = stack.enter_context(source())
         await stack.enter_async_context(app.router.lifespan_context(app))
         new_files.keep()
         name = label or str(getattr(app.state, "service_name", "ecash-tpm"))
-        print(f"{name} on {_url(sock, host)}", file=sys.stderr, flush=True)
+        print(f"{name} on {_url(sock, host, scheme)}", file=sys.stderr, flush=True)
+        if health_sock is not None:
+            print(f"{name} /healthz on {_url(health_sock, host)}", file=sys.stderr, flush=True)
         # From here on the app's shutdown belongs to uvicorn's (inside its signal handling).
         running = stack.pop_all()
 
@@ -118,7 +209,9 @@ async def _serve_async(
 
         app.router.lifespan_context = lifespan
         try:
-            await uvicorn.Server(uvicorn.Config(app, lifespan="on", **config)).serve([sock])
+            main = uvicorn.Server(uvicorn.Config(app, lifespan="on", **config))
+            health = None if health_sock is None else _health_server(app, config)
+            await _serve_with_health(main, sock, health, health_sock)
         finally:
             await running.aclose()  # uvicorn never got to the shutdown (idempotent)
 
@@ -132,8 +225,13 @@ def serve(
     graceful_timeout_s: int = 10,
     label: str | None = None,
     databases: Sequence[str] | None = None,
+    tls: TlsFiles | None = None,
+    healthz_port: int | None = None,
 ) -> None:
     """Run ``app`` until SIGINT/SIGTERM, logging JSON lines to stderr (blocking).
+
+    With ``tls`` it serves HTTPS only (:func:`tls_config`); ``healthz_port`` adds a plain-HTTP
+    listener on the same host that answers only ``GET /healthz`` (for container health checks).
 
     ``label`` names the service in the announcement (default: the app's service name).
     ``databases`` are the URLs whose SQLite files a failed start removes if it created them
@@ -148,7 +246,6 @@ def serve(
             databases = [settings.database_url] if settings is not None else []
     else:
         source = app
-    sock = bind_listener(host, port)
     config: dict[str, Any] = {
         "log_config": None,  # keep our JSON handler
         "log_level": log_level,
@@ -156,16 +253,30 @@ def serve(
         "server_header": False,
         "proxy_headers": False,
         "timeout_graceful_shutdown": graceful_timeout_s,
+        **tls_config(tls),
     }
+    sock = bind_listener(host, port)
+    health_sock: socket.socket | None = None
     try:
+        if healthz_port is not None:
+            health_sock = bind_listener(host, healthz_port)
         with discard_new_sqlite_on_failure(databases or []) as new_files:
             asyncio.run(
                 _serve_async(
-                    source, sock, host=host, label=label, new_files=new_files, config=config
+                    source,
+                    sock,
+                    host=host,
+                    label=label,
+                    new_files=new_files,
+                    config=config,
+                    scheme="http" if tls is None else "https",
+                    health_sock=health_sock,
                 )
             )
     finally:
         sock.close()
+        if health_sock is not None:
+            health_sock.close()
 
 
 def _startup_failure(app: FastAPI, message: str, detail: dict[str, object]) -> EcashError:
@@ -185,30 +296,35 @@ def running_server(
     host: str = "127.0.0.1",
     startup_timeout_s: float = 10.0,
     shutdown_timeout_s: float = 10.0,
+    tls: TlsFiles | None = None,
+    healthz_port: int | None = None,
 ) -> Iterator[str]:
-    """Serve ``app`` on a free port of ``host`` in a thread; yields ``http://host:port``."""
+    """Serve ``app`` on a free port of ``host`` in a thread; yields ``http://host:port``
+    (``https://`` with ``tls``, served exactly as :func:`serve` does). ``healthz_port`` adds the
+    plain ``/healthz`` listener (0: any free port)."""
     # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on sockets whose proto says TCP, and
     # without it every response waits ~40 ms for a delayed ACK.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind((host, 0))
     port = sock.getsockname()[1]
-    base_url = f"http://{host}:{port}"
-    config = uvicorn.Config(
-        app,
-        log_config=None,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=max(1, int(shutdown_timeout_s)),
-    )
-    server = uvicorn.Server(config)
+    base_url = f"{'http' if tls is None else 'https'}://{host}:{port}"
+    options: dict[str, Any] = {
+        "log_config": None,
+        "log_level": "warning",
+        "access_log": False,
+        "timeout_graceful_shutdown": max(1, int(shutdown_timeout_s)),
+        **tls_config(tls),
+    }
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", **options))
+    health_sock = None if healthz_port is None else bind_listener(host, healthz_port)
+    health = None if health_sock is None else _health_server(app, options)
     before = set(threading.enumerate())
     crashed: list[BaseException] = []
 
     def run() -> None:
         # uvicorn calls sys.exit() when the lifespan start-up fails; keep that in this thread.
         try:
-            server.run(sockets=[sock])
+            asyncio.run(_serve_with_health(server, sock, health, health_sock))
         except BaseException as exc:
             crashed.append(exc)
 
@@ -225,7 +341,12 @@ def running_server(
             if time.monotonic() > deadline:
                 raise _startup_failure(app, "the server did not start in time", {"port": port})
             time.sleep(0.01)
-        with httpx.Client(base_url=base_url, timeout=1.0) as probe:
+        # Our own server on loopback: the probe only waits for readiness, so it need not
+        # verify the certificate (the rogue servers of the TLS tests must start too).
+        probe_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        probe_tls.check_hostname = False
+        probe_tls.verify_mode = ssl.CERT_NONE
+        with httpx.Client(base_url=base_url, timeout=1.0, verify=probe_tls) as probe:
             while True:
                 try:
                     if probe.get("/healthz").status_code == 200:
@@ -245,6 +366,8 @@ def running_server(
             server.force_exit = True
             thread.join(5.0)
         sock.close()
+        if health_sock is not None:
+            health_sock.close()
         # AnyIO's worker threads (used for sync endpoints) are told to stop when the server's
         # event loop ends; wait for them so callers really get no stray threads.
         end = time.monotonic() + 5.0

@@ -44,8 +44,12 @@ from typing import Any, ClassVar, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ecash_tpm.errors import ConfigError
+from ecash_tpm.service.tls import TlsFiles
 
 ENV_PREFIX = "ECASH_TPM_"
+#: A party's TLS certificate and key in its data directory unless configured elsewhere.
+TLS_CERT_FILE = "tls-cert.pem"
+TLS_KEY_FILE = "tls-key.pem"
 CONFIG_ENV = "ECASH_TPM_CONFIG"
 S = TypeVar("S", bound="ServiceSettings")
 _VARIABLE_RE = re.compile(r"\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*)|)")
@@ -124,6 +128,21 @@ class ServiceSettings(BaseModel):
     )
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     max_body_bytes: int = Field(default=256 * 1024, ge=1024, le=64 * 1024 * 1024)
+    tls_cert_file: Path | None = Field(
+        default=None, description="TLS certificate (PEM); default: data_dir/tls-cert.pem"
+    )
+    tls_key_file: Path | None = Field(
+        default=None, description="TLS private key (PEM); default: data_dir/tls-key.pem"
+    )
+    crl_file: Path | None = Field(
+        default=None, description="central bank CRL (PEM) checked for TLS client certificates"
+    )
+    insecure_http: bool = Field(
+        default=False, description="serve plain HTTP (local experiments; refused with a cert)"
+    )
+    healthz_port: int | None = Field(
+        default=None, ge=0, le=65535, description="extra plain-HTTP port serving only /healthz"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -135,7 +154,43 @@ class ServiceSettings(BaseModel):
             values["data_dir"] = default_data_dir(cls.section)
         if values.get("database_url") is None:
             values["database_url"] = default_database_url(cls.section, Path(values["data_dir"]))
+        for key, file_name in (("tls_cert_file", TLS_CERT_FILE), ("tls_key_file", TLS_KEY_FILE)):
+            if values.get(key) is None:
+                values[key] = Path(values["data_dir"]).expanduser() / file_name
         return values
+
+    def tls_files(self, root: Path) -> TlsFiles | None:
+        """The files to serve TLS with (trusting ``root`` for client certificates), or None
+        for plain HTTP.
+
+        Plain HTTP needs ``insecure_http`` and is refused while a TLS certificate is configured
+        or present (``config.insecure_http_refused``): a party that has a certificate must never
+        end up serving in the clear by a forgotten flag. Without either, the party cannot start
+        (``config.tls_missing``): TLS is the default, not something to opt into.
+        """
+        cert = self.tls_cert_file or self.data_dir / TLS_CERT_FILE
+        key = self.tls_key_file or self.data_dir / TLS_KEY_FILE
+        default_cert = self.data_dir / TLS_CERT_FILE
+        if self.insecure_http:
+            if cert.exists() or cert != default_cert:
+                raise ConfigError(
+                    "insecure_http is refused while a TLS certificate is configured: remove "
+                    "the flag (or the certificate) to choose",
+                    code="config.insecure_http_refused",
+                    detail={"tls_cert_file": str(cert)},
+                )
+            return None
+        missing = [str(path) for path in (cert, key, root) if not path.is_file()]
+        if self.crl_file is not None and not self.crl_file.is_file():
+            missing.append(str(self.crl_file))
+        if missing:
+            raise ConfigError(
+                f"[{self.section}] has no TLS certificate: issue one (ecash-tpm "
+                f"{self.section} cert renew) or run with --insecure-http for local experiments",
+                code="config.tls_missing",
+                detail={"missing": missing},
+            )
+        return TlsFiles(cert=cert, key=key, root=root, crl=self.crl_file)
 
     def uses_default_database(self) -> bool:
         """True when ``database_url`` is the SQLite file in ``data_dir`` that nobody configured

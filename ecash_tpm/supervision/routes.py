@@ -38,6 +38,7 @@ from ecash_tpm.service.openapi import (
     bearer,
     errors,
 )
+from ecash_tpm.service.tls import ClientCertificateRequiredError, ClientWrongRoleError, peer_party
 from ecash_tpm.storage import Database
 from ecash_tpm.supervision.domain import Revoker, SupervisionDepartment
 from ecash_tpm.supervision.errors import (
@@ -52,6 +53,15 @@ from ecash_tpm.supervision.store import MIGRATIONS
 router = APIRouter(tags=["supervision"])
 
 _OPEN_TOKEN = bearer("openToken", "The operator's open_token (opening de-anonymises a spend)")
+
+
+def _peer(request: Request, role: str) -> str | None:
+    """The CN of the caller's client certificate for ``role`` (mutual TLS), or ``None`` when
+    the department runs plain HTTP on request (``insecure_http``): then, as before TLS, the
+    signature and certificate on the submitted object are the only authentication."""
+    if request.app.state.settings.insecure_http:
+        return None
+    return peer_party(request, role=role)
 
 
 def _dept(request: Request) -> SupervisionDepartment:
@@ -69,6 +79,8 @@ def opener_info(request: Request) -> OpenerInfo:
     "/v1/registry",
     response_model=RegistrationResponse,
     responses=errors(
+        ClientCertificateRequiredError,
+        ClientWrongRoleError,
         SupervisionConfigError,
         InputError,
         CERT_ERRORS,
@@ -78,7 +90,9 @@ def opener_info(request: Request) -> OpenerInfo:
     ),
 )
 def register(body: RegistrationRequest, request: Request) -> RegistrationResponse:
-    """Issuer-signed member registration (T0 -> member)."""
+    """Issuer-signed member registration (T0 -> member); over TLS only from an issuer's
+    client certificate."""
+    _peer(request, "issuer")
     entry = _dept(request).register_signed(body.registration, body.cert)
     return RegistrationResponse(member_id=entry.member_id)
 
@@ -107,6 +121,8 @@ def open_spend(body: OpenRequest, request: Request) -> OpenResponse:
     "/v1/double-spend",
     response_model=DoubleSpendResponse,
     responses=errors(
+        ClientCertificateRequiredError,
+        ClientWrongRoleError,
         InputError,
         CERT_ERRORS,
         SIGNED_OBJECT_ERRORS,
@@ -118,7 +134,9 @@ def open_spend(body: OpenRequest, request: Request) -> OpenResponse:
     ),
 )
 def double_spend(body: DoubleSpendRequest, request: Request) -> DoubleSpendResponse:
-    """Bank report of two spends of one serial -> evidence bundle and revocation request."""
+    """Bank report of two spends of one serial -> evidence bundle and revocation request;
+    over TLS only from a bank's client certificate."""
+    _peer(request, "bank")
     case = _dept(request).handle_double_spend(body.transcripts, body.cert)
     return DoubleSpendResponse.model_validate(case.to_dict())
 
@@ -172,9 +190,17 @@ def create_supervision_app(
     def startup(app: FastAPI) -> None:
         rev = revoker
         if rev is None and settings.issuer_url:
+            from ecash_tpm.clients.connect import party_link
             from ecash_tpm.clients.issuer import IssuerClient
 
-            client = IssuerClient(settings.issuer_url)
+            conn = party_link(
+                settings,
+                settings.issuer_url,
+                role="issuer",
+                name=settings.issuer_name,
+                root=settings.resolved_central_bank_root(),
+            )
+            client = IssuerClient(settings.issuer_url, tls=conn.tls, expect=conn.expect)
             closers.append(client.close)
             rev = client
         app.state.open_token = settings.open_token

@@ -34,6 +34,11 @@ class SupervisionSettings(ServiceSettings):
         description="central bank root: checks issuer registrations and bank transcripts",
     )
     issuer_url: str | None = Field(default=None, description="where revocations are requested")
+    issuer_name: str = Field(
+        default="issuer",
+        pattern=r"^[A-Za-z0-9._:-]{1,64}$",
+        description="expected CN of the issuer's TLS certificate",
+    )
     open_token: str | None = Field(
         default=None,
         min_length=16,
@@ -42,6 +47,10 @@ class SupervisionSettings(ServiceSettings):
 
     def resolved_opener_key_file(self) -> Path:
         return self.opener_key_file or self.data_dir / "opener.key"
+
+    def resolved_central_bank_root(self) -> Path:
+        """``central_bank_root``, else ``data_dir/central-bank-root.pem`` (the TLS trust anchor)."""
+        return self.central_bank_root or self.data_dir / "central-bank-root.pem"
 
     def resolved_signing_key_file(self) -> Path:
         return self.signing_key_file or self.data_dir / "supervision-key.pem"

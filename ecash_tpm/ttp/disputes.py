@@ -106,7 +106,7 @@ class DisputeDesk:
         store: TtpStore,
         products: ProductEscrow,
         bank: BankQueryGateway,
-        merchants: Callable[[str], MerchantLink],
+        merchants: Callable[[str, str], MerchantLink],
         *,
         sign: Callable[[str, Mapping[str, Any]], dict[str, Any]],
         clock: Callable[[], int],
@@ -273,7 +273,8 @@ class DisputeDesk:
         )
         signed = self._sign(KIND_KEY_REQUEST, body)
         try:
-            answer = self.merchants(product.merchant_url).key_request(signed, self.config.cert_pem)
+            link = self.merchants(product.merchant_url, product.merchant_id)
+            answer = link.key_request(signed, self.config.cert_pem)
             if not isinstance(answer, Mapping):
                 raise MerchantAnswerError("the merchant's answer is not an object")
             outcome = self._accept_answer(row, product, answer.get("answer"), answer.get("cert"))

@@ -45,7 +45,7 @@ class Ttp:
         config: TtpConfig,
         store: TtpStore,
         bank: BankQueryGateway,
-        merchants: Callable[[str], MerchantLink],
+        merchants: Callable[[str, str], MerchantLink],
         *,
         clock: Callable[[], int],
     ) -> None:

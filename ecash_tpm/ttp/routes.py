@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 import httpx
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 
+from ecash_tpm.clients.connect import party_link
 from ecash_tpm.clients.ttp import HttpBankQuery, HttpMerchantLinks
 from ecash_tpm.crypto.encoding import b64u_encode
 from ecash_tpm.crypto.sealing import SealError
@@ -248,7 +249,7 @@ def create_ttp_app(
     *,
     config: TtpConfig | None = None,
     bank: BankQueryGateway | None = None,
-    merchants: Callable[[str], MerchantLink] | None = None,
+    merchants: Callable[[str, str], MerchantLink] | None = None,
     clock: Callable[[], int] | None = None,
     transport: httpx.BaseTransport | None = None,
     database: Database | None = None,
@@ -262,16 +263,39 @@ def create_ttp_app(
         cfg = config or load_ttp_config(settings)
         gateway: BankQueryGateway
         if bank is None:
+            conn = party_link(
+                settings,
+                settings.bank_url,
+                role="bank",
+                name=settings.bank_name,
+                root=settings.resolved_root_cert(),
+                transport=transport,
+            )
             http_bank = HttpBankQuery(
-                settings.bank_url, timeout=settings.remote_timeout_s, transport=transport
+                settings.bank_url,
+                timeout=settings.remote_timeout_s,
+                transport=transport,
+                tls=conn.tls,
+                expect=conn.expect,
             )
             closers.append(http_bank.close)
             gateway = http_bank
         else:
             gateway = bank
-        links: Callable[[str], MerchantLink]
+        links: Callable[[str, str], MerchantLink]
         if merchants is None:
-            http_links = HttpMerchantLinks(timeout=settings.remote_timeout_s, transport=transport)
+            http_links = HttpMerchantLinks(
+                timeout=settings.remote_timeout_s,
+                transport=transport,
+                connect=lambda url, merchant_id: party_link(
+                    settings,
+                    url,
+                    role="merchant",
+                    name=merchant_id,
+                    root=settings.resolved_root_cert(),
+                    transport=transport,
+                ),
+            )
             closers.append(http_links.close)
             links = http_links
         else:

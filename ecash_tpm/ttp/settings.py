@@ -24,10 +24,18 @@ class TtpSettings(ServiceSettings):
 
     port: int = Field(default=8083, ge=0, le=65535)
     name: str = Field(
-        default="ttp", pattern=r"^[A-Za-z0-9._:-]{1,64}$", description="CN of the TTP certificate"
+        default="ttp",
+        pattern=r"^[A-Za-z0-9._:-]{1,64}$",
+        description="CN of the TTP certificate",
     )
     bank_url: str = Field(
-        default="http://127.0.0.1:8082", description="the bank asked whether coins were deposited"
+        default="https://127.0.0.1:8082",
+        description="the bank asked whether coins were deposited",
+    )
+    bank_name: str = Field(
+        default="bank",
+        pattern=r"^[A-Za-z0-9._:-]{1,64}$",
+        description="expected CN of the bank's TLS certificate",
     )
     dispute_window_s: int = Field(
         default=600, ge=1, le=30 * 86400, description="how long a merchant has to answer"

@@ -23,7 +23,8 @@ from typing import Any
 import httpx
 import pytest
 
-from ecash_tpm.deploy.bootstrap import LocalDeployment, write_config
+from ecash_tpm.deploy.bootstrap import write_config
+from ecash_tpm.deploy.local import LocalDeployment
 
 pytestmark = [pytest.mark.slow]
 
@@ -63,10 +64,16 @@ def test_dashboard_watches_a_running_deployment(tmp_path: Path) -> None:
         dep.setup_bank()
         dep.start_parties()
         port = dep.ports
+        root = tmp_path / "central-bank-root.pem"  # what the dashboard checks TLS against
+        root.write_bytes(dep.root_pem())
         config = write_config(
             tmp_path / "ecash-tpm.toml",
             {
-                "centralbank": {"host": "0.0.0.0", "port": port["centralbank"]},  # noqa: S104
+                "centralbank": {
+                    "host": "0.0.0.0",  # noqa: S104
+                    "port": port["centralbank"],
+                    "central_bank_root": str(root),
+                },
                 "supervision": {"port": port["supervision"]},
                 "issuer": {"port": port["bank"]},  # the group manager runs in the bank
                 "bank": {"port": port["bank"]},
@@ -107,7 +114,9 @@ def test_dashboard_watches_a_running_deployment(tmp_path: Path) -> None:
         assert "members_token" in json.dumps(cards["unavailable"])
 
         serial = dep.inits["merchant-b"].certificate["serial"]
-        with CentralBankClient(dep.url("centralbank"), admin_token=dep.admin_token) as cb:
+        with CentralBankClient(
+            dep.url("centralbank"), admin_token=dep.admin_token, **dep.client_kwargs("centralbank")
+        ) as cb:
             cb.revoke(serial, "keyCompromise")
         cards = _until(url, lambda c: c["parties"]["state"] == "alarm")
         assert _row(cards["parties"], "merchant-b")[-1] == "REVOKED"

@@ -98,6 +98,26 @@ def test_demo_json_report_and_nothing_left_behind(tmp_path: Path) -> None:
         assert step["ok"] is True and isinstance(step["detail"], dict)
         assert isinstance(step["ms"], float) and step["ms"] >= 0
     steps = {s["step"]: s["detail"] for s in report["steps"]}
+    # every party ran over TLS 1.3 (issue 11), each with the identity its role and name give,
+    # and every party's URL is https
+    from ecash_tpm.pki import tls_identity
+
+    certified = steps["certify_parties"]
+    tls = certified["tls"]
+    assert set(tls) == set(certified["parties"]) | {"centralbank"}
+    for party, seen in tls.items():
+        assert seen["protocol"] == "TLSv1.3", (party, seen)
+        role, name = (
+            ("centralbank", "centralbank")
+            if party == "centralbank"
+            else ("merchant", party)
+            if party.startswith("merchant-")
+            else (party, party)
+        )
+        assert seen["identity"] == tls_identity(role, name), (party, seen)
+        assert seen["mutual"] is True, (party, seen)  # each asks callers for a certificate
+    assert all(p["url"].startswith("https://") for p in certified["parties"].values())
+    assert certified["central_bank"]["url"].startswith("https://")
     named = steps["double_spender_identified"]
     assert named["member_id"] == named["joined_member_id"] == steps["join"]["member_id"]
     assert named["proof_verified"] is True

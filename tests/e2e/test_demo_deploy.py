@@ -27,7 +27,6 @@ from ecash_tpm.procutil import die_with_parent
 
 REPO = Path(__file__).resolve().parents[2]
 ENTRYPOINT = REPO / "docker" / "entrypoint.sh"
-MEMBERS_TOKEN = "bank-to-issuer-members-token"
 
 
 ROLES = {"centralbank": "centralbank", "supervision": "supervision", "issuer": "issuer",
@@ -42,6 +41,7 @@ class Stack:
     url: dict[str, str]
     data: dict[str, Path]
     env: dict[str, str]
+    health: dict[str, str]  # the plain /healthz listeners (healthz_port), as compose uses them
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def start(self, party: str) -> None:
@@ -60,7 +60,7 @@ class Stack:
         while True:
             assert proc.poll() is None, log_path.read_text()
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url[party]}/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"{self.health[party]}/healthz", timeout=1).status_code == 200:
                     return
             assert time.monotonic() < deadline, f"{party} did not come up"
             time.sleep(0.1)
@@ -78,24 +78,26 @@ class Stack:
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
     ports = {p: free_port() for p in ROLES}
-    url = {p: f"http://127.0.0.1:{port}" for p, port in ports.items()}
+    hz = {p: free_port() for p in ROLES}
+    url = {p: f"https://127.0.0.1:{port}" for p, port in ports.items()}  # TLS by default
+    health = {p: f"http://127.0.0.1:{port}" for p, port in hz.items()}
     data = {p: tmp_path / p for p in ROLES}
     config = write_config(
         tmp_path / "ecash-tpm.toml",
         {
             "centralbank": {"port": ports["centralbank"], "data_dir": data["centralbank"],
-                            "init_if_missing": True},
+                            "init_if_missing": True, "healthz_port": hz["centralbank"]},
             "supervision": {"port": ports["supervision"], "data_dir": data["supervision"],
-                            "issuer_url": url["issuer"]},
+                            "issuer_url": url["issuer"], "healthz_port": hz["supervision"]},
             "issuer": {"port": ports["issuer"], "data_dir": data["issuer"],
-                       "supervision_url": url["supervision"], "members_token": MEMBERS_TOKEN},
+                       "supervision_url": url["supervision"], "healthz_port": hz["issuer"]},
             "bank": {"port": ports["bank"], "data_dir": data["bank"], "issuer_url": url["issuer"],
-                     "issuer_token": MEMBERS_TOKEN,
                      "supervision_url": url["supervision"], "denominations": [1, 2, 4],
-                     "issuer_secrets_dir": data["issuer"] / "issuer-keys"},
+                     "issuer_secrets_dir": data["issuer"] / "issuer-keys",
+                     "healthz_port": hz["bank"]},
             "merchant": {"port": ports["merchant-a"], "data_dir": data["merchant-a"],
                          "name": "merchant-a", "bank_url": url["bank"],
-                         "issuer_url": url["issuer"]},
+                         "issuer_url": url["issuer"], "healthz_port": hz["merchant-a"]},
         },
     )  # fmt: skip
     token = tmp_path / "admin-token"
@@ -108,7 +110,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         ECASH_TPM_DEPLOY_CENTRAL_BANK=url["centralbank"],
         ECASH_TPM_DEPLOY_SUPERVISION=url["supervision"],
     )
-    stack = Stack(tmp_path, url, data, env)
+    stack = Stack(tmp_path, url, data, env, health)
     try:
         yield stack
     finally:
@@ -133,11 +135,26 @@ def test_parties_bootstrap_through_the_entrypoint(stack: Stack) -> None:
         stack.data["merchant-a"] / "merchant-cert.pem",
     ):
         assert path.read_text().startswith("-----BEGIN CERTIFICATE-----"), path
-    keysets = httpx.get(f"{stack.url['bank']}/v1/keysets").json()["keysets"]
+    # every party got its TLS key and certificate at bootstrap (0600) and serves TLS 1.3
+    from ecash_tpm.clients.bank import BankClient
+    from ecash_tpm.deploy.tls import probe
+    from ecash_tpm.pki import tls_identity
+    from ecash_tpm.service.tls import client_context
+
+    root = stack.data["centralbank"] / "root-cert.pem"
+    context = client_context(root)
+    for party, role in ROLES.items():
+        for name in ("tls-cert.pem", "tls-key.pem"):
+            assert (stack.data[party] / name).stat().st_mode & 0o777 == 0o600, (party, name)
+        seen = probe(stack.url[party], context)
+        name = "centralbank" if party == "centralbank" else party if role == "merchant" else role
+        assert (seen.protocol, seen.identity) == ("TLSv1.3", tls_identity(role, name)), party
+    with BankClient(stack.url["bank"], tls=context, expect=("bank", "bank")) as bank:
+        keysets = bank.get_json("/v1/keysets")["keysets"]
     assert sorted(k["body"]["value"] for k in keysets) == [1, 2, 4]
     # the operator registers the running shop at the bank (certificate checked on the way)
     done = stack.cli("deploy", "register-merchant", "--merchant-url", stack.url["merchant-a"],
-                     "--json")  # fmt: skip
+                     "--merchant-name", "merchant-a", "--json")  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["merchant_id"] == "merchant-a"
 

@@ -48,6 +48,7 @@ def test_wallet_and_merchant_commands(
 
         offer = tmp_path / "offer.json"
         req = run(capsys, "merchant", "request", "--url", s.merchant_urls["shop-1"],
+                  "--name", "shop-1", "--root", str(s.root_path),
                   "--amount", "13", "--out", str(offer))  # fmt: skip
         assert req["request"]["body"]["amount"] == 13
         shop = s.merchant_urls["shop-1"]
@@ -66,7 +67,7 @@ def test_wallet_and_merchant_commands(
 
         # errors keep their codes on the command line too
         assert main(["wallet", "pay", "--data", str(wallet), "--merchant",
-                     s.merchant_urls["shop-1"], "--amount", "50", "--tcti", swtpm.tcti,
-                     "--json"]) == 1  # fmt: skip
+                     s.merchant_urls["shop-1"], "--merchant-name", "shop-1", "--amount", "50",
+                     "--tcti", swtpm.tcti, "--json"]) == 1  # fmt: skip
         err = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
         assert err["error"]["code"] == "wallet.insufficient_funds"

@@ -39,8 +39,8 @@ class LoseAnswer(httpx.BaseTransport):
     """Delivers the first request to ``path`` (or not, ``deliver=False``) and then fails as if
     the connection dropped before the answer arrived; later requests pass through."""
 
-    def __init__(self, path: str, *, deliver: bool = True) -> None:
-        self.inner = httpx.HTTPTransport()
+    def __init__(self, path: str, *, deliver: bool = True, verify: Any = True) -> None:
+        self.inner = httpx.HTTPTransport(verify=verify)  # the system's TLS context
         self.path = path
         self.deliver = deliver
         self.dropped = 0
@@ -138,7 +138,7 @@ def bank_refusal(
         spends=spends,
     )
     with pytest.raises(RemoteCallError) as exc:
-        system.bank_client().deposit(signed, m.config.cert_pem)
+        system.bank_client_as(merchant).deposit(signed, m.config.cert_pem)
     return exc.value
 
 
@@ -255,7 +255,7 @@ def test_withdrawal_retried_after_lost_answer_debits_once(
     system: System, wallet: WalletHandle
 ) -> None:
     customer0, coins0 = system.customer_balance(), wallet.balance()
-    lossy = system.login(transport=LoseAnswer("/v1/withdraw"))
+    lossy = system.login(transport=LoseAnswer("/v1/withdraw", verify=system.client_tls()))
     with pytest.raises(EcashError) as exc:
         wallet.withdraw(10, bank=lossy)
     assert exc.value.code == "wallet.withdrawal_pending"
@@ -280,7 +280,7 @@ def test_sent_payment_without_answer_recovers_as_spent(
 ) -> None:
     coins0, shop0 = wallet.balance(), system.merchant_balance("shop-2")
     with pytest.raises(EcashError) as exc:
-        wallet.pay(5, "shop-2", transport=LoseAnswer("/v1/pay"))
+        wallet.pay(5, "shop-2", transport=LoseAnswer("/v1/pay", verify=system.client_tls()))
     assert exc.value.code == "wallet.payment_unknown"
     (open_payment,) = wallet.store.payments(open_only=True)
     assert wallet.balance() == coins0 - 5  # pending, not spendable
@@ -297,7 +297,9 @@ def test_sent_payment_never_delivered_recovers_as_unspent(
 ) -> None:
     coins0 = wallet.balance()
     with pytest.raises(EcashError) as exc:
-        wallet.pay(3, "shop-1", transport=LoseAnswer("/v1/pay", deliver=False))
+        wallet.pay(
+            3, "shop-1", transport=LoseAnswer("/v1/pay", deliver=False, verify=system.client_tls())
+        )
     assert exc.value.code == "wallet.payment_unknown"
     assert wallet.balance() == coins0 - 3
     (waiting,) = wallet.recover()  # before the deadline the merchant could still deposit

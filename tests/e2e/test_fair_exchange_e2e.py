@@ -412,7 +412,8 @@ def test_relay_mode_goes_through_the_ttp(
 
     from ecash_tpm.service.server import running_server
 
-    pool = MerchantPool()
+    shops = {url: name for name, url in system.merchant_urls.items()}
+    pool = MerchantPool(lambda url: system.link("merchant", shops[url]))
     relay = OnlineTtpRelay(system.ttp, pool)
     before = relay.relays
     ttp_before = counters(system)
@@ -450,6 +451,11 @@ def test_demo_story_runs_against_the_system(
             honest_product=products["shop-1"],
             cheating_product=products["shop-2"],
             advance=system.clock.advance,
+            links={
+                str(system.ttp_url): system.link("ttp"),
+                system.merchant_urls["shop-1"]: system.link("merchant", "shop-1"),
+                system.merchant_urls["shop-2"]: system.link("merchant", "shop-2"),
+            },
         )
     finally:
         cheat(system, "shop-2", "none")
@@ -466,14 +472,15 @@ def test_admin_route_registers_over_http(system: System) -> None:
     from ecash_tpm.demo.fair_exchange import register_over_http
 
     url = system.merchant_urls["shop-1"]
-    with ServiceClient(url) as http, pytest.raises(RemoteCallError) as exc:
+    link = system.link("merchant", "shop-1")
+    with ServiceClient(url, **link) as http, pytest.raises(RemoteCallError) as exc:
         http.post_json(
             "/v1/products",
             {"title": "x", "price": 1, "content": b"x"},
             headers={"Authorization": "Bearer wrong-token-000000"},
         )
     assert exc.value.code == "merchant.admin_auth" and exc.value.status == 401
-    pid = register_over_http(url, ADMIN_TOKEN, title="Extra", price=2, content=b"extra")
+    pid = register_over_http(url, ADMIN_TOKEN, title="Extra", price=2, content=b"extra", link=link)
     listing = system.shop_catalogue("shop-1").product(pid)
     assert listing["ttp_url"] == system.ttp_url
     assert system.ttp.store.product(pid).merchant_url == url  # where the TTP will ask

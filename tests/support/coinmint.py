@@ -169,6 +169,30 @@ class Pki:
             self.merchants[name] = party
         return party
 
+    def tls_files(self, role: str, name: str, directory: Path) -> Any:
+        """A TLS key and certificate for ``role``/``name`` (127.0.0.1, localhost) from this
+        CA, written to ``directory`` (0600): a :class:`~ecash_tpm.service.tls.TlsFiles` to
+        serve with, or ``(files.cert, files.key)`` to present as client (mutual TLS)."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        from ecash_tpm.service.tls import TlsFiles
+
+        directory.mkdir(parents=True, exist_ok=True)
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = self._ca.certify_tls(role, name, key.public_key(), hosts=("127.0.0.1", "localhost"))
+        paths = (directory / "tls-cert.pem", directory / "tls-key.pem", directory / "root.pem")
+        paths[0].write_bytes(cert.public_bytes(Encoding.PEM))
+        paths[1].write_bytes(
+            key.private_bytes(
+                Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        paths[2].write_text(self.root_pem)
+        for path in paths[:2]:
+            path.chmod(0o600)
+        return TlsFiles(cert=paths[0], key=paths[1], root=paths[2])
+
     def close(self) -> None:
         close = getattr(self._ca, "close", None)
         if close is not None:

@@ -14,6 +14,13 @@ of ``base_dir``:
   with ``initial_balance``, both merchants registered;
 * the two merchants, talking to the bank over HTTP.
 
+Every party serves HTTPS (TLS 1.3) with a TLS certificate the root issued for its role and
+name (``tls-cert.pem``/``tls-key.pem`` in its data directory), and every client checks the
+server's chain and identity; calls between parties use mutual TLS with the caller's
+certificate, as in a deployment. ``start_system(..., tls=False)`` runs every party with
+``insecure_http`` instead, for the few tests (and the benchmarks' baseline) that need plain
+HTTP.
+
 All parties share one settable :class:`Clock`, so tests can move time (deadlines, keyset
 windows, TOTP steps). Use::
 
@@ -82,6 +89,7 @@ from ecash_tpm.merchant.domain import BankGateway, Merchant
 from ecash_tpm.merchant.settings import MerchantSettings
 from ecash_tpm.pki import cert_pem, load_certificate
 from ecash_tpm.service.server import running_server
+from ecash_tpm.service.tls import TlsFiles
 from ecash_tpm.storage import Database, sqlite_url
 from ecash_tpm.supervision.domain import SupervisionDepartment
 from ecash_tpm.supervision.routes import create_supervision_app
@@ -208,6 +216,7 @@ class System:
     merchants: dict[str, Merchant]
     ttp_url: str | None = None  # fair exchange (start_system(ttp=True))
     ttp: Any = None  # the in-process ecash_tpm.ttp.domain.Ttp
+    tls: bool = True  # every party serves HTTPS (start_system(tls=False): plain HTTP)
     _closers: list[Callable[[], None]] = field(default_factory=list)
     _fx_clients: dict[str, Any] = field(default_factory=dict)  # fair-exchange clients, shared
     _merchant_clients: dict[str, MerchantClient] = field(default_factory=dict)
@@ -219,8 +228,30 @@ class System:
 
     # --- clients -------------------------------------------------------------------------
 
+    def link(self, role: str, name: str | None = None, *, client_of: str | None = None) -> Any:
+        """``tls=``/``expect=`` for a client of the ``role`` called ``name`` (default: the
+        role), as a wallet or operator makes it (``client_of``: that party's data directory
+        name, for mutual TLS as the party); nothing over plain HTTP."""
+        if not self.tls:
+            return {}
+        from ecash_tpm.service.tls import client_context
+
+        client = None
+        if client_of is not None:
+            data = self.base_dir / client_of
+            client = (data / "tls-cert.pem", data / "tls-key.pem")
+        return {
+            "tls": client_context(self.root_path, client=client),
+            "expect": (role, name or role),
+        }
+
+    def client_tls(self) -> Any:
+        """What a test's own ``httpx`` transport verifies with (a wrapper around
+        ``httpx.HTTPTransport(verify=...)``): the root-only client context, or ``True``."""
+        return self.link("bank").get("tls", True)
+
     def issuer_client(self) -> IssuerClient:
-        client = IssuerClient(self.issuer_url)
+        client = IssuerClient(self.issuer_url, **self.link("issuer"))
         self._closers.append(client.close)
         return client
 
@@ -228,7 +259,9 @@ class System:
         self, *, transport: httpx.BaseTransport | None = None, timeout: float = 30.0
     ) -> BankClient:
         """A :class:`BankClient` logged in as the customer (closed with the system)."""
-        client = BankClient(self.bank_url, timeout=timeout, transport=transport)
+        client = BankClient(
+            self.bank_url, timeout=timeout, transport=transport, **self.link("bank")
+        )
         self._closers.append(client.close)
         client.login(self.customer.account_id, self.customer.password, self.customer.totp())
         return client
@@ -237,10 +270,17 @@ class System:
         """An anonymous :class:`BankClient` (keysets, coin status, deposits by hand)."""
         if transport is None and self._anonymous_bank is not None:
             return self._anonymous_bank
-        client = BankClient(self.bank_url, transport=transport)
+        client = BankClient(self.bank_url, transport=transport, **self.link("bank"))
         self._closers.append(client.close)
         if transport is None:
             self._anonymous_bank = client
+        return client
+
+    def bank_client_as(self, merchant: str) -> BankClient:
+        """A :class:`BankClient` presenting ``merchant``'s TLS client certificate (mutual TLS):
+        what the bank's merchant routes (deposit, reserve) require (closed with the system)."""
+        client = BankClient(self.bank_url, **self.link("bank", client_of=merchant))
+        self._closers.append(client.close)
         return client
 
     def merchant_client(
@@ -250,7 +290,8 @@ class System:
         (making an httpx client loads the CA bundle: ~40 ms)."""
         if transport is None and name in self._merchant_clients:
             return self._merchant_clients[name]
-        client = MerchantClient(self.merchant_urls[name], transport=transport)
+        link = self.link("merchant", name)
+        client = MerchantClient(self.merchant_urls[name], transport=transport, **link)
         self._closers.append(client.close)
         if transport is None:
             self._merchant_clients[name] = client
@@ -265,7 +306,7 @@ class System:
         if self.ttp_url is None:
             raise RuntimeError("start_system(ttp=True) to run a TTP")
         if "ttp" not in self._fx_clients:
-            client = TtpClient(self.ttp_url)
+            client = TtpClient(self.ttp_url, **self.link("ttp"))
             self._closers.append(client.close)
             self._fx_clients["ttp"] = client
         return self._fx_clients["ttp"]
@@ -275,7 +316,9 @@ class System:
         from ecash_tpm.wallet.purchases import ShopCatalogueClient
 
         if merchant not in self._fx_clients:
-            client = ShopCatalogueClient(self.merchant_urls[merchant])
+            client = ShopCatalogueClient(
+                self.merchant_urls[merchant], **self.link("merchant", merchant)
+            )
             self._closers.append(client.close)
             self._fx_clients[merchant] = client
         return self._fx_clients[merchant]
@@ -477,6 +520,27 @@ def _write(path: Path, data: bytes | str, mode: int = 0o644) -> Path:
     return path
 
 
+def _tls_files(ca: CentralBankCA, role: str, name: str, data_dir: Path, root: Path) -> TlsFiles:
+    """The party's TLS key and certificate (127.0.0.1, localhost) in ``data_dir``, 0600, where
+    its settings look for them (so its own clients present them: mutual TLS)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = ca.certify_tls(role, name, key.public_key(), hosts=("127.0.0.1", "localhost"))
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    cert_pem_bytes = cert.public_bytes(serialization.Encoding.PEM)
+    return TlsFiles(
+        cert=_write(data_dir / "tls-cert.pem", cert_pem_bytes, 0o600),
+        key=_write(data_dir / "tls-key.pem", key_pem, 0o600),
+        root=root,
+    )
+
+
 @contextlib.contextmanager
 def start_system(
     base_dir: Path,
@@ -496,8 +560,11 @@ def start_system(
     ttp: bool = False,
     dispute_window_s: int = 600,
     merchant_admin_token: str | None = None,
+    tls: bool = True,
 ) -> Iterator[System]:
     """Start the system (see the module docstring); stops every server on exit.
+
+    ``tls=False``: every party serves plain HTTP (``insecure_http``), no TLS certificates.
 
     ``swtpm``: the SwtpmInstance whose EK CA the issuer trusts. ``tpm``: an open TpmDevice on
     it to take the PCR policy from (else TOFU). ``merchant_banks`` replaces a merchant's HTTP
@@ -510,6 +577,20 @@ def start_system(
         stack.callback(ca.close)
         root_pem = ca.root_pem().decode("ascii")
         root_path = _write(base / "central-bank-root.pem", root_pem)
+        plain = {"insecure_http": True} if not tls else {}
+
+        def tls_files(role: str, name: str, data_dir: Path) -> TlsFiles | None:
+            """Issued before the party's app is made: its clients present them (mTLS)."""
+            return _tls_files(ca, role, name, data_dir, root_path) if tls else None
+
+        def link(role: str, name: str, caller: Path | None) -> dict[str, Any]:
+            if not tls:
+                return {}
+            from ecash_tpm.service.tls import client_context
+
+            client = None if caller is None else (caller / "tls-cert.pem", caller / "tls-key.pem")
+            return {"tls": client_context(root_path, client=client), "expect": (role, name)}
+
         opener = OpenerSecret.generate()
         hop_b64 = b64u_encode(opener.public.encode())
 
@@ -517,36 +598,41 @@ def start_system(
         sup_key, sup_cert = _certify(ca, "supervision", "supervision")
         revoker = _LateRevoker()
         sup_settings = SupervisionSettings(
-            data_dir=base / "supervision", central_bank_root=root_path
+            data_dir=base / "supervision", central_bank_root=root_path, **plain
         )
         _write(sup_settings.resolved_certificate_file(), sup_cert)
         sup_app = create_supervision_app(
             sup_settings, revoker=revoker, opener=opener, signer=sup_key, clock=tick
         )
-        sup_url = stack.enter_context(running_server(sup_app))
+        sup_tls = tls_files("supervision", "supervision", base / "supervision")
+        sup_url = stack.enter_context(running_server(sup_app, tls=sup_tls))
 
         # issuer
         iss_key, iss_cert = _certify(ca, "issuer", "issuer")
         iss_dir = base / "issuer"
         keys = IssuerKeyStore.create(iss_dir / "issuer-keys")
+        iss_tls = tls_files("issuer", "issuer", iss_dir)
         roots, inter = swtpm.ca_certificates()
         if tpm is not None:
             values = tpm.pcr_read(list(PCRS))
             policy = PcrPolicy(PCRS, {i: [values[i]] for i in PCRS})
         else:
             policy = PcrPolicy(PCRS, {}, tofu=True)
-        sup_client = SupervisionClient(sup_url)
+        sup_client = SupervisionClient(sup_url, **link("supervision", "supervision", iss_dir))
         stack.callback(sup_client.close)
         iss_app = create_issuer_app(
-            IssuerSettings(data_dir=iss_dir, central_bank_root=root_path),
+            IssuerSettings(data_dir=iss_dir, central_bank_root=root_path, **plain),
             registry=HttpMemberRegistry(sup_client, iss_key, iss_cert),
             clock=tick,
             trust=EkTrustStore(tuple(roots), tuple(inter)),
             policy=policy,
             opener_public=opener.public,
         )
-        iss_url = stack.enter_context(running_server(iss_app))
-        revoker.target = stack.enter_context(IssuerClient(iss_url))
+        iss_url = stack.enter_context(running_server(iss_app, tls=iss_tls))
+        sup_dir = base / "supervision"
+        revoker.target = stack.enter_context(
+            IssuerClient(iss_url, **link("issuer", "issuer", sup_dir))
+        )
         issuer: IssuerService = iss_app.state.issuer
 
         # bank
@@ -556,7 +642,21 @@ def start_system(
         bank_db = Database.open(sqlite_url(bank_dir / "bank.db"))
         stack.callback(bank_db.close)
         bank_db.migrate(BANK_MIGRATIONS, component="bank")
-        reporter = HttpDoubleSpendReporter(sup_url, bank_cert)
+        from ecash_tpm.clients.connect import link as party_link
+
+        bank_tls = tls_files("bank", "bank", bank_dir)
+        reporter = HttpDoubleSpendReporter(
+            sup_url,
+            bank_cert,
+            link=party_link(
+                sup_url,
+                role="supervision",
+                name="supervision",
+                root=root_path,
+                client=None if bank_tls is None else (bank_tls.cert, bank_tls.key),
+                insecure=not tls,
+            ),
+        )
         stack.callback(reporter.close)
         policy_kw: dict[str, Any] = {
             "currency": currency,
@@ -587,8 +687,10 @@ def start_system(
             customer.totp_secret,
             initial_balance=initial_balance,
         )
-        bank_app = create_bank_app(bank, BankSettings(data_dir=bank_dir, currency=currency))
-        bank_url = stack.enter_context(running_server(bank_app))
+        bank_app = create_bank_app(
+            bank, BankSettings(data_dir=bank_dir, currency=currency, **plain)
+        )
+        bank_url = stack.enter_context(running_server(bank_app, tls=bank_tls))
 
         # fair-exchange TTP (issue 6): certified by the root, asks the bank over HTTP
         ttp_url: str | None = None
@@ -599,13 +701,17 @@ def start_system(
 
             ttp_key, ttp_cert = _certify(ca, "ttp", "ttp")
             ttp_settings = TtpSettings(
-                data_dir=base / "ttp", bank_url=bank_url, dispute_window_s=dispute_window_s
+                data_dir=base / "ttp",
+                bank_url=bank_url,
+                dispute_window_s=dispute_window_s,
+                **plain,
             )
             _write(ttp_settings.resolved_key_file(), ttp_key.private_pem(), 0o600)
             _write(ttp_settings.resolved_cert_file(), ttp_cert)
             _write(ttp_settings.resolved_root_cert(), root_pem)
+            ttp_tls = tls_files("ttp", "ttp", base / "ttp")
             ttp_app = create_ttp_app(ttp_settings, clock=tick)
-            ttp_url = stack.enter_context(running_server(ttp_app))
+            ttp_url = stack.enter_context(running_server(ttp_app, tls=ttp_tls))
             ttp_domain = ttp_app.state.ttp
 
         # merchants
@@ -626,12 +732,14 @@ def start_system(
                 reserve=reserve,
                 ttp_url=ttp_url,
                 admin_token=merchant_admin_token,
+                **plain,
             )
             _write(settings.resolved_key_file(), m_key.private_pem(), 0o600)
             _write(settings.resolved_cert_file(), m_cert)
             _write(settings.resolved_root_cert(), root_pem)
+            m_tls = tls_files("merchant", name, base / name)
             app = create_merchant_app(settings, clock=tick, bank=(merchant_banks or {}).get(name))
-            merchant_urls[name] = stack.enter_context(running_server(app))
+            merchant_urls[name] = stack.enter_context(running_server(app, tls=m_tls))
             merchants[name] = app.state.merchant
 
         system = System(
@@ -652,6 +760,7 @@ def start_system(
             merchants=merchants,
             ttp_url=ttp_url,
             ttp=ttp_domain,
+            tls=tls,
         )
         try:
             yield system

@@ -21,7 +21,9 @@ def audit(ctx: StoryContext, detail: dict[str, Any]) -> None:
     bank = dep.bank_settings()
     issuer = dep.settings("bank", IssuerSettings)
     published = ctx.bank_session.keysets().signed
-    with CentralBankClient(dep.url("centralbank")) as central_bank:
+    with CentralBankClient(
+        dep.url("centralbank"), **dep.client_kwargs("centralbank")
+    ) as central_bank:
         with admin_bank(bank) as books:  # the bank reports its money supply
             sent = send_supply_report(books, central_bank)
         supply = central_bank.latest_supply_report(sent["report"]["body"]["bank_id"])

@@ -1,6 +1,9 @@
 """Step 2, ``certify_parties``: the central bank starts and certifies the supervision
-department, the group manager, the bank, two merchants and the TTP over HTTP; then every party
-starts as its own process on 127.0.0.1."""
+department, the group manager, the bank, two merchants and the TTP over HTTPS, each with a
+signing certificate and a TLS certificate; then every party starts as its own process on
+127.0.0.1 serving TLS 1.3 only, and one handshake with each shows it (``detail["tls"]``:
+protocol, the identity its certificate names, whether it asks callers for a client
+certificate)."""
 
 from __future__ import annotations
 
@@ -8,7 +11,8 @@ from typing import Any
 
 from ecash_tpm.demo.cheating import merchant_command
 from ecash_tpm.demo.context import DISPUTE_WINDOW_S, PCRS, StoryContext
-from ecash_tpm.deploy.bootstrap import LocalDeployment, PartyInit
+from ecash_tpm.deploy.bootstrap import PartyInit
+from ecash_tpm.deploy.local import LocalDeployment
 
 
 def certify_parties(ctx: StoryContext, detail: dict[str, Any]) -> None:
@@ -40,12 +44,19 @@ def certify_parties(ctx: StoryContext, detail: dict[str, Any]) -> None:
     ctx.fact("issuer's EK trust", "the CAs of device A's and device B's manufacturer")
     trust = [c for tpm in ctx.tpms.values() for c in sum(tpm.ca_certificates(), [])]
     certs: dict[str, Any] = {}
-    ctx.fact("certification", "each party's P-256 key, POST /v1/certify with the admin token:")
+    ctx.fact(
+        "certification",
+        "each party's P-256 key, POST /v1/certify with the admin token over HTTPS; "
+        "a TLS key and certificate for each party:",
+    )
 
     def certified(party: str, init: PartyInit) -> None:
         c = init.certificate
         certs[party] = {k: c[k] for k in ("role", "name", "serial", "fingerprint")}
         ctx.say(f"        {party:<12} role {c['role']:<12} CN={c['name']:<12} serial {c['serial']}")
+        if "tls" in c:
+            certs[party]["tls"] = {k: c["tls"][k] for k in ("identity", "serial", "hosts")}
+            ctx.say(f"        {'':<12} TLS  {c['tls']['identity']}  serial {c['tls']['serial']}")
 
     dep.init_parties(ek_trust=trust, pcr_policy=policy, on_certified=certified)
     detail["certificates"] = certs
@@ -65,3 +76,10 @@ def certify_parties(ctx: StoryContext, detail: dict[str, Any]) -> None:
         parties[party.name] = {"pid": party.pid, "url": party.url}
         ctx.say(f"        {role:<21} {party.url:<24} pid {party.pid}")
     detail["parties"] = parties
+    tls = dep.probe_tls()
+    if tls:
+        ctx.fact("TLS", "one handshake with each party, checked against the central-bank root:")
+        for name, seen in tls.items():
+            mutual = "asks for client certificates" if seen["mutual"] else "server-only"
+            ctx.say(f"        {name:<12} {seen['protocol']}  {seen['identity']}  {mutual}")
+    detail["tls"] = tls

@@ -36,7 +36,7 @@ def double_spender_identified(ctx: StoryContext, detail: dict[str, Any]) -> None
         f"#{reports[0].report_id}: both transcripts of serial "
         f"{sigma[:16]}... sent to the supervision department",
     )
-    with SupervisionClient(dep.url("supervision")) as sup:
+    with SupervisionClient(dep.url("supervision"), **dep.client_kwargs("supervision")) as sup:
         hop = sup.opener_public()
     sup_settings = dep.settings("supervision", SupervisionSettings)
     sup_cert = load_certificate(sup_settings.resolved_certificate_file().read_bytes())
@@ -59,7 +59,7 @@ def double_spender_identified(ctx: StoryContext, detail: dict[str, Any]) -> None
             }
         )
     same_t0 = {o["t0"] for o in openings} == {b64u_encode(member.t0.encode())}
-    with IssuerClient(dep.url("bank")) as issuer:
+    with IssuerClient(dep.url("bank"), **dep.client_kwargs("issuer")) as issuer:
         record = issuer.member(case["member_id"])
     ctx.fact(
         "case",

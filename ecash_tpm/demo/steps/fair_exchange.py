@@ -34,6 +34,11 @@ def fair_exchange(ctx: StoryContext, detail: dict[str, Any]) -> None:
         cheating_url=shops["cheating"],
         admin_tokens={url: dep.merchant_token for url in shops.values()},
         price=PRODUCT_PRICE,
+        links={
+            dep.url("ttp"): dep.client_kwargs("ttp"),
+            shops["honest"]: dep.client_kwargs("merchant-a"),
+            shops["cheating"]: dep.client_kwargs("merchant-b"),
+        },
     )
     honest, cheating = story["honest"], story["cheating"]
     ctx.fact(

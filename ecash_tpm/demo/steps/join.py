@@ -29,7 +29,7 @@ def join(ctx: StoryContext, detail: dict[str, Any]) -> None:
     )
 
     device, dep = ctx.devices["A"], ctx.dep
-    with IssuerClient(dep.url("bank")) as issuer:
+    with IssuerClient(dep.url("bank"), **dep.client_kwargs("issuer")) as issuer:
         info = issuer.info()
         keys = prepare_keys(device, ctx.wallet_dir)
         try:

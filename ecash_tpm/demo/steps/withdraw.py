@@ -30,7 +30,7 @@ def withdraw(ctx: StoryContext, detail: dict[str, Any]) -> None:
     from ecash_tpm.wallet.store import WalletStore
 
     dep = ctx.dep
-    bank = BankClient(dep.url("bank"))
+    bank = BankClient(dep.url("bank"), **dep.client_kwargs("bank"))
     ctx.on_close(bank.close)
     customer = dep.customer
     login = bank.login(customer.account_id, customer.password, customer.totp())

@@ -8,6 +8,7 @@ a relay through the TTP) without the wallet knowing; the HTTP implementations ar
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
@@ -53,8 +54,15 @@ class DisputeApi(Protocol):
 class ShopCatalogueClient:
     """The shop's catalogue routes (``GET /v1/products/{id}[/ciphertext]``)."""
 
-    def __init__(self, base_url: str, *, timeout: float = 30.0) -> None:
-        self._http = ServiceClient(base_url, timeout=timeout)
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 30.0,
+        tls: ssl.SSLContext | None = None,
+        expect: tuple[str, str] | None = None,
+    ) -> None:
+        self._http = ServiceClient(base_url, timeout=timeout, tls=tls, expect=expect)
 
     def close(self) -> None:
         self._http.close()

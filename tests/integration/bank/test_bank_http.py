@@ -48,7 +48,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[BankWo
 
 @pytest.fixture(scope="module")
 def base_url(world: BankWorld, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    settings = BankSettings(data_dir=tmp_path_factory.mktemp("settings"))
+    settings = BankSettings(data_dir=tmp_path_factory.mktemp("settings"), insecure_http=True)
     with running_server(create_bank_app(world.bank, settings)) as url:
         yield url
 
@@ -343,6 +343,7 @@ def test_bank_without_the_issuer_token_refuses_to_start(tmp_path: Path) -> None:
         data_dir=tmp_path / "bank",
         issuer_secrets_dir=tmp_path / "issuer-keys",
         issuer_url="http://127.0.0.1:9",
+        insecure_http=True,  # over TLS the bank's client certificate replaces the token
     )
     with pytest.raises(ConfigError) as err:
         load_dependencies(settings, "")

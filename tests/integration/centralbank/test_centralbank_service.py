@@ -429,7 +429,8 @@ def test_cli_init_certify_revoke_round_trip(tmp_path: Path) -> None:
     )  # fmt: skip
     assert code == 0 and json.loads(out)["reason"] == "superseded"
     with CentralBankCA.load(data) as ca:
-        assert [r.name for r in ca.issued()] == ["bank-1", "ttp-1"]
+        # init issued the central bank's own TLS certificate first
+        assert [r.name for r in ca.issued()] == ["centralbank", "bank-1", "ttp-1"]
         with pytest.raises(CertificateRevokedError):
             verify_party_certificate(cert, root, role="bank", crl=ca.crl())
 

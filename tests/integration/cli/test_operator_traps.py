@@ -221,7 +221,16 @@ def serve_once(tmp_path: Path, party: str, port: int) -> subprocess.CompletedPro
     config = write_config(tmp_path / "ecash.toml", sections)
     env = {k: v for k, v in os.environ.items() if not k.startswith("ECASH_TPM_")}
     return subprocess.run(
-        [sys.executable, "-m", "ecash_tpm", party, "serve", "--config", str(config)],
+        [
+            sys.executable,
+            "-m",
+            "ecash_tpm",
+            party,
+            "serve",
+            "--config",
+            str(config),
+            "--insecure-http",
+        ],
         env={**env, "PYTHONPATH": str(REPO)},
         capture_output=True,
         text=True,

@@ -29,7 +29,10 @@ pytestmark = pytest.mark.swtpm
 @pytest.mark.parametrize("kind", [EkKind.RSA_2048, EkKind.ECC_P384])
 def test_join_succeeds(swtpm, tpm: TpmDevice, tmp_path: Path, kind: EkKind) -> None:
     with issuer_env(
-        tmp_path / "issuer", trust=swtpm_trust(swtpm), policy=current_policy(tpm)
+        tmp_path / "issuer",
+        trust=swtpm_trust(swtpm),
+        policy=current_policy(tpm),
+        insecure_http=True,  # plain HTTP: the members_token stands in for the bank's certificate
     ) as env:
         info = env.client.info()
         assert info.epoch == 1 and info.pcr_selection.pcrs == [0, 1, 2, 3, 7]
@@ -140,7 +143,10 @@ def test_join_and_registry_on_postgresql(
         IssuerKeyStore.create(tmp_path / "issuer" / "issuer-keys")
         app = create_issuer_app(
             IssuerSettings(
-                data_dir=tmp_path / "issuer", database_url=url, members_token=MEMBERS_TOKEN
+                data_dir=tmp_path / "issuer",
+                database_url=url,
+                members_token=MEMBERS_TOKEN,
+                insecure_http=True,  # the token stands in for the bank's client certificate
             ),
             registry=CallbackRegistry(dept.register_member),
             trust=swtpm_trust(swtpm),

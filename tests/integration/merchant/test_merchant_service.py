@@ -74,7 +74,8 @@ def world(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[BankWo
 
 @pytest.fixture(scope="module")
 def bank_url(world: BankWorld, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    settings = BankSettings(data_dir=tmp_path_factory.mktemp("bank-settings"))
+    # plain HTTP on request: these tests stage a lost deposit answer with an httpx transport
+    settings = BankSettings(data_dir=tmp_path_factory.mktemp("bank-settings"), insecure_http=True)
     with running_server(create_bank_app(world.bank, settings)) as url:
         yield url
 
@@ -106,6 +107,7 @@ def merchant_config(tmp_path: Path, pki: Pki, world: BankWorld, bank_url: str, *
         "bank_name": "bank",
         "opener_public": b64u_encode(world.issuer.hop.encode()),
         "deposit_retry_after_s": 0,  # these tests settle a staged lost answer at once
+        "insecure_http": True,
         **kw,
     }
     return write_config(tmp_path / "merchant.toml", {"merchant": values})

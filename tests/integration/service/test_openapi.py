@@ -54,6 +54,7 @@ SECURED = {
     ("bank", "get", "/v1/account"): "loginToken",
     ("bank", "post", "/v1/withdraw"): "loginToken",
     ("centralbank", "post", "/v1/certify"): "adminToken",
+    ("centralbank", "post", "/v1/certify-tls"): "adminToken",
     ("centralbank", "post", "/v1/revoke"): "adminToken",
     ("issuer", "get", "/v1/members"): "membersToken",
     ("merchant", "post", "/v1/products"): "adminToken",
@@ -367,8 +368,11 @@ def test_body_refusals_are_documented(
 def test_token_refusals_are_documented(factories: dict[str, Callable[..., FastAPI]]) -> None:
     wrong = {"authorization": "Bearer wrong-token-0123456789"}
     members = "/v1/members"
-    _refuse(factories["issuer"](), "GET", members, members, "issuer.members_disabled")
-    issuer = factories["issuer"](members_token=MEMBERS_TOKEN)
+    # over TLS the bank's client certificate is the credential; the token only over plain HTTP
+    _refuse(factories["issuer"](), "GET", members, members, "tls.client_certificate_required")
+    plain = factories["issuer"](insecure_http=True)
+    _refuse(plain, "GET", members, members, "issuer.members_disabled")
+    issuer = factories["issuer"](members_token=MEMBERS_TOKEN, insecure_http=True)
     _refuse(issuer, "GET", members, members, "issuer.members_unauthorized", headers=wrong)
 
     certify = {"role": "bank", "name": "b", "public_key": "AA"}

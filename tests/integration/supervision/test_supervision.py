@@ -319,7 +319,10 @@ def test_double_spend_over_http(swtpm, world: dict[str, Any], tmp_path: Path) ->
     (sup_dir / "supervision-cert.pem").write_text(certs["supervision"])
     sup_app = create_supervision_app(
         SupervisionSettings(
-            data_dir=sup_dir, central_bank_root=tmp_path / "root.pem", open_token="t" * 32
+            data_dir=sup_dir,
+            central_bank_root=tmp_path / "root.pem",
+            open_token="t" * 32,
+            insecure_http=True,  # plain HTTP: reports and registrations are checked by signature
         ),
         revoker=revoker,
         opener=opener,
@@ -335,6 +338,7 @@ def test_double_spend_over_http(swtpm, world: dict[str, Any], tmp_path: Path) ->
             opener=opener,
             registry=registry,
             central_bank_root=tmp_path / "root.pem",
+            insecure_http=True,  # plain HTTP: members are listed with the members_token
         ) as env:
             revoker.client = env.client
             m = join(tpm, env.client, tmp_path / "wallet", account_id="mallory")

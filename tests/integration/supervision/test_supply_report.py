@@ -182,7 +182,18 @@ def test_cli_supply_report_and_audit_against_it(
 
     as_of = str(setting.world.clock.advance(5))  # newer than the test's earlier reports
     assert (
-        cli_main([*base, "--central-bank", setting.central_bank, "--as-of", as_of, "--json"]) == 0
+        cli_main(
+            [
+                *base,
+                "--central-bank",
+                setting.central_bank,
+                "--as-of",
+                as_of,
+                "--json",
+                "--insecure-http",
+            ]
+        )  # fmt: skip
+        == 0
     )
     sent = json.loads(capsys.readouterr().out)
     assert sent["receipt"]["created"] is True
@@ -192,7 +203,7 @@ def test_cli_supply_report_and_audit_against_it(
         [
             "supervision", "audit", "--bank-db", db_url, "--bank-data", str(data),
             "--opener-public", hop, "--data", str(tmp_path / "sup"),
-            "--central-bank", setting.central_bank, "--json",
+            "--central-bank", setting.central_bank, "--json", "--insecure-http",
         ]
     )  # fmt: skip
     result = json.loads(capsys.readouterr().out)

@@ -246,7 +246,9 @@ def fx(tmp_path: Path, pki: Pki, keys: KeyPool) -> Iterator[Fx]:
         dispute_window_s=WINDOW,
         max_content_bytes=10_000,
     )
-    ttp = Ttp(config, TtpStore(db, world.clock), bank, lambda url: shop, clock=world.clock)
+    ttp = Ttp(
+        config, TtpStore(db, world.clock), bank, lambda url, merchant_id: shop, clock=world.clock
+    )
     yield Fx(world, ttp, shop, bank, pki)
     db.close()
     world.db.close()

@@ -198,7 +198,8 @@ def test_url_refusals(tpm: TpmDevice) -> None:
 
 def _cli_join(swtpm: object, wallet: Path, issuer: str, *extra: str) -> list[str]:
     tcti = swtpm.tcti  # type: ignore[attr-defined]
-    return ["wallet", "join", "--issuer", issuer, "--tcti", tcti, "--data", str(wallet), *extra]
+    return ["wallet", "join", "--issuer", issuer, "--tcti", tcti, "--data", str(wallet),
+            "--insecure-http", *extra]  # fmt: skip
 
 
 def _error(capsys: pytest.CaptureFixture[str]) -> dict[str, object]:

@@ -117,6 +117,7 @@ def test_cli_join_members_and_open(
                 "--account",
                 "erin",
                 "--json",
+                "--insecure-http",  # the issuer of this test serves plain HTTP
             ]
             assert main(argv) == 0
             out = json.loads(capsys.readouterr().out)

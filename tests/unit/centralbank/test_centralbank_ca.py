@@ -484,3 +484,94 @@ def test_all_pki_errors_are_forbidden_errors() -> None:
         )
     }
     assert len(codes) == 7
+
+
+# --- TLS certificates ----------------------------------------------------------------------------
+
+
+def test_tls_identity_names_role_and_party() -> None:
+    from ecash_tpm.pki import tls_identity
+
+    assert tls_identity("bank", "bank-1") == "bank-1.bank.parties.ecash-tpm.internal"
+    for bad in ("Bank", "bank.evil", "-bank", "bank-", "", "a" * 64, "shop 1"):
+        with pytest.raises(InputError) as refused:
+            tls_identity("bank", bad)
+        assert _code(refused) == "pki.name_not_dns"
+    with pytest.raises(UnknownRoleError):
+        tls_identity("bank-keyset", "bank-1")
+
+
+def test_tls_certificate_shape(ca: CentralBankCA, merchant_key: PartyKey) -> None:
+    cert = ca.certify_tls(
+        "merchant", "shop-1", merchant_key.public_key, hosts=("127.0.0.1", "Shop.Example", "::1")
+    )
+    subject = cert.subject
+    assert [a.value for a in subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)] == [
+        "merchant"
+    ]
+    assert [a.value for a in subject.get_attributes_for_oid(NameOID.COMMON_NAME)] == ["shop-1"]
+    eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+    assert not eku.critical  # TLS stacks must accept it
+    assert set(eku.value) == {
+        x509.oid.ExtendedKeyUsageOID.SERVER_AUTH,
+        x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH,
+        ROLE_OIDS["merchant"],
+    }
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == [
+        "shop-1.merchant.parties.ecash-tpm.internal",
+        "shop.example",
+    ]
+    assert [str(ip) for ip in san.get_values_for_type(x509.IPAddress)] == ["127.0.0.1", "::1"]
+    bc = cert.extensions.get_extension_for_class(x509.BasicConstraints)
+    assert bc.critical and not bc.value.ca
+    # Logged, revocable, on the CRL like every certificate.
+    assert cert.serial_number in {c.serial for c in ca.issued()}
+
+
+def test_tls_and_signing_certificates_do_not_stand_in_for_each_other(
+    ca: CentralBankCA, merchant_key: PartyKey
+) -> None:
+    from ecash_tpm.pki import verify_tls_peer
+
+    tls = ca.certify_tls("merchant", "shop-1", merchant_key.public_key)
+    signing = ca.certify("merchant", "shop-1", merchant_key.public_key)
+    root = ca.root_pem()
+    with pytest.raises(CertificateWrongRoleError):
+        verify_party_certificate(tls, root, role="merchant", name="shop-1")
+    assert verify_tls_peer(tls.public_bytes(serialization.Encoding.DER), root, role="merchant") == (
+        "shop-1"
+    )
+    with pytest.raises(CertificateWrongRoleError) as wrong:
+        verify_tls_peer(tls, root, role="bank")
+    assert _code(wrong) == "cert.wrong_role"
+    with pytest.raises(CertificateWrongRoleError):
+        verify_tls_peer(signing, root, role="merchant")  # no TLS purposes
+
+
+def test_verify_tls_peer_checks_root_validity_and_crl(
+    ca: CentralBankCA, other_ca: CentralBankCA, merchant_key: PartyKey
+) -> None:
+    from ecash_tpm.pki import verify_tls_peer
+
+    tls = ca.certify_tls("merchant", "shop-2", merchant_key.public_key)
+    with pytest.raises(CertificateUntrustedError):
+        verify_tls_peer(tls, other_ca.root_pem(), role="merchant")
+    later = tls.not_valid_after_utc + dt.timedelta(seconds=1)
+    with pytest.raises(CertificateExpiredError):
+        verify_tls_peer(tls, ca.root_pem(), role="merchant", now=later)
+    ca.revoke(tls.serial_number)
+    with pytest.raises(CertificateRevokedError):
+        verify_tls_peer(tls, ca.root_pem(), role="merchant", crl=ca.crl())
+
+
+def test_certify_tls_refuses_names_and_hosts_it_cannot_encode(
+    ca: CentralBankCA, merchant_key: PartyKey
+) -> None:
+    with pytest.raises(InputError) as not_dns:
+        ca.certify_tls("merchant", "Shop One", merchant_key.public_key)
+    assert _code(not_dns) == "pki.name_not_dns"
+    for host in ("", "bücher.example"):
+        with pytest.raises(InputError) as bad_host:
+            ca.certify_tls("merchant", "shop-1", merchant_key.public_key, hosts=(host,))
+        assert _code(bad_host) == "cert.invalid_host"

@@ -177,7 +177,7 @@ def test_expected_failures_are_coded(tmp_path: Path, capsys: Capsys) -> None:
             "cli.file_error",
         ),
         (
-            ["merchant", "request", "--url", closed_port_url(), "--amount", "5"],
+            ["merchant", "request", "--url", closed_port_url(), "--amount", "5", "--insecure-http"],
             "remote.unreachable",
         ),
     ]
@@ -295,7 +295,7 @@ def test_wallet_withdraw_progress_and_errors(
         assert err == "TOTP code: "
 
     # the bank is gone: unreachable, no traceback
-    argv = [*base, "1", "--bank", closed_port_url(), "--totp", "123456"]
+    argv = [*base, "1", "--bank", closed_port_url(), "--totp", "123456", "--insecure-http"]
     assert_error(run_json(capsys, *argv, code=1), "remote.unreachable")
     not_joined = ["wallet", "withdraw", "1", "--data", str(tmp_path / "w2"), *bank]
     assert_error(run_json(capsys, *not_joined, code=1), "wallet.not_joined")

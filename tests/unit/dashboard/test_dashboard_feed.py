@@ -237,11 +237,11 @@ def test_parties_come_from_the_deployment_file(tmp_path: Path) -> None:
     )
     parties = parties_from_config(config, ["merchant-b=http://127.0.0.1:9999/", "x:ttp=http://t"])
     assert [(p.name, p.role, p.url) for p in parties] == [
-        ("centralbank", "centralbank", "http://127.0.0.1:9080"),
-        ("issuer", "issuer", "http://127.0.0.1:8081"),
-        ("bank", "bank", "http://127.0.0.1:9082"),
+        ("centralbank", "centralbank", "https://127.0.0.1:9080"),  # TLS unless insecure_http
+        ("issuer", "issuer", "https://127.0.0.1:8081"),
+        ("bank", "bank", "https://127.0.0.1:9082"),
         ("merchant-b", "merchant", "http://127.0.0.1:9999"),
-        ("shop-1", "merchant", "http://shop.example:8085"),
+        ("shop-1", "merchant", "https://shop.example:8085"),
         ("x", "ttp", "http://t"),
     ]
 

@@ -387,7 +387,11 @@ OPERATOR_ENV = {
     **{var: f"{party}-" + "p" * 16 for party, var in PARTY_DB_PASSWORDS.items()},
 }
 #: Variables the entrypoint reads (not settings), and the supervision department's audit URL.
-NON_SETTINGS_ENV = {"ECASH_TPM_DEPLOY_EK_TRUST", "ECASH_TPM_AUDIT_BANK_DB_URL"}
+NON_SETTINGS_ENV = {
+    "ECASH_TPM_DEPLOY_EK_TRUST",
+    "ECASH_TPM_AUDIT_BANK_DB_URL",
+    "ECASH_TPM_DEPLOY_TLS_HOST",
+}
 
 
 def _environment(service: dict[str, Any]) -> dict[str, str]:
@@ -505,8 +509,16 @@ def test_compose_parties_configuration(compose: dict[str, Any]) -> None:
         settings = load_settings(cls, path=TOML, environ=env)
         mounts = {str(v).split(":")[1] for v in svc.get("volumes") or []}
         assert str(settings.data_dir) in mounts, f"{name}: data_dir is not on a volume"
+        # TLS everywhere (issue 11): the health check uses the plain /healthz port, and the
+        # party's certificate names the service other containers reach it by
         health = svc["healthcheck"]["test"][-1]
-        assert health == f"http://127.0.0.1:{settings.port}/healthz", (name, health)
+        assert settings.healthz_port and settings.healthz_port != settings.port, name
+        assert health == f"http://127.0.0.1:{settings.healthz_port}/healthz", (name, health)
+        assert env["ECASH_TPM_DEPLOY_TLS_HOST"] == name, name
+        assert not settings.insecure_http, name
+        for key in ("bank_url", "issuer_url", "supervision_url", "ttp_url"):
+            peer = getattr(settings, key, None)
+            assert peer is None or str(peer).startswith("https://"), (name, key, peer)
         for port in svc.get("ports") or []:
             assert str(port).rsplit(":", 1)[1] == str(settings.port), (name, port)
         if role in roles:  # the CLI parses the compose command as written
@@ -805,6 +817,10 @@ def test_entrypoint_bootstraps_the_issuer_with_configured_ek_cas(
     ek = [init[i + 1] for i, arg in enumerate(init) if arg == "--ek-trust"]
     assert ek == ["/var/lib/ecash-tpm/ek-ca", "/etc/ek ca/*.pem"]
     assert serve == ["issuer", "serve"]
+    # over TLS by default: https URLs for the central bank and the supervision department
+    assert init[init.index("--central-bank") + 1] == "https://centralbank:8080"
+    assert init[init.index("--supervision-url") + 1] == "https://supervision:8084"
+    assert "--tls-host" not in init  # no ECASH_TPM_DEPLOY_TLS_HOST: 127.0.0.1/localhost only
 
     bank = stubbed.run(
         "ecash-tpm", "bank", "serve",
@@ -812,6 +828,14 @@ def test_entrypoint_bootstraps_the_issuer_with_configured_ek_cas(
     )  # fmt: skip
     assert bank.returncode == 0, bank.stderr
     assert "--ek-trust" not in stubbed.calls()[2]
+
+    named = stubbed.run(
+        "ecash-tpm", "bank", "serve",
+        ECASH_TPM_DEPLOY_TOKEN_FILE=str(token), ECASH_TPM_DEPLOY_TLS_HOST="bank",
+    )  # fmt: skip
+    assert named.returncode == 0, named.stderr
+    init = stubbed.calls()[4]
+    assert init[init.index("--tls-host") + 1] == "bank"  # the name in its TLS certificate
 
 
 def test_entrypoint_without_a_token_runs_the_command_as_is(stubbed: StubbedEntrypoint) -> None:
