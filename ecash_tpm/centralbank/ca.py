@@ -44,6 +44,7 @@ from ecash_tpm.errors import (
 )
 from ecash_tpm.pki import (
     CERT_ORGANIZATION,
+    TLS_DOMAIN,
     TLS_PURPOSES,
     check_name,
     check_role,
@@ -163,7 +164,29 @@ def _host_name(host: str) -> x509.GeneralName:
             code="cert.invalid_host",
             detail={"host": host[:80]},
         ) from exc
-    return x509.DNSName(host.lower())
+    name = host.lower().rstrip(".")
+    # Clients verify a party by its identity name alone (docs/operations.md, "TLS"): a host in
+    # that domain, or a wildcard, would let this certificate answer for another party.
+    if "*" in name or name == TLS_DOMAIN or name.endswith("." + TLS_DOMAIN):
+        raise InputError(
+            "TLS host names may not be wildcards or names in the identity domain "
+            f"{TLS_DOMAIN} (the certificate's own identity is added by the central bank)",
+            code="cert.invalid_host",
+            detail={"host": host[:80]},
+        )
+    return x509.DNSName(name)
+
+
+def _co_hosted_identity(role: str, host: str) -> x509.GeneralName | None:
+    """The one identity a certificate may carry besides its own: the group manager's, in the
+    bank's certificate, because ``bank serve --with-issuer`` serves both from one process and
+    one operator runs them (docs/architecture.md, "Parties")."""
+    name = host.lower().rstrip(".") if isinstance(host, str) else ""
+    suffix = ".issuer." + TLS_DOMAIN
+    if role != "bank" or not name.endswith(suffix):
+        return None
+    label = name[: -len(suffix)]
+    return x509.DNSName(tls_identity("issuer", label))  # pki.name_not_dns for a bad label
 
 
 def _reason(reason: x509.ReasonFlags | str) -> x509.ReasonFlags:
@@ -483,7 +506,7 @@ class CentralBankCA:
         nb, na = self._validity(valid_days, not_before)
         names: list[x509.GeneralName] = [x509.DNSName(identity)]
         for host in hosts:
-            general = _host_name(host)
+            general = _co_hosted_identity(role, host) or _host_name(host)
             if general not in names:
                 names.append(general)
         extensions: list[tuple[x509.ExtensionType, bool]] = [

@@ -64,6 +64,9 @@ def add_device_args(p: argparse.ArgumentParser) -> None:
 
 
 EK_CERT_URL_ENV = "ECASH_TPM_EK_CERT_URL"
+#: The central bank's CRL in the wallet directory: every server's certificate is checked
+#: against it when it is there (``--crl FILE`` names another).
+WALLET_CRL_FILE = "central-bank-crl.pem"
 
 
 def _ek_source(args: argparse.Namespace) -> EkCertificateSource:
@@ -109,22 +112,34 @@ def _link(args: argparse.Namespace, url: str, *, role: str, name: str | None) ->
             detail={"url": url, "role": role},
         )
     root = Path(args.data) / WALLET_ROOT_FILE
+    crl = getattr(args, "crl", None) or Path(args.data) / WALLET_CRL_FILE
     return link(
         url,
         role=role,
         name=name or "",
         root=root if root.is_file() else None,
+        crl=Path(crl) if getattr(args, "crl", None) or Path(crl).is_file() else None,
         insecure=bool(getattr(args, "insecure_http", False)),
     )
 
 
 def add_tls_args(p: argparse.ArgumentParser) -> None:
-    """``--insecure-http``: allow plain http:// parties (local experiments only)."""
+    """``--insecure-http``: allow plain http:// parties (local experiments only); ``--crl``:
+    the central bank's revocation list every server is checked against (default: the wallet
+    directory's ``central-bank-crl.pem`` when present)."""
     if not any(a.dest == "insecure_http" for a in p._actions):
         p.add_argument(
             "--insecure-http",
             action="store_true",
             help="allow plain http:// URLs (local experiments; nothing is verified)",
+        )
+    if not any(a.dest == "crl" for a in p._actions):
+        p.add_argument(
+            "--crl",
+            type=Path,
+            default=None,
+            metavar="FILE",
+            help=f"the central bank's CRL (PEM); default <data>/{WALLET_CRL_FILE} if present",
         )
 
 

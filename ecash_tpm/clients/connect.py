@@ -85,11 +85,13 @@ def link(
         )
     from ecash_tpm.service.tls import client_context
 
-    context = client_context(
-        Path(root),
-        crl=crl if crl is not None and Path(crl).is_file() else None,
-        client=client,
-    )
+    if crl is not None and not Path(crl).is_file():  # configured: never silently unchecked
+        raise ConfigError(
+            f"the configured revocation list {crl} does not exist",
+            code="config.tls_missing",
+            detail={"crl_file": str(crl)},
+        )
+    context = client_context(Path(root), crl=crl, client=client)
     return Link(url, context, (role, name))
 
 

@@ -351,3 +351,30 @@ def test_healthz_on_a_plain_port_and_nothing_else(
         with pytest.raises(httpx.TransportError):  # the main port speaks TLS only
             httpx.get(url.replace("https://", "http://") + "/healthz")
     assert seen == []
+
+
+def test_the_wallet_checks_the_revocation_list_it_holds(
+    ca: CentralBankCA, root: Path, tmp_path: Path
+) -> None:
+    """The wallet's own connection code (not a hand-built context): with the central bank's CRL
+    in the wallet directory, a bank whose TLS certificate was revoked gets no login."""
+    import argparse
+
+    from ecash_tpm.cli.wallet_cmd import WALLET_CRL_FILE, WALLET_ROOT_FILE, _link
+
+    cert, key, issued = _issue(ca, tmp_path / "tls", "bank", "bank-1")
+    ca.revoke(issued.serial_number, "keyCompromise")
+    wallet = tmp_path / "wallet"
+    wallet.mkdir()
+    (wallet / WALLET_ROOT_FILE).write_bytes(root.read_bytes())
+    (wallet / WALLET_CRL_FILE).write_bytes(ca.crl().public_bytes(serialization.Encoding.PEM))
+    args = argparse.Namespace(data=wallet, insecure_http=False, crl=None)
+    seen: list[str] = []
+    files = TlsFiles(cert=cert, key=key, root=root)
+    with running_server(_rogue_bank(tmp_path / "data", seen), tls=files) as url:
+        link = _link(args, url, role="bank", name="bank-1")
+        assert link.tls is not None
+        with pytest.raises(TlsHandshakeError) as refused:
+            _login(url, link.tls)
+    assert refused.value.code == "tls.revoked"
+    assert seen == []

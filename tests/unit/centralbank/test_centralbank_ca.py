@@ -575,3 +575,45 @@ def test_certify_tls_refuses_names_and_hosts_it_cannot_encode(
         with pytest.raises(InputError) as bad_host:
             ca.certify_tls("merchant", "shop-1", merchant_key.public_key, hosts=(host,))
         assert _code(bad_host) == "cert.invalid_host"
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "bank.bank.parties.ecash-tpm.internal",  # another party's identity
+        "BANK.bank.parties.ecash-tpm.internal.",  # the same, in other case and rooted
+        "*.bank.parties.ecash-tpm.internal",
+        "*.example",
+        "parties.ecash-tpm.internal",
+    ],
+)
+def test_a_party_cannot_get_a_tls_certificate_that_answers_for_another(
+    ca: CentralBankCA, merchant_key: PartyKey, host: str
+) -> None:
+    """Clients verify a server by its identity name only (role and party in one DNS name), so
+    the central bank never puts a wildcard or a name of the identity domain into a certificate
+    besides the party's own identity: a merchant's certificate can never pass as the bank's."""
+    with pytest.raises(InputError) as refused:
+        ca.certify_tls("merchant", "shop-1", merchant_key.public_key, hosts=(host,))
+    assert _code(refused) == "cert.invalid_host"
+
+
+def test_only_the_bank_may_also_answer_as_its_group_manager(
+    ca: CentralBankCA, merchant_key: PartyKey
+) -> None:
+    """``bank serve --with-issuer`` serves the issuer from the bank's process, so the bank's
+    certificate may carry the issuer's identity too; no other role and no other identity."""
+    issuer = "issuer.issuer.parties.ecash-tpm.internal"
+    cert = ca.certify_tls("bank", "bank", merchant_key.public_key, hosts=(issuer,))
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert set(names.get_values_for_type(x509.DNSName)) == {
+        "bank.bank.parties.ecash-tpm.internal",
+        issuer,
+    }
+    for role, host in (
+        ("merchant", issuer),
+        ("bank", "shop-1.merchant.parties.ecash-tpm.internal"),
+    ):
+        with pytest.raises(InputError) as refused:
+            ca.certify_tls(role, "x", merchant_key.public_key, hosts=(host,))
+        assert _code(refused) == "cert.invalid_host"
