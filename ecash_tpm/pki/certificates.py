@@ -313,20 +313,7 @@ def verify_party_certificate(
     leaf = load_certificate(cert)
     detail: dict[str, Any] = {"serial": format(leaf.serial_number, "x")}
 
-    _check_root(root, now)
-    try:
-        leaf.verify_directly_issued_by(root)
-    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm) as exc:
-        raise CertificateUntrustedError(
-            "certificate is not signed by the central bank root", detail=detail
-        ) from exc
-
-    if now < leaf.not_valid_before_utc:
-        raise CertificateExpiredError(
-            "certificate is not valid yet", code="cert.not_yet_valid", detail=detail
-        )
-    if now > leaf.not_valid_after_utc:
-        raise CertificateExpiredError("certificate has expired", detail=detail)
+    check_issued_and_current(leaf, root, now, detail, what="certificate")
 
     _check_leaf_usage(leaf, detail)
     got_role = certificate_role(leaf)
@@ -351,6 +338,32 @@ def verify_party_certificate(
     if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
         raise CertificateMalformedError("party certificates must carry a P-256 key", detail=detail)
     return key
+
+
+def check_issued_and_current(
+    leaf: x509.Certificate,
+    root: x509.Certificate,
+    now: dt.datetime,
+    detail: dict[str, Any],
+    *,
+    what: str,
+) -> None:
+    """What every party certificate (signing or TLS) must be: a valid root, a leaf directly
+    signed by it (``cert.untrusted``), inside its validity (``cert.not_yet_valid`` /
+    ``cert.expired``)."""
+    _check_root(root, now)
+    try:
+        leaf.verify_directly_issued_by(root)
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm) as exc:
+        raise CertificateUntrustedError(
+            f"{what} is not signed by the central bank root", detail=detail
+        ) from exc
+    if now < leaf.not_valid_before_utc:
+        raise CertificateExpiredError(
+            f"{what} is not valid yet", code="cert.not_yet_valid", detail=detail
+        )
+    if now > leaf.not_valid_after_utc:
+        raise CertificateExpiredError(f"{what} has expired", detail=detail)
 
 
 def _check_root(root: x509.Certificate, now: dt.datetime) -> None:

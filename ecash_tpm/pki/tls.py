@@ -19,21 +19,19 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ecash_tpm.errors import InputError
 from ecash_tpm.pki.certificates import (
-    CertificateExpiredError,
     CertificateRevokedError,
-    CertificateUntrustedError,
     CertificateWrongRoleError,
     _aware_now,
-    _check_root,
     _name_values,
     _verified_crl,
+    check_issued_and_current,
     check_role,
     load_certificate,
 )
@@ -89,20 +87,8 @@ def verify_tls_peer(
     anchor = load_certificate(root)
     revocations = _verified_crl(crl, anchor, moment) if crl is not None else None
     leaf = load_certificate(cert_der)
-    detail: dict[str, object] = {"serial": format(leaf.serial_number, "x")}
-    _check_root(anchor, moment)
-    try:
-        leaf.verify_directly_issued_by(anchor)
-    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm) as exc:
-        raise CertificateUntrustedError(
-            "TLS certificate is not signed by the central bank root", detail=detail
-        ) from exc
-    if moment < leaf.not_valid_before_utc:
-        raise CertificateExpiredError(
-            "TLS certificate is not valid yet", code="cert.not_yet_valid", detail=detail
-        )
-    if moment > leaf.not_valid_after_utc:
-        raise CertificateExpiredError("TLS certificate has expired", detail=detail)
+    detail: dict[str, Any] = {"serial": format(leaf.serial_number, "x")}
+    check_issued_and_current(leaf, anchor, moment, detail, what="TLS certificate")
     try:
         bc = leaf.extensions.get_extension_for_class(x509.BasicConstraints).value
         purposes = list(leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
