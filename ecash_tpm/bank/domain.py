@@ -41,7 +41,12 @@ from ecash_tpm.bank.models import (
     ReserveResult,
     WithdrawResult,
 )
-from ecash_tpm.bank.protocols import DoubleSpendReporter, IssuerSecrets, MembershipCheck
+from ecash_tpm.bank.protocols import (
+    DoubleSpendReporter,
+    IssuerSecrets,
+    KeysetCertifier,
+    MembershipCheck,
+)
 from ecash_tpm.bank.reports import DoubleSpendReports
 from ecash_tpm.bank.settings import DEFAULT_DENOMINATIONS, BankSettings
 from ecash_tpm.bank.verify import DepositChecks
@@ -58,6 +63,7 @@ from ecash_tpm.pki import (
     verify_party_certificate,
 )
 from ecash_tpm.progress import ProgressCallback
+from ecash_tpm.protocol.certified import CertifiedKeysetList
 from ecash_tpm.protocol.coins import LIFT_KIND, check_currency
 from ecash_tpm.protocol.keysets import Keyset
 from ecash_tpm.storage import Database
@@ -141,8 +147,10 @@ class BankDomain:
         policy: BankPolicy | None = None,
         clock: Callable[[], int] = system_clock,
         keygen: KeyGen = blindrsa.generate_key,
+        keyset_certifier: KeysetCertifier | None = None,
     ) -> None:
         self.policy = policy if policy is not None else BankPolicy()
+        self.keyset_certifier = keyset_certifier
         self.clock = clock
         self.db = db
         now = dt.datetime.fromtimestamp(clock(), dt.UTC)
@@ -260,7 +268,26 @@ class BankDomain:
         return KeysetsInfo(
             bank_cert=self.bank_cert_pem(),
             keysets=self.keysets.signed_descriptors(now=self.clock()),
+            keyset_list=self.keysets.certified_list(),
         )
+
+    def certify_keysets(self) -> dict[str, Any] | None:
+        """Have the central bank certify the published keysets (docs/protocol.md 4.1) and keep
+        its list; None without a certifier (the operator installs the list instead)."""
+        if self.keyset_certifier is None:
+            return None
+        descriptors = self.keysets.signed_descriptors(now=self.clock())
+        doc = self.keyset_certifier(self.bank_cert_pem(), descriptors)
+        self.install_keyset_list(doc)
+        return doc
+
+    def install_keyset_list(self, doc: dict[str, Any]) -> CertifiedKeysetList:
+        """Keep a ``bank-keyset-list`` after checking it is the root's and names this bank."""
+        listed = CertifiedKeysetList.from_signed(
+            doc, self.central_bank_root, bank_name=self.bank_name
+        )
+        self.keysets.save_certified_list(doc)
+        return listed
 
     def rotate_keysets(
         self,
@@ -270,7 +297,7 @@ class BankDomain:
         progress: ProgressCallback | None = None,
     ) -> list[Keyset]:
         """New keysets for every denomination from ``start`` (default now)."""
-        return self.keysets.rotate(
+        made = self.keysets.rotate(
             denominations=list(denominations or self.policy.denominations),
             currency=self.currency,
             now=self.clock(),
@@ -280,6 +307,8 @@ class BankDomain:
             bits=self.policy.rsa_bits,
             progress=progress,
         )
+        self.certify_keysets()  # 4.1: new keysets go on the central bank's list at once
+        return made
 
     def ensure_keysets(self, *, progress: ProgressCallback | None = None) -> list[Keyset]:
         """Rotate only if some denomination has no keyset open for withdrawal now."""
@@ -287,6 +316,8 @@ class BankDomain:
         open_values = {k.value for k in self.keysets.list_keysets(now=now) if k.can_withdraw(now)}
         missing = [d for d in self.policy.denominations if d not in open_values]
         if not missing:
+            if self.keysets.certified_list() is None:
+                self.certify_keysets()
             return []
         return self.rotate_keysets(denominations=missing, progress=progress)
 

@@ -28,7 +28,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ from ecash_tpm.crypto import blindrsa
 from ecash_tpm.crypto.encoding import b64u_encode
 from ecash_tpm.crypto.signing import (
     PartyKey,
+    canonical_encode,
     sign_object,
     verify_object,
     write_file_atomic,
@@ -60,6 +61,8 @@ logger = logging.getLogger("ecash_tpm.bank")
 __all__ = ["Keyset", "KeysetStore", "keyset_id_for"]
 
 KeyGen = Callable[[int], rsa.RSAPrivateKey]
+#: The central bank's certified list of this bank's keysets, in the keys directory.
+KEYSET_LIST_FILE = "keyset-list.json"
 
 
 @dataclass(frozen=True)
@@ -391,6 +394,22 @@ class KeysetStore:
             ) from cause
         self.private_key(keyset.keyset_id)  # the key file on disk must match, too
         return keyset
+
+    def save_certified_list(self, doc: Mapping[str, Any]) -> None:
+        """Keep the central bank's ``bank-keyset-list`` (verified by the caller) to serve it
+        with the descriptors (docs/protocol.md 4.1)."""
+        write_file_atomic(
+            self._keys_dir / KEYSET_LIST_FILE, canonical_encode(dict(doc)), mode=0o644
+        )
+
+    def certified_list(self) -> dict[str, Any] | None:
+        """The stored ``bank-keyset-list``; None before the central bank certified one."""
+        try:
+            data = (self._keys_dir / KEYSET_LIST_FILE).read_bytes()
+        except FileNotFoundError:
+            return None
+        doc: dict[str, Any] = json.loads(data)
+        return doc
 
     def signed_descriptors(self, *, now: int) -> list[dict[str, Any]]:
         """The bank-signed descriptors of keysets whose deposit window is still open."""

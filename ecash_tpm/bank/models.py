@@ -68,6 +68,9 @@ class AccountAnswer(ApiModel):
 class KeysetsAnswer(ApiModel):
     bank_cert: str = Field(description="the bank certificate, PEM")
     keysets: list[SignedDoc] = Field(description="bank-signed descriptors, kind bank-keyset")
+    keyset_list: SignedDoc | None = Field(
+        default=None, description="the central bank's bank-keyset-list (protocol.md 4.1)"
+    )
 
 
 class WithdrawItemBody(ApiModel):
@@ -245,6 +248,7 @@ class KeysetsInfo:
 
     bank_cert: str
     keysets: list[dict[str, Any]]
+    keyset_list: dict[str, Any] | None = None
 
     def __getitem__(self, key: str) -> Any:
         return self.to_dict()[key]

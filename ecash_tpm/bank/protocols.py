@@ -46,3 +46,12 @@ class DoubleSpendReporter(Protocol):
     """
 
     def report(self, transcript_a: Mapping[str, Any], transcript_b: Mapping[str, Any]) -> Any: ...
+
+
+@runtime_checkable
+class KeysetCertifier(Protocol):
+    """The central bank's certification of the bank's keyset list (docs/protocol.md 4.1):
+    takes the bank certificate (PEM) and its signed descriptors, returns the root-signed
+    ``bank-keyset-list``. Over HTTP: ``CentralBankClient.certify_keyset_list``."""
+
+    def __call__(self, bank_cert: str, descriptors: list[dict[str, Any]]) -> dict[str, Any]: ...

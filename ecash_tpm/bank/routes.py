@@ -214,7 +214,9 @@ def build_router() -> APIRouter:
     )
     def keysets(bank: Bank) -> KeysetsAnswer:
         info = bank.keysets_info()
-        return KeysetsAnswer(bank_cert=info.bank_cert, keysets=info.keysets)
+        return KeysetsAnswer(
+            bank_cert=info.bank_cert, keysets=info.keysets, keyset_list=info.keyset_list
+        )
 
     @router.post(
         "/withdraw",

@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from ecash_tpm.centralbank.store import CentralBankStore, RevokeOutcome, StoredCrl
-from ecash_tpm.crypto.signing import PartyKey, load_public_key, write_file_atomic
+from ecash_tpm.crypto.signing import PartyKey, load_public_key, sign_object, write_file_atomic
 from ecash_tpm.errors import (
     ConflictError,
     EcashError,
@@ -438,6 +438,11 @@ class CentralBankCA:
     def root_fingerprint(self) -> str:
         """Lower-case hex SHA-256 of the DER root: what operators compare out of band."""
         return _fingerprint(self._root)
+
+    def sign_object(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Sign ``body`` with the root key (the central bank's certified epoch keys and keyset
+        lists, docs/protocol.md 3.6 and 4.1); verifiers check it against the root they pin."""
+        return sign_object(self._key, kind, body, signer=self.root_fingerprint())
 
     def issued(self) -> list[IssuedCertificate]:
         """Every certificate this CA signed, oldest first."""

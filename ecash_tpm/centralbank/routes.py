@@ -19,7 +19,7 @@ from typing import Annotated, Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import Field, StringConstraints
 
@@ -30,20 +30,41 @@ from ecash_tpm.centralbank.ca import (
     UnknownSerialError,
     parse_serial,
 )
+from ecash_tpm.centralbank.certify import (
+    IssuerEpochConflictError,
+    IssuerEpochNotFoundError,
+    KeysetListNotFoundError,
+    certify_issuer_epoch,
+    certify_keyset_list,
+    issuer_epoch_certificate,
+    latest_keyset_list,
+)
 from ecash_tpm.centralbank.settings import CentralBankSettings, token_matches
 from ecash_tpm.centralbank.supply import accept_supply_report
+from ecash_tpm.crypto.groupsig import IssuerPublic
 from ecash_tpm.crypto.signing import PublicKeyError
-from ecash_tpm.errors import AuthenticationError, ForbiddenError, InputError, NotFoundError
+from ecash_tpm.errors import (
+    AuthenticationError,
+    EcashError,
+    ForbiddenError,
+    InputError,
+    NotFoundError,
+)
 from ecash_tpm.pki import UnknownRoleError
 from ecash_tpm.protocol.api.centralbank import (
     CertifyRequest,
     CertifyResponse,
+    IssuerEpochAnswer,
+    IssuerEpochRequest,
+    KeysetListAnswer,
+    KeysetListSubmission,
     RevokeRequest,
     RevokeResponse,
     StoredSupplyReport,
     SupplyReportReceipt,
     SupplyReportSubmission,
 )
+from ecash_tpm.protocol.errors import KeysetDescriptorError
 from ecash_tpm.protocol.supply import SupplyReportConflictError, SupplyReportInvalidError
 from ecash_tpm.service.app import get_settings
 from ecash_tpm.service.auth import bearer_token
@@ -289,4 +310,54 @@ def make_router() -> APIRouter:
             cert=str(row["cert_pem"]),
         )
 
+    _register_certified_routes(router)
     return router
+
+
+def _register_certified_routes(router: APIRouter) -> None:
+    """Issuer epoch keys and bank keyset lists signed with the root (issue 10, #6 and #7;
+    docs/protocol.md 3.6 and 4.1)."""
+
+    @router.post(
+        "/certify-issuer-epoch",
+        summary="Certify the issuer's (X, Y) of an epoch (admin; one key per epoch, ever)",
+        dependencies=_ADMIN,
+        responses=errors(
+            _ADMIN_ERRORS, _INVALID_NAME, IssuerEpochConflictError, err(InputError), _CA_STATE
+        ),
+    )
+    def certify_issuer_epoch_route(body: IssuerEpochRequest, ca: CA) -> IssuerEpochAnswer:
+        try:
+            public = IssuerPublic.from_dict({"X": body.X, "Y": body.Y})
+        except EcashError as exc:
+            raise InputError(
+                f"issuer key: {exc.message}", code="centralbank.bad_epoch_key"
+            ) from exc
+        doc = certify_issuer_epoch(ca, body.issuer, body.epoch, public)
+        return IssuerEpochAnswer(certificate=doc)
+
+    @router.get(
+        "/issuer-epochs/{issuer}/{epoch}",
+        summary="The certified (X, Y) of an issuer epoch",
+        responses=errors(IssuerEpochNotFoundError),
+    )
+    def issuer_epoch(
+        ca: CA, issuer: Annotated[str, Path(max_length=64)], epoch: int
+    ) -> IssuerEpochAnswer:
+        return IssuerEpochAnswer(certificate=issuer_epoch_certificate(ca, issuer, epoch))
+
+    @router.post(
+        "/keyset-lists",
+        summary="Register the bank's signed keysets; the root-signed list of all of them",
+        responses=errors(CERT_ERRORS, KeysetDescriptorError, _CA_STATE),
+    )
+    def submit_keyset_list(body: KeysetListSubmission, ca: CA) -> KeysetListAnswer:
+        return KeysetListAnswer(keyset_list=certify_keyset_list(ca, body.cert, body.keysets))
+
+    @router.get(
+        "/keyset-lists/{bank}",
+        summary="The bank's current certified keyset list (the same for everyone)",
+        responses=errors(KeysetListNotFoundError),
+    )
+    def keyset_list(ca: CA, bank: Annotated[str, Path(max_length=64)]) -> KeysetListAnswer:
+        return KeysetListAnswer(keyset_list=latest_keyset_list(ca, bank))

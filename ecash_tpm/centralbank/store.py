@@ -84,10 +84,36 @@ CREATE TABLE cb_supply_report (
 CREATE INDEX cb_supply_report_as_of ON cb_supply_report (as_of);
 """
 
+_CERTIFIED = """
+CREATE TABLE cb_issuer_epoch (
+    issuer TEXT NOT NULL,
+    epoch BIGINT NOT NULL,
+    public_xy {blob} NOT NULL,
+    doc_json TEXT NOT NULL,
+    certified_at BIGINT NOT NULL,
+    PRIMARY KEY (issuer, epoch)
+);
+CREATE TABLE cb_keyset (
+    bank TEXT NOT NULL,
+    keyset_id {blob} NOT NULL,
+    deposit_until BIGINT NOT NULL,
+    certified_at BIGINT NOT NULL,
+    PRIMARY KEY (bank, keyset_id)
+);
+CREATE TABLE cb_keyset_list (
+    bank TEXT NOT NULL,
+    sequence BIGINT NOT NULL,
+    doc_json TEXT NOT NULL,
+    certified_at BIGINT NOT NULL,
+    PRIMARY KEY (bank, sequence)
+);
+"""
+
 #: Forward-only schema history of the central bank. Never edit a released entry; append.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "ca_state", _CA_STATE),
     Migration(2, "supply_reports", _SUPPLY_REPORTS),
+    Migration(3, "certified_epochs_and_keyset_lists", _CERTIFIED),
 )
 
 
@@ -371,3 +397,86 @@ class CentralBankStore:
                 _SELECT_REPORTS + " WHERE bank_id = :b ORDER BY as_of DESC, id DESC LIMIT 1",
                 {"b": bank_id},
             )
+
+    # --- certified issuer epochs and keyset lists (issue 10, #6 and #7) -------------------------
+
+    def insert_issuer_epoch(
+        self, issuer: str, epoch: int, public_xy: bytes, doc_json: str, now: int
+    ) -> Row:
+        """Store an epoch key unless (issuer, epoch) has one; returns the stored row, which the
+        caller compares: the first key of an epoch stands for ever."""
+        params: dict[str, Any] = {
+            "issuer": issuer,
+            "epoch": epoch,
+            "xy": public_xy,
+            "doc": doc_json,
+            "now": now,
+        }
+        with self._db.transaction() as tx:
+            tx.execute(
+                "INSERT INTO cb_issuer_epoch (issuer, epoch, public_xy, doc_json, certified_at) "
+                "VALUES (:issuer, :epoch, :xy, :doc, :now) ON CONFLICT (issuer, epoch) DO NOTHING",
+                params,
+            )
+            row = tx.fetchone(_SELECT_EPOCH, params)
+        if row is None:  # pragma: no cover - the row was just inserted or already there
+            raise StorageError("issuer epoch vanished after insert")
+        return row
+
+    def issuer_epoch(self, issuer: str, epoch: int) -> Row | None:
+        with self._db.read() as tx:
+            return tx.fetchone(_SELECT_EPOCH, {"issuer": issuer, "epoch": epoch})
+
+    def certify_keysets(
+        self,
+        bank: str,
+        keysets: Sequence[tuple[bytes, int]],
+        now: int,
+        build: Callable[[int, list[bytes], Row | None], str | None],
+    ) -> str:
+        """Register ``(keyset_id, deposit_until)`` for ``bank`` and return its list, one
+        transaction: ``build(sequence, ids still depositable, latest row)`` makes the signed
+        list, or returns None when the latest one already says the same."""
+        with self._db.transaction() as tx:
+            for keyset_id, deposit_until in keysets:
+                tx.execute(
+                    "INSERT INTO cb_keyset (bank, keyset_id, deposit_until, certified_at) "
+                    "VALUES (:bank, :id, :until, :now) ON CONFLICT (bank, keyset_id) DO NOTHING",
+                    {"bank": bank, "id": keyset_id, "until": deposit_until, "now": now},
+                )
+            ids = [
+                bytes(r["keyset_id"])
+                for r in tx.fetchall(
+                    "SELECT keyset_id FROM cb_keyset WHERE bank = :bank AND deposit_until > :now "
+                    "ORDER BY keyset_id",
+                    {"bank": bank, "now": now},
+                )
+            ]
+            latest = tx.fetchone(_SELECT_LIST + " ORDER BY sequence DESC LIMIT 1", {"bank": bank})
+            sequence = 1 if latest is None else int(latest["sequence"]) + 1
+            doc = build(sequence, ids, latest)
+            if doc is None and latest is not None:
+                return str(latest["doc_json"])
+            if doc is None:  # pragma: no cover - build returns None only with a latest list
+                raise StorageError("no keyset list to return")
+            tx.execute(
+                "INSERT INTO cb_keyset_list (bank, sequence, doc_json, certified_at) "
+                "VALUES (:bank, :seq, :doc, :now)",
+                {"bank": bank, "seq": sequence, "doc": doc, "now": now},
+            )
+            return doc
+
+    def latest_keyset_list(self, bank: str) -> str | None:
+        """The newest signed list of ``bank`` (JSON), None before the first."""
+        with self._db.read() as tx:
+            row = tx.fetchone(_SELECT_LIST + " ORDER BY sequence DESC LIMIT 1", {"bank": bank})
+        return None if row is None else str(row["doc_json"])
+
+
+_SELECT_EPOCH = (
+    "SELECT issuer, epoch, public_xy, doc_json, certified_at FROM cb_issuer_epoch "
+    "WHERE issuer = :issuer AND epoch = :epoch"
+)
+_SELECT_LIST = (
+    "SELECT bank, sequence, doc_json, certified_at FROM cb_keyset_list WHERE bank = :bank"
+)

@@ -70,7 +70,12 @@ class BankClient(ServiceClient):
             else load_public_key(cert)
         )
         signed = list(answer["keysets"])
-        return BankKeysets(cert, [Keyset.from_signed(d, key) for d in signed], signed)
+        return BankKeysets(
+            cert,
+            [Keyset.from_signed(d, key) for d in signed],
+            signed,
+            keyset_list=answer.get("keyset_list"),
+        )
 
     def coin_status(self, sigma: bytes) -> dict[str, Any]:
         """``{sigma, state, locked_until?}`` with state unspent | locked | spent."""

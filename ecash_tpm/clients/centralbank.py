@@ -19,10 +19,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ecash_tpm.clients.base import ServiceClient
+from ecash_tpm.crypto.groupsig import IssuerPublic
 from ecash_tpm.crypto.signing import load_public_key, public_key_bytes
 from ecash_tpm.pki import load_certificate, load_crl
 from ecash_tpm.protocol.api.centralbank import (
     CertifyResponse,
+    IssuerEpochAnswer,
+    KeysetListAnswer,
     RevokeResponse,
     StoredSupplyReport,
     SupplyReportReceipt,
@@ -157,6 +160,40 @@ class CentralBankClient(ServiceClient):
             headers=self.auth_headers(),
             response_model=RevokeResponse,
         )
+
+    # --- certified issuer epochs and keyset lists (docs/protocol.md 3.6, 4.1) -------------------
+
+    def certify_issuer_epoch(self, issuer: str, epoch: int, public: IssuerPublic) -> dict[str, Any]:
+        """The root-signed ``issuer-epoch-key`` for (issuer, epoch) (admin token)."""
+        answer = self.post_json(
+            "/v1/certify-issuer-epoch",
+            {"issuer": issuer, "epoch": epoch, **public.to_dict()},
+            headers=self.auth_headers(),
+            response_model=IssuerEpochAnswer,
+        )
+        return dict(answer.certificate)
+
+    def issuer_epoch(self, issuer: str, epoch: int) -> dict[str, Any]:
+        answer = self.get_json(
+            f"/v1/issuer-epochs/{issuer}/{epoch}", response_model=IssuerEpochAnswer
+        )
+        return dict(answer.certificate)
+
+    def certify_keyset_list(
+        self, bank_cert: x509.Certificate | bytes | str, keysets: Sequence[Mapping[str, Any]]
+    ) -> dict[str, Any]:
+        """Submit the bank's signed descriptors; the root-signed ``bank-keyset-list``."""
+        answer = self.post_json(
+            "/v1/keyset-lists",
+            {"cert": _pem(bank_cert), "keysets": [dict(k) for k in keysets]},
+            response_model=KeysetListAnswer,
+        )
+        return dict(answer.keyset_list)
+
+    def keyset_list(self, bank: str) -> dict[str, Any]:
+        """The bank's current certified keyset list."""
+        answer = self.get_json(f"/v1/keyset-lists/{bank}", response_model=KeysetListAnswer)
+        return dict(answer.keyset_list)
 
 
 def _pem(cert: x509.Certificate | bytes | str) -> str:

@@ -53,6 +53,8 @@ from ecash_tpm.crypto.groupsig import (
     issue_credential,
     verify_join_proof,
 )
+from ecash_tpm.crypto.groupsig.credential import Credential
+from ecash_tpm.crypto.groupsig.keyproof import prove_credential_key
 from ecash_tpm.crypto.signing import verify_object
 from ecash_tpm.errors import EcashError
 from ecash_tpm.issuer import store
@@ -196,6 +198,7 @@ class IssuerService:
                 "issuer_public": pub.issuer_public.to_dict(),
                 "pcr_selection": self.policy.selection(),
                 "opener_public": self.opener_public.encode(),
+                "epoch_certificate": self.keys.epoch_certificate(pub.epoch),
             }
         )
 
@@ -389,7 +392,17 @@ class IssuerService:
             epoch=epoch,
             credential=credential.to_dict(),
             credential_proof=cred_proof.to_dict(),
+            **self._key_proof(epoch, credential),
         )
+
+    def _key_proof(self, epoch: int, credential: Credential) -> dict[str, Any]:
+        """docs/protocol.md 3.6: prove the credential is under the epoch's key and hand over
+        the central bank's certificate of that key (the member refuses it otherwise)."""
+        proof = prove_credential_key(self.keys.secret_for_epoch(epoch), credential)
+        return {
+            "credential_key_proof": proof.to_dict(),
+            "epoch_certificate": self.keys.epoch_certificate(epoch),
+        }
 
     @staticmethod
     def _duplicate(exc: UniqueViolationError, member_id: str) -> EcashError:

@@ -18,15 +18,18 @@ credentials.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import stat
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ecash_tpm.crypto.groupsig import IssuerPublic, IssuerSecret
+from ecash_tpm.crypto.signing import canonical_encode, write_file_atomic
 from ecash_tpm.errors import EcashError
 from ecash_tpm.issuer.errors import IssuerKeyError, IssuerKeyPermissionError, UnknownEpochError
 
@@ -36,6 +39,10 @@ MAX_EPOCH = 2**32 - 1
 
 def _file_name(epoch: int) -> str:
     return f"epoch-{epoch:08d}.key"
+
+
+def _cert_name(epoch: int) -> str:
+    return f"epoch-{epoch:08d}.cert.json"
 
 
 def _check_epoch(epoch: object) -> int:
@@ -160,6 +167,32 @@ class IssuerKeyStore:
         """Public description of ``epoch`` (default: the current one)."""
         e = self.current_epoch if epoch is None else _check_epoch(epoch)
         return IssuerPublicInfo(e, self.public_for_epoch(e))
+
+    # -- central-bank certificates of epoch keys (docs/protocol.md 3.6) ----------------------
+
+    def save_epoch_certificate(self, epoch: int, doc: Mapping[str, Any]) -> None:
+        """Keep the central bank's ``issuer-epoch-key`` for ``epoch``; it must name this
+        epoch's key (the issuer hands it to every member with the credential)."""
+        epoch = _check_epoch(epoch)
+        body = doc.get("body") if isinstance(doc, Mapping) else None
+        mine = {"epoch": epoch, **self.public_for_epoch(epoch).to_dict()}
+        if not isinstance(body, Mapping) or any(body.get(k) != v for k, v in mine.items()):
+            raise IssuerKeyError(
+                "the certificate is not for this epoch's key", detail={"epoch": epoch}
+            )
+        write_file_atomic(self._dir / _cert_name(epoch), canonical_encode(dict(doc)), mode=0o644)
+
+    def epoch_certificate(self, epoch: int) -> dict[str, Any] | None:
+        """The stored central-bank certificate of ``epoch`` (None if there is none yet)."""
+        path = self._dir / _cert_name(_check_epoch(epoch))
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise IssuerKeyError(f"cannot read {path}: {exc}") from exc
+        doc: dict[str, Any] = json.loads(data)
+        return doc
 
     # -- rotation -----------------------------------------------------------------------------
 

@@ -123,6 +123,27 @@ class RegistryConflictError(ConflictError):
     code = "registry.conflict"
 
 
+# --- central-bank certified issuer epochs and keyset lists (docs/protocol.md 3.6, 4.1) ---------
+
+
+class IssuerEpochCertificateError(CryptoError):
+    """An issuer epoch key is missing, not signed by the central-bank root, or malformed."""
+
+    code = "issuer_epoch.invalid"
+
+
+class KeysetListError(CryptoError):
+    """A bank's keyset list is missing, not signed by the central-bank root, or malformed."""
+
+    code = "keyset_list.invalid"
+
+
+class KeysetNotCertifiedError(CryptoError):
+    """The bank offers a keyset that is not on its central-bank-certified list."""
+
+    code = "keyset_list.keyset_not_certified"
+
+
 # --- fair exchange -------------------------------------------------------------------------------
 
 

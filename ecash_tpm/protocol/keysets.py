@@ -202,3 +202,5 @@ class BankKeysets:
     bank_cert: x509.Certificate
     keysets: list[Keyset]
     signed: list[dict[str, Any]]
+    #: the central bank's ``bank-keyset-list`` served with them (docs/protocol.md 4.1)
+    keyset_list: dict[str, Any] | None = None

@@ -13,6 +13,12 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from ecash_tpm.protocol import coins, evidence, exchange, keysets, payments, registry, supply
+from ecash_tpm.protocol.certified import (
+    ISSUER_EPOCH_KIND,
+    KEYSET_LIST_KIND,
+    CertifiedKeysetList,
+    IssuerEpochCertificate,
+)
 
 __all__ = ["KINDS", "Kind"]
 
@@ -129,5 +135,20 @@ KINDS: Mapping[str, Kind] = _kinds(
         exchange.parse_deposit_answer,
         None,
         "Fair exchange: disputes",
+    ),
+    # issue 10 (#6, #7): signed with the central bank's root key, checked against the root
+    Kind(
+        ISSUER_EPOCH_KIND,
+        "centralbank",
+        IssuerEpochCertificate.from_body,
+        IssuerEpochCertificate.from_signed,
+        "Certified issuer epoch key",
+    ),
+    Kind(
+        KEYSET_LIST_KIND,
+        "centralbank",
+        CertifiedKeysetList.from_body,
+        CertifiedKeysetList.from_signed,
+        "Certified keyset list",
     ),
 )

@@ -31,6 +31,8 @@ from ecash_tpm.crypto.groupsig import (
     make_join_proof,
     verify_credential_proof,
 )
+from ecash_tpm.crypto.groupsig.errors import CredentialKeyProofError
+from ecash_tpm.crypto.groupsig.keyproof import CredentialKeyProof, verify_credential_key
 from ecash_tpm.device import EkKind
 from ecash_tpm.errors import EcashError, InputError, ProtocolError
 from ecash_tpm.progress import ProgressCallback, silent
@@ -41,7 +43,10 @@ from ecash_tpm.protocol.api.issuer import (
     JoinStartRequest,
     JoinStartResponse,
 )
+from ecash_tpm.protocol.certified import IssuerEpochCertificate
+from ecash_tpm.protocol.errors import IssuerEpochCertificateError
 from ecash_tpm.protocol.join import join_qualifying_data
+from ecash_tpm.wallet.context import RootCertificate
 from ecash_tpm.wallet.ek_source import EkCertificateSource, choose_ek_certificate
 from ecash_tpm.wallet.membership import (
     Membership,
@@ -201,8 +206,10 @@ def finalize_membership(
     answer: JoinFinishResponse,
     info: IssuerInfo,
     issuer_url: str,
+    root: RootCertificate | None = None,
 ) -> Membership:
-    """Check the issuer's credential proof against Q and store the membership atomically."""
+    """Check the issuer's credential proofs (against Q, and against the epoch's certified key
+    when ``root`` is given) and store the membership atomically."""
     area = parse_tpm2b_public(keys.daa.public)
     pt = area.ecc_point()
     q = Point.from_xy_bytes(pt.x, pt.y)
@@ -214,6 +221,7 @@ def finalize_membership(
             "the credential is for another epoch than the issuer info fetched",
             detail={"credential_epoch": answer.epoch, "info_epoch": info.epoch},
         )
+    issuer_public = check_credential_key(answer, info, credential, root)
     t0 = JoinProof.from_dict(finish.join_proof).t0
     membership = Membership(
         member_id=answer.member_id,
@@ -225,7 +233,7 @@ def finalize_membership(
         q=q,
         t0=t0,
         opener_public=Point.decode(info.opener_public),
-        issuer_public=IssuerPublic.from_dict(info.issuer_public.model_dump()),
+        issuer_public=issuer_public,
         ek_kind=keys.ek_kind.value,
         ek_fingerprint=parse_ek_certificate(start.ek_cert).fingerprint,  # the issuer's id of it
         ak_name=keys.ak.name,
@@ -233,6 +241,47 @@ def finalize_membership(
     )
     save_membership(data_dir, membership)
     return membership
+
+
+def check_credential_key(
+    answer: JoinFinishResponse,
+    info: IssuerInfo,
+    credential: Credential,
+    root: RootCertificate | None,
+) -> IssuerPublic:
+    """docs/protocol.md 3.6: refuse a credential not made with the epoch's one key.
+
+    With ``root`` (the wallet CLI, the demo) the key is the (X, Y) the central bank certified for
+    the credential's epoch -- the same for every member, so the issuer cannot tag members with
+    keys of their own; without it, the (X, Y) the issuer publishes in its info. Returns the key
+    checked against. Codes: ``daa.credential_key_proof_missing``, ``issuer_epoch.missing``,
+    ``issuer_epoch.invalid``, ``issuer_epoch.mismatch``, ``daa.credential_key_proof_invalid``.
+    """
+    if answer.credential_key_proof is None:
+        raise CredentialKeyProofError(
+            "the issuer sent no proof that the credential is under the epoch's key",
+            code="daa.credential_key_proof_missing",
+        )
+    proof = CredentialKeyProof.from_dict(answer.credential_key_proof)
+    if root is None:
+        public = IssuerPublic.from_dict(info.issuer_public.model_dump())
+    else:
+        if answer.epoch_certificate is None:
+            raise IssuerEpochCertificateError(
+                "the issuer sent no central-bank certificate of the epoch's key",
+                code="issuer_epoch.missing",
+                detail={"epoch": answer.epoch},
+            )
+        certified = IssuerEpochCertificate.from_signed(answer.epoch_certificate, root)
+        if certified.epoch != answer.epoch:
+            raise IssuerEpochCertificateError(
+                "the certified key is for another epoch than the credential",
+                code="issuer_epoch.mismatch",
+                detail={"credential_epoch": answer.epoch, "certified_epoch": certified.epoch},
+            )
+        public = certified.public
+    verify_credential_key(public, credential, proof)
+    return public
 
 
 def join(
@@ -245,8 +294,12 @@ def join(
     ek_source: EkCertificateSource | None = None,
     progress: Progress | None = None,
     event_log: bytes | None = None,
+    root: RootCertificate | None = None,
 ) -> Membership:
     """Run the whole join against ``issuer`` and store the membership in ``data_dir``.
+
+    ``root``: the central-bank root; the credential must then be under the epoch key the
+    central bank certified (docs/protocol.md 3.6).
 
     Refuses (``wallet.already_joined``) when ``data_dir`` already holds a membership. A failure
     anywhere leaves no membership file (the keys stay and are reused on the next attempt).
@@ -284,6 +337,7 @@ def join(
             answer=answer,
             info=info,
             issuer_url=issuer.base_url,
+            root=root,
         )
     finally:
         release_keys(device, keys)

@@ -25,7 +25,9 @@ from typing import Any
 
 from ecash_tpm.crypto.encoding import b64u_decode
 from ecash_tpm.errors import ConflictError, NotFoundError
+from ecash_tpm.protocol.certified import CertifiedKeysetList
 from ecash_tpm.protocol.coins import Coin
+from ecash_tpm.protocol.errors import KeysetListError
 from ecash_tpm.protocol.payments import KeysetBook
 from ecash_tpm.storage import Database, Migration, Transaction, sqlite_url
 from ecash_tpm.wallet.coins import HeldCoin
@@ -98,6 +100,20 @@ MIGRATIONS: list[Migration] = [
             withdraw_until BIGINT NOT NULL,
             deposit_until BIGINT NOT NULL,
             descriptor TEXT NOT NULL
+        );
+        """,
+    ),
+    Migration(
+        2,
+        "keyset_list",
+        """
+        CREATE TABLE wallet_keyset_list (
+            bank TEXT PRIMARY KEY,
+            sequence BIGINT NOT NULL,
+            list_id TEXT NOT NULL,
+            certified_at BIGINT NOT NULL,
+            doc TEXT NOT NULL,
+            seen_at BIGINT NOT NULL
         );
         """,
     ),
@@ -178,6 +194,42 @@ class WalletStore:
                         "d": json.dumps(book.descriptors[ks.keyset_id], sort_keys=True),
                     },
                 )
+
+    def save_keyset_list(self, listed: CertifiedKeysetList, doc: dict[str, Any]) -> None:
+        """Remember the central-bank keyset list the wallet trusts (docs/protocol.md 4.1);
+        ``keyset_list.rollback`` for a list older than one already seen for that bank."""
+        with self._db.transaction() as tx:
+            row = tx.fetchone(
+                "SELECT sequence FROM wallet_keyset_list WHERE bank = :b", {"b": listed.bank}
+            )
+            if row is not None and int(row["sequence"]) > listed.sequence:
+                raise KeysetListError(
+                    "the bank served an older keyset list than this wallet has seen",
+                    code="keyset_list.rollback",
+                    detail={"seen": int(row["sequence"]), "served": listed.sequence},
+                )
+            tx.execute(
+                "INSERT INTO wallet_keyset_list (bank, sequence, list_id, certified_at, doc,"
+                " seen_at) VALUES (:b, :s, :i, :c, :d, :t) ON CONFLICT (bank) DO UPDATE SET"
+                " sequence = :s, list_id = :i, certified_at = :c, doc = :d, seen_at = :t",
+                {
+                    "b": listed.bank,
+                    "s": listed.sequence,
+                    "i": listed.list_id,
+                    "c": listed.certified_at,
+                    "d": json.dumps(doc, sort_keys=True),
+                    "t": self._clock(),
+                },
+            )
+
+    def trusted_keyset_lists(self) -> list[dict[str, Any]]:
+        """The keyset lists the wallet trusts, one per bank: what ``wallet keysets`` shows."""
+        with self._db.read() as tx:
+            rows = tx.fetchall(
+                "SELECT bank, sequence, list_id, certified_at, seen_at FROM wallet_keyset_list"
+                " ORDER BY bank"
+            )
+        return [dict(r) for r in rows]
 
     # --- withdrawals -----------------------------------------------------------------------
 

@@ -25,10 +25,13 @@ from typing import Any, Protocol
 from cryptography import x509
 
 from ecash_tpm.crypto import blindrsa
+from ecash_tpm.crypto.encoding import b64u_encode
 from ecash_tpm.crypto.groupsig import Credential, RandomizedCredential, coin_message
 from ecash_tpm.errors import EcashError, ProtocolError, RemoteError
 from ecash_tpm.progress import ProgressCallback, silent
+from ecash_tpm.protocol.certified import CertifiedKeysetList
 from ecash_tpm.protocol.coins import Coin
+from ecash_tpm.protocol.errors import KeysetNotCertifiedError
 from ecash_tpm.protocol.keysets import BankKeysets, Keyset
 from ecash_tpm.protocol.payments import KeysetBook, book_from_bank_keysets
 from ecash_tpm.service.errors import RemoteCallError
@@ -41,6 +44,7 @@ __all__ = [
     "WalletBank",
     "WithdrawalPendingError",
     "WithdrawResult",
+    "check_certified_keysets",
     "fetch_keysets",
     "new_request_id",
     "plan_withdrawal",
@@ -112,9 +116,29 @@ def fetch_keysets(
     """The bank's keysets, verified against the central-bank root (and remembered)."""
     raw = bank.keysets(central_bank_root=root)
     book = book_from_bank_keysets(raw, root, bank_name=bank_name, now=now)
+    listed = check_certified_keysets(raw, book, root)
     if store is not None:
+        if raw.keyset_list is not None:
+            store.save_keyset_list(listed, raw.keyset_list)
         store.save_keysets(book)
     return book
+
+
+def check_certified_keysets(
+    raw: BankKeysets, book: KeysetBook, root: x509.Certificate | bytes | str
+) -> CertifiedKeysetList:
+    """docs/protocol.md 4.1: every keyset the bank offers must be on the central bank's list
+    of that bank's keysets (one list for everyone), so a bank cannot tag a customer with a
+    keyset of its own. Codes: ``keyset_list.missing``, ``keyset_list.invalid``,
+    ``keyset_list.keyset_not_certified``."""
+    listed = CertifiedKeysetList.from_signed(raw.keyset_list, root, bank_name=book.bank_name)
+    for keyset_id in book.keysets:
+        if keyset_id not in listed:
+            raise KeysetNotCertifiedError(
+                "the bank offers a keyset that is not on its central-bank-certified list",
+                detail={"keyset_id": b64u_encode(keyset_id), "list_id": listed.list_id},
+            )
+    return listed
 
 
 def plan_withdrawal(

@@ -49,6 +49,7 @@ Everything is stopped on exit; files stay in ``base_dir`` (the caller's temporar
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import secrets
 import threading
 import time
@@ -336,7 +337,13 @@ class System:
         """Attested join of ``device`` (an open TpmDevice) for the customer account."""
         from ecash_tpm.wallet.join import join
 
-        return join(device, self.issuer_client(), wallet_dir, account_id=self.customer.account_id)
+        return join(
+            device,
+            self.issuer_client(),
+            wallet_dir,
+            account_id=self.customer.account_id,
+            root=self.root_pem,
+        )
 
     def open_wallet(self, device: Any, wallet_dir: Path, *, join: bool = True) -> WalletHandle:
         """The wallet in ``wallet_dir`` on ``device`` (joined first unless ``join=False``)."""
@@ -508,6 +515,28 @@ class WalletHandle:
         return int(self.store.balance().get(self.system.currency, {}).get("unspent", 0))
 
 
+def certify_epoch(ca: CentralBankCA, keys: IssuerKeyStore, clock: Clock, epoch: int = 0) -> None:
+    """The central bank certifies the issuer's key of ``epoch`` (default: the current one)."""
+    from ecash_tpm.centralbank.certify import certify_issuer_epoch
+
+    e = epoch or keys.current_epoch
+    now = dt.datetime.fromtimestamp(clock(), dt.UTC)
+    keys.save_epoch_certificate(
+        e, certify_issuer_epoch(ca, "issuer", e, keys.public_for_epoch(e), now=now)
+    )
+
+
+def keyset_certifier(ca: CentralBankCA, clock: Clock) -> Callable[..., dict[str, Any]]:
+    """The bank's link to the central bank's keyset-list certification, in process."""
+    from ecash_tpm.centralbank.certify import certify_keyset_list
+
+    def certify(bank_cert: str, descriptors: list[dict[str, Any]]) -> dict[str, Any]:
+        now = dt.datetime.fromtimestamp(clock(), dt.UTC)
+        return certify_keyset_list(ca, bank_cert, descriptors, now=now)
+
+    return certify
+
+
 def _certify(ca: CentralBankCA, role: str, name: str) -> tuple[PartyKey, str]:
     key = PartyKey.generate()
     return key, cert_pem(ca.certify(role, name, key.public_key))
@@ -611,6 +640,7 @@ def start_system(
         iss_key, iss_cert = _certify(ca, "issuer", "issuer")
         iss_dir = base / "issuer"
         keys = IssuerKeyStore.create(iss_dir / "issuer-keys")
+        certify_epoch(ca, keys, tick)  # docs/protocol.md 3.6
         iss_tls = tls_files("issuer", "issuer", iss_dir)
         roots, inter = swtpm.ca_certificates()
         if tpm is not None:
@@ -679,6 +709,7 @@ def start_system(
             policy=BankPolicy(**policy_kw),
             clock=tick,
             keygen=_pooled_keygen(),
+            keyset_certifier=keyset_certifier(ca, tick),  # docs/protocol.md 4.1
         )
         customer = Customer("alice", "correct horse battery", secrets.token_bytes(20), tick)
         bank.create_customer(

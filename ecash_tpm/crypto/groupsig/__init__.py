@@ -19,6 +19,8 @@ Modules (DESIGN = the design brief, protocol = docs/protocol.md):
 * :mod:`.join`: the join DAA proof (DESIGN §4; protocol §3.3, §3.4).
 * :mod:`.credential`: issuance, the member's check, randomisation and the bank's designated
   check (DESIGN §4, §5; protocol §3.4, §3.5, §5.1, §7.2).
+* :mod:`.keyproof`: the issuer's proof that a credential is under the epoch's certified
+  (X, Y) (protocol §3.6).
 * :mod:`.spend`: coin message and spend proof (DESIGN §5; protocol §5.1, §7, §7.1).
 * :mod:`.opening`: opening and its proof (DESIGN §5; protocol §12).
 
@@ -65,6 +67,7 @@ from ecash_tpm.crypto.groupsig.encoding import (
 )
 from ecash_tpm.crypto.groupsig.errors import (
     CredentialError,
+    CredentialKeyProofError,
     CredentialProofError,
     GroupsigEncodingError,
     JoinProofError,
@@ -78,6 +81,12 @@ from ecash_tpm.crypto.groupsig.join import (
     join_challenge,
     make_join_proof,
     verify_join_proof,
+)
+from ecash_tpm.crypto.groupsig.keyproof import (
+    TAG_CRED_KEY,
+    CredentialKeyProof,
+    prove_credential_key,
+    verify_credential_key,
 )
 from ecash_tpm.crypto.groupsig.keys import IssuerPublic, IssuerSecret, OpenerSecret
 from ecash_tpm.crypto.groupsig.opening import (
@@ -107,12 +116,15 @@ __all__ = [
     "SIGMA_LEN",
     "TAG_COIN",
     "TAG_CRED",
+    "TAG_CRED_KEY",
     "TAG_JOIN",
     "TAG_OPEN",
     "TAG_SPEND",
     "CommitResult",
     "Credential",
     "CredentialError",
+    "CredentialKeyProof",
+    "CredentialKeyProofError",
     "CredentialProof",
     "CredentialProofError",
     "DaaSigner",
@@ -138,8 +150,10 @@ __all__ = [
     "make_spend_proof",
     "open_and_identify",
     "open_proof",
+    "prove_credential_key",
     "spend_challenge",
     "verify_credential",
+    "verify_credential_key",
     "verify_credential_proof",
     "verify_join_proof",
     "verify_opening",

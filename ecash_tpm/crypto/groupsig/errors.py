@@ -10,6 +10,7 @@ from ecash_tpm.errors import EncodingError, NotFoundError, ProofError, TpmError
 
 __all__ = [
     "CredentialError",
+    "CredentialKeyProofError",
     "CredentialProofError",
     "GroupsigEncodingError",
     "JoinProofError",
@@ -36,6 +37,12 @@ class CredentialProofError(ProofError):
     """The issuer's proof that log_G(B) = log_Q(D) does not verify (member-side check)."""
 
     code = "daa.credential_proof_invalid"
+
+
+class CredentialKeyProofError(ProofError):
+    """The issuer's proof that the credential is under the epoch's certified (X, Y) fails."""
+
+    code = "daa.credential_key_proof_invalid"
 
 
 class CredentialError(ProofError):

@@ -63,3 +63,32 @@ class StoredSupplyReport(ApiModel):
     received_at: int
     report: SignedDoc = Field(description="the bank-signed supply-report as submitted")
     cert: str
+
+
+# --- certified issuer epochs and keyset lists (docs/protocol.md 3.6, 4.1) ----------------------
+
+
+class IssuerEpochRequest(ApiModel):
+    """Admin: certify the issuer's (X, Y) for ``epoch`` (one key per epoch, ever)."""
+
+    issuer: Annotated[str, Field(min_length=1, max_length=64)]
+    epoch: Annotated[int, Field(ge=0, le=2**32 - 1)]
+    X: Annotated[str, Field(min_length=1, max_length=128, description="b64u 65-byte point")]
+    Y: Annotated[str, Field(min_length=1, max_length=128, description="b64u 65-byte point")]
+
+
+class IssuerEpochAnswer(ApiModel):
+    certificate: SignedDoc = Field(description="root-signed issuer-epoch-key")
+
+
+class KeysetListSubmission(ApiModel):
+    """The bank's signed keyset descriptors and its certificate (self-authenticating)."""
+
+    cert: Annotated[str, Field(max_length=MAX_CERT_PEM)] = Field(
+        description="the bank's certificate, PEM"
+    )
+    keysets: list[SignedDoc] = Field(max_length=1024, description="bank-keyset descriptors")
+
+
+class KeysetListAnswer(ApiModel):
+    keyset_list: SignedDoc = Field(description="root-signed bank-keyset-list")

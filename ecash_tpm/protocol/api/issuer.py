@@ -93,6 +93,10 @@ class JoinFinishResponse(ApiModel):
     credential: dict[str, str]
     credential_proof: dict[str, str]
     measured_boot: MeasuredBootVerdict | None = None
+    #: docs/protocol.md 3.6: the proof that the credential is under the certified (X, Y) and
+    #: the central bank's certificate of that key; the wallet refuses a credential without them.
+    credential_key_proof: dict[str, str] | None = None
+    epoch_certificate: SignedDoc | None = None
 
 
 class IssuerPublicModel(ApiModel):
@@ -107,6 +111,8 @@ class IssuerInfo(ApiModel):
     issuer_public: IssuerPublicModel
     pcr_selection: PcrSelectionModel
     opener_public: B64Bytes
+    #: the central bank's ``issuer-epoch-key`` of ``epoch`` (docs/protocol.md 3.6)
+    epoch_certificate: SignedDoc | None = None
 
 
 class MemberRecord(ApiModel):
