@@ -150,6 +150,8 @@ def _cmd_join(args: argparse.Namespace) -> int:
 
     ek_source = _ek_source(args)  # a bad URL template fails before the TPM is opened
     _coin_settings(args)  # keeps --root
+    has_root = (Path(args.data) / WALLET_ROOT_FILE).exists()
+    root = _coin_root(args) if has_root else None
     conn = _link(args, args.issuer, role="issuer", name=args.issuer_name)
     tcti = resolve_tcti(args)
     event_log = _event_log(args, tcti)
@@ -167,6 +169,7 @@ def _cmd_join(args: argparse.Namespace) -> int:
             ek_source=ek_source,
             progress=progress,
             event_log=event_log,
+            root=root,  # 3.6: the credential must be under the certified epoch key
         )
     summary: dict[str, Any] = membership.summary()
     emit(
@@ -557,6 +560,10 @@ def register_coins(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
     p = data_args(sub.add_parser("balance", help="coins held, pending and expired"))
     p.set_defaults(func=_cmd_balance)
+
+    from ecash_tpm.cli.wallet_keysets import register_keysets
+
+    register_keysets(sub)  # docs/protocol.md 4.1: the certified keyset list trusted
 
     p = sub.add_parser("pay", help="pay a merchant with TPM-bound coins")
     add_device_args(p)

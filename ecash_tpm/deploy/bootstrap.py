@@ -76,6 +76,7 @@ __all__ = [
     "DeployError",
     "PartyInit",
     "admin_bank",
+    "certify_bank_keysets",
     "create_customer",
     "init_bank",
     "init_central_bank",
@@ -456,6 +457,7 @@ def init_issuer(
     cert = link.install("issuer", name, key, settings.resolved_certificate_file(), root_path)
     _add_tls(cert, link, "issuer", name, settings)
     info = keys.public_info().to_dict()
+    _certify_epoch(keys, link, name)
     facts = {
         "epoch": info["epoch"],
         "ek_trust_roots": len(store.roots),
@@ -463,6 +465,25 @@ def init_issuer(
         "pcr_policy": PcrPolicy.load(policy_file).to_dict(),
     }
     return PartyInit("issuer", cert, facts, extra)
+
+
+def _certify_epoch(keys: Any, link: CentralBankLink, name: str) -> None:
+    """docs/protocol.md 3.6: the central bank certifies the current epoch's (X, Y) once; the
+    issuer hands the certificate to every member with its credential (kept when present)."""
+    epoch = keys.current_epoch
+    if keys.epoch_certificate(epoch) is None:
+        doc = link.client.certify_issuer_epoch(name, epoch, keys.public_for_epoch(epoch))
+        keys.save_epoch_certificate(epoch, doc)
+
+
+def certify_bank_keysets(bank: BankDomain, central_bank: CentralBankClient) -> Any:
+    """docs/protocol.md 4.1: have the central bank certify the bank's published keysets (the
+    list wallets withdraw under) and keep it where ``GET /v1/keysets`` serves it; returns the
+    :class:`~ecash_tpm.protocol.certified.CertifiedKeysetList`."""
+    descriptors = bank.keysets.signed_descriptors(now=bank.clock())
+    return bank.install_keyset_list(
+        central_bank.certify_keyset_list(bank.bank_cert_pem(), descriptors)
+    )
 
 
 def init_bank(
@@ -488,7 +509,9 @@ def init_bank(
     with admin_bank(settings, create=True) as bank:
         made = bank.ensure_keysets()
         keysets = bank.keysets.list_keysets(now=bank.clock())
+        listed = certify_bank_keysets(bank, link.client)
     facts = {
+        "keyset_list": listed.to_summary(),
         "keysets_created": len(made),
         "denominations": sorted({k.value for k in keysets}),
         "currency": settings.currency,

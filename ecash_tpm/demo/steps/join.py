@@ -79,6 +79,7 @@ def join(ctx: StoryContext, detail: dict[str, Any]) -> None:
                 answer=answer,
                 info=info,
                 issuer_url=issuer.base_url,
+                root=dep.root_pem(),  # 3.6: the credential is under the certified epoch key
             )
         finally:
             release_keys(device, keys)

@@ -67,6 +67,7 @@ def withdraw(ctx: StoryContext, detail: dict[str, Any]) -> None:
             deposit_until=created + EXPIRING_WINDOW_S,
             now=created,
         )
+        _certify_keysets(ctx, admin)  # on the central bank's list, or no wallet takes it
     short = _withdraw(ctx, EXPIRING_VALUE, strategy="fewest")
     (held,) = short.coins
     ctx.expiring_coin = ExpiringCoin(
@@ -95,6 +96,21 @@ def withdraw(ctx: StoryContext, detail: dict[str, Any]) -> None:
         },
         customer_balance=account["balance"],
         wallet=wallet,
+    )
+
+
+def _certify_keysets(ctx: StoryContext, admin: Any) -> None:
+    """The bank submits its keysets to the central bank (docs/protocol.md 4.1)."""
+    from ecash_tpm.clients.centralbank import CentralBankClient
+    from ecash_tpm.deploy.bootstrap import certify_bank_keysets
+
+    dep = ctx.dep
+    with CentralBankClient(dep.url("centralbank"), **dep.client_kwargs("centralbank")) as cb:
+        listed = certify_bank_keysets(admin, cb)
+    ctx.fact(
+        "keyset list",
+        f"certified by the central bank: list {listed.list_id[:16]}... "
+        f"(#{listed.sequence}, {len(listed.keyset_ids)} keysets, the same for every wallet)",
     )
 
 
