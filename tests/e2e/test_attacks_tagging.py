@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from support.system import System, WalletHandle, start_system
 
 from ecash_tpm.centralbank.certify import certify_issuer_epoch, latest_keyset_list
 from ecash_tpm.crypto import blindrsa
@@ -26,7 +27,6 @@ from ecash_tpm.issuer.keys import IssuerKeyStore, IssuerPublicInfo
 from ecash_tpm.protocol.certified import CertifiedKeysetList, IssuerEpochCertificate
 from ecash_tpm.protocol.keysets import KEYSET_DESCRIPTOR_KIND, keyset_id_for, spki
 from ecash_tpm.wallet.membership import has_membership
-from tests.support.system import System, WalletHandle, start_system
 
 pytestmark = pytest.mark.swtpm
 
