@@ -161,10 +161,10 @@ def certify_keyset_list(
                 f"keyset descriptor rejected: {exc.message}", detail={"cause": exc.code}
             ) from exc
 
-    def build(sequence: int, ids: list[bytes], latest: Row | None) -> str | None:
+    def build(sequence: int, ids: dict[bytes, int], latest: Row | None) -> str | None:
         if latest is not None:
             old = CertifiedKeysetList.from_body(_doc(latest)["body"])
-            if old.keyset_ids == frozenset(ids):
+            if dict(old.deposit_until) == ids:
                 return None
         body = keyset_list_body(bank, sequence, ids, t)
         return canonical_encode(ca.sign_object(KEYSET_LIST_KIND, body)).decode()

@@ -432,11 +432,11 @@ class CentralBankStore:
         bank: str,
         keysets: Sequence[tuple[bytes, int]],
         now: int,
-        build: Callable[[int, list[bytes], Row | None], str | None],
+        build: Callable[[int, dict[bytes, int], Row | None], str | None],
     ) -> str:
         """Register ``(keyset_id, deposit_until)`` for ``bank`` and return its list, one
-        transaction: ``build(sequence, ids still depositable, latest row)`` makes the signed
-        list, or returns None when the latest one already says the same."""
+        transaction: ``build(sequence, {id: deposit_until} still depositable, latest row)``
+        makes the signed list, or returns None when the latest one already says the same."""
         with self._db.transaction() as tx:
             for keyset_id, deposit_until in keysets:
                 tx.execute(
@@ -444,14 +444,14 @@ class CentralBankStore:
                     "VALUES (:bank, :id, :until, :now) ON CONFLICT (bank, keyset_id) DO NOTHING",
                     {"bank": bank, "id": keyset_id, "until": deposit_until, "now": now},
                 )
-            ids = [
-                bytes(r["keyset_id"])
+            ids = {
+                bytes(r["keyset_id"]): int(r["deposit_until"])
                 for r in tx.fetchall(
-                    "SELECT keyset_id FROM cb_keyset WHERE bank = :bank AND deposit_until > :now "
-                    "ORDER BY keyset_id",
+                    "SELECT keyset_id, deposit_until FROM cb_keyset WHERE bank = :bank"
+                    " AND deposit_until > :now ORDER BY keyset_id",
                     {"bank": bank, "now": now},
                 )
-            ]
+            }
             latest = tx.fetchone(_SELECT_LIST + " ORDER BY sequence DESC LIMIT 1", {"bank": bank})
             sequence = 1 if latest is None else int(latest["sequence"]) + 1
             doc = build(sequence, ids, latest)

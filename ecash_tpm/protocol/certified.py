@@ -7,16 +7,18 @@ key**, so a wallet checks them with nothing but the root it already pins:
 * ``issuer-epoch-key`` ``{issuer, epoch, X, Y, certified_at}``: the one (X = x*G, Y = y*G) of
   an epoch. The central bank signs at most one key per (issuer, epoch), so every member of the
   epoch checks its credential against the same key (:mod:`ecash_tpm.crypto.groupsig.keyproof`).
-* ``bank-keyset-list`` ``{bank, sequence, certified_at, keyset_ids}``: every keyset of the bank
-  the central bank has registered (append-only, expired ones dropped), ``sequence`` counting
-  the lists issued for that bank. A wallet withdraws only under keysets on it, so a bank cannot
-  tag a customer with a keyset of its own.
+* ``bank-keyset-list`` ``{bank, sequence, certified_at, keysets: [{keyset_id, deposit_until}]}``:
+  every keyset of the bank the central bank has registered (append-only, expired ones dropped),
+  ``sequence`` counting the lists issued for that bank. A wallet withdraws only when the bank
+  offers exactly the keysets on it (none added, none withheld), so a bank can neither tag a
+  customer with a keyset of its own nor steer its choice by hiding some.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from cryptography import x509
@@ -41,7 +43,8 @@ ISSUER_EPOCH_KIND = "issuer-epoch-key"
 KEYSET_LIST_KIND = "bank-keyset-list"
 
 _EPOCH_FIELDS = frozenset({"issuer", "epoch", "X", "Y", "certified_at"})
-_LIST_FIELDS = frozenset({"bank", "sequence", "certified_at", "keyset_ids"})
+_LIST_FIELDS = frozenset({"bank", "sequence", "certified_at", "keysets"})
+_ENTRY_FIELDS = frozenset({"keyset_id", "deposit_until"})
 _MAX_KEYSETS = 4096
 
 
@@ -68,14 +71,18 @@ def issuer_epoch_body(issuer: str, epoch: int, public: IssuerPublic, now: int) -
     return {"issuer": issuer, "epoch": epoch, **public.to_dict(), "certified_at": now}
 
 
-def keyset_list_body(bank: str, sequence: int, keyset_ids: list[bytes], now: int) -> dict[str, Any]:
-    """The body the central bank signs for a bank's keyset list (ids sorted, no repeats)."""
-    ids = sorted(set(keyset_ids))
+def keyset_list_body(
+    bank: str, sequence: int, keysets: Mapping[bytes, int], now: int
+) -> dict[str, Any]:
+    """The body the central bank signs for a bank's keyset list: ``keysets`` maps keyset id to
+    its ``deposit_until`` (sorted by id)."""
     return {
         "bank": bank,
         "sequence": sequence,
         "certified_at": now,
-        "keyset_ids": [b64u_encode(k) for k in ids],
+        "keysets": [
+            {"keyset_id": b64u_encode(k), "deposit_until": keysets[k]} for k in sorted(keysets)
+        ],
     }
 
 
@@ -129,6 +136,12 @@ class CertifiedKeysetList:
     keyset_ids: frozenset[bytes]
     #: hex SHA-256 of the canonical body: names this list (the wallet shows it).
     list_id: str
+    #: keyset id -> deposit_until: the bank serves each keyset until then
+    deposit_until: Mapping[bytes, int]
+
+    def expected(self, now: int, grace_s: int = 300) -> frozenset[bytes]:
+        """Keysets the bank must still serve at ``now`` (``grace_s`` for clock skew)."""
+        return frozenset(k for k, until in self.deposit_until.items() if until > now + grace_s)
 
     def __contains__(self, keyset_id: object) -> bool:
         return keyset_id in self.keyset_ids
@@ -147,24 +160,27 @@ class CertifiedKeysetList:
     def from_body(cls, body: Mapping[str, Any]) -> CertifiedKeysetList:
         if not isinstance(body, Mapping) or set(body) != _LIST_FIELDS:
             raise KeysetListError("keyset list has the wrong fields")
-        ids = body["keyset_ids"]
-        if not isinstance(ids, list) or len(ids) > _MAX_KEYSETS:
-            raise KeysetListError("keyset_ids must be a list")
-        parsed: set[bytes] = set()
-        for item in ids:
+        entries = body["keysets"]
+        if not isinstance(entries, list) or len(entries) > _MAX_KEYSETS:
+            raise KeysetListError("keysets must be a list")
+        parsed: dict[bytes, int] = {}
+        for item in entries:
+            if not isinstance(item, Mapping) or set(item) != _ENTRY_FIELDS:
+                raise KeysetListError("keyset list entry must be {keyset_id, deposit_until}")
             try:
-                kid = b64u_decode(item)
+                kid = b64u_decode(item["keyset_id"])
             except EcashError as exc:
                 raise KeysetListError("keyset id is not base64url") from exc
-            if len(kid) != KEYSET_ID_LEN:
-                raise KeysetListError("keyset id must be 16 bytes")
-            parsed.add(kid)
+            if len(kid) != KEYSET_ID_LEN or kid in parsed:
+                raise KeysetListError("keyset id must be 16 bytes and listed once")
+            parsed[kid] = _int(item, "deposit_until", KeysetListError)
         return cls(
             bank=_name(body, "bank", KeysetListError),
             sequence=_int(body, "sequence", KeysetListError),
             certified_at=_int(body, "certified_at", KeysetListError),
             keyset_ids=frozenset(parsed),
             list_id=canonical_digest(dict(body)).hex(),
+            deposit_until=MappingProxyType(parsed),
         )
 
     @classmethod

@@ -31,7 +31,7 @@ from ecash_tpm.errors import EcashError, ProtocolError, RemoteError
 from ecash_tpm.progress import ProgressCallback, silent
 from ecash_tpm.protocol.certified import CertifiedKeysetList
 from ecash_tpm.protocol.coins import Coin
-from ecash_tpm.protocol.errors import KeysetNotCertifiedError
+from ecash_tpm.protocol.errors import KeysetListError, KeysetNotCertifiedError
 from ecash_tpm.protocol.keysets import BankKeysets, Keyset
 from ecash_tpm.protocol.payments import KeysetBook, book_from_bank_keysets
 from ecash_tpm.service.errors import RemoteCallError
@@ -116,7 +116,7 @@ def fetch_keysets(
     """The bank's keysets, verified against the central-bank root (and remembered)."""
     raw = bank.keysets(central_bank_root=root)
     book = book_from_bank_keysets(raw, root, bank_name=bank_name, now=now)
-    listed = check_certified_keysets(raw, book, root)
+    listed = check_certified_keysets(raw, book, root, now=now)
     if store is not None:
         if raw.keyset_list is not None:
             store.save_keyset_list(listed, raw.keyset_list)
@@ -125,12 +125,17 @@ def fetch_keysets(
 
 
 def check_certified_keysets(
-    raw: BankKeysets, book: KeysetBook, root: x509.Certificate | bytes | str
+    raw: BankKeysets,
+    book: KeysetBook,
+    root: x509.Certificate | bytes | str,
+    *,
+    now: int,
 ) -> CertifiedKeysetList:
-    """docs/protocol.md 4.1: every keyset the bank offers must be on the central bank's list
-    of that bank's keysets (one list for everyone), so a bank cannot tag a customer with a
-    keyset of its own. Codes: ``keyset_list.missing``, ``keyset_list.invalid``,
-    ``keyset_list.keyset_not_certified``."""
+    """docs/protocol.md 4.1: the bank must offer exactly the keysets on the central bank's list
+    of its keysets (one list for everyone): none added, so a bank cannot tag a customer with a
+    keyset of its own, and none withheld, so it cannot steer a customer's choice of keyset.
+    Codes: ``keyset_list.missing``, ``keyset_list.invalid``,
+    ``keyset_list.keyset_not_certified``, ``keyset_list.keyset_withheld``."""
     listed = CertifiedKeysetList.from_signed(raw.keyset_list, root, bank_name=book.bank_name)
     for keyset_id in book.keysets:
         if keyset_id not in listed:
@@ -138,6 +143,13 @@ def check_certified_keysets(
                 "the bank offers a keyset that is not on its central-bank-certified list",
                 detail={"keyset_id": b64u_encode(keyset_id), "list_id": listed.list_id},
             )
+    withheld = sorted(listed.expected(now) - book.keysets.keys())
+    if withheld:
+        raise KeysetListError(
+            "the bank withholds keysets of its central-bank-certified list",
+            code="keyset_list.keyset_withheld",
+            detail={"keyset_ids": [b64u_encode(k) for k in withheld], "list_id": listed.list_id},
+        )
     return listed
 
 

@@ -118,9 +118,10 @@ def test_attack_6_issuer_tags_members(
 
 class TaggingKeysetFront(httpx.BaseTransport):
     """The bank's front-end for one customer: its ``GET /v1/keysets`` answer carries one more
-    keyset, signed by the bank, that is on no central-bank list (a tag for this customer)."""
+    keyset, signed by the bank, that is on no central-bank list (a tag for this customer), or
+    (``extra=None``) lacks one listed keyset, to steer the customer to another one."""
 
-    def __init__(self, extra: dict[str, Any], verify: Any) -> None:
+    def __init__(self, extra: dict[str, Any] | None, verify: Any) -> None:
         self.inner = httpx.HTTPTransport(verify=verify)
         self.extra = extra
         self.withdraw_calls = 0
@@ -133,7 +134,10 @@ class TaggingKeysetFront(httpx.BaseTransport):
             return response
         response.read()
         answer = json.loads(response.content)
-        answer["keysets"].append(self.extra)
+        if self.extra is None:
+            answer["keysets"].pop(0)
+        else:
+            answer["keysets"].append(self.extra)
         return httpx.Response(200, json=answer)
 
     def close(self) -> None:
@@ -170,17 +174,21 @@ def test_attack_7_customer_specific_keysets(system: System, wallet: WalletHandle
 
     balance, outstanding = system.customer_balance(), system.outstanding()
     coins = len(wallet.store.coins())
-    front = TaggingKeysetFront(_tagging_keyset(system, 64), system.client_tls())
-    victim_bank = system.login(transport=front)
-    with pytest.raises(EcashError) as exc:
-        wallet.withdraw(64, bank=victim_bank)
-    assert exc.value.code == "keyset_list.keyset_not_certified"
+    for extra, code in (
+        (_tagging_keyset(system, 64), "keyset_list.keyset_not_certified"),
+        (None, "keyset_list.keyset_withheld"),  # or hide a listed one to steer the choice
+    ):
+        front = TaggingKeysetFront(extra, system.client_tls())
+        victim_bank = system.login(transport=front)
+        with pytest.raises(EcashError) as exc:
+            wallet.withdraw(64, bank=victim_bank)
+        assert exc.value.code == code
 
-    # Refused before anything was sent: no debit, no coin, no pending withdrawal.
-    assert front.withdraw_calls == 0
-    assert system.customer_balance() == balance
-    assert system.outstanding() == outstanding
-    assert len(wallet.store.coins()) == coins
-    assert wallet.store.pending_withdrawals() == []
+        # Refused before anything was sent: no debit, no coin, no pending withdrawal.
+        assert front.withdraw_calls == 0
+        assert system.customer_balance() == balance
+        assert system.outstanding() == outstanding
+        assert len(wallet.store.coins()) == coins
+        assert wallet.store.pending_withdrawals() == []
     # The list the wallet trusts is unchanged: still the one published for everyone.
     assert wallet.store.trusted_keyset_lists() == [trusted]

@@ -180,7 +180,7 @@ def test_certified_keysets_are_accepted(ca: CentralBankCA, bank: Any, keysets: A
     certified, listed, _tag = keysets
     raw = _offer(bank, certified, listed)
     book = book_from_bank_keysets(raw, ca.root_certificate, bank_name="bank", now=NOW)
-    got = check_certified_keysets(raw, book, ca.root_certificate)
+    got = check_certified_keysets(raw, book, ca.root_certificate, now=NOW)
     assert got.bank == "bank" and len(got.keyset_ids) == 2
 
 
@@ -188,6 +188,7 @@ def test_certified_keysets_are_accepted(ca: CentralBankCA, bank: Any, keysets: A
     ("case", "code"),
     [
         ("extra keyset", "keyset_list.keyset_not_certified"),
+        ("withheld keyset", "keyset_list.keyset_withheld"),
         ("no list", "keyset_list.missing"),
         ("other root", "keyset_list.invalid"),
     ],
@@ -201,13 +202,15 @@ def test_uncertified_offers_are_refused(
     code: str,
 ) -> None:
     certified, listed, tag = keysets
-    offered = certified + [tag] if case == "extra keyset" else certified
-    doc = {"extra keyset": listed, "no list": None}.get(case)
+    offered = {"extra keyset": certified + [tag], "withheld keyset": certified[:1]}.get(
+        case, certified
+    )
+    doc = {"extra keyset": listed, "withheld keyset": listed, "no list": None}.get(case)
     if case == "other root":
         doc = other_ca.sign_object(listed["kind"], listed["body"])
     raw = _offer(bank, offered, doc)
     book = book_from_bank_keysets(raw, ca.root_certificate, bank_name="bank", now=NOW)
-    assert _code(lambda: check_certified_keysets(raw, book, ca.root_certificate)) == code
+    assert _code(lambda: check_certified_keysets(raw, book, ca.root_certificate, now=NOW)) == code
 
 
 def test_a_list_for_another_bank_is_refused(ca: CentralBankCA, keysets: Any) -> None:
