@@ -192,3 +192,23 @@ def test_attack_7_customer_specific_keysets(system: System, wallet: WalletHandle
         assert wallet.store.pending_withdrawals() == []
     # The list the wallet trusts is unchanged: still the one published for everyone.
     assert wallet.store.trusted_keyset_lists() == [trusted]
+
+
+def test_wallet_keysets_cli_shows_the_trusted_list(
+    system: System, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``ecash-tpm wallet keysets`` (docs/protocol.md 4.1): the certified list the wallet trusts."""
+    from ecash_tpm.cli import main
+
+    data = str(tmp_path / "w")
+    argv = ["wallet", "keysets", "--data", data, "--bank", system.bank_url]
+    assert main([*argv, "--bank-name", "bank", "--root", str(system.root_path), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    published = CertifiedKeysetList.from_signed(
+        latest_keyset_list(system.ca, "bank"), system.root_pem
+    )
+    (trusted,) = shown["trusted_keyset_lists"]
+    assert (trusted["list_id"], trusted["sequence"]) == (published.list_id, published.sequence)
+    assert {bytes.fromhex(k["keyset_id"]) for k in shown["keysets"]} == published.keyset_ids
+    assert main(["wallet", "keysets", "--data", data, "--offline"]) == 0
+    assert published.list_id in capsys.readouterr().out
