@@ -178,6 +178,33 @@ def _cmd_certify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_certify_issuer_epoch(args: argparse.Namespace) -> int:
+    """docs/protocol.md 3.6: certify an issuer epoch key (once per epoch) from the JSON that
+    ``issuer rotate-epoch --json`` prints (``{epoch, issuer_public: {X, Y}}``)."""
+    from ecash_tpm.centralbank.ca import CentralBankCA
+    from ecash_tpm.centralbank.certify import certify_issuer_epoch
+    from ecash_tpm.cli.output import read_json
+    from ecash_tpm.crypto.groupsig import IssuerPublic
+    from ecash_tpm.crypto.signing import canonical_encode, write_file_atomic
+    from ecash_tpm.errors import InputError
+
+    info = read_json(args.public, "issuer public key file")
+    if not isinstance(info, dict) or not isinstance(info.get("epoch"), int):
+        raise InputError("expected {epoch, issuer_public: {X, Y}}", code="cli.bad_input")
+    public = IssuerPublic.from_dict(info.get("issuer_public"))
+    with _ca(args, CentralBankCA.load) as ca:
+        doc = certify_issuer_epoch(ca, args.issuer, info["epoch"], public)
+    if args.out:
+        write_file_atomic(args.out, canonical_encode(doc), mode=0o644)
+    emit(
+        args,
+        {"certificate": doc, "out": args.out},
+        f"certified epoch {info['epoch']} of {args.issuer!r}"
+        + (f" -> {args.out}" if args.out else ""),
+    )
+    return 0
+
+
 def _cmd_revoke(args: argparse.Namespace) -> int:
     from ecash_tpm.centralbank.ca import CentralBankCA, parse_serial
 
@@ -276,6 +303,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--out", metavar="FILE", help="write the certificate PEM here")
     p.add_argument("--valid-days", type=int, default=365, help="leaf lifetime in days")
     p.set_defaults(func=_cmd_certify)
+
+    p = sub.add_parser(
+        "certify-issuer-epoch", help="certify an issuer epoch key (X, Y), once per epoch"
+    )
+    data(p)
+    p.add_argument("--issuer", default="issuer", help="the issuer's name (certificate CN)")
+    p.add_argument(
+        "--public", required=True, metavar="FILE", help="`issuer rotate-epoch --json` output"
+    )
+    p.add_argument("--out", metavar="FILE", help="write the signed issuer-epoch-key here")
+    p.set_defaults(func=_cmd_certify_issuer_epoch)
 
     p = sub.add_parser("revoke", help="revoke a certificate by serial")
     data(p)

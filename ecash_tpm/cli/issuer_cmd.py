@@ -247,6 +247,22 @@ def _cmd_rotate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_epoch_certificate(args: argparse.Namespace) -> int:
+    """Store the central bank's ``issuer-epoch-key`` (docs/protocol.md 3.6) next to the key."""
+    from ecash_tpm.cli.output import read_json
+    from ecash_tpm.errors import InputError
+    from ecash_tpm.issuer.keys import IssuerKeyStore
+
+    doc = read_json(args.file, "certificate file")
+    body = doc.get("body") if isinstance(doc, dict) else None
+    epoch = body.get("epoch") if isinstance(body, dict) else None
+    if not isinstance(doc, dict) or not isinstance(epoch, int):
+        raise InputError("not an issuer-epoch-key", code="cli.bad_input")
+    IssuerKeyStore.open(_settings(args).resolved_key_dir()).save_epoch_certificate(epoch, doc)
+    emit(args, {"epoch": epoch}, f"epoch {epoch}: central-bank certificate stored")
+    return 0
+
+
 # -- EK trust store ------------------------------------------------------------------------------
 
 
@@ -466,6 +482,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = sub.add_parser("rotate-epoch", help="start a new credential epoch")
     _common(p)
     p.set_defaults(func=_cmd_rotate)
+
+    p = sub.add_parser(
+        "epoch-certificate", help="store the central bank's certificate of an epoch key"
+    )
+    _common(p)
+    p.add_argument("file", help="`centralbank certify-issuer-epoch --out` file")
+    p.set_defaults(func=_cmd_epoch_certificate)
 
     p = sub.add_parser(
         "trust",
