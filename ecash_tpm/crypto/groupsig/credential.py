@@ -4,8 +4,9 @@ DESIGN §4 (issuance) and §5 (randomisation, credential check); docs/protocol.m
 (issuance, member check), §5.1 (the coin) and §7.2 (who checks what).
 
 Credential scheme: designated-verifier (issuer/bank holds x, y and checks S == y*R and
-T == x*(R + W)). The issuer's ``X = x*G, Y = y*G`` are published only as commitments that
-identify an epoch key. Pairing-based public verification (X, Y on G2) is not implemented.
+T == x*(R + W)). The issuer's ``X = x*G, Y = y*G`` identify an epoch key; the member checks its
+credential against them at join (:mod:`.keyproof`, protocol §3.6), but coins cannot be checked
+with them: pairing-based public verification (X, Y on G2) is not implemented.
 """
 
 from __future__ import annotations
