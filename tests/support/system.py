@@ -49,7 +49,6 @@ Everything is stopped on exit; files stay in ``base_dir`` (the caller's temporar
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import secrets
 import threading
 import time
@@ -95,6 +94,7 @@ from ecash_tpm.storage import Database, sqlite_url
 from ecash_tpm.supervision.domain import SupervisionDepartment
 from ecash_tpm.supervision.routes import create_supervision_app
 from ecash_tpm.supervision.settings import SupervisionSettings
+from support.certified import certify_epoch, keyset_certifier
 
 __all__ = [
     "BINARY_DENOMINATIONS",
@@ -513,28 +513,6 @@ class WalletHandle:
     def balance(self) -> int:
         """Unspent, depositable value in the system currency."""
         return int(self.store.balance().get(self.system.currency, {}).get("unspent", 0))
-
-
-def certify_epoch(ca: CentralBankCA, keys: IssuerKeyStore, clock: Clock, epoch: int = 0) -> None:
-    """The central bank certifies the issuer's key of ``epoch`` (default: the current one)."""
-    from ecash_tpm.centralbank.certify import certify_issuer_epoch
-
-    e = epoch or keys.current_epoch
-    now = dt.datetime.fromtimestamp(clock(), dt.UTC)
-    keys.save_epoch_certificate(
-        e, certify_issuer_epoch(ca, "issuer", e, keys.public_for_epoch(e), now=now)
-    )
-
-
-def keyset_certifier(ca: CentralBankCA, clock: Clock) -> Callable[..., dict[str, Any]]:
-    """The bank's link to the central bank's keyset-list certification, in process."""
-    from ecash_tpm.centralbank.certify import certify_keyset_list
-
-    def certify(bank_cert: str, descriptors: list[dict[str, Any]]) -> dict[str, Any]:
-        now = dt.datetime.fromtimestamp(clock(), dt.UTC)
-        return certify_keyset_list(ca, bank_cert, descriptors, now=now)
-
-    return certify
 
 
 def _certify(ca: CentralBankCA, role: str, name: str) -> tuple[PartyKey, str]:
