@@ -94,6 +94,8 @@ class ReserveBody(SignedObject):
 class ReserveAnswer(ApiModel):
     locked_until: int
     serials: list[B64Bytes]
+    verdict: str = Field(default="valid", description="docs/protocol.md §10: always valid")
+    checks: list[str] = Field(default_factory=list, description="the checks run and passed")
 
 
 class DepositBody(SignedObject):
@@ -216,9 +218,17 @@ class ReserveResult:
 
     locked_until: int
     serials: tuple[str, ...]
+    #: §10: the full verification verdict (every deposit check passed), issue 10 attack 4
+    verdict: str = "valid"
+    checks: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"locked_until": self.locked_until, "serials": list(self.serials)}
+        return {
+            "locked_until": self.locked_until,
+            "serials": list(self.serials),
+            "verdict": self.verdict,
+            "checks": list(self.checks),
+        }
 
 
 @dataclass(frozen=True, slots=True)

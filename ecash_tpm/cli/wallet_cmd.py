@@ -13,6 +13,7 @@ Sub-commands are registered by group functions listed in :data:`COMMAND_GROUPS`;
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from ecash_tpm.wallet.pay import RECOVERY_GRACE_S
 if TYPE_CHECKING:
     from ecash_tpm.clients.bank import BankClient
     from ecash_tpm.clients.connect import Link
+    from ecash_tpm.clients.merchant import MerchantClient
     from ecash_tpm.device import TpmDevice
     from ecash_tpm.wallet.context import SpendingContext, WalletContext
     from ecash_tpm.wallet.ek_source import EkCertificateSource
@@ -496,6 +498,24 @@ def _cmd_pay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fetch_receipts(args: argparse.Namespace, store: WalletStore) -> list[dict[str, Any]]:
+    """protocol.md §8.1: ask each open payment's merchant for its answer first."""
+    from ecash_tpm.clients.merchant import MerchantClient
+    from ecash_tpm.wallet.receipt_fetch import fetch_receipts
+
+    with contextlib.ExitStack() as stack:
+
+        def merchant_for(record: Any) -> MerchantClient | None:
+            if not record.merchant_url:
+                return None
+            conn = _link(args, record.merchant_url, role="merchant", name=record.merchant_id)
+            client = MerchantClient(record.merchant_url, tls=conn.tls, expect=conn.expect)
+            return stack.enter_context(client)
+
+        done = fetch_receipts(store, merchant_for, root=_coin_root(args), clock=_now)
+    return [r.to_dict() for r in done]
+
+
 def _cmd_recover(args: argparse.Namespace) -> int:
     from ecash_tpm.wallet.pay import recover_payments
     from ecash_tpm.wallet.store import WalletStore
@@ -503,10 +523,11 @@ def _cmd_recover(args: argparse.Namespace) -> int:
     data = _existing_wallet(args)
     cfg = _coin_settings(args, need_bank=True)
     with WalletStore.open(data, _now) as store, _bank_client(args, cfg) as bank:
+        fetched = _fetch_receipts(args, store)  # issue 10, attack 8: the merchant's answer
         results = recover_payments(store, bank, clock=_now, grace_s=args.grace)
     rows = [r.to_dict() for r in results]
-    text = "\n".join(f"{r['payment_id']}: {r['outcome']}" for r in rows)
-    emit(args, {"payments": rows}, text or "no open payments")
+    text = "\n".join(f"{r['payment_id']}: {r['outcome']}" for r in fetched + rows)
+    emit(args, {"receipts": fetched, "payments": rows}, text or "no open payments")
     return 0
 
 

@@ -26,6 +26,7 @@ that withhold or falsify keys exist only in the demo and the tests, injected fro
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import secrets
 from collections.abc import Callable, Mapping
@@ -214,6 +215,10 @@ class Catalogue:
         self.ttp_url = ttp_url
         self.clock = clock
         self.key_release: KeyRelease = key_release or HonestKeyRelease()
+        #: Settles a request left ``paying`` by a lost bank answer (``Merchant.paid_answer``,
+        #: set by the merchant): asked for a key of such a request, the shop first re-sends its
+        #: deposit rather than refusing a customer the bank has booked as paid (§8.1).
+        self.settle: Callable[[bytes], object] | None = None
 
     # --- products ----------------------------------------------------------------------------
 
@@ -364,6 +369,10 @@ class Catalogue:
         if not hmac.compare_digest(key_id(ttp_key), product.ttp_key_id):
             raise TtpUntrustedError("this TTP did not register that product")
         row = self.store.get(kr.preq)
+        if row is not None and row.state == "paying" and self.settle is not None:
+            with contextlib.suppress(EcashError):  # still unknown: refused as not paid below
+                self.settle(kr.preq)
+            row = self.store.get(kr.preq)
         if row is None or row.product_id != kr.product_id or row.state != "paid":
             raise KeyRequestRefusedError(
                 "no paid request of ours for that product", detail={"product_id": kr.product_id}

@@ -41,7 +41,7 @@ from ecash_tpm.merchant.store import MIGRATIONS, MerchantStore
 from ecash_tpm.pki import cert_pem, load_certificate
 from ecash_tpm.protocol.coins import RECEIPT_KIND, Coin, Spend, verify_payment_request
 from ecash_tpm.protocol.keysets import BankKeysets, Keyset, keyset_id_for
-from ecash_tpm.protocol.payments import verify_keyset_list
+from ecash_tpm.protocol.payments import RESERVE_CHECKS, RESERVE_VERDICT, verify_keyset_list
 from ecash_tpm.service.errors import RemoteCallError
 from ecash_tpm.storage import Database, sqlite_url
 
@@ -167,7 +167,7 @@ class FakeBank:
         return BankKeysets(load_certificate(doc["bank_cert"]), parsed, doc["keysets"])
 
     def reserve(self, signed: Mapping[str, Any], cert_pem: str) -> dict[str, Any]:
-        return {"locked_until": self.clock() + 60}
+        return reserve_answer(signed, self.clock() + 60)
 
     def deposit(self, signed: Mapping[str, Any], cert_pem: str) -> dict[str, Any]:
         env = {**signed, "cert": cert_pem}
@@ -178,6 +178,17 @@ class FakeBank:
         if did not in self.receipts:
             self.receipts[did] = self.mint.receipt(env, self.clock())
         return {"receipt": self.receipts[did]}
+
+
+def reserve_answer(signed: Mapping[str, Any], until: int) -> dict[str, Any]:
+    """The bank's full verdict on the reserved coins (docs/protocol.md §10)."""
+    serials = [sp["coin"]["sigma"] for sp in signed["body"]["spends"]]
+    return {
+        "locked_until": until,
+        "serials": serials,
+        "verdict": RESERVE_VERDICT,
+        "checks": list(RESERVE_CHECKS),
+    }
 
 
 def remote(code: str, status: int | None, **detail: Any) -> Callable[[dict[str, Any]], None]:
@@ -484,7 +495,7 @@ def test_a_retry_never_overtakes_a_live_payment(world: World, tmp_path: Path) ->
     def slow_reserve(signed: Mapping[str, Any], cert_pem: str) -> dict[str, Any]:
         world.clock.t += 3600  # the live call is slow; the row is now old enough for a retry
         retried.extend(shop.retry_deposits())
-        return {"locked_until": world.clock() + 60}
+        return reserve_answer(signed, world.clock() + 60)
 
     world.bank.reserve = slow_reserve  # type: ignore[method-assign]
     answer = shop.pay(doc.request, spends)
