@@ -552,3 +552,81 @@ def test_reserve_refusal_reopens_the_request(world: World) -> None:
     assert world.bank.deposits == []
     row = world.merchant.store.get(canonical_digest(doc.request["body"]))
     assert row is not None and row.state == "open"
+
+
+# --- issue 10, attack 4: the bank's full verdict at the reservation (docs/protocol.md §10) -----
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"verdict": None, "checks": None},  # a bank answering without a verdict
+        {"verdict": "valid", "checks": ["envelope"]},  # not every check
+        {"verdict": "unchecked", "checks": list(RESERVE_CHECKS)},
+        {"verdict": "valid", "checks": list(RESERVE_CHECKS), "serials": []},  # other coins
+    ],
+)
+def test_reservation_without_the_full_verdict_delivers_nothing(
+    world: World, answer: dict[str, Any]
+) -> None:
+    import dataclasses
+
+    world.merchant.config = dataclasses.replace(world.merchant.config, reserve=True)
+    doc, spends = world.pay_doc(4, [4])
+
+    def partial(signed: Mapping[str, Any], cert_pem: str) -> dict[str, Any]:
+        return {**reserve_answer(signed, world.clock() + 60), **answer}
+
+    world.bank.reserve = partial  # type: ignore[method-assign]
+    with pytest.raises(EcashError) as exc:
+        world.merchant.pay(doc.request, spends)
+    assert exc.value.code == "merchant.reserve_unconfirmed" and exc.value.http_status == 502
+    assert world.bank.deposits == []  # never deposited, nothing delivered
+    row = world.merchant.store.get(canonical_digest(doc.request["body"]))
+    assert row is not None and row.state == "open"
+
+
+# --- issue 10, attack 8: the answer of a paid request again (docs/protocol.md §8.1) ----------
+
+
+def test_paid_answer_settles_a_lost_deposit_and_repeats_a_paid_one(world: World) -> None:
+    doc, spends = world.pay_doc(6, [4, 2])
+    preq = canonical_digest(doc.request["body"])
+    with pytest.raises(EcashError) as exc:
+        world.merchant.paid_answer(preq)  # requested, not paid
+    assert exc.value.code == "payment.not_paid" and exc.value.http_status == 404
+    world.bank.fail_next.append(lost_answer(world.bank))
+    with pytest.raises(BankUnavailableError):
+        world.merchant.pay(doc.request, spends)
+    first = world.merchant.paid_answer(preq)  # "paying": the stored deposit is re-sent
+    assert first.receipt["body"]["amount"] == 6 and first.content_key is None
+    one, two = world.bank.deposits
+    assert one == two  # the identical document, one deposit_id
+    row = world.merchant.store.get(preq)
+    assert row is not None and row.state == "paid"
+    again = world.merchant.paid_answer(preq)  # paid: from the merchant's records
+    assert again == first and len(world.bank.deposits) == 2
+    with pytest.raises(EcashError) as unknown:
+        world.merchant.paid_answer(b"\x00" * 32)
+    assert unknown.value.code == "payment.unknown_request"
+
+
+def test_paid_answer_leaves_a_live_payment_alone(world: World) -> None:
+    doc, spends = world.pay_doc(1, [1])
+    preq = canonical_digest(doc.request["body"])
+    world.bank.fail_next.append(remote("remote.unreachable", None))
+    with pytest.raises(BankUnavailableError):
+        world.merchant.pay(doc.request, spends)
+    with world.merchant._live(preq):  # a customer's retry is depositing it right now
+        with pytest.raises(EcashError) as exc:
+            world.merchant.paid_answer(preq)
+    assert exc.value.code == "payment.in_progress" and exc.value.http_status == 409
+    assert len(world.bank.deposits) == 1
+    refused = world.merchant.store.get(preq)
+    assert refused is not None and refused.state == "paying"
+    world.bank.fail_next.append(remote("bank.double_spend", 409, serial="x", transcript_id=3))
+    with pytest.raises(EcashError) as gone:  # the bank refuses it for good: reopened
+        world.merchant.paid_answer(preq)
+    assert gone.value.code == "bank.double_spend"
+    reopened = world.merchant.store.get(preq)
+    assert reopened is not None and reopened.state == "open"
