@@ -498,22 +498,27 @@ def _cmd_pay(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fetch_receipts(args: argparse.Namespace, store: WalletStore) -> list[dict[str, Any]]:
-    """protocol.md §8.1: ask each open payment's merchant for its answer first."""
+def _fetch_receipts(args: argparse.Namespace, store: WalletStore) -> dict[str, Any]:
+    """protocol.md §8.1: ask each open payment's (and purchase's) merchant for its answer."""
     from ecash_tpm.clients.merchant import MerchantClient
-    from ecash_tpm.wallet.receipt_fetch import fetch_receipts
+    from ecash_tpm.wallet.purchases import PURCHASES_DB_FILE, PurchaseStore
+    from ecash_tpm.wallet.receipt_fetch import fetch_purchases, fetch_receipts
 
+    root, names = _coin_root(args), {p.merchant_url: p.merchant_id for p in store.payments()}
     with contextlib.ExitStack() as stack:
 
-        def merchant_for(record: Any) -> MerchantClient | None:
-            if not record.merchant_url:
+        def shop(url: str | None) -> MerchantClient | None:
+            if not url or url not in names:
                 return None
-            conn = _link(args, record.merchant_url, role="merchant", name=record.merchant_id)
-            client = MerchantClient(record.merchant_url, tls=conn.tls, expect=conn.expect)
-            return stack.enter_context(client)
+            conn = _link(args, url, role="merchant", name=names[url])
+            return stack.enter_context(MerchantClient(url, tls=conn.tls, expect=conn.expect))
 
-        done = fetch_receipts(store, merchant_for, root=_coin_root(args), clock=_now)
-    return [r.to_dict() for r in done]
+        bought: list[dict[str, Any]] = []
+        if (Path(args.data) / PURCHASES_DB_FILE).is_file():  # purchases first: key and receipt
+            purchases = stack.enter_context(PurchaseStore.open(args.data, _now))
+            bought = fetch_purchases(store, purchases, shop, root=root, clock=_now)
+        paid = fetch_receipts(store, lambda r: shop(r.merchant_url), root=root, clock=_now)
+    return {"purchases": bought, "receipts": [r.to_dict() for r in paid]}
 
 
 def _cmd_recover(args: argparse.Namespace) -> int:
@@ -526,8 +531,9 @@ def _cmd_recover(args: argparse.Namespace) -> int:
         fetched = _fetch_receipts(args, store)  # issue 10, attack 8: the merchant's answer
         results = recover_payments(store, bank, clock=_now, grace_s=args.grace)
     rows = [r.to_dict() for r in results]
-    text = "\n".join(f"{r['payment_id']}: {r['outcome']}" for r in fetched + rows)
-    emit(args, {"receipts": fetched, "payments": rows}, text or "no open payments")
+    lines = [f"{r['purchase_id']}: {r['outcome']}" for r in fetched["purchases"]]
+    lines += [f"{r['payment_id']}: {r['outcome']}" for r in fetched["receipts"] + rows]
+    emit(args, {**fetched, "payments": rows}, "\n".join(lines) or "no open payments")
     return 0
 
 

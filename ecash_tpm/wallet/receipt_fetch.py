@@ -13,7 +13,9 @@ to the TTP dispute (:func:`~ecash_tpm.wallet.purchases.dispute`), which works fr
 bank-signed deposit record without the merchant.
 
 :func:`fetch_purchase` does the same for a purchase left ``sent`` and then opens the sealed
-key exactly as :func:`~ecash_tpm.wallet.purchases.buy` would have.
+key exactly as :func:`~ecash_tpm.wallet.purchases.buy` would have; :func:`fetch_purchases` for
+every such purchase (``wallet recover`` runs it before :func:`fetch_receipts`, so a purchase's
+payment is settled together with its key).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ __all__ = [
     "ReceiptFetch",
     "ReceiptSource",
     "fetch_purchase",
+    "fetch_purchases",
     "fetch_receipt",
     "fetch_receipts",
 ]
@@ -175,3 +178,30 @@ def fetch_purchase(
             detail={"purchase_id": purchase_id, "payment_id": record.payment_id},
         )
     return deliver(purchases, purchase_id, fetched.content_key)
+
+
+def fetch_purchases(
+    store: WalletStore,
+    purchases: PurchaseStore,
+    merchant_for: Callable[[str], ReceiptSource | None],
+    *,
+    root: RootCertificate,
+    clock: Callable[[], int],
+) -> list[dict[str, Any]]:
+    """:func:`fetch_purchase` for every purchase sent without an answer whose merchant URL
+    ``merchant_for`` can reach; ``[{purchase_id, outcome}]`` with ``"complete"`` or the error
+    code (``wallet.content_key_missing``: paid, dispute it with the TTP)."""
+    results: list[dict[str, Any]] = []
+    for p in purchases.purchases():
+        if p.state != "sent" or p.preq is None or not p.merchant_url:
+            continue
+        try:
+            merchant = merchant_for(p.merchant_url)
+            if merchant is None:
+                continue
+            fetch_purchase(store, purchases, p.purchase_id, merchant, root=root, clock=clock)
+            outcome = "complete"
+        except EcashError as exc:
+            outcome = exc.code
+        results.append({"purchase_id": p.purchase_id, "outcome": outcome})
+    return results

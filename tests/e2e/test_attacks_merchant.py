@@ -16,8 +16,10 @@ the test; the production code has no switch for any of them. One system serves t
 from __future__ import annotations
 
 import dataclasses
+import json
 import secrets
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -39,7 +41,12 @@ from ecash_tpm.protocol.coins import Coin, Spend
 from ecash_tpm.protocol.errors import DisputePendingError
 from ecash_tpm.protocol.payments import RESERVE_CHECKS
 from ecash_tpm.service.errors import RemoteCallError
-from ecash_tpm.wallet.receipt_fetch import ReceiptFetch, fetch_purchase, fetch_receipts
+from ecash_tpm.wallet.receipt_fetch import (
+    ReceiptFetch,
+    fetch_purchase,
+    fetch_purchases,
+    fetch_receipts,
+)
 
 pytestmark = pytest.mark.swtpm
 
@@ -318,16 +325,19 @@ def test_attack_8_lost_bank_answer(system: System, wallet: WalletHandle, shop_ba
         wallet.buy(product.product_id, name)
     assert exc.value.code == "wallet.payment_unknown"
     (purchase,) = [p for p in wallet.buyer().purchases.purchases() if p.state == "sent"]
-    result = fetch_purchase(
+    by_url = {url: n for n, url in system.merchant_urls.items()}
+    outcomes = fetch_purchases(  # what `wallet recover` runs first
         wallet.store,
         wallet.buyer().purchases,
-        purchase.purchase_id,
-        system.merchant_client(name),
+        lambda url: system.merchant_client(by_url[url]),
         root=system.root_pem,
         clock=system.clock,
     )
-    assert result.content == CONTENT and result.purchase.state == "complete"
-    assert result.purchase.delivered_by == "merchant"
+    assert outcomes == [{"purchase_id": purchase.purchase_id, "outcome": "complete"}]
+    got = wallet.buyer().purchases.get(purchase.purchase_id)
+    assert got.state == "complete" and got.delivered_by == "merchant"
+    assert got.content_file is not None and Path(got.content_file).read_bytes() == CONTENT
+    assert wallet.store.payments(open_only=True) == []  # its payment: paid with the receipt
     assert system.merchant_balance(name) == shop0 + 15
 
     # (d) an honest shop asked by the TTP before its retry ran: it settles and answers, no strike
@@ -390,3 +400,28 @@ def _fetch_receipts(system: System, wallet: WalletHandle) -> list[ReceiptFetch]:
         return None if name is None else system.merchant_client(name)
 
     return fetch_receipts(wallet.store, merchant_for, root=system.root_pem, clock=system.clock)
+
+
+def test_attack_8_wallet_recover_fetches_the_receipt(
+    system: System, wallet: WalletHandle, shop_bank: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``ecash-tpm wallet recover`` asks the merchant first: the lost answer's receipt."""
+    from ecash_tpm.cli import main
+
+    name = MERCHANTS[0]
+    shop_bank(LoseDepositAnswers, n=1)
+    shop0 = system.merchant_balance(name)
+    with pytest.raises(EcashError) as exc:
+        wallet.pay(2, name)
+    assert exc.value.code == "wallet.payment_unknown"
+    (open_payment,) = wallet.store.payments(open_only=True)
+    code = main(["wallet", "recover", "--data", str(wallet.data_dir), "--bank", system.bank_url,
+                 "--bank-name", "bank", "--root", str(system.root_path), "--json"])  # fmt: skip
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0 and out["ok"] is True, out
+    (receipt,) = out["receipts"]
+    assert (receipt["payment_id"], receipt["outcome"]) == (open_payment.payment_id, "paid")
+    assert out["payments"] == [] and out["purchases"] == []
+    done = wallet.store.payment(open_payment.payment_id)
+    assert done.state == "paid" and receipt["deposit_id"] == done.receipt["body"]["deposit_id"]
+    assert system.merchant_balance(name) == shop0 + 2

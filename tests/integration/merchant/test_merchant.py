@@ -617,9 +617,8 @@ def test_paid_answer_leaves_a_live_payment_alone(world: World) -> None:
     world.bank.fail_next.append(remote("remote.unreachable", None))
     with pytest.raises(BankUnavailableError):
         world.merchant.pay(doc.request, spends)
-    with world.merchant._live(preq):  # a customer's retry is depositing it right now
-        with pytest.raises(EcashError) as exc:
-            world.merchant.paid_answer(preq)
+    with world.merchant._live(preq), pytest.raises(EcashError) as exc:  # a retry is live
+        world.merchant.paid_answer(preq)
     assert exc.value.code == "payment.in_progress" and exc.value.http_status == 409
     assert len(world.bank.deposits) == 1
     refused = world.merchant.store.get(preq)
