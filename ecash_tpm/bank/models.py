@@ -94,8 +94,8 @@ class ReserveBody(SignedObject):
 class ReserveAnswer(ApiModel):
     locked_until: int
     serials: list[B64Bytes]
-    verdict: str = Field(default="valid", description="docs/protocol.md §10: always valid")
-    checks: list[str] = Field(default_factory=list, description="the checks run and passed")
+    verdict: str = Field(description='docs/protocol.md §10: "valid" (every check passed)')
+    checks: list[str] = Field(description="the checks run and passed (RESERVE_CHECKS)")
 
 
 class DepositBody(SignedObject):
