@@ -17,7 +17,8 @@ product (:func:`ecash_tpm.crypto.sealing.content_key_context`).
 Disputes (``answer_key_request``): the TTP asks (signed ``ttp-key-request``) for k of a paid
 request; the merchant answers with a signed ``ttp-key-answer`` holding k sealed to the
 dispute's reply key. It answers only the TTP that registered the product, and only for requests
-it recorded as paid.
+it recorded as paid; a request still ``paying`` (the bank's answer to the deposit was lost) is
+settled first (``settle``, docs/protocol.md §8.1), so an honest shop is not struck for it.
 
 Which key goes out at those two points is a :class:`KeyRelease` the catalogue is given; the
 only one in this package is :class:`HonestKeyRelease` (the product's key, every time). Shops
