@@ -39,6 +39,7 @@ from ecash_tpm.protocol.coins import (
     PaymentRequest,
     check_identifier,
 )
+from ecash_tpm.protocol.payments import RESERVE_CHECKS, RESERVE_VERDICT
 from ecash_tpm.storage import Database, Transaction, UniqueViolationError
 
 __all__ = ["Deposits", "decode_sigma"]
@@ -307,7 +308,13 @@ class Deposits:
             )
             self._reports.after_double_spend(exc, attempt, req.preq)
             raise
-        return ReserveResult(locked_until, tuple(b64u_encode(s) for s in sigmas))
+        # §10: the answer names every check run and passed (the merchant's verdict to act on)
+        return ReserveResult(
+            locked_until,
+            tuple(b64u_encode(s) for s in sigmas),
+            verdict=RESERVE_VERDICT,
+            checks=RESERVE_CHECKS,
+        )
 
     # --- coin status --------------------------------------------------------------------------
 

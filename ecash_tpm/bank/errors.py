@@ -171,11 +171,14 @@ BAD_PROOF = "bank.bad_proof"  # SpendProofError
 REQUEST_EXPIRED = "bank.request_expired"  # RequestExpiredError
 
 #: Failure reasons that count towards a merchant's blacklist (recorded with every failure).
+#: Only failures the merchant could have detected itself with its own checks (docs/protocol.md
+#: §7.2, §11). ``bank.bad_credential`` is deliberately absent: the merchant cannot check a
+#: credential (it needs the issuer secret), so counting it would let a customer get an honest
+#: merchant blacklisted with a few forged 1-unit coins (issue 10, attack 4).
 COUNTED_FAILURES: dict[str, str] = {
     BAD_COIN_SIGNATURE: "bad_signature",
     UNKNOWN_KEYSET: "wrong_key",
     WrongKeyError.code: "wrong_key",
-    BadCredentialError.code: "bad_credential",
     BAD_PROOF: "bad_proof",
     MalformedCoinError.code: "malformed_coin",
 }

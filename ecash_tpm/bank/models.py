@@ -97,6 +97,8 @@ class ReserveBody(SignedObject):
 class ReserveAnswer(ApiModel):
     locked_until: int
     serials: list[B64Bytes]
+    verdict: str = Field(description='docs/protocol.md §10: "valid" (every check passed)')
+    checks: list[str] = Field(description="the checks run and passed (RESERVE_CHECKS)")
 
 
 class DepositBody(SignedObject):
@@ -219,9 +221,17 @@ class ReserveResult:
 
     locked_until: int
     serials: tuple[str, ...]
+    #: §10: the full verification verdict (every deposit check passed), issue 10 attack 4
+    verdict: str = "valid"
+    checks: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"locked_until": self.locked_until, "serials": list(self.serials)}
+        return {
+            "locked_until": self.locked_until,
+            "serials": list(self.serials),
+            "verdict": self.verdict,
+            "checks": list(self.checks),
+        }
 
 
 @dataclass(frozen=True, slots=True)

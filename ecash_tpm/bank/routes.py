@@ -260,9 +260,7 @@ def build_router() -> APIRouter:
         signed = body.model_dump(exclude={"cert"})
         _same_merchant(request, signed)
         result = bank.reserve(signed, body.cert)
-        return ReserveAnswer.model_validate(
-            {"locked_until": result.locked_until, "serials": list(result.serials)}
-        )
+        return ReserveAnswer.model_validate(result.to_dict())
 
     @router.post(
         "/deposit",

@@ -13,6 +13,7 @@ Sub-commands are registered by group functions listed in :data:`COMMAND_GROUPS`;
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from ecash_tpm.wallet.pay import RECOVERY_GRACE_S
 if TYPE_CHECKING:
     from ecash_tpm.clients.bank import BankClient
     from ecash_tpm.clients.connect import Link
+    from ecash_tpm.clients.merchant import MerchantClient
     from ecash_tpm.device import TpmDevice
     from ecash_tpm.wallet.context import SpendingContext, WalletContext
     from ecash_tpm.wallet.ek_source import EkCertificateSource
@@ -499,6 +501,29 @@ def _cmd_pay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fetch_receipts(args: argparse.Namespace, store: WalletStore) -> dict[str, Any]:
+    """protocol.md §8.1: ask each open payment's (and purchase's) merchant for its answer."""
+    from ecash_tpm.clients.merchant import MerchantClient
+    from ecash_tpm.wallet.purchases import PURCHASES_DB_FILE, PurchaseStore
+    from ecash_tpm.wallet.receipt_fetch import fetch_purchases, fetch_receipts
+
+    root, names = _coin_root(args), {p.merchant_url: p.merchant_id for p in store.payments()}
+    with contextlib.ExitStack() as stack:
+
+        def shop(url: str | None) -> MerchantClient | None:
+            if not url or url not in names:
+                return None
+            conn = _link(args, url, role="merchant", name=names[url])
+            return stack.enter_context(MerchantClient(url, tls=conn.tls, expect=conn.expect))
+
+        bought: list[dict[str, Any]] = []
+        if (Path(args.data) / PURCHASES_DB_FILE).is_file():  # purchases first: key and receipt
+            purchases = stack.enter_context(PurchaseStore.open(args.data, _now))
+            bought = fetch_purchases(store, purchases, shop, root=root, clock=_now)
+        paid = fetch_receipts(store, lambda r: shop(r.merchant_url), root=root, clock=_now)
+    return {"purchases": bought, "receipts": [r.to_dict() for r in paid]}
+
+
 def _cmd_recover(args: argparse.Namespace) -> int:
     from ecash_tpm.wallet.pay import recover_payments
     from ecash_tpm.wallet.store import WalletStore
@@ -506,10 +531,12 @@ def _cmd_recover(args: argparse.Namespace) -> int:
     data = _existing_wallet(args)
     cfg = _coin_settings(args, need_bank=True)
     with WalletStore.open(data, _now) as store, _bank_client(args, cfg) as bank:
+        fetched = _fetch_receipts(args, store)  # issue 10, attack 8: the merchant's answer
         results = recover_payments(store, bank, clock=_now, grace_s=args.grace)
     rows = [r.to_dict() for r in results]
-    text = "\n".join(f"{r['payment_id']}: {r['outcome']}" for r in rows)
-    emit(args, {"payments": rows}, text or "no open payments")
+    lines = [f"{r['purchase_id']}: {r['outcome']}" for r in fetched["purchases"]]
+    lines += [f"{r['payment_id']}: {r['outcome']}" for r in fetched["receipts"] + rows]
+    emit(args, {**fetched, "payments": rows}, "\n".join(lines) or "no open payments")
     return 0
 
 

@@ -67,6 +67,12 @@ class MerchantClient(ServiceClient):
         )
         return _require_dict(answer, "pay", self.base_url)
 
+    def paid_answer(self, preq: bytes) -> dict[str, Any]:
+        """``GET /v1/payments/{preq}`` -> ``{receipt, cert, content_key}`` of a paid request
+        (the answer of ``pay`` again, for a customer whose answer was lost)."""
+        answer = self.get_json(f"/v1/payments/{b64u_encode(preq)}")
+        return _require_dict(answer, "paid answer", self.base_url)
+
 
 def fetch_opener_public(
     issuer_url: str,

@@ -17,7 +17,8 @@ product (:func:`ecash_tpm.crypto.sealing.content_key_context`).
 Disputes (``answer_key_request``): the TTP asks (signed ``ttp-key-request``) for k of a paid
 request; the merchant answers with a signed ``ttp-key-answer`` holding k sealed to the
 dispute's reply key. It answers only the TTP that registered the product, and only for requests
-it recorded as paid.
+it recorded as paid; a request still ``paying`` (the bank's answer to the deposit was lost) is
+settled first (``settle``, docs/protocol.md §8.1), so an honest shop is not struck for it.
 
 Which key goes out at those two points is a :class:`KeyRelease` the catalogue is given; the
 only one in this package is :class:`HonestKeyRelease` (the product's key, every time). Shops
@@ -26,6 +27,7 @@ that withhold or falsify keys exist only in the demo and the tests, injected fro
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import secrets
 from collections.abc import Callable, Mapping
@@ -214,6 +216,10 @@ class Catalogue:
         self.ttp_url = ttp_url
         self.clock = clock
         self.key_release: KeyRelease = key_release or HonestKeyRelease()
+        #: Settles a request left ``paying`` by a lost bank answer (``Merchant.paid_answer``,
+        #: set by the merchant): asked for a key of such a request, the shop first re-sends its
+        #: deposit rather than refusing a customer the bank has booked as paid (§8.1).
+        self.settle: Callable[[bytes], object] | None = None
 
     # --- products ----------------------------------------------------------------------------
 
@@ -364,6 +370,10 @@ class Catalogue:
         if not hmac.compare_digest(key_id(ttp_key), product.ttp_key_id):
             raise TtpUntrustedError("this TTP did not register that product")
         row = self.store.get(kr.preq)
+        if row is not None and row.state == "paying" and self.settle is not None:
+            with contextlib.suppress(EcashError):  # still unknown: refused as not paid below
+                self.settle(kr.preq)
+            row = self.store.get(kr.preq)
         if row is None or row.product_id != kr.product_id or row.state != "paid":
             raise KeyRequestRefusedError(
                 "no paid request of ours for that product", detail={"product_id": kr.product_id}

@@ -72,6 +72,8 @@ from ecash_tpm.protocol.errors import AmountMismatchError
 from ecash_tpm.protocol.keysets import BankKeysets
 from ecash_tpm.protocol.payments import (
     CUSTOMER_KEY_LEN,
+    RESERVE_CHECKS,
+    RESERVE_VERDICT,
     KeysetBook,
     book_from_bank_keysets,
     verify_receipt,
@@ -93,7 +95,9 @@ __all__ = [
     "MerchantConfig",
     "NotOurRequestError",
     "PaymentInProgressError",
+    "PaymentNotPaidError",
     "RequestAlreadyPaidError",
+    "ReserveUnconfirmedError",
     "UnknownRequestError",
     "UnsupportedCurrencyError",
 ]
@@ -128,6 +132,12 @@ class PaymentInProgressError(ConflictError):
     code = "payment.in_progress"
 
 
+class PaymentNotPaidError(NotFoundError):
+    """No paid (or being paid) payment of this request: nothing to hand out (§8.1)."""
+
+    code = "payment.not_paid"
+
+
 class UnsupportedCurrencyError(InputError):
     """The merchant does not sell in this currency."""
 
@@ -150,6 +160,27 @@ class BankUnavailableError(RemoteError):
 
     code = "merchant.bank_unavailable"
     http_status = 503
+
+
+class ReserveUnconfirmedError(RemoteError):
+    """The bank's reserve answer lacks the full verdict on these coins (§10): not delivered."""
+
+    code = "merchant.reserve_unconfirmed"
+
+
+def _reserve_confirms(answer: Any, spends: Sequence[Spend]) -> bool:
+    """§10: verdict ``valid``, every check of :data:`RESERVE_CHECKS`, exactly our serials."""
+    if not isinstance(answer, Mapping):
+        return False
+    checks, serials = answer.get("checks"), answer.get("serials")
+    if not isinstance(checks, list) or not isinstance(serials, list):
+        return False
+    ours = {b64u_encode(sp.coin.sigma) for sp in spends}
+    return (
+        answer.get("verdict") == RESERVE_VERDICT
+        and set(RESERVE_CHECKS) <= set(checks)
+        and set(serials) == ours
+    )
 
 
 # --- dependencies ----------------------------------------------------------------------------
@@ -221,6 +252,8 @@ class Merchant:
         self._lock = threading.Lock()
         self._in_flight: set[bytes] = set()  # preqs a live payment is depositing right now
         self.catalogue = catalogue  # fair exchange: products escrowed with the TTP (DESIGN §6)
+        if catalogue is not None:  # §8.1: a key request for a `paying` request settles it first
+            catalogue.settle = self.paid_answer
 
     @property
     def name(self) -> str:
@@ -436,7 +469,7 @@ class Merchant:
             self.config.key, merchant_id=self.name, request=request_doc, spends=spends
         )
         try:
-            self.bank.reserve(signed, self.config.cert_pem)
+            answer = self.bank.reserve(signed, self.config.cert_pem)
         except RemoteCallError as exc:
             self.store.count("bank_error", exc.code)
             self.store.reopen(req.preq, deposit_id)
@@ -445,6 +478,14 @@ class Merchant:
             raise BankUnavailableError(
                 f"bank reservation failed: {exc.message}", detail={"cause": exc.code}
             ) from exc
+        # docs/protocol.md §10: the bank's full verdict on these coins (the credential check
+        # included, which only it can make) before anything is delivered
+        if not _reserve_confirms(answer, spends):
+            self.store.count("bank_error", ReserveUnconfirmedError.code)
+            self.store.reopen(req.preq, deposit_id)
+            raise ReserveUnconfirmedError(
+                "the bank's reservation does not confirm every check of these coins"
+            )
 
     def _deposit(
         self,
@@ -513,6 +554,45 @@ class Merchant:
                 outcome = exc.code
             done.append(DepositRetry(row.deposit_id, row.preq, row.amount, row.currency, outcome))
         return done
+
+    def paid_answer(self, preq: bytes) -> PaymentAnswer:
+        """docs/protocol.md §8.1: the answer of a paid request again (bank-signed receipt, bank
+        certificate and, for a product, k sealed to the request's customer key), for a
+        customer whose pay answer was lost. A request still ``paying`` is settled first by
+        re-sending its stored deposit, as the retrier would. Safe to serve to anyone who knows
+        ``preq``: the receipt is the bank's signed statement and the key opens only for the
+        customer key in the merchant-signed request."""
+        row = self.store.get(preq)
+        if row is None:
+            raise UnknownRequestError(
+                "payment request not issued by this shop", detail={"preq": b64u_encode(preq)}
+            )
+        if row.state == "paying" and row.deposit is not None and row.deposit_id is not None:
+            with self._lock:  # like _live, but refuse instead of waiting for a live payment
+                live = preq in self._in_flight
+                if not live:
+                    self._in_flight.add(preq)
+            if live:  # a live payment is depositing it right now: its customer gets the answer
+                raise PaymentInProgressError(
+                    "this payment request is being paid right now; ask again shortly"
+                )
+            try:
+                spends = parse_spends(row.deposit["body"]["spends"], max_spends=MAX_SPENDS)
+                answer = self._deposit(
+                    preq, row.deposit_id, row.deposit, row.amount, row.currency, spends
+                )
+            finally:
+                with self._lock:
+                    self._in_flight.discard(preq)
+        elif row.state == "paid" and row.receipt is not None and row.bank_cert is not None:
+            answer = PaymentAnswer(dict(row.receipt), row.bank_cert)
+        else:
+            raise PaymentNotPaidError(
+                "this payment request is not paid", detail={"preq": b64u_encode(preq)}
+            )
+        if self.catalogue is not None:  # fair exchange: the key goes out only after payment
+            answer = self.catalogue.attach_key(parse_request_body(row.request["body"]), answer)
+        return answer
 
     def retry_pending_deposits(self) -> list[str]:
         """Re-send deposits whose answer was lost; returns the deposit ids now paid."""

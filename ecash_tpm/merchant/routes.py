@@ -12,10 +12,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
 
-from ecash_tpm.crypto.encoding import b64u_encode
+from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode
 from ecash_tpm.crypto.groupsig.errors import SpendProofError
 from ecash_tpm.crypto.sealing import SealError
-from ecash_tpm.errors import AuthenticationError, ForbiddenError, InputError
+from ecash_tpm.errors import AuthenticationError, EcashError, ForbiddenError, InputError
 from ecash_tpm.merchant.catalogue import (
     Catalogue,
     CustomerKeyRequiredError,
@@ -32,7 +32,9 @@ from ecash_tpm.merchant.domain import (
     Merchant,
     NotOurRequestError,
     PaymentInProgressError,
+    PaymentNotPaidError,
     RequestAlreadyPaidError,
+    ReserveUnconfirmedError,
     UnknownRequestError,
     UnsupportedCurrencyError,
 )
@@ -133,6 +135,7 @@ _PAY_ERRORS = (
     PaymentInProgressError,
     BANK_REFUSALS,
     BankUnavailableError,
+    ReserveUnconfirmedError,  # the bank's reservation lacks the full verdict (§10)
     ReceiptInvalidError,  # the bank's receipt does not check out
     KeysetDescriptorError,  # the bank's keysets, fetched and verified on first use
     CERT_ERRORS,
@@ -192,6 +195,41 @@ def create_payment_request(body: PaymentRequestCreate, request: Request) -> dict
 )
 def pay(body: PayBody, request: Request) -> dict[str, Any]:
     return _merchant(request).pay(body.request, body.spends).to_dict()
+
+
+# --- a lost pay answer (issue 10, attack 8; docs/protocol.md §8.1) ----------------------------
+
+
+def _preq(text: str) -> bytes:
+    """Path parameter -> the 32-byte request digest (400 on anything else)."""
+    try:
+        preq = b64u_decode(text)
+    except EcashError as exc:
+        raise InputError("preq must be base64url") from exc
+    if len(preq) != 32:
+        raise InputError("preq must be 32 bytes")
+    return preq
+
+
+@router.get(
+    "/payments/{preq}",
+    response_model=PayOut,
+    summary="The answer of a paid request again: receipt, bank cert, sealed key",
+    responses=errors(
+        InputError,
+        UnknownRequestError,
+        PaymentNotPaidError,
+        PaymentInProgressError,
+        BANK_REFUSALS,
+        BankUnavailableError,
+        ReceiptInvalidError,
+        KeysetDescriptorError,
+        REMOTE_ERRORS,
+        SealError,
+    ),
+)
+def paid_answer(preq: str, request: Request) -> dict[str, Any]:
+    return _merchant(request).paid_answer(_preq(preq)).to_dict()
 
 
 # --- fair exchange (issue 6, DESIGN §6): catalogue and the TTP's key requests -----------------

@@ -44,6 +44,8 @@ from ecash_tpm.protocol.keysets import BankKeysets, Keyset
 
 __all__ = [
     "CUSTOMER_KEY_LEN",
+    "RESERVE_CHECKS",
+    "RESERVE_VERDICT",
     "KeysetBook",
     "ReceiptBody",
     "book_from_bank_keysets",
@@ -53,6 +55,23 @@ __all__ = [
 
 
 CUSTOMER_KEY_LEN = 32  # X25519 public key (DESIGN §6)
+
+#: docs/protocol.md §10: the checks a reservation ran and passed, named in the bank's answer
+#: (``verdict`` = :data:`RESERVE_VERDICT`, ``checks``) — every check of a deposit (§9 steps 1-3,
+#: the credential included) and the state checks; so a merchant that reserved knows the bank's
+#: verdict on the coins before it delivers anything.
+RESERVE_CHECKS = (
+    "envelope",
+    "request",
+    "keysets",
+    "amount",
+    "coin_signature",
+    "credential",
+    "spend_proof",
+    "not_spent",
+    "not_locked",
+)
+RESERVE_VERDICT = "valid"
 _NAME_MAX = 64
 
 

@@ -58,7 +58,7 @@ from ecash_tpm.wallet.purchases.errors import (
 from ecash_tpm.wallet.purchases.records import Offer, PurchaseRecord, PurchaseResult
 from ecash_tpm.wallet.purchases.store import DISPUTABLE, PurchaseStore
 
-__all__ = ["buy", "dispute", "fetch_offer"]
+__all__ = ["buy", "deliver", "dispute", "fetch_offer"]
 
 
 class _Capture:
@@ -173,6 +173,12 @@ def _unlock(
         error_code=None,
     )
     return PurchaseResult(purchases.get(p.purchase_id), content)
+
+
+def deliver(purchases: PurchaseStore, purchase_id: str, sealed: Any) -> PurchaseResult:
+    """16.4 step 4 for a pay answer fetched again from the merchant (docs/protocol.md §8.1,
+    :mod:`ecash_tpm.wallet.receipt_fetch`): open k, decrypt, store the content."""
+    return _unlock(purchases, purchases.get(purchase_id), sealed, via="merchant")
 
 
 def buy(

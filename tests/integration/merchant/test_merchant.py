@@ -41,7 +41,7 @@ from ecash_tpm.merchant.store import MIGRATIONS, MerchantStore
 from ecash_tpm.pki import cert_pem, load_certificate
 from ecash_tpm.protocol.coins import RECEIPT_KIND, Coin, Spend, verify_payment_request
 from ecash_tpm.protocol.keysets import BankKeysets, Keyset, keyset_id_for
-from ecash_tpm.protocol.payments import verify_keyset_list
+from ecash_tpm.protocol.payments import RESERVE_CHECKS, RESERVE_VERDICT, verify_keyset_list
 from ecash_tpm.service.errors import RemoteCallError
 from ecash_tpm.storage import Database, sqlite_url
 
@@ -167,7 +167,7 @@ class FakeBank:
         return BankKeysets(load_certificate(doc["bank_cert"]), parsed, doc["keysets"])
 
     def reserve(self, signed: Mapping[str, Any], cert_pem: str) -> dict[str, Any]:
-        return {"locked_until": self.clock() + 60}
+        return reserve_answer(signed, self.clock() + 60)
 
     def deposit(self, signed: Mapping[str, Any], cert_pem: str) -> dict[str, Any]:
         env = {**signed, "cert": cert_pem}
@@ -178,6 +178,17 @@ class FakeBank:
         if did not in self.receipts:
             self.receipts[did] = self.mint.receipt(env, self.clock())
         return {"receipt": self.receipts[did]}
+
+
+def reserve_answer(signed: Mapping[str, Any], until: int) -> dict[str, Any]:
+    """The bank's full verdict on the reserved coins (docs/protocol.md §10)."""
+    serials = [sp["coin"]["sigma"] for sp in signed["body"]["spends"]]
+    return {
+        "locked_until": until,
+        "serials": serials,
+        "verdict": RESERVE_VERDICT,
+        "checks": list(RESERVE_CHECKS),
+    }
 
 
 def remote(code: str, status: int | None, **detail: Any) -> Callable[[dict[str, Any]], None]:
@@ -484,7 +495,7 @@ def test_a_retry_never_overtakes_a_live_payment(world: World, tmp_path: Path) ->
     def slow_reserve(signed: Mapping[str, Any], cert_pem: str) -> dict[str, Any]:
         world.clock.t += 3600  # the live call is slow; the row is now old enough for a retry
         retried.extend(shop.retry_deposits())
-        return {"locked_until": world.clock() + 60}
+        return reserve_answer(signed, world.clock() + 60)
 
     world.bank.reserve = slow_reserve  # type: ignore[method-assign]
     answer = shop.pay(doc.request, spends)
@@ -541,3 +552,80 @@ def test_reserve_refusal_reopens_the_request(world: World) -> None:
     assert world.bank.deposits == []
     row = world.merchant.store.get(canonical_digest(doc.request["body"]))
     assert row is not None and row.state == "open"
+
+
+# --- issue 10, attack 4: the bank's full verdict at the reservation (docs/protocol.md §10) -----
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"verdict": None, "checks": None},  # a bank answering without a verdict
+        {"verdict": "valid", "checks": ["envelope"]},  # not every check
+        {"verdict": "unchecked", "checks": list(RESERVE_CHECKS)},
+        {"verdict": "valid", "checks": list(RESERVE_CHECKS), "serials": []},  # other coins
+    ],
+)
+def test_reservation_without_the_full_verdict_delivers_nothing(
+    world: World, answer: dict[str, Any]
+) -> None:
+    import dataclasses
+
+    world.merchant.config = dataclasses.replace(world.merchant.config, reserve=True)
+    doc, spends = world.pay_doc(4, [4])
+
+    def partial(signed: Mapping[str, Any], cert_pem: str) -> dict[str, Any]:
+        return {**reserve_answer(signed, world.clock() + 60), **answer}
+
+    world.bank.reserve = partial  # type: ignore[method-assign]
+    with pytest.raises(EcashError) as exc:
+        world.merchant.pay(doc.request, spends)
+    assert exc.value.code == "merchant.reserve_unconfirmed" and exc.value.http_status == 502
+    assert world.bank.deposits == []  # never deposited, nothing delivered
+    row = world.merchant.store.get(canonical_digest(doc.request["body"]))
+    assert row is not None and row.state == "open"
+
+
+# --- issue 10, attack 8: the answer of a paid request again (docs/protocol.md §8.1) ----------
+
+
+def test_paid_answer_settles_a_lost_deposit_and_repeats_a_paid_one(world: World) -> None:
+    doc, spends = world.pay_doc(6, [4, 2])
+    preq = canonical_digest(doc.request["body"])
+    with pytest.raises(EcashError) as exc:
+        world.merchant.paid_answer(preq)  # requested, not paid
+    assert exc.value.code == "payment.not_paid" and exc.value.http_status == 404
+    world.bank.fail_next.append(lost_answer(world.bank))
+    with pytest.raises(BankUnavailableError):
+        world.merchant.pay(doc.request, spends)
+    first = world.merchant.paid_answer(preq)  # "paying": the stored deposit is re-sent
+    assert first.receipt["body"]["amount"] == 6 and first.content_key is None
+    one, two = world.bank.deposits
+    assert one == two  # the identical document, one deposit_id
+    row = world.merchant.store.get(preq)
+    assert row is not None and row.state == "paid"
+    again = world.merchant.paid_answer(preq)  # paid: from the merchant's records
+    assert again == first and len(world.bank.deposits) == 2
+    with pytest.raises(EcashError) as unknown:
+        world.merchant.paid_answer(b"\x00" * 32)
+    assert unknown.value.code == "payment.unknown_request"
+
+
+def test_paid_answer_leaves_a_live_payment_alone(world: World) -> None:
+    doc, spends = world.pay_doc(1, [1])
+    preq = canonical_digest(doc.request["body"])
+    world.bank.fail_next.append(remote("remote.unreachable", None))
+    with pytest.raises(BankUnavailableError):
+        world.merchant.pay(doc.request, spends)
+    with world.merchant._live(preq), pytest.raises(EcashError) as exc:  # a retry is live
+        world.merchant.paid_answer(preq)
+    assert exc.value.code == "payment.in_progress" and exc.value.http_status == 409
+    assert len(world.bank.deposits) == 1
+    refused = world.merchant.store.get(preq)
+    assert refused is not None and refused.state == "paying"
+    world.bank.fail_next.append(remote("bank.double_spend", 409, serial="x", transcript_id=3))
+    with pytest.raises(EcashError) as gone:  # the bank refuses it for good: reopened
+        world.merchant.paid_answer(preq)
+    assert gone.value.code == "bank.double_spend"
+    reopened = world.merchant.store.get(preq)
+    assert reopened is not None and reopened.state == "open"

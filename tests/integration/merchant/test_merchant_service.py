@@ -244,3 +244,34 @@ def test_cheat_is_not_a_setting(tmp_path: Path) -> None:
             load_settings(MerchantSettings, **source)  # type: ignore[arg-type]
         assert exc.value.code == "config.invalid"
         assert [u["key"] for u in exc.value.detail["unknown"]] == ["cheat"]
+
+
+def test_customer_fetches_the_answer_of_a_lost_payment_over_http(
+    tmp_path: Path,
+    pki: Pki,
+    world: BankWorld,
+    bank_url: str,
+    alice: Member,
+    outage: BankOutage,
+) -> None:
+    """GET /v1/payments/{preq} (issue 10, attack 8; docs/protocol.md §8.1)."""
+    quiet = settings_from(merchant_config(tmp_path, pki, world, bank_url), deposit_retry_s=3600)
+    app = create_merchant_app(quiet, clock=world.clock, transport=outage)
+    with running_server(app) as url, MerchantClient(url) as shop:
+        request, _ = pay_while_bank_down(url, world, alice, outage)
+        preq = canonical_digest(request["body"])
+        with pytest.raises(RemoteCallError) as down:  # still no bank: outcome unknown
+            shop.paid_answer(preq)
+        assert (down.value.code, down.value.status) == ("merchant.bank_unavailable", 503)
+        outage.down = False
+        answer = shop.paid_answer(preq)  # the "paying" deposit is settled on the spot
+        assert answer["receipt"]["body"]["amount"] == 3 and answer["content_key"] is None
+        assert state_of(app, request) == "paid"
+        assert shop.paid_answer(preq)["receipt"] == answer["receipt"]
+        for bad, status, code in (
+            ("not-base64!", 400, "input.invalid"),
+            (b64u_encode(b"x" * 31), 400, "input.invalid"),
+            (b64u_encode(b"x" * 32), 404, "payment.unknown_request"),
+        ):
+            raw = httpx.get(f"{url}/v1/payments/{bad}")
+            assert (raw.status_code, raw.json()["code"]) == (status, code)
