@@ -89,6 +89,8 @@ class BankPolicy:
     rsa_bits: int = 2048
     max_withdraw_items: int = 64
     max_spends: int = 64
+    #: furthest a payment request's deadline may lie ahead of the bank's clock (issue 10)
+    max_deadline_s: int = 600
 
     @classmethod
     def from_settings(cls, settings: BankSettings) -> BankPolicy:
@@ -107,6 +109,7 @@ class BankPolicy:
             rsa_bits=settings.rsa_bits,
             max_withdraw_items=settings.max_withdraw_items,
             max_spends=settings.max_spends,
+            max_deadline_s=settings.max_deadline_s,
         )
 
 
@@ -207,6 +210,9 @@ class BankDomain:
             bank_signer=signer,
             lock_period_s=self.policy.lock_period_s,
             clock=clock,
+            bank_name=self.bank_name,
+            bank_cert_pem=bank_cert.public_bytes(serialization.Encoding.PEM).decode("ascii"),
+            max_deadline_s=self.policy.max_deadline_s,
         )
 
     @classmethod
@@ -330,6 +336,10 @@ class BankDomain:
 
     def coin_status(self, sigma: bytes) -> CoinStatus:
         return self.deposits.coin_status(sigma)
+
+    def signed_status(self, sigmas: Sequence[bytes]) -> dict[str, Any]:
+        """The bank-signed ``coin-status`` of ``sigmas`` (docs/protocol.md 10.1)."""
+        return self.deposits.signed_status(sigmas)
 
     # --- blacklist ----------------------------------------------------------------------------
 

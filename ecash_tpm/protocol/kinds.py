@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from ecash_tpm.protocol import coins, evidence, exchange, keysets, payments, registry, supply
+from ecash_tpm.protocol import status as coin_status
 
 __all__ = ["KINDS", "Kind"]
 
@@ -129,5 +130,19 @@ KINDS: Mapping[str, Kind] = _kinds(
         exchange.parse_deposit_answer,
         None,
         "Fair exchange: disputes",
+    ),
+    Kind(
+        coin_status.COIN_STATUS_KIND,
+        "bank",
+        None,
+        coin_status.CoinStatusStatement.from_signed,
+        "Bank-signed verdicts",
+    ),
+    Kind(
+        coin_status.DEPOSIT_REFUSAL_KIND,
+        "bank",
+        None,
+        coin_status.DepositRefusal.from_signed,
+        "Bank-signed verdicts",
     ),
 )
