@@ -306,9 +306,7 @@ def _coin_root(args: argparse.Namespace) -> bytes:
 
 def _wallet_context(store: WalletStore, root: bytes, cfg: dict[str, Any]) -> WalletContext:
     """The wallet as its verbs take it: coin store, remembered root and bank name, system clock."""
-    from ecash_tpm.wallet.context import WalletContext
-
-    from ecash_tpm.wallet.context import MAX_REQUEST_DEADLINE_S
+    from ecash_tpm.wallet.context import MAX_REQUEST_DEADLINE_S, WalletContext
 
     max_deadline = int(cfg.get("max_deadline_s") or MAX_REQUEST_DEADLINE_S)
     return WalletContext(store, root, _now, cfg.get("bank_name"), max_deadline_s=max_deadline)
