@@ -190,7 +190,12 @@ class BankDomain:
             clock=clock,
         )
         self.reports = DoubleSpendReports(
-            db, reporter=reporter, bank_key=bank_key, bank_signer=signer, clock=clock
+            db,
+            reporter=reporter,
+            bank_key=bank_key,
+            bank_signer=signer,
+            clock=clock,
+            descriptor=self.keysets.signed_descriptor,
         )
         checks = DepositChecks(
             keysets=self.keysets,

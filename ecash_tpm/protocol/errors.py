@@ -167,3 +167,10 @@ class DifferentCoinsError(CryptoError):
     epoch, credential, blind signature)."""
 
     code = "evidence.different_coins"
+
+
+class EvidenceCoinSignatureError(CryptoError):
+    """The double-spent coin's blind signature does not verify under the bank-signed keyset
+    descriptor its transcript carries."""
+
+    code = "evidence.bad_coin_signature"

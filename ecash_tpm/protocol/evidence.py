@@ -44,12 +44,15 @@ from ecash_tpm.errors import EcashError
 from ecash_tpm.protocol.coins import TRANSCRIPT_KIND, Coin, PaymentRequest
 from ecash_tpm.protocol.errors import (
     DifferentCoinsError,
+    EvidenceCoinSignatureError,
     EvidenceInvalidError,
     FirstDepositLateError,
     NotDoubleSpendError,
     OpeningsDisagreeError,
     TranscriptMalformedError,
 )
+from ecash_tpm.protocol.keysets import Keyset
+from ecash_tpm.protocol.spend import verify_coin_signature
 
 EVIDENCE_KIND = "double-spend-evidence"
 REGISTRATION_KIND = "member-registration"
@@ -93,6 +96,8 @@ class Transcript:
     full_coin: Coin | None = None
     #: the payment request the spend answered (its body hashes to ``preq``), when carried
     request: PaymentRequest | None = None
+    #: the bank-signed keyset descriptor of the coin, when carried (blind-signature check)
+    keyset_doc: Mapping[str, Any] | None = None
 
     def verify_spend(self, hop: Point) -> None:
         """The public spend-proof check (``daa.spend_proof_invalid`` if it fails)."""
@@ -146,6 +151,7 @@ def parse_transcript(body: Mapping[str, Any]) -> Transcript:
         deposited_at=deposited_at,
         full_coin=_full_coin(coin),
         request=_request(body.get("request"), preq),
+        keyset_doc=body["keyset"] if isinstance(body.get("keyset"), Mapping) else None,
     )
 
 
@@ -218,6 +224,23 @@ def check_double_spend(first: Transcript, second: Transcript, hop: Point) -> byt
     for t in (first, second):
         t.verify_spend(hop)
     return first.sigma
+
+
+def check_coin_signatures(transcripts: Sequence[Transcript], bank_key: x509.Certificate) -> None:
+    """12.1: where a transcript carries its keyset descriptor, the descriptor is signed by the
+    (already validated) bank certificate and the coin's blind signature verifies under it."""
+    for t in transcripts:
+        if t.keyset_doc is None:
+            continue
+        try:
+            if t.full_coin is None:
+                raise TranscriptMalformedError("a transcript with a keyset lacks the full coin")
+            verify_coin_signature(t.full_coin, Keyset.from_signed(t.keyset_doc, bank_key))
+        except EcashError as exc:
+            raise EvidenceCoinSignatureError(
+                f"the coin's blind signature does not verify: {exc.message}",
+                detail={"transcript_id": t.transcript_id, "cause": exc.code},
+            ) from exc
 
 
 def _check_same_coin(first: Transcript, second: Transcript) -> None:
@@ -357,6 +380,8 @@ def verify_evidence_body(
         raise EvidenceInvalidError("evidence needs exactly two openings")
     parsed = [parse_transcript(b) for b in transcript_bodies(docs, bank_cert=bank_cert)]
     sigma = check_double_spend(parsed[0], parsed[1], hop)
+    if bank_cert is not None:
+        check_coin_signatures(parsed, bank_cert)
     for t, raw in zip(parsed, openings, strict=True):
         op = OpeningRecord.from_dict(raw)
         if op.c1 != t.proof.c1 or op.c2 != t.proof.c2:

@@ -12,10 +12,15 @@ from support.bankworld import BankWorld, make_world, refused, test_policy
 from support.coinmint import KeyPool, Pki
 
 from ecash_tpm.bank import errors as E
-from ecash_tpm.crypto.encoding import b64u_encode
+from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode
 from ecash_tpm.crypto.signing import canonical_digest
 from ecash_tpm.errors import InputError
-from ecash_tpm.protocol.errors import RequestExpiredError
+from ecash_tpm.protocol import evidence
+from ecash_tpm.protocol.errors import (
+    DifferentCoinsError,
+    EvidenceCoinSignatureError,
+    RequestExpiredError,
+)
 from ecash_tpm.protocol.status import CoinStatusStatement, DepositRefusal
 from ecash_tpm.storage import sqlite_url
 
@@ -151,3 +156,33 @@ def test_deadline_is_checked_again_when_the_deposit_is_booked(world: BankWorld, 
     st = status(world, pki, [coins[0].sigma])
     assert st.coins[0].state == "unspent"
     assert b64u_encode(coins[0].sigma) == st.coins[0].to_dict()["sigma"]
+
+
+def test_reported_transcripts_carry_the_keyset_for_the_blind_signature_check(
+    world: BankWorld, pki: Pki
+) -> None:
+    """12.1: the bank's double-spend transcripts carry the coin's signed keyset descriptor;
+    the supervision check passes for the real coin and refuses a coin whose blind signature
+    does not verify (evidence.bad_coin_signature)."""
+    member = world.customer("alice", 100)
+    coins = world.withdraw(member, 2)
+    req_a, req_b = world.request("shop-a", 2), world.request("shop-b", 2)
+    world.deposit("shop-a", req_a, world.spends(member, coins, req_a))
+    with refused(E.DoubleSpendError, "bank.double_spend"):
+        world.deposit("shop-b", req_b, world.spends(member, coins, req_b))
+    first, second = world.reporter.reports[0]
+    bodies = evidence.transcript_bodies([first, second], bank_cert=pki.bank.cert)
+    assert all(b["keyset"]["kind"] == "bank-keyset" for b in bodies)
+    parsed = [evidence.parse_transcript(b) for b in bodies]
+    assert evidence.check_double_spend(parsed[0], parsed[1], world.issuer.hop) == coins[0].sigma
+    evidence.check_coin_signatures(parsed, pki.bank.cert)
+    body = dict(bodies[1])
+    coin = dict(body["spend"]["coin"])
+    coin["signature"] = b64u_encode(b"\x01" * len(b64u_decode(coin["signature"])))
+    body["spend"] = {**body["spend"], "coin": coin}
+    forged = evidence.parse_transcript(body)
+    with pytest.raises(EvidenceCoinSignatureError) as exc:
+        evidence.check_coin_signatures([parsed[0], forged], pki.bank.cert)
+    assert exc.value.code == "evidence.bad_coin_signature"
+    with pytest.raises(DifferentCoinsError):  # and it is not the same coin any more
+        evidence.check_double_spend(parsed[0], forged, world.issuer.hop)

@@ -30,6 +30,7 @@ from ecash_tpm.crypto.encoding import b64u_encode
 from ecash_tpm.crypto.groupsig import (
     Credential,
     CredentialError,
+    IssuerSecret,
     OpenerSecret,
     OpeningProofError,
     RandomizedCredential,
@@ -490,8 +491,18 @@ def test_issuer_rechecks_unsigned_evidence(world: dict[str, Any]) -> None:
     try:
         first = spend(signer, m.credential, hop, t0=m.t0)
         second = spend(signer, m.credential, hop, sigma=first.sigma, coin=first.coin, t0=m.t0)
+        # a coin whose credential the issuer never made (issue 10: valid spend proofs of the
+        # member's TPM over a credential from another secret are no evidence)
+        forged_cred, _ = issue_credential(IssuerSecret.generate(), m.q)
+        f1 = spend(signer, forged_cred, hop, t0=m.t0)
+        f2 = spend(signer, forged_cred, hop, sigma=f1.sigma, coin=f1.coin, t0=m.t0)
     finally:
         tpm.unload(signer.key)
+    forged = dept.handle_double_spend([f1.transcript(bank, 3), f2.transcript(bank, 4)])
+    with pytest.raises(RevocationEvidenceError) as bad:
+        env.service.revoke_with_evidence(m.member_id, forged.evidence)
+    assert bad.value.code == "issuer.evidence_invalid"
+    assert bad.value.detail["check"] == "credential"
     case = dept.handle_double_spend([first.transcript(bank, 1), second.transcript(bank, 2)])
     # soft members are only in the supervision registry; evidence naming another member fails
     with pytest.raises(RevocationEvidenceError):
