@@ -420,3 +420,38 @@ def test_attack_5_coins_held_hostage(system: System, wallet: WalletHandle) -> No
     paid = wallet.pay(6, SHOP)  # the released coins spend normally
     assert paid.amount == 6 and b64u_decode(paid.receipt["body"]["serials"][0])
     assert_customer_untouched(system, wallet)
+
+
+# --- the honest path: a real double spend, the bank's signed refusal relayed (runs last) --------
+
+
+def test_bank_signed_double_spend_refusal_reaches_the_wallet(
+    system: System, wallet: WalletHandle
+) -> None:
+    """A wallet restored from a backup spends a coin again: the honest merchant relays the
+    bank's signed refusal, the wallet marks exactly that coin spent and keeps the other pending
+    until the bank's signed status frees it. Runs last: the double spend revokes the member."""
+    if wallet.balance():
+        wallet.pay(wallet.balance(), "shop-2")
+    wallet.withdraw(3)  # coins 1 + 2
+    first = wallet.pay(1, SHOP)
+    (spent_sigma,) = wallet.store.payment(first.payment_id).serials
+    with wallet.store._db.transaction() as tx:  # the backup still has the coin as unspent
+        tx.execute(
+            "UPDATE wallet_coin SET state = 'unspent', payment_id = NULL WHERE sigma = :s",
+            {"s": spent_sigma},
+        )
+    with pytest.raises(EcashError) as exc:
+        wallet.pay(3, "shop-2")
+    assert exc.value.code == "bank.double_spend" and exc.value.detail["refusal"]["kind"] == (
+        "deposit-refusal"
+    )
+    (open_payment,) = wallet.store.payments(open_only=True)
+    assert open_payment.state == "sent" and spent_sigma in open_payment.serials
+    (other,) = [s for s in open_payment.serials if s != spent_sigma]
+    assert spent_sigma in {hc.sigma for hc in wallet.store.coins("spent")}
+    assert other in {hc.sigma for hc in wallet.store.coins("pending")}
+    assert system.supervision.case(spent_sigma) is not None  # the real double spend is opened
+    system.clock.advance(open_payment.deadline + RECOVERY_GRACE_S + 1 - system.clock())
+    (released,) = wallet.recover()
+    assert released.outcome == "partly_spent" and wallet.balance() == 2
