@@ -27,6 +27,7 @@ from ecash_tpm.bank.verify import (
     Checked,
     DepositChecks,
     check_deadline,
+    check_deadline_bound,
 )
 from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode
 from ecash_tpm.crypto.groupsig import SIGMA_LEN
@@ -40,6 +41,12 @@ from ecash_tpm.protocol.coins import (
     check_identifier,
 )
 from ecash_tpm.protocol.payments import RESERVE_CHECKS, RESERVE_VERDICT
+from ecash_tpm.protocol.status import (
+    MAX_STATUS_SERIALS,
+    CoinState,
+    sign_coin_status,
+    sign_deposit_refusal,
+)
 from ecash_tpm.storage import Database, Transaction, UniqueViolationError
 
 __all__ = ["Deposits", "decode_sigma"]
@@ -121,6 +128,24 @@ def _prior_deposit(
     return receipt
 
 
+def _coin_state(tx: Transaction, sigma: bytes, now: int) -> CoinState:
+    """One serial for the signed coin status (§10.1)."""
+    spent = rows.deposited_coin(tx, sigma)
+    if spent is not None:
+        return CoinState(
+            sigma,
+            "spent",
+            merchant_id=spent.merchant_id,
+            preq=spent.preq,
+            deposit_id=spent.deposit_id,
+            deposited_at=spent.spent_at,
+        )
+    lock = rows.lock_detail(tx, sigma)
+    if lock is not None and lock[2] > now:
+        return CoinState(sigma, "locked", locked_until=lock[2], merchant_id=lock[0], preq=lock[1])
+    return CoinState(sigma, "unspent")
+
+
 class Deposits:
     """Books merchants' verified deposits and reservations."""
 
@@ -134,7 +159,13 @@ class Deposits:
         bank_signer: str,
         lock_period_s: int,
         clock: Callable[[], int],
+        bank_name: str = "bank",
+        bank_cert_pem: str | None = None,
+        max_deadline_s: int = 600,
     ) -> None:
+        self._bank_name = bank_name
+        self._bank_cert_pem = bank_cert_pem
+        self._max_deadline_s = max_deadline_s
         self._db = db
         self._checks = checks
         self._reports = reports
@@ -158,6 +189,7 @@ class Deposits:
         now = self._clock()
         with checks.watch(merchant_id):
             req = checks.request(body["request"], merchant_id, key)
+            check_deadline_bound(req, now, self._max_deadline_s)
             check_deadline(req, self._first_seen(merchant_id, req.preq, now))
             checked = checks.spends(req, body["spends"], now)
         bodies = {
@@ -177,6 +209,11 @@ class Deposits:
             if again is not None:
                 return again
             sigmas = [c.spend.coin.sigma for c in checked]
+            # §10.1: the deadline again at booking time, so that a signed "unspent" after the
+            # deadline stays true (a deposit verified before it cannot land after it)
+            late = self._clock()
+            seen = rows.first_lock_time(tx, merchant_id, req.preq, late)
+            check_deadline(req, late if seen is None else min(seen, late))
             _check_not_spent(tx, sigmas)
             _check_not_locked(tx, merchant_id, sigmas, now)
             entries = [(c.keyset.ledger_account, -c.keyset.value) for c in checked]
@@ -245,8 +282,28 @@ class Deposits:
             receipt: dict[str, Any] = self._run_money(book)
         except DoubleSpendSeen as exc:
             self._reports.after_double_spend(exc, bodies[exc.sigma], req.preq)
+            self._sign_refusal(exc, merchant_id, req.preq, list(bodies), now)
             raise
         return receipt
+
+    def _sign_refusal(
+        self, exc: EcashError, merchant_id: str, preq: bytes, sigmas: Sequence[bytes], now: int
+    ) -> None:
+        """§10.1: put the bank-signed ``deposit-refusal`` (and the bank certificate) into the
+        refusal's detail, so the merchant can relay the bank's own word to the customer."""
+        exc.detail["refusal"] = sign_deposit_refusal(
+            self._bank_key,
+            code=exc.code,
+            bank=self._bank_name,
+            bank_time=now,
+            merchant_id=merchant_id,
+            preq=preq,
+            serials=sigmas,
+            detail={k: v for k, v in exc.detail.items() if k in ("serial", "transcript_id")},
+            signer=self._bank_signer,
+        )
+        if self._bank_cert_pem is not None:
+            exc.detail["cert"] = self._bank_cert_pem
 
     def _run_money(self, fn: Callable[[Transaction], Any]) -> Any:
         """Run a money transaction; a unique-key race (PostgreSQL) is re-run once, and the
@@ -278,6 +335,7 @@ class Deposits:
         now = self._clock()
         with checks.watch(merchant_id):
             req = checks.request(body["request"], merchant_id, key)
+            check_deadline_bound(req, now, self._max_deadline_s)
             check_deadline(req, now)
             checked = checks.spends(req, body["spends"], now)
         sigmas = [c.spend.coin.sigma for c in checked]
@@ -307,6 +365,7 @@ class Deposits:
                 now=now,
             )
             self._reports.after_double_spend(exc, attempt, req.preq)
+            self._sign_refusal(exc, merchant_id, req.preq, sigmas, now)
             raise
         # §10: the answer names every check run and passed (the merchant's verdict to act on)
         return ReserveResult(
@@ -330,6 +389,29 @@ class Deposits:
         if lock is not None and lock[1] > now:
             return CoinStatus(sigma, "locked", lock[1])
         return CoinStatus(sigma, "unspent")
+
+    def signed_status(self, sigmas: Sequence[bytes]) -> dict[str, Any]:
+        """§10.1: the bank-signed ``coin-status`` of ``sigmas`` at the bank's time: unspent,
+        locked (holder, request, until) or spent (deposit, request, when)."""
+        if not sigmas or len(sigmas) > MAX_STATUS_SERIALS:
+            raise InputError(f"ask about 1..{MAX_STATUS_SERIALS} serials")
+        if len(set(sigmas)) != len(sigmas):
+            raise InputError("serials must be distinct")
+        for sigma in sigmas:
+            if not isinstance(sigma, bytes) or len(sigma) != SIGMA_LEN:
+                raise InputError(f"sigma must be {SIGMA_LEN} bytes")
+        states = []
+        with self._db.read() as tx:
+            now = self._clock()  # read inside the snapshot: nothing booked later is older
+            for sigma in sigmas:
+                states.append(_coin_state(tx, sigma, now))
+        return sign_coin_status(
+            self._bank_key,
+            bank=self._bank_name,
+            bank_time=now,
+            coins=states,
+            signer=self._bank_signer,
+        )
 
     # --- double-spend reports (kept here for callers that read them as mappings) --------------
 

@@ -95,6 +95,8 @@ class BankPolicy:
     rsa_bits: int = 2048
     max_withdraw_items: int = 64
     max_spends: int = 64
+    #: furthest a payment request's deadline may lie ahead of the bank's clock (issue 10)
+    max_deadline_s: int = 600
 
     @classmethod
     def from_settings(cls, settings: BankSettings) -> BankPolicy:
@@ -113,6 +115,7 @@ class BankPolicy:
             rsa_bits=settings.rsa_bits,
             max_withdraw_items=settings.max_withdraw_items,
             max_spends=settings.max_spends,
+            max_deadline_s=settings.max_deadline_s,
         )
 
 
@@ -195,7 +198,12 @@ class BankDomain:
             clock=clock,
         )
         self.reports = DoubleSpendReports(
-            db, reporter=reporter, bank_key=bank_key, bank_signer=signer, clock=clock
+            db,
+            reporter=reporter,
+            bank_key=bank_key,
+            bank_signer=signer,
+            clock=clock,
+            descriptor=self.keysets.signed_descriptor,
         )
         checks = DepositChecks(
             keysets=self.keysets,
@@ -215,6 +223,9 @@ class BankDomain:
             bank_signer=signer,
             lock_period_s=self.policy.lock_period_s,
             clock=clock,
+            bank_name=self.bank_name,
+            bank_cert_pem=bank_cert.public_bytes(serialization.Encoding.PEM).decode("ascii"),
+            max_deadline_s=self.policy.max_deadline_s,
         )
 
     @classmethod
@@ -361,6 +372,10 @@ class BankDomain:
 
     def coin_status(self, sigma: bytes) -> CoinStatus:
         return self.deposits.coin_status(sigma)
+
+    def signed_status(self, sigmas: Sequence[bytes]) -> dict[str, Any]:
+        """The bank-signed ``coin-status`` of ``sigmas`` (docs/protocol.md 10.1)."""
+        return self.deposits.signed_status(sigmas)
 
     # --- blacklist ----------------------------------------------------------------------------
 

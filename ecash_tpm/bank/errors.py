@@ -12,6 +12,7 @@ from ecash_tpm.errors import (
     ConfigError,
     ConflictError,
     ForbiddenError,
+    InputError,
     NotFoundError,
     ProofError,
     StorageError,
@@ -125,6 +126,13 @@ class CoinLockedError(ConflictError):
     """Another merchant holds the coin during the lock period; ``detail.retry_after`` set."""
 
     code = "bank.coin_locked"
+
+
+class DeadlineTooFarError(InputError):
+    """The payment request's deadline lies further ahead of the bank's clock than
+    ``max_deadline_s``: such a request could hold the customer's coins hostage (issue 10)."""
+
+    code = "bank.deadline_too_far"
 
 
 # --- keysets -----------------------------------------------------------------------------------

@@ -296,6 +296,16 @@ class KeysetStore:
             self._public[keyset_id] = keyset
         return keyset
 
+    def signed_descriptor(self, keyset_id: bytes) -> dict[str, Any] | None:
+        """The bank-signed descriptor of a keyset as stored (carried in spend transcripts so
+        the supervision department can check a coin's blind signature, protocol.md 12.1)."""
+        with self._db.read() as tx:
+            descriptor = rows.descriptor(tx, keyset_id)
+        if descriptor is None:
+            return None
+        doc: dict[str, Any] = json.loads(descriptor)
+        return doc
+
     def private_key(self, keyset_id: bytes) -> rsa.RSAPrivateKey:
         """Load (once) the signing key of a keyset and check it matches the published key."""
         with self._lock:

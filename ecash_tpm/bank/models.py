@@ -23,6 +23,8 @@ __all__ = [
     "BlacklistEntryAnswer",
     "CoinStatus",
     "CoinStatusAnswer",
+    "CoinStatusBody",
+    "SignedCoinStatusAnswer",
     "DepositAnswer",
     "DepositBody",
     "DoubleSpendReport",
@@ -116,6 +118,21 @@ class CoinStatusAnswer(ApiModel):
     sigma: B64Bytes
     state: Literal["unspent", "locked", "spent"]
     locked_until: int | None = None
+    status: SignedDoc | None = Field(
+        default=None, description="bank-signed coin-status (the only part a wallet acts on)"
+    )
+    cert: str | None = Field(default=None, description="the bank certificate, PEM")
+
+
+class CoinStatusBody(ApiModel):
+    """``POST /v1/coins/status``: the serials (base64url) to report on."""
+
+    serials: list[str] = Field(min_length=1, max_length=256)
+
+
+class SignedCoinStatusAnswer(ApiModel):
+    status: SignedDoc = Field(description="bank-signed coin-status of the serials asked")
+    cert: str = Field(description="the bank certificate, PEM")
 
 
 class LiftBody(SignedObject):

@@ -22,7 +22,7 @@ from ecash_tpm.bank.models import DoubleSpendReport
 from ecash_tpm.bank.protocols import DoubleSpendReporter
 from ecash_tpm.bank.store import deposits as deposit_rows
 from ecash_tpm.bank.store import reports as rows
-from ecash_tpm.crypto.encoding import b64u_encode
+from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode
 from ecash_tpm.crypto.signing import PartyKey, sign_object
 from ecash_tpm.errors import NotFoundError
 from ecash_tpm.protocol.coins import TRANSCRIPT_KIND
@@ -58,18 +58,29 @@ class DoubleSpendReports:
         bank_key: PartyKey,
         bank_signer: str,
         clock: Callable[[], int],
+        descriptor: Callable[[bytes], dict[str, Any] | None] | None = None,
     ) -> None:
         self._db = db
         self._reporter = reporter
         self._bank_key = bank_key
         self._bank_signer = bank_signer
         self._clock = clock
+        #: the bank-signed descriptor of a keyset, added to signed transcripts (12.1)
+        self._descriptor = descriptor
 
     def sign_transcript(self, body: Mapping[str, Any], transcript_id: int | str) -> dict[str, Any]:
+        """Sign a transcript; with the coin's keyset descriptor as signed now, so the
+        supervision department can check the coin's blind signature (protocol.md 12.1)."""
+        extra: dict[str, Any] = {}
+        keyset_id = body.get("keyset_id")
+        if self._descriptor is not None and isinstance(keyset_id, str):
+            doc = self._descriptor(b64u_decode(keyset_id))
+            if doc is not None:
+                extra["keyset"] = doc
         return sign_object(
             self._bank_key,
             TRANSCRIPT_KIND,
-            {**body, "transcript_id": transcript_id},
+            {**body, **extra, "transcript_id": transcript_id},
             signer=self._bank_signer,
         )
 

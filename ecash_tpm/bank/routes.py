@@ -44,6 +44,7 @@ from ecash_tpm.bank.models import (
     AccountAnswer,
     BlacklistEntryAnswer,
     CoinStatusAnswer,
+    CoinStatusBody,
     DepositAnswer,
     DepositBody,
     KeysetsAnswer,
@@ -52,6 +53,7 @@ from ecash_tpm.bank.models import (
     LoginBody,
     ReserveAnswer,
     ReserveBody,
+    SignedCoinStatusAnswer,
     TtpDepositAnswer,
     WithdrawAnswer,
     WithdrawBody,
@@ -279,10 +281,24 @@ def build_router() -> APIRouter:
         responses=errors(err(InputError, message="sigma must be 32 bytes")),
     )
     def coin(sigma: str, bank: Bank) -> CoinStatusAnswer:
-        status = bank.coin_status(decode_sigma(sigma))
+        serial = decode_sigma(sigma)
+        status = bank.coin_status(serial)
         return CoinStatusAnswer(
-            sigma=status.sigma, state=status.state, locked_until=status.locked_until
+            sigma=status.sigma,
+            state=status.state,
+            locked_until=status.locked_until,
+            status=bank.signed_status([serial]),
+            cert=bank.bank_cert_pem(),
         )
+
+    @router.post(
+        "/coins/status",
+        summary="Bank-signed status of many coins at the bank's time (wallet recovery)",
+        responses=errors(err(InputError, message="sigma must be 32 bytes")),
+    )
+    def coins_status(body: CoinStatusBody, bank: Bank) -> SignedCoinStatusAnswer:
+        serials = [decode_sigma(s) for s in body.serials]
+        return SignedCoinStatusAnswer(status=bank.signed_status(serials), cert=bank.bank_cert_pem())
 
     # --- fair exchange (issue 6): the TTP asks whether coins were deposited ---------------
     @router.post(

@@ -45,6 +45,9 @@ class BankSettings(ServiceSettings):
     rsa_bits: Literal[2048, 3072] = 2048
     max_withdraw_items: int = Field(default=64, ge=1, le=1024)
     max_spends: int = Field(default=64, ge=1, le=1024)
+    max_deadline_s: int = Field(
+        default=600, ge=60, description="furthest a request deadline may lie ahead (issue 10)"
+    )
 
     issuer_secrets_dir: Path | None = Field(
         default=None, description="the issuer's epoch key directory (shared, same operator)"

@@ -41,6 +41,7 @@ from ecash_tpm.bank.errors import (
     KEYSET_EXPIRED,
     REQUEST_EXPIRED,
     BadCredentialError,
+    DeadlineTooFarError,
     MerchantBlacklistedError,
     MerchantSignatureError,
     WrongKeyError,
@@ -80,6 +81,7 @@ __all__ = [
     "Checked",
     "DepositChecks",
     "check_deadline",
+    "check_deadline_bound",
 ]
 
 logger = logging.getLogger("ecash_tpm.bank")
@@ -103,6 +105,16 @@ def check_deadline(req: PaymentRequest, first_seen: int) -> None:
             "payment request was past its deadline when the bank first saw it",
             code=REQUEST_EXPIRED,
             detail={"deadline": req.deadline, "seen_at": first_seen},
+        )
+
+
+def check_deadline_bound(req: PaymentRequest, now: int, max_deadline_s: int) -> None:
+    """§10 deadline bound: a request may not hold coins further ahead than ``max_deadline_s``
+    of the bank's clock (a 10-year deadline would keep the customer's coins pending forever)."""
+    if req.deadline > now + max_deadline_s:
+        raise DeadlineTooFarError(
+            "payment request deadline is too far ahead",
+            detail={"deadline": req.deadline, "bank_time": now, "max_deadline_s": max_deadline_s},
         )
 
 

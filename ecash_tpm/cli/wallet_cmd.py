@@ -257,7 +257,12 @@ def _coin_settings(args: argparse.Namespace, *, need_bank: bool = False) -> dict
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}", code="wallet.settings_invalid") from exc
     changed = False
-    for flag, key in (("bank", "bank_url"), ("bank_name", "bank_name"), ("currency", "currency")):
+    for flag, key in (
+        ("bank", "bank_url"),
+        ("bank_name", "bank_name"),
+        ("currency", "currency"),
+        ("max_deadline", "max_deadline_s"),  # issue 10 attack 5: no hostage deadlines
+    ):
         value = getattr(args, flag, None)
         if value and cfg.get(key) != value:
             cfg[key], changed = value, True
@@ -306,9 +311,10 @@ def _coin_root(args: argparse.Namespace) -> bytes:
 
 def _wallet_context(store: WalletStore, root: bytes, cfg: dict[str, Any]) -> WalletContext:
     """The wallet as its verbs take it: coin store, remembered root and bank name, system clock."""
-    from ecash_tpm.wallet.context import WalletContext
+    from ecash_tpm.wallet.context import MAX_REQUEST_DEADLINE_S, WalletContext
 
-    return WalletContext(store, root, _now, cfg.get("bank_name"))
+    max_deadline = int(cfg.get("max_deadline_s") or MAX_REQUEST_DEADLINE_S)
+    return WalletContext(store, root, _now, cfg.get("bank_name"), max_deadline_s=max_deadline)
 
 
 def _spending_context(
@@ -530,9 +536,17 @@ def _cmd_recover(args: argparse.Namespace) -> int:
 
     data = _existing_wallet(args)
     cfg = _coin_settings(args, need_bank=True)
+    root = _coin_root(args)
     with WalletStore.open(data, _now) as store, _bank_client(args, cfg) as bank:
         fetched = _fetch_receipts(args, store)  # issue 10, attack 8: the merchant's answer
-        results = recover_payments(store, bank, clock=_now, grace_s=args.grace)
+        results = recover_payments(
+            store,
+            bank,
+            clock=_now,
+            root=root,
+            bank_name=cfg.get("bank_name"),
+            grace_s=args.grace,
+        )
     rows = [r.to_dict() for r in results]
     lines = [f"{r['purchase_id']}: {r['outcome']}" for r in fetched["purchases"]]
     lines += [f"{r['payment_id']}: {r['outcome']}" for r in fetched["receipts"] + rows]
@@ -603,6 +617,14 @@ def register_coins(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.add_argument("--request", default=None, metavar="FILE", help="{request, cert} JSON")
     p.add_argument("--amount", type=int, default=None, help="ask the shop for this amount")
     p.add_argument("--product-id", default=None)
+    p.add_argument(
+        "--max-deadline",
+        type=int,
+        default=None,
+        metavar="SECONDS",
+        help="refuse requests whose deadline lies further ahead (remembered; default "
+        "300): the coins of a payment whose answer is lost stay pending until then",
+    )
     p.set_defaults(func=_cmd_pay)
 
     p = data_args(sub.add_parser("recover", help="settle payments sent without an answer"))
@@ -612,8 +634,8 @@ def register_coins(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         type=int,
         default=RECOVERY_GRACE_S,
         metavar="SECONDS",
-        help="wait this long past a request's deadline before releasing its coins "
-        f"(clock skew, deposits in flight; default {RECOVERY_GRACE_S})",
+        help="wait this long past a request's deadline, by the bank's signed time, before "
+        f"releasing its coins (deposits in flight; default {RECOVERY_GRACE_S})",
     )
     p.set_defaults(func=_cmd_recover)
 

@@ -82,6 +82,14 @@ class BankClient(ServiceClient):
         answer: dict[str, Any] = self.get_json(f"/v1/coins/{b64u_encode(sigma)}")
         return answer
 
+    def coin_statuses(self, serials: Sequence[bytes]) -> dict[str, Any]:
+        """``{status, cert}``: the bank-signed ``coin-status`` of ``serials`` (one request;
+        verify with :meth:`ecash_tpm.protocol.status.CoinStatusStatement.from_signed`)."""
+        answer: dict[str, Any] = self.post_json(
+            "/v1/coins/status", {"serials": [b64u_encode(s) for s in serials]}
+        )
+        return answer
+
     # --- merchant -----------------------------------------------------------------------------
 
     def reserve(self, signed_reserve: Mapping[str, Any], cert_pem: str) -> dict[str, Any]:

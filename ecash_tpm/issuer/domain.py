@@ -49,8 +49,10 @@ from ecash_tpm.crypto.bn256 import Point
 from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode
 from ecash_tpm.crypto.groupsig import (
     JOIN_NONCE_LEN,
+    CredentialError,
     JoinProof,
     issue_credential,
+    verify_credential,
     verify_join_proof,
 )
 from ecash_tpm.crypto.groupsig.credential import Credential
@@ -85,7 +87,12 @@ from ecash_tpm.protocol.api.issuer import (
     MemberRecord,
     PcrSelectionModel,
 )
-from ecash_tpm.protocol.evidence import EVIDENCE_KIND, verify_evidence_body
+from ecash_tpm.protocol.evidence import (
+    EVIDENCE_KIND,
+    parse_transcript,
+    transcript_bodies,
+    verify_evidence_body,
+)
 from ecash_tpm.protocol.join import SECRET_LEN, join_qualifying_data
 from ecash_tpm.protocol.registry import MemberRegistry, RegistryEntry, member_id_for_t0
 from ecash_tpm.storage import Database, UniqueViolationError
@@ -459,8 +466,22 @@ class IssuerService:
             raise RevocationEvidenceError(
                 "the evidence does not open to this member", detail={"member_id": member_id}
             )
+        self._check_coin_credential(body)
         reason = "double spend of serial " + b64u_encode(verified.sigma)
         return self.revoke(member_id, reason=reason, evidence=evidence)
+
+    def _check_coin_credential(self, body: dict[str, Any]) -> None:
+        """docs/protocol.md 12.1/13: the double-spent coin carries a credential this issuer
+        made (designated check with the secret of the coin's epoch): a "coin" the issuer never
+        certified is no evidence against a member (issue 10)."""
+        t = parse_transcript(transcript_bodies(body["transcripts"], bank_cert=None)[0])
+        try:
+            verify_credential(self.keys.secret_for_epoch(t.epoch), *t.coin)
+        except (CredentialError, EcashError) as exc:
+            raise RevocationEvidenceError(
+                "the double-spent coin's credential is not this issuer's",
+                detail={"check": "credential", "cause": exc.code},
+            ) from exc
 
     def _evidence_body(self, evidence: dict[str, Any], cert: str | None) -> dict[str, Any]:
         if self.central_bank_root is not None:

@@ -157,3 +157,41 @@ class DisputePendingError(ConflictError):
     """The merchant still has time to answer; ask again after ``detail.retry_after`` s."""
 
     code = "ttp.dispute_pending"
+
+
+# --- bank-signed verdicts (issue 10: the wallet acts only on what the bank signed) -------------
+
+
+class CoinStatusInvalidError(CryptoError):
+    """A coin-status statement is not signed by a certified bank, is malformed, or does not
+    answer exactly the serials asked about."""
+
+    code = "coin_status.invalid"
+
+
+class RefusalInvalidError(CryptoError):
+    """A deposit refusal is not signed by a certified bank, is malformed, or is not about
+    this payment."""
+
+    code = "refusal.invalid"
+
+
+class FirstDepositLateError(CryptoError):
+    """A "double spend" whose first deposit the bank booked after the second request's
+    deadline: the customer could not have known the coin was spent (it was released)."""
+
+    code = "evidence.first_deposit_late"
+
+
+class DifferentCoinsError(CryptoError):
+    """The two transcripts of a "double spend" do not carry the same coin (serial, keyset,
+    epoch, credential, blind signature)."""
+
+    code = "evidence.different_coins"
+
+
+class EvidenceCoinSignatureError(CryptoError):
+    """The double-spent coin's blind signature does not verify under the bank-signed keyset
+    descriptor its transcript carries."""
+
+    code = "evidence.bad_coin_signature"

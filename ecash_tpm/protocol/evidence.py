@@ -41,13 +41,18 @@ from ecash_tpm.crypto.groupsig import (
 )
 from ecash_tpm.crypto.signing import verify_object
 from ecash_tpm.errors import EcashError
-from ecash_tpm.protocol.coins import TRANSCRIPT_KIND
+from ecash_tpm.protocol.coins import TRANSCRIPT_KIND, Coin, PaymentRequest
 from ecash_tpm.protocol.errors import (
+    DifferentCoinsError,
+    EvidenceCoinSignatureError,
     EvidenceInvalidError,
+    FirstDepositLateError,
     NotDoubleSpendError,
     OpeningsDisagreeError,
     TranscriptMalformedError,
 )
+from ecash_tpm.protocol.keysets import Keyset
+from ecash_tpm.protocol.spend import verify_coin_signature
 
 EVIDENCE_KIND = "double-spend-evidence"
 REGISTRATION_KIND = "member-registration"
@@ -85,6 +90,14 @@ class Transcript:
     sigma: bytes
     coin: RandomizedCredential
     proof: SpendProof
+    #: when the bank booked (or refused) this spend, by its own clock (bank-signed)
+    deposited_at: int | None = None
+    #: the whole coin (blind signature included), when the transcript carries a full coin
+    full_coin: Coin | None = None
+    #: the payment request the spend answered (its body hashes to ``preq``), when carried
+    request: PaymentRequest | None = None
+    #: the bank-signed keyset descriptor of the coin, when carried (blind-signature check)
+    keyset_doc: Mapping[str, Any] | None = None
 
     def verify_spend(self, hop: Point) -> None:
         """The public spend-proof check (``daa.spend_proof_invalid`` if it fails)."""
@@ -121,6 +134,11 @@ def parse_transcript(body: Mapping[str, Any]) -> Transcript:
             f"coin credential or spend proof is malformed: {exc.message}",
             detail={"cause": exc.code},
         ) from exc
+    deposited_at = body.get("deposited_at")
+    if deposited_at is not None and (
+        isinstance(deposited_at, bool) or not isinstance(deposited_at, int)
+    ):
+        raise TranscriptMalformedError("deposited_at must be an integer")
     return Transcript(
         transcript_id=tid,
         merchant_id=merchant,
@@ -130,7 +148,42 @@ def parse_transcript(body: Mapping[str, Any]) -> Transcript:
         sigma=_b64(_field(coin, "sigma", "coin"), "sigma", SIGMA_LEN),
         coin=cred,
         proof=proof,
+        deposited_at=deposited_at,
+        full_coin=_full_coin(coin),
+        request=_request(body.get("request"), preq),
+        keyset_doc=body["keyset"] if isinstance(body.get("keyset"), Mapping) else None,
     )
+
+
+def _full_coin(coin: Mapping[str, Any]) -> Coin | None:
+    """The coin with its blind signature, or None for a transcript that carries only the
+    credential (older tests and tools)."""
+    if "signature" not in coin:
+        return None
+    try:
+        return Coin.from_dict(coin)
+    except EcashError as exc:
+        raise TranscriptMalformedError(
+            f"coin is malformed: {exc.message}", detail={"cause": exc.code}
+        ) from exc
+
+
+def _request(doc: Any, preq: bytes) -> PaymentRequest | None:
+    """The signed payment request inside a transcript; its body must hash to ``preq``."""
+    if doc is None:
+        return None
+    body = doc.get("body") if isinstance(doc, Mapping) else None
+    if not isinstance(body, Mapping):
+        raise TranscriptMalformedError("the transcript's request is not a signed object")
+    try:
+        req = PaymentRequest.from_body(body)
+    except EcashError as exc:
+        raise TranscriptMalformedError(
+            f"the transcript's request is malformed: {exc.message}", detail={"cause": exc.code}
+        ) from exc
+    if not hmac.compare_digest(req.preq, preq):
+        raise TranscriptMalformedError("the transcript's request does not hash to its preq")
+    return req
 
 
 def transcript_body(
@@ -156,7 +209,9 @@ def transcript_body(
 
 
 def check_double_spend(first: Transcript, second: Transcript, hop: Point) -> bytes:
-    """Require one serial, two different requests, two valid spend proofs; return sigma."""
+    """Require one serial, two different requests, one and the same coin, a first deposit the
+    bank booked before the second request's deadline, two valid spend proofs; return sigma
+    (docs/protocol.md 12.1)."""
     if not hmac.compare_digest(first.sigma, second.sigma):
         raise NotDoubleSpendError("the transcripts are for different serials")
     if hmac.compare_digest(first.preq, second.preq):
@@ -164,9 +219,62 @@ def check_double_spend(first: Transcript, second: Transcript, hop: Point) -> byt
             "both transcripts spend the serial for the same payment request (a replay by the "
             "payee, not a second spend by the customer)"
         )
+    _check_same_coin(first, second)
+    _check_first_before_deadline(first, second)
     for t in (first, second):
         t.verify_spend(hop)
     return first.sigma
+
+
+def check_coin_signatures(transcripts: Sequence[Transcript], bank_key: x509.Certificate) -> None:
+    """12.1: where a transcript carries its keyset descriptor, the descriptor is signed by the
+    (already validated) bank certificate and the coin's blind signature verifies under it."""
+    for t in transcripts:
+        if t.keyset_doc is None:
+            continue
+        try:
+            if t.full_coin is None:
+                raise TranscriptMalformedError("a transcript with a keyset lacks the full coin")
+            verify_coin_signature(t.full_coin, Keyset.from_signed(t.keyset_doc, bank_key))
+        except EcashError as exc:
+            raise EvidenceCoinSignatureError(
+                f"the coin's blind signature does not verify: {exc.message}",
+                detail={"transcript_id": t.transcript_id, "cause": exc.code},
+            ) from exc
+
+
+def _check_same_coin(first: Transcript, second: Transcript) -> None:
+    """12.1: one coin, not two coins sharing a serial (keyset, epoch, credential, and where
+    carried the blind signature must all agree)."""
+    same = (
+        first.keyset_id == second.keyset_id
+        and first.epoch == second.epoch
+        and first.coin == second.coin
+        and (first.full_coin is None) == (second.full_coin is None)
+        and first.full_coin == second.full_coin
+    )
+    if not same:
+        raise DifferentCoinsError("the two transcripts do not carry the same coin")
+
+
+def _check_first_before_deadline(first: Transcript, second: Transcript) -> None:
+    """12.1 (issue 10): the first deposit must be bank-signed no later than the second
+    request's deadline. A wallet frees a sent coin only once the bank signs it unspent after
+    the deadline; a first deposit booked after the second request expired cannot have been
+    known to the customer and is no evidence of a double spend."""
+    if second.request is None or first.deposited_at is None:
+        raise FirstDepositLateError(
+            "the evidence lacks the first deposit's time or the second request's deadline",
+            detail={"transcript_id": second.transcript_id},
+        )
+    if first.deposited_at > second.request.deadline:
+        raise FirstDepositLateError(
+            "the first deposit was booked after the second request's deadline",
+            detail={
+                "deposited_at": first.deposited_at,
+                "deadline": second.request.deadline,
+            },
+        )
 
 
 @dataclass(frozen=True)
@@ -272,6 +380,8 @@ def verify_evidence_body(
         raise EvidenceInvalidError("evidence needs exactly two openings")
     parsed = [parse_transcript(b) for b in transcript_bodies(docs, bank_cert=bank_cert)]
     sigma = check_double_spend(parsed[0], parsed[1], hop)
+    if bank_cert is not None:
+        check_coin_signatures(parsed, bank_cert)
     for t, raw in zip(parsed, openings, strict=True):
         op = OpeningRecord.from_dict(raw)
         if op.c1 != t.proof.c1 or op.c2 != t.proof.c2:

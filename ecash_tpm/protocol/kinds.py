@@ -19,6 +19,7 @@ from ecash_tpm.protocol.certified import (
     CertifiedKeysetList,
     IssuerEpochCertificate,
 )
+from ecash_tpm.protocol import status as coin_status
 
 __all__ = ["KINDS", "Kind"]
 
@@ -150,5 +151,19 @@ KINDS: Mapping[str, Kind] = _kinds(
         CertifiedKeysetList.from_body,
         CertifiedKeysetList.from_signed,
         "Certified keyset list",
+    ),
+    Kind(
+        coin_status.COIN_STATUS_KIND,
+        "bank",
+        None,
+        coin_status.CoinStatusStatement.from_signed,
+        "Bank-signed verdicts",
+    ),
+    Kind(
+        coin_status.DEPOSIT_REFUSAL_KIND,
+        "bank",
+        None,
+        coin_status.DepositRefusal.from_signed,
+        "Bank-signed verdicts",
     ),
 )

@@ -36,6 +36,7 @@ from ecash_tpm.protocol.evidence import (
     EVIDENCE_KIND,
     REGISTRATION_KIND,
     OpeningRecord,
+    check_coin_signatures,
     check_double_spend,
     parse_transcript,
     transcript_bodies,
@@ -240,6 +241,8 @@ class SupervisionDepartment:
         bodies = transcript_bodies(transcripts, bank_cert=cert_obj)
         parsed = [parse_transcript(b) for b in bodies]
         sigma = check_double_spend(parsed[0], parsed[1], self.opener_public)
+        if cert_obj is not None:  # 12.1: the coin's blind signature, where the bank sent its keyset
+            check_coin_signatures(parsed, cert_obj)
 
         with self.db.read() as tx:
             existing = store.case_for_sigma(tx, sigma)

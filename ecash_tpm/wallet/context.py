@@ -24,10 +24,14 @@ from ecash_tpm.crypto.bn256 import Point
 from ecash_tpm.crypto.groupsig import DaaSigner
 from ecash_tpm.wallet.store import WalletStore
 
-__all__ = ["RootCertificate", "SpendingContext", "WalletContext"]
+__all__ = ["MAX_REQUEST_DEADLINE_S", "RootCertificate", "SpendingContext", "WalletContext"]
 
 #: The central-bank root as a certificate, DER bytes or PEM text.
 RootCertificate = x509.Certificate | bytes | str
+
+#: Furthest a payment request's deadline may lie ahead for the wallet to pay it (issue 10,
+#: attack 5): the coins of a sent payment stay pending until the bank's clock passes it.
+MAX_REQUEST_DEADLINE_S = 300
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,8 @@ class WalletContext:
     clock: Callable[[], int]
     #: The bank's certificate CN; requests naming another bank are refused (protocol.md 6).
     bank_name: str | None = None
+    #: Requests whose deadline lies further ahead are refused before any proof is made.
+    max_deadline_s: int = MAX_REQUEST_DEADLINE_S
 
     def spending(
         self, signer: DaaSigner, *, hop: Point, expected_t0: Point | None = None
@@ -50,6 +56,7 @@ class WalletContext:
             self.root,
             self.clock,
             self.bank_name,
+            max_deadline_s=self.max_deadline_s,
             signer=signer,
             hop=hop,
             expected_t0=expected_t0,

@@ -3,8 +3,9 @@
 Steps of :func:`pay`:
 
 1. the signed request is checked against the merchant certificate, which must chain to the
-   central-bank root with role ``merchant`` and CN = ``merchant_id``; not past its deadline;
-   for our bank;
+   central-bank root with role ``merchant`` and CN = ``merchant_id``; not past its deadline,
+   and that deadline at most ``max_deadline_s`` ahead (``wallet.deadline_too_far``: a far
+   deadline would hold the coins hostage, issue 10 attack 5); for our bank;
 2. the fewest coins adding up to exactly the amount are chosen and marked ``pending`` in the
    same transaction that records the payment (``preparing``);
 3. one spend proof per coin with the TPM (``make_spend_proof``: one TPM2_Commit and one
@@ -15,16 +16,21 @@ Steps of :func:`pay`:
 5. with the merchant's answer, the bank's receipt is verified (bank certificate from the root,
    signature, this request, these serials, amount) and the coins become ``spent``.
 
-When no answer arrives, the payment stays ``sent`` and :func:`recover_payments` settles it
-from the bank's view of each serial (``GET /v1/coins/{sigma}``): spent -> ``spent``; unspent
-once the request's deadline has passed (after which the bank refuses its deposit) ->
-back to ``unspent``; locked or still before the deadline -> wait. Releasing coins earlier
-would let a merchant that claimed not to have received them deposit them after the wallet
-spent them again — and a double spend opens the customer's identity.
+A coin whose spend proof has left the device is offered again only on the bank's signed word
+(docs/protocol.md 10.1, issue 10 attacks 1 and 2). When no answer arrives, or any refusal,
+the payment stays ``sent`` and :func:`recover_payments` settles it from one bank-signed
+``coin-status`` of all open serials (``POST /v1/coins/status``), judged by the *bank's* time
+in it, never the wallet's clock: spent -> ``spent``; unspent once ``bank_time`` is past the
+request's deadline + grace (after which the bank refuses its deposit) -> back to
+``unspent``; locked or not yet past -> wait. Releasing coins earlier would let a merchant that
+claimed not to have received them deposit them after the wallet spent them again — and a
+double spend opens the customer's identity. An unsigned or badly signed status (a lying bank
+or man in the middle) settles nothing.
 
-A refusal naming a double-spent serial (409 ``bank.double_spend``) marks that coin spent and
-releases the others at once: the bank only accepts the complete set (it must add up to the
-request's amount), and that set now contains a spent coin.
+A refusal 409 ``bank.double_spend`` counts only with the bank-signed ``deposit-refusal`` for
+this request and these serials that the merchant relays (``detail.refusal``, ``detail.cert``):
+then the named coin is ``spent``; the others stay pending until the signed status frees them.
+A merchant's bare claim changes nothing.
 """
 
 from __future__ import annotations
@@ -44,14 +50,16 @@ from ecash_tpm.errors import EcashError, InputError, RemoteError
 from ecash_tpm.progress import ProgressCallback, silent
 from ecash_tpm.protocol.coins import Spend, verify_payment_request
 from ecash_tpm.protocol.payments import verify_receipt
+from ecash_tpm.protocol.status import MAX_STATUS_SERIALS, CoinStatusStatement, DepositRefusal
 from ecash_tpm.service.errors import RemoteCallError
 from ecash_tpm.wallet.coins import HeldCoin, select_coins
-from ecash_tpm.wallet.context import SpendingContext
+from ecash_tpm.wallet.context import RootCertificate, SpendingContext
 from ecash_tpm.wallet.records import PaymentRecord
 from ecash_tpm.wallet.store import WalletStore
-from ecash_tpm.wallet.withdraw import WalletBank
 
 __all__ = [
+    "CoinStatusSource",
+    "DeadlineTooFarError",
     "MerchantApi",
     "PaymentOutcomeUnknownError",
     "PaymentRefusedError",
@@ -70,6 +78,13 @@ class WrongBankError(InputError):
     """The merchant's request names a bank other than the wallet's."""
 
     code = "wallet.wrong_bank"
+
+
+class DeadlineTooFarError(InputError):
+    """The request's deadline lies further ahead than the wallet's ``max_deadline_s``: its
+    coins would stay pending (hostage) until then if the answer were lost."""
+
+    code = "wallet.deadline_too_far"
 
 
 class PaymentOutcomeUnknownError(RemoteError):
@@ -91,6 +106,13 @@ class PaymentRefusedError(RemoteError):
         if exc.status is not None:
             self.http_status = exc.status
         self.status = exc.status
+
+
+class CoinStatusSource(Protocol):
+    """Where recovery gets the bank-signed coin status (``BankClient.coin_statuses``):
+    ``{status: <signed coin-status>, cert: <bank certificate PEM>}``."""
+
+    def coin_statuses(self, serials: Sequence[bytes]) -> dict[str, Any]: ...
 
 
 class MerchantApi(Protocol):
@@ -132,13 +154,22 @@ class RecoveryResult:
     payment_id: str
     outcome: str  # spent | released | partly_spent | waiting | interrupted
     coin_states: dict[str, str] = field(default_factory=dict)
+    #: why recovery could not decide (e.g. ``coin_status.invalid``), else None
+    error: str | None = None
+    #: the bank's time in the signed status recovery decided on
+    bank_time: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "payment_id": self.payment_id,
             "outcome": self.outcome,
             "coin_states": self.coin_states,
         }
+        if self.error is not None:
+            out["error"] = self.error
+        if self.bank_time is not None:
+            out["bank_time"] = self.bank_time
+        return out
 
 
 def pay(
@@ -162,6 +193,11 @@ def pay(
         raise WrongBankError(
             "the merchant wants payment through another bank",
             detail={"bank": req.bank, "wallet_bank": ctx.bank_name},
+        )
+    if req.deadline > now + ctx.max_deadline_s:  # issue 10 attack 5: no hostage deadlines
+        raise DeadlineTooFarError(
+            "the request's deadline is too far ahead: its coins could be held until then",
+            detail={"deadline": req.deadline, "now": now, "max_deadline_s": ctx.max_deadline_s},
         )
     # step 2 (7): exact coins, marked pending with the payment in one transaction
     payment_id = "pay-" + secrets.token_hex(12)
@@ -212,7 +248,7 @@ def pay(
     try:
         answer = merchant.pay(request_doc, wire)
     except RemoteCallError as exc:
-        raise _send_failure(store, payment_id, chosen, exc) from exc
+        raise _send_failure(ctx, req.preq, payment_id, chosen, exc) from exc
     timings["merchant_s"] = time.perf_counter() - start
     # step 5 (docs/protocol.md 8, 9): the bank's receipt for this request, serials, amount
     serials = [hc.sigma for hc in chosen]
@@ -271,9 +307,15 @@ def _spend(
 
 
 def _send_failure(
-    store: WalletStore, payment_id: str, chosen: Sequence[HeldCoin], exc: RemoteCallError
+    ctx: SpendingContext,
+    preq: bytes,
+    payment_id: str,
+    chosen: Sequence[HeldCoin],
+    exc: RemoteCallError,
 ) -> EcashError:
-    """Record a failed send and return the error to raise."""
+    """Record a failed send and return the error to raise. The proofs have left the device:
+    every coin stays pending unless the bank itself signed what happened (10.1)."""
+    store = ctx.store
     definite = exc.status is not None and 400 <= exc.status < 500 and exc.status != 408
     if not definite:
         store.note_error(payment_id, exc.code)
@@ -281,59 +323,71 @@ def _send_failure(
             "the payment was sent but no answer came back; run `ecash-tpm wallet recover`",
             detail={"payment_id": payment_id, "cause": exc.code},
         )
-    if exc.code == "bank.double_spend" and isinstance(exc.detail.get("serial"), str):
-        try:
-            spent = b64u_decode(exc.detail["serial"])
-        except EcashError:
-            spent = b""
-        serials = {hc.sigma for hc in chosen}
-        if spent in serials:
-            store.finish_payment(
-                payment_id,
-                state="failed",
-                spent=[spent],
-                released=[s for s in serials if s != spent],
-                error_code=exc.code,
-            )
-            return PaymentRefusedError(exc, payment_id)
-    store.note_error(payment_id, exc.code)  # coins stay pending until recovery settles them
+    spent = _signed_double_spend(ctx, preq, chosen, exc)
+    if spent is not None:
+        # the bank signed that this serial is spent; the others wait for its signed status
+        store.finish_payment(payment_id, state="sent", spent=[spent], error_code=exc.code)
+    else:
+        store.note_error(payment_id, exc.code)  # coins stay pending until recovery settles them
     return PaymentRefusedError(exc, payment_id)
 
 
-def _coin_state(bank: WalletBank, sigma: bytes) -> str:
-    answer = bank.coin_status(sigma)
-    state = answer.get("state") if isinstance(answer, Mapping) else None
-    if state not in ("unspent", "locked", "spent"):
-        raise InputError("the bank's coin status is malformed", code="remote.bad_response")
-    return str(state)
+def _signed_double_spend(
+    ctx: SpendingContext, preq: bytes, chosen: Sequence[HeldCoin], exc: RemoteCallError
+) -> bytes | None:
+    """The serial a bank-signed ``deposit-refusal`` for this request and exactly these coins
+    names as already spent; None for an unsigned or foreign claim (attack 1: a merchant's
+    bare "409 bank.double_spend" must not free coins whose spend proofs it holds)."""
+    if exc.code != "bank.double_spend":
+        return None
+    doc, cert = exc.detail.get("refusal"), exc.detail.get("cert")
+    if doc is None or not isinstance(cert, str):
+        return None
+    serials = [hc.sigma for hc in chosen]
+    try:
+        refusal = DepositRefusal.from_signed(
+            doc,
+            cert,
+            ctx.root,
+            preq=preq,
+            serials=serials,
+            bank_name=ctx.bank_name,
+            now=ctx.clock(),
+        )
+        spent = b64u_decode(str(refusal.detail.get("serial", "")))
+    except EcashError:
+        return None
+    if refusal.code != "bank.double_spend" or spent not in serials:
+        return None
+    return spent
 
 
 def _recover_one(
-    store: WalletStore, bank: WalletBank, record: PaymentRecord, now: int, grace_s: int
+    store: WalletStore,
+    record: PaymentRecord,
+    status: CoinStatusStatement,
+    grace_s: int,
 ) -> RecoveryResult:
-    if record.state == "preparing":  # crashed before sending: nothing left the device
-        store.finish_payment(
-            record.payment_id,
-            state="failed",
-            released=list(record.serials),
-            error_code="wallet.interrupted",
-        )
-        return RecoveryResult(record.payment_id, "interrupted")
-    states = {sigma: _coin_state(bank, sigma) for sigma in record.serials}
-    shown = {b64u_encode(s): st for s, st in states.items()}
+    """Decide one sent payment from the bank-signed status, by the bank's time only."""
+    coins = status.by_serial()
+    states = {sigma: coins[sigma].state for sigma in record.serials}
+    shown: dict[str, str] = {b64u_encode(s): st for s, st in states.items()}
     spent = [s for s, st in states.items() if st == "spent"]
     unspent = [s for s, st in states.items() if st == "unspent"]
     locked = [s for s, st in states.items() if st == "locked"]
+    t = status.bank_time
     if spent and len(spent) == len(states):
         store.finish_payment(record.payment_id, state="spent", spent=spent)
-        return RecoveryResult(record.payment_id, "spent", shown)
-    expired = now > record.deadline + grace_s
+        return RecoveryResult(record.payment_id, "spent", shown, bank_time=t)
+    # 10.1: "unspent" is final only once the BANK's clock is past the deadline (+ grace for a
+    # deposit verified before it and booked just after); the wallet's clock plays no part
+    expired = t > record.deadline + grace_s
     if locked or not expired:
         if spent:  # settle what is known; keep the payment open for the rest
             store.finish_payment(
                 record.payment_id, state="sent", spent=spent, error_code=record.error_code
             )
-        return RecoveryResult(record.payment_id, "waiting", shown)
+        return RecoveryResult(record.payment_id, "waiting", shown, bank_time=t)
     store.finish_payment(
         record.payment_id,
         state="failed",
@@ -341,25 +395,84 @@ def _recover_one(
         released=unspent,
         error_code=record.error_code or "wallet.not_deposited",
     )
-    return RecoveryResult(record.payment_id, "partly_spent" if spent else "released", shown)
+    outcome = "partly_spent" if spent else "released"
+    return RecoveryResult(record.payment_id, outcome, shown, bank_time=t)
 
 
-#: How long after a request's deadline recovery still waits before releasing unanswered coins.
-#: The bank judges the deadline by its own clock, and a deposit may be in flight: releasing at
-#: the wallet's idea of the deadline could let a late deposit turn the customer's next honest
-#: spend of those coins into a "double spend" that opens and revokes them.
+#: How long after a request's deadline (by the bank's clock, in its signed status) recovery
+#: still waits before releasing unanswered coins: a deposit the bank verified just before the
+#: deadline may be booked just after it.
 RECOVERY_GRACE_S = 120
+
+
+def fetch_status(
+    bank: CoinStatusSource,
+    serials: Sequence[bytes],
+    *,
+    root: RootCertificate,
+    bank_name: str | None,
+    now: int,
+) -> CoinStatusStatement:
+    """The bank-signed status of ``serials`` (batches of at most MAX_STATUS_SERIALS), verified:
+    bank certificate from ``root``, signature, exactly these serials (10.1). Several batches
+    are merged under the *earliest* bank time, so a decision is never later than the bank."""
+    parts: list[CoinStatusStatement] = []
+    for i in range(0, len(serials), MAX_STATUS_SERIALS):
+        chunk = list(serials[i : i + MAX_STATUS_SERIALS])
+        answer = bank.coin_statuses(chunk)
+        doc = answer.get("status") if isinstance(answer, Mapping) else None
+        cert = answer.get("cert") if isinstance(answer, Mapping) else None
+        parts.append(
+            CoinStatusStatement.from_signed(
+                doc,
+                cert if isinstance(cert, str) else b"",
+                root,
+                serials=chunk,
+                bank_name=bank_name,
+                now=now,
+            )
+        )
+    return CoinStatusStatement(
+        bank=parts[0].bank,
+        bank_time=min(p.bank_time for p in parts),
+        coins=tuple(c for p in parts for c in p.coins),
+    )
 
 
 def recover_payments(
     store: WalletStore,
-    bank: WalletBank,
+    bank: CoinStatusSource,
     *,
     clock: Callable[[], int],
+    root: RootCertificate,
+    bank_name: str | None = None,
     grace_s: int = RECOVERY_GRACE_S,
 ) -> list[RecoveryResult]:
-    """Settle every open payment from the bank's coin states (see the module docstring)."""
+    """Settle every open payment from ONE bank-signed status of all their serials (see the
+    module docstring); ``clock`` only checks the bank certificate's validity. A status that
+    cannot be had or verified leaves every payment waiting, with the error's code."""
     results = []
+    sent = []
     for record in store.payments(open_only=True):
-        results.append(_recover_one(store, bank, record, clock(), grace_s))
+        if record.state == "preparing":  # crashed before sending: nothing left the device
+            store.finish_payment(
+                record.payment_id,
+                state="failed",
+                released=list(record.serials),
+                error_code="wallet.interrupted",
+            )
+            results.append(RecoveryResult(record.payment_id, "interrupted"))
+        elif record.serials:
+            sent.append(record)
+    if not sent:
+        return results
+    serials = [s for record in sent for s in record.serials]
+    try:
+        status = fetch_status(bank, serials, root=root, bank_name=bank_name, now=clock())
+    except EcashError as exc:  # a lying bank or man in the middle: nothing is released
+        for record in sent:
+            store.note_error(record.payment_id, exc.code)
+        return results + [RecoveryResult(r.payment_id, "waiting", error=exc.code) for r in sent]
+    for record in sent:
+        results.append(_recover_one(store, record, status, grace_s))
     return results

@@ -71,3 +71,13 @@ def test_wallet_and_merchant_commands(
                      "--tcti", swtpm.tcti, "--json"]) == 1  # fmt: skip
         err = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
         assert err["error"]["code"] == "wallet.insufficient_funds"
+
+        # issue 10 attack 5: a deadline further ahead than --max-deadline is refused
+        assert main(["wallet", "pay", "--data", str(wallet), "--merchant",
+                     s.merchant_urls["shop-1"], "--merchant-name", "shop-1", "--amount", "1",
+                     "--max-deadline", "60", "--tcti", swtpm.tcti, "--json"]) == 1  # fmt: skip
+        err = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert err["error"]["code"] == "wallet.deadline_too_far"
+        assert err["error"]["detail"]["max_deadline_s"] == 60
+        assert run(capsys, "wallet", "balance", "--data", str(wallet))["balance"]["EUR"] == {
+            "unspent": 7, "pending": 0, "expired": 0}  # fmt: skip

@@ -506,8 +506,9 @@ class WalletHandle:
     def recover(self, **kw: Any) -> Any:
         from ecash_tpm.wallet.pay import recover_payments
 
+        kw.setdefault("clock", self.system.clock)
         return recover_payments(
-            self.store, self.system.bank_client(), clock=self.system.clock, **kw
+            self.store, self.system.bank_client(), root=self.system.root_pem, bank_name="bank", **kw
         )
 
     def balance(self) -> int:

@@ -19,6 +19,7 @@ __all__ = [
     "insert_transcript",
     "is_spent",
     "lock",
+    "lock_detail",
     "set_receipt",
     "spent_by",
     "totals_per_merchant",
@@ -208,6 +209,16 @@ def lock(tx: Transaction, sigma: bytes) -> tuple[str, int] | None:
         "SELECT merchant_id, locked_until FROM coin_lock WHERE sigma = :s", {"s": sigma}
     )
     return None if row is None else (str(row["merchant_id"]), int(row["locked_until"]))
+
+
+def lock_detail(tx: Transaction, sigma: bytes) -> tuple[str, bytes, int] | None:
+    """``(merchant_id, preq, locked_until)`` of a coin's lock row (for the signed coin status)."""
+    row = tx.fetchone(
+        "SELECT merchant_id, preq, locked_until FROM coin_lock WHERE sigma = :s", {"s": sigma}
+    )
+    if row is None:
+        return None
+    return (str(row["merchant_id"]), bytes(row["preq"]), int(row["locked_until"]))
 
 
 def first_lock_time(tx: Transaction, merchant_id: str, preq: bytes, now: int) -> int | None:

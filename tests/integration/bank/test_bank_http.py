@@ -352,3 +352,27 @@ def test_bank_without_the_issuer_token_refuses_to_start(tmp_path: Path) -> None:
     deps = load_dependencies(token, "")
     assert type(deps.membership).__name__ == "IssuerMembership"
     deps.membership.close()  # type: ignore[attr-defined]
+
+
+def test_coin_status_is_bank_signed_single_and_batch(
+    world: BankWorld, base_url: str, pki: Pki
+) -> None:
+    """Issue 10 (docs/protocol.md 10.1): GET /v1/coins/{sigma} and POST /v1/coins/status carry
+    the bank-signed coin-status with the bank's time; a bad serial is a 400."""
+    from ecash_tpm.protocol.status import CoinStatusStatement
+
+    sigmas = [bytes([i]) * 32 for i in (7, 8, 9)]
+    with BankClient(base_url) as client:
+        one = client.coin_status(sigmas[0])
+        many = client.coin_statuses(sigmas)
+        with pytest.raises(RemoteCallError) as err:
+            client.post_json("/v1/coins/status", {"serials": ["AAAA"]})
+    assert err.value.status == 400 and err.value.code == "input.invalid"
+    single = CoinStatusStatement.from_signed(
+        one["status"], one["cert"], pki.root_pem, serials=sigmas[:1], bank_name="bank"
+    )
+    batch = CoinStatusStatement.from_signed(
+        many["status"], many["cert"], pki.root_pem, serials=sigmas, bank_name="bank"
+    )
+    assert single.bank_time == batch.bank_time == world.clock()
+    assert {c.state for c in batch.coins} == {"unspent"} and one["state"] == "unspent"

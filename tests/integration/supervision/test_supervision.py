@@ -10,6 +10,8 @@ supervision evidence -> issuer revocation (re-verified there).
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ from ecash_tpm.crypto.encoding import b64u_encode
 from ecash_tpm.crypto.groupsig import (
     Credential,
     CredentialError,
+    IssuerSecret,
     OpenerSecret,
     OpeningProofError,
     RandomizedCredential,
@@ -39,12 +42,18 @@ from ecash_tpm.crypto.groupsig import (
     verify_opening,
     verify_spend_proof,
 )
-from ecash_tpm.crypto.signing import PartyKey, sign_object
+from ecash_tpm.crypto.signing import PartyKey, canonical_digest, sign_object
 from ecash_tpm.crypto.softdaa import SoftwareDaaSigner
 from ecash_tpm.device import TpmDevice
 from ecash_tpm.issuer.errors import RevocationEvidenceError
 from ecash_tpm.protocol.coins import TRANSCRIPT_KIND
-from ecash_tpm.protocol.errors import EvidenceInvalidError, NotDoubleSpendError
+from ecash_tpm.protocol.errors import (
+    DifferentCoinsError,
+    EvidenceInvalidError,
+    FirstDepositLateError,
+    NotDoubleSpendError,
+    TranscriptMalformedError,
+)
 from ecash_tpm.protocol.evidence import transcript_body, verify_evidence_body
 from ecash_tpm.protocol.registry import CallbackRegistry, RegistryEntry, member_id_for_t0
 from ecash_tpm.service.errors import RemoteCallError
@@ -78,6 +87,21 @@ def coin_dict(keyset_id: bytes, epoch: int, sigma: bytes, coin: RandomizedCreden
     }
 
 
+def request_body(deadline: int = 2_000_000_000) -> dict[str, Any]:
+    """A payment request body (the evidence check reads its deadline; preq is its digest)."""
+    return {
+        "merchant_id": "shop-1",
+        "amount": 1,
+        "currency": "EUR",
+        "contract_hash": b64u_encode(secrets.token_bytes(32)),
+        "nonce": b64u_encode(secrets.token_bytes(16)),
+        "deadline": deadline,
+        "bank": "bank",
+        "product_id": None,
+        "customer_key": None,
+    }
+
+
 @dataclass
 class Spend:
     preq: bytes
@@ -86,8 +110,15 @@ class Spend:
     sigma: bytes
     coin: RandomizedCredential
     proof: SpendProof
+    request: dict[str, Any] | None = None
+    deposited_at: int = 1
 
     def transcript(self, bank: PartyKey, tid: int | str, merchant: str = "shop-1") -> dict:
+        extra = (
+            {}
+            if self.request is None
+            else {"request": {"kind": "payment-request", "body": self.request}}
+        )
         body = transcript_body(
             transcript_id=tid,
             merchant_id=merchant,
@@ -96,7 +127,8 @@ class Spend:
                 "coin": coin_dict(self.keyset_id, self.epoch, self.sigma, self.coin),
                 "proof": self.proof.to_dict(),
             },
-            deposited_at=1,
+            deposited_at=self.deposited_at,
+            **extra,
         )
         return sign_object(bank, TRANSCRIPT_KIND, body)
 
@@ -110,16 +142,20 @@ def spend(
     sigma: bytes | None = None,
     coin: RandomizedCredential | None = None,
     t0: Point | None = None,
+    deadline: int = 2_000_000_000,
 ) -> Spend:
     coin = coin or credential.randomize()
+    sigma = sigma or secrets.token_bytes(32)
+    req = request_body(deadline)
     s = Spend(
-        secrets.token_bytes(32),
-        secrets.token_bytes(16),
+        canonical_digest(req),
+        hashlib.sha256(sigma).digest()[:16],  # one serial, one coin: the same keyset
         epoch,
-        sigma or secrets.token_bytes(32),
+        sigma,
         coin,
-        None,
-    )  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        req,
+    )
     s.proof = make_spend_proof(
         signer,
         hop=hop,
@@ -287,6 +323,47 @@ def test_double_spend_domain(world: dict[str, Any]) -> None:
     assert again.case_id == case.case_id
 
 
+def test_evidence_refuses_a_first_deposit_booked_after_the_second_deadline(
+    world: dict[str, Any],
+) -> None:
+    """Issue 10 attack 2: a "first" deposit the bank booked only after the second request's
+    deadline (the coin had been signed unspent and released) is no evidence against anyone."""
+    dept: SupervisionDepartment = world["dept"]
+    hop = world["opener"].public
+    _, signer, cred = world["soft"][1]
+    bank = PartyKey.generate()
+    first = spend(signer, cred, hop)
+    second = spend(signer, cred, hop, sigma=first.sigma, coin=first.coin, deadline=1000)
+    late = dataclasses.replace(first, deposited_at=1001)
+    with pytest.raises(FirstDepositLateError) as exc:
+        dept.handle_double_spend([late.transcript(bank, 1), second.transcript(bank, "attempt-1")])
+    assert exc.value.code == "evidence.first_deposit_late"
+    assert exc.value.detail == {"deposited_at": 1001, "deadline": 1000}
+    # the second transcript must carry its request (its deadline), bound to its preq
+    bare = dataclasses.replace(second, request=None)
+    with pytest.raises(FirstDepositLateError):
+        dept.handle_double_spend([first.transcript(bank, 1), bare.transcript(bank, "attempt-1")])
+    foreign = dataclasses.replace(second, request=request_body())
+    with pytest.raises(TranscriptMalformedError) as bad:
+        dept.handle_double_spend([first.transcript(bank, 1), foreign.transcript(bank, "a-1")])
+    assert bad.value.code == "evidence.transcript_malformed"
+    assert dept.case(first.sigma) is None
+
+
+def test_evidence_refuses_two_coins_sharing_a_serial(world: dict[str, Any]) -> None:
+    """Issue 10 attack 2: both transcripts must carry one and the same coin."""
+    dept: SupervisionDepartment = world["dept"]
+    hop = world["opener"].public
+    _, signer, cred = world["soft"][1]
+    bank = PartyKey.generate()
+    first = spend(signer, cred, hop)
+    other = spend(signer, cred, hop, sigma=first.sigma)  # another randomization, same serial
+    with pytest.raises(DifferentCoinsError) as exc:
+        dept.handle_double_spend([first.transcript(bank, 1), other.transcript(bank, "a-1")])
+    assert exc.value.code == "evidence.different_coins"
+    assert dept.case(first.sigma) is None
+
+
 # --- the whole double-spend path over HTTP with certificates ----------------------------------
 
 
@@ -414,8 +491,18 @@ def test_issuer_rechecks_unsigned_evidence(world: dict[str, Any]) -> None:
     try:
         first = spend(signer, m.credential, hop, t0=m.t0)
         second = spend(signer, m.credential, hop, sigma=first.sigma, coin=first.coin, t0=m.t0)
+        # a coin whose credential the issuer never made (issue 10: valid spend proofs of the
+        # member's TPM over a credential from another secret are no evidence)
+        forged_cred, _ = issue_credential(IssuerSecret.generate(), m.q)
+        f1 = spend(signer, forged_cred, hop, t0=m.t0)
+        f2 = spend(signer, forged_cred, hop, sigma=f1.sigma, coin=f1.coin, t0=m.t0)
     finally:
         tpm.unload(signer.key)
+    forged = dept.handle_double_spend([f1.transcript(bank, 3), f2.transcript(bank, 4)])
+    with pytest.raises(RevocationEvidenceError) as bad:
+        env.service.revoke_with_evidence(m.member_id, forged.evidence)
+    assert bad.value.code == "issuer.evidence_invalid"
+    assert bad.value.detail["check"] == "credential"
     case = dept.handle_double_spend([first.transcript(bank, 1), second.transcript(bank, 2)])
     # soft members are only in the supervision registry; evidence naming another member fails
     with pytest.raises(RevocationEvidenceError):
