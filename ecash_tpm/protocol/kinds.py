@@ -12,7 +12,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from ecash_tpm.protocol import coins, evidence, exchange, keysets, payments, registry, supply
+from ecash_tpm.protocol import (
+    coins,
+    evidence,
+    exchange,
+    join_auth,
+    keysets,
+    payments,
+    registry,
+    supply,
+)
 
 __all__ = ["KINDS", "Kind"]
 
@@ -129,5 +138,19 @@ KINDS: Mapping[str, Kind] = _kinds(
         exchange.parse_deposit_answer,
         None,
         "Fair exchange: disputes",
+    ),
+    Kind(
+        join_auth.JOIN_AUTHORISATION_KIND,
+        "bank",
+        join_auth.JoinAuthorisation.from_body,
+        join_auth.JoinAuthorisation.from_signed,
+        "Join authorisation",
+    ),
+    Kind(
+        join_auth.REVOCATION_LIFT_KIND,
+        "supervision",
+        join_auth.RevocationLift.from_body,
+        join_auth.RevocationLift.from_signed,
+        "Lifting a revocation",
     ),
 )

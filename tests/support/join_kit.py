@@ -6,6 +6,8 @@ Imported by those modules as ``from support.join_kit import ...`` (pytest puts t
 from __future__ import annotations
 
 import datetime as dt
+import secrets
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -23,15 +25,19 @@ from ecash_tpm.attest.efi import EFI_GLOBAL_VARIABLE, variable_data
 from ecash_tpm.clients.issuer import IssuerClient
 from ecash_tpm.crypto.bn256 import Point
 from ecash_tpm.crypto.groupsig import OpenerSecret
+from ecash_tpm.crypto.signing import sign_object
 from ecash_tpm.issuer.domain import IssuerService
 from ecash_tpm.issuer.keys import IssuerKeyStore
 from ecash_tpm.issuer.policy import PcrPolicy
 from ecash_tpm.issuer.routes import create_issuer_app
 from ecash_tpm.issuer.settings import IssuerSettings
 from ecash_tpm.issuer.trust import EkTrustStore
+from ecash_tpm.protocol.api.issuer import JoinStartRequest
+from ecash_tpm.protocol.join_auth import JOIN_AUTHORISATION_KIND, JoinAuthorisation, join_binding
 from ecash_tpm.protocol.registry import InMemoryRegistry, MemberRegistry
 from ecash_tpm.service.server import running_server
 from ecash_tpm.swtpm.firmware import SYNTHETIC_BOOT, SyntheticEvent, measure_boot
+from support.coinmint import Pki
 
 PCRS = (0, 1, 2, 3, 7)
 
@@ -58,11 +64,48 @@ class IssuerEnv:
     registry: MemberRegistry
     opener: OpenerSecret
     data_dir: Path
+    authority: JoinAuthority
 
     def member_rows(self) -> list[dict[str, Any]]:
         """Members straight from the database (not through the API)."""
         with self.service.db.read() as tx:
             return tx.fetchall("SELECT member_id, status, account_id FROM member")
+
+    def authorisation(
+        self, account_id: str, ak_public: bytes, *, ttl: int = 120, issued_at: int | None = None
+    ) -> dict[str, Any]:
+        """``{authorisation, cert}`` as the bank would sign it for ``account_id``'s login."""
+        return self.authority.authorise(account_id, ak_public, ttl=ttl, issued_at=issued_at)
+
+    def start_request(self, tpm: Any, keys: Any, account_id: str) -> JoinStartRequest:
+        """join/start body with every further EK and a fresh bank authorisation."""
+        from ecash_tpm.wallet.join import start_request
+
+        grant = self.authorisation(account_id, keys.ak.public)
+        return start_request(tpm, keys, account_id, grant)
+
+    def join(self, tpm: Any, wallet_dir: Path, account_id: str, **kw: Any) -> Any:
+        """The wallet's whole join, authorised by this test bank."""
+        from ecash_tpm.wallet.join import join
+
+        return join(
+            tpm,
+            self.client,
+            wallet_dir,
+            account_id=account_id,
+            bank=self.bank_for(account_id),
+            **kw,
+        )
+
+    def bank_for(self, account_id: str) -> Any:
+        """A stand-in for a BankClient logged in as ``account_id`` (join authorisations only)."""
+        authority = self.authority
+
+        class _Bank:
+            def join_authorisation(self, binding: str) -> dict[str, Any]:
+                return authority.sign(account_id, binding)
+
+        return _Bank()
 
     def join_row(self, join_id: str) -> dict[str, Any] | None:
         with self.service.db.read() as tx:
@@ -70,6 +113,28 @@ class IssuerEnv:
                 "SELECT consumed_at, outcome, secret FROM join_session WHERE join_id = :j",
                 {"j": join_id},
             )
+
+
+class JoinAuthority:
+    """A central bank root and a certified bank key that signs join authorisations, as the
+    bank's ``POST /v1/join-authorisation`` does (issuer tests without a bank)."""
+
+    def __init__(self, directory: Path, clock: Callable[[], float] | None = None) -> None:
+        self.pki = Pki.create(directory, merchants=())
+        self.clock = clock or time.time
+
+    def sign(
+        self, account_id: str, binding: str, *, ttl: int = 120, issued_at: int | None = None
+    ) -> dict[str, Any]:
+        now = int(self.clock()) if issued_at is None else issued_at
+        body = JoinAuthorisation(account_id, binding, secrets.token_bytes(16), now, now + ttl)
+        doc = sign_object(self.pki.bank.key, JOIN_AUTHORISATION_KIND, body.to_body())
+        return {"authorisation": doc, "cert": self.pki.bank.cert_pem}
+
+    def authorise(
+        self, account_id: str, ak_public: bytes, *, ttl: int = 120, issued_at: int | None = None
+    ) -> dict[str, Any]:
+        return self.sign(account_id, join_binding(ak_public), ttl=ttl, issued_at=issued_at)
 
 
 #: The bank's service token for the issuer's member list in these tests.
@@ -89,6 +154,9 @@ def issuer_env(
 ) -> Iterator[IssuerEnv]:
     """Start an issuer (fresh SQLite DB and epoch key in ``data_dir``) over real HTTP."""
     IssuerKeyStore.create(data_dir / "issuer-keys")
+    authority = JoinAuthority(data_dir / "pki", clock)
+    # the TLS-anchor path: the issuer checks bank join authorisations against it
+    (data_dir / "central-bank-root.pem").write_text(authority.pki.root_pem)
     opener = opener or OpenerSecret.generate()
     reg = registry if registry is not None else InMemoryRegistry()
     settings.setdefault("members_token", MEMBERS_TOKEN)
@@ -101,7 +169,10 @@ def issuer_env(
         opener_public=opener.public,
     )
     with running_server(app) as url, IssuerClient(url, token=settings["members_token"]) as client:
-        yield IssuerEnv(url, client, app.state.issuer, reg, opener, data_dir)
+        try:
+            yield IssuerEnv(url, client, app.state.issuer, reg, opener, data_dir, authority)
+        finally:
+            authority.pki.close()
 
 
 # --- certificates for attack scenarios ---------------------------------------------------------

@@ -336,7 +336,13 @@ class System:
         """Attested join of ``device`` (an open TpmDevice) for the customer account."""
         from ecash_tpm.wallet.join import join
 
-        return join(device, self.issuer_client(), wallet_dir, account_id=self.customer.account_id)
+        return join(
+            device,
+            self.issuer_client(),
+            wallet_dir,
+            account_id=self.customer.account_id,
+            bank=self.login(),  # the customer's own login authorises the join
+        )
 
     def open_wallet(self, device: Any, wallet_dir: Path, *, join: bool = True) -> WalletHandle:
         """The wallet in ``wallet_dir`` on ``device`` (joined first unless ``join=False``)."""

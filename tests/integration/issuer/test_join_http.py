@@ -95,9 +95,9 @@ def test_join_twice_from_one_wallet_refused(swtpm, tpm: TpmDevice, tmp_path: Pat
     with issuer_env(
         tmp_path / "issuer", trust=swtpm_trust(swtpm), policy=current_policy(tpm)
     ) as env:
-        join(tpm, env.client, tmp_path / "w", account_id="carol")
+        env.join(tpm, tmp_path / "w", account_id="carol")
         with pytest.raises(WalletAlreadyJoinedError) as err:
-            join(tpm, env.client, tmp_path / "w", account_id="carol")
+            env.join(tpm, tmp_path / "w", account_id="carol")
         assert err.value.code == "wallet.already_joined"
         assert len(env.member_rows()) == 1
 
@@ -107,7 +107,7 @@ def test_credential_proof_rejects_other_key(swtpm, tpm: TpmDevice, tmp_path: Pat
     with issuer_env(
         tmp_path / "issuer", trust=swtpm_trust(swtpm), policy=current_policy(tpm)
     ) as env:
-        m = join(tpm, env.client, tmp_path / "w", account_id="dave", ek_kind="ecc_p384")
+        m = env.join(tpm, tmp_path / "w", account_id="dave", ek_kind="ecc_p384")
     from ecash_tpm.crypto.bn256 import G
     from ecash_tpm.crypto.groupsig import CredentialProofError
 

@@ -117,14 +117,14 @@ def test_unknown_root(swtpm, tpm: TpmDevice, keys: DeviceKeys, tmp_path: Path) -
     with issuer_env(
         tmp_path / "other", trust=EkTrustStore((other_root,)), policy=current_policy(tpm)
     ) as env:
-        refused("ek.unknown_root", lambda: env.client.join_start(start_request(tpm, keys, "a")))
+        refused("ek.unknown_root", lambda: env.client.join_start(env.start_request(tpm, keys, "a")))
         assert env.member_rows() == []
         with env.service.db.read() as tx:
             assert tx.fetchval("SELECT COUNT(*) AS n FROM join_session") == 0
 
 
 def test_ek_public_mismatch(env: IssuerEnv, tpm: TpmDevice, keys: DeviceKeys) -> None:
-    req = start_request(tpm, keys, "a")
+    req = env.start_request(tpm, keys, "a")
     req.ek_public = tpm.ek_public(EkKind.ECC_P384)  # the RSA EK's certificate, another key
     refused("ek.public_mismatch", lambda: env.client.join_start(req))
     assert env.member_rows() == []
@@ -134,7 +134,7 @@ def test_expired_ek_certificate(tpm: TpmDevice, keys: DeviceKeys, tmp_path: Path
     """A second hermetic CA issues a short-lived certificate for the TPM's real EK."""
     ca, ca_key = make_ca("Short-lived EK CA")
     now = dt.datetime.now(dt.UTC)
-    req = start_request(tpm, keys, "a")
+    req = env.start_request(tpm, keys, "a")
     req.ek_cert = make_ek_cert(
         req.ek_public,
         ca,
@@ -166,14 +166,14 @@ def test_ak_not_restricted(env: IssuerEnv, tpm: TpmDevice, keys: DeviceKeys) -> 
     area = public_area_from_key(
         fake.public_key(), attributes=attrs, scheme=Scheme(TpmAlg.ECDSA, TpmAlg.SHA256)
     )
-    req = start_request(tpm, keys, "a")
+    req = env.start_request(tpm, keys, "a")
     req.ak_public = area.marshal_tpm2b()
     refused("attest.ak_not_restricted", lambda: env.client.join_start(req))
     assert env.member_rows() == []
 
 
 def test_daa_key_template_checked(env: IssuerEnv, tpm: TpmDevice, keys: DeviceKeys) -> None:
-    req = start_request(tpm, keys, "a")
+    req = env.start_request(tpm, keys, "a")
     req.daa_public = keys.ak.public  # restricted ECDSA P-256: not a DAA key
     err = refused("attest.key_attributes_forbidden", lambda: env.client.join_start(req))
     assert "RESTRICTED" in err.detail["forbidden"]
@@ -181,13 +181,13 @@ def test_daa_key_template_checked(env: IssuerEnv, tpm: TpmDevice, keys: DeviceKe
 
 def test_same_ek_twice(env: IssuerEnv, tpm: TpmDevice, tmp_path: Path) -> None:
     first = prepare_keys(tpm, tmp_path / "w1", EkKind.RSA_2048)
-    ch1 = env.client.join_start(start_request(tpm, first, "a"))
+    ch1 = env.client.join_start(env.start_request(tpm, first, "a"))
     fin1 = answer_challenge(tpm, first, ch1)
     release_keys(tpm, first)
     second = prepare_keys(tpm, tmp_path / "w2", EkKind.RSA_2048)
     try:
         # both started before either finished: the check inside the finish transaction counts
-        ch2 = env.client.join_start(start_request(tpm, second, "b"))
+        ch2 = env.client.join_start(env.start_request(tpm, second, "b"))
         fin2 = answer_challenge(tpm, second, ch2)
         member = env.client.join_finish(fin1)
         refused("join.ek_already_member", lambda: env.client.join_finish(fin2))
@@ -196,7 +196,7 @@ def test_same_ek_twice(env: IssuerEnv, tpm: TpmDevice, tmp_path: Path) -> None:
         assert row is not None and row["outcome"] == "join.ek_already_member"
         # and a new start with that EK is refused right away
         refused(
-            "join.ek_already_member", lambda: env.client.join_start(start_request(tpm, second, "b"))
+            "join.ek_already_member", lambda: env.client.join_start(env.start_request(tpm, second, "b"))
         )
     finally:
         release_keys(tpm, second)
@@ -208,10 +208,10 @@ def test_same_t0_twice(env: IssuerEnv, tpm: TpmDevice, tmp_path: Path) -> None:
     rsa = prepare_keys(tpm, tmp_path / "w", EkKind.RSA_2048)
     try:
         env.client.join_finish(
-            answer_challenge(tpm, rsa, env.client.join_start(start_request(tpm, rsa, "a")))
+            answer_challenge(tpm, rsa, env.client.join_start(env.start_request(tpm, rsa, "a")))
         )
         p384 = DeviceKeys(rsa.ak, rsa.daa, EkKind.ECC_P384)
-        ch = env.client.join_start(start_request(tpm, p384, "a"))
+        ch = env.client.join_start(env.start_request(tpm, p384, "a"))
         fin = answer_challenge(tpm, p384, ch)
         refused("join.t0_registered", lambda: env.client.join_finish(fin))
     finally:
@@ -225,11 +225,11 @@ def test_revoked_ek_cannot_rejoin(env: IssuerEnv, tpm: TpmDevice, tmp_path: Path
     k = prepare_keys(tpm, tmp_path / "w", EkKind.RSA_2048)
     try:
         m = env.client.join_finish(
-            answer_challenge(tpm, k, env.client.join_start(start_request(tpm, k, "a")))
+            answer_challenge(tpm, k, env.client.join_start(env.start_request(tpm, k, "a")))
         )
         env.service.revoke(m.member_id, reason="test")
         k2 = DeviceKeys(k.ak, k.daa, EkKind.RSA_2048)
-        refused("join.ek_revoked", lambda: env.client.join_start(start_request(tpm, k2, "a")))
+        refused("join.ek_revoked", lambda: env.client.join_start(env.start_request(tpm, k2, "a")))
     finally:
         release_keys(tpm, k)
     assert [r["status"] for r in env.member_rows()] == ["revoked"]
@@ -240,14 +240,14 @@ def test_revoked_ek_cannot_rejoin(env: IssuerEnv, tpm: TpmDevice, tmp_path: Path
 
 def test_wrong_secret_is_a_nonce_mismatch(env: IssuerEnv, tpm: TpmDevice, keys: DeviceKeys) -> None:
     """A device that could not activate the credential (AK not in that EK's TPM) guesses."""
-    ch = env.client.join_start(start_request(tpm, keys, "a"))
+    ch = env.client.join_start(env.start_request(tpm, keys, "a"))
     fin = evidence(tpm, keys, ch, secret=secrets.token_bytes(32))
     refused("quote.nonce_mismatch", lambda: env.client.join_finish(fin))
     assert_burned(env, ch.join_id, "quote.nonce_mismatch")
 
 
 def test_replayed_join(env: IssuerEnv, tpm: TpmDevice, keys: DeviceKeys) -> None:
-    ch = env.client.join_start(start_request(tpm, keys, "a"))
+    ch = env.client.join_start(env.start_request(tpm, keys, "a"))
     fin = answer_challenge(tpm, keys, ch)
     member = env.client.join_finish(fin)
     refused("join.replayed", lambda: env.client.join_finish(fin))
@@ -256,7 +256,7 @@ def test_replayed_join(env: IssuerEnv, tpm: TpmDevice, keys: DeviceKeys) -> None
 
 def test_failed_join_cannot_be_retried(env: IssuerEnv, tpm: TpmDevice, keys: DeviceKeys) -> None:
     """A refused attempt burns the join: the honest evidence afterwards is a replay."""
-    ch = env.client.join_start(start_request(tpm, keys, "a"))
+    ch = env.client.join_start(env.start_request(tpm, keys, "a"))
     good = answer_challenge(tpm, keys, ch)
     bad = good.model_copy(update={"quote_signature": good.certify_signature})
     refused("quote.bad_signature", lambda: env.client.join_finish(bad))
@@ -270,7 +270,7 @@ def test_failed_join_cannot_be_retried(env: IssuerEnv, tpm: TpmDevice, keys: Dev
 
 def test_pcr_selection_mismatch(env: IssuerEnv, tpm: TpmDevice, keys: DeviceKeys) -> None:
     """CVE-2022-0317: a quote over fewer PCRs than asked for is refused."""
-    ch = env.client.join_start(start_request(tpm, keys, "a"))
+    ch = env.client.join_start(env.start_request(tpm, keys, "a"))
     fin = evidence(tpm, keys, ch, quote_pcrs=[0, 1, 2, 3])
     err = refused("quote.pcr_selection_mismatch", lambda: env.client.join_finish(fin))
     assert err.detail["requested"] == {"sha256": list(PCRS)}
@@ -280,7 +280,7 @@ def test_pcr_selection_mismatch(env: IssuerEnv, tpm: TpmDevice, keys: DeviceKeys
 def test_pcr_values_reported_for_other_selection(
     env: IssuerEnv, tpm: TpmDevice, keys: DeviceKeys
 ) -> None:
-    ch = env.client.join_start(start_request(tpm, keys, "a"))
+    ch = env.client.join_start(env.start_request(tpm, keys, "a"))
     fin = answer_challenge(tpm, keys, ch)
     fin.pcr_values = {k: v for k, v in fin.pcr_values.items() if k != "7"}
     refused("quote.pcr_selection_mismatch", lambda: env.client.join_finish(fin))
@@ -294,7 +294,7 @@ def test_pcr_value_outside_policy(swtpm, tpm: TpmDevice, keys: DeviceKeys, tmp_p
     with issuer_env(
         tmp_path / "i", trust=swtpm_trust(swtpm), policy=PcrPolicy(PCRS, golden)
     ) as env:
-        ch = env.client.join_start(start_request(tpm, keys, "a"))
+        ch = env.client.join_start(env.start_request(tpm, keys, "a"))
         fin = answer_challenge(tpm, keys, ch)
         err = refused("join.pcr_policy_violation", lambda: env.client.join_finish(fin))
         assert err.detail["pcrs"] == [7]
@@ -309,7 +309,7 @@ def test_tofu_accepts_and_records(
     policy = PcrPolicy.load(path, tofu=True)
     with issuer_env(tmp_path / "i", trust=swtpm_trust(swtpm), policy=policy) as env:
         env.client.join_finish(
-            answer_challenge(tpm, keys, env.client.join_start(start_request(tpm, keys, "a")))
+            answer_challenge(tpm, keys, env.client.join_start(env.start_request(tpm, keys, "a")))
         )
     assert any("TOFU" in r.getMessage() for r in caplog.records)
     recorded = PcrPolicy.load(path)  # now a complete allow-list, usable without TOFU
@@ -366,7 +366,7 @@ def test_daa_key_not_certified_by_ak(env: IssuerEnv, tpm: TpmDevice, tmp_path: P
 
 def test_daa_proof_for_another_key(env: IssuerEnv, tpm: TpmDevice, keys: DeviceKeys) -> None:
     """Certified DAA key, but the join proof comes from a key outside the TPM."""
-    ch = env.client.join_start(start_request(tpm, keys, "a"))
+    ch = env.client.join_start(env.start_request(tpm, keys, "a"))
     fin = evidence(tpm, keys, ch, signer=SoftwareDaaSigner())
     refused("daa.join_proof_invalid", lambda: env.client.join_finish(fin))
     assert_burned(env, ch.join_id, "daa.join_proof_invalid")
@@ -377,7 +377,7 @@ def test_expired_join(swtpm, tpm: TpmDevice, keys: DeviceKeys, tmp_path: Path) -
     with issuer_env(
         tmp_path / "i", trust=swtpm_trust(swtpm), policy=current_policy(tpm), clock=lambda: now[0]
     ) as env:
-        ch = env.client.join_start(start_request(tpm, keys, "a"))
+        ch = env.client.join_start(env.start_request(tpm, keys, "a"))
         assert ch.expires_at == int(now[0]) + 300
         fin = answer_challenge(tpm, keys, ch)
         now[0] += 301
@@ -400,7 +400,7 @@ def test_registry_failure_rolls_back(
     with issuer_env(
         tmp_path / "i", trust=swtpm_trust(swtpm), policy=current_policy(tpm), registry=Down()
     ) as env:
-        ch = env.client.join_start(start_request(tpm, keys, "a"))
+        ch = env.client.join_start(env.start_request(tpm, keys, "a"))
         refused(
             "remote.unreachable", lambda: env.client.join_finish(answer_challenge(tpm, keys, ch))
         )

@@ -155,7 +155,7 @@ def world(swtpm, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
             registry=CallbackRegistry(dept.register_member),
         ) as env,
     ):
-        member = join(tpm, env.client, tmp / "wallet", account_id="tpm-user")
+        member = env.join(tpm, tmp / "wallet", account_id="tpm-user")
         soft = []
         secret = env.service.keys.secret_for_epoch(1)
         for i in range(3):
@@ -341,7 +341,7 @@ def test_double_spend_over_http(swtpm, world: dict[str, Any], tmp_path: Path) ->
             insecure_http=True,  # plain HTTP: members are listed with the members_token
         ) as env:
             revoker.client = env.client
-            m = join(tpm, env.client, tmp_path / "wallet", account_id="mallory")
+            m = env.join(tpm, tmp_path / "wallet", account_id="mallory")
             assert [r["member_id"] for r in sup_app.state.supervision.registry()] == [m.member_id]
 
             # a registration signed by another role is refused
