@@ -31,15 +31,15 @@ def join(ctx: StoryContext, detail: dict[str, Any]) -> None:
     )
 
     device, dep = ctx.devices["A"], ctx.dep
-    bank = BankClient(dep.url("bank"), **dep.client_kwargs("bank"))
-    ctx.on_close(bank.close)
-    bank.login(dep.customer.account_id, dep.customer.password, dep.customer.totp())
-    ctx.bank = bank  # the withdraw step goes on with this session
+    session = BankClient(dep.url("bank"), **dep.client_kwargs("bank"))
+    ctx.on_close(session.close)
+    session.login(dep.customer.account_id, dep.customer.password, dep.customer.totp())
+    ctx.bank = session  # the withdraw step goes on with this session
     with IssuerClient(dep.url("bank"), **dep.client_kwargs("issuer")) as issuer:
         info = issuer.info()
         keys = prepare_keys(device, ctx.wallet_dir)
         try:
-            grant = authorise(bank, keys)  # the account owner's login authorises this join
+            grant = authorise(session, keys)  # the account owner's login authorises this join
             ctx.fact(
                 "join authorisation",
                 f"bank-signed for account {dep.customer.account_id}, bound to the AK, "
