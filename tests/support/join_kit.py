@@ -22,10 +22,11 @@ from cryptography.x509.oid import NameOID
 
 from ecash_tpm.attest import parse_tpm2b_public
 from ecash_tpm.attest.efi import EFI_GLOBAL_VARIABLE, variable_data
+from ecash_tpm.centralbank.ca import CentralBankCA
 from ecash_tpm.clients.issuer import IssuerClient
 from ecash_tpm.crypto.bn256 import Point
 from ecash_tpm.crypto.groupsig import OpenerSecret
-from ecash_tpm.crypto.signing import sign_object
+from ecash_tpm.crypto.signing import PartyKey, sign_object
 from ecash_tpm.issuer.domain import IssuerService
 from ecash_tpm.issuer.keys import IssuerKeyStore
 from ecash_tpm.issuer.policy import PcrPolicy
@@ -37,7 +38,6 @@ from ecash_tpm.protocol.join_auth import JOIN_AUTHORISATION_KIND, JoinAuthorisat
 from ecash_tpm.protocol.registry import InMemoryRegistry, MemberRegistry
 from ecash_tpm.service.server import running_server
 from ecash_tpm.swtpm.firmware import SYNTHETIC_BOOT, SyntheticEvent, measure_boot
-from support.coinmint import Pki
 
 PCRS = (0, 1, 2, 3, 7)
 
@@ -84,6 +84,13 @@ class IssuerEnv:
         grant = self.authorisation(account_id, keys.ak.public)
         return start_request(tpm, keys, account_id, grant)
 
+    def authorised(self, req: JoinStartRequest) -> JoinStartRequest:
+        """``req`` with a fresh authorisation for its (maybe altered) account and AK."""
+        grant = self.authorisation(req.account_id, req.ak_public)
+        return req.model_copy(
+            update={"authorisation": grant["authorisation"], "authorisation_cert": grant["cert"]}
+        )
+
     def join(self, tpm: Any, wallet_dir: Path, account_id: str, **kw: Any) -> Any:
         """The wallet's whole join, authorised by this test bank."""
         from ecash_tpm.wallet.join import join
@@ -99,13 +106,7 @@ class IssuerEnv:
 
     def bank_for(self, account_id: str) -> Any:
         """A stand-in for a BankClient logged in as ``account_id`` (join authorisations only)."""
-        authority = self.authority
-
-        class _Bank:
-            def join_authorisation(self, binding: str) -> dict[str, Any]:
-                return authority.sign(account_id, binding)
-
-        return _Bank()
+        return self.authority.bank_for(account_id)
 
     def join_row(self, join_id: str) -> dict[str, Any] | None:
         with self.service.db.read() as tx:
@@ -116,11 +117,22 @@ class IssuerEnv:
 
 
 class JoinAuthority:
-    """A central bank root and a certified bank key that signs join authorisations, as the
-    bank's ``POST /v1/join-authorisation`` does (issuer tests without a bank)."""
+    """A central bank root with a certified bank key that signs join authorisations, as the
+    bank's ``POST /v1/join-authorisation`` does, and a supervision key for revocation lifts
+    (issuer tests without a bank). Certificates start 30 days back so that tests may move the
+    issuer's clock into the past."""
 
     def __init__(self, directory: Path, clock: Callable[[], float] | None = None) -> None:
-        self.pki = Pki.create(directory, merchants=())
+        start = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
+        self.ca = CentralBankCA.create(directory, now=start)
+        self.root_pem = self.ca.root_pem().decode("ascii")
+        self.bank_key, self.supervision_key = PartyKey.generate(), PartyKey.generate()
+        self.bank_cert_pem, self.supervision_cert_pem = (
+            self.ca.certify(role, role, key.public_key, not_before=start, valid_days=90)
+            .public_bytes(Encoding.PEM)
+            .decode("ascii")
+            for role, key in (("bank", self.bank_key), ("supervision", self.supervision_key))
+        )
         self.clock = clock or time.time
 
     def sign(
@@ -128,8 +140,18 @@ class JoinAuthority:
     ) -> dict[str, Any]:
         now = int(self.clock()) if issued_at is None else issued_at
         body = JoinAuthorisation(account_id, binding, secrets.token_bytes(16), now, now + ttl)
-        doc = sign_object(self.pki.bank.key, JOIN_AUTHORISATION_KIND, body.to_body())
-        return {"authorisation": doc, "cert": self.pki.bank.cert_pem}
+        doc = sign_object(self.bank_key, JOIN_AUTHORISATION_KIND, body.to_body())
+        return {"authorisation": doc, "cert": self.bank_cert_pem}
+
+    def bank_for(self, account_id: str) -> Any:
+        """A stand-in for a BankClient logged in as ``account_id`` (join authorisations only)."""
+        authority = self
+
+        class _Bank:
+            def join_authorisation(self, binding: str) -> dict[str, Any]:
+                return authority.sign(account_id, binding)
+
+        return _Bank()
 
     def authorise(
         self, account_id: str, ak_public: bytes, *, ttl: int = 120, issued_at: int | None = None
@@ -156,7 +178,7 @@ def issuer_env(
     IssuerKeyStore.create(data_dir / "issuer-keys")
     authority = JoinAuthority(data_dir / "pki", clock)
     # the TLS-anchor path: the issuer checks bank join authorisations against it
-    (data_dir / "central-bank-root.pem").write_text(authority.pki.root_pem)
+    (data_dir / "central-bank-root.pem").write_text(authority.root_pem)
     opener = opener or OpenerSecret.generate()
     reg = registry if registry is not None else InMemoryRegistry()
     settings.setdefault("members_token", MEMBERS_TOKEN)
@@ -172,7 +194,7 @@ def issuer_env(
         try:
             yield IssuerEnv(url, client, app.state.issuer, reg, opener, data_dir, authority)
         finally:
-            authority.pki.close()
+            authority.ca.close()
 
 
 # --- certificates for attack scenarios ---------------------------------------------------------

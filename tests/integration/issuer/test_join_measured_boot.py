@@ -39,11 +39,9 @@ from ecash_tpm.swtpm.firmware import (
 from ecash_tpm.wallet.join import (
     EventLogReadError,
     answer_challenge,
-    join,
     prepare_keys,
     read_event_log,
     release_keys,
-    start_request,
 )
 
 pytestmark = pytest.mark.swtpm

@@ -12,6 +12,7 @@ import datetime as dt
 import secrets
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +36,13 @@ from ecash_tpm.device import EkKind, TpmDevice
 from ecash_tpm.issuer.policy import PcrPolicy
 from ecash_tpm.issuer.trust import EkTrustStore
 from ecash_tpm.protocol.api.issuer import JoinFinishRequest, JoinStartRequest, JoinStartResponse
-from ecash_tpm.protocol.join import join_qualifying_data
+from ecash_tpm.protocol.join import join_qualifying_data, join_secret
 from ecash_tpm.service.errors import RemoteCallError
 from ecash_tpm.wallet.join import (
     DeviceKeys,
     answer_challenge,
     prepare_keys,
     release_keys,
-    start_request,
 )
 from ecash_tpm.wallet.tpm_signer import TpmDaaSigner
 
@@ -84,7 +84,11 @@ def evidence(
 ) -> JoinFinishRequest:
     """answer_challenge with knobs for misbehaviour."""
     real = tpm.activate_credential(keys.ak, keys.ek_kind, ch.credential_blob, ch.encrypted_secret)
-    quote_qd, certify_qd = join_qualifying_data(ch.nonce, secret or real)
+    others = [
+        tpm.activate_credential(keys.ak, kind, c.credential_blob, c.encrypted_secret)
+        for kind, c in zip(keys.other_ek_kinds, ch.other_challenges, strict=True)
+    ]
+    quote_qd, certify_qd = join_qualifying_data(ch.nonce, secret or join_secret(real, others))
     pcrs = list(ch.pcr_selection.pcrs)
     values = tpm.pcr_read(pcrs)
     q_attest, q_sig = tpm.quote(keys.ak, quote_pcrs or pcrs, quote_qd)
@@ -113,6 +117,7 @@ def assert_burned(env: IssuerEnv, join_id: str, code: str) -> None:
 
 
 def test_unknown_root(swtpm, tpm: TpmDevice, keys: DeviceKeys, tmp_path: Path) -> None:
+    keys = replace(keys, other_ek_kinds=())
     other_root, _ = make_ca()
     with issuer_env(
         tmp_path / "other", trust=EkTrustStore((other_root,)), policy=current_policy(tpm)
@@ -134,15 +139,17 @@ def test_expired_ek_certificate(tpm: TpmDevice, keys: DeviceKeys, tmp_path: Path
     """A second hermetic CA issues a short-lived certificate for the TPM's real EK."""
     ca, ca_key = make_ca("Short-lived EK CA")
     now = dt.datetime.now(dt.UTC)
-    req = env.start_request(tpm, keys, "a")
-    req.ek_cert = make_ek_cert(
-        req.ek_public,
+    only_rsa = replace(keys, other_ek_kinds=())  # the other EK's CA is not trusted here
+    cert = make_ek_cert(
+        tpm.ek_public(EkKind.RSA_2048),
         ca,
         ca_key,
         not_before=now - dt.timedelta(days=30),
         not_after=now - dt.timedelta(days=1),
     )
     with issuer_env(tmp_path / "i", trust=EkTrustStore((ca,)), policy=current_policy(tpm)) as env:
+        req = env.start_request(tpm, only_rsa, "a")
+        req.ek_cert = cert
         refused("ek.cert_expired", lambda: env.client.join_start(req))
         assert env.member_rows() == []
     # the same certificate is fine while valid: the issuer's clock decides (now injection)
@@ -150,6 +157,8 @@ def test_expired_ek_certificate(tpm: TpmDevice, keys: DeviceKeys, tmp_path: Path
     with issuer_env(
         tmp_path / "j", trust=EkTrustStore((ca,)), policy=current_policy(tpm), clock=lambda: past
     ) as env:
+        req = env.start_request(tpm, only_rsa, "a")
+        req.ek_cert = cert
         env.client.join_start(req)
 
 
@@ -168,6 +177,7 @@ def test_ak_not_restricted(env: IssuerEnv, tpm: TpmDevice, keys: DeviceKeys) -> 
     )
     req = env.start_request(tpm, keys, "a")
     req.ak_public = area.marshal_tpm2b()
+    req = env.authorised(req)  # the bank authorises whatever AK the customer names
     refused("attest.ak_not_restricted", lambda: env.client.join_start(req))
     assert env.member_rows() == []
 
@@ -196,7 +206,8 @@ def test_same_ek_twice(env: IssuerEnv, tpm: TpmDevice, tmp_path: Path) -> None:
         assert row is not None and row["outcome"] == "join.ek_already_member"
         # and a new start with that EK is refused right away
         refused(
-            "join.ek_already_member", lambda: env.client.join_start(env.start_request(tpm, second, "b"))
+            "join.ek_already_member",
+            lambda: env.client.join_start(env.start_request(tpm, second, "b")),
         )
     finally:
         release_keys(tpm, second)
@@ -204,14 +215,15 @@ def test_same_ek_twice(env: IssuerEnv, tpm: TpmDevice, tmp_path: Path) -> None:
 
 
 def test_same_t0_twice(env: IssuerEnv, tpm: TpmDevice, tmp_path: Path) -> None:
-    """One TPM, one DAA key, its two EKs: the second join is refused on T0."""
-    rsa = prepare_keys(tpm, tmp_path / "w", EkKind.RSA_2048)
+    """One TPM, one DAA key, its two EKs presented one per join (a device hiding its other EK),
+    two accounts: the second join is refused on T0."""
+    rsa = replace(prepare_keys(tpm, tmp_path / "w", EkKind.RSA_2048), other_ek_kinds=())
     try:
         env.client.join_finish(
             answer_challenge(tpm, rsa, env.client.join_start(env.start_request(tpm, rsa, "a")))
         )
         p384 = DeviceKeys(rsa.ak, rsa.daa, EkKind.ECC_P384)
-        ch = env.client.join_start(env.start_request(tpm, p384, "a"))
+        ch = env.client.join_start(env.start_request(tpm, p384, "b"))
         fin = answer_challenge(tpm, p384, ch)
         refused("join.t0_registered", lambda: env.client.join_finish(fin))
     finally:
@@ -230,6 +242,11 @@ def test_revoked_ek_cannot_rejoin(env: IssuerEnv, tpm: TpmDevice, tmp_path: Path
         env.service.revoke(m.member_id, reason="test")
         k2 = DeviceKeys(k.ak, k.daa, EkKind.RSA_2048)
         refused("join.ek_revoked", lambda: env.client.join_start(env.start_request(tpm, k2, "a")))
+        # through its other EK, under another account: the TPM is known by all its EKs
+        k3 = DeviceKeys(k.ak, k.daa, EkKind.ECC_P384)
+        refused("join.ek_revoked", lambda: env.client.join_start(env.start_request(tpm, k3, "b")))
+        # a fresh TPM under the revoked account: the account stays out
+        # (covered in tests/e2e/test_attacks_join.py with a second swtpm)
     finally:
         release_keys(tpm, k)
     assert [r["status"] for r in env.member_rows()] == ["revoked"]
@@ -336,7 +353,7 @@ def test_daa_key_not_certified_by_ak(env: IssuerEnv, tpm: TpmDevice, tmp_path: P
             ak_public=ak.public,
             daa_public=daa_public,
         )
-        ch = env.client.join_start(req)
+        ch = env.client.join_start(env.authorised(req))
         secret = tpm.activate_credential(
             ak, EkKind.RSA_2048, ch.credential_blob, ch.encrypted_secret
         )

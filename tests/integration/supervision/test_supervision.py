@@ -54,7 +54,6 @@ from ecash_tpm.supervision.domain import SupervisionDepartment
 from ecash_tpm.supervision.routes import create_supervision_app
 from ecash_tpm.supervision.settings import SupervisionSettings
 from ecash_tpm.supervision.store import MIGRATIONS
-from ecash_tpm.wallet.join import join
 from ecash_tpm.wallet.membership import Membership, open_signer
 
 pytestmark = pytest.mark.swtpm
