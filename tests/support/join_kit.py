@@ -297,3 +297,34 @@ def booted_swtpm(factory: Callable[..., Any], events: tuple[SyntheticEvent, ...]
 def flip(data: bytes, pos: int) -> bytes:
     """``data`` with the byte at ``pos`` changed."""
     return data[:pos] + bytes([data[pos] ^ 0x01]) + data[pos + 1 :]
+
+
+# --- a stand-in bank for CLI joins (login + join authorisation only) ----------------------------
+
+
+@contextmanager
+def fake_bank(authority: JoinAuthority, password_file: Path) -> Iterator[list[str]]:
+    """A plain-HTTP bank with ``/v1/login`` and ``/v1/join-authorisation`` signing with
+    ``authority``'s bank key; yields the ``wallet join`` flags that use it."""
+    from fastapi import FastAPI, Header
+
+    app = FastAPI()
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        return {"status": "ok"}
+
+    @app.post("/v1/login")
+    def login(body: dict[str, Any]) -> dict[str, Any]:
+        return {"token": "t-" + str(body["account_id"]), "expires_at": int(time.time()) + 600}
+
+    @app.post("/v1/join-authorisation")
+    def join_authorisation(
+        body: dict[str, Any], authorization: str = Header(default="")
+    ) -> dict[str, Any]:
+        account = authorization.removeprefix("Bearer ").removeprefix("t-")
+        return authority.sign(account, str(body["binding"]))
+
+    password_file.write_text("pw\n")
+    with running_server(app) as url:
+        yield ["--bank", url, "--password-file", str(password_file), "--totp", "000000"]
