@@ -172,11 +172,13 @@ def issuer_env(
     registry: MemberRegistry | None = None,
     clock: Callable[[], float] | None = None,
     opener: OpenerSecret | None = None,
+    authority: JoinAuthority | None = None,
     **settings: Any,
 ) -> Iterator[IssuerEnv]:
     """Start an issuer (fresh SQLite DB and epoch key in ``data_dir``) over real HTTP."""
     IssuerKeyStore.create(data_dir / "issuer-keys")
-    authority = JoinAuthority(data_dir / "pki", clock)
+    own = authority is None
+    authority = authority or JoinAuthority(data_dir / "pki", clock)
     # the TLS-anchor path: the issuer checks bank join authorisations against it
     (data_dir / "central-bank-root.pem").write_text(authority.root_pem)
     opener = opener or OpenerSecret.generate()
@@ -194,7 +196,8 @@ def issuer_env(
         try:
             yield IssuerEnv(url, client, app.state.issuer, reg, opener, data_dir, authority)
         finally:
-            authority.ca.close()
+            if own:
+                authority.ca.close()
 
 
 # --- certificates for attack scenarios ---------------------------------------------------------

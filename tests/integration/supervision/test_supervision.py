@@ -18,9 +18,8 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
-from support.join_kit import current_policy, issuer_env, swtpm_trust
+from support.join_kit import JoinAuthority, current_policy, issuer_env, swtpm_trust
 
-from ecash_tpm.centralbank.ca import CentralBankCA
 from ecash_tpm.clients.issuer import IssuerClient
 from ecash_tpm.clients.supervision import HttpMemberRegistry, SupervisionClient
 from ecash_tpm.crypto.bn256 import G, Point
@@ -306,7 +305,8 @@ class LateRevoker:
 
 def test_double_spend_over_http(swtpm, world: dict[str, Any], tmp_path: Path) -> None:
     tpm: TpmDevice = world["tpm"]  # one connection to the swtpm at a time
-    with CentralBankCA.create(tmp_path / "cb") as cb:
+    authority = JoinAuthority(tmp_path / "cb")  # the root also certifies the join's bank
+    with authority.ca as cb:
         root_pem = cb.root_pem()
         keys = {role: PartyKey.generate() for role in ("issuer", "supervision", "bank")}
         certs = {r: pem(cb.certify(r, f"{r}-1", k.public_key)) for r, k in keys.items()}
@@ -337,6 +337,7 @@ def test_double_spend_over_http(swtpm, world: dict[str, Any], tmp_path: Path) ->
             opener=opener,
             registry=registry,
             central_bank_root=tmp_path / "root.pem",
+            authority=authority,
             insecure_http=True,  # plain HTTP: members are listed with the members_token
         ) as env:
             revoker.client = env.client
