@@ -97,6 +97,11 @@ def test_attack_3_join_under_another_account(
     keys = prepare_keys(tpm, tmp_path / "alice-wallet", EkKind.RSA_2048)
     try:
         assert set(keys.other_ek_kinds) == {EkKind.ECC_P384}  # the swtpm's other EK
+        # the bank signs only for a logged-in account, and only a well-formed binding
+        anonymous = system.bank_client()
+        binding = join_binding(keys.ak.public)
+        refused("auth.invalid_token", lambda: anonymous.join_authorisation(binding))
+        refused("bank.join_binding_invalid", lambda: alice_bank.join_authorisation("Z" * 64))
         # no authorisation at all
         refused("join.authorisation_missing", lambda: try_start(system, tpm, keys, "bob", None))
         # alice's own authorisation, presented for bob's account

@@ -35,7 +35,12 @@ from ecash_tpm.crypto.softdaa import SoftwareDaaSigner
 from ecash_tpm.device import EkKind, TpmDevice
 from ecash_tpm.issuer.policy import PcrPolicy
 from ecash_tpm.issuer.trust import EkTrustStore
-from ecash_tpm.protocol.api.issuer import JoinFinishRequest, JoinStartRequest, JoinStartResponse
+from ecash_tpm.protocol.api.issuer import (
+    EkPresentation,
+    JoinFinishRequest,
+    JoinStartRequest,
+    JoinStartResponse,
+)
 from ecash_tpm.protocol.join import join_qualifying_data, join_secret
 from ecash_tpm.service.errors import RemoteCallError
 from ecash_tpm.wallet.join import (
@@ -426,3 +431,37 @@ def test_registry_failure_rolls_back(
         assert env.member_rows() == []
         with env.service.db.read() as tx:
             assert tx.fetchval("SELECT COUNT(*) AS n FROM member_credential") == 0
+
+
+def test_same_ek_presented_twice(env: IssuerEnv, tpm: TpmDevice, keys: DeviceKeys) -> None:
+    """A further EK must be another EK: presenting one twice hides nothing but is refused."""
+    req = env.start_request(tpm, keys, "a")
+    req.other_eks = [EkPresentation(ek_cert=req.ek_cert, ek_public=req.ek_public)]
+    refused("join.ek_duplicate", lambda: env.client.join_start(req))
+    assert env.member_rows() == []
+
+
+def test_other_ek_of_an_unknown_manufacturer(
+    tpm: TpmDevice, keys: DeviceKeys, tmp_path: Path
+) -> None:
+    """Every presented EK is checked like the first: one outside the trust store is refused."""
+    ca, ca_key = make_ca("Firmware TPM EK CA")
+    now = dt.datetime.now(dt.UTC)
+    ecc = make_ek_cert(
+        tpm.ek_public(EkKind.ECC_P384),
+        ca,
+        ca_key,
+        not_before=now,
+        not_after=now + dt.timedelta(days=1),
+    )
+    with issuer_env(tmp_path / "i", trust=EkTrustStore((ca,)), policy=current_policy(tpm)) as env:
+        only_rsa = replace(keys, other_ek_kinds=())
+        req = env.start_request(tpm, only_rsa, "a")
+        req.ek_cert, req.ek_public = ecc, tpm.ek_public(EkKind.ECC_P384)
+        req.other_eks = [
+            EkPresentation(
+                ek_cert=tpm.ek_certificate(EkKind.RSA_2048),
+                ek_public=tpm.ek_public(EkKind.RSA_2048),
+            )
+        ]
+        refused("ek.unknown_root", lambda: env.client.join_start(req))
