@@ -4,7 +4,9 @@
 [--ek rsa2048|ecc_p384|ecc_p256] [--ek-cert FILE] [--ek-cert-url TEMPLATE]
 [--event-log FILE | --no-event-log] [--json]`` runs the attested join (DESIGN §4) and stores the
 membership in DIR (``membership.json`` + TPM key blobs under ``tpm/``); the EK certificate comes
-from NV unless a file or URL supplies it, and the boot's event log goes with the quote.
+from NV unless a file or URL supplies it, and the boot's event log goes with the quote. With
+``--bank`` the wallet first logs in as the account (password, TOTP) for the bank-signed join
+authorisation the issuer requires (docs/protocol.md 3.2.1).
 
 Sub-commands are registered by group functions listed in :data:`COMMAND_GROUPS`; coin commands
 (withdraw, balance, pay, history) go in their own ``register_*`` function added to that list.

@@ -43,6 +43,7 @@ def withdraw(ctx: StoryContext, detail: dict[str, Any]) -> None:
         )
     else:
         ctx.fact("login", f"{customer.account_id}: the session of the join's authorisation")
+    bank = ctx.bank_session
     store = WalletStore.open(ctx.wallet_dir, now)
     ctx.store = store
     ctx.on_close(store.close)
