@@ -22,6 +22,7 @@ from support.system import Customer, System, start_system
 
 from ecash_tpm.bank.ledger import customer_account
 from ecash_tpm.centralbank.ca import CentralBankCA
+from ecash_tpm.cli import main
 from ecash_tpm.clients.bank import BankClient
 from ecash_tpm.crypto.signing import PartyKey, sign_object
 from ecash_tpm.device import EkKind, TpmDevice
@@ -183,7 +184,11 @@ def full_join(
 
 
 def test_attack_3_rejoin_after_revocation(
-    system: System, tpm: TpmDevice, second_tpm: TpmDevice, tmp_path: Path
+    system: System,
+    tpm: TpmDevice,
+    second_tpm: TpmDevice,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A revoked member's TPM tries to come back through its other EK, under its own and under
     another account; the revoked account tries with another TPM; then the lift."""
@@ -261,8 +266,19 @@ def test_attack_3_rejoin_after_revocation(
     lift = system.supervision.revocation_lift(first.member_id, "damage repaid")
     sup_cert = (system.base_dir / "supervision" / "supervision-cert.pem").read_text()
     refused("issuer.lift_invalid", lambda: issuer.lift("m-" + "0" * 32, lift, sup_cert))
-    lifted = issuer.lift(first.member_id, lift, sup_cert)
+    # the department's operator lifts it with the CLI (signs with the department's key)
+    sup_dir = system.base_dir / "supervision"
+    (sup_dir / "supervision-key.pem").write_bytes(system.supervision.signer.private_pem())
+    if not (sup_dir / "central-bank-root.pem").exists():  # where a department keeps it
+        (sup_dir / "central-bank-root.pem").write_text(system.root_pem)
+    argv = ["supervision", "lift-revocation", first.member_id, "--reason", "damage repaid"]
+    argv += ["--data", str(sup_dir), "--issuer-url", system.issuer_url, "--json"]
+    assert main(argv) == 0, capsys.readouterr()
+    lifted = issuer.member(first.member_id)
     assert lifted.status == "revoked" and lifted.revocation_lifted_at is not None
+    assert issuer.lift(first.member_id, lift, sup_cert).revocation_lifted_at == (
+        lifted.revocation_lifted_at
+    )  # idempotent
     again = system.open_wallet(tpm, tmp_path / "w2")  # new DAA key, the same TPM, alice
     try:
         members = {m.member_id: m.status for m in system.issuer.list_members()}
