@@ -15,12 +15,15 @@ Run at join/start (read transaction) and again inside join/finish's transaction.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from ecash_tpm.attest import PublicArea
+from ecash_tpm.attest import PublicArea, as_public_area
 from ecash_tpm.issuer import store
 from ecash_tpm.issuer.errors import (
     AccountAlreadyMemberError,
@@ -41,6 +44,7 @@ __all__ = [
     "check_account_free",
     "check_authorisation",
     "check_platform_free",
+    "ek_key_id",
     "require_root",
     "spend_authorisation",
     "verify_other_eks",
@@ -82,20 +86,36 @@ def spend_authorisation(tx: Transaction, auth: JoinAuthorisation, now: int) -> N
         ) from exc
 
 
+def ek_key_id(public: bytes | PublicArea) -> str:
+    """Hex SHA-256 of the EK's SubjectPublicKeyInfo: the EK itself, whatever its certificate."""
+    key = as_public_area(public).to_crypto_key()
+    return hashlib.sha256(
+        key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    ).hexdigest()
+
+
+@dataclass(frozen=True)
+class PresentedEk:
+    """A verified EK of the joining TPM."""
+
+    fingerprint: str  # SHA-256 of its certificate's DER (the issuer's EK id since migration 1)
+    key_id: str
+    area: PublicArea
+
+
 def verify_other_eks(
-    trust: EkTrustStore, eks: Sequence[EkPresentation], primary: str, now: dt.datetime
-) -> list[tuple[str, PublicArea]]:
+    trust: EkTrustStore, eks: Sequence[EkPresentation], primary: PresentedEk, now: dt.datetime
+) -> list[PresentedEk]:
     """Each further EK: chain and binding to its public as for the first; no EK twice."""
-    seen = {primary}
-    out: list[tuple[str, PublicArea]] = []
+    seen = {primary.fingerprint, primary.key_id}
+    out: list[PresentedEk] = []
     for index, presented in enumerate(eks):
         ek, area = trust.verify(presented.ek_cert, presented.ek_public, now=now)
-        if ek.fingerprint in seen:
-            raise EkDuplicateError(
-                "the same EK certificate was presented twice", detail={"other_eks": index}
-            )
-        seen.add(ek.fingerprint)
-        out.append((ek.fingerprint, area))
+        this = PresentedEk(ek.fingerprint, ek_key_id(area), area)
+        if this.fingerprint in seen or this.key_id in seen:
+            raise EkDuplicateError("the same EK was presented twice", detail={"other_eks": index})
+        seen.update((this.fingerprint, this.key_id))
+        out.append(this)
     return out
 
 
@@ -110,10 +130,11 @@ def _barring(rows: Iterable[Mapping[str, Any]]) -> tuple[str | None, str | None]
     return active, revoked
 
 
-def check_platform_free(tx: Transaction, fingerprints: Sequence[str]) -> None:
-    """No presented EK belongs to an active member or to an unlifted revoked one."""
-    for fingerprint in fingerprints:
-        active, revoked = _barring(store.members_of_platform(tx, fingerprint))
+def check_platform_free(tx: Transaction, eks: Sequence[tuple[str, str]]) -> None:
+    """No presented EK ((certificate fingerprint, key id)) belongs to an active member or to an
+    unlifted revoked one."""
+    for fingerprint, key_id in eks:
+        active, revoked = _barring(store.members_of_platform(tx, fingerprint, key_id))
         if active is not None:
             raise EkAlreadyMemberError(
                 "this TPM already has an active membership",

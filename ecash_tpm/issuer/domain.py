@@ -221,10 +221,11 @@ class IssuerService:
         ak_area = check_ak_public(req.ak_public)
         check_daa_public(req.daa_public)
         fingerprint = ek.fingerprint  # over the EK certificate's original DER
-        # 3.1: every further EK of the TPM, each activated with its own MakeCredential
-        others = bars.verify_other_eks(self.trust, req.other_eks, fingerprint, self._now_dt())
-        with self.db.read() as tx:
-            bars.check_platform_free(tx, [fingerprint, *(fp for fp, _ in others)])
+        # 3.2 step 4: every further EK of the TPM, each activated with its own MakeCredential
+        primary = bars.PresentedEk(fingerprint, bars.ek_key_id(ek_area), ek_area)
+        others = bars.verify_other_eks(self.trust, req.other_eks, primary, self._now_dt())
+        with self.db.read() as tx:  # 3.2 steps 5 and 6
+            bars.check_platform_free(tx, [(e.fingerprint, e.key_id) for e in (primary, *others)])
             bars.check_account_free(tx, account_id)
         secret = secrets.token_bytes(SECRET_LEN)
         nonce = secrets.token_bytes(JOIN_NONCE_LEN)
@@ -233,8 +234,8 @@ class IssuerService:
         other_challenges = [
             CredentialChallenge(credential_blob=blob, encrypted_secret=enc)
             for (blob, enc) in (
-                make_credential(area, ak_area.name, s)
-                for (_, area), s in zip(others, other_secrets, strict=True)
+                make_credential(e.area, ak_area.name, s)
+                for e, s in zip(others, other_secrets, strict=True)
             )
         ]
         now = self._now()
@@ -258,7 +259,9 @@ class IssuerService:
             store.purge_joins(tx, now - PURGE_AFTER_S)
             store.insert_join(tx, row)
             store.insert_join_eks(
-                tx, join_id, [(fp, s) for (fp, _), s in zip(others, other_secrets, strict=True)]
+                tx,
+                join_id,
+                [(e.fingerprint, e.key_id, s) for e, s in zip(others, other_secrets, strict=True)],
             )
             bars.spend_authorisation(tx, auth, now)
         logger.info("join started", extra={"join_id": join_id, "ek_fingerprint": fingerprint[:16]})
@@ -316,7 +319,7 @@ class IssuerService:
     def _verify_evidence(
         self, session: Mapping[str, Any], req: JoinFinishRequest
     ) -> tuple[dict[int, bytes], Point, JoinProof, BootFacts | None]:
-        others = [s for _, s in session["other_eks"] if s is not None]
+        others = [s for _, _, s in session["other_eks"] if s is not None]
         nonce, secret = session["nonce"], join_secret(session["secret"], others)
         quote_qd, certify_qd = join_qualifying_data(nonce, secret)
         requested = sorted(int(i) for i in session["pcr_selection"])
@@ -373,7 +376,10 @@ class IssuerService:
         with self.db.transaction() as tx:
             if not store.consume_join(tx, join_id, now, "member"):
                 raise JoinReplayedError("this join was already used", detail={"join_id": join_id})
-            platform = [fingerprint, *(fp for fp, _ in session["other_eks"])]
+            platform = [
+                (fingerprint, bars.ek_key_id(session["ek_public"])),
+                *((fp, key_id) for fp, key_id, _ in session["other_eks"]),
+            ]
             bars.check_platform_free(tx, platform)
             bars.check_account_free(tx, session["account_id"])
             existing = store.member_for_t0(tx, t0.encode())

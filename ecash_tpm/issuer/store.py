@@ -92,6 +92,7 @@ CREATE TABLE revocation (
 CREATE TABLE join_session_ek (
     join_id TEXT NOT NULL REFERENCES join_session (join_id),
     ek_fingerprint TEXT NOT NULL,
+    ek_key_id TEXT NOT NULL,
     secret {blob},
     position INTEGER NOT NULL,
     PRIMARY KEY (join_id, ek_fingerprint)
@@ -100,9 +101,11 @@ CREATE TABLE join_session_ek (
 CREATE TABLE member_ek (
     member_id TEXT NOT NULL REFERENCES member (member_id),
     ek_fingerprint TEXT NOT NULL,
+    ek_key_id TEXT NOT NULL,
     PRIMARY KEY (member_id, ek_fingerprint)
 );
 CREATE INDEX member_ek_fingerprint ON member_ek (ek_fingerprint);
+CREATE INDEX member_ek_key ON member_ek (ek_key_id);
 
 CREATE TABLE revocation_lift (
     member_id TEXT PRIMARY KEY REFERENCES member (member_id),
@@ -284,24 +287,30 @@ def revoke_member(
 # --- every EK of a platform, account bars, lifts, authorisation nonces (migration 2) -----------
 
 
-def insert_join_eks(tx: Transaction, join_id: str, eks: list[tuple[str, bytes]]) -> None:
-    """The further EKs of a started join, in the order of the request, with their secrets."""
-    for position, (fingerprint, secret) in enumerate(eks):
+def insert_join_eks(tx: Transaction, join_id: str, eks: list[tuple[str, str, bytes]]) -> None:
+    """The further EKs of a started join (certificate fingerprint, key id, credential secret),
+    in the order of the request."""
+    for position, (fingerprint, key_id, secret) in enumerate(eks):
         tx.execute(
-            "INSERT INTO join_session_ek (join_id, ek_fingerprint, secret, position) "
-            "VALUES (:j, :f, :s, :p)",
-            {"j": join_id, "f": fingerprint, "s": secret, "p": position},
+            "INSERT INTO join_session_ek (join_id, ek_fingerprint, ek_key_id, secret, position) "
+            "VALUES (:j, :f, :k, :s, :p)",
+            {"j": join_id, "f": fingerprint, "k": key_id, "s": secret, "p": position},
         )
 
 
-def join_eks(tx: Transaction, join_id: str) -> list[tuple[str, bytes | None]]:
-    """(fingerprint, secret or None once used) of a join's further EKs, in request order."""
+def join_eks(tx: Transaction, join_id: str) -> list[tuple[str, str, bytes | None]]:
+    """(fingerprint, key id, secret or None once used) of a join's further EKs, in order."""
     rows = tx.fetchall(
-        "SELECT ek_fingerprint, secret FROM join_session_ek WHERE join_id = :j ORDER BY position",
+        "SELECT ek_fingerprint, ek_key_id, secret FROM join_session_ek WHERE join_id = :j "
+        "ORDER BY position",
         {"j": join_id},
     )
     return [
-        (str(r["ek_fingerprint"]), None if r["secret"] is None else bytes(r["secret"]))
+        (
+            str(r["ek_fingerprint"]),
+            str(r["ek_key_id"]),
+            None if r["secret"] is None else bytes(r["secret"]),
+        )
         for r in rows
     ]
 
@@ -319,11 +328,12 @@ def purge_join_eks(tx: Transaction, before: int) -> None:
     )
 
 
-def insert_member_eks(tx: Transaction, member_id: str, fingerprints: list[str]) -> None:
-    for fingerprint in fingerprints:
+def insert_member_eks(tx: Transaction, member_id: str, eks: list[tuple[str, str]]) -> None:
+    """Every EK of the member's TPM: (certificate fingerprint, key id)."""
+    for fingerprint, key_id in eks:
         tx.execute(
-            "INSERT INTO member_ek (member_id, ek_fingerprint) VALUES (:m, :f)",
-            {"m": member_id, "f": fingerprint},
+            "INSERT INTO member_ek (member_id, ek_fingerprint, ek_key_id) VALUES (:m, :f, :k)",
+            {"m": member_id, "f": fingerprint, "k": key_id},
         )
 
 
@@ -333,15 +343,17 @@ _SELECT_BAR = (
 )
 
 
-def members_of_platform(tx: Transaction, ek_fingerprint: str) -> list[dict[str, Any]]:
-    """Members whose TPM holds this EK (as the EK they attested with or as a further EK)."""
+def members_of_platform(tx: Transaction, ek_fingerprint: str, key_id: str) -> list[dict[str, Any]]:
+    """Members whose TPM holds this EK: by its certificate (the EK a member attested with, or a
+    further one) or by its key (the same EK under another certificate)."""
     return tx.fetchall(
-        "SELECT m.member_id, m.status, l.lifted_at FROM member m "
+        "SELECT DISTINCT m.member_id, m.status, l.lifted_at, m.joined_at FROM member m "
         "LEFT JOIN revocation_lift l ON l.member_id = m.member_id "
-        "LEFT JOIN member_ek e ON e.member_id = m.member_id AND e.ek_fingerprint = :f "
-        "WHERE m.ek_fingerprint = :f OR e.ek_fingerprint IS NOT NULL "
+        "LEFT JOIN member_ek e ON e.member_id = m.member_id "
+        "AND (e.ek_fingerprint = :f OR e.ek_key_id = :k) "
+        "WHERE m.ek_fingerprint = :f OR e.member_id IS NOT NULL "
         "ORDER BY m.joined_at, m.member_id",
-        {"f": ek_fingerprint},
+        {"f": ek_fingerprint, "k": key_id},
     )
 
 

@@ -43,14 +43,14 @@ def env(tmp_path: Path) -> Iterator[tuple[IssuerService, JoinAuthority]]:
     authority.ca.close()
 
 
-def add_member(db: Database, member_id: str, account: str, eks: list[str]) -> None:
+def add_member(db: Database, member_id: str, account: str, eks: list[tuple[str, str]]) -> None:
     with db.transaction() as tx:
         store.insert_member(
             tx,
             {
                 "member_id": member_id,
                 "account_id": account,
-                "ek_fingerprint": eks[0],
+                "ek_fingerprint": eks[0][0],
                 "ek_cert": b"cert",
                 "ak_name": b"ak",
                 "daa_q": b"q-" + member_id.encode(),
@@ -73,24 +73,28 @@ def code_of(call: Any) -> str:
 def test_bars_by_any_ek_and_by_account(env: tuple[IssuerService, JoinAuthority]) -> None:
     service, _ = env
     db = service.db
-    add_member(db, "m-1", "alice", ["ek-rsa", "ek-p384"])
+    add_member(db, "m-1", "alice", [("ek-rsa", "key-rsa"), ("ek-p384", "key-p384")])
     with db.read() as tx:
-        assert code_of(lambda: bars.check_platform_free(tx, ["ek-p384"])) == (
+        assert code_of(lambda: bars.check_platform_free(tx, [("ek-p384", "?")])) == (
             "join.ek_already_member"
         )
         assert code_of(lambda: bars.check_account_free(tx, "alice")) == (
             "join.account_already_member"
         )
-        bars.check_platform_free(tx, ["ek-other"])
+        bars.check_platform_free(tx, [("ek-other", "key-other")])
+        # the same EK key under another certificate is the same TPM
+        assert code_of(lambda: bars.check_platform_free(tx, [("reissued", "key-rsa")])) == (
+            "join.ek_already_member"
+        )
         bars.check_account_free(tx, "bob")
     # the database itself keeps one active membership per account (racing joins)
     with pytest.raises(UniqueViolationError):
-        add_member(db, "m-2", "alice", ["ek-other"])
+        add_member(db, "m-2", "alice", [("ek-other", "key-other")])
     assert service.account_may_withdraw("alice")
     service.revoke("m-1", reason="double spend")
     with db.read() as tx:
-        assert code_of(lambda: bars.check_platform_free(tx, ["ek-rsa"])) == "join.ek_revoked"
-        assert code_of(lambda: bars.check_platform_free(tx, ["x", "ek-p384"])) == (
+        assert code_of(lambda: bars.check_platform_free(tx, [("ek-rsa", "?")])) == "join.ek_revoked"
+        assert code_of(lambda: bars.check_platform_free(tx, [("x", "y"), ("z", "key-p384")])) == (
             "join.ek_revoked"
         )
         assert code_of(lambda: bars.check_account_free(tx, "alice")) == "join.account_revoked"
@@ -99,7 +103,7 @@ def test_bars_by_any_ek_and_by_account(env: tuple[IssuerService, JoinAuthority])
 
 def test_lift(env: tuple[IssuerService, JoinAuthority]) -> None:
     service, authority = env
-    add_member(service.db, "m-1", "alice", ["ek-rsa"])
+    add_member(service.db, "m-1", "alice", [("ek-rsa", "key-rsa")])
 
     def lift_doc(member_id: str) -> dict[str, Any]:
         body = {"member_id": member_id, "reason": "repaid", "issued_at": 1}
@@ -121,7 +125,7 @@ def test_lift(env: tuple[IssuerService, JoinAuthority]) -> None:
     again = service.lift_revocation("m-1", lift_doc("m-1"), sup)  # idempotent
     assert again.revocation_lifted_at == record.revocation_lifted_at
     with service.db.read() as tx:
-        bars.check_platform_free(tx, ["ek-rsa"])
+        bars.check_platform_free(tx, [("ek-rsa", "key-rsa")])
         bars.check_account_free(tx, "alice")
     assert not service.account_may_withdraw("alice")  # no active member (until a new join)
 

@@ -465,3 +465,27 @@ def test_other_ek_of_an_unknown_manufacturer(
             )
         ]
         refused("ek.unknown_root", lambda: env.client.join_start(req))
+
+
+def test_revoked_ek_under_a_reissued_certificate(
+    swtpm, tpm: TpmDevice, keys: DeviceKeys, tmp_path: Path
+) -> None:
+    """The issuer knows a TPM by its EK keys: another (trusted) certificate for the same EK
+    does not make a revoked TPM new."""
+    ca, ca_key = make_ca("Re-issuing EK CA")
+    roots, inter = swtpm.ca_certificates()
+    now = dt.datetime.now(dt.UTC)
+    rsa = EkKind.RSA_2048
+    again = make_ek_cert(
+        tpm.ek_public(rsa), ca, ca_key, not_before=now, not_after=now + dt.timedelta(days=1)
+    )
+    trust = EkTrustStore((ca, *roots), tuple(inter))
+    with issuer_env(tmp_path / "i", trust=trust, policy=current_policy(tpm)) as env:
+        only_rsa = replace(keys, other_ek_kinds=())
+        m = env.client.join_finish(
+            evidence(tpm, only_rsa, env.client.join_start(env.start_request(tpm, only_rsa, "a")))
+        )
+        env.service.revoke(m.member_id, reason="test")
+        req = env.start_request(tpm, only_rsa, "b")
+        req.ek_cert = again
+        refused("join.ek_revoked", lambda: env.client.join_start(req))
