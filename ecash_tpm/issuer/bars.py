@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ecash_tpm.attest import PublicArea, as_public_area
@@ -31,6 +32,7 @@ from ecash_tpm.issuer.errors import (
     CentralBankRootMissingError,
     EkAlreadyMemberError,
     EkDuplicateError,
+    EkKindMissingError,
     EkRevokedError,
     JoinAuthorisationReplayedError,
 )
@@ -44,6 +46,7 @@ __all__ = [
     "check_account_free",
     "check_authorisation",
     "check_platform_free",
+    "check_required_kinds",
     "ek_key_id",
     "require_root",
     "spend_authorisation",
@@ -92,6 +95,26 @@ def ek_key_id(public: bytes | PublicArea) -> str:
     return hashlib.sha256(
         key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     ).hexdigest()
+
+
+def ek_kind(area: PublicArea) -> str:
+    """``rsa2048``, ``ecc_p256``, ``ecc_p384`` (the wallet's EkKind values), else ``other``."""
+    key = area.to_crypto_key()
+    if isinstance(key, rsa.RSAPublicKey):
+        return "rsa2048" if key.key_size == 2048 else "other"
+    return {"secp256r1": "ecc_p256", "secp384r1": "ecc_p384"}.get(key.curve.name, "other")
+
+
+def check_required_kinds(eks: Sequence[PresentedEk], required: Sequence[str]) -> None:
+    """3.2 step 4: the join presents every EK type the issuer requires (a TPM has an RSA-2048
+    EK certificate: if it must always show it, it is always recognised by it)."""
+    present = {ek_kind(e.area) for e in eks}
+    missing = [k for k in required if k not in present]
+    if missing:
+        raise EkKindMissingError(
+            "the join must present the TPM's " + ", ".join(missing) + " EK",
+            detail={"missing": missing, "presented": sorted(present)},
+        )
 
 
 @dataclass(frozen=True)

@@ -178,6 +178,7 @@ class IssuerService:
         clock: Callable[[], float] = time.time,
         central_bank_root: x509.Certificate | None = None,
         authorisation_root: x509.Certificate | None = None,
+        required_ek_kinds: tuple[str, ...] = ("rsa2048",),
     ) -> None:
         self.db = db
         self.keys = keys
@@ -190,6 +191,7 @@ class IssuerService:
         self.central_bank_root = central_bank_root
         # bank join authorisations and supervision lifts (docs/protocol.md "Join authorisation")
         self.authorisation_root = authorisation_root or central_bank_root
+        self.required_ek_kinds = required_ek_kinds
 
     def _now(self) -> int:
         return int(self.clock())
@@ -224,6 +226,7 @@ class IssuerService:
         # 3.2 step 4: every further EK of the TPM, each activated with its own MakeCredential
         primary = bars.PresentedEk(fingerprint, bars.ek_key_id(ek_area), ek_area)
         others = bars.verify_other_eks(self.trust, req.other_eks, primary, self._now_dt())
+        bars.check_required_kinds([primary, *others], self.required_ek_kinds)
         with self.db.read() as tx:  # 3.2 steps 5 and 6
             bars.check_platform_free(tx, [(e.fingerprint, e.key_id) for e in (primary, *others)])
             bars.check_account_free(tx, account_id)

@@ -187,3 +187,9 @@ class CentralBankRootMissingError(ConfigError):
     """The issuer has no central bank root, so it cannot check bank or supervision signatures."""
 
     code = "issuer.central_bank_root_missing"
+
+
+class EkKindMissingError(ForbiddenError):
+    """The join does not present an EK type the issuer requires (``required_ek_kinds``)."""
+
+    code = "join.ek_kind_missing"

@@ -38,6 +38,7 @@ from ecash_tpm.issuer.errors import (
     CentralBankRootMissingError,
     EkAlreadyMemberError,
     EkDuplicateError,
+    EkKindMissingError,
     EkRevokedError,
     InvalidAccountError,
     IssuerKeyError,
@@ -130,6 +131,7 @@ _JOIN_START_ERRORS = (
     CERT_ERRORS,  # the bank certificate of the authorisation
     CentralBankRootMissingError,
     EkDuplicateError,
+    EkKindMissingError,
     AccountAlreadyMemberError,
     AccountRevokedError,
 )
@@ -348,6 +350,7 @@ def build_service(
         join_ttl_s=settings.join_ttl_s,
         central_bank_root=root,
         authorisation_root=auth_root,
+        required_ek_kinds=tuple(settings.required_ek_kinds),
         **kwargs,
     )
 

@@ -225,9 +225,15 @@ def test_attack_3_rejoin_after_revocation(
         "join.ek_revoked",
         lambda: full_join(system, tpm, tmp_path / "p384", alice_bank, "alice", ek_kind="ecc_p384"),
     )
-    # ... hiding its RSA EK (presenting the P-384 one only): the issuer knows it from the join
+    # ... hiding its RSA EK (presenting the P-384 one only): the issuer requires the RSA EK
     keys = replace(prepare_keys(tpm, tmp_path / "hide", EkKind.ECC_P384), other_ek_kinds=())
     try:
+        refused(
+            "join.ek_kind_missing",
+            lambda: try_start(system, tpm, keys, "alice", authorise(alice_bank, keys)),
+        )
+        # and an issuer that requires no EK type knows the P-384 EK from the first join
+        system.issuer.required_ek_kinds = ()
         refused(
             "join.ek_revoked",
             lambda: try_start(system, tpm, keys, "alice", authorise(alice_bank, keys)),

@@ -219,10 +219,18 @@ def test_same_ek_twice(env: IssuerEnv, tpm: TpmDevice, tmp_path: Path) -> None:
     assert len(env.registry.lookup()) == 1
 
 
-def test_same_t0_twice(env: IssuerEnv, tpm: TpmDevice, tmp_path: Path) -> None:
-    """One TPM, one DAA key, its two EKs presented one per join (a device hiding its other EK),
-    two accounts: the second join is refused on T0."""
+def test_same_t0_twice(swtpm, tpm: TpmDevice, tmp_path: Path) -> None:
+    """One TPM, one DAA key, its two EKs presented one per join (a device hiding its other EK,
+    at an issuer that requires no EK type), two accounts: the second join is refused on T0."""
     rsa = replace(prepare_keys(tpm, tmp_path / "w", EkKind.RSA_2048), other_ek_kinds=())
+    policy = current_policy(tpm)
+    with issuer_env(
+        tmp_path / "i", trust=swtpm_trust(swtpm), policy=policy, required_ek_kinds=[]
+    ) as env:
+        _same_t0_twice(env, tpm, rsa)
+
+
+def _same_t0_twice(env: IssuerEnv, tpm: TpmDevice, rsa: DeviceKeys) -> None:
     try:
         env.client.join_finish(
             answer_challenge(tpm, rsa, env.client.join_start(env.start_request(tpm, rsa, "a")))
@@ -248,7 +256,7 @@ def test_revoked_ek_cannot_rejoin(env: IssuerEnv, tpm: TpmDevice, tmp_path: Path
         k2 = DeviceKeys(k.ak, k.daa, EkKind.RSA_2048)
         refused("join.ek_revoked", lambda: env.client.join_start(env.start_request(tpm, k2, "a")))
         # through its other EK, under another account: the TPM is known by all its EKs
-        k3 = DeviceKeys(k.ak, k.daa, EkKind.ECC_P384)
+        k3 = DeviceKeys(k.ak, k.daa, EkKind.ECC_P384, other_ek_kinds=(EkKind.RSA_2048,))
         refused("join.ek_revoked", lambda: env.client.join_start(env.start_request(tpm, k3, "b")))
         # a fresh TPM under the revoked account: the account stays out
         # (covered in tests/e2e/test_attacks_join.py with a second swtpm)
@@ -489,3 +497,15 @@ def test_revoked_ek_under_a_reissued_certificate(
         req = env.start_request(tpm, only_rsa, "b")
         req.ek_cert = again
         refused("join.ek_revoked", lambda: env.client.join_start(req))
+
+
+def test_required_ek_kind_cannot_be_hidden(env: IssuerEnv, tpm: TpmDevice, tmp_path: Path) -> None:
+    """The issuer requires the RSA-2048 EK (default): a join hiding it is refused."""
+    keys = replace(prepare_keys(tpm, tmp_path / "w", EkKind.ECC_P384), other_ek_kinds=())
+    try:
+        err = refused(
+            "join.ek_kind_missing", lambda: env.client.join_start(env.start_request(tpm, keys, "a"))
+        )
+        assert err.detail["missing"] == ["rsa2048"]
+    finally:
+        release_keys(tpm, keys)
