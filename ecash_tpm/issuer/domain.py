@@ -3,9 +3,12 @@
 No HTTP here: :class:`IssuerService` takes and returns the bodies of
 :mod:`ecash_tpm.protocol.api.issuer` so tests drive it directly and the routes are thin.
 
-join/start checks the EK certificate chain and its binding to the EK public, the AK and DAA key
-templates, and that the EK is not already a member; it stores a single-use join state and
-answers with MakeCredential(EK, Name(AK), secret) computed in pure Python.
+join/start checks the bank's join authorisation for the account (docs/protocol.md 3.2.1), the
+EK certificate chain and its binding to the EK public, the AK and DAA key templates, every
+further EK of the TPM, and the bars of :mod:`ecash_tpm.issuer.bars` (no EK of the TPM in an
+active or unlifted revoked membership, one active membership per account, no unlifted
+revocation on the account); it stores a single-use join state, spends the authorisation and
+answers with MakeCredential(EK, Name(AK), secret) per EK, computed in pure Python.
 
 join/finish checks, in order: the join state (known, unused, not expired); the quote (signed by
 the AK, type and magic, qualifying data = Hash("ecash-tpm/v1/join-quote", nonce, secret), which
@@ -15,8 +18,9 @@ the quoted PCRs, golden values, measured-boot rules (:meth:`PcrPolicy.check`); t
 the DAA key by the AK
 (qualifying Hash("ecash-tpm/v1/join-certify", nonce, secret), Name equals Name(DAA public)); the
 DAA join proof for Q with the nonce. Then ONE transaction consumes the join state, re-checks the
-EK and T0 rules, stores the member and its credential and registers T0 with the supervision
-department; any failure rolls all of it back and the join state is burned (single use).
+platform, account and T0 rules, stores the member, every EK of its TPM and its credential and
+registers T0 with the supervision department; any failure rolls all of it back and the join
+state is burned (single use).
 """
 
 from __future__ import annotations
