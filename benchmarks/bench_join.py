@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ecash_tpm.attest import verify_certify, verify_quote
+from ecash_tpm.centralbank.ca import CentralBankCA
 from ecash_tpm.clients.issuer import IssuerClient
 from ecash_tpm.crypto.groupsig import (
     IssuerSecret,
@@ -37,13 +38,16 @@ from ecash_tpm.crypto.groupsig import (
     verify_opening,
     verify_spend_proof,
 )
+from ecash_tpm.crypto.signing import PartyKey, sign_object
 from ecash_tpm.device import EkKind, TpmDevice
 from ecash_tpm.issuer.keys import IssuerKeyStore
 from ecash_tpm.issuer.policy import PcrPolicy
 from ecash_tpm.issuer.routes import create_issuer_app
 from ecash_tpm.issuer.settings import IssuerSettings
 from ecash_tpm.issuer.trust import EkTrustStore
+from ecash_tpm.pki import cert_pem
 from ecash_tpm.protocol.join import join_qualifying_data
+from ecash_tpm.protocol.join_auth import JOIN_AUTHORISATION_KIND, JoinAuthorisation, join_binding
 from ecash_tpm.protocol.registry import InMemoryRegistry
 from ecash_tpm.service.server import running_server
 from ecash_tpm.swtpm import SwtpmInstance
@@ -74,8 +78,25 @@ def timed(samples: list[float], fn: Callable[..., Any], *args: Any, **kwargs: An
 
 
 @contextmanager
-def issuer(tmp: Path, trust: EkTrustStore, policy: PcrPolicy, hop: OpenerSecret) -> Iterator[str]:
+def issuer(
+    tmp: Path, trust: EkTrustStore, policy: PcrPolicy, hop: OpenerSecret
+) -> Iterator[tuple[str, Callable[[bytes], dict[str, Any]]]]:
+    """An issuer on 127.0.0.1 and what the bank's ``/v1/join-authorisation`` would answer."""
     IssuerKeyStore.create(tmp / "issuer-keys")
+    ca = CentralBankCA.create(tmp / "central-bank")
+    (tmp / "central-bank-root.pem").write_bytes(ca.root_pem())
+    bank_key = PartyKey.generate()
+    bank_cert = cert_pem(ca.certify("bank", "bank", bank_key.public_key))
+    ca.close()
+
+    def grant(ak_public: bytes) -> dict[str, Any]:
+        now = int(time.time())
+        body = JoinAuthorisation(
+            "bench", join_binding(ak_public), secrets.token_bytes(16), now, now + 120
+        )
+        doc = sign_object(bank_key, JOIN_AUTHORISATION_KIND, body.to_body())
+        return {"authorisation": doc, "cert": bank_cert}
+
     app = create_issuer_app(
         IssuerSettings(data_dir=tmp),
         registry=InMemoryRegistry(),
@@ -84,7 +105,7 @@ def issuer(tmp: Path, trust: EkTrustStore, policy: PcrPolicy, hop: OpenerSecret)
         opener_public=hop.public,
     )
     with running_server(app) as url:
-        yield url
+        yield url, grant
 
 
 def bench_joins(tpm: TpmDevice, inst: SwtpmInstance, tmp: Path, joins: int, kind: EkKind) -> None:
@@ -98,7 +119,7 @@ def bench_joins(tpm: TpmDevice, inst: SwtpmInstance, tmp: Path, joins: int, kind
     }
     for i in range(joins):
         with (
-            issuer(tmp / f"issuer-{kind.value}-{i}", trust, policy, opener) as url,
+            issuer(tmp / f"issuer-{kind.value}-{i}", trust, policy, opener) as (url, grant),
             IssuerClient(url) as client,
         ):
             wallet = tmp / f"wallet-{kind.value}-{i}"
@@ -106,7 +127,7 @@ def bench_joins(tpm: TpmDevice, inst: SwtpmInstance, tmp: Path, joins: int, kind
             keys = timed(phases["keys"], prepare_keys, tpm, wallet, kind)
             try:
                 info = client.info()
-                start = start_request(tpm, keys, "bench")
+                start = start_request(tpm, keys, "bench", grant(keys.ak.public))
                 challenge = timed(phases["start"], client.join_start, start)
                 finish = timed(phases["device"], answer_challenge, tpm, keys, challenge)
                 answer = timed(phases["finish"], client.join_finish, finish)

@@ -362,3 +362,16 @@ class DoubleSpendReport:
             "error": self.error,
             "result": self.result,
         }
+
+
+class JoinAuthorisationBody(ApiModel):
+    """A logged-in customer asks for a join authorisation bound to its join's AK."""
+
+    binding: str = Field(min_length=64, max_length=64, description="hex Hash(join-binding, AK)")
+
+
+class JoinAuthorisationAnswer(ApiModel):
+    """The bank-signed ``join-authorisation`` and the bank certificate (PEM) to check it."""
+
+    authorisation: SignedDoc
+    cert: str

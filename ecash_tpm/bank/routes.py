@@ -40,6 +40,7 @@ from ecash_tpm.bank.errors import (
     WithdrawConflictError,
     WrongKeyError,
 )
+from ecash_tpm.bank.join_auth import BindingInvalidError, issue_join_authorisation
 from ecash_tpm.bank.models import (
     AccountAnswer,
     BlacklistEntryAnswer,
@@ -47,6 +48,8 @@ from ecash_tpm.bank.models import (
     CoinStatusBody,
     DepositAnswer,
     DepositBody,
+    JoinAuthorisationAnswer,
+    JoinAuthorisationBody,
     KeysetsAnswer,
     LiftBody,
     LoginAnswer,
@@ -320,6 +323,22 @@ def build_router() -> APIRouter:
         return answer_ttp_query(bank, body.model_dump(exclude={"cert"}), body.cert)
 
     # --- end fair exchange -------------------------------------------------------------------
+
+    # --- issue 10 attack 3: a join is authorised by the account's own login ----------------
+    @router.post(
+        "/join-authorisation",
+        summary="Bank-signed join authorisation for the logged-in account (docs/protocol.md)",
+        dependencies=[_LOGIN_TOKEN],
+        response_model=JoinAuthorisationAnswer,
+        responses=errors(InvalidTokenError, BindingInvalidError),
+    )
+    def join_authorisation(
+        body: JoinAuthorisationBody,
+        bank: Bank,
+        authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+    ) -> dict[str, Any]:
+        account_id = bank.authenticate(_bearer(authorization))
+        return issue_join_authorisation(bank, account_id, body.binding)
 
     @router.post(
         "/blacklist/lift",

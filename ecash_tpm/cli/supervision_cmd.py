@@ -1,4 +1,4 @@
-"""``ecash-tpm supervision init|serve|open``: the supervision department (opening key holder).
+"""``ecash-tpm supervision init|serve|open|lift-revocation|audit``: the supervision department.
 
 ``init --data DIR`` creates the opener secret h (``opener.key``, mode 0600), publishes Hop in
 ``opener-public.txt`` (give it to the issuer: ``issuer init --opener-public-file``) and creates
@@ -9,6 +9,10 @@ the party signing key ``supervision-key.pem`` for the central bank to certify
 (``--data``), or through a running department (``--url``, with ``--token`` if it requires one).
 The spend is given as ``--c1/--c2`` (base64url points) or ``--spend FILE`` holding a JSON spend
 ``{coin, proof}`` (or just the proof). Every opening is logged with its ``--reason``.
+
+``lift-revocation MEMBER --reason WHY [--issuer-url URL]`` signs a ``revocation-lift`` with the
+department's key and posts it to the issuer: the revoked member's account and TPM may join
+again (docs/protocol.md 13.1).
 
 ``audit`` checks a bank's database from outside the bank's code
 (:mod:`ecash_tpm.supervision.audit`): ``--bank-db URL`` (read-only), the bank certificate and
@@ -221,6 +225,42 @@ def _audit_opener(args: argparse.Namespace, settings: Any) -> Any:
     return read_opener_public(path)
 
 
+def _cmd_lift_revocation(args: argparse.Namespace) -> int:
+    """Sign a ``revocation-lift`` and post it to the issuer (docs/protocol.md 13.1)."""
+    import time
+
+    from ecash_tpm.clients.connect import party_link
+    from ecash_tpm.clients.issuer import IssuerClient
+    from ecash_tpm.crypto.signing import PartyKey, sign_object
+    from ecash_tpm.errors import ConfigError
+    from ecash_tpm.protocol.join_auth import REVOCATION_LIFT_KIND, RevocationLift
+
+    settings = _settings(args)
+    url = args.issuer_url or settings.issuer_url
+    if not url:
+        raise ConfigError("pass --issuer-url (or set issuer_url): the lift goes to the issuer")
+    lift = RevocationLift(args.member_id, args.reason, int(time.time()))
+    body = RevocationLift.from_body(lift.to_body()).to_body()  # the reason's length checked
+    key = PartyKey.load(settings.resolved_signing_key_file())
+    doc = sign_object(key, REVOCATION_LIFT_KIND, body)
+    cert = settings.resolved_certificate_file().read_text(encoding="ascii")
+    conn = party_link(
+        settings,
+        url,
+        role="issuer",
+        name=settings.issuer_name,
+        root=settings.resolved_central_bank_root(),
+    )
+    with IssuerClient(url, tls=conn.tls, expect=conn.expect) as issuer:
+        record = issuer.lift(args.member_id, doc, cert)
+    emit(
+        args,
+        record.model_dump(mode="json"),
+        f"revocation of {record.member_id} lifted: its account and TPM may join again",
+    )
+    return 0
+
+
 def _cmd_audit(args: argparse.Namespace) -> int:
     from ecash_tpm.pki import load_certificate
     from ecash_tpm.supervision.audit import run_audit
@@ -314,6 +354,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_insecure_http(p)
     p.add_argument("--url-name", default="supervision", help="expected certificate name of --url")
     p.set_defaults(func=_cmd_open)
+
+    p = sub.add_parser(
+        "lift-revocation", help="let a revoked member's account and TPM join again (signed)"
+    )
+    _common(p)
+    p.add_argument("member_id", help="the revoked member (m-...)")
+    p.add_argument("--reason", required=True, help="why (signed into the lift, 1..200 chars)")
+    p.add_argument("--issuer-url", default=None, help="the issuer (default: issuer_url setting)")
+    add_insecure_http(p)
+    p.set_defaults(func=_cmd_lift_revocation)
 
     p = sub.add_parser("audit", help="audit a bank's database from outside the bank")
     _common(p)

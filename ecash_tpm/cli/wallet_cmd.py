@@ -1,10 +1,12 @@
 """``ecash-tpm wallet ...``: the customer wallet on the device with the TPM.
 
-``wallet join --issuer URL --data DIR [--tcti T | --swtpm-state DIR] [--account ID]
+``wallet join --issuer URL --data DIR [--tcti T | --swtpm-state DIR] [--account ID] [--bank URL]
 [--ek rsa2048|ecc_p384|ecc_p256] [--ek-cert FILE] [--ek-cert-url TEMPLATE]
 [--event-log FILE | --no-event-log] [--json]`` runs the attested join (DESIGN §4) and stores the
 membership in DIR (``membership.json`` + TPM key blobs under ``tpm/``); the EK certificate comes
-from NV unless a file or URL supplies it, and the boot's event log goes with the quote.
+from NV unless a file or URL supplies it, and the boot's event log goes with the quote. With
+``--bank`` the wallet first logs in as the account (password, TOTP) for the bank-signed join
+authorisation the issuer requires (docs/protocol.md 3.2.1).
 
 Sub-commands are registered by group functions listed in :data:`COMMAND_GROUPS`; coin commands
 (withdraw, balance, pay, history) go in their own ``register_*`` function added to that list.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import getpass
 import json
 import os
 from collections.abc import Callable
@@ -151,7 +154,7 @@ def _cmd_join(args: argparse.Namespace) -> int:
     from ecash_tpm.wallet.join import join
 
     ek_source = _ek_source(args)  # a bad URL template fails before the TPM is opened
-    _coin_settings(args)  # keeps --root
+    cfg = _coin_settings(args)  # keeps --root and --bank
     has_root = (Path(args.data) / WALLET_ROOT_FILE).exists()
     root = _coin_root(args) if has_root else None
     conn = _link(args, args.issuer, role="issuer", name=args.issuer_name)
@@ -161,7 +164,13 @@ def _cmd_join(args: argparse.Namespace) -> int:
         IssuerClient(args.issuer, tls=conn.tls, expect=conn.expect) as issuer,
         TpmDevice(tcti) as device,
         Progress(args) as progress,
+        contextlib.ExitStack() as stack,
     ):
+        bank = None  # the join authorisation comes from the account's own login at the bank
+        if cfg.get("bank_url"):
+            bank = stack.enter_context(_bank_client(args, cfg))
+            progress.note("logging in at the bank for the join authorisation")
+            bank.login(args.account or getpass.getuser(), _password(args), _totp_code(args))
         membership = join(
             device,
             issuer,
@@ -172,6 +181,7 @@ def _cmd_join(args: argparse.Namespace) -> int:
             progress=progress,
             event_log=event_log,
             root=root,  # 3.6: the credential must be under the certified epoch key
+            bank=bank,
         )
     summary: dict[str, Any] = membership.summary()
     emit(
@@ -193,6 +203,11 @@ def register_join(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--root", default=None, metavar="PEM", help="central bank root (kept)")
     add_tls_args(p)
     p.add_argument("--account", default=None, help="bank account id (default: user name)")
+    p.add_argument("--bank", default=None, metavar="URL", help="bank base URL (remembered)")
+    p.add_argument("--bank-name", default=None, help="expected bank certificate CN")
+    p.add_argument("--password-file", default=None, help="else $ECASH_TPM_PASSWORD or prompt")
+    p.add_argument("--totp", default=None, help="TOTP code (else --totp-secret-file or prompt)")
+    p.add_argument("--totp-secret-file", default=None, help="base32 TOTP secret")
     p.add_argument(
         "--ek",
         choices=["rsa2048", "ecc_p384", "ecc_p256"],

@@ -55,6 +55,14 @@ class BankClient(ServiceClient):
         )
         return [b64u_decode(s) for s in answer["blind_signatures"]]
 
+    def join_authorisation(self, binding: str) -> dict[str, Any]:
+        """``{authorisation, cert}``: the bank-signed join authorisation for the logged-in
+        account, bound to ``binding`` = Hash(join-binding, AK public) (docs/protocol.md)."""
+        answer: dict[str, Any] = self.post_json(
+            "/v1/join-authorisation", {"binding": binding}, headers=self.auth_headers()
+        )
+        return answer
+
     # --- public -------------------------------------------------------------------------------
 
     def keysets(

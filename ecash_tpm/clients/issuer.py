@@ -11,6 +11,7 @@ from ecash_tpm.protocol.api.issuer import (
     JoinFinishResponse,
     JoinStartRequest,
     JoinStartResponse,
+    LiftRequest,
     MemberList,
     MemberRecord,
     RevokeRequest,
@@ -49,5 +50,13 @@ class IssuerClient(ServiceClient):
         return self.post_json(
             f"/v1/members/{member_id}/revoke",
             RevokeRequest(evidence=evidence, cert=cert),
+            response_model=MemberRecord,
+        )
+
+    def lift(self, member_id: str, lift: dict[str, Any], cert: str) -> MemberRecord:
+        """Lift a revocation with the supervision department's signed ``revocation-lift``."""
+        return self.post_json(
+            f"/v1/members/{member_id}/lift",
+            LiftRequest(lift=lift, cert=cert),
             response_model=MemberRecord,
         )

@@ -3,9 +3,12 @@
 No HTTP here: :class:`IssuerService` takes and returns the bodies of
 :mod:`ecash_tpm.protocol.api.issuer` so tests drive it directly and the routes are thin.
 
-join/start checks the EK certificate chain and its binding to the EK public, the AK and DAA key
-templates, and that the EK is not already a member; it stores a single-use join state and
-answers with MakeCredential(EK, Name(AK), secret) computed in pure Python.
+join/start checks the bank's join authorisation for the account (docs/protocol.md 3.2.1), the
+EK certificate chain and its binding to the EK public, the AK and DAA key templates, every
+further EK of the TPM, and the bars of :mod:`ecash_tpm.issuer.bars` (no EK of the TPM in an
+active or unlifted revoked membership, one active membership per account, no unlifted
+revocation on the account); it stores a single-use join state, spends the authorisation and
+answers with MakeCredential(EK, Name(AK), secret) per EK, computed in pure Python.
 
 join/finish checks, in order: the join state (known, unused, not expired); the quote (signed by
 the AK, type and magic, qualifying data = Hash("ecash-tpm/v1/join-quote", nonce, secret), which
@@ -15,8 +18,9 @@ the quoted PCRs, golden values, measured-boot rules (:meth:`PcrPolicy.check`); t
 the DAA key by the AK
 (qualifying Hash("ecash-tpm/v1/join-certify", nonce, secret), Name equals Name(DAA public)); the
 DAA join proof for Q with the nonce. Then ONE transaction consumes the join state, re-checks the
-EK and T0 rules, stores the member and its credential and registers T0 with the supervision
-department; any failure rolls all of it back and the join state is burned (single use).
+platform, account and T0 rules, stores the member, every EK of its TPM and its credential and
+registers T0 with the supervision department; any failure rolls all of it back and the join
+state is burned (single use).
 """
 
 from __future__ import annotations
@@ -59,16 +63,17 @@ from ecash_tpm.crypto.groupsig.credential import Credential
 from ecash_tpm.crypto.groupsig.keyproof import prove_credential_key
 from ecash_tpm.crypto.signing import verify_object
 from ecash_tpm.errors import EcashError
-from ecash_tpm.issuer import store
+from ecash_tpm.issuer import bars, store
 from ecash_tpm.issuer.boot_policy import BootFacts
 from ecash_tpm.issuer.errors import (
+    AccountAlreadyMemberError,
     EkAlreadyMemberError,
-    EkRevokedError,
     InvalidAccountError,
     JoinExpiredError,
     JoinReplayedError,
     JoinUnknownError,
     MemberNotFoundError,
+    MemberNotRevokedError,
     OpenerKeyConfigError,
     RevocationEvidenceError,
     T0RegisteredError,
@@ -78,6 +83,7 @@ from ecash_tpm.issuer.policy import PcrPolicy
 from ecash_tpm.issuer.trust import EkTrustStore
 from ecash_tpm.pki import verify_party_certificate
 from ecash_tpm.protocol.api.issuer import (
+    CredentialChallenge,
     IssuerInfo,
     JoinFinishRequest,
     JoinFinishResponse,
@@ -93,7 +99,8 @@ from ecash_tpm.protocol.evidence import (
     transcript_bodies,
     verify_evidence_body,
 )
-from ecash_tpm.protocol.join import SECRET_LEN, join_qualifying_data
+from ecash_tpm.protocol.join import SECRET_LEN, join_qualifying_data, join_secret
+from ecash_tpm.protocol.join_auth import RevocationLift, RevocationLiftInvalidError
 from ecash_tpm.protocol.registry import MemberRegistry, RegistryEntry, member_id_for_t0
 from ecash_tpm.storage import Database, UniqueViolationError
 
@@ -153,6 +160,9 @@ def _member_record(row: Mapping[str, Any]) -> MemberRecord:
         updated_at=int(row["updated_at"]),
         revoked_at=None if row.get("revoked_at") is None else int(row["revoked_at"]),
         revocation_reason=row.get("revocation_reason"),
+        revocation_lifted_at=(
+            None if row.get("revocation_lifted_at") is None else int(row["revocation_lifted_at"])
+        ),
     )
 
 
@@ -163,7 +173,9 @@ class IssuerService:
     :mod:`ecash_tpm.protocol.registry`). ``clock`` (Unix seconds) drives join expiry and EK
     certificate validity, so tests can move time. ``central_bank_root`` lets revocation check
     the supervision department's certificate and signature; the evidence content is always
-    re-verified from scratch.
+    re-verified from scratch. ``authorisation_root`` (default ``central_bank_root``) checks the
+    bank's join authorisations and the supervision department's revocation lifts; without any
+    root every join is refused (``issuer.central_bank_root_missing``).
     """
 
     def __init__(
@@ -178,6 +190,8 @@ class IssuerService:
         join_ttl_s: int = 300,
         clock: Callable[[], float] = time.time,
         central_bank_root: x509.Certificate | None = None,
+        authorisation_root: x509.Certificate | None = None,
+        required_ek_kinds: tuple[str, ...] = ("rsa2048",),
     ) -> None:
         self.db = db
         self.keys = keys
@@ -188,6 +202,9 @@ class IssuerService:
         self.join_ttl_s = join_ttl_s
         self.clock = clock
         self.central_bank_root = central_bank_root
+        # bank join authorisations and supervision lifts (docs/protocol.md "Join authorisation")
+        self.authorisation_root = authorisation_root or central_bank_root
+        self.required_ek_kinds = required_ek_kinds
 
     def _now(self) -> int:
         return int(self.clock())
@@ -214,15 +231,30 @@ class IssuerService:
     def start_join(self, req: JoinStartRequest) -> JoinStartResponse:
         """Check the platform's identity and keys; answer with the MakeCredential challenge."""
         account_id = _check_account(req.account_id)
+        # docs/protocol.md "Join authorisation": the account owner asked the bank for this join
+        auth = bars.check_authorisation(req, self.authorisation_root, self._now())
         ek, ek_area = self.trust.verify(req.ek_cert, req.ek_public, now=self._now_dt())
         ak_area = check_ak_public(req.ak_public)
         check_daa_public(req.daa_public)
         fingerprint = ek.fingerprint  # over the EK certificate's original DER
-        with self.db.read() as tx:
-            self._check_ek_free(store.members_for_ek(tx, fingerprint), fingerprint)
+        # 3.2 step 4: every further EK of the TPM, each activated with its own MakeCredential
+        primary = bars.PresentedEk(fingerprint, bars.ek_key_id(ek_area), ek_area)
+        others = bars.verify_other_eks(self.trust, req.other_eks, primary, self._now_dt())
+        bars.check_required_kinds([primary, *others], self.required_ek_kinds)
+        with self.db.read() as tx:  # 3.2 steps 5 and 6
+            bars.check_platform_free(tx, [(e.fingerprint, e.key_id) for e in (primary, *others)])
+            bars.check_account_free(tx, account_id)
         secret = secrets.token_bytes(SECRET_LEN)
         nonce = secrets.token_bytes(JOIN_NONCE_LEN)
         id_object, encrypted_secret = make_credential(ek_area, ak_area.name, secret)
+        other_secrets = [secrets.token_bytes(SECRET_LEN) for _ in others]
+        other_challenges = [
+            CredentialChallenge(credential_blob=blob, encrypted_secret=enc)
+            for (blob, enc) in (
+                make_credential(e.area, ak_area.name, s)
+                for e, s in zip(others, other_secrets, strict=True)
+            )
+        ]
         now = self._now()
         join_id = "j-" + secrets.token_hex(16)
         expires_at = now + self.join_ttl_s
@@ -243,6 +275,12 @@ class IssuerService:
         with self.db.transaction() as tx:
             store.purge_joins(tx, now - PURGE_AFTER_S)
             store.insert_join(tx, row)
+            store.insert_join_eks(
+                tx,
+                join_id,
+                [(e.fingerprint, e.key_id, s) for e, s in zip(others, other_secrets, strict=True)],
+            )
+            bars.spend_authorisation(tx, auth, now)
         logger.info("join started", extra={"join_id": join_id, "ek_fingerprint": fingerprint[:16]})
         return JoinStartResponse(
             join_id=join_id,
@@ -251,17 +289,8 @@ class IssuerService:
             encrypted_secret=encrypted_secret,
             pcr_selection=PcrSelectionModel(pcrs=list(self.policy.pcrs)),
             expires_at=expires_at,
+            other_challenges=other_challenges,
         )
-
-    @staticmethod
-    def _check_ek_free(members: list[dict[str, Any]], fingerprint: str) -> None:
-        for m in members:
-            detail = {"ek_fingerprint": fingerprint, "member_id": m["member_id"]}
-            if m["status"] == "active":
-                raise EkAlreadyMemberError(
-                    "this EK already has an active membership", detail=detail
-                )
-            raise EkRevokedError("this EK's membership was revoked", detail=detail)
 
     # -- join/finish ----------------------------------------------------------------------
 
@@ -269,6 +298,8 @@ class IssuerService:
         """Verify the evidence and create the member, all or nothing (module docstring)."""
         with self.db.read() as tx:
             session = store.get_join(tx, req.join_id)
+            if session is not None:
+                session["other_eks"] = store.join_eks(tx, req.join_id)
         if session is None:
             raise JoinUnknownError("no such join", detail={"join_id": req.join_id[:64]})
         if session["consumed_at"] is not None:
@@ -305,7 +336,8 @@ class IssuerService:
     def _verify_evidence(
         self, session: Mapping[str, Any], req: JoinFinishRequest
     ) -> tuple[dict[int, bytes], Point, JoinProof, BootFacts | None]:
-        nonce, secret = session["nonce"], session["secret"]
+        others = [s for _, _, s in session["other_eks"] if s is not None]
+        nonce, secret = session["nonce"], join_secret(session["secret"], others)
         quote_qd, certify_qd = join_qualifying_data(nonce, secret)
         requested = sorted(int(i) for i in session["pcr_selection"])
         pcr_values = _parse_pcr_values(req.pcr_values)
@@ -361,7 +393,12 @@ class IssuerService:
         with self.db.transaction() as tx:
             if not store.consume_join(tx, join_id, now, "member"):
                 raise JoinReplayedError("this join was already used", detail={"join_id": join_id})
-            self._check_ek_free(store.members_for_ek(tx, fingerprint), fingerprint)
+            platform = [
+                (fingerprint, bars.ek_key_id(session["ek_public"])),
+                *((fp, key_id) for fp, key_id, _ in session["other_eks"]),
+            ]
+            bars.check_platform_free(tx, platform)
+            bars.check_account_free(tx, session["account_id"])
             existing = store.member_for_t0(tx, t0.encode())
             if existing is not None:
                 raise T0RegisteredError(
@@ -387,6 +424,7 @@ class IssuerService:
                 )
             except UniqueViolationError as exc:
                 raise self._duplicate(exc, member_id) from exc
+            store.insert_member_eks(tx, member_id, platform)
             store.insert_credential(tx, member_id, epoch, credential.to_bytes(), now)
             # Last, so that every local check has passed; a failure here rolls it all back.
             self.registry.register(RegistryEntry(member_id, t0, session["account_id"], epoch))
@@ -417,6 +455,8 @@ class IssuerService:
         where = " ".join(
             str(v) for v in (exc.detail.get("constraint"), *exc.detail.get("columns", []))
         )
+        if "account" in where:
+            return AccountAlreadyMemberError("this account already has an active membership")
         if "ek" in where:
             return EkAlreadyMemberError("this EK already has an active membership")
         return T0RegisteredError(
@@ -434,8 +474,37 @@ class IssuerService:
         return list_members(self.db, status=status, account_id=account_id)
 
     def account_may_withdraw(self, account_id: str) -> bool:
-        """True when the account has an active membership (the bank refuses revoked ones)."""
+        """True when the account has an active membership and no revocation that the
+        supervision department has not lifted (the bank refuses revoked members)."""
+        with self.db.read() as tx:
+            if bars.account_barred(tx, account_id):
+                return False
         return any(m.status == "active" for m in self.list_members(account_id=account_id))
+
+    def lift_revocation(self, member_id: str, lift: dict[str, Any], cert: str) -> MemberRecord:
+        """docs/protocol.md "Lifting a revocation": the supervision department's signed order
+        lets the revoked member's account and TPM join again (its credential stays revoked)."""
+        now = self._now()
+        order = RevocationLift.from_signed(
+            lift, cert, bars.require_root(self.authorisation_root), now=now
+        )
+        if order.member_id != member_id:
+            raise RevocationLiftInvalidError(
+                "the lift names another member",
+                detail={"lift_for": order.member_id[:64], "path": member_id[:64]},
+            )
+        with self.db.transaction() as tx:
+            row = store.get_member(tx, member_id)
+            if row is None:
+                raise MemberNotFoundError("no such member", detail={"member_id": member_id[:64]})
+            if row["status"] != "revoked":
+                raise MemberNotRevokedError(
+                    "only a revoked member's revocation can be lifted",
+                    detail={"member_id": member_id},
+                )
+            if store.insert_lift(tx, member_id, now, order.reason, lift):
+                logger.warning("revocation lifted", extra={"member_id": member_id})
+        return get_member(self.db, member_id)
 
     # -- revocation -----------------------------------------------------------------------
 

@@ -148,3 +148,48 @@ class RevocationEvidenceError(ForbiddenError):
     """The revocation evidence does not prove that this member double spent."""
 
     code = "issuer.evidence_invalid"
+
+
+# --- one TPM, one account, one active membership (issue 10, attack 3) -------------------------
+
+
+class AccountAlreadyMemberError(ConflictError):
+    """The account already has an active membership (one per account)."""
+
+    code = "join.account_already_member"
+
+
+class AccountRevokedError(ForbiddenError):
+    """A membership of this account was revoked and the revocation has not been lifted."""
+
+    code = "join.account_revoked"
+
+
+class EkDuplicateError(InputError):
+    """join/start presented the same EK certificate twice."""
+
+    code = "join.ek_duplicate"
+
+
+class JoinAuthorisationReplayedError(ConflictError):
+    """This join authorisation was already used for a join (single use)."""
+
+    code = "join.authorisation_replayed"
+
+
+class MemberNotRevokedError(ConflictError):
+    """A lift was ordered for a member that is not revoked."""
+
+    code = "issuer.member_not_revoked"
+
+
+class CentralBankRootMissingError(ConfigError):
+    """The issuer has no central bank root, so it cannot check bank or supervision signatures."""
+
+    code = "issuer.central_bank_root_missing"
+
+
+class EkKindMissingError(ForbiddenError):
+    """The join does not present an EK type the issuer requires (``required_ek_kinds``)."""
+
+    code = "join.ek_kind_missing"

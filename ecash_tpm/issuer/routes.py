@@ -33,14 +33,21 @@ from ecash_tpm.errors import (
 )
 from ecash_tpm.issuer.domain import IssuerService, parse_opener_public
 from ecash_tpm.issuer.errors import (
+    AccountAlreadyMemberError,
+    AccountRevokedError,
+    CentralBankRootMissingError,
     EkAlreadyMemberError,
+    EkDuplicateError,
+    EkKindMissingError,
     EkRevokedError,
     InvalidAccountError,
     IssuerKeyError,
+    JoinAuthorisationReplayedError,
     JoinExpiredError,
     JoinReplayedError,
     JoinUnknownError,
     MemberNotFoundError,
+    MemberNotRevokedError,
     MembersListingDisabledError,
     MembersUnauthorizedError,
     OpenerKeyConfigError,
@@ -59,6 +66,7 @@ from ecash_tpm.protocol.api.issuer import (
     JoinFinishResponse,
     JoinStartRequest,
     JoinStartResponse,
+    LiftRequest,
     MemberList,
     MemberRecord,
     RevokeRequest,
@@ -69,6 +77,13 @@ from ecash_tpm.protocol.errors import (
     OpeningsDisagreeError,
     RegistryConflictError,
     TranscriptMalformedError,
+)
+from ecash_tpm.protocol.join_auth import (
+    JoinAuthorisationExpiredError,
+    JoinAuthorisationInvalidError,
+    JoinAuthorisationMismatchError,
+    JoinAuthorisationMissingError,
+    RevocationLiftInvalidError,
 )
 from ecash_tpm.protocol.registry import MemberRegistry
 from ecash_tpm.service.app import create_app
@@ -107,6 +122,18 @@ _JOIN_START_ERRORS = (
     POINT_ERRORS,
     EkRevokedError,
     EkAlreadyMemberError,
+    # docs/protocol.md "Join authorisation" and the platform and account bars (issuer/bars.py)
+    JoinAuthorisationMissingError,
+    JoinAuthorisationInvalidError,
+    JoinAuthorisationExpiredError,
+    JoinAuthorisationMismatchError,
+    JoinAuthorisationReplayedError,
+    CERT_ERRORS,  # the bank certificate of the authorisation
+    CentralBankRootMissingError,
+    EkDuplicateError,
+    EkKindMissingError,
+    AccountAlreadyMemberError,
+    AccountRevokedError,
 )
 _JOIN_FINISH_ERRORS = (
     JoinUnknownError,
@@ -122,6 +149,8 @@ _JOIN_FINISH_ERRORS = (
     EkRevokedError,
     EkAlreadyMemberError,
     T0RegisteredError,
+    AccountAlreadyMemberError,
+    AccountRevokedError,
     IssuerKeyError,
     REMOTE_ERRORS,  # T0 goes to the supervision department's registry
     err(
@@ -224,6 +253,22 @@ def revoke_member(member_id: str, body: RevokeRequest, request: Request) -> Memb
     return _service(request).revoke_with_evidence(member_id, body.evidence, body.cert)
 
 
+@router.post(
+    "/v1/members/{member_id}/lift",
+    response_model=MemberRecord,
+    responses=errors(
+        MemberNotFoundError,
+        MemberNotRevokedError,
+        RevocationLiftInvalidError,
+        CERT_ERRORS,
+        CentralBankRootMissingError,
+    ),
+)
+def lift_revocation(member_id: str, body: LiftRequest, request: Request) -> MemberRecord:
+    """The supervision department lifts a revocation: the account and TPM may join again."""
+    return _service(request).lift_revocation(member_id, body.lift, body.cert)
+
+
 def load_opener_public(settings: IssuerSettings) -> Point:
     """Hop from ``opener_public`` or ``opener_public_file`` (base64url text)."""
     if settings.opener_public:
@@ -286,6 +331,14 @@ def build_service(
             root = load_certificate(Path(settings.central_bank_root).read_bytes())
         except OSError as exc:
             raise ConfigError(f"cannot read {settings.central_bank_root}: {exc}") from exc
+    # join authorisations are checked against the root, else the TLS anchor in data_dir
+    auth_root = root
+    anchor = settings.resolved_central_bank_root()
+    if auth_root is None and anchor.exists():
+        try:
+            auth_root = load_certificate(anchor.read_bytes())
+        except OSError as exc:
+            raise ConfigError(f"cannot read {anchor}: {exc}") from exc
     kwargs = {} if clock is None else {"clock": clock}
     return IssuerService(
         db,
@@ -296,6 +349,8 @@ def build_service(
         registry=registry,
         join_ttl_s=settings.join_ttl_s,
         central_bank_root=root,
+        authorisation_root=auth_root,
+        required_ek_kinds=tuple(settings.required_ek_kinds),
         **kwargs,
     )
 

@@ -14,11 +14,13 @@ operator put in ``trust_dir`` is trusted (e.g. a deployment admitting a single m
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
 from ecash_tpm.service.settings import ServiceSettings
+
+EkKindName = Literal["rsa2048", "ecc_p256", "ecc_p384"]
 
 
 class IssuerSettings(ServiceSettings):
@@ -67,6 +69,11 @@ class IssuerSettings(ServiceSettings):
         default="supervision",
         pattern=r"^[A-Za-z0-9._:-]{1,64}$",
         description="expected CN of supervision's TLS certificate",
+    )
+    required_ek_kinds: list[EkKindName] = Field(
+        default_factory=lambda: list[EkKindName](["rsa2048"]),
+        description="EK types every join must present (a TPM cannot hide them, so a revoked TPM "
+        "is always recognised; docs/protocol.md 3.2 step 4)",
     )
     members_token: str | None = Field(
         default=None,

@@ -12,14 +12,23 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from ecash_tpm.protocol import coins, evidence, exchange, keysets, payments, registry, supply
+from ecash_tpm.protocol import (
+    coins,
+    evidence,
+    exchange,
+    join_auth,
+    keysets,
+    payments,
+    registry,
+    supply,
+)
+from ecash_tpm.protocol import status as coin_status
 from ecash_tpm.protocol.certified import (
     ISSUER_EPOCH_KIND,
     KEYSET_LIST_KIND,
     CertifiedKeysetList,
     IssuerEpochCertificate,
 )
-from ecash_tpm.protocol import status as coin_status
 
 __all__ = ["KINDS", "Kind"]
 
@@ -165,5 +174,19 @@ KINDS: Mapping[str, Kind] = _kinds(
         None,
         coin_status.DepositRefusal.from_signed,
         "Bank-signed verdicts",
+    ),
+    Kind(
+        join_auth.JOIN_AUTHORISATION_KIND,
+        "bank",
+        join_auth.JoinAuthorisation.from_body,
+        join_auth.JoinAuthorisation.from_signed,
+        "Join authorisation",
+    ),
+    Kind(
+        join_auth.REVOCATION_LIFT_KIND,
+        "supervision",
+        join_auth.RevocationLift.from_body,
+        join_auth.RevocationLift.from_signed,
+        "Lifting a revocation",
     ),
 )

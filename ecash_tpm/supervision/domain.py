@@ -41,6 +41,7 @@ from ecash_tpm.protocol.evidence import (
     parse_transcript,
     transcript_bodies,
 )
+from ecash_tpm.protocol.join_auth import REVOCATION_LIFT_KIND, RevocationLift
 from ecash_tpm.protocol.registry import RegistryEntry, member_id_for_t0
 from ecash_tpm.storage import Database
 from ecash_tpm.supervision import store
@@ -323,6 +324,18 @@ class SupervisionDepartment:
         with self.db.read() as tx:
             row = store.case_for_sigma(tx, sigma)
         return None if row is None else self._case(row)
+
+    # -- lifting a revocation (docs/protocol.md "Lifting a revocation") -------------------
+
+    def revocation_lift(self, member_id: str, reason: str) -> dict[str, Any]:
+        """The signed ``revocation-lift`` order for the issuer (``POST /v1/members/{id}/lift``):
+        the member's account and TPM may join again; its revoked credential stays revoked."""
+        lift = RevocationLift(member_id=member_id, reason=reason, issued_at=self._now())
+        doc = sign_object(
+            self.signer, REVOCATION_LIFT_KIND, RevocationLift.from_body(lift.to_body()).to_body()
+        )
+        logger.warning("revocation lift signed", extra={"member_id": member_id})
+        return doc
 
 
 def verify_opening_result(hop: Point, c1: Point, c2: Point, t0: Point, proof: OpeningProof) -> None:

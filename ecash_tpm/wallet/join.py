@@ -15,9 +15,10 @@ import contextlib
 import getpass
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ecash_tpm.attest import parse_tpm2b_public
 from ecash_tpm.attest.ek import parse_ek_certificate
@@ -37,6 +38,7 @@ from ecash_tpm.device import EkKind
 from ecash_tpm.errors import EcashError, InputError, ProtocolError
 from ecash_tpm.progress import ProgressCallback, silent
 from ecash_tpm.protocol.api.issuer import (
+    EkPresentation,
     IssuerInfo,
     JoinFinishRequest,
     JoinFinishResponse,
@@ -45,9 +47,10 @@ from ecash_tpm.protocol.api.issuer import (
 )
 from ecash_tpm.protocol.certified import IssuerEpochCertificate
 from ecash_tpm.protocol.errors import IssuerEpochCertificateError
-from ecash_tpm.protocol.join import join_qualifying_data
+from ecash_tpm.protocol.join import join_qualifying_data, join_secret
+from ecash_tpm.protocol.join_auth import join_binding
 from ecash_tpm.wallet.context import RootCertificate
-from ecash_tpm.wallet.ek_source import EkCertificateSource, choose_ek_certificate
+from ecash_tpm.wallet.ek_source import EK_PREFERENCE, EkCertificateSource, choose_ek_certificate
 from ecash_tpm.wallet.membership import (
     Membership,
     WalletAlreadyJoinedError,
@@ -58,6 +61,7 @@ from ecash_tpm.wallet.membership import (
 from ecash_tpm.wallet.tpm_signer import TpmDaaSigner
 
 if TYPE_CHECKING:
+    from ecash_tpm.clients.bank import BankClient
     from ecash_tpm.clients.issuer import IssuerClient
     from ecash_tpm.device import KeyRef, TpmDevice
 
@@ -114,6 +118,9 @@ class DeviceKeys:
     ek_kind: EkKind
     ek_cert: bytes | None = None
     """The certificate join/start sends (from NV, a file or a URL); None: read NV then."""
+    other_ek_kinds: tuple[EkKind, ...] = ()
+    """Every further EK type with a certificate in NV: presented and activated too, so the
+    issuer knows all EKs of this TPM (docs/protocol.md 3.1)."""
 
 
 def choose_ek(device: TpmDevice, preferred: EkKind | str | None = None) -> EkKind:
@@ -135,7 +142,9 @@ def prepare_keys(
     keys.mkdir(mode=0o700, parents=True, exist_ok=True)
     ak = device.load_or_create_ak(keys)
     daa = device.load_or_create_daa_key(keys)
-    return DeviceKeys(ak, daa, ek.kind, ek.certificate)
+    present = device.ek_kinds_present()
+    others = tuple(k for k in EK_PREFERENCE if k != ek.kind and k in present)
+    return DeviceKeys(ak, daa, ek.kind, ek.certificate, others)
 
 
 def release_keys(device: TpmDevice, keys: DeviceKeys) -> None:
@@ -145,15 +154,32 @@ def release_keys(device: TpmDevice, keys: DeviceKeys) -> None:
             device.unload(ref)
 
 
-def start_request(device: TpmDevice, keys: DeviceKeys, account_id: str) -> JoinStartRequest:
-    """join/start body: EK certificate (as found) and public, AK public, DAA public."""
+def start_request(
+    device: TpmDevice,
+    keys: DeviceKeys,
+    account_id: str,
+    authorisation: Mapping[str, Any] | None = None,
+) -> JoinStartRequest:
+    """join/start body: EK certificate (as found) and public, AK public, DAA public, every
+    further EK, and the bank's ``{authorisation, cert}`` (see :func:`authorise`)."""
     return JoinStartRequest(
         account_id=account_id,
         ek_cert=keys.ek_cert if keys.ek_cert is not None else device.ek_certificate(keys.ek_kind),
         ek_public=device.ek_public(keys.ek_kind),
         ak_public=keys.ak.public,
         daa_public=keys.daa.public,
+        authorisation=None if authorisation is None else authorisation["authorisation"],
+        authorisation_cert=None if authorisation is None else authorisation["cert"],
+        other_eks=[
+            EkPresentation(ek_cert=device.ek_certificate(k), ek_public=device.ek_public(k))
+            for k in keys.other_ek_kinds
+        ],
     )
+
+
+def authorise(bank: BankClient, keys: DeviceKeys) -> dict[str, Any]:
+    """The bank's join authorisation for the logged-in account, bound to this join's AK."""
+    return bank.join_authorisation(join_binding(keys.ak.public))
 
 
 def answer_challenge(
@@ -176,6 +202,16 @@ def answer_challenge(
     secret = device.activate_credential(
         keys.ak, keys.ek_kind, challenge.credential_blob, challenge.encrypted_secret
     )
+    if len(challenge.other_challenges) != len(keys.other_ek_kinds):
+        raise JoinAnswerError(
+            "the issuer did not answer one challenge per further EK",
+            detail={"eks": len(keys.other_ek_kinds), "got": len(challenge.other_challenges)},
+        )
+    others = [
+        device.activate_credential(keys.ak, kind, ch.credential_blob, ch.encrypted_secret)
+        for kind, ch in zip(keys.other_ek_kinds, challenge.other_challenges, strict=True)
+    ]
+    secret = join_secret(secret, others)  # 3.1: the quote binds every EK's secret
     quote_qd, certify_qd = join_qualifying_data(challenge.nonce, secret)
     pcrs = list(challenge.pcr_selection.pcrs)
     say("quote of the PCRs", 2, 4)
@@ -295,11 +331,15 @@ def join(
     progress: Progress | None = None,
     event_log: bytes | None = None,
     root: RootCertificate | None = None,
+    bank: BankClient | None = None,
 ) -> Membership:
     """Run the whole join against ``issuer`` and store the membership in ``data_dir``.
 
     ``root``: the central-bank root; the credential must then be under the epoch key the
     central bank certified (docs/protocol.md 3.6).
+
+    ``bank``: logged in as the account owner; it signs the join authorisation the issuer
+    requires (without it the issuer refuses, ``join.authorisation_missing``).
 
     Refuses (``wallet.already_joined``) when ``data_dir`` already holds a membership. A failure
     anywhere leaves no membership file (the keys stay and are reused on the next attempt).
@@ -317,7 +357,8 @@ def join(
     try:
         info = issuer.info()
         say(f"join/start with the {keys.ek_kind.value} EK", 2, JOIN_STEPS)
-        start = start_request(device, keys, account_id or getpass.getuser())
+        grant = None if bank is None else authorise(bank, keys)
+        start = start_request(device, keys, account_id or getpass.getuser(), grant)
         challenge = issuer.join_start(start)
 
         def tpm_step(message: str, done: int, _total: int) -> None:

@@ -6,6 +6,8 @@ Imported by those modules as ``from support.join_kit import ...`` (pytest puts t
 from __future__ import annotations
 
 import datetime as dt
+import secrets
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -20,15 +22,19 @@ from cryptography.x509.oid import NameOID
 
 from ecash_tpm.attest import parse_tpm2b_public
 from ecash_tpm.attest.efi import EFI_GLOBAL_VARIABLE, variable_data
+from ecash_tpm.centralbank.ca import CentralBankCA
 from ecash_tpm.clients.issuer import IssuerClient
 from ecash_tpm.crypto.bn256 import Point
 from ecash_tpm.crypto.groupsig import OpenerSecret
+from ecash_tpm.crypto.signing import PartyKey, sign_object
 from ecash_tpm.issuer.domain import IssuerService
 from ecash_tpm.issuer.keys import IssuerKeyStore
 from ecash_tpm.issuer.policy import PcrPolicy
 from ecash_tpm.issuer.routes import create_issuer_app
 from ecash_tpm.issuer.settings import IssuerSettings
 from ecash_tpm.issuer.trust import EkTrustStore
+from ecash_tpm.protocol.api.issuer import JoinStartRequest
+from ecash_tpm.protocol.join_auth import JOIN_AUTHORISATION_KIND, JoinAuthorisation, join_binding
 from ecash_tpm.protocol.registry import InMemoryRegistry, MemberRegistry
 from ecash_tpm.service.server import running_server
 from ecash_tpm.swtpm.firmware import SYNTHETIC_BOOT, SyntheticEvent, measure_boot
@@ -58,11 +64,49 @@ class IssuerEnv:
     registry: MemberRegistry
     opener: OpenerSecret
     data_dir: Path
+    authority: JoinAuthority
 
     def member_rows(self) -> list[dict[str, Any]]:
         """Members straight from the database (not through the API)."""
         with self.service.db.read() as tx:
             return tx.fetchall("SELECT member_id, status, account_id FROM member")
+
+    def authorisation(
+        self, account_id: str, ak_public: bytes, *, ttl: int = 120, issued_at: int | None = None
+    ) -> dict[str, Any]:
+        """``{authorisation, cert}`` as the bank would sign it for ``account_id``'s login."""
+        return self.authority.authorise(account_id, ak_public, ttl=ttl, issued_at=issued_at)
+
+    def start_request(self, tpm: Any, keys: Any, account_id: str) -> JoinStartRequest:
+        """join/start body with every further EK and a fresh bank authorisation."""
+        from ecash_tpm.wallet.join import start_request
+
+        grant = self.authorisation(account_id, keys.ak.public)
+        return start_request(tpm, keys, account_id, grant)
+
+    def authorised(self, req: JoinStartRequest) -> JoinStartRequest:
+        """``req`` with a fresh authorisation for its (maybe altered) account and AK."""
+        grant = self.authorisation(req.account_id, req.ak_public)
+        return req.model_copy(
+            update={"authorisation": grant["authorisation"], "authorisation_cert": grant["cert"]}
+        )
+
+    def join(self, tpm: Any, wallet_dir: Path, account_id: str, **kw: Any) -> Any:
+        """The wallet's whole join, authorised by this test bank."""
+        from ecash_tpm.wallet.join import join
+
+        return join(
+            tpm,
+            self.client,
+            wallet_dir,
+            account_id=account_id,
+            bank=self.bank_for(account_id),
+            **kw,
+        )
+
+    def bank_for(self, account_id: str) -> Any:
+        """A stand-in for a BankClient logged in as ``account_id`` (join authorisations only)."""
+        return self.authority.bank_for(account_id)
 
     def join_row(self, join_id: str) -> dict[str, Any] | None:
         with self.service.db.read() as tx:
@@ -70,6 +114,49 @@ class IssuerEnv:
                 "SELECT consumed_at, outcome, secret FROM join_session WHERE join_id = :j",
                 {"j": join_id},
             )
+
+
+class JoinAuthority:
+    """A central bank root with a certified bank key that signs join authorisations, as the
+    bank's ``POST /v1/join-authorisation`` does, and a supervision key for revocation lifts
+    (issuer tests without a bank). Certificates start 30 days back so that tests may move the
+    issuer's clock into the past."""
+
+    def __init__(self, directory: Path, clock: Callable[[], float] | None = None) -> None:
+        start = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
+        self.ca = CentralBankCA.create(directory, now=start)
+        self.root_pem = self.ca.root_pem().decode("ascii")
+        self.bank_key, self.supervision_key = PartyKey.generate(), PartyKey.generate()
+        self.bank_cert_pem, self.supervision_cert_pem = (
+            self.ca.certify(role, role, key.public_key, not_before=start, valid_days=90)
+            .public_bytes(Encoding.PEM)
+            .decode("ascii")
+            for role, key in (("bank", self.bank_key), ("supervision", self.supervision_key))
+        )
+        self.clock = clock or time.time
+
+    def sign(
+        self, account_id: str, binding: str, *, ttl: int = 120, issued_at: int | None = None
+    ) -> dict[str, Any]:
+        now = int(self.clock()) if issued_at is None else issued_at
+        body = JoinAuthorisation(account_id, binding, secrets.token_bytes(16), now, now + ttl)
+        doc = sign_object(self.bank_key, JOIN_AUTHORISATION_KIND, body.to_body())
+        return {"authorisation": doc, "cert": self.bank_cert_pem}
+
+    def bank_for(self, account_id: str) -> Any:
+        """A stand-in for a BankClient logged in as ``account_id`` (join authorisations only)."""
+        authority = self
+
+        class _Bank:
+            def join_authorisation(self, binding: str) -> dict[str, Any]:
+                return authority.sign(account_id, binding)
+
+        return _Bank()
+
+    def authorise(
+        self, account_id: str, ak_public: bytes, *, ttl: int = 120, issued_at: int | None = None
+    ) -> dict[str, Any]:
+        return self.sign(account_id, join_binding(ak_public), ttl=ttl, issued_at=issued_at)
 
 
 #: The bank's service token for the issuer's member list in these tests.
@@ -85,10 +172,15 @@ def issuer_env(
     registry: MemberRegistry | None = None,
     clock: Callable[[], float] | None = None,
     opener: OpenerSecret | None = None,
+    authority: JoinAuthority | None = None,
     **settings: Any,
 ) -> Iterator[IssuerEnv]:
     """Start an issuer (fresh SQLite DB and epoch key in ``data_dir``) over real HTTP."""
     IssuerKeyStore.create(data_dir / "issuer-keys")
+    own = authority is None
+    authority = authority or JoinAuthority(data_dir / "pki", clock)
+    # the TLS-anchor path: the issuer checks bank join authorisations against it
+    (data_dir / "central-bank-root.pem").write_text(authority.root_pem)
     opener = opener or OpenerSecret.generate()
     reg = registry if registry is not None else InMemoryRegistry()
     settings.setdefault("members_token", MEMBERS_TOKEN)
@@ -101,7 +193,11 @@ def issuer_env(
         opener_public=opener.public,
     )
     with running_server(app) as url, IssuerClient(url, token=settings["members_token"]) as client:
-        yield IssuerEnv(url, client, app.state.issuer, reg, opener, data_dir)
+        try:
+            yield IssuerEnv(url, client, app.state.issuer, reg, opener, data_dir, authority)
+        finally:
+            if own:
+                authority.ca.close()
 
 
 # --- certificates for attack scenarios ---------------------------------------------------------
@@ -204,3 +300,34 @@ def booted_swtpm(factory: Callable[..., Any], events: tuple[SyntheticEvent, ...]
 def flip(data: bytes, pos: int) -> bytes:
     """``data`` with the byte at ``pos`` changed."""
     return data[:pos] + bytes([data[pos] ^ 0x01]) + data[pos + 1 :]
+
+
+# --- a stand-in bank for CLI joins (login + join authorisation only) ----------------------------
+
+
+@contextmanager
+def fake_bank(authority: JoinAuthority, password_file: Path) -> Iterator[list[str]]:
+    """A plain-HTTP bank with ``/v1/login`` and ``/v1/join-authorisation`` signing with
+    ``authority``'s bank key; yields the ``wallet join`` flags that use it."""
+    from fastapi import FastAPI, Header
+
+    app = FastAPI()
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        return {"status": "ok"}
+
+    @app.post("/v1/login")
+    def login(body: dict[str, Any]) -> dict[str, Any]:
+        return {"token": "t-" + str(body["account_id"]), "expires_at": int(time.time()) + 600}
+
+    @app.post("/v1/join-authorisation")
+    def join_authorisation(
+        body: dict[str, Any], authorization: str = Header(default="")
+    ) -> dict[str, Any]:
+        account = authorization.removeprefix("Bearer ").removeprefix("t-")
+        return authority.sign(account, str(body["binding"]))
+
+    password_file.write_text("pw\n")
+    with running_server(app) as url:
+        yield ["--bank", url, "--password-file", str(password_file), "--totp", "000000"]

@@ -343,6 +343,7 @@ class System:
             wallet_dir,
             account_id=self.customer.account_id,
             root=self.root_pem,
+            bank=self.login(),  # the customer's own login authorises the join
         )
 
     def open_wallet(self, device: Any, wallet_dir: Path, *, join: bool = True) -> WalletHandle:

@@ -18,9 +18,11 @@ if TYPE_CHECKING:
 def join(ctx: StoryContext, detail: dict[str, Any]) -> None:
     """Join as the wallet CLI does, step by step so that each message can be shown."""
     from ecash_tpm.attest import verify_ek_certificate
+    from ecash_tpm.clients.bank import BankClient
     from ecash_tpm.clients.issuer import IssuerClient
     from ecash_tpm.wallet.join import (
         answer_challenge,
+        authorise,
         finalize_membership,
         prepare_keys,
         read_event_log,
@@ -29,11 +31,21 @@ def join(ctx: StoryContext, detail: dict[str, Any]) -> None:
     )
 
     device, dep = ctx.devices["A"], ctx.dep
+    session = BankClient(dep.url("bank"), **dep.client_kwargs("bank"))
+    ctx.on_close(session.close)
+    session.login(dep.customer.account_id, dep.customer.password, dep.customer.totp())
+    ctx.bank = session  # the withdraw step goes on with this session
     with IssuerClient(dep.url("bank"), **dep.client_kwargs("issuer")) as issuer:
         info = issuer.info()
         keys = prepare_keys(device, ctx.wallet_dir)
         try:
-            start = start_request(device, keys, dep.customer.account_id)
+            grant = authorise(session, keys)  # the account owner's login authorises this join
+            ctx.fact(
+                "join authorisation",
+                f"bank-signed for account {dep.customer.account_id}, bound to the AK, "
+                f"valid until {grant['authorisation']['body']['expires_at']}",
+            )
+            start = start_request(device, keys, dep.customer.account_id, grant)
             roots, inters = ctx.tpms["A"].ca_certificates()
             ek = verify_ek_certificate(start.ek_cert, roots, inters)
             chain = _chain(ek, roots + inters)

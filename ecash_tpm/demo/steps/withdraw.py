@@ -30,16 +30,20 @@ def withdraw(ctx: StoryContext, detail: dict[str, Any]) -> None:
     from ecash_tpm.wallet.store import WalletStore
 
     dep = ctx.dep
-    bank = BankClient(dep.url("bank"), **dep.client_kwargs("bank"))
-    ctx.on_close(bank.close)
     customer = dep.customer
-    login = bank.login(customer.account_id, customer.password, customer.totp())
-    ctx.bank = bank
-    ctx.fact(
-        "login",
-        f"{customer.account_id}: password + TOTP -> session until "
-        f"{dt.datetime.fromtimestamp(login['expires_at'], dt.UTC):%H:%M:%S} UTC",
-    )
+    if ctx.bank is None:
+        bank = BankClient(dep.url("bank"), **dep.client_kwargs("bank"))
+        ctx.on_close(bank.close)
+        login = bank.login(customer.account_id, customer.password, customer.totp())
+        ctx.bank = bank
+        ctx.fact(
+            "login",
+            f"{customer.account_id}: password + TOTP -> session until "
+            f"{dt.datetime.fromtimestamp(login['expires_at'], dt.UTC):%H:%M:%S} UTC",
+        )
+    else:
+        ctx.fact("login", f"{customer.account_id}: the session of the join's authorisation")
+    bank = ctx.bank_session
     store = WalletStore.open(ctx.wallet_dir, now)
     ctx.store = store
     ctx.on_close(store.close)

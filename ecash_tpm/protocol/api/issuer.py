@@ -29,14 +29,35 @@ class PcrSelectionModel(ApiModel):
     pcrs: list[int] = Field(min_length=1, max_length=24)
 
 
+class EkPresentation(ApiModel):
+    """A further EK of the joining TPM: its certificate and public (docs/protocol.md 3.1)."""
+
+    ek_cert: CertBlob
+    ek_public: TpmBlob
+
+
+class CredentialChallenge(ApiModel):
+    """MakeCredential(EK, Name(AK), secret) for one further EK."""
+
+    credential_blob: TpmBlob
+    encrypted_secret: TpmBlob
+
+
 class JoinStartRequest(ApiModel):
-    """Device -> issuer: EK certificate and public, AK public, DAA public (TPM2B_PUBLIC)."""
+    """Device -> issuer: EK certificate and public, AK public, DAA public (TPM2B_PUBLIC); the
+    bank's join authorisation for the account and its certificate; every further EK the TPM
+    holds (``other_eks``, each activated too)."""
 
     account_id: AccountId
     ek_cert: CertBlob
     ek_public: TpmBlob
     ak_public: TpmBlob
     daa_public: TpmBlob
+    authorisation: SignedDoc | None = Field(
+        default=None, description="bank-signed join-authorisation (docs/protocol.md)"
+    )
+    authorisation_cert: str | None = Field(default=None, max_length=16384)
+    other_eks: list[EkPresentation] = Field(default_factory=list, max_length=3)
 
 
 class JoinStartResponse(ApiModel):
@@ -48,6 +69,7 @@ class JoinStartResponse(ApiModel):
     encrypted_secret: TpmBlob
     pcr_selection: PcrSelectionModel
     expires_at: int
+    other_challenges: list[CredentialChallenge] = Field(default_factory=list)
 
 
 class JoinFinishRequest(ApiModel):
@@ -130,6 +152,7 @@ class MemberRecord(ApiModel):
     updated_at: int
     revoked_at: int | None = None
     revocation_reason: str | None = None
+    revocation_lifted_at: int | None = None
 
 
 class MemberList(ApiModel):
@@ -141,3 +164,10 @@ class RevokeRequest(ApiModel):
 
     evidence: SignedDoc = Field(description="supervision-signed double-spend-evidence")
     cert: str | None = Field(default=None, max_length=16384)
+
+
+class LiftRequest(ApiModel):
+    """The supervision department's signed ``revocation-lift`` and its certificate (PEM)."""
+
+    lift: SignedDoc = Field(description="supervision-signed revocation-lift")
+    cert: str = Field(max_length=16384)

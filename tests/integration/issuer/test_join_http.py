@@ -8,7 +8,13 @@ import stat
 from pathlib import Path
 
 import pytest
-from support.join_kit import MEMBERS_TOKEN, current_policy, issuer_env, swtpm_trust
+from support.join_kit import (
+    MEMBERS_TOKEN,
+    JoinAuthority,
+    current_policy,
+    issuer_env,
+    swtpm_trust,
+)
 
 from ecash_tpm.clients.issuer import IssuerClient
 from ecash_tpm.crypto.groupsig import Credential, CredentialProof, verify_credential_proof
@@ -38,9 +44,8 @@ def test_join_succeeds(swtpm, tpm: TpmDevice, tmp_path: Path, kind: EkKind) -> N
         assert info.epoch == 1 and info.pcr_selection.pcrs == [0, 1, 2, 3, 7]
         assert info.opener_public == env.opener.public.encode()
         steps: list[tuple[str, int, int]] = []
-        m = join(
+        m = env.join(
             tpm,
-            env.client,
             tmp_path / "wallet",
             account_id="alice",
             ek_kind=kind,
@@ -95,9 +100,9 @@ def test_join_twice_from_one_wallet_refused(swtpm, tpm: TpmDevice, tmp_path: Pat
     with issuer_env(
         tmp_path / "issuer", trust=swtpm_trust(swtpm), policy=current_policy(tpm)
     ) as env:
-        join(tpm, env.client, tmp_path / "w", account_id="carol")
+        env.join(tpm, tmp_path / "w", account_id="carol")
         with pytest.raises(WalletAlreadyJoinedError) as err:
-            join(tpm, env.client, tmp_path / "w", account_id="carol")
+            env.join(tpm, tmp_path / "w", account_id="carol")
         assert err.value.code == "wallet.already_joined"
         assert len(env.member_rows()) == 1
 
@@ -107,7 +112,7 @@ def test_credential_proof_rejects_other_key(swtpm, tpm: TpmDevice, tmp_path: Pat
     with issuer_env(
         tmp_path / "issuer", trust=swtpm_trust(swtpm), policy=current_policy(tpm)
     ) as env:
-        m = join(tpm, env.client, tmp_path / "w", account_id="dave", ek_kind="ecc_p384")
+        m = env.join(tpm, tmp_path / "w", account_id="dave", ek_kind="ecc_p384")
     from ecash_tpm.crypto.bn256 import G
     from ecash_tpm.crypto.groupsig import CredentialProofError
 
@@ -141,6 +146,8 @@ def test_join_and_registry_on_postgresql(
         opener = OpenerSecret.generate()
         dept = SupervisionDepartment(sup_db, opener, signer=PartyKey.generate())
         IssuerKeyStore.create(tmp_path / "issuer" / "issuer-keys")
+        authority = JoinAuthority(tmp_path / "pki")
+        (tmp_path / "issuer" / "central-bank-root.pem").write_text(authority.root_pem)
         app = create_issuer_app(
             IssuerSettings(
                 data_dir=tmp_path / "issuer",
@@ -155,7 +162,8 @@ def test_join_and_registry_on_postgresql(
             database=db,
         )
         with running_server(app) as url, IssuerClient(url, token=MEMBERS_TOKEN) as client:
-            m = join(tpm, client, tmp_path / "w", account_id="pg", ek_kind="ecc_p384")
+            bank = authority.bank_for("pg")
+            m = join(tpm, client, tmp_path / "w", account_id="pg", ek_kind="ecc_p384", bank=bank)
             assert [r["member_id"] for r in dept.registry()] == [m.member_id]
             service = app.state.issuer
             assert service.revoke(m.member_id, reason="test").status == "revoked"
@@ -165,3 +173,4 @@ def test_join_and_registry_on_postgresql(
     finally:
         db.close()
         sup_db.close()
+        authority.ca.close()

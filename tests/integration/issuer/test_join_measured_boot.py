@@ -39,11 +39,9 @@ from ecash_tpm.swtpm.firmware import (
 from ecash_tpm.wallet.join import (
     EventLogReadError,
     answer_challenge,
-    join,
     prepare_keys,
     read_event_log,
     release_keys,
-    start_request,
 )
 
 pytestmark = pytest.mark.swtpm
@@ -65,7 +63,7 @@ def finish_with(env: Any, tpm: TpmDevice, wallet: Path, event_log: bytes | None)
     """One join of ``tpm`` against ``env`` sending ``event_log``; the join/finish call."""
     keys = prepare_keys(tpm, wallet, EkKind.RSA_2048)
     try:
-        challenge = env.client.join_start(start_request(tpm, keys, "alice"))
+        challenge = env.client.join_start(env.start_request(tpm, keys, "alice"))
         finish = answer_challenge(tpm, keys, challenge, event_log=event_log)
     finally:
         release_keys(tpm, keys)
@@ -178,7 +176,7 @@ def test_wallet_join_sends_the_log(swtpm: Any, tpm: TpmDevice, log: bytes, tmp_p
     policy = PcrPolicy(list(PCRS), {}, boot=BootPolicy())
     with issuer_env(tmp_path / "i", trust=swtpm_trust(swtpm), policy=policy) as env:
         event_log = read_event_log(swtpm.event_log_path)
-        membership = join(tpm, env.client, tmp_path / "w", account_id="bob", event_log=event_log)
+        membership = env.join(tpm, tmp_path / "w", account_id="bob", event_log=event_log)
         assert membership.member_id == env.member_rows()[0]["member_id"]
     with pytest.raises(EventLogReadError) as err:
         read_event_log(tmp_path / "missing")

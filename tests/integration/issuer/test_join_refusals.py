@@ -12,6 +12,7 @@ import datetime as dt
 import secrets
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +35,19 @@ from ecash_tpm.crypto.softdaa import SoftwareDaaSigner
 from ecash_tpm.device import EkKind, TpmDevice
 from ecash_tpm.issuer.policy import PcrPolicy
 from ecash_tpm.issuer.trust import EkTrustStore
-from ecash_tpm.protocol.api.issuer import JoinFinishRequest, JoinStartRequest, JoinStartResponse
-from ecash_tpm.protocol.join import join_qualifying_data
+from ecash_tpm.protocol.api.issuer import (
+    EkPresentation,
+    JoinFinishRequest,
+    JoinStartRequest,
+    JoinStartResponse,
+)
+from ecash_tpm.protocol.join import join_qualifying_data, join_secret
 from ecash_tpm.service.errors import RemoteCallError
 from ecash_tpm.wallet.join import (
     DeviceKeys,
     answer_challenge,
     prepare_keys,
     release_keys,
-    start_request,
 )
 from ecash_tpm.wallet.tpm_signer import TpmDaaSigner
 
@@ -84,7 +89,11 @@ def evidence(
 ) -> JoinFinishRequest:
     """answer_challenge with knobs for misbehaviour."""
     real = tpm.activate_credential(keys.ak, keys.ek_kind, ch.credential_blob, ch.encrypted_secret)
-    quote_qd, certify_qd = join_qualifying_data(ch.nonce, secret or real)
+    others = [
+        tpm.activate_credential(keys.ak, kind, c.credential_blob, c.encrypted_secret)
+        for kind, c in zip(keys.other_ek_kinds, ch.other_challenges, strict=True)
+    ]
+    quote_qd, certify_qd = join_qualifying_data(ch.nonce, secret or join_secret(real, others))
     pcrs = list(ch.pcr_selection.pcrs)
     values = tpm.pcr_read(pcrs)
     q_attest, q_sig = tpm.quote(keys.ak, quote_pcrs or pcrs, quote_qd)
@@ -113,18 +122,19 @@ def assert_burned(env: IssuerEnv, join_id: str, code: str) -> None:
 
 
 def test_unknown_root(swtpm, tpm: TpmDevice, keys: DeviceKeys, tmp_path: Path) -> None:
+    keys = replace(keys, other_ek_kinds=())
     other_root, _ = make_ca()
     with issuer_env(
         tmp_path / "other", trust=EkTrustStore((other_root,)), policy=current_policy(tpm)
     ) as env:
-        refused("ek.unknown_root", lambda: env.client.join_start(start_request(tpm, keys, "a")))
+        refused("ek.unknown_root", lambda: env.client.join_start(env.start_request(tpm, keys, "a")))
         assert env.member_rows() == []
         with env.service.db.read() as tx:
             assert tx.fetchval("SELECT COUNT(*) AS n FROM join_session") == 0
 
 
 def test_ek_public_mismatch(env: IssuerEnv, tpm: TpmDevice, keys: DeviceKeys) -> None:
-    req = start_request(tpm, keys, "a")
+    req = env.start_request(tpm, keys, "a")
     req.ek_public = tpm.ek_public(EkKind.ECC_P384)  # the RSA EK's certificate, another key
     refused("ek.public_mismatch", lambda: env.client.join_start(req))
     assert env.member_rows() == []
@@ -134,15 +144,17 @@ def test_expired_ek_certificate(tpm: TpmDevice, keys: DeviceKeys, tmp_path: Path
     """A second hermetic CA issues a short-lived certificate for the TPM's real EK."""
     ca, ca_key = make_ca("Short-lived EK CA")
     now = dt.datetime.now(dt.UTC)
-    req = start_request(tpm, keys, "a")
-    req.ek_cert = make_ek_cert(
-        req.ek_public,
+    only_rsa = replace(keys, other_ek_kinds=())  # the other EK's CA is not trusted here
+    cert = make_ek_cert(
+        tpm.ek_public(EkKind.RSA_2048),
         ca,
         ca_key,
         not_before=now - dt.timedelta(days=30),
         not_after=now - dt.timedelta(days=1),
     )
     with issuer_env(tmp_path / "i", trust=EkTrustStore((ca,)), policy=current_policy(tpm)) as env:
+        req = env.start_request(tpm, only_rsa, "a")
+        req.ek_cert = cert
         refused("ek.cert_expired", lambda: env.client.join_start(req))
         assert env.member_rows() == []
     # the same certificate is fine while valid: the issuer's clock decides (now injection)
@@ -150,6 +162,8 @@ def test_expired_ek_certificate(tpm: TpmDevice, keys: DeviceKeys, tmp_path: Path
     with issuer_env(
         tmp_path / "j", trust=EkTrustStore((ca,)), policy=current_policy(tpm), clock=lambda: past
     ) as env:
+        req = env.start_request(tpm, only_rsa, "a")
+        req.ek_cert = cert
         env.client.join_start(req)
 
 
@@ -166,14 +180,15 @@ def test_ak_not_restricted(env: IssuerEnv, tpm: TpmDevice, keys: DeviceKeys) -> 
     area = public_area_from_key(
         fake.public_key(), attributes=attrs, scheme=Scheme(TpmAlg.ECDSA, TpmAlg.SHA256)
     )
-    req = start_request(tpm, keys, "a")
+    req = env.start_request(tpm, keys, "a")
     req.ak_public = area.marshal_tpm2b()
+    req = env.authorised(req)  # the bank authorises whatever AK the customer names
     refused("attest.ak_not_restricted", lambda: env.client.join_start(req))
     assert env.member_rows() == []
 
 
 def test_daa_key_template_checked(env: IssuerEnv, tpm: TpmDevice, keys: DeviceKeys) -> None:
-    req = start_request(tpm, keys, "a")
+    req = env.start_request(tpm, keys, "a")
     req.daa_public = keys.ak.public  # restricted ECDSA P-256: not a DAA key
     err = refused("attest.key_attributes_forbidden", lambda: env.client.join_start(req))
     assert "RESTRICTED" in err.detail["forbidden"]
@@ -181,13 +196,13 @@ def test_daa_key_template_checked(env: IssuerEnv, tpm: TpmDevice, keys: DeviceKe
 
 def test_same_ek_twice(env: IssuerEnv, tpm: TpmDevice, tmp_path: Path) -> None:
     first = prepare_keys(tpm, tmp_path / "w1", EkKind.RSA_2048)
-    ch1 = env.client.join_start(start_request(tpm, first, "a"))
+    ch1 = env.client.join_start(env.start_request(tpm, first, "a"))
     fin1 = answer_challenge(tpm, first, ch1)
     release_keys(tpm, first)
     second = prepare_keys(tpm, tmp_path / "w2", EkKind.RSA_2048)
     try:
         # both started before either finished: the check inside the finish transaction counts
-        ch2 = env.client.join_start(start_request(tpm, second, "b"))
+        ch2 = env.client.join_start(env.start_request(tpm, second, "b"))
         fin2 = answer_challenge(tpm, second, ch2)
         member = env.client.join_finish(fin1)
         refused("join.ek_already_member", lambda: env.client.join_finish(fin2))
@@ -196,22 +211,32 @@ def test_same_ek_twice(env: IssuerEnv, tpm: TpmDevice, tmp_path: Path) -> None:
         assert row is not None and row["outcome"] == "join.ek_already_member"
         # and a new start with that EK is refused right away
         refused(
-            "join.ek_already_member", lambda: env.client.join_start(start_request(tpm, second, "b"))
+            "join.ek_already_member",
+            lambda: env.client.join_start(env.start_request(tpm, second, "b")),
         )
     finally:
         release_keys(tpm, second)
     assert len(env.registry.lookup()) == 1
 
 
-def test_same_t0_twice(env: IssuerEnv, tpm: TpmDevice, tmp_path: Path) -> None:
-    """One TPM, one DAA key, its two EKs: the second join is refused on T0."""
-    rsa = prepare_keys(tpm, tmp_path / "w", EkKind.RSA_2048)
+def test_same_t0_twice(swtpm, tpm: TpmDevice, tmp_path: Path) -> None:
+    """One TPM, one DAA key, its two EKs presented one per join (a device hiding its other EK,
+    at an issuer that requires no EK type), two accounts: the second join is refused on T0."""
+    rsa = replace(prepare_keys(tpm, tmp_path / "w", EkKind.RSA_2048), other_ek_kinds=())
+    policy = current_policy(tpm)
+    with issuer_env(
+        tmp_path / "i", trust=swtpm_trust(swtpm), policy=policy, required_ek_kinds=[]
+    ) as env:
+        _same_t0_twice(env, tpm, rsa)
+
+
+def _same_t0_twice(env: IssuerEnv, tpm: TpmDevice, rsa: DeviceKeys) -> None:
     try:
         env.client.join_finish(
-            answer_challenge(tpm, rsa, env.client.join_start(start_request(tpm, rsa, "a")))
+            answer_challenge(tpm, rsa, env.client.join_start(env.start_request(tpm, rsa, "a")))
         )
         p384 = DeviceKeys(rsa.ak, rsa.daa, EkKind.ECC_P384)
-        ch = env.client.join_start(start_request(tpm, p384, "a"))
+        ch = env.client.join_start(env.start_request(tpm, p384, "b"))
         fin = answer_challenge(tpm, p384, ch)
         refused("join.t0_registered", lambda: env.client.join_finish(fin))
     finally:
@@ -225,11 +250,16 @@ def test_revoked_ek_cannot_rejoin(env: IssuerEnv, tpm: TpmDevice, tmp_path: Path
     k = prepare_keys(tpm, tmp_path / "w", EkKind.RSA_2048)
     try:
         m = env.client.join_finish(
-            answer_challenge(tpm, k, env.client.join_start(start_request(tpm, k, "a")))
+            answer_challenge(tpm, k, env.client.join_start(env.start_request(tpm, k, "a")))
         )
         env.service.revoke(m.member_id, reason="test")
         k2 = DeviceKeys(k.ak, k.daa, EkKind.RSA_2048)
-        refused("join.ek_revoked", lambda: env.client.join_start(start_request(tpm, k2, "a")))
+        refused("join.ek_revoked", lambda: env.client.join_start(env.start_request(tpm, k2, "a")))
+        # through its other EK, under another account: the TPM is known by all its EKs
+        k3 = DeviceKeys(k.ak, k.daa, EkKind.ECC_P384, other_ek_kinds=(EkKind.RSA_2048,))
+        refused("join.ek_revoked", lambda: env.client.join_start(env.start_request(tpm, k3, "b")))
+        # a fresh TPM under the revoked account: the account stays out
+        # (covered in tests/e2e/test_attacks_join.py with a second swtpm)
     finally:
         release_keys(tpm, k)
     assert [r["status"] for r in env.member_rows()] == ["revoked"]
@@ -240,14 +270,14 @@ def test_revoked_ek_cannot_rejoin(env: IssuerEnv, tpm: TpmDevice, tmp_path: Path
 
 def test_wrong_secret_is_a_nonce_mismatch(env: IssuerEnv, tpm: TpmDevice, keys: DeviceKeys) -> None:
     """A device that could not activate the credential (AK not in that EK's TPM) guesses."""
-    ch = env.client.join_start(start_request(tpm, keys, "a"))
+    ch = env.client.join_start(env.start_request(tpm, keys, "a"))
     fin = evidence(tpm, keys, ch, secret=secrets.token_bytes(32))
     refused("quote.nonce_mismatch", lambda: env.client.join_finish(fin))
     assert_burned(env, ch.join_id, "quote.nonce_mismatch")
 
 
 def test_replayed_join(env: IssuerEnv, tpm: TpmDevice, keys: DeviceKeys) -> None:
-    ch = env.client.join_start(start_request(tpm, keys, "a"))
+    ch = env.client.join_start(env.start_request(tpm, keys, "a"))
     fin = answer_challenge(tpm, keys, ch)
     member = env.client.join_finish(fin)
     refused("join.replayed", lambda: env.client.join_finish(fin))
@@ -256,7 +286,7 @@ def test_replayed_join(env: IssuerEnv, tpm: TpmDevice, keys: DeviceKeys) -> None
 
 def test_failed_join_cannot_be_retried(env: IssuerEnv, tpm: TpmDevice, keys: DeviceKeys) -> None:
     """A refused attempt burns the join: the honest evidence afterwards is a replay."""
-    ch = env.client.join_start(start_request(tpm, keys, "a"))
+    ch = env.client.join_start(env.start_request(tpm, keys, "a"))
     good = answer_challenge(tpm, keys, ch)
     bad = good.model_copy(update={"quote_signature": good.certify_signature})
     refused("quote.bad_signature", lambda: env.client.join_finish(bad))
@@ -270,7 +300,7 @@ def test_failed_join_cannot_be_retried(env: IssuerEnv, tpm: TpmDevice, keys: Dev
 
 def test_pcr_selection_mismatch(env: IssuerEnv, tpm: TpmDevice, keys: DeviceKeys) -> None:
     """CVE-2022-0317: a quote over fewer PCRs than asked for is refused."""
-    ch = env.client.join_start(start_request(tpm, keys, "a"))
+    ch = env.client.join_start(env.start_request(tpm, keys, "a"))
     fin = evidence(tpm, keys, ch, quote_pcrs=[0, 1, 2, 3])
     err = refused("quote.pcr_selection_mismatch", lambda: env.client.join_finish(fin))
     assert err.detail["requested"] == {"sha256": list(PCRS)}
@@ -280,7 +310,7 @@ def test_pcr_selection_mismatch(env: IssuerEnv, tpm: TpmDevice, keys: DeviceKeys
 def test_pcr_values_reported_for_other_selection(
     env: IssuerEnv, tpm: TpmDevice, keys: DeviceKeys
 ) -> None:
-    ch = env.client.join_start(start_request(tpm, keys, "a"))
+    ch = env.client.join_start(env.start_request(tpm, keys, "a"))
     fin = answer_challenge(tpm, keys, ch)
     fin.pcr_values = {k: v for k, v in fin.pcr_values.items() if k != "7"}
     refused("quote.pcr_selection_mismatch", lambda: env.client.join_finish(fin))
@@ -294,7 +324,7 @@ def test_pcr_value_outside_policy(swtpm, tpm: TpmDevice, keys: DeviceKeys, tmp_p
     with issuer_env(
         tmp_path / "i", trust=swtpm_trust(swtpm), policy=PcrPolicy(PCRS, golden)
     ) as env:
-        ch = env.client.join_start(start_request(tpm, keys, "a"))
+        ch = env.client.join_start(env.start_request(tpm, keys, "a"))
         fin = answer_challenge(tpm, keys, ch)
         err = refused("join.pcr_policy_violation", lambda: env.client.join_finish(fin))
         assert err.detail["pcrs"] == [7]
@@ -309,7 +339,7 @@ def test_tofu_accepts_and_records(
     policy = PcrPolicy.load(path, tofu=True)
     with issuer_env(tmp_path / "i", trust=swtpm_trust(swtpm), policy=policy) as env:
         env.client.join_finish(
-            answer_challenge(tpm, keys, env.client.join_start(start_request(tpm, keys, "a")))
+            answer_challenge(tpm, keys, env.client.join_start(env.start_request(tpm, keys, "a")))
         )
     assert any("TOFU" in r.getMessage() for r in caplog.records)
     recorded = PcrPolicy.load(path)  # now a complete allow-list, usable without TOFU
@@ -336,7 +366,7 @@ def test_daa_key_not_certified_by_ak(env: IssuerEnv, tpm: TpmDevice, tmp_path: P
             ak_public=ak.public,
             daa_public=daa_public,
         )
-        ch = env.client.join_start(req)
+        ch = env.client.join_start(env.authorised(req))
         secret = tpm.activate_credential(
             ak, EkKind.RSA_2048, ch.credential_blob, ch.encrypted_secret
         )
@@ -366,7 +396,7 @@ def test_daa_key_not_certified_by_ak(env: IssuerEnv, tpm: TpmDevice, tmp_path: P
 
 def test_daa_proof_for_another_key(env: IssuerEnv, tpm: TpmDevice, keys: DeviceKeys) -> None:
     """Certified DAA key, but the join proof comes from a key outside the TPM."""
-    ch = env.client.join_start(start_request(tpm, keys, "a"))
+    ch = env.client.join_start(env.start_request(tpm, keys, "a"))
     fin = evidence(tpm, keys, ch, signer=SoftwareDaaSigner())
     refused("daa.join_proof_invalid", lambda: env.client.join_finish(fin))
     assert_burned(env, ch.join_id, "daa.join_proof_invalid")
@@ -377,7 +407,7 @@ def test_expired_join(swtpm, tpm: TpmDevice, keys: DeviceKeys, tmp_path: Path) -
     with issuer_env(
         tmp_path / "i", trust=swtpm_trust(swtpm), policy=current_policy(tpm), clock=lambda: now[0]
     ) as env:
-        ch = env.client.join_start(start_request(tpm, keys, "a"))
+        ch = env.client.join_start(env.start_request(tpm, keys, "a"))
         assert ch.expires_at == int(now[0]) + 300
         fin = answer_challenge(tpm, keys, ch)
         now[0] += 301
@@ -400,7 +430,7 @@ def test_registry_failure_rolls_back(
     with issuer_env(
         tmp_path / "i", trust=swtpm_trust(swtpm), policy=current_policy(tpm), registry=Down()
     ) as env:
-        ch = env.client.join_start(start_request(tpm, keys, "a"))
+        ch = env.client.join_start(env.start_request(tpm, keys, "a"))
         refused(
             "remote.unreachable", lambda: env.client.join_finish(answer_challenge(tpm, keys, ch))
         )
@@ -409,3 +439,73 @@ def test_registry_failure_rolls_back(
         assert env.member_rows() == []
         with env.service.db.read() as tx:
             assert tx.fetchval("SELECT COUNT(*) AS n FROM member_credential") == 0
+
+
+def test_same_ek_presented_twice(env: IssuerEnv, tpm: TpmDevice, keys: DeviceKeys) -> None:
+    """A further EK must be another EK: presenting one twice hides nothing but is refused."""
+    req = env.start_request(tpm, keys, "a")
+    req.other_eks = [EkPresentation(ek_cert=req.ek_cert, ek_public=req.ek_public)]
+    refused("join.ek_duplicate", lambda: env.client.join_start(req))
+    assert env.member_rows() == []
+
+
+def test_other_ek_of_an_unknown_manufacturer(
+    tpm: TpmDevice, keys: DeviceKeys, tmp_path: Path
+) -> None:
+    """Every presented EK is checked like the first: one outside the trust store is refused."""
+    ca, ca_key = make_ca("Firmware TPM EK CA")
+    now = dt.datetime.now(dt.UTC)
+    ecc = make_ek_cert(
+        tpm.ek_public(EkKind.ECC_P384),
+        ca,
+        ca_key,
+        not_before=now,
+        not_after=now + dt.timedelta(days=1),
+    )
+    with issuer_env(tmp_path / "i", trust=EkTrustStore((ca,)), policy=current_policy(tpm)) as env:
+        only_rsa = replace(keys, other_ek_kinds=())
+        req = env.start_request(tpm, only_rsa, "a")
+        req.ek_cert, req.ek_public = ecc, tpm.ek_public(EkKind.ECC_P384)
+        req.other_eks = [
+            EkPresentation(
+                ek_cert=tpm.ek_certificate(EkKind.RSA_2048),
+                ek_public=tpm.ek_public(EkKind.RSA_2048),
+            )
+        ]
+        refused("ek.unknown_root", lambda: env.client.join_start(req))
+
+
+def test_revoked_ek_under_a_reissued_certificate(
+    swtpm, tpm: TpmDevice, keys: DeviceKeys, tmp_path: Path
+) -> None:
+    """The issuer knows a TPM by its EK keys: another (trusted) certificate for the same EK
+    does not make a revoked TPM new."""
+    ca, ca_key = make_ca("Re-issuing EK CA")
+    roots, inter = swtpm.ca_certificates()
+    now = dt.datetime.now(dt.UTC)
+    rsa = EkKind.RSA_2048
+    again = make_ek_cert(
+        tpm.ek_public(rsa), ca, ca_key, not_before=now, not_after=now + dt.timedelta(days=1)
+    )
+    trust = EkTrustStore((ca, *roots), tuple(inter))
+    with issuer_env(tmp_path / "i", trust=trust, policy=current_policy(tpm)) as env:
+        only_rsa = replace(keys, other_ek_kinds=())
+        m = env.client.join_finish(
+            evidence(tpm, only_rsa, env.client.join_start(env.start_request(tpm, only_rsa, "a")))
+        )
+        env.service.revoke(m.member_id, reason="test")
+        req = env.start_request(tpm, only_rsa, "b")
+        req.ek_cert = again
+        refused("join.ek_revoked", lambda: env.client.join_start(req))
+
+
+def test_required_ek_kind_cannot_be_hidden(env: IssuerEnv, tpm: TpmDevice, tmp_path: Path) -> None:
+    """The issuer requires the RSA-2048 EK (default): a join hiding it is refused."""
+    keys = replace(prepare_keys(tpm, tmp_path / "w", EkKind.ECC_P384), other_ek_kinds=())
+    try:
+        err = refused(
+            "join.ek_kind_missing", lambda: env.client.join_start(env.start_request(tpm, keys, "a"))
+        )
+        assert err.detail["missing"] == ["rsa2048"]
+    finally:
+        release_keys(tpm, keys)

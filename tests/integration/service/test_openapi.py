@@ -53,6 +53,7 @@ ADMIN_TOKEN = "admin-token-0123456789"
 SECURED = {
     ("bank", "get", "/v1/account"): "loginToken",
     ("bank", "post", "/v1/withdraw"): "loginToken",
+    ("bank", "post", "/v1/join-authorisation"): "loginToken",
     ("centralbank", "post", "/v1/certify"): "adminToken",
     ("centralbank", "post", "/v1/certify-tls"): "adminToken",
     ("centralbank", "post", "/v1/revoke"): "adminToken",

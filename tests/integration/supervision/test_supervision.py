@@ -20,9 +20,8 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
-from support.join_kit import current_policy, issuer_env, swtpm_trust
+from support.join_kit import JoinAuthority, current_policy, issuer_env, swtpm_trust
 
-from ecash_tpm.centralbank.ca import CentralBankCA
 from ecash_tpm.clients.issuer import IssuerClient
 from ecash_tpm.clients.supervision import HttpMemberRegistry, SupervisionClient
 from ecash_tpm.crypto.bn256 import G, Point
@@ -63,7 +62,6 @@ from ecash_tpm.supervision.domain import SupervisionDepartment
 from ecash_tpm.supervision.routes import create_supervision_app
 from ecash_tpm.supervision.settings import SupervisionSettings
 from ecash_tpm.supervision.store import MIGRATIONS
-from ecash_tpm.wallet.join import join
 from ecash_tpm.wallet.membership import Membership, open_signer
 
 pytestmark = pytest.mark.swtpm
@@ -191,7 +189,7 @@ def world(swtpm, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
             registry=CallbackRegistry(dept.register_member),
         ) as env,
     ):
-        member = join(tpm, env.client, tmp / "wallet", account_id="tpm-user")
+        member = env.join(tpm, tmp / "wallet", account_id="tpm-user")
         soft = []
         secret = env.service.keys.secret_for_epoch(1)
         for i in range(3):
@@ -384,7 +382,8 @@ class LateRevoker:
 
 def test_double_spend_over_http(swtpm, world: dict[str, Any], tmp_path: Path) -> None:
     tpm: TpmDevice = world["tpm"]  # one connection to the swtpm at a time
-    with CentralBankCA.create(tmp_path / "cb") as cb:
+    authority = JoinAuthority(tmp_path / "cb")  # the root also certifies the join's bank
+    with authority.ca as cb:
         root_pem = cb.root_pem()
         keys = {role: PartyKey.generate() for role in ("issuer", "supervision", "bank")}
         certs = {r: pem(cb.certify(r, f"{r}-1", k.public_key)) for r, k in keys.items()}
@@ -415,10 +414,11 @@ def test_double_spend_over_http(swtpm, world: dict[str, Any], tmp_path: Path) ->
             opener=opener,
             registry=registry,
             central_bank_root=tmp_path / "root.pem",
+            authority=authority,
             insecure_http=True,  # plain HTTP: members are listed with the members_token
         ) as env:
             revoker.client = env.client
-            m = join(tpm, env.client, tmp_path / "wallet", account_id="mallory")
+            m = env.join(tpm, tmp_path / "wallet", account_id="mallory")
             assert [r["member_id"] for r in sup_app.state.supervision.registry()] == [m.member_id]
 
             # a registration signed by another role is refused

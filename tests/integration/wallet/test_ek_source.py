@@ -19,7 +19,14 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from support.join_kit import current_policy, issuer_env, make_ca, make_ek_cert, swtpm_trust
+from support.join_kit import (
+    current_policy,
+    fake_bank,
+    issuer_env,
+    make_ca,
+    make_ek_cert,
+    swtpm_trust,
+)
 
 from ecash_tpm.attest import load_ek_certificate, parse_tpm2b_public
 from ecash_tpm.cli import main
@@ -28,7 +35,6 @@ from ecash_tpm.errors import EcashError
 from ecash_tpm.issuer.trust import EkTrustStore
 from ecash_tpm.pki import certificate_fingerprint
 from ecash_tpm.wallet.ek_source import EkCertificateSource, check_url_template
-from ecash_tpm.wallet.join import join
 
 pytestmark = pytest.mark.swtpm
 
@@ -100,7 +106,7 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def test_join_with_a_certificate_from_a_url(tpm: TpmDevice, tmp_path: Path) -> None:
+def test_join_with_a_certificate_from_a_url(swtpm, tpm: TpmDevice, tmp_path: Path) -> None:
     """The P-256 EK has no certificate in NV; an operator's mirror serves it by {ek_hash}."""
     assert EkKind.ECC_P256 not in tpm.ek_kinds_present()
     ca, ca_key = make_ca("Firmware TPM EK CA")
@@ -109,12 +115,15 @@ def test_join_with_a_certificate_from_a_url(tpm: TpmDevice, tmp_path: Path) -> N
         ek_public, ca, ca_key, not_before=_now(), not_after=_now() + dt.timedelta(days=1)
     )
     path = f"/ek/{spki_sha256(ek_public)}"
+    # the TPM's other EKs (NV, the swtpm's CA) are presented too: the issuer trusts both CAs
+    roots, inter = swtpm.ca_certificates()
+    trust = EkTrustStore((ca, *roots), tuple(inter))
     with (
         cert_server({path: (200, cert)}) as (base, requested),
-        issuer_env(tmp_path / "i", trust=EkTrustStore((ca,)), policy=current_policy(tpm)) as env,
+        issuer_env(tmp_path / "i", trust=trust, policy=current_policy(tpm)) as env,
     ):
         source = EkCertificateSource(url_template=base + "/ek/{ek_hash}")
-        m = join(tpm, env.client, tmp_path / "w", ek_kind="ecc_p256", ek_source=source)
+        m = env.join(tpm, tmp_path / "w", "url", ek_kind="ecc_p256", ek_source=source)
     assert requested == [path]
     assert m.ek_kind == "ecc_p256"
     assert m.ek_fingerprint == certificate_fingerprint(load_ek_certificate(cert))
@@ -249,8 +258,11 @@ def test_cli_certificate_file_missing_and_mismatch(
     assert _error(capsys)["code"] == "wallet.ek_certificate_url_invalid"
 
     # the right file (PEM): the type follows from its key, and the issuer admits the TPM
-    with issuer_env(tmp_path / "issuer", trust=swtpm_trust(swtpm), policy=policy) as env:
+    with (
+        issuer_env(tmp_path / "issuer", trust=swtpm_trust(swtpm), policy=policy) as env,
+        fake_bank(env.authority, tmp_path / "pw") as bank,
+    ):
         argv = _cli_join(swtpm, tmp_path / "w2", env.url, "--ek-cert", str(pem), "--json")
-        assert main(argv) == 0
+        assert main([*argv, "--account", "file", *bank]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["ok"] and out["ek_kind"] == "rsa2048"

@@ -8,7 +8,7 @@ import secrets
 from pathlib import Path
 
 import pytest
-from support.join_kit import current_policy, issuer_env, swtpm_trust
+from support.join_kit import current_policy, fake_bank, issuer_env, swtpm_trust
 
 from ecash_tpm.cli import main
 from ecash_tpm.crypto.bn256 import G, tracing_base
@@ -97,13 +97,16 @@ def test_cli_join_members_and_open(
         policy = current_policy(dev)
     wallet = tmp_path / "wallet"
     try:
-        with issuer_env(
-            tmp_path / "issuer",
-            trust=swtpm_trust(swtpm),
-            policy=policy,
-            opener=opener,
-            registry=CallbackRegistry(dept.register_member),
-        ) as env:
+        with (
+            issuer_env(
+                tmp_path / "issuer",
+                trust=swtpm_trust(swtpm),
+                policy=policy,
+                opener=opener,
+                registry=CallbackRegistry(dept.register_member),
+            ) as env,
+            fake_bank(env.authority, tmp_path / "pw") as bank,
+        ):
             assert env.client.info().opener_public == opener.public.encode()
             argv = [
                 "wallet",
@@ -118,6 +121,7 @@ def test_cli_join_members_and_open(
                 "erin",
                 "--json",
                 "--insecure-http",  # the issuer of this test serves plain HTTP
+                *bank,  # the account's login authorises the join
             ]
             assert main(argv) == 0
             out = json.loads(capsys.readouterr().out)
