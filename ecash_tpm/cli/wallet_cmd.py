@@ -638,7 +638,7 @@ def register_coins(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         default=None,
         metavar="SECONDS",
         help="refuse requests whose deadline lies further ahead (remembered; default "
-        "300): the coins of a payment whose answer is lost stay pending until then",
+        "600): the coins of a payment whose answer is lost stay pending until then",
     )
     p.set_defaults(func=_cmd_pay)
 

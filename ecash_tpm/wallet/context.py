@@ -31,7 +31,7 @@ RootCertificate = x509.Certificate | bytes | str
 
 #: Furthest a payment request's deadline may lie ahead for the wallet to pay it (issue 10,
 #: attack 5): the coins of a sent payment stay pending until the bank's clock passes it.
-MAX_REQUEST_DEADLINE_S = 300
+MAX_REQUEST_DEADLINE_S = 600
 
 
 @dataclass(frozen=True)

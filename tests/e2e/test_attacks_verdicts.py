@@ -34,6 +34,7 @@ from ecash_tpm.errors import EcashError
 from ecash_tpm.protocol.coins import Spend, sign_deposit, sign_reserve
 from ecash_tpm.protocol.status import COIN_STATUS_KIND, DEPOSIT_REFUSAL_KIND
 from ecash_tpm.service.errors import RemoteCallError
+from ecash_tpm.wallet.context import MAX_REQUEST_DEADLINE_S
 from ecash_tpm.wallet.pay import RECOVERY_GRACE_S, pay, recover_payments
 
 pytestmark = pytest.mark.swtpm
@@ -375,7 +376,7 @@ def test_attack_5_coins_held_hostage(system: System, wallet: WalletHandle) -> No
     with pytest.raises(EcashError) as exc:
         wallet.pay(request={"request": hostage.request, "cert": hostage.cert})
     assert exc.value.code == "wallet.deadline_too_far"
-    assert exc.value.detail["max_deadline_s"] == 300
+    assert exc.value.detail["max_deadline_s"] == MAX_REQUEST_DEADLINE_S
     assert len(wallet.store.payments()) == payments0 and wallet.balance() == coins0
     assert pending(wallet) == 0  # no payment recorded, so no spend proof was made or sent
 
