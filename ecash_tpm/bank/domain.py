@@ -44,6 +44,7 @@ from ecash_tpm.bank.models import (
 from ecash_tpm.bank.protocols import DoubleSpendReporter, IssuerSecrets, MembershipCheck
 from ecash_tpm.bank.reports import DoubleSpendReports
 from ecash_tpm.bank.settings import DEFAULT_DENOMINATIONS, BankSettings
+from ecash_tpm.bank.throttle import SourceThrottle
 from ecash_tpm.bank.verify import DepositChecks
 from ecash_tpm.bank.withdraw import Withdrawals, WithdrawItem
 from ecash_tpm.crypto import blindrsa
@@ -82,6 +83,8 @@ class BankPolicy:
     login_threshold: int = 5
     login_window_s: int = 900
     token_ttl_s: int = 3600
+    login_source_limit: int = 20  # failed logins per source (client address) and window
+    login_source_window_s: int = 300
     scrypt: ScryptParams = field(default_factory=ScryptParams)
     denominations: tuple[int, ...] = tuple(DEFAULT_DENOMINATIONS)
     withdraw_period_s: int = 30 * 86400
@@ -100,6 +103,8 @@ class BankPolicy:
             login_threshold=settings.login_threshold,
             login_window_s=settings.login_window_s,
             token_ttl_s=settings.token_ttl_s,
+            login_source_limit=settings.login_source_limit,
+            login_source_window_s=settings.login_source_window_s,
             scrypt=ScryptParams(n=settings.scrypt_n),
             denominations=tuple(settings.denominations),
             withdraw_period_s=settings.withdraw_period_s,
@@ -175,6 +180,11 @@ class BankDomain:
             token_ttl_s=self.policy.token_ttl_s,
             scrypt=self.policy.scrypt,
             clock=clock,
+            source_throttle=SourceThrottle(
+                limit=self.policy.login_source_limit,
+                window_s=self.policy.login_source_window_s,
+                clock=clock,
+            ),
         )
         self.keysets = KeysetStore(db, keys_dir, bank_key, keygen=keygen, signer_hint=signer)
         self.keysets.refresh_signatures()
@@ -302,8 +312,10 @@ class BankDomain:
     def fund(self, account_id: str, amount: int, *, ref: str | None = None) -> AccountInfo:
         return self.accounts.fund(account_id, amount, ref=ref)
 
-    def login(self, account_id: str, password: str, totp: str) -> LoginToken:
-        return self.accounts.login(account_id, password, totp)
+    def login(
+        self, account_id: str, password: str, totp: str, *, source: str | None = None
+    ) -> LoginToken:
+        return self.accounts.login(account_id, password, totp, source=source)
 
     def authenticate(self, token: str | None) -> str:
         return self.accounts.authenticate(token)
