@@ -128,6 +128,16 @@ class ServiceSettings(BaseModel):
     )
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     max_body_bytes: int = Field(default=256 * 1024, ge=1024, le=64 * 1024 * 1024)
+    max_party_body_bytes: int | None = Field(
+        default=None,
+        ge=1024,
+        le=128 * 1024 * 1024,
+        description="larger body limit for callers with a verified TLS client certificate "
+        "(another party); default: max_body_bytes",
+    )
+    body_read_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, description="longest wait for the next request body chunk"
+    )
     tls_cert_file: Path | None = Field(
         default=None, description="TLS certificate (PEM); default: data_dir/tls-cert.pem"
     )
