@@ -60,7 +60,7 @@ from ecash_tpm.bank.ledger import (
 )
 from ecash_tpm.bank.models import AccountInfo, LoginToken, MerchantInfo
 from ecash_tpm.bank.store import accounts as rows
-from ecash_tpm.bank.store import login_guard as guard_rows
+from ecash_tpm.bank.store import guards as guard_rows
 from ecash_tpm.bank.store.accounts import AccountRow
 from ecash_tpm.bank.throttle import SourceThrottle
 from ecash_tpm.crypto.signing import key_id

@@ -7,7 +7,7 @@ before any password hash, for known and unknown accounts alike, so one source ca
 bank compute more than ``limit`` scrypt hashes per window.
 
 In memory on purpose: it is a cheap first gate in front of the SQL lock-out per account
-(:mod:`ecash_tpm.bank.store.login_guard`), which is the one that must hold across processes.
+(:mod:`ecash_tpm.bank.store.guards`), which is the one that must hold across processes.
 The table is bounded (``max_sources``); when full, windows that ended are dropped first and
 then the oldest window.
 """
