@@ -65,7 +65,7 @@ from ecash_tpm.bank.store.accounts import AccountRow
 from ecash_tpm.bank.throttle import SourceThrottle
 from ecash_tpm.crypto.signing import key_id
 from ecash_tpm.errors import InputError
-from ecash_tpm.pki import load_certificate, verify_party_certificate
+from ecash_tpm.pki import CrlProvider, load_certificate, verify_party_certificate
 from ecash_tpm.protocol.coins import check_currency, check_identifier
 from ecash_tpm.storage import Database, Transaction, UniqueViolationError
 
@@ -119,6 +119,7 @@ class Accounts:
         scrypt: ScryptParams,
         clock: Callable[[], int],
         source_throttle: SourceThrottle | None = None,
+        crl: CrlProvider | None = None,
     ) -> None:
         self._db = db
         self._blacklist = login_blacklist
@@ -126,6 +127,7 @@ class Accounts:
         self._lock_limit = login_blacklist.threshold
         self._lock_window_s = login_blacklist.window_s
         self._sources = source_throttle
+        self._crl = crl  # the central bank's current CRL (docs/protocol.md, "Revocation")
         db.migrate(guard_rows.MIGRATIONS, component=guard_rows.COMPONENT)
         self._root = central_bank_root
         self.currency = check_currency(currency)
@@ -345,7 +347,9 @@ class Accounts:
         """Register (or re-key) a merchant from its central-bank certificate."""
         cert = load_certificate(cert_pem)
         now = self._clock()
-        public_key = verify_party_certificate(cert, self._root, role="merchant", now=_utc(now))
+        public_key = verify_party_certificate(
+            cert, self._root, role="merchant", now=_utc(now), crl=self._crl
+        )
         cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
         merchant_id = check_identifier(str(cns[0].value) if cns else "", "merchant_id")
         pem = cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
@@ -378,7 +382,12 @@ class Accounts:
                 "merchant is not registered with this bank", detail={"merchant_id": merchant_id}
             )
         public_key = verify_party_certificate(
-            cert_pem, self._root, role="merchant", name=merchant_id, now=_utc(self._clock())
+            cert_pem,
+            self._root,
+            role="merchant",
+            name=merchant_id,
+            now=_utc(self._clock()),
+            crl=self._crl,
         )
         if key_id(public_key) != registered:
             raise MerchantKeyMismatchError(

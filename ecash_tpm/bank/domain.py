@@ -47,12 +47,14 @@ from ecash_tpm.bank.settings import DEFAULT_DENOMINATIONS, BankSettings
 from ecash_tpm.bank.throttle import SourceThrottle
 from ecash_tpm.bank.verify import DepositChecks
 from ecash_tpm.bank.withdraw import Withdrawals, WithdrawItem
+from ecash_tpm.clients.revocation import crl_source_for
 from ecash_tpm.crypto import blindrsa
 from ecash_tpm.crypto.bn256 import Point
 from ecash_tpm.crypto.encoding import b64u_decode
 from ecash_tpm.crypto.signing import PartyKey, verify_object
 from ecash_tpm.errors import ConfigError, EcashError, InputError
 from ecash_tpm.pki import (
+    CrlProvider,
     certificate_fingerprint,
     common_name,
     load_certificate,
@@ -146,8 +148,11 @@ class BankDomain:
         policy: BankPolicy | None = None,
         clock: Callable[[], int] = system_clock,
         keygen: KeyGen = blindrsa.generate_key,
+        crl: CrlProvider | None = None,
     ) -> None:
         self.policy = policy if policy is not None else BankPolicy()
+        #: The central bank's current CRL, checked for every certificate the bank accepts.
+        self.crl = crl
         self.clock = clock
         self.db = db
         now = dt.datetime.fromtimestamp(clock(), dt.UTC)
@@ -180,6 +185,7 @@ class BankDomain:
             token_ttl_s=self.policy.token_ttl_s,
             scrypt=self.policy.scrypt,
             clock=clock,
+            crl=crl,
             source_throttle=SourceThrottle(
                 limit=self.policy.login_source_limit,
                 window_s=self.policy.login_source_window_s,
@@ -258,6 +264,7 @@ class BankDomain:
             policy=BankPolicy.from_settings(settings),
             clock=clock,
             keygen=keygen,
+            crl=crl_source_for(settings, paths["central_bank_root"]),
         )
 
     # --- identity and keysets -----------------------------------------------------------------
@@ -362,7 +369,7 @@ class BankDomain:
         with body ``{subject, entry_id, reason}`` and the department's certificate."""
         now = dt.datetime.fromtimestamp(self.clock(), dt.UTC)
         key = verify_party_certificate(
-            cert_pem, self.central_bank_root, role="supervision", now=now
+            cert_pem, self.central_bank_root, role="supervision", now=now, crl=self.crl
         )
         body = verify_object(signed, key, LIFT_KIND)
         if set(body) != {"subject", "entry_id", "reason"}:

@@ -337,6 +337,7 @@ def create_bank_app(domain: BankDomain, settings: BankSettings) -> FastAPI:
 
     def startup(app: FastAPI) -> None:
         app.state.bank = domain
+        app.state.crl = domain.crl  # mTLS callers are checked against it too (peer_party)
         domain.ensure_keysets()
 
     return create_app(

@@ -147,6 +147,20 @@ class ServiceSettings(BaseModel):
     crl_file: Path | None = Field(
         default=None, description="central bank CRL (PEM) checked for TLS client certificates"
     )
+    crl_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="central bank base URL: every certificate this party accepts is checked "
+        "against its current CRL (GET /v1/crl); overrides crl_file for that check",
+    )
+    centralbank_name: str = Field(
+        default="centralbank",
+        pattern=r"^[A-Za-z0-9._:-]{1,64}$",
+        description="expected CN of the central bank's TLS certificate",
+    )
+    crl_refresh_s: int = Field(
+        default=60, ge=0, le=86400, description="fetch the CRL again after this many seconds"
+    )
     insecure_http: bool = Field(
         default=False, description="serve plain HTTP (local experiments; refused with a cert)"
     )
