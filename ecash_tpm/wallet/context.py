@@ -22,6 +22,7 @@ from cryptography import x509
 
 from ecash_tpm.crypto.bn256 import Point
 from ecash_tpm.crypto.groupsig import DaaSigner
+from ecash_tpm.pki import CrlProvider
 from ecash_tpm.wallet.store import WalletStore
 
 __all__ = ["RootCertificate", "SpendingContext", "WalletContext"]
@@ -40,6 +41,9 @@ class WalletContext:
     clock: Callable[[], int]
     #: The bank's certificate CN; requests naming another bank are refused (protocol.md 6).
     bank_name: str | None = None
+    #: The central bank's current CRL: merchant and bank certificates on it are refused
+    #: (docs/protocol.md, "Revocation"); None only where no CRL is configured.
+    crl: CrlProvider | None = None
 
     def spending(
         self, signer: DaaSigner, *, hop: Point, expected_t0: Point | None = None
@@ -50,6 +54,7 @@ class WalletContext:
             self.root,
             self.clock,
             self.bank_name,
+            self.crl,
             signer=signer,
             hop=hop,
             expected_t0=expected_t0,
