@@ -580,6 +580,7 @@ def start_system(
     dispute_window_s: int = 600,
     merchant_admin_token: str | None = None,
     tls: bool = True,
+    server_settings: dict[str, Any] | None = None,
 ) -> Iterator[System]:
     """Start the system (see the module docstring); stops every server on exit.
 
@@ -600,7 +601,8 @@ def start_system(
         # party checks the certificates it accepts against it (docs/protocol.md, "Revocation").
         crl_path = base / "central-bank-crl.pem"
         publish_crl(ca, crl_path, tick(), CRL_VALID_S)
-        plain = {"insecure_http": True} if not tls else {}
+        plain: dict[str, Any] = {"insecure_http": True} if not tls else {}
+        plain.update(server_settings or {})  # e.g. body_read_timeout_s for every party
 
         def tls_files(role: str, name: str, data_dir: Path) -> TlsFiles | None:
             """Issued before the party's app is made: its clients present them (mTLS)."""
