@@ -136,7 +136,11 @@ class ServiceSettings(BaseModel):
         "(another party); default: max_body_bytes",
     )
     body_read_timeout_s: float = Field(
-        default=10.0, gt=0, le=300, description="longest wait for the next request body chunk"
+        default=10.0,
+        gt=0,
+        le=300,
+        description="longest wait for the next request body chunk (and, over TLS, for a "
+        "complete request head)",
     )
     tls_cert_file: Path | None = Field(
         default=None, description="TLS certificate (PEM); default: data_dir/tls-cert.pem"
@@ -214,7 +218,13 @@ class ServiceSettings(BaseModel):
                 code="config.tls_missing",
                 detail={"missing": missing},
             )
-        return TlsFiles(cert=cert, key=key, root=root, crl=self.crl_file)
+        return TlsFiles(
+            cert=cert,
+            key=key,
+            root=root,
+            crl=self.crl_file,
+            header_timeout_s=self.body_read_timeout_s,  # half-sent headers: same patience
+        )
 
     def uses_default_database(self) -> bool:
         """True when ``database_url`` is the SQLite file in ``data_dir`` that nobody configured

@@ -157,6 +157,8 @@ class TlsFiles:
     key: Path
     root: Path
     crl: Path | None = None
+    #: Longest wait for a complete request head before the connection is closed.
+    header_timeout_s: float = 10.0
 
 
 def _read(source: PemSource, what: str) -> bytes:
