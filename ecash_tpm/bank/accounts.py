@@ -5,12 +5,17 @@ Customers log in with password + TOTP and get a short-lived bearer token:
 - passwords are hashed with scrypt (per-user 16-byte salt, parameters stored per user so they
   can be raised later) and compared in constant time; an unknown account costs the same scrypt
   so timing does not reveal which accounts exist;
-- TOTP is RFC 6238 (SHA-1, 6 digits, 30 s) with one step of clock drift; a code is accepted at
-  most once (RFC 6238 §5.2: the last used time step is stored);
+- TOTP is RFC 6238 (SHA-1, 6 digits, 30 s) with one step of clock skew either way; a code is
+  accepted at most once (RFC 6238 §5.2: the last used time step is stored); a correct code used
+  again is ``auth.totp_reused``, which is *not* a failed login;
 - tokens are 32 random bytes; only their SHA-256 is stored, so a database leak yields no
   usable token;
-- failed logins go to the blacklist rule (subject ``login:<account>``), blacklisted accounts get
-  403 ``auth.blacklisted`` even with the right password.
+- every attempt first claims a slot per source (:class:`SourceThrottle`, 429
+  ``auth.throttled``) and per account id (``login_guard``, one atomic SQL update; 429
+  ``auth.locked`` once ``login_threshold`` failures are counted in ``login_window_s``), both
+  before scrypt; success gives the slots back. The lock-out ends with its window. Failures are
+  logged under subject ``login:<account>`` for the audit; an account put on the login blacklist
+  (by an operator) gets 403 ``auth.blacklisted`` even with the right password.
 
 Merchants are identified by the central bank's certificate (role ``merchant``, CN = merchant
 id). The bank registers the certified key and later requires exactly that key: a merchant that
@@ -40,7 +45,10 @@ from ecash_tpm.bank.errors import (
     InvalidCredentialsError,
     InvalidTokenError,
     LoginBlacklistedError,
+    LoginLockedError,
+    LoginThrottledError,
     MerchantKeyMismatchError,
+    TotpReusedError,
     UnknownAccountError,
     UnknownMerchantError,
 )
@@ -52,10 +60,12 @@ from ecash_tpm.bank.ledger import (
 )
 from ecash_tpm.bank.models import AccountInfo, LoginToken, MerchantInfo
 from ecash_tpm.bank.store import accounts as rows
+from ecash_tpm.bank.store import guards as guard_rows
 from ecash_tpm.bank.store.accounts import AccountRow
+from ecash_tpm.bank.throttle import SourceThrottle
 from ecash_tpm.crypto.signing import key_id
 from ecash_tpm.errors import InputError
-from ecash_tpm.pki import load_certificate, verify_party_certificate
+from ecash_tpm.pki import CrlProvider, load_certificate, verify_party_certificate
 from ecash_tpm.protocol.coins import check_currency, check_identifier
 from ecash_tpm.storage import Database, Transaction, UniqueViolationError
 
@@ -108,9 +118,17 @@ class Accounts:
         token_ttl_s: int,
         scrypt: ScryptParams,
         clock: Callable[[], int],
+        source_throttle: SourceThrottle | None = None,
+        crl: CrlProvider | None = None,
     ) -> None:
         self._db = db
         self._blacklist = login_blacklist
+        # The login lock-out per account uses the login rule's threshold and window.
+        self._lock_limit = login_blacklist.threshold
+        self._lock_window_s = login_blacklist.window_s
+        self._sources = source_throttle
+        self._crl = crl  # the central bank's current CRL (docs/protocol.md, "Revocation")
+        db.migrate(guard_rows.MIGRATIONS, component=guard_rows.COMPONENT)
         self._root = central_bank_root
         self.currency = check_currency(currency)
         self._token_ttl_s = token_ttl_s
@@ -209,11 +227,39 @@ class Accounts:
 
     # --- login and tokens ---------------------------------------------------------------------
 
-    def login(self, account_id: str, password: str, totp: str) -> LoginToken:
-        """Password + TOTP -> ``{token, expires_at}``; failures feed the login blacklist."""
-        subject = login_subject(str(account_id)[:64])
+    def login(
+        self, account_id: str, password: str, totp: str, *, source: str | None = None
+    ) -> LoginToken:
+        """Password + TOTP -> ``{token, expires_at}`` (docs/protocol.md, "Login").
+
+        Order matters: (1) a login blacklist entry refuses; (2) the per-source throttle and
+        (3) the per-account guard each *claim* a slot before anything expensive runs, so
+        neither many sources nor many parallel guesses get more than their limit of scrypt
+        evaluations; (4) password, (5) TOTP with +-1 step of skew. A correct code of a step
+        used already is ``auth.totp_reused`` and gives its slots back: an accepted code is
+        never a failure.
+        """
+        account_id = str(account_id)
+        subject = login_subject(account_id[:64])
         self._blacklist.check(subject, LoginBlacklistedError)
+        if source is not None and self._sources is not None:
+            wait = self._sources.acquire(source)
+            if wait is not None:
+                raise LoginThrottledError(
+                    "too many failed logins from this address; try again later",
+                    detail={"retry_after": wait},
+                )
         now = self._clock()
+        guard_key = account_id[:64]
+        if not self._claim(guard_key, now):
+            self._release_source(source)  # refused without a hash: not the source's failure
+            with self._db.read() as tx:
+                started = guard_rows.guard_window(tx, guard_key)
+            wait = max(1, (started if started is not None else now) + self._lock_window_s - now)
+            raise LoginLockedError(
+                "too many failed logins for this account; try again later",
+                detail={"retry_after": wait},
+            )
         with self._db.read() as tx:
             row = rows.customer_auth(tx, account_id)
         if row is None:
@@ -225,7 +271,7 @@ class Accounts:
         )
         if not hmac.compare_digest(computed, row.password_hash):
             self._login_failed(subject, "bad_password")
-        step = self._totp_step(row.totp_secret, str(totp), now, row.last_totp_step)
+        step = self._totp_step(row.totp_secret, str(totp), now)
         if step is None:
             self._login_failed(subject, "bad_totp")
         token = secrets.token_urlsafe(32)
@@ -234,24 +280,43 @@ class Accounts:
         def run(tx: Transaction) -> bool:
             # Re-check under the write lock: two logins racing with one code get one token.
             if not rows.use_totp_step(tx, account_id, step):
+                guard_rows.release_attempt(tx, guard_key)
                 return False
             rows.insert_token(tx, _token_hash(token), account_id, now, expires_at)
             rows.delete_expired_tokens(tx, now)
+            guard_rows.reset_guard(tx, guard_key)
+            guard_rows.delete_stale_guards(tx, before=now - self._lock_window_s)
             return True
 
-        if not self._db.run_in_transaction(run):
-            self._login_failed(subject, "totp_reused")
+        accepted = self._db.run_in_transaction(run)
+        self._release_source(source)
+        if not accepted:
+            raise TotpReusedError(
+                "this TOTP code was used already; wait for the next one",
+                detail={"retry_after": (step + 1) * TOTP_STEP_S - now},
+            )
         return LoginToken(token=token, expires_at=expires_at)
 
-    def _totp_step(self, secret: bytes, code: str, now: int, last_step: int) -> int | None:
-        """The time step ``code`` is valid for (now or up to one step back), if unused."""
+    def _claim(self, guard_key: str, now: int) -> bool:
+        def run(tx: Transaction) -> bool:
+            return guard_rows.claim_attempt(
+                tx, guard_key, now=now, limit=self._lock_limit, window_s=self._lock_window_s
+            )
+
+        return self._db.run_in_transaction(run)
+
+    def _release_source(self, source: str | None) -> None:
+        if source is not None and self._sources is not None:
+            self._sources.release(source)
+
+    def _totp_step(self, secret: bytes, code: str, now: int) -> int | None:
+        """The time step ``code`` is valid for: now, one step back or one ahead (clock skew,
+        RFC 6238 §5.2). Whether it was used already is decided under the write lock."""
         if len(code) != TOTP_DIGITS or not code.isdigit():
             return None
         totp = TOTP(secret, TOTP_DIGITS, hashes.SHA1(), TOTP_STEP_S)  # noqa: S303 (RFC 6238)
         current = now // TOTP_STEP_S
-        for step in range(current, current - TOTP_DRIFT_STEPS - 1, -1):
-            if step <= last_step:
-                break
+        for step in (current, current - TOTP_DRIFT_STEPS, current + TOTP_DRIFT_STEPS):
             try:
                 totp.verify(code.encode("ascii"), step * TOTP_STEP_S)
             except InvalidToken:
@@ -260,7 +325,9 @@ class Accounts:
         return None
 
     def _login_failed(self, subject: str, reason: str) -> NoReturn:
-        self._blacklist.record_failure(subject, reason, InvalidCredentialsError.code)
+        """Log the failure for the audit; the claimed slots stay counted (no blacklisting: a
+        login lock-out ends with its window, so guessing cannot shut a customer out for good)."""
+        self._blacklist.log_failure(subject, reason, InvalidCredentialsError.code)
         raise InvalidCredentialsError("wrong account, password or TOTP code")
 
     def authenticate(self, token: str | None) -> str:
@@ -280,7 +347,9 @@ class Accounts:
         """Register (or re-key) a merchant from its central-bank certificate."""
         cert = load_certificate(cert_pem)
         now = self._clock()
-        public_key = verify_party_certificate(cert, self._root, role="merchant", now=_utc(now))
+        public_key = verify_party_certificate(
+            cert, self._root, role="merchant", now=_utc(now), crl=self._crl
+        )
         cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
         merchant_id = check_identifier(str(cns[0].value) if cns else "", "merchant_id")
         pem = cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
@@ -313,7 +382,12 @@ class Accounts:
                 "merchant is not registered with this bank", detail={"merchant_id": merchant_id}
             )
         public_key = verify_party_certificate(
-            cert_pem, self._root, role="merchant", name=merchant_id, now=_utc(self._clock())
+            cert_pem,
+            self._root,
+            role="merchant",
+            name=merchant_id,
+            now=_utc(self._clock()),
+            crl=self._crl,
         )
         if key_id(public_key) != registered:
             raise MerchantKeyMismatchError(

@@ -65,6 +65,18 @@ class Blacklist:
                 detail={"subject": subject, "listed_at": entry.listed_at},
             )
 
+    def log_failure(self, subject: str, reason: str, code: str) -> None:
+        """Record one failure for the audit only (no rule applied): failed logins, whose
+        lock-out is the expiring per-account guard in :mod:`ecash_tpm.bank.accounts`."""
+        now = self._clock()
+
+        def run(tx: Transaction) -> None:
+            rows.insert_failure(
+                tx, subject=subject, reason=reason, code=code, detail_json="{}", at=now
+            )
+
+        self._db.run_in_transaction(run)
+
     def record_failure(
         self, subject: str, reason: str, code: str, detail: Mapping[str, Any] | None = None
     ) -> bool:

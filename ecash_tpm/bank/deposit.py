@@ -21,6 +21,7 @@ from ecash_tpm.bank.ledger import merchant_account, post_transaction
 from ecash_tpm.bank.models import CoinStatus, ReserveResult
 from ecash_tpm.bank.reports import DoubleSpendReports, DoubleSpendSeen
 from ecash_tpm.bank.store import deposits as rows
+from ecash_tpm.bank.store import guards as guard_rows
 from ecash_tpm.bank.verify import (
     DEPOSIT_FIELDS,
     RESERVE_FIELDS,
@@ -342,6 +343,7 @@ class Deposits:
         until = now + self._lock_period_s
 
         def book(tx: Transaction) -> int:
+            guard_rows.delete_expired_locks(tx, now)  # expired reservations do not pile up
             _check_not_spent(tx, sigmas)
             own = _check_not_locked(tx, merchant_id, sigmas, now)
             for sigma in sigmas:

@@ -49,14 +49,17 @@ from ecash_tpm.bank.protocols import (
 )
 from ecash_tpm.bank.reports import DoubleSpendReports
 from ecash_tpm.bank.settings import DEFAULT_DENOMINATIONS, BankSettings
+from ecash_tpm.bank.throttle import SourceThrottle
 from ecash_tpm.bank.verify import DepositChecks
 from ecash_tpm.bank.withdraw import Withdrawals, WithdrawItem
+from ecash_tpm.clients.revocation import crl_source_for
 from ecash_tpm.crypto import blindrsa
 from ecash_tpm.crypto.bn256 import Point
 from ecash_tpm.crypto.encoding import b64u_decode
 from ecash_tpm.crypto.signing import PartyKey, verify_object
 from ecash_tpm.errors import ConfigError, EcashError, InputError
 from ecash_tpm.pki import (
+    CrlProvider,
     certificate_fingerprint,
     common_name,
     load_certificate,
@@ -88,6 +91,8 @@ class BankPolicy:
     login_threshold: int = 5
     login_window_s: int = 900
     token_ttl_s: int = 3600
+    login_source_limit: int = 20  # failed logins per source (client address) and window
+    login_source_window_s: int = 300
     scrypt: ScryptParams = field(default_factory=ScryptParams)
     denominations: tuple[int, ...] = tuple(DEFAULT_DENOMINATIONS)
     withdraw_period_s: int = 30 * 86400
@@ -108,6 +113,8 @@ class BankPolicy:
             login_threshold=settings.login_threshold,
             login_window_s=settings.login_window_s,
             token_ttl_s=settings.token_ttl_s,
+            login_source_limit=settings.login_source_limit,
+            login_source_window_s=settings.login_source_window_s,
             scrypt=ScryptParams(n=settings.scrypt_n),
             denominations=tuple(settings.denominations),
             withdraw_period_s=settings.withdraw_period_s,
@@ -151,8 +158,11 @@ class BankDomain:
         clock: Callable[[], int] = system_clock,
         keygen: KeyGen = blindrsa.generate_key,
         keyset_certifier: KeysetCertifier | None = None,
+        crl: CrlProvider | None = None,
     ) -> None:
         self.policy = policy if policy is not None else BankPolicy()
+        #: The central bank's current CRL, checked for every certificate the bank accepts.
+        self.crl = crl
         self.keyset_certifier = keyset_certifier
         self.clock = clock
         self.db = db
@@ -186,6 +196,12 @@ class BankDomain:
             token_ttl_s=self.policy.token_ttl_s,
             scrypt=self.policy.scrypt,
             clock=clock,
+            crl=crl,
+            source_throttle=SourceThrottle(
+                limit=self.policy.login_source_limit,
+                window_s=self.policy.login_source_window_s,
+                clock=clock,
+            ),
         )
         self.keysets = KeysetStore(db, keys_dir, bank_key, keygen=keygen, signer_hint=signer)
         self.keysets.refresh_signatures()
@@ -267,6 +283,7 @@ class BankDomain:
             policy=BankPolicy.from_settings(settings),
             clock=clock,
             keygen=keygen,
+            crl=crl_source_for(settings, paths["central_bank_root"]),
         )
 
     # --- identity and keysets -----------------------------------------------------------------
@@ -344,8 +361,10 @@ class BankDomain:
     def fund(self, account_id: str, amount: int, *, ref: str | None = None) -> AccountInfo:
         return self.accounts.fund(account_id, amount, ref=ref)
 
-    def login(self, account_id: str, password: str, totp: str) -> LoginToken:
-        return self.accounts.login(account_id, password, totp)
+    def login(
+        self, account_id: str, password: str, totp: str, *, source: str | None = None
+    ) -> LoginToken:
+        return self.accounts.login(account_id, password, totp, source=source)
 
     def authenticate(self, token: str | None) -> str:
         return self.accounts.authenticate(token)
@@ -396,7 +415,7 @@ class BankDomain:
         with body ``{subject, entry_id, reason}`` and the department's certificate."""
         now = dt.datetime.fromtimestamp(self.clock(), dt.UTC)
         key = verify_party_certificate(
-            cert_pem, self.central_bank_root, role="supervision", now=now
+            cert_pem, self.central_bank_root, role="supervision", now=now, crl=self.crl
         )
         body = verify_object(signed, key, LIFT_KIND)
         if set(body) != {"subject", "entry_id", "reason"}:

@@ -11,6 +11,7 @@ from ecash_tpm.errors import (
     AuthenticationError,
     ConfigError,
     ConflictError,
+    EcashError,
     ForbiddenError,
     InputError,
     NotFoundError,
@@ -38,6 +39,29 @@ class LoginBlacklistedError(ForbiddenError):
     """Too many failed logins within the window: refused until lifted."""
 
     code = "auth.blacklisted"
+
+
+class LoginLockedError(EcashError):
+    """``login_threshold`` failed logins for this account id within ``login_window_s``: refused
+    without evaluating anything until the window ends (``detail.retry_after``)."""
+
+    code = "auth.locked"
+    http_status = 429
+
+
+class LoginThrottledError(EcashError):
+    """Too many failed logins from this source: refused before any password hash is computed
+    (``detail.retry_after``)."""
+
+    code = "auth.throttled"
+    http_status = 429
+
+
+class TotpReusedError(AuthenticationError):
+    """Right password and a correct TOTP code of a step that was used already (RFC 6238 §5.2):
+    refused, but not counted as a failure; ``detail.retry_after`` is the next step."""
+
+    code = "auth.totp_reused"
 
 
 # --- accounts and merchants --------------------------------------------------------------------

@@ -30,11 +30,14 @@ from ecash_tpm.bank.errors import (
     InvalidTokenError,
     LedgerInvariantError,
     LoginBlacklistedError,
+    LoginLockedError,
+    LoginThrottledError,
     MemberNotActiveError,
     MerchantBlacklistedError,
     MerchantKeyMismatchError,
     MerchantSignatureError,
     NotBlacklistedError,
+    TotpReusedError,
     UnknownAccountError,
     UnknownMerchantError,
     WithdrawConflictError,
@@ -194,10 +197,18 @@ def build_router() -> APIRouter:
     @router.post(
         "/login",
         summary="Password + TOTP -> bearer token",
-        responses=errors(InvalidCredentialsError, LoginBlacklistedError),
+        responses=errors(
+            InvalidCredentialsError,
+            LoginBlacklistedError,
+            LoginLockedError,
+            LoginThrottledError,
+            TotpReusedError,
+        ),
     )
-    def login(body: LoginBody, bank: Bank) -> LoginAnswer:
-        token = bank.login(body.account_id, body.password, body.totp)
+    def login(body: LoginBody, bank: Bank, request: Request) -> LoginAnswer:
+        # The source the throttle counts: the TCP peer (proxy headers are not trusted).
+        source = request.client.host if request.client is not None else None
+        token = bank.login(body.account_id, body.password, body.totp, source=source)
         return LoginAnswer(token=token.token, expires_at=token.expires_at)
 
     @router.get(
@@ -361,6 +372,7 @@ def create_bank_app(domain: BankDomain, settings: BankSettings) -> FastAPI:
 
     def startup(app: FastAPI) -> None:
         app.state.bank = domain
+        app.state.crl = domain.crl  # mTLS callers are checked against it too (peer_party)
         domain.ensure_keysets()
 
     return create_app(

@@ -37,6 +37,10 @@ class BankSettings(ServiceSettings):
     login_threshold: int = Field(default=5, ge=1)
     login_window_s: int = Field(default=900, ge=1)
     token_ttl_s: int = Field(default=3600, ge=60)
+    login_source_limit: int = Field(
+        default=20, ge=1, description="failed logins per client address and window"
+    )
+    login_source_window_s: int = Field(default=300, ge=1)
     scrypt_n: int = Field(default=2**14, ge=2**10, le=2**20)
 
     denominations: list[int] = Field(default_factory=lambda: list(DEFAULT_DENOMINATIONS))

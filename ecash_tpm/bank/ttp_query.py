@@ -65,7 +65,11 @@ def answer_ttp_query(bank: BankDomain, signed: Mapping[str, Any], cert_pem: str)
     """Verify a TTP's query and answer it: ``{answer (bank-signed), cert (bank)}``."""
     now = bank.clock()
     key = verify_party_certificate(
-        cert_pem, bank.central_bank_root, role="ttp", now=dt.datetime.fromtimestamp(now, dt.UTC)
+        cert_pem,
+        bank.central_bank_root,
+        role="ttp",
+        now=dt.datetime.fromtimestamp(now, dt.UTC),
+        crl=bank.crl,
     )
     body = verify_object(signed, key, KIND_DEPOSIT_QUERY)
     ttp_id, merchant_id, preq, serials, created = parse_deposit_query(body, TtpQueryError)

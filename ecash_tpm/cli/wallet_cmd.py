@@ -324,12 +324,25 @@ def _coin_root(args: argparse.Namespace) -> bytes:
         ) from exc
 
 
-def _wallet_context(store: WalletStore, root: bytes, cfg: dict[str, Any]) -> WalletContext:
-    """The wallet as its verbs take it: coin store, remembered root and bank name, system clock."""
+def _wallet_context(
+    store: WalletStore, root: bytes, cfg: dict[str, Any], args: argparse.Namespace | None = None
+) -> WalletContext:
+    """The wallet as its verbs take it: coin store, remembered root and bank name, system clock,
+    and the central bank's CRL (``--crl`` or ``<data>/central-bank-crl.pem``) that merchant and
+    bank certificates are checked against (docs/protocol.md, "Revocation")."""
+    from ecash_tpm.clients.revocation import crl_source
+    from ecash_tpm.pki import load_certificate
     from ecash_tpm.wallet.context import MAX_REQUEST_DEADLINE_S, WalletContext
 
+    crl = None
+    if args is not None:
+        path = Path(getattr(args, "crl", None) or Path(args.data) / WALLET_CRL_FILE)
+        if getattr(args, "crl", None) or path.is_file():
+            crl = crl_source(root=load_certificate(root), crl_url=None, crl_file=path)
     max_deadline = int(cfg.get("max_deadline_s") or MAX_REQUEST_DEADLINE_S)
-    return WalletContext(store, root, _now, cfg.get("bank_name"), max_deadline_s=max_deadline)
+    return WalletContext(
+        store, root, _now, cfg.get("bank_name"), crl=crl, max_deadline_s=max_deadline
+    )
 
 
 def _spending_context(
@@ -416,7 +429,7 @@ def _cmd_withdraw(args: argparse.Namespace) -> int:
         _bank_client(args, cfg) as bank,
         Progress(args) as progress,
     ):
-        ctx = _wallet_context(store, root, cfg)
+        ctx = _wallet_context(store, root, cfg, args)
         password, totp = _password(args), _totp_code(args)
         progress.note("logging in at the bank")
         bank.login(args.account or membership.account_id, password, totp)
@@ -503,7 +516,7 @@ def _cmd_pay(args: argparse.Namespace) -> int:
             offer = merchant.create_request(args.amount, product_id=args.product_id)
         tcti = resolve_tcti(args)
         with TpmDevice(tcti) as device, WalletStore.open(args.data, _now) as store:
-            ctx = _wallet_context(store, root, cfg)
+            ctx = _wallet_context(store, root, cfg, args)
             result = pay(
                 _spending_context(ctx, device, args.data, membership),
                 offer["request"],
@@ -681,7 +694,8 @@ def _cmd_buy(args: argparse.Namespace) -> int:
         WalletStore.open(args.data, _now) as store,
         PurchaseStore.open(args.data, _now) as purchases,
     ):
-        ctx = _spending_context(_wallet_context(store, root, cfg), device, args.data, membership)
+        wallet = _wallet_context(store, root, cfg, args)
+        ctx = _spending_context(wallet, device, args.data, membership)
         buyer = Buyer(ctx, purchases)
         progress.note(f"checking product {args.product} (TTP-signed descriptor, ciphertext hash)")
         progress.note("paying with a fresh per-purchase key; the TPM makes the spend proofs")

@@ -47,7 +47,7 @@ from ecash_tpm.deploy.tls import CENTRAL_BANK_NAME, TlsProbe, ca_issuer, install
 from ecash_tpm.issuer.policy import PcrPolicy
 from ecash_tpm.issuer.settings import IssuerSettings
 from ecash_tpm.merchant.settings import MerchantSettings
-from ecash_tpm.pki import certificate_fingerprint, load_certificate
+from ecash_tpm.pki import CrlSource, certificate_fingerprint, load_certificate
 from ecash_tpm.service.settings import ServiceSettings
 from ecash_tpm.supervision.settings import SupervisionSettings
 
@@ -186,6 +186,8 @@ class LocalDeployment:
         }
         if not self.tls:
             common["insecure_http"] = True
+        if party != "centralbank":  # every certificate accepted is checked against its CRL
+            common["crl_url"] = self.url("centralbank")
         return {**common, **values, **self.overrides.get(party, {})}
 
     def settings(self, party: str, cls: type[ServiceSettings]) -> Any:
@@ -297,6 +299,7 @@ class LocalDeployment:
                 "data_dir": self.data_dir("issuer"),
                 "supervision_url": self.url("supervision"),
                 "log_level": "info",
+                "crl_url": self.url("centralbank"),
                 **({} if self.tls else {"insecure_http": True}),
             },
         }
@@ -389,3 +392,15 @@ class LocalDeployment:
 
     def root_pem(self) -> bytes:
         return self.root_path.read_bytes()
+
+    def crl_source(self) -> CrlSource | None:
+        """The central bank's CRL as a wallet of this deployment checks it (fetched from the
+        central bank's ``/v1/crl``, as every party here does)."""
+        from ecash_tpm.clients.revocation import crl_source
+
+        return crl_source(
+            root=self.root_path,
+            crl_url=self.url("centralbank"),
+            crl_file=None,
+            insecure=not self.tls,
+        )

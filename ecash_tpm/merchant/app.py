@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from ecash_tpm.clients.bank import BankClient
 from ecash_tpm.clients.connect import Link, party_link
 from ecash_tpm.clients.merchant import fetch_opener_public
+from ecash_tpm.clients.revocation import crl_source_for
 from ecash_tpm.crypto.bn256 import Point
 from ecash_tpm.crypto.encoding import b64u_decode
 from ecash_tpm.crypto.signing import PartyKey
@@ -63,6 +64,7 @@ def load_merchant_config(settings: MerchantSettings) -> MerchantConfig:
         reserve=settings.reserve,
         bank_name=settings.bank_name,
         deposit_retry_after_s=settings.deposit_retry_after_s,
+        crl=crl_source_for(settings, settings.resolved_root_cert()),
     )
 
 
@@ -160,6 +162,7 @@ def create_merchant_app(
         closers.append(close_ttp)
         merchant = Merchant(config, store, gateway, opener, clock=tick, catalogue=catalogue)
         app.state.merchant = merchant
+        app.state.crl = config.crl  # mTLS callers (the TTP) are checked against it too
         retrier = DepositRetrier(merchant.retry_deposits, settings.deposit_retry_s)
         retriers.append(retrier)
         retrier.start()

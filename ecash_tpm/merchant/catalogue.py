@@ -361,7 +361,13 @@ class Catalogue:
     def answer_key_request(self, signed: Any, cert_pem: str) -> KeyAnswerReply:
         """Answer the TTP's key request for a paid request (signed answer and our cert)."""
         body, ttp_key = verify_signed(
-            signed, cert_pem, self.config.root, role="ttp", kind=KIND_KEY_REQUEST, now=self.clock()
+            signed,
+            cert_pem,
+            self.config.root,
+            role="ttp",
+            kind=KIND_KEY_REQUEST,
+            now=self.clock(),
+            crl=self.config.crl,
         )
         kr = parse_key_request(body, InputError)
         if kr.merchant_id != self.config.name or kr.ttp_id != common_name(cert_pem):

@@ -56,7 +56,7 @@ from ecash_tpm.merchant.models import (
     SignedRequest,
 )
 from ecash_tpm.merchant.store import MerchantStore, RequestRow
-from ecash_tpm.pki import verify_party_certificate
+from ecash_tpm.pki import CrlProvider, verify_party_certificate
 from ecash_tpm.protocol.coins import (
     PAYMENT_REQUEST_KIND,
     PaymentRequest,
@@ -216,6 +216,8 @@ class MerchantConfig:
     #: longer than that payment's own bank calls (reserve + deposit) can take, so a retry never
     #: overtakes a live payment's reservation (which would answer it with a double spend).
     deposit_retry_after_s: int = 60
+    #: The central bank's current CRL: the bank's certificate on receipts is checked against it.
+    crl: CrlProvider | None = None
 
 
 def _wall_clock() -> int:
@@ -522,6 +524,7 @@ class Merchant:
                 currency=currency,
                 serials=[sp.coin.sigma for sp in spends],
                 now=self.clock(),
+                crl=self.config.crl,
             )
         except EcashError as exc:
             self.store.count("bank_error", exc.code)

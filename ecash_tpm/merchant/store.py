@@ -108,12 +108,20 @@ def _row(r: Mapping[str, Any]) -> RequestRow:
     )
 
 
+#: How long an unpaid request is kept after its deadline (a late payment still gets the precise
+#: ``request expired`` answer rather than ``unknown request``).
+PURGE_GRACE_S = 3600
+
+
 class MerchantStore:
     """Request lifecycle and counters on a :class:`Database` (migrated by the caller/app)."""
 
-    def __init__(self, db: Database, clock: Callable[[], int]) -> None:
+    def __init__(
+        self, db: Database, clock: Callable[[], int], *, purge_grace_s: int = PURGE_GRACE_S
+    ) -> None:
         self._db = db
         self._clock = clock
+        self._purge_grace_s = purge_grace_s
 
     def add_request(
         self,
@@ -143,6 +151,17 @@ class MerchantStore:
                     "t": now,
                 },
             )
+            self._purge_expired(tx, now)
+
+    def _purge_expired(self, tx: Transaction, now: int) -> int:
+        """Drop open requests past ``deadline + purge_grace_s`` (issue 10, attack 9: requests
+        nobody pays must not pile up). Nothing can pay them any more; requests being paid or
+        paid are kept. Runs on every new request, so the table stays bounded by the request
+        rate times the TTL plus grace (the state index keeps the scan to open requests)."""
+        return tx.execute(
+            "DELETE FROM merchant_request WHERE state = 'open' AND deadline < :cut",
+            {"cut": now - self._purge_grace_s},
+        )
 
     def get(self, preq: bytes) -> RequestRow | None:
         with self._db.read() as tx:

@@ -22,7 +22,10 @@ from ecash_tpm.pki.certificates import (
     CertificateUntrustedError,
     CertificateWrongNameError,
     CertificateWrongRoleError,
+    CrlInput,
     CrlInvalidError,
+    CrlProvider,
+    CrlStaleError,
     PkiError,
     UnknownRoleError,
     cert_pem,
@@ -35,6 +38,7 @@ from ecash_tpm.pki.certificates import (
     load_crl,
     verify_party_certificate,
 )
+from ecash_tpm.pki.revocation import CrlSource, CrlUnavailableError
 from ecash_tpm.pki.tls import TLS_DOMAIN, TLS_PURPOSES, tls_identity, verify_tls_peer
 
 __all__ = [
@@ -51,7 +55,12 @@ __all__ = [
     "CertificateUntrustedError",
     "CertificateWrongNameError",
     "CertificateWrongRoleError",
+    "CrlInput",
     "CrlInvalidError",
+    "CrlProvider",
+    "CrlSource",
+    "CrlStaleError",
+    "CrlUnavailableError",
     "PkiError",
     "UnknownRoleError",
     "cert_pem",

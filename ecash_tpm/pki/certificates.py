@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -49,7 +49,10 @@ __all__ = [
     "CertificateUntrustedError",
     "CertificateWrongNameError",
     "CertificateWrongRoleError",
+    "CrlInput",
     "CrlInvalidError",
+    "CrlProvider",
+    "CrlStaleError",
     "PkiError",
     "UnknownRoleError",
     "cert_pem",
@@ -141,6 +144,25 @@ class CrlInvalidError(PkiError):
     """The CRL cannot be parsed, is not signed by the root, or is stale."""
 
     code = "crl.invalid"
+
+
+class CrlStaleError(CrlInvalidError):
+    """The revocation list is past its ``next_update``: revocation status unknown, so the
+    verifier refuses to act (HTTP 503) rather than accept a possibly revoked certificate."""
+
+    code = "crl.stale"
+    http_status = 503
+
+
+@runtime_checkable
+class CrlProvider(Protocol):
+    """Hands out the current verified CRL (:class:`ecash_tpm.pki.revocation.CrlSource`)."""
+
+    def current_crl(self, now: dt.datetime) -> x509.CertificateRevocationList: ...
+
+
+#: What ``crl=`` accepts: a provider (the verifier's current list), a CRL, PEM or DER.
+CrlInput = CrlProvider | x509.CertificateRevocationList | bytes | str
 
 
 class UnknownRoleError(InputError):
@@ -292,7 +314,7 @@ def verify_party_certificate(
     *,
     role: str,
     name: str | None = None,
-    crl: x509.CertificateRevocationList | bytes | str | None = None,
+    crl: CrlInput | None = None,
     now: dt.datetime | None = None,
 ) -> ec.EllipticCurvePublicKey:
     """Check a party certificate against the central bank root and return its P-256 key.
@@ -400,10 +422,16 @@ def _check_leaf_usage(leaf: x509.Certificate, detail: dict[str, Any]) -> None:
 
 
 def _verified_crl(
-    crl: x509.CertificateRevocationList | bytes | str,
+    crl: CrlInput,
     root: x509.Certificate,
     now: dt.datetime,
+    *,
+    allow_stale: bool = False,
 ) -> x509.CertificateRevocationList:
+    """The CRL, checked to be the root's (``crl.invalid``) and current (``crl.stale``); a
+    :class:`CrlProvider` does both itself (docs/protocol.md, "Revocation")."""
+    if isinstance(crl, CrlProvider):
+        return crl.current_crl(now)
     parsed = load_crl(crl)
     root_key = root.public_key()
     if parsed.issuer != root.subject:
@@ -419,8 +447,8 @@ def _verified_crl(
     if parsed.last_update_utc > now:
         raise CrlInvalidError("CRL is from the future")
     next_update = parsed.next_update_utc
-    if next_update is None or next_update < now:
-        raise CrlInvalidError(
+    if not allow_stale and (next_update is None or next_update < now):
+        raise CrlStaleError(
             "CRL is stale: revocation status unknown",
             detail={"next_update": None if next_update is None else next_update.isoformat()},
         )

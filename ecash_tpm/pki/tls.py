@@ -28,6 +28,7 @@ from ecash_tpm.errors import InputError
 from ecash_tpm.pki.certificates import (
     CertificateRevokedError,
     CertificateWrongRoleError,
+    CrlInput,
     _aware_now,
     _name_values,
     _verified_crl,
@@ -69,7 +70,7 @@ def verify_tls_peer(
     *,
     role: str,
     now: dt.datetime | None = None,
-    crl: x509.CertificateRevocationList | bytes | str | None = None,
+    crl: CrlInput | None = None,
 ) -> str:
     """The party name (CN) of a TLS peer certificate for ``role``, after checking it.
 

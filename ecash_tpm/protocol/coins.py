@@ -27,7 +27,7 @@ from ecash_tpm.crypto.groupsig import (
 )
 from ecash_tpm.crypto.signing import PartyKey, canonical_digest, sign_object, verify_object
 from ecash_tpm.errors import EcashError, EncodingError, InputError
-from ecash_tpm.pki import verify_party_certificate
+from ecash_tpm.pki import CrlInput, verify_party_certificate
 from ecash_tpm.protocol.errors import (
     MalformedCoinError,
     RequestExpiredError,
@@ -273,10 +273,12 @@ class PaymentRequest:
         root: x509.Certificate | bytes | str,
         *,
         now: int | None = None,
+        crl: CrlInput | None = None,
     ) -> PaymentRequest:
         """A merchant's signed request as a wallet must check it before paying (docs/protocol.md,
         "Payment requests"): (1) the certificate chains to the central bank's ``root`` with role
-        ``merchant`` and CN = ``merchant_id``; (2) the signature; (3) the body; (4) the deadline.
+        ``merchant`` and CN = ``merchant_id``, not on the central bank's CRL (``crl``,
+        docs/protocol.md "Revocation"); (2) the signature; (3) the body; (4) the deadline.
         Returns the parsed request (``preq`` included)."""
         if not isinstance(doc, Mapping) or not isinstance(doc.get("body"), Mapping):
             raise RequestFormatError("payment request must be a signed object")
@@ -285,7 +287,12 @@ class PaymentRequest:
         if not isinstance(merchant_id, str):
             raise RequestFormatError("payment request has no merchant_id")
         key = verify_party_certificate(  # (1)
-            cert, root, role="merchant", name=merchant_id, now=dt.datetime.fromtimestamp(t, dt.UTC)
+            cert,
+            root,
+            role="merchant",
+            name=merchant_id,
+            now=dt.datetime.fromtimestamp(t, dt.UTC),
+            crl=crl,
         )
         req = parse_request_body(verify_object(doc, key, PAYMENT_REQUEST_KIND))  # (2), (3)
         require_open(req, t)  # (4)
@@ -319,9 +326,10 @@ def verify_payment_request(
     root: x509.Certificate | bytes | str,
     *,
     now: int | None = None,
+    crl: CrlInput | None = None,
 ) -> PaymentRequest:
     """The wallet-side name of :meth:`PaymentRequest.from_signed`."""
-    return PaymentRequest.from_signed(doc, cert, root, now=now)
+    return PaymentRequest.from_signed(doc, cert, root, now=now, crl=crl)
 
 
 def sign_payment_request(

@@ -40,7 +40,7 @@ from ecash_tpm.crypto.encoding import TAG_PREFIX, b64u_encode, tagged_hash
 from ecash_tpm.crypto.sealing import X25519_KEY_LEN, ciphertext_digest
 from ecash_tpm.crypto.signing import canonical_digest, verify_object
 from ecash_tpm.errors import EcashError, InputError
-from ecash_tpm.pki import common_name, verify_party_certificate
+from ecash_tpm.pki import CrlInput, common_name, verify_party_certificate
 from ecash_tpm.protocol.errors import DescriptorError
 from ecash_tpm.protocol.fields import read_bytes, read_currency, read_int, read_name, read_str
 
@@ -124,9 +124,11 @@ def verify_signed(
     kind: str,
     now: int,
     name: str | None = None,
+    crl: CrlInput | None = None,
 ) -> tuple[dict[str, Any], ec.EllipticCurvePublicKey]:
-    """Certificate (role, optional CN, root) then signature; returns ``(body, key)``."""
-    key = verify_party_certificate(cert, root, role=role, name=name, now=_aware(now))
+    """Certificate (role, optional CN, root, the central bank's CRL) then signature; returns
+    ``(body, key)``."""
+    key = verify_party_certificate(cert, root, role=role, name=name, now=_aware(now), crl=crl)
     return verify_object(doc, key, kind), key
 
 

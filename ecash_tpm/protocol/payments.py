@@ -30,7 +30,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode
 from ecash_tpm.crypto.signing import verify_object
 from ecash_tpm.errors import EcashError, EncodingError
-from ecash_tpm.pki import cert_pem, common_name, load_certificate, verify_party_certificate
+from ecash_tpm.pki import (
+    CrlInput,
+    cert_pem,
+    common_name,
+    load_certificate,
+    verify_party_certificate,
+)
 from ecash_tpm.protocol.coins import (
     RECEIPT_KIND,
 )
@@ -192,12 +198,13 @@ class ReceiptBody:
         root: x509.Certificate | bytes | str,
         *,
         now: int | None = None,
+        crl: CrlInput | None = None,
     ) -> ReceiptBody:
         """A receipt signed by a bank certified (role ``bank``) under ``root`` at ``now``.
         Says nothing about *which* payment it is for: :func:`verify_receipt` checks that."""
         t = _now(now)
         try:
-            key = verify_party_certificate(bank_cert, root, role="bank", now=_aware(t))
+            key = verify_party_certificate(bank_cert, root, role="bank", now=_aware(t), crl=crl)
             body = verify_object(doc, key, RECEIPT_KIND)
         except EcashError as exc:
             raise ReceiptInvalidError(
@@ -238,10 +245,11 @@ def verify_receipt(
     currency: str,
     serials: Iterable[bytes],
     now: int | None = None,
+    crl: CrlInput | None = None,
 ) -> ReceiptBody:
     """Check the bank's receipt: bank cert (role bank), signature, and that it is for *this*
     payment (request digest, merchant, amount, currency, exactly these serials)."""
-    rb = ReceiptBody.from_signed(doc, bank_cert, root, now=now)
+    rb = ReceiptBody.from_signed(doc, bank_cert, root, now=now, crl=crl)
     mismatches = []
     if not hmac.compare_digest(rb.preq, preq):
         mismatches.append("preq")

@@ -215,7 +215,12 @@ def create_app(
     _install_error_handlers(app, logger)
     _install_openapi(app)
     # add_middleware prepends: the last one added is the outermost.
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        party_max_bytes=settings.max_party_body_bytes,
+        read_timeout_s=settings.body_read_timeout_s,
+    )
     app.add_middleware(
         RequestContextMiddleware, service=name, logger=logging.getLogger("ecash_tpm.access")
     )

@@ -14,6 +14,14 @@ class PayloadTooLargeError(InputError):
     http_status = 413
 
 
+class BodyReadTimeoutError(InputError):
+    """The client stopped sending its request body for longer than ``body_read_timeout_s``
+    (HTTP 408): the connection is dropped instead of being held open."""
+
+    code = "input.read_timeout"
+    http_status = 408
+
+
 class ServerStartError(EcashError):
     """A service could not be started (lifespan failure, port not reachable in time)."""
 

@@ -7,10 +7,18 @@ The size limit cannot rely on ``Content-Length`` alone: a chunked request has no
 therefore read here, counted, and rejected with 413 ``input.too_large`` as soon as they pass the
 limit (memory use is bounded by the limit, a few hundred KiB), then replayed to the app. A
 declared ``Content-Length`` above the limit is refused before reading anything.
+
+Two more guards against resource exhaustion (issue 10, attack 9): a larger limit
+(``party_max_bytes``, e.g. the TTP's product uploads) applies only to a caller whose TLS client
+certificate the handshake verified against the central bank root, so an anonymous client never
+gets more than ``max_bytes`` buffered; and every wait for the next body chunk is bounded by
+``read_timeout_s``: a half-sent body gets 408 ``input.read_timeout`` and its connection is closed
+rather than held.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -22,7 +30,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ecash_tpm.errors import EcashError, InputError
-from ecash_tpm.service.errors import PayloadTooLargeError
+from ecash_tpm.service.errors import BodyReadTimeoutError, PayloadTooLargeError
 from ecash_tpm.service.logs import _REQUEST_ID, json_default
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -108,22 +116,48 @@ class RequestContextMiddleware:
 
 
 class BodySizeLimitMiddleware:
-    """Rejects request bodies larger than ``max_bytes`` with 413 ``input.too_large``."""
+    """Rejects request bodies larger than the limit with 413 ``input.too_large`` and bodies
+    that stall with 408 ``input.read_timeout`` (see the module docstring)."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_bytes: int,
+        party_max_bytes: int | None = None,
+        read_timeout_s: float | None = None,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.party_max_bytes = max(max_bytes, party_max_bytes or max_bytes)
+        self.read_timeout_s = read_timeout_s
 
-    def _too_large(self, size: int | None) -> PayloadTooLargeError:
-        detail: dict[str, Any] = {"max_bytes": self.max_bytes}
+    def _limit(self, scope: Scope) -> int:
+        """The party limit for a caller with a verified TLS client certificate, else the
+        anonymous one."""
+        tls = (scope.get("extensions") or {}).get("tls") or {}
+        return self.party_max_bytes if tls.get("client_cert_chain") else self.max_bytes
+
+    def _too_large(self, limit: int, size: int | None) -> PayloadTooLargeError:
+        detail: dict[str, Any] = {"max_bytes": limit}
         if size is not None:
             detail["content_length"] = size
         return PayloadTooLargeError("request body too large", detail=detail)
+
+    async def _next(self, receive: Receive) -> Message | None:
+        """The next ASGI message, or None when the client stalled past the read timeout."""
+        if self.read_timeout_s is None:
+            return await receive()
+        try:
+            return await asyncio.wait_for(receive(), self.read_timeout_s)
+        except TimeoutError:
+            return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self._limit(scope)
         declared: int | None = None
         for key, value in scope.get("headers", ()):
             if key == b"content-length":
@@ -133,22 +167,29 @@ class BodySizeLimitMiddleware:
                     await send_error(send, InputError("invalid Content-Length header"))
                     return
                 break
-        if declared is not None and declared > self.max_bytes:
-            await send_error(send, self._too_large(declared))
+        if declared is not None and declared > limit:
+            await send_error(send, self._too_large(limit, declared), {"Connection": "close"})
             return
 
         chunks: list[bytes] = []
         total = 0
         pending: list[Message] = []
         while True:
-            message = await receive()
+            message = await self._next(receive)
+            if message is None:
+                timeout = BodyReadTimeoutError(
+                    "the request body was not sent in time",
+                    detail={"read_timeout_s": self.read_timeout_s, "received_bytes": total},
+                )
+                await send_error(send, timeout, {"Connection": "close"})
+                return
             if message["type"] != "http.request":
                 pending.append(message)  # http.disconnect: let the app see it
                 break
             body = message.get("body", b"")
             total += len(body)
-            if total > self.max_bytes:
-                await send_error(send, self._too_large(declared))
+            if total > limit:
+                await send_error(send, self._too_large(limit, declared), {"Connection": "close"})
                 return
             chunks.append(body)
             if not message.get("more_body", False):

@@ -62,9 +62,11 @@ from ecash_tpm.pki import (
     CertificateWrongNameError,
     CertificateWrongRoleError,
     CrlInvalidError,
+    CrlStaleError,
+    CrlUnavailableError,
 )
 from ecash_tpm.protocol.api.base import ErrorBody
-from ecash_tpm.service.errors import PayloadTooLargeError, RemoteCallError
+from ecash_tpm.service.errors import BodyReadTimeoutError, PayloadTooLargeError, RemoteCallError
 from ecash_tpm.storage import StorageBusyError, StorageUnavailableError
 
 __all__ = [
@@ -219,6 +221,8 @@ CERT_ERRORS: tuple[ErrorSpec, ...] = (
     CertificateWrongNameError,
     CertificateRevokedError,
     CrlInvalidError,
+    CrlStaleError,
+    CrlUnavailableError,
     PublicKeyError,
 )
 """``verify_party_certificate``: a party certificate beside a signed object is not acceptable."""
@@ -277,6 +281,7 @@ _VALIDATION = (
     ),
 )
 _TOO_LARGE = err(PayloadTooLargeError, message="request body too large")
+_READ_TIMEOUT = err(BodyReadTimeoutError, message="the request body was not sent in time")
 _INTERNAL = err(EcashError, message="internal error")
 
 
@@ -316,6 +321,7 @@ def _finish_errors(operation: dict[str, Any], schema_ref: str) -> None:
         shared.extend(_VALIDATION if "requestBody" in operation else _VALIDATION[:1])
     if "requestBody" in operation:
         shared.append(_TOO_LARGE)
+        shared.append(_READ_TIMEOUT)
     shared.append(_INTERNAL)
     _merge(responses, shared, schema_ref)
     for status, entry in responses.items():

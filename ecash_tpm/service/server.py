@@ -107,7 +107,8 @@ def tls_config(tls: TlsFiles | None) -> dict[str, Any]:
     def factory(_config: uvicorn.Config, _default: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
         return context
 
-    return {"ssl_context_factory": factory, "http": tls_protocol(tls.root, tls.crl)}
+    protocol = tls_protocol(tls.root, tls.crl, header_timeout_s=tls.header_timeout_s)
+    return {"ssl_context_factory": factory, "http": protocol}
 
 
 def healthz_only(app: Any) -> Any:

@@ -128,6 +128,20 @@ class ServiceSettings(BaseModel):
     )
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     max_body_bytes: int = Field(default=256 * 1024, ge=1024, le=64 * 1024 * 1024)
+    max_party_body_bytes: int | None = Field(
+        default=None,
+        ge=1024,
+        le=128 * 1024 * 1024,
+        description="larger body limit for callers with a verified TLS client certificate "
+        "(another party); default: max_body_bytes",
+    )
+    body_read_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="longest wait for the next request body chunk (and, over TLS, for a "
+        "complete request head)",
+    )
     tls_cert_file: Path | None = Field(
         default=None, description="TLS certificate (PEM); default: data_dir/tls-cert.pem"
     )
@@ -136,6 +150,20 @@ class ServiceSettings(BaseModel):
     )
     crl_file: Path | None = Field(
         default=None, description="central bank CRL (PEM) checked for TLS client certificates"
+    )
+    crl_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="central bank base URL: every certificate this party accepts is checked "
+        "against its current CRL (GET /v1/crl); overrides crl_file for that check",
+    )
+    centralbank_name: str = Field(
+        default="centralbank",
+        pattern=r"^[A-Za-z0-9._:-]{1,64}$",
+        description="expected CN of the central bank's TLS certificate",
+    )
+    crl_refresh_s: int = Field(
+        default=60, ge=0, le=86400, description="fetch the CRL again after this many seconds"
     )
     insecure_http: bool = Field(
         default=False, description="serve plain HTTP (local experiments; refused with a cert)"
@@ -190,7 +218,13 @@ class ServiceSettings(BaseModel):
                 code="config.tls_missing",
                 detail={"missing": missing},
             )
-        return TlsFiles(cert=cert, key=key, root=root, crl=self.crl_file)
+        return TlsFiles(
+            cert=cert,
+            key=key,
+            root=root,
+            crl=self.crl_file,
+            header_timeout_s=self.body_read_timeout_s,  # half-sent headers: same patience
+        )
 
     def uses_default_database(self) -> bool:
         """True when ``database_url`` is the SQLite file in ``data_dir`` that nobody configured

@@ -39,6 +39,7 @@ from ecash_tpm.errors import AuthenticationError, ConfigError, ForbiddenError
 from ecash_tpm.pki import (
     CertificateRevokedError,
     CertificateWrongRoleError,
+    CrlInput,
     CrlInvalidError,
     load_certificate,
     load_crl,
@@ -156,6 +157,8 @@ class TlsFiles:
     key: Path
     root: Path
     crl: Path | None = None
+    #: Longest wait for a complete request head before the connection is closed.
+    header_timeout_s: float = 10.0
 
 
 def _read(source: PemSource, what: str) -> bytes:
@@ -374,8 +377,11 @@ def peer_party(request: Request, *, role: str) -> str:
             f"this route is for the {role}: connect with its TLS client certificate",
             detail={"role": role},
         )
+    # The party's current CRL (docs/protocol.md, "Revocation"), else the server's CRL file.
     crl_file = tls.get(CRL_KEY)
-    crl = crl_file.current() if isinstance(crl_file, CrlFile) else None
+    crl: CrlInput | None = getattr(request.app.state, "crl", None)
+    if crl is None and isinstance(crl_file, CrlFile):
+        crl = crl_file.current()
     try:
         return verify_tls_peer(chain[0], root, role=role, crl=crl)
     except CertificateRevokedError as exc:

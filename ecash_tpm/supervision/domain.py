@@ -30,7 +30,7 @@ from ecash_tpm.crypto.encoding import b64u_encode
 from ecash_tpm.crypto.groupsig import OpenerSecret, OpeningProof, UnknownMemberError, open_proof
 from ecash_tpm.crypto.signing import PartyKey, sign_object, verify_object
 from ecash_tpm.errors import EcashError, InputError
-from ecash_tpm.pki import load_certificate, verify_party_certificate
+from ecash_tpm.pki import CrlProvider, load_certificate, verify_party_certificate
 from ecash_tpm.protocol.errors import OpeningsDisagreeError, RegistryConflictError
 from ecash_tpm.protocol.evidence import (
     EVIDENCE_KIND,
@@ -119,8 +119,11 @@ class SupervisionDepartment:
         central_bank_root: x509.Certificate | None = None,
         revoker: Revoker | None = None,
         clock: Callable[[], float] = time.time,
+        crl: CrlProvider | None = None,
     ) -> None:
         self.db = db
+        #: The central bank's current CRL: every certificate presented here is checked.
+        self.crl = crl
         self._opener = opener
         self.signer = signer
         self.cert_pem = cert_pem
@@ -173,7 +176,7 @@ class SupervisionDepartment:
         if not cert:
             raise InputError("the registration must come with the issuer certificate")
         key = verify_party_certificate(
-            cert, self.central_bank_root, role="issuer", now=self._now_dt()
+            cert, self.central_bank_root, role="issuer", now=self._now_dt(), crl=self.crl
         )
         body = verify_object(registration, key, REGISTRATION_KIND)
         entry = RegistryEntry.from_body(body)
@@ -236,7 +239,7 @@ class SupervisionDepartment:
             if not bank_cert:
                 raise InputError("the transcripts must come with the bank certificate")
             verify_party_certificate(
-                bank_cert, self.central_bank_root, role="bank", now=self._now_dt()
+                bank_cert, self.central_bank_root, role="bank", now=self._now_dt(), crl=self.crl
             )
             cert_obj = load_certificate(bank_cert)
         bodies = transcript_bodies(transcripts, bank_cert=cert_obj)

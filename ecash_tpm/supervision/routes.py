@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 
+from ecash_tpm.clients.revocation import crl_source_for
 from ecash_tpm.crypto.bn256 import Point
 from ecash_tpm.crypto.groupsig import OpenerSecret
 from ecash_tpm.crypto.groupsig.errors import SpendProofError, UnknownMemberError
@@ -171,6 +172,9 @@ def build_department(
         cert_pem=cert_pem,
         central_bank_root=root,
         revoker=revoker,
+        crl=None
+        if root is None
+        else crl_source_for(settings, settings.resolved_central_bank_root()),
         **kwargs,
     )
 
@@ -207,6 +211,7 @@ def create_supervision_app(
         app.state.supervision = build_department(
             settings, app.state.db, revoker=rev, opener=opener, signer=signer, clock=clock
         )
+        app.state.crl = app.state.supervision.crl  # mTLS callers too (peer_party)
 
     def shutdown(app: FastAPI) -> None:
         while closers:

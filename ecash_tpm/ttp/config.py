@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from cryptography import x509
 
 from ecash_tpm.crypto.signing import PartyKey, sign_object
-from ecash_tpm.pki import certificate_fingerprint
+from ecash_tpm.pki import CrlProvider, certificate_fingerprint
 
 __all__ = [
     "MAX_SPENDS",
@@ -52,6 +52,8 @@ class TtpConfig:
     dispute_window_s: int = 600
     registration_window_s: int = 300
     max_content_bytes: int = 4 * 1024 * 1024
+    #: The central bank's current CRL: every certificate the TTP accepts is checked against it.
+    crl: CrlProvider | None = None
 
 
 class TtpSigner:

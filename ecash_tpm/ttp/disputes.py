@@ -158,6 +158,7 @@ class DisputeDesk:
                 kind=KIND_DEPOSIT_ANSWER,
                 now=now,
                 name=req.bank,
+                crl=self.config.crl,
             )
         except EcashError as exc:
             raise BankAnswerError(
@@ -297,6 +298,7 @@ class DisputeDesk:
                 kind=KIND_KEY_ANSWER,
                 now=self.clock(),
                 name=product.merchant_id,
+                crl=self.config.crl,
             )
         except EcashError as exc:
             raise MerchantAnswerError(

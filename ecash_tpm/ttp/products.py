@@ -88,6 +88,7 @@ class ProductEscrow:
             kind=KIND_REGISTRATION,
             now=now,
             name=merchant_id,
+            crl=self.config.crl,
         )
         reg = parse_registration(body, RegistrationError)
         # §16.3: `created` within registration_window_s, content within max_content_bytes
@@ -205,6 +206,7 @@ class ProductEscrow:
                 role="merchant",
                 name=product.merchant_id,
                 now=aware(now),
+                crl=self.config.crl,
             )
             body = verify_object(request_doc, key, PAYMENT_REQUEST_KIND)
             req = PaymentRequest.from_body(body)

@@ -16,6 +16,7 @@ import httpx
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 
 from ecash_tpm.clients.connect import party_link
+from ecash_tpm.clients.revocation import crl_source_for
 from ecash_tpm.clients.ttp import HttpBankQuery, HttpMerchantLinks
 from ecash_tpm.crypto.encoding import b64u_encode
 from ecash_tpm.crypto.sealing import SealError
@@ -241,6 +242,7 @@ def load_ttp_config(settings: TtpSettings) -> TtpConfig:
         dispute_window_s=settings.dispute_window_s,
         registration_window_s=settings.registration_window_s,
         max_content_bytes=settings.max_content_bytes,
+        crl=crl_source_for(settings, settings.resolved_root_cert()),
     )
 
 
@@ -302,6 +304,7 @@ def create_ttp_app(
             links = merchants
         store = TtpStore(app.state.db, tick)
         app.state.ttp = Ttp(cfg, store, gateway, links, clock=tick)
+        app.state.crl = cfg.crl  # mTLS callers are checked against it too (peer_party)
 
     def stop(app: FastAPI) -> None:
         while closers:

@@ -42,7 +42,9 @@ class TtpSettings(ServiceSettings):
     )
     registration_window_s: int = Field(default=300, ge=10, le=86400)
     max_content_bytes: int = Field(default=4 * 1024 * 1024, ge=1, le=64 * 1024 * 1024)
-    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, le=128 * 1024 * 1024)
+    # Anonymous callers (customers opening disputes) get the default 256 KiB; merchants, who
+    # connect with their TLS client certificate, may upload product content up to this size.
+    max_party_body_bytes: int | None = Field(default=8 * 1024 * 1024, ge=1024, le=128 * 1024 * 1024)
     remote_timeout_s: float = Field(
         default=10.0, gt=0, le=120, description="bank and merchant call timeout"
     )

@@ -22,6 +22,7 @@ from cryptography import x509
 
 from ecash_tpm.crypto.bn256 import Point
 from ecash_tpm.crypto.groupsig import DaaSigner
+from ecash_tpm.pki import CrlProvider
 from ecash_tpm.wallet.store import WalletStore
 
 __all__ = ["MAX_REQUEST_DEADLINE_S", "RootCertificate", "SpendingContext", "WalletContext"]
@@ -46,6 +47,9 @@ class WalletContext:
     bank_name: str | None = None
     #: Requests whose deadline lies further ahead are refused before any proof is made.
     max_deadline_s: int = MAX_REQUEST_DEADLINE_S
+    #: The central bank's current CRL: merchant and bank certificates on it are refused
+    #: (docs/protocol.md, "Revocation"); None only where no CRL is configured.
+    crl: CrlProvider | None = None
 
     def spending(
         self, signer: DaaSigner, *, hop: Point, expected_t0: Point | None = None
@@ -57,6 +61,7 @@ class WalletContext:
             self.clock,
             self.bank_name,
             max_deadline_s=self.max_deadline_s,
+            crl=self.crl,
             signer=signer,
             hop=hop,
             expected_t0=expected_t0,

@@ -188,7 +188,7 @@ def pay(
     store, signer = ctx.store, ctx.signer
     now = ctx.clock()
     # step 1 (docs/protocol.md 6): certificate, signature, deadline, and our own bank
-    req = verify_payment_request(request_doc, cert, ctx.root, now=now)
+    req = verify_payment_request(request_doc, cert, ctx.root, now=now, crl=ctx.crl)
     if ctx.bank_name is not None and req.bank != ctx.bank_name:
         raise WrongBankError(
             "the merchant wants payment through another bank",
@@ -264,6 +264,7 @@ def pay(
             currency=req.currency,
             serials=serials,
             now=ctx.clock(),
+            crl=ctx.crl,
         )
     except EcashError as exc:
         store.note_error(payment_id, exc.code)  # coins stay pending: recovery asks the bank

@@ -73,6 +73,7 @@ from ecash_tpm.centralbank.ca import CentralBankCA
 from ecash_tpm.clients.bank import BankClient
 from ecash_tpm.clients.issuer import IssuerClient
 from ecash_tpm.clients.merchant import MerchantClient
+from ecash_tpm.clients.revocation import crl_source
 from ecash_tpm.clients.supervision import HttpMemberRegistry, SupervisionClient
 from ecash_tpm.crypto import blindrsa
 from ecash_tpm.crypto.encoding import b64u_encode
@@ -95,6 +96,7 @@ from ecash_tpm.supervision.domain import SupervisionDepartment
 from ecash_tpm.supervision.routes import create_supervision_app
 from ecash_tpm.supervision.settings import SupervisionSettings
 from support.certified import certify_epoch, keyset_certifier
+from support.crl import CRL_VALID_S, publish_crl
 
 __all__ = [
     "BINARY_DENOMINATIONS",
@@ -222,6 +224,21 @@ class System:
     _fx_clients: dict[str, Any] = field(default_factory=dict)  # fair-exchange clients, shared
     _merchant_clients: dict[str, MerchantClient] = field(default_factory=dict)
     _anonymous_bank: BankClient | None = None
+    crl_path: Path | None = None  # the central bank's CRL every party checks (publish_crl)
+
+    def publish_crl(self, valid_for_s: int | None = None) -> Path:
+        """Publish the CA's current CRL (issued at the system clock's now) where every party
+        reads it: what a deployment does after a revocation and before ``next_update``."""
+        if self.crl_path is None:
+            raise RuntimeError("this system has no CRL file")
+        valid = CRL_VALID_S if valid_for_s is None else valid_for_s
+        return publish_crl(self.ca, self.crl_path, self.clock(), valid)
+
+    def crl_source(self) -> Any:
+        """A fresh :class:`~ecash_tpm.pki.CrlSource` on the published CRL (as a wallet has)."""
+        if self.crl_path is None:
+            return None
+        return crl_source(root=self.root_path, crl_url=None, crl_file=self.crl_path)
 
     @property
     def root_path(self) -> Path:
@@ -415,7 +432,10 @@ class WalletHandle:
         """The :class:`~ecash_tpm.wallet.context.WalletContext` of this wallet."""
         from ecash_tpm.wallet.context import WalletContext
 
-        return WalletContext(self.store, self.system.root_pem, self.system.clock, "bank")
+        system = self.system
+        return WalletContext(
+            self.store, system.root_pem, system.clock, "bank", crl=system.crl_source()
+        )
 
     def spending(self, signer: Any = None) -> Any:
         """The :class:`~ecash_tpm.wallet.context.SpendingContext` with this wallet's TPM signer
@@ -570,6 +590,7 @@ def start_system(
     dispute_window_s: int = 600,
     merchant_admin_token: str | None = None,
     tls: bool = True,
+    server_settings: dict[str, Any] | None = None,
 ) -> Iterator[System]:
     """Start the system (see the module docstring); stops every server on exit.
 
@@ -586,7 +607,12 @@ def start_system(
         stack.callback(ca.close)
         root_pem = ca.root_pem().decode("ascii")
         root_path = _write(base / "central-bank-root.pem", root_pem)
-        plain = {"insecure_http": True} if not tls else {}
+        # The central bank's CRL, kept fresh by this "deployment" (System.publish_crl): every
+        # party checks the certificates it accepts against it (docs/protocol.md, "Revocation").
+        crl_path = base / "central-bank-crl.pem"
+        publish_crl(ca, crl_path, tick(), CRL_VALID_S)
+        plain: dict[str, Any] = {"insecure_http": True} if not tls else {}
+        plain.update(server_settings or {})  # e.g. body_read_timeout_s for every party
 
         def tls_files(role: str, name: str, data_dir: Path) -> TlsFiles | None:
             """Issued before the party's app is made: its clients present them (mTLS)."""
@@ -607,7 +633,7 @@ def start_system(
         sup_key, sup_cert = _certify(ca, "supervision", "supervision")
         revoker = _LateRevoker()
         sup_settings = SupervisionSettings(
-            data_dir=base / "supervision", central_bank_root=root_path, **plain
+            data_dir=base / "supervision", central_bank_root=root_path, crl_file=crl_path, **plain
         )
         _write(sup_settings.resolved_certificate_file(), sup_cert)
         sup_app = create_supervision_app(
@@ -690,6 +716,7 @@ def start_system(
             clock=tick,
             keygen=_pooled_keygen(),
             keyset_certifier=keyset_certifier(ca, tick),  # docs/protocol.md 4.1
+            crl=crl_source(root=root_path, crl_url=None, crl_file=crl_path),
         )
         customer = Customer("alice", "correct horse battery", secrets.token_bytes(20), tick)
         bank.create_customer(
@@ -715,6 +742,7 @@ def start_system(
                 data_dir=base / "ttp",
                 bank_url=bank_url,
                 dispute_window_s=dispute_window_s,
+                crl_file=crl_path,
                 **plain,
             )
             _write(ttp_settings.resolved_key_file(), ttp_key.private_pem(), 0o600)
@@ -743,6 +771,7 @@ def start_system(
                 reserve=reserve,
                 ttp_url=ttp_url,
                 admin_token=merchant_admin_token,
+                crl_file=crl_path,
                 **plain,
             )
             _write(settings.resolved_key_file(), m_key.private_pem(), 0o600)
@@ -772,6 +801,7 @@ def start_system(
             ttp_url=ttp_url,
             ttp=ttp_domain,
             tls=tls,
+            crl_path=crl_path,
         )
         try:
             yield system

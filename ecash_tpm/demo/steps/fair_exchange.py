@@ -20,7 +20,7 @@ def fair_exchange(ctx: StoryContext, detail: dict[str, Any]) -> None:
         raise DemoCheckError("the wallet's TPM signer is not open")
     purchases = PurchaseStore.open(ctx.wallet_dir, now)
     ctx.on_close(purchases.close)
-    wallet = WalletContext(ctx.wallet, dep.root_pem(), now, "bank")
+    wallet = WalletContext(ctx.wallet, dep.root_pem(), now, "bank", crl=dep.crl_source())
     buyer = Buyer(
         wallet.spending(ctx.signer, hop=ctx.member.opener_public, expected_t0=ctx.member.t0),
         purchases,

@@ -24,7 +24,7 @@ def pay(ctx: StoryContext, detail: dict[str, Any]) -> None:
         f"{body['merchant_id']}, signed by its certified key",
     )
     ctx.signer = open_signer(ctx.devices["A"], ctx.wallet_dir, member)
-    wallet = WalletContext(ctx.wallet, dep.root_pem(), now, "bank")
+    wallet = WalletContext(ctx.wallet, dep.root_pem(), now, "bank", crl=dep.crl_source())
     result = wallet_pay(
         wallet.spending(ctx.signer, hop=member.opener_public, expected_t0=member.t0),
         offer["request"],

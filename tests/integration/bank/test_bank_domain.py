@@ -648,8 +648,10 @@ def test_login_token_and_totp_replay(world: BankWorld) -> None:
     code = _totp(TOTP_SECRET, world.clock())
     session = world.bank.login("alice", PASSWORD, code)
     assert world.bank.authenticate(session.token) == "alice"
-    with pytest.raises(E.InvalidCredentialsError):  # RFC 6238 §5.2: a code works once
+    with pytest.raises(E.TotpReusedError) as reused:  # RFC 6238 §5.2: a code works once
         world.bank.login("alice", PASSWORD, code)
+    assert reused.value.code == "auth.totp_reused" and reused.value.http_status == 401
+    assert world.bank.login_blacklist.failures("login:alice") == []  # ... and is no failure
     world.clock.advance(30)
     world.bank.login("alice", PASSWORD, _totp(TOTP_SECRET, world.clock()))
     world.clock.advance(world.bank.policy.token_ttl_s)
@@ -659,7 +661,7 @@ def test_login_token_and_totp_replay(world: BankWorld) -> None:
         world.bank.authenticate("not-a-token")
 
 
-def test_login_blacklist_after_bad_passwords_and_totp(world: BankWorld) -> None:
+def test_login_lockout_after_bad_passwords_and_totp(world: BankWorld) -> None:
     world.customer("alice", 100)
     with pytest.raises(E.InvalidCredentialsError):
         world.bank.login("alice", "wrong password", _totp(TOTP_SECRET, world.clock()))
@@ -667,12 +669,14 @@ def test_login_blacklist_after_bad_passwords_and_totp(world: BankWorld) -> None:
         world.bank.login("alice", PASSWORD, "000000")
     with pytest.raises(E.InvalidCredentialsError):
         world.bank.login("alice", "another guess", "123456")
-    with pytest.raises(E.LoginBlacklistedError) as err:  # right password, still refused
+    with pytest.raises(E.LoginLockedError) as err:  # right password, still refused
         world.bank.login("alice", PASSWORD, _totp(TOTP_SECRET, world.clock()))
-    assert err.value.code == "auth.blacklisted" and err.value.http_status == 403
+    assert err.value.code == "auth.locked" and err.value.http_status == 429
+    assert 0 < err.value.detail["retry_after"] <= world.bank.policy.login_window_s
     reasons = [f.reason for f in world.bank.login_blacklist.failures("login:alice")]
     assert reasons == ["bad_password", "bad_totp", "bad_password"]
-    world.bank.lift_blacklist("login:alice", lifted_by="operator", reason="customer called")
+    assert world.bank.login_blacklist.entries() == []  # the lock-out expires, no blacklist
+    world.clock.advance(world.bank.policy.login_window_s)
     world.bank.login("alice", PASSWORD, _totp(TOTP_SECRET, world.clock()))
     with pytest.raises(E.InvalidCredentialsError):
         world.bank.login("nobody", PASSWORD, "123456")

@@ -209,7 +209,7 @@ def test_locked_coin_answers_409_with_retry_after(world: BankWorld, base_url: st
         assert client.coin_status(coin[0].sigma)["state"] == "spent"
 
 
-def test_login_blacklist_over_http(world: BankWorld, base_url: str) -> None:
+def test_login_lockout_over_http(world: BankWorld, base_url: str) -> None:
     world.customer("frank", 10)
     with BankClient(base_url) as client:
         for guess in ("guess-1", "guess-2", "guess-3"):
@@ -218,7 +218,7 @@ def test_login_blacklist_over_http(world: BankWorld, base_url: str) -> None:
             assert err.value.code == "auth.invalid_credentials" and err.value.status == 401
         with pytest.raises(RemoteCallError) as err:
             client.login("frank", PASSWORD, _totp(world.clock()))
-        assert err.value.code == "auth.blacklisted" and err.value.status == 403
+        assert err.value.code == "auth.locked" and err.value.status == 429
 
 
 def test_bad_input_is_a_typed_400(base_url: str, pki: Pki) -> None:

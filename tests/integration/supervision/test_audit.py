@@ -1,7 +1,7 @@
 """The supervision department's audit of a bank (issue 5 item 4), from outside the bank's code.
 
 One bank is built per module with real withdrawals, deposits, a refused double spend, a merchant
-blacklisted and lifted, and an active login blacklist; the audit of that database is clean.
+blacklisted, lifted and blacklisted again; the audit of that database is clean.
 Then a *copy* of the database is tampered with the way a buggy or dishonest bank could (raw
 SQL, constraints dropped where needed) and each tampering must be reported with the right
 violation kind, table, row and serial.
@@ -111,9 +111,10 @@ def build_audit_world(db_url: str, data_dir: Path, pki: Pki, keys: KeyPool) -> B
         "merchant:shop-b", lifted_by="supervision:supervision", reason="merchant fixed its keys"
     )
     w.deposit("shop-b", request, good)
-    for _ in range(3):  # an active login entry
-        with pytest.raises(E.InvalidCredentialsError):
-            w.bank.login("bob", "not the password", "000000")
+    request_b = w.request("shop-b", 1)
+    for _ in range(3):  # an active entry (failed logins lock out for a while, they never list)
+        with refused(SpendProofError, "bank.bad_proof"):
+            w.deposit("shop-b", request_b, [_bad_proof(good[0])])
     return w
 
 
@@ -344,17 +345,20 @@ def tamper_blacklist_too_few(con: sqlite3.Connection, aw: AuditWorld) -> dict[st
     ).fetchone()
     cur = con.execute(
         "INSERT INTO blacklist (subject, listed_at, reason, failure_ids, threshold, window_s)"
-        " VALUES ('merchant:shop-a', ?, 'made up', ?, 3, 600)",
+        " VALUES ('merchant:shop-z', ?, 'made up', ?, 3, 600)",
         (aw.now, json.dumps([failure_id])),
     )
     return {"table": "blacklist", "row_id": cur.lastrowid}
 
 
 def tamper_blacklist_outside_window(con: sqlite3.Connection, aw: AuditWorld) -> dict[str, Any]:
-    con.execute("UPDATE verification_failure SET at = at - 5000 WHERE subject = 'login:bob'")
-    (entry_id,) = con.execute(
-        "SELECT entry_id FROM blacklist WHERE subject = 'login:bob'"
+    (entry_id, ids) = con.execute(
+        "SELECT entry_id, failure_ids FROM blacklist WHERE lifted_at IS NULL"
     ).fetchone()
+    for failure_id in json.loads(ids):
+        con.execute(
+            "UPDATE verification_failure SET at = at - 5000 WHERE failure_id = ?", (failure_id,)
+        )
     return {"table": "blacklist", "row_id": entry_id}
 
 

@@ -321,7 +321,7 @@ def test_crl_numbers_increase_and_crl_expires(ca: CentralBankCA) -> None:
             crl=crl,
             now=dt.datetime.now(UTC) + dt.timedelta(hours=2),
         )
-    assert _code(info) == "crl.invalid"
+    assert _code(info) == "crl.stale" and info.value.http_status == 503
 
 
 def test_revoke_errors(ca: CentralBankCA) -> None:
