@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from ecash_tpm.clients.connect import Link
     from ecash_tpm.clients.merchant import MerchantClient
     from ecash_tpm.device import TpmDevice
+    from ecash_tpm.pki import CrlInput
     from ecash_tpm.wallet.context import SpendingContext, WalletContext
     from ecash_tpm.wallet.ek_source import EkCertificateSource
     from ecash_tpm.wallet.membership import Membership
@@ -535,7 +536,9 @@ def _cmd_pay(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fetch_receipts(args: argparse.Namespace, store: WalletStore) -> dict[str, Any]:
+def _fetch_receipts(
+    args: argparse.Namespace, store: WalletStore, crl: CrlInput | None
+) -> dict[str, Any]:
     """protocol.md §8.1: ask each open payment's (and purchase's) merchant for its answer."""
     from ecash_tpm.clients.merchant import MerchantClient
     from ecash_tpm.wallet.purchases import PURCHASES_DB_FILE, PurchaseStore
@@ -553,8 +556,8 @@ def _fetch_receipts(args: argparse.Namespace, store: WalletStore) -> dict[str, A
         bought: list[dict[str, Any]] = []
         if (Path(args.data) / PURCHASES_DB_FILE).is_file():  # purchases first: key and receipt
             purchases = stack.enter_context(PurchaseStore.open(args.data, _now))
-            bought = fetch_purchases(store, purchases, shop, root=root, clock=_now)
-        paid = fetch_receipts(store, lambda r: shop(r.merchant_url), root=root, clock=_now)
+            bought = fetch_purchases(store, purchases, shop, root=root, clock=_now, crl=crl)
+        paid = fetch_receipts(store, lambda r: shop(r.merchant_url), root=root, clock=_now, crl=crl)
     return {"purchases": bought, "receipts": [r.to_dict() for r in paid]}
 
 
@@ -566,7 +569,8 @@ def _cmd_recover(args: argparse.Namespace) -> int:
     cfg = _coin_settings(args, need_bank=True)
     root = _coin_root(args)
     with WalletStore.open(data, _now) as store, _bank_client(args, cfg) as bank:
-        fetched = _fetch_receipts(args, store)  # issue 10, attack 8: the merchant's answer
+        crl = _wallet_context(store, root, cfg, args).crl
+        fetched = _fetch_receipts(args, store, crl)  # issue 10, attack 8: the merchant's answer
         results = recover_payments(
             store,
             bank,
@@ -574,6 +578,7 @@ def _cmd_recover(args: argparse.Namespace) -> int:
             root=root,
             bank_name=cfg.get("bank_name"),
             grace_s=args.grace,
+            crl=crl,
         )
     rows = [r.to_dict() for r in results]
     lines = [f"{r['purchase_id']}: {r['outcome']}" for r in fetched["purchases"]]

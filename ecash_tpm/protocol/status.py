@@ -34,7 +34,7 @@ from ecash_tpm.crypto.encoding import b64u_encode
 from ecash_tpm.crypto.groupsig import PREQ_LEN, SIGMA_LEN
 from ecash_tpm.crypto.signing import PartyKey, sign_object, verify_object
 from ecash_tpm.errors import EcashError
-from ecash_tpm.pki import verify_party_certificate
+from ecash_tpm.pki import CrlInput, verify_party_certificate
 from ecash_tpm.protocol.errors import CoinStatusInvalidError, RefusalInvalidError
 from ecash_tpm.protocol.fields import read_bytes, read_int, read_str
 
@@ -71,10 +71,14 @@ def _bank_body(
     *,
     bank_name: str | None,
     now: int | None,
+    crl: CrlInput | None,
 ) -> dict[str, Any]:
-    """Step (1)-(2) of 10.1: certificate of role ``bank`` from the root, then the signature."""
+    """Step (1)-(2) of 10.1: certificate of role ``bank`` from the root (not on the central
+    bank's current CRL, 13.2), then the signature."""
     try:
-        key = verify_party_certificate(cert, root, role="bank", name=bank_name, now=_aware(now))
+        key = verify_party_certificate(
+            cert, root, role="bank", name=bank_name, now=_aware(now), crl=crl
+        )
         return verify_object(doc, key, kind)
     except EcashError as exc:
         raise err(
@@ -165,11 +169,14 @@ class CoinStatusStatement:
         serials: Iterable[bytes],
         bank_name: str | None = None,
         now: int | None = None,
+        crl: CrlInput | None = None,
     ) -> CoinStatusStatement:
         """10.1 (1) bank certificate from ``root`` (CN ``bank_name`` when given), (2) the
         signature, (3) exactly ``serials``. ``now`` is only for the certificate's validity."""
         err = CoinStatusInvalidError
-        body = _bank_body(doc, cert, root, COIN_STATUS_KIND, err, bank_name=bank_name, now=now)
+        body = _bank_body(
+            doc, cert, root, COIN_STATUS_KIND, err, bank_name=bank_name, now=now, crl=crl
+        )
         raw = body.get("coins")
         if not isinstance(raw, list) or len(raw) > MAX_STATUS_SERIALS:
             raise err("coins must be a list", detail={"field": "coins"})
@@ -213,10 +220,13 @@ class DepositRefusal:
         serials: Iterable[bytes],
         bank_name: str | None = None,
         now: int | None = None,
+        crl: CrlInput | None = None,
     ) -> DepositRefusal:
         """10.1 (1)-(2) as for coin status, (3) this request and exactly these serials."""
         err = RefusalInvalidError
-        body = _bank_body(doc, cert, root, DEPOSIT_REFUSAL_KIND, err, bank_name=bank_name, now=now)
+        body = _bank_body(
+            doc, cert, root, DEPOSIT_REFUSAL_KIND, err, bank_name=bank_name, now=now, crl=crl
+        )
         raw = body.get("serials")
         if not isinstance(raw, list) or len(raw) > MAX_STATUS_SERIALS:
             raise err("serials must be a list", detail={"field": "serials"})

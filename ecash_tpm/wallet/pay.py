@@ -47,6 +47,7 @@ from ecash_tpm.crypto.bn256 import Point
 from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode
 from ecash_tpm.crypto.groupsig import DaaSigner, make_spend_proof
 from ecash_tpm.errors import EcashError, InputError, RemoteError
+from ecash_tpm.pki import CrlInput
 from ecash_tpm.progress import ProgressCallback, silent
 from ecash_tpm.protocol.coins import Spend, verify_payment_request
 from ecash_tpm.protocol.payments import verify_receipt
@@ -354,6 +355,7 @@ def _signed_double_spend(
             serials=serials,
             bank_name=ctx.bank_name,
             now=ctx.clock(),
+            crl=ctx.crl,
         )
         spent = b64u_decode(str(refusal.detail.get("serial", "")))
     except EcashError:
@@ -413,6 +415,7 @@ def fetch_status(
     root: RootCertificate,
     bank_name: str | None,
     now: int,
+    crl: CrlInput | None = None,
 ) -> CoinStatusStatement:
     """The bank-signed status of ``serials`` (batches of at most MAX_STATUS_SERIALS), verified:
     bank certificate from ``root``, signature, exactly these serials (10.1). Several batches
@@ -431,6 +434,7 @@ def fetch_status(
                 serials=chunk,
                 bank_name=bank_name,
                 now=now,
+                crl=crl,
             )
         )
     return CoinStatusStatement(
@@ -448,6 +452,7 @@ def recover_payments(
     root: RootCertificate,
     bank_name: str | None = None,
     grace_s: int = RECOVERY_GRACE_S,
+    crl: CrlInput | None = None,
 ) -> list[RecoveryResult]:
     """Settle every open payment from ONE bank-signed status of all their serials (see the
     module docstring); ``clock`` only checks the bank certificate's validity. A status that
@@ -469,7 +474,7 @@ def recover_payments(
         return results
     serials = [s for record in sent for s in record.serials]
     try:
-        status = fetch_status(bank, serials, root=root, bank_name=bank_name, now=clock())
+        status = fetch_status(bank, serials, root=root, bank_name=bank_name, now=clock(), crl=crl)
     except EcashError as exc:  # a lying bank or man in the middle: nothing is released
         for record in sent:
             store.note_error(record.payment_id, exc.code)

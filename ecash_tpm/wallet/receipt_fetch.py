@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ecash_tpm.errors import ConflictError, EcashError
+from ecash_tpm.pki import CrlInput
 from ecash_tpm.protocol.payments import verify_receipt
 from ecash_tpm.wallet.context import RootCertificate
 from ecash_tpm.wallet.purchases.buy import deliver
@@ -83,6 +84,7 @@ def fetch_receipt(
     *,
     root: RootCertificate,
     clock: Callable[[], int],
+    crl: CrlInput | None = None,
 ) -> ReceiptFetch:
     """Ask ``merchant`` for the answer of the open payment ``record``; on a receipt that
     verifies, the payment turns ``paid`` and its coins ``spent`` (one transaction)."""
@@ -105,6 +107,7 @@ def fetch_receipt(
         currency=record.currency,
         serials=record.serials,
         now=clock(),
+        crl=crl,  # 13.2: a revoked bank certificate makes no receipt
     )
     paid = dict(receipt)  # type: ignore[arg-type]
     store.finish_payment(record.payment_id, state="paid", receipt=paid, spent=record.serials)
@@ -120,6 +123,7 @@ def fetch_receipts(
     *,
     root: RootCertificate,
     clock: Callable[[], int],
+    crl: CrlInput | None = None,
 ) -> list[ReceiptFetch]:
     """:func:`fetch_receipt` for every payment sent without an answer whose merchant
     ``merchant_for`` can reach (``None``: skipped); never raises for one payment."""
@@ -131,7 +135,7 @@ def fetch_receipts(
             merchant = merchant_for(record)
             if merchant is None:
                 continue
-            results.append(fetch_receipt(store, record, merchant, root=root, clock=clock))
+            results.append(fetch_receipt(store, record, merchant, root=root, clock=clock, crl=crl))
         except EcashError as exc:  # not paid, unreachable, a bad receipt: recovery decides
             results.append(ReceiptFetch(record.payment_id, exc.code))
     return results
@@ -152,6 +156,7 @@ def fetch_purchase(
     *,
     root: RootCertificate,
     clock: Callable[[], int],
+    crl: CrlInput | None = None,
 ) -> PurchaseResult:
     """A purchase left ``sent``: the receipt and k sealed to the purchase key from the
     merchant, then the content (docs/protocol.md §8.1, §16.4 step 4). No key in the answer ->
@@ -167,7 +172,7 @@ def fetch_purchase(
         raise PaymentNotOpenError(
             "no open payment for this purchase", detail={"purchase_id": purchase_id}
         )
-    fetched = fetch_receipt(store, record, merchant, root=root, clock=clock)
+    fetched = fetch_receipt(store, record, merchant, root=root, clock=clock, crl=crl)
     purchases.update(
         purchase_id, payment_id=record.payment_id, receipt=fetched.receipt, state="paid"
     )
@@ -187,6 +192,7 @@ def fetch_purchases(
     *,
     root: RootCertificate,
     clock: Callable[[], int],
+    crl: CrlInput | None = None,
 ) -> list[dict[str, Any]]:
     """:func:`fetch_purchase` for every purchase sent without an answer whose merchant URL
     ``merchant_for`` can reach; ``[{purchase_id, outcome}]`` with ``"complete"`` or the error
@@ -199,7 +205,9 @@ def fetch_purchases(
             merchant = merchant_for(p.merchant_url)
             if merchant is None:
                 continue
-            fetch_purchase(store, purchases, p.purchase_id, merchant, root=root, clock=clock)
+            fetch_purchase(
+                store, purchases, p.purchase_id, merchant, root=root, clock=clock, crl=crl
+            )
             outcome = "complete"
         except EcashError as exc:
             outcome = exc.code

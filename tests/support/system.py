@@ -528,6 +528,7 @@ class WalletHandle:
         from ecash_tpm.wallet.pay import recover_payments
 
         kw.setdefault("clock", self.system.clock)
+        kw.setdefault("crl", self.system.crl_source())
         return recover_payments(
             self.store, self.system.bank_client(), root=self.system.root_pem, bank_name="bank", **kw
         )
