@@ -56,6 +56,7 @@ SECURED = {
     ("bank", "post", "/v1/join-authorisation"): "loginToken",
     ("centralbank", "post", "/v1/certify"): "adminToken",
     ("centralbank", "post", "/v1/certify-tls"): "adminToken",
+    ("centralbank", "post", "/v1/certify-issuer-epoch"): "adminToken",
     ("centralbank", "post", "/v1/revoke"): "adminToken",
     ("issuer", "get", "/v1/members"): "membersToken",
     ("merchant", "post", "/v1/products"): "adminToken",

@@ -150,7 +150,9 @@ def test_deposit_refusal_verifies_only_for_this_request_and_coins(pki: Pki) -> N
 
 
 def _ctx(pki: Pki) -> Any:
-    return SimpleNamespace(root=pki.root_pem, bank_name="bank", clock=lambda: int(time.time()))
+    return SimpleNamespace(
+        root=pki.root_pem, bank_name="bank", crl=None, clock=lambda: int(time.time())
+    )
 
 
 def _refused(detail: dict[str, Any], code: str = "bank.double_spend") -> RemoteCallError:
