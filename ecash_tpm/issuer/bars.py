@@ -37,6 +37,7 @@ from ecash_tpm.issuer.errors import (
     JoinAuthorisationReplayedError,
 )
 from ecash_tpm.issuer.trust import EkTrustStore
+from ecash_tpm.pki import CrlInput
 from ecash_tpm.protocol.api.issuer import EkPresentation, JoinStartRequest
 from ecash_tpm.protocol.join_auth import JoinAuthorisation, JoinAuthorisationMissingError
 from ecash_tpm.storage import Transaction, UniqueViolationError
@@ -65,7 +66,7 @@ def require_root(root: x509.Certificate | None) -> x509.Certificate:
 
 
 def check_authorisation(
-    req: JoinStartRequest, root: x509.Certificate | None, now: int
+    req: JoinStartRequest, root: x509.Certificate | None, now: int, crl: CrlInput | None = None
 ) -> JoinAuthorisation:
     """docs/protocol.md "Join authorisation", steps (1)-(5); the nonce is spent later."""
     if req.authorisation is None or req.authorisation_cert is None:
@@ -73,7 +74,7 @@ def check_authorisation(
             "join/start needs the bank's join authorisation for the account and its certificate"
         )
     auth = JoinAuthorisation.from_signed(
-        req.authorisation, req.authorisation_cert, require_root(root), now=now
+        req.authorisation, req.authorisation_cert, require_root(root), now=now, crl=crl
     )
     auth.check_for(req.account_id, req.ak_public)
     return auth

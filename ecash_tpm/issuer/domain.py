@@ -81,7 +81,7 @@ from ecash_tpm.issuer.errors import (
 from ecash_tpm.issuer.keys import IssuerKeyStore
 from ecash_tpm.issuer.policy import PcrPolicy
 from ecash_tpm.issuer.trust import EkTrustStore
-from ecash_tpm.pki import verify_party_certificate
+from ecash_tpm.pki import CrlProvider, verify_party_certificate
 from ecash_tpm.protocol.api.issuer import (
     CredentialChallenge,
     IssuerInfo,
@@ -192,6 +192,7 @@ class IssuerService:
         central_bank_root: x509.Certificate | None = None,
         authorisation_root: x509.Certificate | None = None,
         required_ek_kinds: tuple[str, ...] = ("rsa2048",),
+        crl: CrlProvider | None = None,
     ) -> None:
         self.db = db
         self.keys = keys
@@ -205,6 +206,8 @@ class IssuerService:
         # bank join authorisations and supervision lifts (docs/protocol.md "Join authorisation")
         self.authorisation_root = authorisation_root or central_bank_root
         self.required_ek_kinds = required_ek_kinds
+        #: The central bank's current CRL for the bank and supervision certificates (13.2).
+        self.crl = crl
 
     def _now(self) -> int:
         return int(self.clock())
@@ -232,7 +235,7 @@ class IssuerService:
         """Check the platform's identity and keys; answer with the MakeCredential challenge."""
         account_id = _check_account(req.account_id)
         # docs/protocol.md "Join authorisation": the account owner asked the bank for this join
-        auth = bars.check_authorisation(req, self.authorisation_root, self._now())
+        auth = bars.check_authorisation(req, self.authorisation_root, self._now(), self.crl)
         ek, ek_area = self.trust.verify(req.ek_cert, req.ek_public, now=self._now_dt())
         ak_area = check_ak_public(req.ak_public)
         check_daa_public(req.daa_public)
@@ -486,7 +489,7 @@ class IssuerService:
         lets the revoked member's account and TPM join again (its credential stays revoked)."""
         now = self._now()
         order = RevocationLift.from_signed(
-            lift, cert, bars.require_root(self.authorisation_root), now=now
+            lift, cert, bars.require_root(self.authorisation_root), now=now, crl=self.crl
         )
         if order.member_id != member_id:
             raise RevocationLiftInvalidError(

@@ -21,6 +21,7 @@ from ecash_tpm.attest.errors import (
     WireUnsupportedError,
     WireValueError,
 )
+from ecash_tpm.clients.revocation import crl_source_for
 from ecash_tpm.crypto.bn256 import Point
 from ecash_tpm.crypto.groupsig.errors import GroupsigEncodingError, JoinProofError, SpendProofError
 from ecash_tpm.crypto.signing import PartyKey
@@ -340,6 +341,7 @@ def build_service(
         except OSError as exc:
             raise ConfigError(f"cannot read {anchor}: {exc}") from exc
     kwargs = {} if clock is None else {"clock": clock}
+    root_path = Path(settings.central_bank_root) if settings.central_bank_root else anchor
     return IssuerService(
         db,
         IssuerKeyStore.open(settings.resolved_key_dir()),
@@ -351,6 +353,7 @@ def build_service(
         central_bank_root=root,
         authorisation_root=auth_root,
         required_ek_kinds=tuple(settings.required_ek_kinds),
+        crl=crl_source_for(settings, root_path) if auth_root is not None else None,
         **kwargs,
     )
 

@@ -23,7 +23,7 @@ from cryptography import x509
 from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode, tagged_hash
 from ecash_tpm.crypto.signing import verify_object
 from ecash_tpm.errors import AuthenticationError, EcashError, ForbiddenError, ProtocolError
-from ecash_tpm.pki import verify_party_certificate
+from ecash_tpm.pki import CrlInput, verify_party_certificate
 
 __all__ = [
     "JOIN_AUTHORISATION_KIND",
@@ -127,10 +127,12 @@ class JoinAuthorisation:
         root: x509.Certificate | bytes | str,
         *,
         now: int,
+        crl: CrlInput | None = None,
     ) -> JoinAuthorisation:
-        """Steps (1)-(4): certificate, signature, body, freshness. (5) is :meth:`check_for`."""
+        """Steps (1)-(4): certificate (not on the central bank's CRL, 13.2), signature, body,
+        freshness. (5) is :meth:`check_for`."""
         when = dt.datetime.fromtimestamp(now, dt.UTC)
-        key = verify_party_certificate(cert, root, role="bank", now=when)  # (1) cert.* codes
+        key = verify_party_certificate(cert, root, role="bank", now=when, crl=crl)  # (1) cert.*
         try:
             body = verify_object(doc, key, JOIN_AUTHORISATION_KIND)  # (2)
         except EcashError as exc:
@@ -216,10 +218,11 @@ class RevocationLift:
         root: x509.Certificate | bytes | str,
         *,
         now: int,
+        crl: CrlInput | None = None,
     ) -> RevocationLift:
-        """Supervision certificate (role ``supervision``), signature, body."""
+        """Supervision certificate (role ``supervision``, not on the CRL), signature, body."""
         when = dt.datetime.fromtimestamp(now, dt.UTC)
-        key = verify_party_certificate(cert, root, role="supervision", now=when)
+        key = verify_party_certificate(cert, root, role="supervision", now=when, crl=crl)
         try:
             body = verify_object(doc, key, REVOCATION_LIFT_KIND)
         except EcashError as exc:

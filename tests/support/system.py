@@ -658,7 +658,9 @@ def start_system(
         sup_client = SupervisionClient(sup_url, **link("supervision", "supervision", iss_dir))
         stack.callback(sup_client.close)
         iss_app = create_issuer_app(
-            IssuerSettings(data_dir=iss_dir, central_bank_root=root_path, **plain),
+            IssuerSettings(
+                data_dir=iss_dir, central_bank_root=root_path, crl_file=crl_path, **plain
+            ),
             registry=HttpMemberRegistry(sup_client, iss_key, iss_cert),
             clock=tick,
             trust=EkTrustStore(tuple(roots), tuple(inter)),

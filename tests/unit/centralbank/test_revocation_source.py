@@ -26,11 +26,13 @@ from ecash_tpm.pki import (
 
 UTC = dt.UTC
 NOW = dt.datetime.now(UTC).replace(microsecond=0)
+#: Certificates start before NOW: the suite may reach these tests minutes after import.
+START = NOW - dt.timedelta(days=1)
 
 
 @pytest.fixture
 def ca(tmp_path: Path) -> Iterator[CentralBankCA]:
-    authority = CentralBankCA.create(tmp_path / "ca")
+    authority = CentralBankCA.create(tmp_path / "ca", now=START)
     yield authority
     authority.close()
 
@@ -56,7 +58,7 @@ class Published:
 
 
 def test_revoked_certificate_refused_after_refresh(ca: CentralBankCA) -> None:
-    shop = ca.certify("merchant", "shop-1", PartyKey.generate().public_key)
+    shop = ca.certify("merchant", "shop-1", PartyKey.generate().public_key, not_before=START)
     published = Published(_pem(ca))
     source = CrlSource(ca.root_certificate, published, refresh_s=60)
     verify_party_certificate(shop, ca.root_certificate, role="merchant", crl=source, now=NOW)
@@ -73,7 +75,7 @@ def test_revoked_certificate_refused_after_refresh(ca: CentralBankCA) -> None:
 
 
 def test_stale_list_refuses_to_act(ca: CentralBankCA) -> None:
-    shop = ca.certify("merchant", "shop-1", PartyKey.generate().public_key)
+    shop = ca.certify("merchant", "shop-1", PartyKey.generate().public_key, not_before=START)
     published = Published(_pem(ca, valid_s=3600))
     source = CrlSource(ca.root_certificate, published, refresh_s=60)
     source.current_crl(NOW)
@@ -107,7 +109,7 @@ def test_no_list_at_all_is_unavailable(ca: CentralBankCA) -> None:
 
 
 def test_forged_list_refused(ca: CentralBankCA, tmp_path: Path) -> None:
-    other = CentralBankCA.create(tmp_path / "other")  # same subject, another key
+    other = CentralBankCA.create(tmp_path / "other", now=START)  # same subject, another key
     try:
         source = CrlSource(ca.root_certificate, Published(_pem(other)))
         with pytest.raises(CrlInvalidError) as info:
@@ -121,7 +123,7 @@ def test_tls_peer_checked_against_source(ca: CentralBankCA) -> None:
     from cryptography.hazmat.primitives.asymmetric import ec
 
     cert = ca.certify_tls(
-        "merchant", "shop-1", ec.generate_private_key(ec.SECP256R1()).public_key()
+        "merchant", "shop-1", ec.generate_private_key(ec.SECP256R1()).public_key(), not_before=START
     )
     ca.revoke(cert.serial_number)
     source = CrlSource(ca.root_certificate, Published(_pem(ca)), refresh_s=0)
@@ -130,7 +132,7 @@ def test_tls_peer_checked_against_source(ca: CentralBankCA) -> None:
 
 
 def test_file_source_rereads_changed_file(ca: CentralBankCA, tmp_path: Path) -> None:
-    shop = ca.certify("merchant", "shop-1", PartyKey.generate().public_key)
+    shop = ca.certify("merchant", "shop-1", PartyKey.generate().public_key, not_before=START)
     path = tmp_path / "crl.pem"
     path.write_bytes(_pem(ca))
     source = crl_source(root=ca.root_certificate, crl_url=None, crl_file=path)

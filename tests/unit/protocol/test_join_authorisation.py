@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
 from support.join_kit import JoinAuthority
 
 from ecash_tpm.crypto.signing import PartyKey, sign_object
@@ -132,3 +133,41 @@ def test_revocation_lift(authority: JoinAuthority) -> None:
     )
     for bad in ({**body, "reason": ""}, {"member_id": "m-1"}, {**body, "issued_at": True}):
         assert code_of(lambda b=bad: RevocationLift.from_body(b)) == "issuer.lift_invalid"
+
+
+def test_revoked_bank_and_supervision_certificates_are_refused(tmp_path: Path) -> None:
+    """13.2: the issuer checks both against the central bank's CRL (issue 10, attack 10)."""
+    fresh = JoinAuthority(tmp_path / "ca", clock=lambda: NOW)
+    try:
+        grant = fresh.authorise("alice", AK)
+        lift = sign_object(
+            fresh.supervision_key,
+            REVOCATION_LIFT_KIND,
+            RevocationLift("m-1", "repaid", NOW).to_body(),
+        )
+        when = dt.datetime.fromtimestamp(NOW, dt.UTC)
+        clean = fresh.ca.crl(now=when)
+        JoinAuthorisation.from_signed(
+            grant["authorisation"], grant["cert"], fresh.root_pem, now=NOW, crl=clean
+        )
+        for pem in (fresh.bank_cert_pem, fresh.supervision_cert_pem):
+            fresh.ca.revoke(x509.load_pem_x509_certificate(pem.encode()).serial_number, now=when)
+        crl = fresh.ca.crl(now=when)
+        assert (
+            code_of(
+                lambda: JoinAuthorisation.from_signed(
+                    grant["authorisation"], grant["cert"], fresh.root_pem, now=NOW, crl=crl
+                )
+            )
+            == "cert.revoked"
+        )
+        assert (
+            code_of(
+                lambda: RevocationLift.from_signed(
+                    lift, fresh.supervision_cert_pem, fresh.root_pem, now=NOW, crl=crl
+                )
+            )
+            == "cert.revoked"
+        )
+    finally:
+        fresh.ca.close()

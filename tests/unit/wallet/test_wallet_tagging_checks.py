@@ -41,17 +41,19 @@ from ecash_tpm.wallet.store import WalletStore
 from ecash_tpm.wallet.withdraw import check_certified_keysets
 
 NOW = int(dt.datetime.now(dt.UTC).timestamp())
+#: Certificates start before NOW: the suite may reach these tests minutes after import.
+START = dt.datetime.fromtimestamp(NOW - 86400, dt.UTC)
 
 
 @pytest.fixture(scope="module")
 def ca(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CentralBankCA]:
-    with CentralBankCA.create(tmp_path_factory.mktemp("cb") / "ca") as c:
+    with CentralBankCA.create(tmp_path_factory.mktemp("cb") / "ca", now=START) as c:
         yield c
 
 
 @pytest.fixture(scope="module")
 def other_ca(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CentralBankCA]:
-    with CentralBankCA.create(tmp_path_factory.mktemp("cb2") / "ca") as c:
+    with CentralBankCA.create(tmp_path_factory.mktemp("cb2") / "ca", now=START) as c:
         yield c
 
 
@@ -140,7 +142,7 @@ def test_certificate_of_another_root_or_epoch_is_refused(
 @pytest.fixture(scope="module")
 def bank(ca: CentralBankCA) -> tuple[PartyKey, x509.Certificate]:
     key = PartyKey.generate()
-    return key, ca.certify("bank", "bank", key.public_key)
+    return key, ca.certify("bank", "bank", key.public_key, not_before=START)
 
 
 def _descriptor(key: PartyKey, value: int) -> dict[str, Any]:
