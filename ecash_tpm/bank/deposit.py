@@ -16,12 +16,13 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ecash_tpm.bank.errors import CoinLockedError, DepositConflictError
+from ecash_tpm.bank.errors import CoinLockedError, DepositConflictError, DoubleSpendError
 from ecash_tpm.bank.ledger import merchant_account, post_transaction
 from ecash_tpm.bank.models import CoinStatus, ReserveResult
 from ecash_tpm.bank.reports import DoubleSpendReports, DoubleSpendSeen
 from ecash_tpm.bank.store import deposits as rows
 from ecash_tpm.bank.store import guards as guard_rows
+from ecash_tpm.bank.store import swaps as swap_rows
 from ecash_tpm.bank.verify import (
     DEPOSIT_FIELDS,
     RESERVE_FIELDS,
@@ -50,7 +51,21 @@ from ecash_tpm.protocol.status import (
 )
 from ecash_tpm.storage import Database, Transaction, UniqueViolationError
 
-__all__ = ["Deposits", "decode_sigma"]
+__all__ = ["SWAP_SPENDER", "Deposits", "SwappedSeen", "decode_sigma"]
+
+#: The ``merchant_id`` a signed coin status names for a coin spent by a swap (§9.2).
+SWAP_SPENDER = "bank:swap"
+
+
+class SwappedSeen(DoubleSpendError):
+    """§9.2: the serial was spent by a swap; ``detail`` names the swap's request id."""
+
+    def __init__(self, sigma: bytes, request_id: str) -> None:
+        super().__init__(
+            "coin already spent (swapped)",
+            detail={"serial": b64u_encode(sigma), "swap_request_id": request_id},
+        )
+        self.sigma = sigma
 
 
 def _transcript_body(
@@ -83,11 +98,15 @@ def _transcript_body(
 
 
 def _check_not_spent(tx: Transaction, sigmas: Sequence[bytes]) -> None:
-    """§9: every serial not in ``spent_coin`` (else 409 ``bank.double_spend``)."""
+    """§9: every serial not in ``spent_coin`` nor swapped (§9.2) (else 409
+    ``bank.double_spend``)."""
     for sigma in sigmas:
         spent = rows.spent_by(tx, sigma)
         if spent is not None:
             raise DoubleSpendSeen(sigma, spent[0], spent[1])
+        swapped = swap_rows.swapped(tx, sigma)
+        if swapped is not None:
+            raise SwappedSeen(sigma, swapped.request_id)
 
 
 def _check_not_locked(
@@ -140,6 +159,16 @@ def _coin_state(tx: Transaction, sigma: bytes, now: int) -> CoinState:
             preq=spent.preq,
             deposit_id=spent.deposit_id,
             deposited_at=spent.spent_at,
+        )
+    swapped = swap_rows.swapped(tx, sigma)
+    if swapped is not None:  # §9.2: a swapped coin is spent (by the bank itself)
+        return CoinState(
+            sigma,
+            "spent",
+            merchant_id=SWAP_SPENDER,
+            preq=swapped.preq,
+            deposit_id=swapped.request_id,
+            deposited_at=swapped.spent_at,
         )
     lock = rows.lock_detail(tx, sigma)
     if lock is not None and lock[2] > now:
@@ -285,6 +314,9 @@ class Deposits:
             self._reports.after_double_spend(exc, bodies[exc.sigma], req.preq)
             self._sign_refusal(exc, merchant_id, req.preq, list(bodies), now)
             raise
+        except SwappedSeen as exc:  # §9.2: spent by a swap; refused and signed like the above
+            self._sign_refusal(exc, merchant_id, req.preq, list(bodies), now)
+            raise
         return receipt
 
     def _sign_refusal(
@@ -356,6 +388,9 @@ class Deposits:
 
         try:
             locked_until: int = self._run_money(book)
+        except SwappedSeen as exc:  # §9.2
+            self._sign_refusal(exc, merchant_id, req.preq, sigmas, now)
+            raise
         except DoubleSpendSeen as exc:
             item = next(c for c in checked if c.spend.coin.sigma == exc.sigma)
             attempt = _transcript_body(
@@ -385,7 +420,7 @@ class Deposits:
             raise InputError(f"sigma must be {SIGMA_LEN} bytes")
         now = self._clock()
         with self._db.read() as tx:
-            if rows.is_spent(tx, sigma):
+            if rows.is_spent(tx, sigma) or swap_rows.swapped(tx, sigma) is not None:
                 return CoinStatus(sigma, "spent")
             lock = rows.lock(tx, sigma)
         if lock is not None and lock[1] > now:

@@ -49,6 +49,7 @@ from ecash_tpm.bank.protocols import (
 )
 from ecash_tpm.bank.reports import DoubleSpendReports
 from ecash_tpm.bank.settings import DEFAULT_DENOMINATIONS, BankSettings
+from ecash_tpm.bank.swap import Swaps
 from ecash_tpm.bank.throttle import SourceThrottle
 from ecash_tpm.bank.verify import DepositChecks
 from ecash_tpm.bank.withdraw import Withdrawals, WithdrawItem
@@ -243,6 +244,16 @@ class BankDomain:
             bank_cert_pem=bank_cert.public_bytes(serialization.Encoding.PEM).decode("ascii"),
             max_deadline_s=self.policy.max_deadline_s,
         )
+        # issue 12: anonymous change and refresh (docs/protocol.md 9.2)
+        self.swaps = Swaps(
+            db,
+            checks=checks,
+            keysets=self.keysets,
+            bank_name=self.bank_name,
+            currency=self.currency,
+            max_deadline_s=self.policy.max_deadline_s,
+            clock=clock,
+        )
 
     @classmethod
     def from_settings(
@@ -395,6 +406,10 @@ class BankDomain:
     def signed_status(self, sigmas: Sequence[bytes]) -> dict[str, Any]:
         """The bank-signed ``coin-status`` of ``sigmas`` (docs/protocol.md 10.1)."""
         return self.deposits.signed_status(sigmas)
+
+    def swap(self, wire: Any) -> tuple[str, list[bytes]]:
+        """Coins in, blind signatures on new coins out (docs/protocol.md 9.2)."""
+        return self.swaps.swap(wire)
 
     # --- blacklist ----------------------------------------------------------------------------
 

@@ -214,3 +214,19 @@ COUNTED_FAILURES: dict[str, str] = {
     BAD_PROOF: "bad_proof",
     MalformedCoinError.code: "malformed_coin",
 }
+
+
+# --- swap (docs/protocol.md §9.2, issue 12) -----------------------------------------------------
+
+
+class SwapConflictError(ConflictError):
+    """The swap's request_id was already used for a different swap."""
+
+    code = "bank.swap_conflict"
+
+
+class SwapExpiredError(InputError):
+    """The swap request's deadline has passed by the bank's clock (or lies too far ahead):
+    after the deadline the bank books nothing, so the wallet's coins are free again."""
+
+    code = "bank.swap_expired"

@@ -375,3 +375,16 @@ class JoinAuthorisationAnswer(ApiModel):
 
     authorisation: SignedDoc
     cert: str
+
+
+class SwapBody(ApiModel):
+    """docs/protocol.md 9.2: the swap request body and one spend per input (checked by the
+    domain: every field of the request is committed to by the spend proofs)."""
+
+    request: dict[str, Any]
+    spends: list[dict[str, Any]] = Field(min_length=1, max_length=64)
+
+
+class SwapAnswer(ApiModel):
+    request_id: str
+    blind_signatures: list[B64Bytes]

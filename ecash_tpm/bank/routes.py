@@ -37,6 +37,8 @@ from ecash_tpm.bank.errors import (
     MerchantKeyMismatchError,
     MerchantSignatureError,
     NotBlacklistedError,
+    SwapConflictError,
+    SwapExpiredError,
     TotpReusedError,
     UnknownAccountError,
     UnknownMerchantError,
@@ -60,6 +62,8 @@ from ecash_tpm.bank.models import (
     ReserveAnswer,
     ReserveBody,
     SignedCoinStatusAnswer,
+    SwapAnswer,
+    SwapBody,
     TtpDepositAnswer,
     WithdrawAnswer,
     WithdrawBody,
@@ -288,6 +292,32 @@ def build_router() -> APIRouter:
         _same_merchant(request, signed)
         receipt = bank.deposit(signed, body.cert)
         return DepositAnswer(receipt=receipt, cert=bank.bank_cert_pem())
+
+    @router.post(
+        "/swap",
+        summary="Coins in, blind signatures on new coins out: anonymous change and refresh",
+        responses=errors(
+            InputError,
+            RequestMismatchError,
+            SwapExpiredError,
+            SwapConflictError,
+            MalformedCoinError,
+            _UNKNOWN_KEYSET,
+            _KEYSET_EXPIRED,
+            err(CoinSignatureError, BAD_COIN_SIGNATURE, detail={"index": 0, "serial": "..."}),
+            err(SpendProofError, BAD_PROOF, detail={"index": 0, "serial": "..."}),
+            BadCredentialError,
+            err(DoubleSpendError, message="coin already spent", detail={"serial": "3q2-7w"}),
+            err(CoinLockedError, retry_after=True, detail={"retry_after": 42}),
+            BlindRsaInputError,
+            SigningFailureError,
+            err(ConfigError, message="opener_public (Hop) is not configured"),
+            LedgerInvariantError,
+        ),
+    )
+    def swap(body: SwapBody, bank: Bank) -> SwapAnswer:
+        request_id, signatures = bank.swap(body.model_dump())
+        return SwapAnswer(request_id=request_id, blind_signatures=signatures)
 
     @router.get(
         "/coins/{sigma}",

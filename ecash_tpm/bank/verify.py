@@ -235,6 +235,15 @@ class DepositChecks:
 
     def spends(self, req: PaymentRequest, spends_data: Any, now: int) -> list[Checked]:
         """§9 step 3: every coin of the payment, in the order of §7.2."""
+        return self.coins(
+            spends_data, preq=req.preq, currency=req.currency, amount=req.amount, now=now
+        )
+
+    def coins(
+        self, spends_data: Any, *, preq: bytes, currency: str, amount: int | None, now: int
+    ) -> list[Checked]:
+        """§9 step 3 over any ``preq``: a payment's (``amount`` = the request's) or a swap's
+        (§9.2, ``amount`` None: the swap checks its totals itself). The one coin check."""
         if self._hop is None:
             raise ConfigError(
                 "opener_public (Hop) is not configured: the bank cannot check spend proofs",
@@ -247,7 +256,7 @@ class DepositChecks:
         for index, spend in enumerate(spends):
             # (3b) keyset known, in the request's currency, open for deposit now
             keyset = self._keysets.get(spend.coin.keyset_id)
-            if keyset.currency != req.currency:
+            if keyset.currency != currency:
                 raise RequestMismatchError(
                     "coin currency differs from the request", detail={"index": index}
                 )
@@ -258,10 +267,10 @@ class DepositChecks:
             checked.append(Checked(spend, keyset))
         # (3c) coin values add up to the amount
         total = sum(c.keyset.value for c in checked)
-        if total != req.amount:
+        if amount is not None and total != amount:
             raise RequestMismatchError(
                 "coin values do not add up to the requested amount",
-                detail={"coins": total, "amount": req.amount},
+                detail={"coins": total, "amount": amount},
             )
         for index, item in enumerate(checked):
             where: dict[str, Any] = {"index": index, "serial": b64u_encode(item.spend.coin.sigma)}
@@ -272,8 +281,8 @@ class DepositChecks:
                     item.spend,
                     item.keyset,
                     hop=hop,
-                    preq=req.preq,
-                    currency=req.currency,
+                    preq=preq,
+                    currency=currency,
                     now=now,
                     credential_check=partial(self._check_credential, index=index, where=where),
                 )

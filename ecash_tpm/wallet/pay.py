@@ -55,7 +55,7 @@ from ecash_tpm.protocol.status import MAX_STATUS_SERIALS, CoinStatusStatement, D
 from ecash_tpm.service.errors import RemoteCallError
 from ecash_tpm.wallet.coins import HeldCoin, select_coins
 from ecash_tpm.wallet.context import RootCertificate, SpendingContext
-from ecash_tpm.wallet.records import PaymentRecord
+from ecash_tpm.wallet.records import SWAP_MERCHANT, PaymentRecord
 from ecash_tpm.wallet.store import WalletStore
 
 __all__ = [
@@ -116,6 +116,13 @@ class CoinStatusSource(Protocol):
     def coin_statuses(self, serials: Sequence[bytes]) -> dict[str, Any]: ...
 
 
+class ChangeMaker(Protocol):
+    """Makes an amount payable exactly before coins are picked (``wallet.swap.Change``: one
+    swap at most, docs/protocol.md 9.2); returns what it swapped, or None."""
+
+    def make_exact(self, amount: int, currency: str) -> Any: ...
+
+
 class MerchantApi(Protocol):
     """The merchant as the wallet sees it (over HTTP: ``MerchantClient``)."""
 
@@ -135,9 +142,12 @@ class PayResult:
     coins: list[int]
     receipt: dict[str, Any]
     timings: dict[str, float] = field(default_factory=dict)
+    #: the swap made for this payment (``SwapResult.to_dict()``), if one was needed
+    swap: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        extra = {} if self.swap is None else {"swap": self.swap}
+        return extra | {
             "payment_id": self.payment_id,
             "merchant_id": self.merchant_id,
             "amount": self.amount,
@@ -182,9 +192,11 @@ def pay(
     merchant_url: str | None = None,
     self_check: bool = True,
     progress: ProgressCallback | None = None,
+    change: ChangeMaker | None = None,
 ) -> PayResult:
     """Pay a merchant's signed request with the wallet of ``ctx`` (see the module docstring);
-    ``progress`` hears of every spend proof made with the TPM."""
+    ``progress`` hears of every spend proof made with the TPM; ``change`` swaps first when no
+    exact combination of coins is held (docs/protocol.md 9.2)."""
     say = progress or silent
     store, signer = ctx.store, ctx.signer
     now = ctx.clock()
@@ -200,7 +212,9 @@ def pay(
             "the request's deadline is too far ahead: its coins could be held until then",
             detail={"deadline": req.deadline, "now": now, "max_deadline_s": ctx.max_deadline_s},
         )
-    # step 2 (7): exact coins, marked pending with the payment in one transaction
+    # step 2 (7, 9.2): at most one swap makes the amount payable exactly; then exact coins,
+    # marked pending with the payment in one transaction
+    swapped = None if change is None else change.make_exact(req.amount, req.currency)
     payment_id = "pay-" + secrets.token_hex(12)
     chosen = store.start_payment(
         payment_id=payment_id,
@@ -281,6 +295,7 @@ def pay(
         coins=sorted((c.value for c in chosen), reverse=True),
         receipt=dict(receipt),
         timings=timings,
+        swap=None if swapped is None else swapped.to_dict(),
     )
 
 
@@ -379,6 +394,8 @@ def _recover_one(
     unspent = [s for s, st in states.items() if st == "unspent"]
     locked = [s for s, st in states.items() if st == "locked"]
     t = status.bank_time
+    if spent and record.merchant_id == SWAP_MERCHANT:  # 9.2: outputs come from the swap's
+        return RecoveryResult(record.payment_id, "waiting", shown, bank_time=t)  # retry
     if spent and len(spent) == len(states):
         store.finish_payment(record.payment_id, state="spent", spent=spent)
         return RecoveryResult(record.payment_id, "spent", shown, bank_time=t)

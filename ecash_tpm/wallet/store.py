@@ -312,6 +312,57 @@ class WalletStore:
                 {"r": request_id, "t": now},
             )
 
+    def complete_swap(
+        self,
+        payment_id: str,
+        request_id: str,
+        items: Sequence[PendingCoin],
+        coins: Sequence[HeldCoin],
+    ) -> None:
+        """A swap answered (docs/protocol.md 9.2), atomically: its input coins spent, its
+        outputs stored as coins (under a ``done`` withdrawal row named by the swap's
+        request_id, so they are never re-sent as a withdrawal). Idempotent."""
+        now = self._clock()
+        with self._db.transaction() as tx:
+            done = tx.fetchval(
+                "SELECT state FROM wallet_withdrawal WHERE request_id = :r", {"r": request_id}
+            )
+            if done is not None:
+                return
+            tx.execute(
+                "INSERT INTO wallet_withdrawal (request_id, state, amount, currency, items,"
+                " created_at, updated_at) VALUES (:r, 'done', :a, :c, :i, :t, :t)",
+                {
+                    "r": request_id,
+                    "a": sum(i.value for i in items),
+                    "c": items[0].currency,
+                    "i": json.dumps([i.to_json() for i in items]),
+                    "t": now,
+                },
+            )
+            for hc in coins:
+                tx.execute(
+                    "INSERT INTO wallet_coin (sigma, keyset_id, value, currency, deposit_until,"
+                    " coin, state, request_id, created_at, updated_at)"
+                    " VALUES (:s, :k, :v, :c, :du, :coin, 'unspent', :r, :t, :t)",
+                    {
+                        "s": hc.sigma,
+                        "k": hc.coin.keyset_id,
+                        "v": hc.value,
+                        "c": hc.currency,
+                        "du": hc.deposit_until,
+                        "coin": json.dumps(hc.coin.to_dict()),
+                        "r": request_id,
+                        "t": now,
+                    },
+                )
+            self._set_payment_tx(tx, payment_id, "spent", frm=_OPEN_PAYMENT_STATES)
+            tx.execute(
+                "UPDATE wallet_coin SET state = 'spent', updated_at = :t"
+                " WHERE payment_id = :id AND state = 'pending'",
+                {"id": payment_id, "t": now},
+            )
+
     def fail_withdrawal(self, request_id: str, code: str) -> None:
         """Give a withdrawal up after the bank refused it for good (nothing was debited)."""
         with self._db.transaction() as tx:

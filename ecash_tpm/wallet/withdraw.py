@@ -44,8 +44,10 @@ __all__ = [
     "WalletBank",
     "WithdrawalPendingError",
     "WithdrawResult",
+    "blind_coins",
     "check_certified_keysets",
     "fetch_keysets",
+    "finalize_coins",
     "new_request_id",
     "plan_withdrawal",
     "resume_withdrawals",
@@ -172,6 +174,20 @@ def plan_withdrawal(
     for ks in keysets:  # largest value first, then the longest-lived keyset of that value
         by_value.setdefault(ks.value, ks)
     values = split_amount(amount, by_value.keys(), strategy)
+    return blind_coins(by_value, credential, epoch, values, progress=say)
+
+
+def blind_coins(
+    by_value: dict[int, Keyset],
+    credential: Credential,
+    epoch: int,
+    values: Sequence[int],
+    *,
+    progress: ProgressCallback | None = None,
+) -> list[PendingCoin]:
+    """One blinded coin per value under ``by_value[value]``: a fresh serial and credential
+    randomization each (withdrawals and swap outputs, docs/protocol.md 5.1 and 9.2)."""
+    say = progress or silent
     out: list[PendingCoin] = []
     say("blinding coins", 0, len(values))
     for value in values:
@@ -198,7 +214,7 @@ def plan_withdrawal(
     return out
 
 
-def _finalize(
+def finalize_coins(
     pending: PendingWithdrawal,
     sigs: Sequence[bytes],
     book: KeysetBook,
@@ -249,7 +265,7 @@ def send_withdrawal(
             detail={"request_id": pending.request_id, "cause": exc.code},
         ) from exc
     say("the bank signs blindly", len(items), len(items))
-    coins = _finalize(pending, sigs, book, say)
+    coins = finalize_coins(pending, sigs, book, say)
     store.complete_withdrawal(pending.request_id, coins)
     return WithdrawResult(pending.request_id, pending.amount, pending.currency, coins)
 

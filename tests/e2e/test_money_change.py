@@ -1,0 +1,143 @@
+"""Issue 12 end to end: anonymous change and refresh by swap (docs/protocol.md 9.2).
+
+Every party is a real HTTPS server; the coins are bound to the swtpm. The bank runs its default
+denominations (1, 2, 5, 10, 20, 50, ...)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.money import change_for, hand_swap, pay_with_change
+from support.system import System, WalletHandle, start_system
+from test_e2e_payment import bank_refusal, coin_of, tpm_spend
+
+from ecash_tpm.bank.settings import DEFAULT_DENOMINATIONS
+from ecash_tpm.device import TpmDevice
+from ecash_tpm.service.errors import RemoteCallError
+
+pytestmark = pytest.mark.swtpm
+
+
+@pytest.fixture
+def device(swtpm: Any) -> Iterator[TpmDevice]:
+    with TpmDevice(swtpm.tcti) as dev:
+        yield dev
+
+
+@pytest.fixture
+def system(swtpm: Any, device: TpmDevice, tmp_path: Path) -> Iterator[System]:
+    with start_system(
+        tmp_path / "sys",
+        swtpm=swtpm,
+        tpm=device,
+        denominations=DEFAULT_DENOMINATIONS,
+        initial_balance=1000,
+        withdraw_period_s=4 * 3600,
+        deposit_period_s=4 * 3600,
+    ) as s:
+        yield s
+
+
+@pytest.fixture
+def wallet(system: System, device: TpmDevice, tmp_path: Path) -> WalletHandle:
+    return system.open_wallet(device, tmp_path / "w")
+
+
+def test_every_amount_to_zero_with_at_most_one_swap(system: System, wallet: WalletHandle) -> None:
+    """After ``withdraw 1000``, a random walk of payments spends the balance to zero; every
+    payment succeeds with at most one swap, and the ledger ends where it should."""
+    wallet.withdraw(1000)
+    change = change_for(wallet)
+    rng = random.Random(12)
+    paid, payments, swaps = 0, 0, 0
+    while wallet.balance() > 0 and payments < 45:
+        left = wallet.balance()
+        amount = left if payments == 44 or left <= 3 else rng.randint(1, max(1, left // 3))
+        before = len(change.swaps)
+        result = pay_with_change(wallet, amount, change=change)
+        used = len(change.swaps) - before
+        assert used <= 1, (amount, change.swaps[before:])
+        assert (result.swap is not None) == (used == 1)
+        swaps += used
+        paid += amount
+        payments += 1
+        assert wallet.balance() == 1000 - paid
+    assert wallet.balance() == 0 and paid == 1000
+    assert swaps > 0  # the walk did need change
+    assert system.merchant_balance("shop-1") == 1000
+    assert system.outstanding() == 0
+
+
+def test_swapped_coin_cannot_be_deposited_again(system: System, wallet: WalletHandle) -> None:
+    """A swapped coin is spent: depositing it later is a double spend, and swapping a
+    deposited coin is one too (409 ``bank.double_spend``)."""
+    wallet.withdraw(10, strategy="fewest")
+    hc = coin_of(wallet, 10)
+    body, spends = hand_swap(wallet, [hc.coin], [5, 5])
+    assert len(system.bank_client().swap(body, spends)) == 2
+    assert len(system.bank_client().swap(body, spends)) == 2  # idempotent by request id
+    req = wallet.request(10, "shop-1")
+    refused = bank_refusal(system, "shop-1", req, [tpm_spend(wallet, hc.coin, req)])
+    assert refused.code == "bank.double_spend"
+    assert "refusal" in refused.detail  # the bank signs it (docs/protocol.md 10.1)
+    # the other way round: a deposited coin cannot be swapped
+    wallet.withdraw(10, strategy="fewest")
+    hc2 = coin_of(wallet, 10)
+    wallet.pay(10, "shop-1")
+    body2, spends2 = hand_swap(wallet, [hc2.coin], [10])
+    with pytest.raises(RemoteCallError) as exc:
+        system.bank_client().swap(body2, spends2)
+    assert exc.value.code == "bank.double_spend"
+    assert system.outstanding() == 10  # the swap's outputs (5 + 5) were never collected
+
+
+def test_swap_refusals(system: System, wallet: WalletHandle) -> None:
+    """Outputs must add up to the inputs; a request id is one swap; deadlines hold."""
+    wallet.withdraw(10, strategy="fewest")
+    hc = coin_of(wallet, 10)
+    client = system.bank_client()
+    body, spends = hand_swap(wallet, [hc.coin], [5, 2])
+    with pytest.raises(RemoteCallError) as exc:
+        client.swap(body, spends)
+    assert exc.value.code == "bank.request_mismatch"
+    body, spends = hand_swap(wallet, [hc.coin], [5, 5], deadline_s=-1)
+    with pytest.raises(RemoteCallError) as exc:
+        client.swap(body, spends)
+    assert exc.value.code == "bank.swap_expired"
+    body, spends = hand_swap(wallet, [hc.coin], [5, 5])
+    other = dict(body, outputs=body["outputs"][::-1])
+    with pytest.raises(RemoteCallError) as exc:  # the proofs sign the outputs
+        client.swap(other, spends)
+    assert exc.value.code == "bank.bad_proof"
+    client.swap(body, spends)
+    body2, spends2 = hand_swap(wallet, [hc.coin], [10])
+    body2["request_id"] = body["request_id"]
+    with pytest.raises(RemoteCallError) as exc:
+        client.swap(body2, spends2)
+    assert exc.value.code == "bank.swap_conflict"
+
+
+def test_coin_near_expiry_is_refreshed(system: System, wallet: WalletHandle) -> None:
+    """A coin one hour from its keyset's deposit deadline is swapped into a current keyset on
+    the next operation and is still spendable after the deadline."""
+    wallet.withdraw(20, strategy="fewest")
+    old = coin_of(wallet, 20)
+    system.clock.advance(7 * 3600)  # one hour before deposit_until = start + 8 h
+    system.publish_crl()
+    system.bank.rotate_keysets()  # the bank's current keysets (its operator rotates them)
+    change = change_for(wallet, refresh_margin_s=2 * 3600)
+    assert [c.sigma for c in change.expiring()] == [old.sigma]
+    result = pay_with_change(wallet, 1, change=change)
+    assert [s.reason for s in change.swaps] == ["refresh"]
+    assert result.amount == 1
+    system.clock.advance(2 * 3600)  # past the old keyset's deposit deadline
+    system.publish_crl()
+    assert wallet.balance() == 19
+    assert wallet.store.balance()["EUR"].get("expired", 0) == 0
+    pay_with_change(wallet, 19, change=change)
+    assert wallet.balance() == 0
+    assert system.merchant_balance("shop-1") == 20
