@@ -375,8 +375,15 @@ class Change:
             rest = total - swap_fee(total)
             if rest <= 0:
                 continue
-            denoms = list(_current_keysets(book, currency, self.ctx.clock()))
-            values = payable_mix(rest, denoms)
+            now = self.ctx.clock()
+            lasting = [  # a refresh into keysets that expire as soon would gain nothing
+                v
+                for v, ks in _current_keysets(book, currency, now).items()
+                if ks.deposit_until > now + self.refresh_margin_s
+            ]
+            if not lasting:
+                continue
+            values = payable_mix(rest, lasting)
             result = swap_coins(
                 self.ctx,
                 self.bank,
