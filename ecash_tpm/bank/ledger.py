@@ -24,6 +24,7 @@ from ecash_tpm.bank.errors import LedgerInvariantError
 from ecash_tpm.bank.store import deposits as deposit_rows
 from ecash_tpm.bank.store import keysets as keyset_rows
 from ecash_tpm.bank.store import ledger as rows
+from ecash_tpm.bank.store import swaps as swap_rows
 from ecash_tpm.bank.store import withdrawals as withdrawal_rows
 from ecash_tpm.bank.store.ledger import balance
 from ecash_tpm.storage import Database, Transaction
@@ -56,11 +57,14 @@ def post_transaction(
     entries: Sequence[tuple[str, int]],
     currency: str,
     now: int,
+    gross: bool = False,
 ) -> int:
     """Record one balanced transaction inside ``tx``; returns its id.
 
     ``(kind, ref)`` is unique, so the same withdrawal or deposit can never be booked twice even
     if a caller forgets its own idempotency check. Unbalanced input is a bug and raises.
+    ``gross``: keep each entry as given instead of netting entries of one account (a swap that
+    takes in and gives out coins of one keyset books both flows: docs/protocol.md 9.2).
     """
     merged: dict[str, int] = defaultdict(int)
     for account, amount in entries:
@@ -68,6 +72,8 @@ def post_transaction(
             raise LedgerInvariantError("ledger amounts must be integers")
         merged[account] += amount
     lines = [(a, v) for a, v in merged.items() if v != 0]
+    if gross:
+        lines = [(a, v) for a, v in entries if v != 0]
     if len(lines) < 2 or sum(v for _, v in lines) != 0:
         raise LedgerInvariantError(
             "refusing to book an unbalanced transaction",
@@ -101,11 +107,16 @@ def ledger_check(db: Database) -> dict[str, Any]:
 
         keysets_report = []
         withdrawn_total = 0
+        swaps = swap_rows.migrated(tx)
         for kid, value in keyset_rows.values_by_window(tx):
             account = "coins-outstanding:" + kid.hex()
             withdrawn, deposited, outstanding = rows.keyset_flows(tx, account)
+            # swaps (docs/protocol.md 9.2) issue coins like withdrawals and spend like deposits
             issued = withdrawal_rows.count_items(tx, kid)
             spent = deposit_rows.count_spent(tx, kid)
+            if swaps:
+                issued += swap_rows.count_outputs(tx, kid)
+                spent += swap_rows.count_inputs(tx, kid)
             entry = {
                 "keyset_id": kid.hex(),
                 "value": value,
@@ -125,6 +136,7 @@ def ledger_check(db: Database) -> dict[str, Any]:
                 problems.append({"check": "keyset_deposited_matches_spent", **entry})
 
         withdrawal_sum = withdrawal_rows.total_amount(tx)
+        withdrawal_sum += swap_rows.total_out(tx) if swaps else 0
         if withdrawal_sum != withdrawn_total:
             problems.append(
                 {

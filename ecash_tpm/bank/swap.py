@@ -200,6 +200,7 @@ class Swaps:
                 entries=entries,
                 currency=self._currency,
                 now=now,
+                gross=True,  # coins in and out of one keyset are both booked (supply counts)
             )
             rows.insert_swap(
                 tx,

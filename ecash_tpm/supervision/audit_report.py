@@ -65,6 +65,14 @@ VIOLATION_KINDS: dict[str, str] = {
     "serial.duplicate": "one serial is recorded as spent (or transcribed) more than once",
     "serial.not_marked_spent": "a transcribed serial is missing from the spent-coin table",
     "serial.spent_row_mismatch": "a spent-coin row disagrees with its transcript",
+    # swaps (docs/protocol.md 9.2)
+    "swap.malformed": "a swapped coin's transcript cannot be parsed",
+    "swap.row_mismatch": "a swap row disagrees with its transcript, request or keyset",
+    "swap.unknown_keyset": "a swap input or output names a keyset the bank does not have",
+    "swap.amount_mismatch": "a swap's amounts differ from its coins, or outputs != inputs - fee",
+    "swap.ledger_mismatch": "a swap's ledger transaction is missing or books other amounts",
+    "swap.bad_blind_signature": "a swap output's blind signature is not s^e = blinded (mod n)",
+    "swap.keyset_not_withdrawable": "a swap output was signed outside its withdraw window",
     # ledger
     "ledger.txn_unbalanced": "a ledger transaction's entries do not sum to zero (or < 2)",
     "ledger.txn_empty": "a ledger transaction has no entries",

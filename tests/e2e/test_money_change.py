@@ -86,8 +86,9 @@ def test_swapped_coin_cannot_be_deposited_again(system: System, wallet: WalletHa
     assert "refusal" in refused.detail  # the bank signs it (docs/protocol.md 10.1)
     # the other way round: a deposited coin cannot be swapped
     wallet.withdraw(10, strategy="fewest")
-    hc2 = coin_of(wallet, 10)
-    wallet.pay(10, "shop-1")
+    hc2 = next(c for c in wallet.store.coins("unspent") if c.value == 10 and c.sigma != hc.sigma)
+    req2 = wallet.request(10, "shop-1")
+    system.merchant_client("shop-1").pay(req2["request"], [tpm_spend(wallet, hc2.coin, req2)])
     body2, spends2 = hand_swap(wallet, [hc2.coin], [10])
     with pytest.raises(RemoteCallError) as exc:
         system.bank_client().swap(body2, spends2)

@@ -6,13 +6,12 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from support.system import MERCHANTS, WalletHandle
-
 from ecash_tpm.crypto import blindrsa
 from ecash_tpm.crypto.groupsig import coin_message, make_spend_proof
 from ecash_tpm.protocol.coins import Coin, Spend
 from ecash_tpm.protocol.swap import SwapRequest
 from ecash_tpm.wallet.swap import Change
+from support.system import MERCHANTS, WalletHandle
 
 __all__ = ["change_for", "hand_swap", "pay_with_change"]
 
@@ -48,7 +47,9 @@ def hand_swap(
     for value in values:
         ks = by_value[value]
         rc = wallet.membership.credential.randomize()
-        prepared = blindrsa.prepare(coin_message(ks.keyset_id, wallet.membership.epoch, secrets.token_bytes(32), rc))
+        prepared = blindrsa.prepare(
+            coin_message(ks.keyset_id, wallet.membership.epoch, secrets.token_bytes(32), rc)
+        )
         blinded, _ = blindrsa.blind(ks.public_key, prepared, salt_length=ks.variant.salt_length)
         outputs.append((ks.keyset_id, blinded))
     req = SwapRequest.build(

@@ -21,11 +21,15 @@ __all__ = [
     "SwapRow",
     "SwappedCoin",
     "blind_signatures",
+    "count_inputs",
+    "count_outputs",
     "insert_input",
     "insert_outputs",
     "insert_swap",
+    "migrated",
     "swap",
     "swapped",
+    "total_out",
 ]
 
 COMPONENT = "bank_swap"
@@ -175,4 +179,37 @@ def swapped(tx: Transaction, sigma: bytes) -> SwappedCoin | None:
         return None
     return SwappedCoin(
         str(row["request_id"]), bytes(row["preq"]), int(row["spent_at"]), str(row["body"])
+    )
+
+
+def count_outputs(tx: Transaction, keyset_id: bytes) -> int:
+    """How many coins of a keyset were signed by swaps (issued, like withdrawal items)."""
+    return int(
+        tx.fetchval("SELECT COUNT(*) AS n FROM swap_output WHERE keyset_id = :k", {"k": keyset_id})
+        or 0
+    )
+
+
+def count_inputs(tx: Transaction, keyset_id: bytes) -> int:
+    """How many serials of a keyset were spent by swaps."""
+    return int(
+        tx.fetchval("SELECT COUNT(*) AS n FROM swap_input WHERE keyset_id = :k", {"k": keyset_id})
+        or 0
+    )
+
+
+def total_out(tx: Transaction) -> int:
+    """The value all swaps have signed (what they added to the keysets' outstanding value)."""
+    return int(tx.fetchval("SELECT COALESCE(SUM(amount_out), 0) AS s FROM swap") or 0)
+
+
+def migrated(tx: Transaction) -> bool:
+    """Whether this database holds the swap tables (a ledger checked without a bank domain,
+    e.g. by an operator tool on an older database, may not)."""
+    return (
+        tx.fetchval(
+            "SELECT MAX(version) AS v FROM schema_migrations WHERE component = :c",
+            {"c": COMPONENT},
+        )
+        is not None
     )

@@ -29,6 +29,7 @@ from ecash_tpm.supervision.audit.serials import check_serials
 from ecash_tpm.supervision.audit.store import BankTables, open_bank_database, schema_version
 from ecash_tpm.supervision.audit.supply import check_supply
 from ecash_tpm.supervision.audit.supply_report import check_supply_report
+from ecash_tpm.supervision.audit.swaps import check_swaps
 from ecash_tpm.supervision.audit.withdrawals import check_withdrawals
 from ecash_tpm.supervision.audit_report import AuditInputError, AuditReport
 
@@ -92,6 +93,7 @@ def run_audit(
             check_withdrawals(ctx, tables)
             check_deposits(ctx, tables)
             check_serials(ctx, tables)
+            check_swaps(ctx, tables)  # issue 12: after serials (duplicates), before the ledger
             check_ledger(ctx, tables)
             keysets = check_supply(ctx)
             check_blacklist(ctx, tables)

@@ -55,6 +55,21 @@ SQL_DOUBLE_SPEND_REPORTS = (
     " FROM double_spend_report ORDER BY report_id"
 )
 
+# issue 12 (docs/protocol.md §9.2): swaps, schema component ``bank_swap``
+SWAP_SCHEMA_COMPONENT = "bank_swap"
+SQL_SWAPS = (
+    "SELECT request_id, preq, amount_in, amount_out, fee, currency, txn_id, created_at"
+    " FROM swap ORDER BY created_at, request_id"
+)
+SQL_SWAP_INPUTS = (
+    "SELECT sigma, request_id, keyset_id, value, body, spent_at FROM swap_input"
+    " ORDER BY request_id, sigma"
+)
+SQL_SWAP_OUTPUTS = (
+    "SELECT request_id, idx, keyset_id, value, blinded_msg, blind_sig FROM swap_output"
+    " ORDER BY request_id, idx"
+)
+
 Rows = list[dict[str, Any]]
 
 
@@ -125,3 +140,16 @@ class BankTables:
 
     def double_spend_reports(self) -> Rows:
         return self._tx.fetchall(SQL_DOUBLE_SPEND_REPORTS)
+
+    def has_swaps(self) -> bool:
+        """Whether the bank's database holds the swap tables (a bank before issue 12 has none)."""
+        return self._tx.fetchval(SQL_SCHEMA_VERSION, {"c": SWAP_SCHEMA_COMPONENT}) is not None
+
+    def swaps(self) -> Rows:
+        return self._tx.fetchall(SQL_SWAPS)
+
+    def swap_inputs(self) -> Rows:
+        return self._tx.fetchall(SQL_SWAP_INPUTS)
+
+    def swap_outputs(self) -> Rows:
+        return self._tx.fetchall(SQL_SWAP_OUTPUTS)

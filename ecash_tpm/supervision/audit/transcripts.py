@@ -25,7 +25,8 @@ from ecash_tpm.protocol.evidence import parse_transcript
 from ecash_tpm.protocol.spend import CredentialCheck, verify_coin_signature, verify_spend
 from ecash_tpm.supervision.audit.context import AuditContext, AuditKeyset, blob
 
-__all__ = ["check_transcript"]
+__all__ = ["CoinAudit", "check_transcript"]
+
 
 MSG_PREFIX_LEN = 32
 #: verify_spend's steps in its order (the currency step cannot fail here: the audit passes the
@@ -120,25 +121,27 @@ def check_transcript(
         if body.get("currency") != keyset.currency:
             mismatch("currency", keyset.currency, body.get("currency"))
     spent = Coin(parsed.keyset_id, parsed.epoch, parsed.sigma, parsed.coin, msg_prefix, signature)
-    _CoinAudit(ctx, tid=tid, sigma=sigma, created=created, keyset=keyset).run(
+    CoinAudit(ctx, tid=tid, sigma=sigma, created=created, keyset=keyset).run(
         Spend(spent, parsed.proof), preq=blob(t["preq"])
     )
     return body
 
 
-class _CoinAudit:
+class CoinAudit:
     """The spend check of one transcribed coin, every failing step reported as its own kind."""
 
     def __init__(
         self,
         ctx: AuditContext,
         *,
-        tid: int,
+        tid: int | str,
         sigma: bytes,
         created: int,
         keyset: AuditKeyset | None,
+        table: str = "spend_transcript",
     ) -> None:
         self.ctx = ctx
+        self.table = table  # where the spend is recorded (a swap's: swap_input, §9.2)
         self.tid = tid
         self.sigma = sigma
         self.created = created
@@ -189,7 +192,7 @@ class _CoinAudit:
     def _report(self, step: str, exc: EcashError, coin: Coin) -> None:
         """Map a failing step of ``verify_spend`` to the audit's violation kind."""
         where: dict[str, Any] = {
-            "table": "spend_transcript",
+            "table": self.table,
             "row_id": self.tid,
             "serial": self.sigma,
         }
@@ -237,7 +240,7 @@ class _CoinAudit:
             self.ctx.flag(
                 "coin.unknown_epoch",
                 "no issuer secret for the coin's epoch",
-                table="spend_transcript",
+                table=self.table,
                 row_id=self.tid,
                 serial=self.sigma,
                 found=epoch,

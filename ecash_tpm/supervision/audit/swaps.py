@@ -1,0 +1,214 @@
+"""Swaps (docs/protocol.md §9.2, issue 12): coins in, new coins out, no account.
+
+Per swap: the inputs' values add up to ``amount_in``, the outputs' to ``amount_out`` and
+``amount_in - fee = amount_out``; the ledger transaction books exactly ``-value`` on each input
+keyset, ``+value`` on each output keyset (and the fee); every output's blind signature verifies
+and was made inside its keyset's withdraw window; every input's recorded spend is re-verified
+with the protocol's one spend check over the swap's ``preq``, which must be the hash of the
+recorded swap request naming that serial. Inputs count as spent and outputs as issued for the
+money supply; a serial both deposited and swapped is a duplicate.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ecash_tpm.crypto.encoding import b64u_encode
+from ecash_tpm.errors import EcashError
+from ecash_tpm.protocol.coins import parse_spends
+from ecash_tpm.protocol.swap import SwapRequest
+from ecash_tpm.supervision.audit.context import AuditContext, blob
+from ecash_tpm.supervision.audit.ledger import check_booking
+from ecash_tpm.supervision.audit.store import BankTables
+from ecash_tpm.supervision.audit.transcripts import CoinAudit
+from ecash_tpm.supervision.audit.withdrawals import blind_signature_ok
+
+__all__ = ["FEE_ACCOUNT", "check_swaps"]
+
+#: The bank's fee account (``ecash_tpm.bank.swap.FEE_ACCOUNT``; not imported: the audit keeps
+#: its own copy of what it checks).
+FEE_ACCOUNT = "bank:fees"
+
+
+def check_swaps(ctx: AuditContext, tables: BankTables) -> None:
+    """Every swap with its inputs and outputs (after the serials area: duplicates)."""
+    if not tables.has_swaps():
+        return
+    inputs: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    outputs: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in tables.swap_inputs():
+        inputs[str(row["request_id"])].append(row)
+    for row in tables.swap_outputs():
+        outputs[str(row["request_id"])].append(row)
+    swaps = tables.swaps()
+    ctx.counts["swaps"] = len(swaps)
+    ctx.counts["swap_inputs"] = sum(len(v) for v in inputs.values())
+    ctx.counts["swap_outputs"] = sum(len(v) for v in outputs.values())
+    deposited = {sigma for _, sigma, _ in ctx.spent}
+    for s in swaps:
+        rid = str(s["request_id"])
+        expected: dict[str, int] = defaultdict(int)
+        value_in = _check_inputs(ctx, s, inputs.get(rid, []), expected, deposited)
+        value_out = _check_outputs(ctx, s, outputs.get(rid, []), expected)
+        amount_in, amount_out, fee = int(s["amount_in"]), int(s["amount_out"]), int(s["fee"])
+        if (value_in, value_out) != (amount_in, amount_out) or amount_in - fee != amount_out:
+            ctx.flag(
+                "swap.amount_mismatch",
+                "a swap's amounts differ from its coins (or outputs != inputs - fee)",
+                table="swap",
+                row_id=rid,
+                expected={"amount_in": value_in, "amount_out": value_out},
+                found={"amount_in": amount_in, "amount_out": amount_out, "fee": fee},
+            )
+        if fee:
+            expected[FEE_ACCOUNT] += fee
+        check_booking(
+            ctx,
+            kind="swap",
+            violation="swap.ledger_mismatch",
+            table="swap",
+            row_id=rid,
+            txn_id=int(s["txn_id"]),
+            expected=dict(expected),
+        )
+
+
+def _check_inputs(
+    ctx: AuditContext,
+    s: Mapping[str, Any],
+    rows: Sequence[Mapping[str, Any]],
+    expected: dict[str, int],
+    deposited: set[bytes],
+) -> int:
+    rid, preq = str(s["request_id"]), blob(s["preq"])
+    total = 0
+    for row in rows:
+        sigma, at = blob(row["sigma"]), int(row["spent_at"])
+        kid = blob(row["keyset_id"])
+        where = f"{rid}/{b64u_encode(sigma)}"
+        ctx.spent.append((kid, sigma, at))
+        if sigma in deposited:
+            ctx.flag(
+                "serial.duplicate",
+                "one serial is both deposited and swapped",
+                table="swap_input",
+                row_id=where,
+                serial=sigma,
+            )
+        keyset = ctx.keysets.get(kid)
+        value = int(row["value"])
+        total += value
+        if keyset is None:
+            ctx.flag(
+                "swap.unknown_keyset",
+                "a swapped coin names a keyset the bank does not have",
+                table="swap_input",
+                row_id=where,
+                found=kid.hex(),
+            )
+        else:
+            expected[keyset.account] -= keyset.value
+            if value != keyset.value:
+                _mismatch(ctx, "swap_input", where, sigma, "value", keyset.value, value)
+        ctx.counts["coins_verified"] += 1
+        try:
+            body = json.loads(row["body"])
+            spend = parse_spends([body["spend"]], max_spends=1)[0]
+            request = SwapRequest.from_body(body["request"])
+        except (EcashError, ValueError, TypeError, KeyError) as exc:
+            ctx.flag(
+                "swap.malformed",
+                f"a swapped coin's transcript cannot be parsed: {exc}",
+                table="swap_input",
+                row_id=where,
+                serial=sigma,
+            )
+            continue
+        pairs = [
+            ("preq", b64u_encode(preq), b64u_encode(request.preq)),
+            ("preq", b64u_encode(preq), body.get("preq")),
+            ("request_id", rid, request.request_id),
+            ("sigma", b64u_encode(sigma), b64u_encode(spend.coin.sigma)),
+            ("keyset_id", kid.hex(), spend.coin.keyset_id.hex()),
+            ("in_request", True, sigma in request.inputs),
+        ]
+        for name, want, got in pairs:
+            if want != got:
+                _mismatch(ctx, "swap_input", where, sigma, name, want, got)
+        CoinAudit(ctx, tid=where, sigma=sigma, created=at, keyset=keyset, table="swap_input").run(
+            spend, preq=preq
+        )
+    return total
+
+
+def _check_outputs(
+    ctx: AuditContext,
+    s: Mapping[str, Any],
+    rows: Sequence[Mapping[str, Any]],
+    expected: dict[str, int],
+) -> int:
+    rid, created = str(s["request_id"]), int(s["created_at"])
+    total = 0
+    for row in rows:
+        kid = blob(row["keyset_id"])
+        where = f"{rid}/{int(row['idx'])}"
+        ctx.issued.append((kid, created))
+        value = int(row["value"])
+        total += value
+        keyset = ctx.keysets.get(kid)
+        if keyset is None:
+            ctx.flag(
+                "swap.unknown_keyset",
+                "a swap output names a keyset the bank does not have",
+                table="swap_output",
+                row_id=where,
+                found=kid.hex(),
+            )
+            continue
+        expected[keyset.account] += keyset.value
+        if value != keyset.value:
+            _mismatch(ctx, "swap_output", where, None, "value", keyset.value, value)
+        if not keyset.withdraw_from <= created < keyset.withdraw_until:
+            ctx.flag(
+                "swap.keyset_not_withdrawable",
+                "a swap output was signed outside its keyset's withdraw window",
+                table="swap_output",
+                row_id=where,
+                expected=[keyset.withdraw_from, keyset.withdraw_until],
+                found=created,
+            )
+        if keyset.public_key is not None and not blind_signature_ok(
+            keyset.public_key, blob(row["blinded_msg"]), blob(row["blind_sig"])
+        ):
+            ctx.flag(
+                "swap.bad_blind_signature",
+                "a swap output's stored blind signature does not verify under its keyset",
+                table="swap_output",
+                row_id=where,
+                keyset_id=kid.hex(),
+            )
+    return total
+
+
+def _mismatch(
+    ctx: AuditContext,
+    table: str,
+    where: str,
+    sigma: bytes | None,
+    name: str,
+    expected: Any,
+    found: Any,
+) -> None:
+    ctx.flag(
+        "swap.row_mismatch",
+        f"a swap row's {name} disagrees with its transcript or keyset",
+        table=table,
+        row_id=where,
+        serial=sigma,
+        expected=expected,
+        found=found,
+        field=name,
+    )
