@@ -13,11 +13,13 @@ from typing import Any
 import pytest
 from support.money import change_for, hand_swap, pay_with_change
 from support.system import System, WalletHandle, start_system
-from test_e2e_payment import bank_refusal, coin_of, tpm_spend
+from test_e2e_payment import LoseAnswer, bank_refusal, coin_of, tpm_spend
 
 from ecash_tpm.bank.settings import DEFAULT_DENOMINATIONS
 from ecash_tpm.device import TpmDevice
 from ecash_tpm.service.errors import RemoteCallError
+from ecash_tpm.wallet.pay import RECOVERY_GRACE_S
+from ecash_tpm.wallet.swap import SwapFailedError, resume_swaps
 
 pytestmark = pytest.mark.swtpm
 
@@ -142,3 +144,49 @@ def test_coin_near_expiry_is_refreshed(system: System, wallet: WalletHandle) -> 
     pay_with_change(wallet, 19, change=change)
     assert wallet.balance() == 0
     assert system.merchant_balance("shop-1") == 20
+
+
+def _lossy_change(system: System, wallet: WalletHandle, *, deliver: bool) -> Any:
+    transport = LoseAnswer("/v1/swap", deliver=deliver, verify=system.client_tls())
+    change = change_for(wallet)
+    change.bank = system.bank_client(transport=transport)
+    return change
+
+
+def test_swap_answer_lost_is_completed_by_resending(system: System, wallet: WalletHandle) -> None:
+    """The bank booked the swap but its answer was lost: the inputs stay pending (never offered
+    again), and sending the identical swap again brings the outputs; nothing is lost."""
+    wallet.withdraw(10, strategy="fewest")
+    change = _lossy_change(system, wallet, deliver=True)
+    with pytest.raises(SwapFailedError) as exc:
+        pay_with_change(wallet, 3, change=change)
+    assert exc.value.code == "wallet.swap_failed"
+    assert wallet.balance() == 0  # the 10 is pending, not spendable
+    (record,) = [p for p in wallet.store.payments(open_only=True)]
+    assert record.state == "sent" and record.merchant_id == "bank:swap"
+    (waiting,) = wallet.recover()  # the bank says spent: recovery waits for the swap's answer
+    assert waiting.outcome == "waiting"
+    assert len(resume_swaps(wallet.spending(), system.bank_client())) == 1
+    assert wallet.balance() == 10
+    wallet.pay(3, "shop-1")  # exact now
+    assert wallet.balance() == 7 and system.outstanding() == 7
+
+
+def test_swap_never_delivered_is_released_after_its_deadline(
+    system: System, wallet: WalletHandle
+) -> None:
+    """The swap never reached the bank: the coins are released only on the bank's signed
+    status after the swap's deadline (+ grace), as for a payment (docs/protocol.md 10.1)."""
+    wallet.withdraw(10, strategy="fewest")
+    change = _lossy_change(system, wallet, deliver=False)
+    with pytest.raises(SwapFailedError):
+        pay_with_change(wallet, 3, change=change)
+    assert wallet.balance() == 0
+    (early,) = wallet.recover()
+    assert early.outcome == "waiting"
+    system.clock.advance(300 + RECOVERY_GRACE_S + 1)
+    (late,) = wallet.recover()
+    assert late.outcome == "released"
+    assert wallet.balance() == 10
+    pay_with_change(wallet, 3, change=change_for(wallet))  # and the change works now
+    assert wallet.balance() == 7
