@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ecash_tpm.cli.output import Progress, emit, prompt, read_json
+from ecash_tpm.cli.output import Progress, emit, prompt
 from ecash_tpm.wallet.pay import RECOVERY_GRACE_S
 
 if TYPE_CHECKING:
@@ -461,81 +461,6 @@ def _cmd_withdraw(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_balance(args: argparse.Namespace) -> int:
-    from ecash_tpm.wallet.store import WalletStore
-
-    with WalletStore.open(_existing_wallet(args), _now) as store:
-        balance = store.balance()
-        coins: dict[str, dict[int, int]] = {}
-        for hc in store.coins("unspent"):
-            per = coins.setdefault(hc.currency, {})
-            per[hc.value] = per.get(hc.value, 0) + 1
-    lines = []
-    for cur, b in sorted(balance.items()):
-        held = ", ".join(f"{n}x{v}" for v, n in sorted(coins.get(cur, {}).items(), reverse=True))
-        lines.append(
-            f"{b['unspent']} {cur} spendable ({held or 'no coins'}); "
-            f"{b['pending']} pending, {b['expired']} expired"
-        )
-    payload = {
-        "balance": balance,
-        "coins": {c: {str(v): n for v, n in per.items()} for c, per in coins.items()},
-    }
-    emit(args, payload, "\n".join(lines) or "empty wallet")
-    return 0
-
-
-def _cmd_pay(args: argparse.Namespace) -> int:
-    from ecash_tpm.clients.merchant import MerchantClient
-    from ecash_tpm.device import TpmDevice
-    from ecash_tpm.errors import InputError
-    from ecash_tpm.wallet.membership import load_membership
-    from ecash_tpm.wallet.pay import pay
-    from ecash_tpm.wallet.store import WalletStore
-
-    cfg = _coin_settings(args)
-    root = _coin_root(args)
-    membership = load_membership(args.data)
-    offer: Any = None
-    if args.request:
-        offer = read_json(args.request, "--request")
-        if not isinstance(offer, dict) or not {"request", "cert"} <= offer.keys():
-            raise InputError(
-                f"--request {args.request} must hold {{request, cert}} "
-                "(what `ecash-tpm merchant request --out` saves)",
-                detail={"path": str(args.request)},
-            )
-    conn = _link(args, args.merchant, role="merchant", name=_merchant_name(args, offer))
-    with (
-        MerchantClient(args.merchant, tls=conn.tls, expect=conn.expect) as merchant,
-        Progress(args) as progress,
-    ):
-        if offer is None:
-            if not args.amount:
-                raise InputError("give --request FILE or --amount N")
-            progress.note(f"asking {args.merchant} for a payment request of {args.amount}")
-            offer = merchant.create_request(args.amount, product_id=args.product_id)
-        tcti = resolve_tcti(args)
-        with TpmDevice(tcti) as device, WalletStore.open(args.data, _now) as store:
-            ctx = _wallet_context(store, root, cfg, args)
-            result = pay(
-                _spending_context(ctx, device, args.data, membership),
-                offer["request"],
-                offer["cert"],
-                merchant=merchant,
-                merchant_url=merchant.base_url,
-                progress=progress,
-            )
-    d = result.to_dict()
-    emit(
-        args,
-        d,
-        f"paid {d['amount']} {d['currency']} to {d['merchant_id']} with coins {d['coins']} "
-        f"(deposit {d['deposit_id']})",
-    )
-    return 0
-
-
 def _fetch_receipts(
     args: argparse.Namespace, store: WalletStore, crl: CrlInput | None
 ) -> dict[str, Any]:
@@ -632,12 +557,16 @@ def register_coins(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     )
     p.set_defaults(func=_cmd_withdraw)
 
-    p = data_args(sub.add_parser("balance", help="coins held, pending and expired"))
-    p.set_defaults(func=_cmd_balance)
+    # issue 12: balance, pay (with change) and refresh live in wallet_money
+    from ecash_tpm.cli.wallet_money import cmd_balance, cmd_pay, register_refresh
+
+    p = data_args(sub.add_parser("balance", help="coins held, expiring, pending and expired"))
+    p.set_defaults(func=cmd_balance)
 
     from ecash_tpm.cli.wallet_keysets import register_keysets
 
     register_keysets(sub)  # docs/protocol.md 4.1: the certified keyset list trusted
+    register_refresh(sub)  # docs/protocol.md 9.2: refresh before expiry
 
     p = sub.add_parser("pay", help="pay a merchant with TPM-bound coins")
     add_device_args(p)
@@ -658,7 +587,7 @@ def register_coins(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         help="refuse requests whose deadline lies further ahead (remembered; default "
         "600): the coins of a payment whose answer is lost stay pending until then",
     )
-    p.set_defaults(func=_cmd_pay)
+    p.set_defaults(func=cmd_pay)
 
     p = data_args(sub.add_parser("recover", help="settle payments sent without an answer"))
     bank_args(p)

@@ -10,6 +10,7 @@ The story (DESIGN §1, §4, §5), one step each, in this order (:data:`STEPS`):
    (plus one coin of a keyset whose deposit window closes a few seconds later, for step 10);
 5. ``pay``: 37 at merchant A with one TPM spend proof per coin;
 6. ``deposit``: merchant A deposited; the bank's receipt is checked, balances on every side;
+6a. ``change``: a payment with no exact combination: one anonymous swap at the bank, then paid;
 7. ``double_spend_rejected``: a re-spend of one of those coins at merchant B gets 409;
 8. ``double_spender_identified``: the bank's report was opened by the supervision department;
    its openings name the member and are verified here;
@@ -52,6 +53,7 @@ from ecash_tpm.demo.context import (
 from ecash_tpm.demo.runner import StepFailed, StepRunner
 from ecash_tpm.demo.steps.audit import audit
 from ecash_tpm.demo.steps.certify_parties import certify_parties
+from ecash_tpm.demo.steps.change import change
 from ecash_tpm.demo.steps.deposit import deposit
 from ecash_tpm.demo.steps.double_spend_rejected import double_spend_rejected
 from ecash_tpm.demo.steps.double_spender_identified import double_spender_identified
@@ -93,6 +95,7 @@ STORY: tuple[Step, ...] = (
     Step("withdraw", f"The customer withdraws {WITHDRAW_AMOUNT} as blind-signed coins", withdraw),
     Step("pay", f"The customer pays {PAY_AMOUNT} at merchant A with TPM spend proofs", pay),
     Step("deposit", "Merchant A deposited; the bank's receipt comes back", deposit),
+    Step("change", "A payment that needs change: one anonymous swap at the bank first", change),
     Step(
         "double_spend_rejected",
         "A tampered wallet spends one of those coins again at merchant B",
@@ -160,6 +163,7 @@ def failed_party(ctx: StoryContext, step: str) -> PartyProcess | None:
     suspects = stopped or {
         "certify_parties": ["centralbank"],
         "pay": ["merchant-a", "bank"],
+        "change": ["bank", "merchant-a"],
         "double_spend_rejected": ["merchant-b", "bank"],
         "double_spender_identified": ["supervision", "bank"],
         "stolen_coin_rejected": ["merchant-a"],
