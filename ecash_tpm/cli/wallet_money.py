@@ -59,16 +59,16 @@ def cmd_balance(args: argparse.Namespace) -> int:
                 expiring[hc.currency] = expiring.get(hc.currency, 0) + hc.value
     lines = []
     for cur, b in sorted(balance.items()):
-        b["expiring"] = expiring.get(cur, 0)
         held = ", ".join(f"{n}x{v}" for v, n in sorted(coins.get(cur, {}).items(), reverse=True))
         lines.append(
             f"{b['unspent']} {cur} spendable ({held or 'no coins'}); "
-            f"{b['expiring']} expiring soon (`wallet refresh`), "
+            f"{expiring.get(cur, 0)} expiring soon (`wallet refresh`), "
             f"{b['pending']} pending, {b['expired']} expired"
         )
     payload = {
         "balance": balance,
         "coins": {c: {str(v): n for v, n in per.items()} for c, per in coins.items()},
+        "expiring": {c: expiring.get(c, 0) for c in balance},  # of the spendable value
     }
     emit(args, payload, "\n".join(lines) or "empty wallet")
     return 0
