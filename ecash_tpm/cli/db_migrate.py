@@ -47,9 +47,10 @@ def _bank_settings() -> type[Any]:
 
 
 def _bank_components() -> Components:
-    from ecash_tpm.bank.store import MIGRATIONS
+    from ecash_tpm.bank.store import MIGRATIONS, swaps
 
-    return [("bank", MIGRATIONS)]
+    # the swaps (issue 12) are money records: they travel with the ledger they are booked in
+    return [("bank", MIGRATIONS), (swaps.COMPONENT, swaps.MIGRATIONS)]
 
 
 def _bank_check(db: Any) -> tuple[dict[str, Any], str]:

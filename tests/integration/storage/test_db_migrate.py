@@ -20,11 +20,13 @@ from typing import Any
 import pytest
 from support.bankworld import BankWorld, make_world, test_policy
 from support.coinmint import KeyPool, Member, Pki
+from support.swapworld import swap
 
 from ecash_tpm.bank import errors as E
 from ecash_tpm.bank.domain import BankDomain
 from ecash_tpm.bank.ledger import ledger_check
 from ecash_tpm.bank.store import MIGRATIONS
+from ecash_tpm.bank.store.swaps import MIGRATIONS as SWAPS
 from ecash_tpm.cli import main as cli_main
 from ecash_tpm.cli.db_migrate import PARTIES
 from ecash_tpm.pki import load_certificate
@@ -50,7 +52,7 @@ def _counts(path: Path) -> dict[str, int]:
     """Rows per table, read with sqlite3 directly (not with the code under test)."""
     con = sqlite3.connect(path)
     try:
-        names = [p.name for p in plan_tables([("bank", MIGRATIONS)])]
+        names = [p.name for p in plan_tables([("bank", MIGRATIONS), ("bank_swap", SWAPS)])]
         return {n: con.execute(f'SELECT COUNT(*) FROM "{n}"').fetchone()[0] for n in names}
     finally:
         con.close()
@@ -71,6 +73,9 @@ def moved(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MovedBank]:
     w.deposit("shop-a", req_a, w.spends(bob, coin, req_a))
     with pytest.raises(E.DoubleSpendError):
         w.deposit("shop-b", req_b, w.spends(bob, coin, req_b))
+    _, ones = swap(w, bob, w.withdraw(bob, 2), [1, 1])  # issue 12: swaps move too
+    req_s = w.request("shop-b", 2)
+    w.deposit("shop-b", req_s, w.spends(bob, ones, req_s))
     for _ in range(2):
         with pytest.raises(E.InvalidCredentialsError):
             w.bank.login("bob", "not the password", "000000")
@@ -129,7 +134,7 @@ def test_a_bank_with_data_moves_from_sqlite_to_postgresql(
     assert out["ok"] is True and out["party"] == "bank"
     assert {t["table"]: t["rows"] for t in out["tables"]} == mb.counts
     assert out["rows_total"] == sum(mb.counts.values()) > 0
-    assert out["schema_versions"] == {"bank": len(MIGRATIONS)}
+    assert out["schema_versions"] == {"bank": len(MIGRATIONS), "bank_swap": len(SWAPS)}
     assert out["checks"]["ledger"]["outstanding_total"] == 8
     assert out["key_files"]["moved"] is False
     assert out["key_files"]["data_dir"] == str(mb.data_dir)
