@@ -489,13 +489,16 @@ def _fetch_receipts(
 def _cmd_recover(args: argparse.Namespace) -> int:
     from ecash_tpm.wallet.pay import recover_payments
     from ecash_tpm.wallet.store import WalletStore
+    from ecash_tpm.wallet.swap import resume_swaps
 
     data = _existing_wallet(args)
     cfg = _coin_settings(args, need_bank=True)
     root = _coin_root(args)
     with WalletStore.open(data, _now) as store, _bank_client(args, cfg) as bank:
-        crl = _wallet_context(store, root, cfg, args).crl
+        ctx = _wallet_context(store, root, cfg, args)
+        crl = ctx.crl
         fetched = _fetch_receipts(args, store, crl)  # issue 10, attack 8: the merchant's answer
+        fetched["swaps"] = resume_swaps(ctx, bank)  # 9.2: a lost swap answer, asked again
         results = recover_payments(
             store,
             bank,
@@ -508,6 +511,7 @@ def _cmd_recover(args: argparse.Namespace) -> int:
     rows = [r.to_dict() for r in results]
     lines = [f"{r['purchase_id']}: {r['outcome']}" for r in fetched["purchases"]]
     lines += [f"{r['payment_id']}: {r['outcome']}" for r in fetched["receipts"] + rows]
+    lines += [f"swap {rid}: completed (its answer had been lost)" for rid in fetched["swaps"]]
     emit(args, {**fetched, "payments": rows}, "\n".join(lines) or "no open payments")
     return 0
 

@@ -41,7 +41,7 @@ from ecash_tpm.wallet.coins import (
     select_coins,
     split_amount,
 )
-from ecash_tpm.wallet.context import SpendingContext
+from ecash_tpm.wallet.context import SpendingContext, WalletContext
 from ecash_tpm.wallet.records import SWAP_MERCHANT, PaymentRecord, PendingCoin, PendingWithdrawal
 from ecash_tpm.wallet.store import CoinStateError
 from ecash_tpm.wallet.withdraw import (
@@ -269,7 +269,7 @@ def _spend(ctx: SpendingContext, hc: HeldCoin, preq: bytes) -> Spend:
 
 
 def _send(
-    ctx: SpendingContext,
+    ctx: WalletContext,
     bank: SwapBank,
     payment_id: str,
     req: SwapRequest,
@@ -295,9 +295,10 @@ def _send(
     ctx.store.complete_swap(payment_id, req.request_id, items, coins)
 
 
-def resume_swaps(ctx: SpendingContext, bank: SwapBank) -> list[str]:
-    """Re-send every sent swap whose answer is missing (same request, same proofs); the ids of
-    the swaps completed. Refusals leave the record to ``wallet recover``."""
+def resume_swaps(ctx: WalletContext, bank: SwapBank) -> list[str]:
+    """Re-send every sent swap whose answer is missing (same request, same proofs: no TPM
+    needed); the ids of the swaps completed. Refusals leave the record to the signed coin
+    status (``recover_payments``)."""
     open_swaps = [
         r
         for r in ctx.store.payments(open_only=True)
