@@ -53,12 +53,12 @@ from ecash_tpm.storage import Database, Transaction, UniqueViolationError
 
 __all__ = ["SWAP_SPENDER", "Deposits", "SwappedSeen", "decode_sigma"]
 
-#: The ``merchant_id`` a signed coin status names for a coin spent by a swap (§9.2).
+#: The ``merchant_id`` a signed coin status names for a coin spent by a swap (§9.3).
 SWAP_SPENDER = "bank:swap"
 
 
 class SwappedSeen(DoubleSpendError):
-    """§9.2: the serial was spent by a swap; ``detail`` names the swap's request id."""
+    """§9.3: the serial was spent by a swap; ``detail`` names the swap's request id."""
 
     def __init__(self, sigma: bytes, request_id: str) -> None:
         super().__init__(
@@ -98,7 +98,7 @@ def _transcript_body(
 
 
 def _check_not_spent(tx: Transaction, sigmas: Sequence[bytes]) -> None:
-    """§9: every serial not in ``spent_coin`` nor swapped (§9.2) (else 409
+    """§9: every serial not in ``spent_coin`` nor swapped (§9.3) (else 409
     ``bank.double_spend``)."""
     for sigma in sigmas:
         spent = rows.spent_by(tx, sigma)
@@ -161,7 +161,7 @@ def _coin_state(tx: Transaction, sigma: bytes, now: int) -> CoinState:
             deposited_at=spent.spent_at,
         )
     swapped = swap_rows.swapped(tx, sigma)
-    if swapped is not None:  # §9.2: a swapped coin is spent (by the bank itself)
+    if swapped is not None:  # §9.3: a swapped coin is spent (by the bank itself)
         return CoinState(
             sigma,
             "spent",
@@ -314,7 +314,7 @@ class Deposits:
             self._reports.after_double_spend(exc, bodies[exc.sigma], req.preq)
             self._sign_refusal(exc, merchant_id, req.preq, list(bodies), now)
             raise
-        except SwappedSeen as exc:  # §9.2: spent by a swap; refused and signed like the above
+        except SwappedSeen as exc:  # §9.3: spent by a swap; refused and signed like the above
             self._sign_refusal(exc, merchant_id, req.preq, list(bodies), now)
             raise
         return receipt
@@ -388,7 +388,7 @@ class Deposits:
 
         try:
             locked_until: int = self._run_money(book)
-        except SwappedSeen as exc:  # §9.2
+        except SwappedSeen as exc:  # §9.3
             self._sign_refusal(exc, merchant_id, req.preq, sigmas, now)
             raise
         except DoubleSpendSeen as exc:

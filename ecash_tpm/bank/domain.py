@@ -244,7 +244,7 @@ class BankDomain:
             bank_cert_pem=bank_cert.public_bytes(serialization.Encoding.PEM).decode("ascii"),
             max_deadline_s=self.policy.max_deadline_s,
         )
-        # issue 12: anonymous change and refresh (docs/protocol.md 9.2)
+        # issue 12: anonymous change and refresh (docs/protocol.md 9.3)
         self.swaps = Swaps(
             db,
             checks=checks,
@@ -408,7 +408,7 @@ class BankDomain:
         return self.deposits.signed_status(sigmas)
 
     def swap(self, wire: Any) -> tuple[str, list[bytes]]:
-        """Coins in, blind signatures on new coins out (docs/protocol.md 9.2)."""
+        """Coins in, blind signatures on new coins out (docs/protocol.md 9.3)."""
         return self.swaps.swap(wire)
 
     # --- blacklist ----------------------------------------------------------------------------

@@ -216,7 +216,7 @@ COUNTED_FAILURES: dict[str, str] = {
 }
 
 
-# --- swap (docs/protocol.md §9.2, issue 12) -----------------------------------------------------
+# --- swap (docs/protocol.md §9.3, issue 12) -----------------------------------------------------
 
 
 class SwapConflictError(ConflictError):

@@ -64,7 +64,7 @@ def post_transaction(
     ``(kind, ref)`` is unique, so the same withdrawal or deposit can never be booked twice even
     if a caller forgets its own idempotency check. Unbalanced input is a bug and raises.
     ``gross``: keep each entry as given instead of netting entries of one account (a swap that
-    takes in and gives out coins of one keyset books both flows: docs/protocol.md 9.2).
+    takes in and gives out coins of one keyset books both flows: docs/protocol.md 9.3).
     """
     merged: dict[str, int] = defaultdict(int)
     for account, amount in entries:
@@ -111,7 +111,7 @@ def ledger_check(db: Database) -> dict[str, Any]:
         for kid, value in keyset_rows.values_by_window(tx):
             account = "coins-outstanding:" + kid.hex()
             withdrawn, deposited, outstanding = rows.keyset_flows(tx, account)
-            # swaps (docs/protocol.md 9.2) issue coins like withdrawals and spend like deposits
+            # swaps (docs/protocol.md 9.3) issue coins like withdrawals and spend like deposits
             issued = withdrawal_rows.count_items(tx, kid)
             spent = deposit_rows.count_spent(tx, kid)
             if swaps:

@@ -378,7 +378,7 @@ class JoinAuthorisationAnswer(ApiModel):
 
 
 class SwapBody(ApiModel):
-    """docs/protocol.md 9.2: the swap request body and one spend per input (checked by the
+    """docs/protocol.md 9.3: the swap request body and one spend per input (checked by the
     domain: every field of the request is committed to by the spend proofs)."""
 
     request: dict[str, Any]

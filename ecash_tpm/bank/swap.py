@@ -1,4 +1,4 @@
-"""Swap: coins in, blind signatures on new coins of the same total out (docs/protocol.md §9.2).
+"""Swap: coins in, blind signatures on new coins of the same total out (docs/protocol.md §9.3).
 
 No account is involved. Checks before any transaction, cheapest first:
 

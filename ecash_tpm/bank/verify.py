@@ -243,7 +243,7 @@ class DepositChecks:
         self, spends_data: Any, *, preq: bytes, currency: str, amount: int | None, now: int
     ) -> list[Checked]:
         """§9 step 3 over any ``preq``: a payment's (``amount`` = the request's) or a swap's
-        (§9.2, ``amount`` None: the swap checks its totals itself). The one coin check."""
+        (§9.3, ``amount`` None: the swap checks its totals itself). The one coin check."""
         if self._hop is None:
             raise ConfigError(
                 "opener_public (Hop) is not configured: the bank cannot check spend proofs",

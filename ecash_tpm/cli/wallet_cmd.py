@@ -498,7 +498,7 @@ def _cmd_recover(args: argparse.Namespace) -> int:
         ctx = _wallet_context(store, root, cfg, args)
         crl = ctx.crl
         fetched = _fetch_receipts(args, store, crl)  # issue 10, attack 8: the merchant's answer
-        fetched["swaps"] = resume_swaps(ctx, bank)  # 9.2: a lost swap answer, asked again
+        fetched["swaps"] = resume_swaps(ctx, bank)  # 9.3: a lost swap answer, asked again
         results = recover_payments(
             store,
             bank,
@@ -570,7 +570,7 @@ def register_coins(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     from ecash_tpm.cli.wallet_keysets import register_keysets
 
     register_keysets(sub)  # docs/protocol.md 4.1: the certified keyset list trusted
-    register_refresh(sub)  # docs/protocol.md 9.2: refresh before expiry
+    register_refresh(sub)  # docs/protocol.md 9.3: refresh before expiry
 
     p = sub.add_parser("pay", help="pay a merchant with TPM-bound coins")
     add_device_args(p)

@@ -1,7 +1,7 @@
 """``wallet balance``, ``wallet pay`` (with change) and ``wallet refresh`` (issue 12).
 
 Moved out of :mod:`ecash_tpm.cli.wallet_cmd` (its size limit). Payments are exact; when the
-wallet holds no exact combination it swaps first (docs/protocol.md 9.2: anonymous change, at
+wallet holds no exact combination it swaps first (docs/protocol.md 9.3: anonymous change, at
 most one swap per payment, shown in the output), and every operation with a bank first
 refreshes coins whose keyset's deposit window ends within the refresh margin. ``wallet
 balance`` shows those expiring coins and never counts expired coins as spendable.
@@ -124,7 +124,7 @@ def cmd_pay(args: argparse.Namespace) -> int:
                 _wallet_context(store, root, cfg, args), device, args.data, membership
             )
             change = None
-            if cfg.get("bank_url"):  # 9.2: change and refresh need the bank (no login)
+            if cfg.get("bank_url"):  # 9.3: change and refresh need the bank (no login)
                 bank = stack.enter_context(_bank_client(args, cfg))
                 change = _change(ctx, bank, membership, REFRESH_MARGIN_S)
             result = pay(

@@ -56,7 +56,7 @@ class BankClient(ServiceClient):
         return [b64u_decode(s) for s in answer["blind_signatures"]]
 
     def swap(self, request: Mapping[str, Any], spends: Sequence[Mapping[str, Any]]) -> list[bytes]:
-        """docs/protocol.md 9.2: blind signatures on the swap's outputs, in order (no login)."""
+        """docs/protocol.md 9.3: blind signatures on the swap's outputs, in order (no login)."""
         answer = self.post_json("/v1/swap", {"request": dict(request), "spends": list(spends)})
         return [b64u_decode(s) for s in answer["blind_signatures"]]
 

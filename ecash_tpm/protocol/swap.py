@@ -1,4 +1,4 @@
-"""The swap request: anonymous change and refresh (docs/protocol.md §9.2, issue 12).
+"""The swap request: anonymous change and refresh (docs/protocol.md §9.3, issue 12).
 
 A wallet gives coins back to the bank and gets blind signatures on new coins of the same total
 (minus a refresh fee, 0 today), with no account involved. The TPM spend proofs of the input
@@ -88,7 +88,7 @@ class SwapRequest:
 
     @property
     def preq(self) -> bytes:
-        """What the input coins' spend proofs sign (§9.2)."""
+        """What the input coins' spend proofs sign (§9.3)."""
         return tagged_hash(SWAP_PREQ_TAG, canonical_encode(self.to_body()))
 
     @classmethod

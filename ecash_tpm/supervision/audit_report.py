@@ -65,7 +65,7 @@ VIOLATION_KINDS: dict[str, str] = {
     "serial.duplicate": "one serial is recorded as spent (or transcribed) more than once",
     "serial.not_marked_spent": "a transcribed serial is missing from the spent-coin table",
     "serial.spent_row_mismatch": "a spent-coin row disagrees with its transcript",
-    # swaps (docs/protocol.md 9.2)
+    # swaps (docs/protocol.md 9.3)
     "swap.malformed": "a swapped coin's transcript cannot be parsed",
     "swap.row_mismatch": "a swap row disagrees with its transcript, request or keyset",
     "swap.unknown_keyset": "a swap input or output names a keyset the bank does not have",

@@ -118,7 +118,7 @@ class CoinStatusSource(Protocol):
 
 class ChangeMaker(Protocol):
     """Makes an amount payable exactly before coins are picked (``wallet.swap.Change``: one
-    swap at most, docs/protocol.md 9.2); returns what it swapped, or None."""
+    swap at most, docs/protocol.md 9.3); returns what it swapped, or None."""
 
     def make_exact(self, amount: int, currency: str) -> Any: ...
 
@@ -196,7 +196,7 @@ def pay(
 ) -> PayResult:
     """Pay a merchant's signed request with the wallet of ``ctx`` (see the module docstring);
     ``progress`` hears of every spend proof made with the TPM; ``change`` swaps first when no
-    exact combination of coins is held (docs/protocol.md 9.2)."""
+    exact combination of coins is held (docs/protocol.md 9.3)."""
     say = progress or silent
     store, signer = ctx.store, ctx.signer
     now = ctx.clock()
@@ -212,7 +212,7 @@ def pay(
             "the request's deadline is too far ahead: its coins could be held until then",
             detail={"deadline": req.deadline, "now": now, "max_deadline_s": ctx.max_deadline_s},
         )
-    # step 2 (7, 9.2): at most one swap makes the amount payable exactly; then exact coins,
+    # step 2 (7, 9.3): at most one swap makes the amount payable exactly; then exact coins,
     # marked pending with the payment in one transaction
     swapped = None if change is None else change.make_exact(req.amount, req.currency)
     payment_id = "pay-" + secrets.token_hex(12)
@@ -394,7 +394,7 @@ def _recover_one(
     unspent = [s for s, st in states.items() if st == "unspent"]
     locked = [s for s, st in states.items() if st == "locked"]
     t = status.bank_time
-    if spent and record.merchant_id == SWAP_MERCHANT:  # 9.2: outputs come from the swap's
+    if spent and record.merchant_id == SWAP_MERCHANT:  # 9.3: outputs come from the swap's
         return RecoveryResult(record.payment_id, "waiting", shown, bank_time=t)  # retry
     if spent and len(spent) == len(states):
         store.finish_payment(record.payment_id, state="spent", spent=spent)

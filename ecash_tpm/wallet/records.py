@@ -14,7 +14,7 @@ from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode
 __all__ = ["SWAP_MERCHANT", "PaymentRecord", "PendingCoin", "PendingWithdrawal"]
 
 #: The ``merchant_id`` of the payment record that holds a swap's input coins pending
-#: (docs/protocol.md 9.2): the bank itself takes them; the record's ``request`` keeps the swap.
+#: (docs/protocol.md 9.3): the bank itself takes them; the record's ``request`` keeps the swap.
 SWAP_MERCHANT = "bank:swap"
 
 

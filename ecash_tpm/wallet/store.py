@@ -319,7 +319,7 @@ class WalletStore:
         items: Sequence[PendingCoin],
         coins: Sequence[HeldCoin],
     ) -> None:
-        """A swap answered (docs/protocol.md 9.2), atomically: its input coins spent, its
+        """A swap answered (docs/protocol.md 9.3), atomically: its input coins spent, its
         outputs stored as coins (under a ``done`` withdrawal row named by the swap's
         request_id, so they are never re-sent as a withdrawal). Idempotent."""
         now = self._clock()

@@ -1,4 +1,4 @@
-"""Swap, device side: anonymous change and refresh (docs/protocol.md 9.2, issue 12).
+"""Swap, device side: anonymous change and refresh (docs/protocol.md 9.3, issue 12).
 
 Payments are exact (no change from merchants), so a wallet that holds no exact combination for
 an amount gives some coins back to its bank and gets new ones of the same total (minus the
@@ -219,7 +219,7 @@ def swap_coins(
             raise CoinStateError("a coin chosen for the swap is no longer unspent")
         return [by_sigma[c.sigma] for c in inputs]
 
-    # 9.2: the inputs pending and the whole swap saved before any proof leaves the device
+    # 9.3: the inputs pending and the whole swap saved before any proof leaves the device
     payment_id = "swap-" + secrets.token_hex(12)
     store.start_payment(
         payment_id=payment_id,
@@ -253,7 +253,7 @@ def swap_coins(
 
 
 def _spend(ctx: SpendingContext, hc: HeldCoin, preq: bytes) -> Spend:
-    """One TPM2_Commit and one TPM2_Sign over the swap's ``preq`` (docs/protocol.md 7, 9.2)."""
+    """One TPM2_Commit and one TPM2_Sign over the swap's ``preq`` (docs/protocol.md 7, 9.3)."""
     coin = hc.coin
     proof = make_spend_proof(
         ctx.signer,

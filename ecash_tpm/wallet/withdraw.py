@@ -186,7 +186,7 @@ def blind_coins(
     progress: ProgressCallback | None = None,
 ) -> list[PendingCoin]:
     """One blinded coin per value under ``by_value[value]``: a fresh serial and credential
-    randomization each (withdrawals and swap outputs, docs/protocol.md 5.1 and 9.2)."""
+    randomization each (withdrawals and swap outputs, docs/protocol.md 5.1 and 9.3)."""
     say = progress or silent
     out: list[PendingCoin] = []
     say("blinding coins", 0, len(values))

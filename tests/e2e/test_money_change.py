@@ -1,4 +1,4 @@
-"""Issue 12 end to end: anonymous change and refresh by swap (docs/protocol.md 9.2).
+"""Issue 12 end to end: anonymous change and refresh by swap (docs/protocol.md 9.3).
 
 Every party is a real HTTPS server; the coins are bound to the swtpm. The bank runs its default
 denominations (1, 2, 5, 10, 20, 50, ...)."""

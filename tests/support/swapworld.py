@@ -1,5 +1,5 @@
 """Issue 12: swaps in a :class:`~support.bankworld.BankWorld` (in-process bank, software DAA
-keys): coins in, new coins out, as a wallet's swap would send them (docs/protocol.md 9.2)."""
+keys): coins in, new coins out, as a wallet's swap would send them (docs/protocol.md 9.3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Queries on ``swap``, ``swap_input`` and ``swap_output`` (docs/protocol.md §9.2); schema
+"""Queries on ``swap``, ``swap_input`` and ``swap_output`` (docs/protocol.md §9.3); schema
 component ``bank_swap``.
 
 A swapped coin is spent: its serial is the primary key of ``swap_input`` (with the transcript of

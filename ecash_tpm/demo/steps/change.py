@@ -1,4 +1,4 @@
-"""Step ``change`` (after ``deposit``): a payment that needs a swap (docs/protocol.md 9.2).
+"""Step ``change`` (after ``deposit``): a payment that needs a swap (docs/protocol.md 9.3).
 
 Payments are exact; a purse that holds no exact combination swaps coins at the bank first,
 anonymously (no account; the TPM spend proofs sign the swap request), then pays. The purse is a

@@ -55,7 +55,7 @@ SQL_DOUBLE_SPEND_REPORTS = (
     " FROM double_spend_report ORDER BY report_id"
 )
 
-# issue 12 (docs/protocol.md §9.2): swaps, schema component ``bank_swap``
+# issue 12 (docs/protocol.md §9.3): swaps, schema component ``bank_swap``
 SWAP_SCHEMA_COMPONENT = "bank_swap"
 SQL_SWAPS = (
     "SELECT request_id, preq, amount_in, amount_out, fee, currency, txn_id, created_at"

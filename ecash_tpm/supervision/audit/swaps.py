@@ -1,4 +1,4 @@
-"""Swaps (docs/protocol.md §9.2, issue 12): coins in, new coins out, no account.
+"""Swaps (docs/protocol.md §9.3, issue 12): coins in, new coins out, no account.
 
 Per swap: the inputs' values add up to ``amount_in``, the outputs' to ``amount_out`` and
 ``amount_in - fee = amount_out``; the ledger transaction books exactly ``-value`` on each input

@@ -141,7 +141,7 @@ class CoinAudit:
         table: str = "spend_transcript",
     ) -> None:
         self.ctx = ctx
-        self.table = table  # where the spend is recorded (a swap's: swap_input, §9.2)
+        self.table = table  # where the spend is recorded (a swap's: swap_input, §9.3)
         self.tid = tid
         self.sigma = sigma
         self.created = created

@@ -1,4 +1,4 @@
-"""The bank's swap (issue 12, docs/protocol.md 9.2) on both backends: idempotent by request id,
+"""The bank's swap (issue 12, docs/protocol.md 9.3) on both backends: idempotent by request id,
 one transaction, the swapped coin spent for deposits and swaps alike, the ledger consistent."""
 
 from __future__ import annotations

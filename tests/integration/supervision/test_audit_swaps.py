@@ -1,4 +1,4 @@
-"""The supervision audit after swaps (issue 12, docs/protocol.md 9.2): a clean bank with swaps
+"""The supervision audit after swaps (issue 12, docs/protocol.md 9.3): a clean bank with swaps
 passes, the audit's outstanding figures equal the bank's ledger and its supply report, and a
 tampered swap, swap input or swap output is reported."""
 
