@@ -191,8 +191,9 @@ class Deposits:
         with checks.watch(merchant_id):
             req = checks.request(body["request"], merchant_id, key)
             check_deadline_bound(req, now, self._max_deadline_s)
-            check_deadline(req, self._first_seen(merchant_id, req.preq, now))
             checked = checks.spends(req, body["spends"], now)
+            sigmas = [c.spend.coin.sigma for c in checked]
+            check_deadline(req, self._first_seen(merchant_id, req.preq, sigmas, now))
         bodies = {
             c.spend.coin.sigma: _transcript_body(
                 item=c,
@@ -209,11 +210,10 @@ class Deposits:
             again = _prior_deposit(tx, deposit_id, merchant_id, content)
             if again is not None:
                 return again
-            sigmas = [c.spend.coin.sigma for c in checked]
             # §10.1: the deadline again at booking time, so that a signed "unspent" after the
             # deadline stays true (a deposit verified before it cannot land after it)
             late = self._clock()
-            seen = rows.first_lock_time(tx, merchant_id, req.preq, late)
+            seen = rows.first_lock_time(tx, merchant_id, req.preq, sigmas, late)
             check_deadline(req, late if seen is None else min(seen, late))
             _check_not_spent(tx, sigmas)
             _check_not_locked(tx, merchant_id, sigmas, now)
@@ -314,8 +314,9 @@ class Deposits:
         except UniqueViolationError:
             return self._db.run_in_transaction(fn)
 
-    def _first_seen(self, merchant_id: str, preq: bytes, now: int) -> int:
-        """When the bank first verified this request for this merchant (its live reservation).
+    def _first_seen(self, merchant_id: str, preq: bytes, sigmas: Sequence[bytes], now: int) -> int:
+        """When the bank had verified these coins of this request for this merchant (their
+        live reservations, every one of them), else ``now``.
 
         Only a reservation that still holds counts (§10 deadline rule): once T has passed the
         wallet may treat the coins as unpaid after the request's deadline and spend them again,
@@ -324,7 +325,7 @@ class Deposits:
         revoked).
         """
         with self._db.read() as tx:
-            seen = rows.first_lock_time(tx, merchant_id, preq, now)
+            seen = rows.first_lock_time(tx, merchant_id, preq, sigmas, now)
         return now if seen is None else min(seen, now)
 
     # --- reserve (lock period T) ---------------------------------------------------------------
