@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ecash_tpm.cli.output import Progress, emit, prompt
+from ecash_tpm.cli.output import Progress, emit, money, prompt, when
 
 if TYPE_CHECKING:
     from ecash_tpm.clients.bank import BankClient
@@ -446,7 +446,7 @@ def _cmd_buy(args: argparse.Namespace) -> int:
     emit(
         args,
         d,
-        f"bought {d['title']!r} ({d['price']} {d['currency']}) from {d['merchant_id']}: "
+        f"bought {d['title']!r} ({money(d['price'], d['currency'])}) from {d['merchant_id']}: "
         f"{d['size']} bytes in {d['content_file']} (purchase {d['purchase_id']})",
     )
     return 0
@@ -485,7 +485,7 @@ def _cmd_purchases(args: argparse.Namespace) -> int:
     with PurchaseStore.open(_existing_wallet(args), _now) as purchases:
         rows = [p.to_dict() for p in purchases.purchases(limit=args.limit)]
     text = "\n".join(
-        f"{r['created_at']}  {r['state']:<11} {r['price']:>6} {r['currency']}  "
+        f"{when(r['created_at'])}  {r['state']:<11} {money(r['price'], r['currency']):>12}  "
         f"{r['merchant_id']:<10} {r['product_id']}  {r['purchase_id']}"
         for r in rows
     )
@@ -536,9 +536,23 @@ COMMAND_GROUPS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParse
 """Functions adding wallet sub-commands; coin commands append their own ``register_*``."""
 
 
+#: ``ecash-tpm wallet --help``: for the wallet's user (the module docstring is for developers).
+WALLET_DESCRIPTION = """\
+The customer wallet: anonymous coins bound to this device's TPM.
+
+Start with `wallet join --issuer URL --bank URL --root FILE --data-dir DIR` (the TPM
+proves it is genuine; you log in to your bank account once for that). Then `wallet withdraw
+AMOUNT` takes coins from your account, `wallet pay` spends them at a shop, `wallet redeem`
+pays coins back into your account and `wallet balance` shows what you hold.
+
+The wallet logs in to the bank with your password and one-time code only when it has no
+valid session; `wallet logout` ends the session. Amounts are given in minor units (cents
+for EUR: 1050 is 10.50 EUR) and shown in the currency's units; --json prints raw integers."""
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``wallet`` and the sub-commands of every group in :data:`COMMAND_GROUPS`."""
-    parser = subparsers.add_parser("wallet", help="customer wallet", description=__doc__)
+    parser = subparsers.add_parser("wallet", help="customer wallet", description=WALLET_DESCRIPTION)
     sub = parser.add_subparsers(dest="wallet_command", metavar="COMMAND", required=True)
     for group in COMMAND_GROUPS:
         group(sub)

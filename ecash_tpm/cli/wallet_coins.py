@@ -10,7 +10,7 @@ import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ecash_tpm.cli.output import Progress, emit, read_json
+from ecash_tpm.cli.output import Progress, emit, money, read_json, when
 from ecash_tpm.cli.wallet_cmd import (
     _bank_client,
     _coin_root,
@@ -37,7 +37,11 @@ if TYPE_CHECKING:
 
 
 def bank_session(
-    args: argparse.Namespace, bank: BankClient, cfg: dict[str, Any], account_id: str
+    args: argparse.Namespace,
+    bank: BankClient,
+    cfg: dict[str, Any],
+    account_id: str,
+    progress: Progress | None = None,
 ) -> SessionKeeper:
     """The wallet's stored bank session (docs/protocol.md, "Wallet sessions"): password and
     TOTP are asked for only when the stored token is missing, expired or refused."""
@@ -50,6 +54,7 @@ def bank_session(
         bank_url=str(cfg["bank_url"]),
         clock=_now,
         credentials=lambda: (_password(args), _totp_code(args)),
+        on_login=None if progress is None else lambda: progress.note("logging in at the bank"),
     )
 
 
@@ -73,7 +78,7 @@ def _cmd_withdraw(args: argparse.Namespace) -> int:
         Progress(args) as progress,
     ):
         ctx = _wallet_context(store, root, cfg, args)
-        session = bank_session(args, bank, cfg, args.account or membership.account_id)
+        session = bank_session(args, bank, cfg, args.account or membership.account_id, progress)
         rid = new_request_id()  # a retry after a fresh login resumes this very request
         done: list[WithdrawResult] = []
 
@@ -104,7 +109,8 @@ def _cmd_withdraw(args: argparse.Namespace) -> int:
         balance = store.balance()
     rows = [r.to_dict() for r in done]
     lines = [
-        f"withdrew {d['amount']} {d['currency']} as coins {d['coins']} (request {d['request_id']})"
+        f"withdrew {money(d['amount'], d['currency'])} as coins "
+        f"{', '.join(money(c, d['currency']) for c in d['coins'])} (request {d['request_id']})"
         for d in rows
     ] or ["nothing to withdraw"]
     emit(args, {"withdrawals": rows, "balance": balance}, "\n".join(lines))
@@ -122,10 +128,11 @@ def _cmd_balance(args: argparse.Namespace) -> int:
             per[hc.value] = per.get(hc.value, 0) + 1
     lines = []
     for cur, b in sorted(balance.items()):
-        held = ", ".join(f"{n}x{v}" for v, n in sorted(coins.get(cur, {}).items(), reverse=True))
+        per_value = sorted(coins.get(cur, {}).items(), reverse=True)
+        held = ", ".join(f"{n} x {money(v, cur)}" for v, n in per_value)
         lines.append(
-            f"{b['unspent']} {cur} spendable ({held or 'no coins'}); "
-            f"{b['pending']} pending, {b['expired']} expired"
+            f"{money(b['unspent'], cur)} spendable ({held or 'no coins'}); "
+            f"{money(b['pending'], cur)} pending, {money(b['expired'], cur)} expired"
         )
     payload = {
         "balance": balance,
@@ -180,7 +187,8 @@ def _cmd_pay(args: argparse.Namespace) -> int:
     emit(
         args,
         d,
-        f"paid {d['amount']} {d['currency']} to {d['merchant_id']} with coins {d['coins']} "
+        f"paid {money(d['amount'], d['currency'])} to {d['merchant_id']} with coins "
+        f"{', '.join(money(c, d['currency']) for c in d['coins'])} "
         f"(deposit {d['deposit_id']})",
     )
     return 0
@@ -243,7 +251,7 @@ def _cmd_history(args: argparse.Namespace) -> int:
     with WalletStore.open(_existing_wallet(args), _now) as store:
         rows = [p.to_dict() for p in store.payments(limit=args.limit)]
     text = "\n".join(
-        f"{r['created_at']}  {r['state']:<7} {r['amount']:>8} {r['currency']}  "
+        f"{when(r['created_at'])}  {r['state']:<7} {money(r['amount'], r['currency']):>14}  "
         f"{r['merchant_id']}  {r['payment_id']}"
         + (f"  [{r['error_code']}]" if r["error_code"] else "")
         for r in rows

@@ -122,7 +122,9 @@ class SessionKeeper:
         clock: Callable[[], int],
         credentials: Callable[[], tuple[str, str]],
         margin_s: int = SESSION_MARGIN_S,
+        on_login: Callable[[], None] | None = None,
     ) -> None:
+        self._on_login = on_login
         self._data = data
         self._bank = bank
         self._account_id = account_id
@@ -150,6 +152,8 @@ class SessionKeeper:
         with contextlib.suppress(OSError):
             delete_session(self._data)
         password, totp = self._credentials()
+        if self._on_login is not None:
+            self._on_login()
         answer = self._bank.login(self._account_id, password, totp)
         session = BankSession(
             token=str(answer["token"]),
