@@ -522,7 +522,7 @@ def register_fair_exchange(sub: argparse._SubParsersAction[argparse.ArgumentPars
 
 
 def register_coins(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """The coin commands (withdraw, balance, pay, ...): see ecash_tpm.cli.wallet_coins."""
+    """The coin commands (withdraw, logout, balance, pay, ...): see ecash_tpm.cli.wallet_coins."""
     from ecash_tpm.cli.wallet_coins import register_coins as register
 
     register(sub)
@@ -542,8 +542,8 @@ The customer wallet: anonymous coins bound to this device's TPM.
 
 Start with `wallet join --issuer URL --bank URL --root FILE --data-dir DIR` (the TPM
 proves it is genuine; you log in to your bank account once for that). Then `wallet withdraw
-AMOUNT` takes coins from your account, `wallet pay` spends them at a shop, `wallet redeem`
-pays coins back into your account and `wallet balance` shows what you hold.
+AMOUNT` takes coins from your account, `wallet pay` spends them at a shop and `wallet balance`
+shows what you hold.
 
 The wallet logs in to the bank with your password and one-time code only when it has no
 valid session; `wallet logout` ends the session. Amounts are given in minor units (cents
