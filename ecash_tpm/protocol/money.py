@@ -59,9 +59,7 @@ def currency_exponent(currency: str) -> int:
     return CURRENCY_EXPONENTS.get(currency, DEFAULT_EXPONENT)
 
 
-def format_amount(
-    amount: int, currency: str, *, exponents: Mapping[str, int] | None = None
-) -> str:
+def format_amount(amount: int, currency: str, *, exponents: Mapping[str, int] | None = None) -> str:
     """``10000`` EUR -> ``100.00 EUR``: minor units shown in the currency's units, for people.
 
     ``exponents`` overrides the table for currencies a deployment knows better (a test currency
