@@ -168,7 +168,18 @@ def _cmd_join(args: argparse.Namespace) -> int:
         if cfg.get("bank_url"):
             bank = stack.enter_context(_bank_client(args, cfg))
             progress.note("logging in at the bank for the join authorisation")
-            bank.login(args.account or getpass.getuser(), _password(args), _totp_code(args))
+            from ecash_tpm.wallet.session import SessionKeeper
+
+            # a fresh login, kept as the wallet's bank session (protocol.md 11.2): the first
+            # `wallet withdraw` after the join needs no second TOTP code
+            SessionKeeper(
+                Path(args.data),
+                bank,
+                account_id=args.account or getpass.getuser(),
+                bank_url=str(cfg["bank_url"]),
+                clock=_now,
+                credentials=lambda: (_password(args), _totp_code(args)),
+            ).login()
         membership = join(
             device,
             issuer,

@@ -74,3 +74,26 @@ def test_ten_withdrawals_one_totp(
             run(capsys, "wallet", "balance", "--data", str(wallet))["balance"]["EUR"]["unspent"]
             == 32
         )
+
+
+def test_join_then_withdraw_without_a_second_code(
+    swtpm: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`wallet join --bank` logs in for the join authorisation and keeps that session: the
+    withdrawal right after it (same 30 s TOTP step) asks for nothing."""
+    monkeypatch.delenv("ECASH_TPM_PASSWORD", raising=False)
+    with TpmDevice(swtpm.tcti) as dev, start_system(tmp_path / "sys", swtpm=swtpm, tpm=dev) as s:
+        dev.close()  # the CLI opens the TPM itself
+        wallet = tmp_path / "wallet"
+        pw = tmp_path / "pw"
+        pw.write_text(s.customer.password)
+        joined = run(capsys, "wallet", "join", "--issuer", s.issuer_url, "--tcti", swtpm.tcti,
+                     "--data-dir", str(wallet), "--account", s.customer.account_id,
+                     "--bank", s.bank_url, "--bank-name", "bank", "--root", str(s.root_path),
+                     "--password-file", str(pw), "--totp", s.customer.totp())  # fmt: skip
+        assert joined["account_id"] == s.customer.account_id
+        assert (wallet / SESSION_FILE).exists()
+        monkeypatch.setattr("ecash_tpm.cli.wallet_cmd.prompt", _no_prompt)
+        w = run(capsys, "wallet", "withdraw", "5", "--data-dir", str(wallet))
+        assert [d["amount"] for d in w["withdrawals"]] == [5]
+        assert s.customer_balance() == 1000 - 5
