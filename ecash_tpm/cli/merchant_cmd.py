@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ecash_tpm.cli.db_migrate import add_db_commands
-from ecash_tpm.cli.output import emit
+from ecash_tpm.cli.output import emit, money, when
 from ecash_tpm.cli.party_key import add_init_options
 from ecash_tpm.cli.tls_certs import (
     add_cert_commands,
@@ -105,8 +105,8 @@ def _cmd_request(args: argparse.Namespace) -> int:
     emit(
         args,
         answer,
-        f"payment request from {body['merchant_id']}: {body['amount']} {body['currency']}, "
-        f"deadline {body['deadline']}" + (f", saved to {args.out}" if args.out else ""),
+        f"payment request from {body['merchant_id']}: {money(body['amount'], body['currency'])}, "
+        f"deadline {when(body['deadline'])}" + (f", saved to {args.out}" if args.out else ""),
     )
     return 0
 
@@ -131,7 +131,7 @@ def _cmd_stats(args: argparse.Namespace) -> int:
         store = MerchantStore(db, lambda: 0)
         stats = MerchantStats(store.counters(), store.totals())
     totals = stats.totals.items()
-    lines = [f"{cur}: {t['paid_count']} paid, {t['paid_amount']}" for cur, t in totals]
+    lines = [f"{cur}: {t['paid_count']} paid, {money(t['paid_amount'], cur)}" for cur, t in totals]
     for kind, codes in stats.counters.items():
         lines += [f"{kind} {code}: {n}" for code, n in sorted(codes.items())]
     emit(args, stats.to_dict(), "\n".join(lines) or "no payments yet")
@@ -164,7 +164,9 @@ def _cmd_deposits_retry(args: argparse.Namespace) -> int:
         results = merchant.retry_deposits()
     rows = [r.to_dict() for r in results]
     settled = sum(1 for r in results if r.settled)
-    lines = [f"{r['deposit_id']}: {r['amount']} {r['currency']} -> {r['outcome']}" for r in rows]
+    lines = [
+        f"{r['deposit_id']}: {money(r['amount'], r['currency'])} -> {r['outcome']}" for r in rows
+    ]
     lines.append(f"{settled} of {len(rows)} pending deposit(s) settled")
     emit(
         args,

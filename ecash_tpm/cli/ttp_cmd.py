@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ecash_tpm.cli.db_migrate import add_db_commands
-from ecash_tpm.cli.output import emit
+from ecash_tpm.cli.output import emit, money, when
 from ecash_tpm.cli.party_key import add_init_options
 from ecash_tpm.cli.tls_certs import (
     add_cert_commands,
@@ -97,7 +97,7 @@ def _cmd_products(args: argparse.Namespace) -> int:
         docs = store.products(args.merchant)
     rows = [d["body"] for d in docs]
     text = "\n".join(
-        f"{b['product_id']}  {b['merchant_id']:<12} {b['price']:>8} {b['currency']}  "
+        f"{b['product_id']}  {b['merchant_id']:<12} {money(b['price'], b['currency']):>14}  "
         f"{b['ciphertext_size']:>8} B  {b['title']}"
         for b in rows
     )
@@ -165,7 +165,7 @@ def _cmd_strikes(args: argparse.Namespace) -> int:
     for s in strikes:
         per[s.merchant_id] = per.get(s.merchant_id, 0) + 1
     text = "\n".join(
-        f"{s.created_at}  {s.merchant_id:<12} {s.reason:<10} {s.dispute_id}" for s in strikes
+        f"{when(s.created_at)}  {s.merchant_id:<12} {s.reason:<10} {s.dispute_id}" for s in strikes
     )
     rows = [s.to_dict() for s in strikes]
     emit(args, {"strikes": rows, "per_merchant": per}, text or "no strikes")

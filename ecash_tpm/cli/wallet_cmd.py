@@ -23,15 +23,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ecash_tpm.cli.output import Progress, emit, prompt, read_json
-from ecash_tpm.wallet.pay import RECOVERY_GRACE_S
+from ecash_tpm.cli.output import Progress, emit, money, prompt, when
 
 if TYPE_CHECKING:
     from ecash_tpm.clients.bank import BankClient
     from ecash_tpm.clients.connect import Link
-    from ecash_tpm.clients.merchant import MerchantClient
     from ecash_tpm.device import TpmDevice
-    from ecash_tpm.pki import CrlInput
     from ecash_tpm.wallet.context import SpendingContext, WalletContext
     from ecash_tpm.wallet.ek_source import EkCertificateSource
     from ecash_tpm.wallet.membership import Membership
@@ -171,7 +168,18 @@ def _cmd_join(args: argparse.Namespace) -> int:
         if cfg.get("bank_url"):
             bank = stack.enter_context(_bank_client(args, cfg))
             progress.note("logging in at the bank for the join authorisation")
-            bank.login(args.account or getpass.getuser(), _password(args), _totp_code(args))
+            from ecash_tpm.wallet.session import SessionKeeper
+
+            # a fresh login, kept as the wallet's bank session (protocol.md 11.2): the first
+            # `wallet withdraw` after the join needs no second TOTP code
+            SessionKeeper(
+                Path(args.data),
+                bank,
+                account_id=args.account or getpass.getuser(),
+                bank_url=str(cfg["bank_url"]),
+                clock=_now,
+                credentials=lambda: (_password(args), _totp_code(args)),
+            ).login()
         membership = join(
             device,
             issuer,
@@ -417,266 +425,6 @@ def _merchant_name(args: argparse.Namespace, offer: Any = None) -> str | None:
     return None
 
 
-def _cmd_withdraw(args: argparse.Namespace) -> int:
-    from ecash_tpm.wallet.membership import load_membership
-    from ecash_tpm.wallet.store import WalletStore
-    from ecash_tpm.wallet.withdraw import resume_withdrawals, withdraw
-
-    cfg = _coin_settings(args, need_bank=True)
-    root = _coin_root(args)
-    membership = load_membership(args.data)
-    with (
-        WalletStore.open(args.data, _now) as store,
-        _bank_client(args, cfg) as bank,
-        Progress(args) as progress,
-    ):
-        ctx = _wallet_context(store, root, cfg, args)
-        password, totp = _password(args), _totp_code(args)
-        progress.note("logging in at the bank")
-        bank.login(args.account or membership.account_id, password, totp)
-        resumed = []
-        if store.pending_withdrawals():
-            progress.note("completing withdrawals whose answer was lost")
-            resumed = resume_withdrawals(ctx, bank, progress=progress)
-        result = None
-        if args.amount:
-            progress.note(f"withdrawing {args.amount}")
-            result = withdraw(
-                ctx,
-                bank,
-                credential=membership.credential,
-                epoch=membership.epoch,
-                amount=args.amount,
-                currency=cfg.get("currency", "EUR"),
-                strategy=args.split,
-                progress=progress,
-            )
-        balance = store.balance()
-    done = [r.to_dict() for r in resumed] + ([result.to_dict()] if result else [])
-    lines = [
-        f"withdrew {d['amount']} {d['currency']} as coins {d['coins']} (request {d['request_id']})"
-        for d in done
-    ] or ["nothing to withdraw"]
-    emit(args, {"withdrawals": done, "balance": balance}, "\n".join(lines))
-    return 0
-
-
-def _cmd_balance(args: argparse.Namespace) -> int:
-    from ecash_tpm.wallet.store import WalletStore
-
-    with WalletStore.open(_existing_wallet(args), _now) as store:
-        balance = store.balance()
-        coins: dict[str, dict[int, int]] = {}
-        for hc in store.coins("unspent"):
-            per = coins.setdefault(hc.currency, {})
-            per[hc.value] = per.get(hc.value, 0) + 1
-    lines = []
-    for cur, b in sorted(balance.items()):
-        held = ", ".join(f"{n}x{v}" for v, n in sorted(coins.get(cur, {}).items(), reverse=True))
-        lines.append(
-            f"{b['unspent']} {cur} spendable ({held or 'no coins'}); "
-            f"{b['pending']} pending, {b['expired']} expired"
-        )
-    payload = {
-        "balance": balance,
-        "coins": {c: {str(v): n for v, n in per.items()} for c, per in coins.items()},
-    }
-    emit(args, payload, "\n".join(lines) or "empty wallet")
-    return 0
-
-
-def _cmd_pay(args: argparse.Namespace) -> int:
-    from ecash_tpm.clients.merchant import MerchantClient
-    from ecash_tpm.device import TpmDevice
-    from ecash_tpm.errors import InputError
-    from ecash_tpm.wallet.membership import load_membership
-    from ecash_tpm.wallet.pay import pay
-    from ecash_tpm.wallet.store import WalletStore
-
-    cfg = _coin_settings(args)
-    root = _coin_root(args)
-    membership = load_membership(args.data)
-    offer: Any = None
-    if args.request:
-        offer = read_json(args.request, "--request")
-        if not isinstance(offer, dict) or not {"request", "cert"} <= offer.keys():
-            raise InputError(
-                f"--request {args.request} must hold {{request, cert}} "
-                "(what `ecash-tpm merchant request --out` saves)",
-                detail={"path": str(args.request)},
-            )
-    conn = _link(args, args.merchant, role="merchant", name=_merchant_name(args, offer))
-    with (
-        MerchantClient(args.merchant, tls=conn.tls, expect=conn.expect) as merchant,
-        Progress(args) as progress,
-    ):
-        if offer is None:
-            if not args.amount:
-                raise InputError("give --request FILE or --amount N")
-            progress.note(f"asking {args.merchant} for a payment request of {args.amount}")
-            offer = merchant.create_request(args.amount, product_id=args.product_id)
-        tcti = resolve_tcti(args)
-        with TpmDevice(tcti) as device, WalletStore.open(args.data, _now) as store:
-            ctx = _wallet_context(store, root, cfg, args)
-            result = pay(
-                _spending_context(ctx, device, args.data, membership),
-                offer["request"],
-                offer["cert"],
-                merchant=merchant,
-                merchant_url=merchant.base_url,
-                progress=progress,
-            )
-    d = result.to_dict()
-    emit(
-        args,
-        d,
-        f"paid {d['amount']} {d['currency']} to {d['merchant_id']} with coins {d['coins']} "
-        f"(deposit {d['deposit_id']})",
-    )
-    return 0
-
-
-def _fetch_receipts(
-    args: argparse.Namespace, store: WalletStore, crl: CrlInput | None
-) -> dict[str, Any]:
-    """protocol.md §8.1: ask each open payment's (and purchase's) merchant for its answer."""
-    from ecash_tpm.clients.merchant import MerchantClient
-    from ecash_tpm.wallet.purchases import PURCHASES_DB_FILE, PurchaseStore
-    from ecash_tpm.wallet.receipt_fetch import fetch_purchases, fetch_receipts
-
-    root, names = _coin_root(args), {p.merchant_url: p.merchant_id for p in store.payments()}
-    with contextlib.ExitStack() as stack:
-
-        def shop(url: str | None) -> MerchantClient | None:
-            if not url or url not in names:
-                return None
-            conn = _link(args, url, role="merchant", name=names[url])
-            return stack.enter_context(MerchantClient(url, tls=conn.tls, expect=conn.expect))
-
-        bought: list[dict[str, Any]] = []
-        if (Path(args.data) / PURCHASES_DB_FILE).is_file():  # purchases first: key and receipt
-            purchases = stack.enter_context(PurchaseStore.open(args.data, _now))
-            bought = fetch_purchases(store, purchases, shop, root=root, clock=_now, crl=crl)
-        paid = fetch_receipts(store, lambda r: shop(r.merchant_url), root=root, clock=_now, crl=crl)
-    return {"purchases": bought, "receipts": [r.to_dict() for r in paid]}
-
-
-def _cmd_recover(args: argparse.Namespace) -> int:
-    from ecash_tpm.wallet.pay import recover_payments
-    from ecash_tpm.wallet.store import WalletStore
-
-    data = _existing_wallet(args)
-    cfg = _coin_settings(args, need_bank=True)
-    root = _coin_root(args)
-    with WalletStore.open(data, _now) as store, _bank_client(args, cfg) as bank:
-        crl = _wallet_context(store, root, cfg, args).crl
-        fetched = _fetch_receipts(args, store, crl)  # issue 10, attack 8: the merchant's answer
-        results = recover_payments(
-            store,
-            bank,
-            clock=_now,
-            root=root,
-            bank_name=cfg.get("bank_name"),
-            grace_s=args.grace,
-            crl=crl,
-        )
-    rows = [r.to_dict() for r in results]
-    lines = [f"{r['purchase_id']}: {r['outcome']}" for r in fetched["purchases"]]
-    lines += [f"{r['payment_id']}: {r['outcome']}" for r in fetched["receipts"] + rows]
-    emit(args, {**fetched, "payments": rows}, "\n".join(lines) or "no open payments")
-    return 0
-
-
-def _cmd_history(args: argparse.Namespace) -> int:
-    from ecash_tpm.wallet.store import WalletStore
-
-    with WalletStore.open(_existing_wallet(args), _now) as store:
-        rows = [p.to_dict() for p in store.payments(limit=args.limit)]
-    text = "\n".join(
-        f"{r['created_at']}  {r['state']:<7} {r['amount']:>8} {r['currency']}  "
-        f"{r['merchant_id']}  {r['payment_id']}"
-        + (f"  [{r['error_code']}]" if r["error_code"] else "")
-        for r in rows
-    )
-    emit(args, {"payments": rows}, text or "no payments")
-    return 0
-
-
-def register_coins(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """``wallet withdraw|balance|pay|recover|history``."""
-
-    def data_args(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--data", type=Path, required=True, help="wallet data directory")
-        p.add_argument("--json", action="store_true", help="machine-readable output")
-        return p
-
-    def bank_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--bank", default=None, metavar="URL", help="bank base URL (remembered)")
-        p.add_argument("--bank-name", default=None, help="expected bank certificate CN")
-        p.add_argument("--root", default=None, metavar="PEM", help="central bank root (kept)")
-        add_tls_args(p)
-
-    p = data_args(sub.add_parser("withdraw", help="withdraw coins from the bank account"))
-    bank_args(p)
-    p.add_argument("amount", type=int, nargs="?", default=0, help="minor units (0: resume only)")
-    p.add_argument("--currency", default=None, help="currency (remembered; default EUR)")
-    p.add_argument("--account", default=None, help="bank account (default: the member's)")
-    p.add_argument("--password-file", default=None, help="else $ECASH_TPM_PASSWORD or prompt")
-    p.add_argument("--totp", default=None, help="TOTP code (else --totp-secret-file or prompt)")
-    p.add_argument("--totp-secret-file", default=None, help="base32 TOTP secret")
-    p.add_argument(
-        "--split",
-        choices=["payable", "fewest"],
-        default="payable",
-        help="denominations: 'payable' keeps every smaller amount payable (default)",
-    )
-    p.set_defaults(func=_cmd_withdraw)
-
-    p = data_args(sub.add_parser("balance", help="coins held, pending and expired"))
-    p.set_defaults(func=_cmd_balance)
-
-    from ecash_tpm.cli.wallet_keysets import register_keysets
-
-    register_keysets(sub)  # docs/protocol.md 4.1: the certified keyset list trusted
-
-    p = sub.add_parser("pay", help="pay a merchant with TPM-bound coins")
-    add_device_args(p)
-    bank_args(p)
-    p.add_argument("--merchant", required=True, metavar="URL", help="the shop's base URL")
-    p.add_argument(
-        "--merchant-name", default=None, help="expected shop certificate name (merchant id)"
-    )
-    add_tls_args(p)
-    p.add_argument("--request", default=None, metavar="FILE", help="{request, cert} JSON")
-    p.add_argument("--amount", type=int, default=None, help="ask the shop for this amount")
-    p.add_argument("--product-id", default=None)
-    p.add_argument(
-        "--max-deadline",
-        type=int,
-        default=None,
-        metavar="SECONDS",
-        help="refuse requests whose deadline lies further ahead (remembered; default "
-        "600): the coins of a payment whose answer is lost stay pending until then",
-    )
-    p.set_defaults(func=_cmd_pay)
-
-    p = data_args(sub.add_parser("recover", help="settle payments sent without an answer"))
-    bank_args(p)
-    p.add_argument(
-        "--grace",
-        type=int,
-        default=RECOVERY_GRACE_S,
-        metavar="SECONDS",
-        help="wait this long past a request's deadline, by the bank's signed time, before "
-        f"releasing its coins (deposits in flight; default {RECOVERY_GRACE_S})",
-    )
-    p.set_defaults(func=_cmd_recover)
-
-    p = data_args(sub.add_parser("history", help="payments, newest first"))
-    p.add_argument("--limit", type=int, default=50)
-    p.set_defaults(func=_cmd_history)
-
-
 # --- fair exchange (issue 6): buy, dispute, purchases ----------------------------------------
 
 
@@ -709,7 +457,7 @@ def _cmd_buy(args: argparse.Namespace) -> int:
     emit(
         args,
         d,
-        f"bought {d['title']!r} ({d['price']} {d['currency']}) from {d['merchant_id']}: "
+        f"bought {d['title']!r} ({money(d['price'], d['currency'])}) from {d['merchant_id']}: "
         f"{d['size']} bytes in {d['content_file']} (purchase {d['purchase_id']})",
     )
     return 0
@@ -748,7 +496,7 @@ def _cmd_purchases(args: argparse.Namespace) -> int:
     with PurchaseStore.open(_existing_wallet(args), _now) as purchases:
         rows = [p.to_dict() for p in purchases.purchases(limit=args.limit)]
     text = "\n".join(
-        f"{r['created_at']}  {r['state']:<11} {r['price']:>6} {r['currency']}  "
+        f"{when(r['created_at'])}  {r['state']:<11} {money(r['price'], r['currency']):>12}  "
         f"{r['merchant_id']:<10} {r['product_id']}  {r['purchase_id']}"
         for r in rows
     )
@@ -784,6 +532,13 @@ def register_fair_exchange(sub: argparse._SubParsersAction[argparse.ArgumentPars
     p.set_defaults(func=_cmd_purchases)
 
 
+def register_coins(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The coin commands (withdraw, logout, balance, pay, ...): see ecash_tpm.cli.wallet_coins."""
+    from ecash_tpm.cli.wallet_coins import register_coins as register
+
+    register(sub)
+
+
 COMMAND_GROUPS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
     register_join,
     register_coins,
@@ -792,9 +547,23 @@ COMMAND_GROUPS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParse
 """Functions adding wallet sub-commands; coin commands append their own ``register_*``."""
 
 
+#: ``ecash-tpm wallet --help``: for the wallet's user (the module docstring is for developers).
+WALLET_DESCRIPTION = """\
+The customer wallet: anonymous coins bound to this device's TPM.
+
+Start with `wallet join --issuer URL --bank URL --root FILE --data-dir DIR` (the TPM
+proves it is genuine; you log in to your bank account once for that). Then `wallet withdraw
+AMOUNT` takes coins from your account, `wallet pay` spends them at a shop and `wallet balance`
+shows what you hold.
+
+The wallet logs in to the bank with your password and one-time code only when it has no
+valid session; `wallet logout` ends the session. Amounts are given in minor units (cents
+for EUR: 1050 is 10.50 EUR) and shown in the currency's units; --json prints raw integers."""
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``wallet`` and the sub-commands of every group in :data:`COMMAND_GROUPS`."""
-    parser = subparsers.add_parser("wallet", help="customer wallet", description=__doc__)
+    parser = subparsers.add_parser("wallet", help="customer wallet", description=WALLET_DESCRIPTION)
     sub = parser.add_subparsers(dest="wallet_command", metavar="COMMAND", required=True)
     for group in COMMAND_GROUPS:
         group(sub)

@@ -76,7 +76,8 @@ def test_demo_json_report_and_nothing_left_behind(tmp_path: Path) -> None:
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err[-3000:]
     report = json.loads(out)  # exactly one JSON object on stdout
-    assert set(report) == {"ok", "steps"} and report["ok"] is True
+    assert set(report) == {"ok", "version", "steps"} and report["ok"] is True
+    assert report["version"] == 1  # the --json shape version (cli.output.JSON_VERSION)
     names = [s["step"] for s in report["steps"]]
     assert names == list(STEPS)
     assert names[:11] == [  # the order the operator's checklist (issue 5) fixes
