@@ -350,7 +350,7 @@ def _wallet_context(
             crl = crl_source(root=load_certificate(root), crl_url=None, crl_file=path)
     max_deadline = int(cfg.get("max_deadline_s") or MAX_REQUEST_DEADLINE_S)
     return WalletContext(
-        store, root, _now, cfg.get("bank_name"), crl=crl, max_deadline_s=max_deadline
+        store, root, _now, cfg.get("bank_name") or "bank", crl=crl, max_deadline_s=max_deadline
     )
 
 

@@ -234,7 +234,7 @@ def _cmd_recover(args: argparse.Namespace) -> int:
             bank,
             clock=_now,
             root=root,
-            bank_name=cfg.get("bank_name"),
+            bank_name=cfg.get("bank_name") or "bank",  # the name the TLS link pins
             grace_s=args.grace,
             crl=crl,
         )
