@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
 import getpass
 import json
 import os
@@ -135,6 +136,13 @@ def add_tls_args(p: argparse.ArgumentParser) -> None:
             "--insecure-http",
             action="store_true",
             help="allow plain http:// URLs (local experiments; nothing is verified)",
+        )
+    if not any(a.dest == "centralbank" for a in p._actions):
+        p.add_argument(
+            "--centralbank",
+            default=None,
+            metavar="URL",
+            help="the central bank, whose revocation list is fetched on every run (remembered)",
         )
     if not any(a.dest == "crl" for a in p._actions):
         p.add_argument(
@@ -286,6 +294,7 @@ def _coin_settings(args: argparse.Namespace, *, need_bank: bool = False) -> dict
         ("bank_name", "bank_name"),
         ("currency", "currency"),
         ("max_deadline", "max_deadline_s"),  # issue 10 attack 5: no hostage deadlines
+        ("centralbank", "centralbank_url"),  # issue 10 attack 10: where the CRL comes from
     ):
         value = getattr(args, flag, None)
         if value and cfg.get(key) != value:
@@ -302,7 +311,44 @@ def _coin_settings(args: argparse.Namespace, *, need_bank: bool = False) -> dict
             "the wallet does not know its bank yet: pass --bank URL (remembered)",
             code="wallet.not_configured",
         )
+    if cfg.get("centralbank_url") and (data / WALLET_ROOT_FILE).is_file():
+        _fetch_crl(args, cfg["centralbank_url"])
     return cfg
+
+
+def _fetch_crl(args: argparse.Namespace, url: str) -> None:
+    """``--centralbank URL`` (remembered): fetch the central bank's current CRL into
+    ``<data>/central-bank-crl.pem`` on every run, so merchant and bank certificates are checked
+    against what the central bank revoked up to now (docs/protocol.md 13.2). The CRL is checked
+    against the root before it replaces the file; when the central bank cannot be reached, the
+    file on hand is used, and a stale one is refused when it is read (``crl.stale``)."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from ecash_tpm.clients.centralbank import CentralBankClient
+    from ecash_tpm.clients.connect import link
+    from ecash_tpm.crypto.signing import write_file_atomic
+    from ecash_tpm.errors import EcashError
+    from ecash_tpm.pki import CrlSource, load_certificate
+
+    data = Path(args.data)
+    root = data / WALLET_ROOT_FILE
+    conn = link(  # no CRL for this one connection: it is how the CRL arrives
+        url,
+        role="centralbank",
+        name="centralbank",
+        root=root,
+        insecure=bool(getattr(args, "insecure_http", False)),
+    )
+    try:
+        with CentralBankClient(url, tls=conn.tls, expect=conn.expect) as central:
+            pem = central.crl().public_bytes(Encoding.PEM)
+    except EcashError:
+        if (data / WALLET_CRL_FILE).is_file():
+            return
+        raise
+    now = dt.datetime.now(dt.UTC)
+    CrlSource(load_certificate(root.read_bytes()), lambda: pem).current_crl(now)  # root-signed
+    write_file_atomic(data / WALLET_CRL_FILE, pem, mode=0o644)
 
 
 def _existing_wallet(args: argparse.Namespace) -> Path:
