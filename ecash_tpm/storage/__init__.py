@@ -17,6 +17,7 @@ from ecash_tpm.storage.database import (
 from ecash_tpm.storage.errors import (
     ConstraintViolationError,
     DatabaseMissingError,
+    DatabaseReadOnlyError,
     MigrationError,
     QueryError,
     ReadOnlyViolationError,
@@ -38,6 +39,7 @@ __all__ = [
     "ConstraintViolationError",
     "Database",
     "DatabaseMissingError",
+    "DatabaseReadOnlyError",
     "Migration",
     "MigrationError",
     "NewSqliteFiles",

@@ -64,11 +64,12 @@ class PostgresBackend:
 
     name = "postgresql"
 
-    def __init__(self, url: str, *, connect_timeout_s: float) -> None:
+    def __init__(self, url: str, *, connect_timeout_s: float, lock_timeout_ms: int = 5000) -> None:
         self._psycopg = _import_psycopg()
         self._rows = importlib.import_module("psycopg.rows")
         self.url = url
         self.connect_timeout_s = connect_timeout_s
+        self.lock_timeout_ms = lock_timeout_ms
         self.driver_errors: tuple[type[BaseException], ...] = (self._psycopg.Error,)
 
     def describe(self) -> str:
@@ -76,12 +77,18 @@ class PostgresBackend:
 
     def connect(self) -> Any:
         try:
-            return self._psycopg.connect(
+            conn = self._psycopg.connect(
                 self.url,
                 autocommit=True,
                 row_factory=self._rows.dict_row,
                 connect_timeout=max(1, int(self.connect_timeout_s)),
             )
+            # the request's bound on any lock wait (row, advisory): 55P03 -> 503 + Retry-After
+            conn.execute(
+                "SELECT set_config('lock_timeout', %(v)s, false)",
+                {"v": f"{max(1, self.lock_timeout_ms)}ms"},
+            )
+            return conn
         except self._psycopg.Error as exc:
             # invalid_catalog_name; psycopg reports connection failures without a SQLSTATE,
             # so the server's (English) message is the fallback
@@ -99,7 +106,7 @@ class PostgresBackend:
     def begin(self, conn: Any, mode: str) -> None:
         if mode == "read":
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        elif mode == "migrate":
+        elif mode in ("migrate", "write_rc"):
             conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
         else:
             conn.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
@@ -135,6 +142,19 @@ class PostgresBackend:
 
     def migration_lock(self, conn: Any) -> None:
         conn.execute("SELECT pg_advisory_xact_lock(%(key)s)", {"key": MIGRATION_LOCK_KEY})
+
+    def xact_lock(self, conn: Any, key: int) -> None:
+        conn.execute("SELECT pg_advisory_xact_lock(%(key)s)", {"key": key})
+
+    def write_probe(self, conn: Any) -> None:
+        """Fail as a write would (25006) on a read-only server, replica or database."""
+        row = conn.execute(
+            "SELECT current_setting('transaction_read_only') AS ro, pg_is_in_recovery() AS rec"
+        ).fetchone()
+        if row is not None and (row["ro"] == "on" or row["rec"]):
+            raise self._psycopg.errors.ReadOnlySqlTransaction(
+                "cannot execute writes in a read-only transaction"
+            )
 
     def translate(self, exc: BaseException) -> EcashError:
         """Map a psycopg exception to the project's storage errors by SQLSTATE."""
