@@ -19,8 +19,7 @@ from support.coinmint import KeyPool, Pki, RecordingReporter, TestClock, TestIss
 
 from ecash_tpm.bank import errors as E
 from ecash_tpm.bank.domain import BankDomain
-from ecash_tpm.bank.store import MIGRATIONS
-from ecash_tpm.bank.store import spending
+from ecash_tpm.bank.store import MIGRATIONS, spending
 from ecash_tpm.pki import load_certificate
 from ecash_tpm.storage import Database, StorageBusyError, sqlite_url
 
