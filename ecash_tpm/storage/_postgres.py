@@ -146,6 +146,11 @@ class PostgresBackend:
     def xact_lock(self, conn: Any, key: int) -> None:
         conn.execute("SELECT pg_advisory_xact_lock(%(key)s)", {"key": key})
 
+    def quick_check(self, conn: Any) -> list[str]:
+        """Nothing portable to run (``amcheck`` is an extension); unique constraints and the
+        application's own checks are the guard on PostgreSQL."""
+        return []
+
     def write_probe(self, conn: Any) -> None:
         """Fail as a write would (25006) on a read-only server, replica or database."""
         row = conn.execute(

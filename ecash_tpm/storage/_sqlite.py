@@ -155,6 +155,11 @@ class SqliteBackend:
     def xact_lock(self, conn: sqlite3.Connection, key: int) -> None:
         """Nothing to do: BEGIN IMMEDIATE already excludes every other writer."""
 
+    def quick_check(self, conn: sqlite3.Connection) -> list[str]:
+        rows = conn.execute("PRAGMA quick_check").fetchall()
+        found = [str(next(iter(row.values()))) for row in rows]
+        return [] if found == ["ok"] else found
+
     def write_probe(self, conn: sqlite3.Connection) -> None:
         """Rewrite the header's ``user_version`` with its own value (rolled back by the
         caller): SQLITE_READONLY on a read-only file or mount, nothing on disk otherwise."""

@@ -96,6 +96,7 @@ class _Backend(Protocol):
     def migration_lock(self, conn: Any) -> None: ...
     def xact_lock(self, conn: Any, key: int) -> None: ...
     def write_probe(self, conn: Any) -> None: ...
+    def quick_check(self, conn: Any) -> list[str]: ...
     def translate(self, exc: BaseException) -> EcashError: ...
 
 
@@ -524,6 +525,15 @@ class Database:
                 raise _Probe
         except _Probe:
             return
+
+    def quick_check(self) -> list[str]:
+        """The database engine's own structural check (SQLite ``PRAGMA quick_check``: pages,
+        indexes, constraints; PostgreSQL: nothing portable, an empty list). For start-up."""
+        with self.read() as tx:
+            try:
+                return self._backend.quick_check(tx._handle.conn)
+            except self._backend.driver_errors as exc:
+                raise tx._fail(exc) from exc
 
     # --- migrations ---------------------------------------------------------------------------
 

@@ -55,6 +55,14 @@ class DatabaseReadOnlyError(StorageUnavailableError):
     code = "storage.database_read_only"
 
 
+class IntegrityCheckError(StorageError):
+    """The start-up integrity check found damage (a corrupt page or index, spent serials whose
+    transcript names another coin): the service refuses to start rather than book on it."""
+
+    code = "storage.integrity_failed"
+    http_status = 503
+
+
 class ReadOnlyViolationError(StorageError):
     """A statement tried to write inside :meth:`Database.read`."""
 

@@ -19,11 +19,13 @@ Kept apart from the ``bank`` component so its numbering never collides with anot
 
 from __future__ import annotations
 
-from ecash_tpm.storage import Migration, Transaction
+from ecash_tpm.crypto.encoding import b64u_encode
+from ecash_tpm.storage import Database, IntegrityCheckError, Migration, Transaction
 
 __all__ = [
     "COMPONENT",
     "SPENT_PARTITIONS",
+    "check_integrity",
     "keyset_outstanding",
     "lock_serials",
     "mark_spent",
@@ -147,3 +149,19 @@ def spent_transcript_mismatches(tx: Transaction, limit: int = 10) -> list[bytes]
         {"n": limit},
     )
     return [bytes(r["sigma"]) for r in rows]
+
+
+def check_integrity(db: Database) -> None:
+    """Start-up check (issue 13 item 6): the engine's structural check and spent serials that
+    match their transcripts; :class:`IntegrityCheckError` (503) names what is damaged."""
+    problems = db.quick_check()
+    with db.read() as tx:
+        mismatched = spent_transcript_mismatches(tx)
+    if problems or mismatched:
+        raise IntegrityCheckError(
+            "the bank database failed its integrity check; restore it before serving",
+            detail={
+                "engine": problems[:10],
+                "spent_without_matching_transcript": [b64u_encode(s) for s in mismatched],
+            },
+        )

@@ -21,7 +21,7 @@ from ecash_tpm.bank import errors as E
 from ecash_tpm.bank.domain import BankDomain
 from ecash_tpm.bank.store import MIGRATIONS, spending
 from ecash_tpm.pki import load_certificate
-from ecash_tpm.storage import Database, StorageBusyError, sqlite_url
+from ecash_tpm.storage import Database, IntegrityCheckError, StorageBusyError, sqlite_url
 
 CLIENTS = 8
 
@@ -283,3 +283,31 @@ def test_advisory_serial_lock_is_bounded_too(pg_url: str) -> None:
     finally:
         other.close()
         db.close()
+
+
+def test_start_up_integrity_check_refuses_a_damaged_spent_index(
+    tmp_path: Path, pki: Pki, keys: KeyPool
+) -> None:
+    w = make_world(
+        db_url=sqlite_url(tmp_path / "bank.db"),
+        data_dir=tmp_path,
+        pki=pki,
+        keys=keys,
+        policy=test_policy(),
+    )
+    try:
+        member = w.customer("alice", 100)
+        w.pay(member, "shop-a", 3)
+        spending.check_integrity(w.db)  # a healthy database passes
+        with w.db.transaction() as tx:  # damage: a transcript that names another serial
+            first = tx.fetchval("SELECT MIN(transcript_id) AS t FROM spend_transcript")
+            tx.execute(
+                "UPDATE spend_transcript SET sigma = :s WHERE transcript_id = :t",
+                {"s": secrets.token_bytes(32), "t": first},
+            )
+        with pytest.raises(IntegrityCheckError) as err:
+            spending.check_integrity(w.db)
+        assert err.value.code == "storage.integrity_failed" and err.value.http_status == 503
+        assert err.value.detail["spent_without_matching_transcript"]
+    finally:
+        w.db.close()
