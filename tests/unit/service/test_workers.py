@@ -113,3 +113,16 @@ def test_a_worker_that_dies_stops_the_others(tmp_path: Path) -> None:
     assert proc.returncode == 3
     assert "worker 1: RuntimeError: worker 1 cannot start" in proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == "service.start_failed"
+
+
+def test_every_party_serve_takes_workers() -> None:
+    from ecash_tpm.cli import build_parser
+    from ecash_tpm.cli.tls_certs import serve_options, workers_override
+    from ecash_tpm.service.settings import ServiceSettings
+
+    parser = build_parser()
+    for role in ("bank", "issuer", "merchant", "supervision", "ttp"):
+        args = parser.parse_args([role, "serve", "--workers", "3"])
+        assert workers_override(args) == 3, role
+    settings = ServiceSettings(workers=2, insecure_http=True)
+    assert serve_options(settings, Path("/nonexistent/root.pem"))["workers"] == 2
