@@ -8,6 +8,10 @@ transactions run in parallel; the price is that conflicting ones fail with SQLST
 which we raise as :class:`StorageBusyError` (``storage.serialization_failure``) and which
 :meth:`Database.run_in_transaction` retries with jittered backoff. Hot single rows (one global
 counter updated by every request) serialize badly under this scheme: prefer append-only rows.
+Code that detects its own conflicts (unique constraints, ``INSERT ... ON CONFLICT``, advisory
+locks through :meth:`Transaction.lock_keys`) asks for ``isolation="read_committed"`` instead and
+never sees a serialization failure: the bank's deposit booking (issue 13). Every connection sets
+``lock_timeout`` to the database's lock bound, so a lock wait ends in a 503, not a hang.
 Read transactions use ``REPEATABLE READ READ ONLY`` (a consistent snapshot that never fails).
 Migrations run at READ COMMITTED under a transaction-scoped advisory lock, so two processes
 starting at once apply each migration exactly once.
