@@ -6,7 +6,10 @@ Counts, never timings: the PostgreSQL booking is judged by the storage layer's r
 
 from __future__ import annotations
 
+import multiprocessing as mp
+import os
 import secrets
+import signal
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -67,6 +70,34 @@ def _run_all(count: int, fn: Callable[[int], Any], timeout_s: float = 120.0) -> 
     return results
 
 
+def _run_processes(count: int, fn: Callable[[int], int], timeout_s: float = 120.0) -> list[Any]:
+    """Run ``fn(0..count-1)`` in forked processes released together (what ``serve --workers``
+    forks); their results, or the repr of what they raised. Stopped by pid if they hang."""
+    ctx = mp.get_context("fork")
+    barrier = ctx.Barrier(count)
+    queue = ctx.Queue()
+
+    def child(i: int) -> None:
+        try:
+            barrier.wait(timeout_s)
+            queue.put((i, fn(i)))
+        except BaseException as exc:  # reported to the parent, which asserts on it
+            queue.put((i, repr(exc)))
+
+    procs = [ctx.Process(target=child, args=(i,)) for i in range(count)]
+    for proc in procs:
+        proc.start()
+    try:
+        results = dict(queue.get(timeout=timeout_s) for _ in procs)
+    finally:
+        for proc in procs:
+            proc.join(timeout_s)
+            if proc.is_alive() and proc.pid is not None:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.join(5)
+    return [results[i] for i in range(count)]
+
+
 # --- item 4: concurrent start-ups ------------------------------------------------------------
 
 
@@ -102,7 +133,7 @@ def test_four_workers_starting_together_create_the_configured_keysets(
         finally:
             db.close()
 
-    made = _run_all(4, start)
+    made = _run_processes(4, start)
     assert all(isinstance(n, int) for n in made), made
     assert sum(made) == len(DENOMINATIONS)
     with Database.open(db_url) as db, db.read() as tx:
