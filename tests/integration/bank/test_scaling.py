@@ -342,3 +342,63 @@ def test_start_up_integrity_check_refuses_a_damaged_spent_index(
         assert err.value.detail["spent_without_matching_transcript"]
     finally:
         w.db.close()
+
+
+def test_partitioning_keeps_the_spent_rows_of_an_existing_bank(pg_url: str) -> None:
+    """The PostgreSQL-only migration moves an existing spent table into the partitions."""
+    sigma = secrets.token_bytes(32)
+    with Database.open(pg_url) as db:
+        db.migrate(MIGRATIONS, component="bank")
+        with db.transaction() as tx:
+            tx.execute(
+                "INSERT INTO bank_account (account_id, kind, currency, created_at)"
+                " VALUES ('shop', 'merchant', 'EUR', 1)"
+            )
+            tx.execute(
+                "INSERT INTO merchant (merchant_id, cert_pem, key_id, updated_at)"
+                " VALUES ('shop', 'pem', 'k', 1)"
+            )
+            tx.execute(
+                "INSERT INTO keyset (keyset_id, value, currency, withdraw_from, withdraw_until,"
+                " deposit_until, public_key, variant, descriptor, key_file, created_at)"
+                " VALUES (:k, 1, 'EUR', 1, 2, 3, :k, 'v', '{}', 'f', 1)",
+                {"k": b"k" * 32},
+            )
+            txn = tx.insert_returning_id(
+                "INSERT INTO ledger_txn (kind, ref, created_at) VALUES ('deposit', 'd1', 1)",
+                id_column="txn_id",
+            )
+            tx.execute(
+                "INSERT INTO deposit (deposit_id, merchant_id, content_digest, preq, amount,"
+                " currency, receipt, txn_id, created_at)"
+                " VALUES ('d1', 'shop', :b, :b, 1, 'EUR', '', :t, 1)",
+                {"b": b"x", "t": txn},
+            )
+            tid = tx.insert_returning_id(
+                "INSERT INTO spend_transcript (deposit_id, sigma, merchant_id, keyset_id, preq,"
+                " body, created_at) VALUES ('d1', :s, 'shop', :k, :b, '{}', 1)",
+                {"s": sigma, "k": b"k" * 32, "b": b"x"},
+                id_column="transcript_id",
+            )
+            tx.execute(
+                "INSERT INTO spent_coin (sigma, keyset_id, transcript_id, deposit_id, spent_at)"
+                " VALUES (:s, :k, :t, 'd1', 1)",
+                {"s": sigma, "k": b"k" * 32, "t": tid},
+            )
+        assert db.migrate(spending.migrations(db.backend), component=spending.COMPONENT) == [1, 2]
+        with db.read() as tx:
+            assert tx.fetchval("SELECT relkind FROM pg_class WHERE relname = 'spent_coin'") == "p"
+            row = tx.fetchone("SELECT sigma, transcript_id FROM spent_coin")
+        assert row is not None and bytes(row["sigma"]) == sigma and row["transcript_id"] == tid
+        with db.transaction(isolation="read_committed") as tx:  # the primary key still holds
+            again = spending.mark_spent(
+                tx,
+                sigma=sigma,
+                keyset_id=b"k" * 32,
+                deposit_id="d1",
+                merchant_id="shop",
+                preq=b"x",
+                body_json="{}",
+                now=2,
+            )
+        assert again is None
