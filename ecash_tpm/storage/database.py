@@ -361,8 +361,16 @@ class Database:
     :meth:`close`-d, e.g. from the service's shutdown hook or a ``with`` block.
     """
 
-    def __init__(self, backend: _Backend, *, pool_size: int, acquire_timeout_s: float) -> None:
+    def __init__(
+        self,
+        backend: _Backend,
+        *,
+        pool_size: int,
+        acquire_timeout_s: float,
+        lock_timeout_s: float = 5.0,
+    ) -> None:
         self._backend = backend
+        self._lock_timeout_s = lock_timeout_s
         self._pool: ConnectionPool[Any] = ConnectionPool(
             backend.connect,
             backend.close,
@@ -424,7 +432,9 @@ class Database:
                 "unsupported database URL (use sqlite:/// or postgresql://)",
                 detail={"scheme": scheme},
             )
-        return cls(backend, pool_size=size, acquire_timeout_s=acquire_s)
+        return cls(
+            backend, pool_size=size, acquire_timeout_s=acquire_s, lock_timeout_s=lock_timeout_s
+        )
 
     @property
     def backend(self) -> str:
@@ -484,16 +494,25 @@ class Database:
 
         ``fn`` may run several times, so it must not have side effects outside the database
         (no HTTP calls, no TPM commands). Gives up after ``attempts`` and re-raises the last
-        :class:`StorageBusyError` (a 503 with Retry-After at the HTTP layer).
+        :class:`StorageBusyError` (a 503 with Retry-After at the HTTP layer). A lock wait that
+        timed out (SQLite busy, PostgreSQL ``lock_timeout``) is retried only while another wait
+        as long would still end within the lock bound, so a held lock costs a request one
+        bound, not ``attempts`` of them.
         """
         if attempts < 1:
             raise StorageError("attempts must be at least 1")
+        deadline = time.monotonic() + self._lock_timeout_s
         for attempt in range(1, attempts + 1):
+            began = time.monotonic()
             try:
                 with self.transaction(isolation=isolation) as tx:
                     return fn(tx)
             except StorageBusyError as exc:
                 if attempt == attempts or exc.code == "storage.pool_exhausted":
+                    raise
+                now = time.monotonic()
+                lock_wait = exc.code == "storage.busy" or exc.detail.get("sqlstate") == "55P03"
+                if lock_wait and now + (now - began) > deadline:
                     raise
                 with self._counter_lock:
                     self._retries += 1

@@ -402,3 +402,21 @@ def test_partitioning_keeps_the_spent_rows_of_an_existing_bank(pg_url: str) -> N
                 now=2,
             )
         assert again is None
+
+
+def test_held_lock_costs_one_bound_not_twenty_retries(tmp_path: Path) -> None:
+    """The issue's 102 s: 20 retries of a 5 s busy wait. Now a lock wait that used up the
+    bound is not retried (counted by the retry counter, not timed)."""
+    path = tmp_path / "x.db"
+    db = Database.open(sqlite_url(path), lock_timeout_s=0.3)
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StorageBusyError) as err:
+            db.run_in_transaction(lambda tx: tx.execute("CREATE TABLE t (x INTEGER)"))
+        assert err.value.code == "storage.busy"
+        assert db.retries == 0
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        db.close()
