@@ -323,6 +323,7 @@ class BankDomain:
         start: int | None = None,
         denominations: Sequence[int] | None = None,
         progress: ProgressCallback | None = None,
+        only_missing: bool = False,
     ) -> list[Keyset]:
         """New keysets for every denomination from ``start`` (default now)."""
         made = self.keysets.rotate(
@@ -334,6 +335,7 @@ class BankDomain:
             start=start,
             bits=self.policy.rsa_bits,
             progress=progress,
+            only_missing=only_missing,
         )
         self.certify_keysets()  # 4.1: new keysets go on the central bank's list at once
         return made
@@ -347,7 +349,8 @@ class BankDomain:
             if self.keysets.certified_list() is None:
                 self.certify_keysets()
             return []
-        return self.rotate_keysets(denominations=missing, progress=progress)
+        # only_missing: another worker starting at the same time may have created them already
+        return self.rotate_keysets(denominations=missing, progress=progress, only_missing=True)
 
     # --- customers ----------------------------------------------------------------------------
 

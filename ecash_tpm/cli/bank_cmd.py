@@ -36,6 +36,7 @@ from ecash_tpm.cli.output import Progress, emit, keyset_label, money, prompt, wh
 from ecash_tpm.cli.tls_certs import (
     add_cert_commands,
     add_insecure_http,
+    add_workers,
     insecure_override,
     renew_summary,
     renew_via_central_bank,
@@ -55,7 +56,7 @@ def _settings(args: argparse.Namespace) -> Any:
         "data_dir": args.data_dir,
         "database_url": args.database_url,
     }
-    for name in ("host", "port"):
+    for name in ("host", "port", "workers"):
         if getattr(args, name, None) is not None:
             overrides[name] = getattr(args, name)
     overrides["insecure_http"] = insecure_override(args)
@@ -553,6 +554,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="also serve the group manager ([issuer] of the same --config) in this process",
     )
     add_insecure_http(p)
+    add_workers(p)
     add_cert_commands(sub, common, _cmd_cert_renew)
 
     account = sub.add_parser("account", help="customer accounts")

@@ -28,10 +28,12 @@ from ecash_tpm.cli.party_key import add_init_options
 from ecash_tpm.cli.tls_certs import (
     add_cert_commands,
     add_insecure_http,
+    add_workers,
     insecure_override,
     renew_summary,
     renew_via_central_bank,
     serve_options,
+    workers_override,
 )
 
 
@@ -66,6 +68,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         bank_url=args.bank,
         issuer_url=args.issuer,
         insecure_http=insecure_override(args),
+        workers=workers_override(args),
     )
     tls = serve_options(settings, settings.resolved_root_cert())
     app = create_merchant_app(settings)
@@ -204,6 +207,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--bank", default=None, metavar="URL", help="the bank's base URL")
     p.add_argument("--issuer", default=None, metavar="URL", help="issuer URL (for Hop)")
     add_insecure_http(p)
+    add_workers(p)
     p.set_defaults(func=_cmd_serve)
     add_cert_commands(sub, common, _cmd_cert_renew)
 
