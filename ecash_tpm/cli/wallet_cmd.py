@@ -19,6 +19,7 @@ import contextlib
 import getpass
 import json
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -255,8 +256,6 @@ WALLET_ROOT_FILE = "central-bank-root.pem"
 
 
 def _now() -> int:
-    import time
-
     return int(time.time())
 
 
@@ -635,9 +634,10 @@ def register_coins(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p = data_args(sub.add_parser("balance", help="coins held, pending and expired"))
     p.set_defaults(func=_cmd_balance)
 
-    from ecash_tpm.cli.wallet_keysets import register_keysets
+    from ecash_tpm.cli import wallet_keysets, wallet_refund
 
-    register_keysets(sub)  # docs/protocol.md 4.1: the certified keyset list trusted
+    wallet_keysets.register_keysets(sub)  # docs/protocol.md 4.1: the certified keyset list
+    wallet_refund.register_refund_claim(sub)  # issue 12 (#3): claim a merchant's refund
 
     p = sub.add_parser("pay", help="pay a merchant with TPM-bound coins")
     add_device_args(p)
