@@ -14,7 +14,7 @@ from ecash_tpm.protocol.refunds import refund_claim_digest, sign_refund_permissi
 from support.bankworld import BankWorld
 from support.coinmint import Member, prepare_coin, split_amount
 
-__all__ = ["Refunded", "refundable_payment", "refund"]
+__all__ = ["Claim", "Refunded", "make_claim", "permission", "refund", "refundable_payment"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,82 @@ def refundable_payment(
     return receipt, coins
 
 
+def permission(
+    w: BankWorld,
+    merchant: str,
+    receipt: dict[str, Any],
+    coins: list[Coin],
+    amount: int,
+    *,
+    key: Any = None,
+) -> dict[str, Any]:
+    """The merchant's signed ``refund-permission`` (``key``: sign with another key)."""
+    party = w.pki.merchants[merchant]
+    body = receipt["body"]
+    return sign_refund_permission(
+        key or party.key,
+        refund_id="ref-" + secrets.token_hex(16),
+        merchant_id=merchant,
+        preq=b64u_decode(body["preq"]),
+        deposit_id=body["deposit_id"],
+        serials=[c.sigma for c in coins],
+        amount=amount,
+        currency="EUR",
+        issued_at=w.clock(),
+    )
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claim's parts: what the wallet sends, and the blinded coins to finalize."""
+
+    claim_id: str
+    permission: dict[str, Any]
+    outputs: list[tuple[bytes, bytes]]
+    proofs: list[dict[str, Any]]
+    pending: list[Any]
+
+    def send(self, w: BankWorld, merchant: str, **override: Any) -> Any:
+        kwargs: dict[str, Any] = {
+            "claim_id": self.claim_id,
+            "permission": self.permission,
+            "merchant_cert": w.pki.merchants[merchant].cert_pem,
+            "outputs": self.outputs,
+            "proofs": self.proofs,
+        }
+        kwargs.update(override)
+        return w.bank.claim_refund(**kwargs)
+
+
+def make_claim(
+    w: BankWorld, member: Member, perm: dict[str, Any], coins: list[Coin], *, signer: Any = None
+) -> Claim:
+    """Fresh outputs for the permission's amount and TPM-like ownership proofs of ``coins``
+    over the claim digest (``signer``: another DAA key)."""
+    amount = int(perm["body"]["amount"])
+    pending = [prepare_coin(member, k) for k in split_amount(amount, w._latest_keysets())]
+    outputs = [p.item for p in pending]
+    claim_id = "claim-" + secrets.token_hex(8)
+    digest = refund_claim_digest(perm["body"]["refund_id"], claim_id, outputs)
+    proofs = [
+        {
+            "sigma": b64u_encode(c.sigma),
+            "proof": make_spend_proof(
+                signer or member.signer,
+                hop=w.issuer.hop,
+                preq=digest,
+                keyset_id=c.keyset_id,
+                epoch=c.epoch,
+                sigma=c.sigma,
+                coin=c.credential,
+                self_check=signer is None,
+            ).to_dict(),
+        }
+        for c in coins
+    ]
+    return Claim(claim_id, perm, outputs, proofs, pending)
+
+
 def refund(
     w: BankWorld,
     member: Member,
@@ -55,45 +131,8 @@ def refund(
     amount: int,
 ) -> Refunded:
     """The merchant's permission for ``amount`` and the member's claim of it."""
-    party = w.pki.merchants[merchant]
-    body = receipt["body"]
-    refund_id = "ref-" + secrets.token_hex(16)
-    permission = sign_refund_permission(
-        party.key,
-        refund_id=refund_id,
-        merchant_id=merchant,
-        preq=b64u_decode(body["preq"]),
-        deposit_id=body["deposit_id"],
-        serials=[c.sigma for c in coins],
-        amount=amount,
-        currency="EUR",
-        issued_at=w.clock(),
-    )
-    pending = [prepare_coin(member, k) for k in split_amount(amount, w._latest_keysets())]
-    outputs = [p.item for p in pending]
-    claim_id = "claim-" + secrets.token_hex(8)
-    digest = refund_claim_digest(refund_id, claim_id, outputs)
-    proofs = [
-        {
-            "sigma": b64u_encode(c.sigma),
-            "proof": make_spend_proof(
-                member.signer,
-                hop=w.issuer.hop,
-                preq=digest,
-                keyset_id=c.keyset_id,
-                epoch=c.epoch,
-                sigma=c.sigma,
-                coin=c.credential,
-            ).to_dict(),
-        }
-        for c in coins
-    ]
-    result = w.bank.claim_refund(
-        claim_id=claim_id,
-        permission=permission,
-        merchant_cert=party.cert_pem,
-        outputs=outputs,
-        proofs=proofs,
-    )
-    fresh = [p.finalize(s) for p, s in zip(pending, result.blind_signatures, strict=True)]
-    return Refunded(refund_id, receipt, fresh)
+    perm = permission(w, merchant, receipt, coins, amount)
+    claim = make_claim(w, member, perm, coins)
+    result = claim.send(w, merchant)
+    fresh = [p.finalize(s) for p, s in zip(claim.pending, result.blind_signatures, strict=True)]
+    return Refunded(perm["body"]["refund_id"], receipt, fresh)
