@@ -17,6 +17,7 @@ from support.refunds import ADMIN_TOKEN, claim, grant, preq_of, thief_claim
 from support.system import System, WalletHandle, start_system
 
 from ecash_tpm.crypto.bn256 import random_scalar
+from ecash_tpm.crypto.signing import canonical_digest
 from ecash_tpm.crypto.softdaa import SoftwareDaaSigner
 from ecash_tpm.device import TpmDevice
 from ecash_tpm.errors import EcashError
@@ -166,6 +167,18 @@ def test_someone_else_cannot_claim_the_refund(system: System, wallet: WalletHand
     assert system.merchant_balance("shop-1") == shop
     assert claim(wallet, preq).amount == 8  # the owner still can
     assert system.merchant_balance("shop-1") == shop - 8
+
+
+def test_merchant_refuses_what_it_cannot_refund(system: System, wallet: WalletHandle) -> None:
+    shop = system.merchant_client("shop-1")
+    unpaid = canonical_digest(wallet.request(3, "shop-1")["request"]["body"])
+    assert refusal(lambda: grant(system, unpaid)).code == "payment.not_paid"
+    assert refusal(lambda: grant(system, b"\x00" * 32)).code == "payment.unknown_request"
+    assert refusal(lambda: shop.refund(unpaid)).code == "refund.not_found"
+    paid = wallet.pay(2, "shop-1")
+    wrong = refusal(lambda: shop.create_refund(preq_of(paid), admin_token="x" * 24))
+    assert wrong.code == "merchant.admin_auth"
+    assert refusal(lambda: grant(system, preq_of(paid), 3)).code == "refund.bad_amount"
 
 
 def test_refund_after_deadline_is_refused(system: System, wallet: WalletHandle) -> None:
