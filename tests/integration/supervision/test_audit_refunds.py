@@ -216,3 +216,28 @@ def test_refund_tampering_is_reported(
     assert not report.ok
     assert kinds <= report.kinds(), report.summary()
     assert report.kinds() <= set(VIOLATION_KINDS), report.kinds() - set(VIOLATION_KINDS)
+
+
+def test_refunds_on_postgresql(pg_url: str, tmp_path: Path) -> None:
+    """The same tables, booking and audit on PostgreSQL (SERIALIZABLE money transactions)."""
+    pki = Pki.create(tmp_path / "pki", merchants=("shop-a",))
+    w = make_world(db_url=pg_url, data_dir=tmp_path / "bank", pki=pki, keys=KeyPool(4))
+    try:
+        alice = w.customer("alice", 100)
+        receipt, coins = refundable_payment(w, alice, "shop-a", 7)
+        refund(w, alice, "shop-a", receipt, coins, 5)
+        ledger = w.bank.ledger_check()
+        report = run_audit(
+            w.db,
+            bank_cert=pki.bank.cert_pem,
+            central_bank_root=pki.root_pem,
+            opener_public=w.issuer.hop,
+            issuer_secrets=w.issuer,
+            now=w.clock(),
+        )
+        assert report.ok, report.summary()
+        assert report.counts["refunds"] == 1
+        assert report.outstanding_total() == ledger["outstanding_total"] == 5
+    finally:
+        w.db.close()
+        pki.close()
