@@ -10,8 +10,12 @@ was lost (same claim id, the bank books once).
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from ecash_tpm.cli.output import emit
+
+if TYPE_CHECKING:
+    from ecash_tpm.wallet.refund import RefundClaimResult
 
 
 def _cmd_refund_claim(args: argparse.Namespace) -> int:
@@ -30,7 +34,7 @@ def _cmd_refund_claim(args: argparse.Namespace) -> int:
     from ecash_tpm.device import TpmDevice
     from ecash_tpm.errors import InputError
     from ecash_tpm.wallet.membership import load_membership
-    from ecash_tpm.wallet.refund import claim_refunds
+    from ecash_tpm.wallet.refund import claim_refunds, resume_refund_claims
     from ecash_tpm.wallet.store import WalletStore
 
     data = _existing_wallet(args)
@@ -38,6 +42,13 @@ def _cmd_refund_claim(args: argparse.Namespace) -> int:
     root = _coin_root(args)
     membership = load_membership(data)
     with WalletStore.open(data, _now) as store:
+        if args.resume:  # lost answers: the saved claims again, without the merchant
+            with _bank_client(args, cfg) as bank, TpmDevice(resolve_tcti(args)) as device:
+                ctx = _wallet_context(store, root, cfg, args)
+                spending = _spending_context(ctx, device, data, membership)
+                return _report(args, resume_refund_claims(spending, bank))
+        if not args.payment:
+            raise InputError("give --payment ID (or --resume)")
         payment = store.payment(args.payment)
         url = args.merchant or payment.merchant_url
         if not url:
@@ -57,6 +68,10 @@ def _cmd_refund_claim(args: argparse.Namespace) -> int:
                 credential=membership.credential,
                 epoch=membership.epoch,
             )
+    return _report(args, result)
+
+
+def _report(args: argparse.Namespace, result: RefundClaimResult) -> int:
     d = result.to_dict()
     text = (
         f"refunded {d['amount']} {d['currency']} as coins {d['coins']} "
@@ -69,12 +84,15 @@ def _cmd_refund_claim(args: argparse.Namespace) -> int:
 
 
 def register_refund_claim(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """``wallet refund-claim --payment ID``."""
+    """``wallet refund-claim --payment ID`` or ``--resume``."""
     from ecash_tpm.cli.wallet_cmd import add_device_args, add_tls_args
 
     p = sub.add_parser("refund-claim", help="claim a merchant's refund of a payment (TPM proof)")
     add_device_args(p)  # --data, --tcti, --swtpm-state, --json
-    p.add_argument("--payment", required=True, help="the payment id (wallet history)")
+    p.add_argument("--payment", default=None, help="the payment id (wallet history)")
+    p.add_argument(
+        "--resume", action="store_true", help="send saved claims whose answer was lost again"
+    )
     p.add_argument("--merchant", default=None, metavar="URL", help="default: the payment's shop")
     p.add_argument("--merchant-name", default=None, help="default: the payment's merchant id")
     p.add_argument("--bank", default=None, metavar="URL", help="bank base URL (remembered)")

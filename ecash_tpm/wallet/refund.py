@@ -50,6 +50,7 @@ __all__ = [
     "RefundMerchant",
     "RefundNotOursError",
     "claim_refunds",
+    "resume_refund_claims",
 ]
 
 _RETRYABLE_STATUS = frozenset({408, 429})
@@ -159,6 +160,27 @@ def claim_refunds(
         coins += got
         amount += perm.amount
         currency = perm.currency
+    return RefundClaimResult(ids, amount, currency, coins)
+
+
+def resume_refund_claims(ctx: SpendingContext, bank: RefundBank) -> RefundClaimResult:
+    """Send again every saved claim whose answer was lost, without asking the merchant: the
+    saved permission (checked when it was saved), claim id and outputs; the bank books once."""
+    claims = RefundClaimStore(ctx.store.db, ctx.clock)
+    pending = claims.pending()
+    held = {c.sigma: c for c in ctx.store.coins()}
+    ids: list[str] = []
+    coins: list[HeldCoin] = []
+    amount, currency = 0, ""
+    if pending:
+        now = ctx.clock()
+        book = fetch_keysets(bank, ctx.root, now=now, bank_name=ctx.bank_name, store=ctx.store)
+        for record in pending:
+            perm = RefundPermission.from_body(record.permission.get("body"))
+            coins += _send(ctx, bank, claims, record, perm, held, book)
+            ids.append(record.refund_id)
+            amount += record.amount
+            currency = record.currency
     return RefundClaimResult(ids, amount, currency, coins)
 
 

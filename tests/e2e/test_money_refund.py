@@ -22,6 +22,7 @@ from ecash_tpm.crypto.softdaa import SoftwareDaaSigner
 from ecash_tpm.device import TpmDevice
 from ecash_tpm.errors import EcashError
 from ecash_tpm.service.errors import RemoteCallError
+from ecash_tpm.wallet.refund import resume_refund_claims
 
 pytestmark = pytest.mark.swtpm
 
@@ -153,6 +154,24 @@ def test_lost_claim_answer_is_retried_once(system: System, wallet: WalletHandle)
     assert system.merchant_balance("shop-1") == shop - 6
     assert unspent(wallet) == coins + 6
     system.bank.ledger_check()
+
+
+def test_lost_claim_answer_is_resumed_without_the_merchant(
+    system: System, wallet: WalletHandle
+) -> None:
+    paid = wallet.pay(4, "shop-1")
+    preq = preq_of(paid)
+    grant(system, preq)
+    shop, coins = system.merchant_balance("shop-1"), unspent(wallet)
+    lossy = system.bank_client(
+        transport=LoseAnswer("/v1/refunds/claim", verify=system.client_tls())
+    )
+    assert refusal(lambda: claim(wallet, preq, bank=lossy)).code == "wallet.refund_pending"
+    resumed = resume_refund_claims(wallet.spending(), system.bank_client())  # no shop asked
+    assert resumed.amount == 4 and len(resumed.refund_ids) == 1
+    assert system.merchant_balance("shop-1") == shop - 4
+    assert unspent(wallet) == coins + 4
+    assert resume_refund_claims(wallet.spending(), system.bank_client()).amount == 0
 
 
 def test_someone_else_cannot_claim_the_refund(system: System, wallet: WalletHandle) -> None:
