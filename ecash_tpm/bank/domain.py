@@ -47,6 +47,7 @@ from ecash_tpm.bank.protocols import (
     KeysetCertifier,
     MembershipCheck,
 )
+from ecash_tpm.bank.refunds import RefundResult, Refunds
 from ecash_tpm.bank.reports import DoubleSpendReports
 from ecash_tpm.bank.settings import DEFAULT_DENOMINATIONS, BankSettings
 from ecash_tpm.bank.throttle import SourceThrottle
@@ -243,6 +244,14 @@ class BankDomain:
             bank_cert_pem=bank_cert.public_bytes(serialization.Encoding.PEM).decode("ascii"),
             max_deadline_s=self.policy.max_deadline_s,
         )
+        self.refunds = Refunds(  # issue 12 (#3): refund claims (docs/protocol.md "Refunds")
+            db,
+            accounts=self.accounts,
+            keysets=self.keysets,
+            opener_public=opener_public,
+            currency=self.currency,
+            clock=clock,
+        )
 
     @classmethod
     def from_settings(
@@ -391,6 +400,24 @@ class BankDomain:
     def deposit(self, signed: Any, cert_pem: str | bytes) -> dict[str, Any]:
         """The bank-signed ``deposit-receipt`` (a signed wire document, kept as a mapping)."""
         return self.deposits.deposit(signed, cert_pem)
+
+    def claim_refund(
+        self,
+        *,
+        claim_id: str,
+        permission: Mapping[str, Any],
+        merchant_cert: str,
+        outputs: Sequence[tuple[bytes, bytes]],
+        proofs: Sequence[Mapping[str, Any]],
+    ) -> RefundResult:
+        """Fresh coins for a merchant's refund permission (docs/protocol.md "Refunds")."""
+        return self.refunds.claim(
+            claim_id=claim_id,
+            permission=permission,
+            merchant_cert=merchant_cert,
+            outputs=outputs,
+            proofs=proofs,
+        )
 
     def coin_status(self, sigma: bytes) -> CoinStatus:
         return self.deposits.coin_status(sigma)

@@ -64,6 +64,7 @@ from ecash_tpm.bank.models import (
     WithdrawAnswer,
     WithdrawBody,
 )
+from ecash_tpm.bank.refund_routes import build_refund_router
 from ecash_tpm.bank.settings import BankSettings
 from ecash_tpm.bank.store import MIGRATIONS
 from ecash_tpm.bank.store.spending import check_integrity
@@ -380,7 +381,7 @@ def create_bank_app(domain: BankDomain, settings: BankSettings) -> FastAPI:
     return create_app(
         "bank",
         settings=settings,
-        routers=[build_router()],
+        routers=[build_router(), build_refund_router()],
         migrations=MIGRATIONS,
         database=domain.db,
         on_startup=[startup],

@@ -223,6 +223,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_request)
 
+    from ecash_tpm.cli.merchant_refund import register_refund
+
+    register_refund(sub)  # issue 12 (#3): refund permissions
+
     p = common(sub.add_parser("stats", help="paid totals and failure counters by code"))
     p.set_defaults(func=_cmd_stats)
 

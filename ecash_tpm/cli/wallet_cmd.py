@@ -20,6 +20,7 @@ import datetime as dt
 import getpass
 import json
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -271,8 +272,6 @@ WALLET_ROOT_FILE = "central-bank-root.pem"
 
 
 def _now() -> int:
-    import time
-
     return int(time.time())
 
 

@@ -218,6 +218,9 @@ class MerchantConfig:
     deposit_retry_after_s: int = 60
     #: The central bank's current CRL: the bank's certificate on receipts is checked against it.
     crl: CrlProvider | None = None
+    #: docs/protocol.md 6: requests carry ``refund_deadline = deadline + refund_period_s``
+    #: (0: no refund deadline, the payment cannot be refunded). Issue 12, item 3.
+    refund_period_s: int = 0
 
 
 def _wall_clock() -> int:
@@ -319,6 +322,8 @@ class Merchant:
             terms = {"merchant": self.name, "product_id": product_id, "amount": amount}
             contract_hash = tagged_hash(TAG_CONTRACT, canonical_encode({**terms, "currency": cur}))
         nonce = secrets.token_bytes(16)
+        deadline = self.clock() + ttl
+        refund_period = self.config.refund_period_s
         signed = sign_payment_request(
             self.config.key,
             merchant_id=self.name,
@@ -326,10 +331,11 @@ class Merchant:
             currency=cur,
             contract_hash=contract_hash,
             nonce=nonce,
-            deadline=self.clock() + ttl,
+            deadline=deadline,
             bank=self.keysets().bank_name,
             product_id=product_id,
             customer_key=customer_key,
+            refund_deadline=deadline + refund_period if refund_period > 0 else None,
         )
         req = parse_request_body(signed["body"])
         self.store.add_request(

@@ -80,20 +80,21 @@ def test_demo_json_report_and_nothing_left_behind(tmp_path: Path) -> None:
     assert report["version"] == 1  # the --json shape version (cli.output.JSON_VERSION)
     names = [s["step"] for s in report["steps"]]
     assert names == list(STEPS)
-    assert names[:11] == [  # the order the operator's checklist (issue 5) fixes
+    assert names[:12] == [  # the order the operator's checklist (issue 5) fixes
         "provision_tpm",
         "certify_parties",
         "join",
         "withdraw",
         "pay",
         "deposit",
+        "refund",  # issue 12 (#3)
         "double_spend_rejected",
         "double_spender_identified",
         "stolen_coin_rejected",
         "expired_coin_rejected",
         "audit",
     ]
-    assert names[11:] == ["fair_exchange"]
+    assert names[12:] == ["fair_exchange"]
     for step in report["steps"]:
         assert set(step) == {"step", "ok", "ms", "detail"}
         assert step["ok"] is True and isinstance(step["detail"], dict)
@@ -128,6 +129,8 @@ def test_demo_json_report_and_nothing_left_behind(tmp_path: Path) -> None:
     assert steps["expired_coin_rejected"]["merchant"]["code"] == "coin.keyset_expired"
     assert steps["expired_coin_rejected"]["bank"]["code"] == "bank.keyset_expired"
     assert steps["audit"]["ok"] is True
+    refunded = steps["refund"]  # issue 12 (#3): claimed by the wallet, merchant A debited
+    assert refunded["amount"] == refunded["merchant_a_debited"] == refunded["wallet_gained"] > 0
     fair = steps["fair_exchange"]
     assert fair["honest"]["ttp_contacted"] is False and fair["honest"]["bytes"] > 0
     assert fair["cheating"]["strike"] and fair["cheating"]["bytes"] == fair["honest"]["bytes"]

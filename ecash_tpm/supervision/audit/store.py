@@ -14,7 +14,13 @@ from ecash_tpm.errors import EcashError
 from ecash_tpm.storage import Database, Transaction
 from ecash_tpm.supervision.audit_report import BankDatabaseError
 
-__all__ = ["BANK_SCHEMA_COMPONENT", "BankTables", "open_bank_database", "schema_version"]
+__all__ = [
+    "BANK_SCHEMA_COMPONENT",
+    "BankTables",
+    "RefundTables",
+    "open_bank_database",
+    "schema_version",
+]
 
 BANK_SCHEMA_COMPONENT = "bank"
 
@@ -125,3 +131,35 @@ class BankTables:
 
     def double_spend_reports(self) -> Rows:
         return self._tx.fetchall(SQL_DOUBLE_SPEND_REPORTS)
+
+
+# --- refunds (issue 12, item 3): component ``bank_refunds``, absent from older bank databases ---
+
+SQL_HAS_REFUNDS = "SELECT COUNT(*) AS n FROM schema_migrations WHERE component = 'bank_refunds'"
+SQL_REFUNDS = (
+    "SELECT refund_id, claim_id, merchant_id, deposit_id, preq, amount, currency, permission,"
+    " merchant_cert, claim_digest, proofs, txn_id, claimed_at FROM refund"
+    " ORDER BY claimed_at, refund_id"
+)
+SQL_REFUND_COINS = "SELECT refund_id, sigma FROM refund_coin ORDER BY refund_id, sigma"
+SQL_REFUND_ITEMS = (
+    "SELECT refund_id, idx, keyset_id, blinded_msg, blind_sig FROM refund_item"
+    " ORDER BY refund_id, idx"
+)
+
+
+class RefundTables:
+    """The bank's refund tables in the audit's snapshot (empty where the bank has none)."""
+
+    def __init__(self, tables: BankTables) -> None:
+        self._tx = tables._tx
+        self.present = int(self._tx.fetchval(SQL_HAS_REFUNDS) or 0) > 0
+
+    def refunds(self) -> Rows:
+        return self._tx.fetchall(SQL_REFUNDS) if self.present else []
+
+    def refund_coins(self) -> Rows:
+        return self._tx.fetchall(SQL_REFUND_COINS) if self.present else []
+
+    def refund_items(self) -> Rows:
+        return self._tx.fetchall(SQL_REFUND_ITEMS) if self.present else []
