@@ -23,6 +23,7 @@ from typing import Any
 import gmpy2
 from gmpy2 import mpz
 
+from ecash_tpm.crypto import bn256_glv
 from ecash_tpm.errors import InvalidPointError, InvalidScalarError
 
 __all__ = [
@@ -53,8 +54,11 @@ __all__ = [
     "hash_to_scalar",
     "is_on_curve",
     "multi_mult",
+    "multi_mult_reference",
     "random_scalar",
     "scalar_mult",
+    "scalar_mult_reference",
+    "scalar_mult_secret",
     "sqrt_mod_p",
     "tpm_challenge",
     "tracing_base",
@@ -356,9 +360,10 @@ class Point:
     (:meth:`infinity`); :meth:`encode`, :meth:`decode` and :meth:`require_finite` reject it.
     """
 
-    __slots__ = ("_x", "_y")
+    __slots__ = ("_fb", "_x", "_y")
     _x: Any
     _y: Any
+    _fb: bn256_glv.FixedBase | None  # fixed-base table cache (G, J0, Hop), see fixed_base()
 
     def __init__(self, x: int, y: int) -> None:
         if not isinstance(x, int | _MPZ) or not isinstance(y, int | _MPZ):
@@ -369,11 +374,13 @@ class Point:
             raise PointNotOnCurveError("point is not on BN_P256")
         object.__setattr__(self, "_x", mpz(x))
         object.__setattr__(self, "_y", mpz(y))
+        object.__setattr__(self, "_fb", None)
 
     @classmethod
     def _raw(cls, xy: tuple[Any, Any] | None) -> Point:
         """Wrap an internally computed (already valid) affine pair; None is infinity."""
         pt = object.__new__(cls)
+        object.__setattr__(pt, "_fb", None)
         if xy is None:
             object.__setattr__(pt, "_x", None)
             object.__setattr__(pt, "_y", None)
@@ -419,6 +426,17 @@ class Point:
         if self._y is None:
             raise PointAtInfinityError("the point at infinity has no coordinates")
         return int(self._y)
+
+    def fixed_base(self) -> Point:
+        """Mark this point object as a fixed base (G, J0, a configured Hop) and return it.
+
+        Its precomputed table is built on the first multiplication and kept on this object,
+        so later ``k*P`` and multi-scalar terms with it cost no doublings. Equality and the
+        encoding are unaffected; call it on long-lived objects only.
+        """
+        if self._fb is None and self._x is not None:
+            object.__setattr__(self, "_fb", bn256_glv.FixedBase(self._x, self._y))
+        return self
 
     def require_finite(self, what: str = "point") -> Point:
         """Return self, or raise :class:`PointAtInfinityError` naming ``what``."""
@@ -519,8 +537,8 @@ class Point:
         return f"Point(0x{int(self._x):064x}, 0x{int(self._y):064x})"
 
 
-G = Point(GX, GY)
-"""The generator (1, 2)."""
+G = Point(GX, GY).fixed_base()
+"""The generator (1, 2), with its fixed-base table (built on first use)."""
 
 
 # --- scalar multiplication -----------------------------------------------------------------
@@ -532,8 +550,40 @@ def _as_int(k: object, what: str) -> int:
     return int(k)
 
 
+def _table_of(pt: Point) -> bn256_glv.FixedBase | None:
+    """The fixed-base table of ``pt``: its own, or G's for any object equal to G."""
+    if pt._fb is not None:
+        return pt._fb
+    if pt._x == GX and pt._y == GY:
+        return G._fb
+    return None
+
+
 def scalar_mult(k: int, point: Point) -> Point:
-    """``k * point`` for any integer k (reduced mod n); fixed-base comb when point is G."""
+    """``k * point`` for a public k (reduced mod n): GLV + wNAF, or the point's fixed-base
+    table (:meth:`Point.fixed_base`), see :mod:`ecash_tpm.crypto.bn256_glv`."""
+    k = _as_int(k, "scalar") % _N
+    if not isinstance(point, Point):
+        raise PointEncodingError("scalar_mult needs a Point")
+    if k == 0 or point.is_infinity:
+        return Point.infinity()
+    return Point._from_jac(bn256_glv.mul_public(k, point._x, point._y, _table_of(point)))
+
+
+def scalar_mult_secret(k: int, point: Point) -> Point:
+    """``k * point`` for a secret k (issuer x, y; opener h): GLV with regular digits, the same
+    sequence of doublings and additions for every k (Python integers are not constant time)."""
+    k = _as_int(k, "scalar") % _N
+    if not isinstance(point, Point):
+        raise PointEncodingError("scalar_mult_secret needs a Point")
+    if k == 0 or point.is_infinity:
+        return Point.infinity()
+    return Point._from_jac(bn256_glv.mul_secret(k, point._x, point._y))
+
+
+def scalar_mult_reference(k: int, point: Point) -> Point:
+    """The first implementation (width-5 wNAF, 4-bit comb for G): the differential-test
+    oracle and the benchmarks' "before"."""
     k = _as_int(k, "scalar") % _N
     if not isinstance(point, Point):
         raise PointEncodingError("scalar_mult needs a Point")
@@ -545,7 +595,22 @@ def scalar_mult(k: int, point: Point) -> Point:
 
 
 def multi_mult(terms: Iterable[tuple[int, Point]]) -> Point:
-    """``sum k_i * P_i`` with one shared doubling chain (Straus / Shamir's trick)."""
+    """``sum k_i * P_i`` for public k_i: GLV-split Straus over one doubling chain, fixed-base
+    tables for G and points marked with :meth:`Point.fixed_base`."""
+    work: list[tuple[int, Any, Any, bn256_glv.FixedBase | None]] = []
+    for k, pt in terms:
+        if not isinstance(pt, Point):
+            raise PointEncodingError("multi_mult needs Points")
+        k = _as_int(k, "scalar") % _N
+        if k and not pt.is_infinity:
+            work.append((k, pt._x, pt._y, _table_of(pt)))
+    if not work:
+        return Point.infinity()
+    return Point._from_jac(bn256_glv.msm(work))
+
+
+def multi_mult_reference(terms: Iterable[tuple[int, Point]]) -> Point:
+    """The first implementation of :func:`multi_mult` (Straus, width-5 wNAF, no GLV)."""
     work: list[tuple[int, Any, Any]] = []
     for k, pt in terms:
         if not isinstance(pt, Point):
@@ -649,5 +714,5 @@ def tracing_base() -> tuple[bytes, Point]:
         s2 = TRACE_BASENAME_PREFIX + struct.pack(">I", i)
         found = basename_point(s2, y_even=True)
         if found is not None:
-            return s2, found[0]
+            return s2, found[0].fixed_base()
         i += 1
