@@ -17,7 +17,8 @@ A party that reports failures under its own codes (the bank) recodes the error i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 
 from ecash_tpm.crypto import blindrsa
 from ecash_tpm.crypto.bn256 import Point
@@ -29,10 +30,22 @@ from ecash_tpm.protocol.coins import Coin, Spend
 from ecash_tpm.protocol.errors import CoinSignatureError, WrongCurrencyError
 from ecash_tpm.protocol.keysets import Keyset
 
-__all__ = ["CredentialCheck", "spends_digest", "verify_coin_signature", "verify_spend"]
+__all__ = [
+    "CredentialBatch",
+    "CredentialCheck",
+    "IndexedCredentialCheck",
+    "spends_digest",
+    "verify_coin_signature",
+    "verify_spend",
+    "verify_spends",
+]
 
 #: The bank's designated-verifier check of a coin's credential (step 4); raises on failure.
 CredentialCheck = Callable[[Coin], None]
+#: Step 4 for all coins of one payment at once (random-weight batch): True when all pass.
+CredentialBatch = Callable[[Sequence[Coin]], bool]
+#: Step 4 for the coin at ``index`` (the per-coin fallback that names the bad coin).
+IndexedCredentialCheck = Callable[[int, Coin], None]
 
 
 def verify_coin_signature(coin: Coin, keyset: Keyset) -> None:
@@ -88,3 +101,42 @@ def verify_spend(
         sigma=coin.sigma,
         coin=coin.credential,
     )
+
+
+def verify_spends(
+    items: Sequence[tuple[Spend, Keyset]],
+    *,
+    hop: Point,
+    preq: bytes,
+    currency: str,
+    now: int,
+    credential_check: IndexedCredentialCheck | None = None,
+    credential_batch: CredentialBatch | None = None,
+) -> None:
+    """:func:`verify_spend` for every coin of one payment, in order; an error carries the
+    coin's ``index`` in its detail (docs/protocol.md §7.2 "Batch verification").
+
+    With more than one coin and a ``credential_batch``, step 4 runs once for all coins with
+    random weights; if that batch passes, the per-coin credential check is skipped, otherwise
+    every coin is checked one by one as :func:`verify_spend` does, so the first bad coin is
+    named with exactly the error (code and detail) a per-coin check gives.
+    """
+    batch_ok = False
+    if credential_check is not None and credential_batch is not None and len(items) > 1:
+        batch_ok = credential_batch([spend.coin for spend, _ in items])
+    for index, (spend, keyset) in enumerate(items):
+        check: CredentialCheck | None = None
+        if credential_check is not None and not batch_ok:
+            check = partial(credential_check, index)
+        try:
+            verify_spend(
+                spend,
+                keyset,
+                hop=hop,
+                preq=preq,
+                currency=currency,
+                now=now,
+                credential_check=check,
+            )
+        except EcashError as exc:
+            raise exc.recode(exc.code, detail={"index": index}) from exc

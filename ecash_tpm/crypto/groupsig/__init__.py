@@ -43,6 +43,7 @@ Example with the software signer (tests only; a wallet passes its TPM-backed sig
 
 from __future__ import annotations
 
+from ecash_tpm.crypto.groupsig.batch import credentials_batch_ok
 from ecash_tpm.crypto.groupsig.credential import (
     Credential,
     CredentialProof,
@@ -143,6 +144,7 @@ __all__ = [
     "SpendProofError",
     "UnknownMemberError",
     "coin_message",
+    "credentials_batch_ok",
     "identify_member",
     "issue_credential",
     "join_challenge",
