@@ -138,3 +138,36 @@ def test_regular_digits_have_fixed_length() -> None:
         for d in digits:
             value = value * 16 + d
         assert value == k
+
+
+def test_credentials_batch() -> None:
+    """Issue 13 item 2: the random-weight batch accepts valid coins and refuses a batch with one
+    coin under another key, or with a T forged for another W."""
+    from ecash_tpm.crypto.groupsig import (
+        Credential,
+        IssuerSecret,
+        RandomizedCredential,
+        credentials_batch_ok,
+        verify_credential,
+    )
+
+    secret = IssuerSecret.generate()
+    other = IssuerSecret.generate()
+
+    def cred(sec: IssuerSecret) -> Credential:
+        a, sk = 11, 0xABCDEF
+        big_a = scalar_mult_reference(a, G)
+        d = scalar_mult_reference(a * sec.y * sk, G)
+        return Credential(
+            big_a, scalar_mult_reference(sec.y, big_a), scalar_mult_reference(sec.x, big_a + d), d
+        )
+
+    coins = [cred(secret).randomize() for _ in range(4)]
+    for coin in coins:
+        verify_credential(secret, *coin)
+    assert credentials_batch_ok(secret, coins)
+    assert credentials_batch_ok(secret, [])
+    assert not credentials_batch_ok(secret, [*coins, cred(other).randomize()])
+    c = coins[1]
+    forged = RandomizedCredential(c.R, c.S, c.T, c.W + G)
+    assert not credentials_batch_ok(secret, [coins[0], forged, coins[2]])
