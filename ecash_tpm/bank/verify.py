@@ -140,7 +140,9 @@ class DepositChecks:
         self._issuer_secrets = issuer_secrets
         self._bank_name = bank_name
         self._currency = currency
-        self._hop = None if opener_public is None else opener_public.require_finite("Hop")
+        self._hop = (
+            None if opener_public is None else opener_public.require_finite("Hop").fixed_base()
+        )
         self._max_spends = max_spends
 
     # --- (1) the envelope ---------------------------------------------------------------------

@@ -264,10 +264,11 @@ def _tables(terms: Sequence[Aff]) -> list[list[Aff]]:
     return [flat[i : i + _TABLE] for i in range(0, len(flat), _TABLE)]
 
 
-def _straus(plans: Sequence[tuple[int, list[Aff]]]) -> Jac:
-    """Interleaved wNAF over ready tables: (k >= 0, [1P, 3P, ..., 15P]) per term."""
+def _straus(plans: Sequence[tuple[int, list[Aff]]], last: Sequence[Aff] = ()) -> Jac:
+    """Interleaved wNAF over ready tables: (k >= 0, [1P, 3P, ..., 15P]) per term; the points
+    ``last`` are added after the final doubling (fixed-base table entries)."""
     p = _P
-    adds: list[list[Aff]] = []
+    adds: list[list[Aff]] = [[]]
     for k, pos in plans:
         naf = _wnaf(k)
         if len(naf) > len(adds):
@@ -278,13 +279,44 @@ def _straus(plans: Sequence[tuple[int, list[Aff]]]) -> Jac:
             elif d < 0:
                 x, y = pos[(-d) >> 1]
                 adds[i].append((x, p - y))
-    acc = _INF
+    adds[0].extend(last)
+    return _run(adds)
+
+
+def _run(adds: Sequence[Sequence[Aff]]) -> Jac:
+    """Horner over digit positions, most significant last in ``adds``: double, then add the
+    position's points. The formulas of :func:`_jdbl` and :func:`_jadd_aff` are inlined (the
+    interpreter's call overhead was a sixth of the time); rare special cases go to them."""
+    p = _P
+    X, Y, Z = _INF
     for i in range(len(adds) - 1, -1, -1):
-        if acc[2]:
-            acc = _jdbl(*acc)
-        for x, y in adds[i]:
-            acc = _jadd_aff(*acc, x, y)
-    return acc
+        if Z:
+            a = X * X % p
+            b = Y * Y % p
+            c = b * b % p
+            t = X + b
+            d = 2 * (t * t - a - c) % p
+            e = 3 * a
+            Z = 2 * Y * Z % p
+            X = (e * e - 2 * d) % p
+            Y = (e * (d - X) - 8 * c) % p
+        for x2, y2 in adds[i]:
+            if not Z:
+                X, Y, Z = x2, y2, _ONE
+                continue
+            z1z1 = Z * Z % p
+            h = (x2 * z1z1 - X) % p
+            r = (y2 * Z * z1z1 - Y) % p
+            if not h:
+                X, Y, Z = _jadd_aff(X, Y, Z, x2, y2)
+                continue
+            hh = h * h % p
+            hhh = h * hh % p
+            v = X * hh % p
+            X = (r * r - hhh - 2 * v) % p
+            Y = (r * (v - X) - Y * hhh) % p
+            Z = Z * h % p
+    return X, Y, Z
 
 
 def _glv_plans(
@@ -351,8 +383,9 @@ class FixedBase:
             self._rows = self._build()
         return self._rows
 
-    def mul_into(self, k: int, acc: Jac) -> Jac:
-        """acc + k*P for 0 <= k < n (public k: zero digits are skipped)."""
+    def points(self, k: int, out: list[Aff]) -> None:
+        """Append the table entries whose sum is k*P (0 <= k < n, public: zero digits are
+        skipped) to ``out``."""
         rows = self.rows()
         p = _P
         i = 0
@@ -363,12 +396,11 @@ class FixedBase:
                 d -= 256
                 k += 1
             if d > 0:
-                acc = _jadd_aff(*acc, *rows[i][d - 1])
+                out.append(rows[i][d - 1])
             elif d < 0:
                 x, y = rows[i][-d - 1]
-                acc = _jadd_aff(*acc, x, p - y)
+                out.append((x, p - y))
             i += 1
-        return acc
 
 
 # --- public entry points -------------------------------------------------------------------------
@@ -383,13 +415,13 @@ def msm(terms: Sequence[tuple[int, Any, Any, FixedBase | None]]) -> Jac:
     n = _N
     split: list[tuple[int, int, Aff]] = []
     short: list[tuple[int, Aff]] = []
-    fixed: list[tuple[int, FixedBase]] = []
+    fixed: list[Aff] = []
     for k, x, y, fb in terms:
         k = int(k % n)
         if not k:
             continue
         if fb is not None:
-            fixed.append((k, fb))
+            fb.points(k, fixed)
         elif k.bit_length() <= _HALF_BITS:
             short.append((k, (x, y)))
         elif n - k < (1 << _HALF_BITS):
@@ -397,10 +429,7 @@ def msm(terms: Sequence[tuple[int, Any, Any, FixedBase | None]]) -> Jac:
         else:
             k1, k2 = glv_split(k)
             split.append((k1, k2, (x, y)))
-    acc = _straus(_glv_plans(split, short)) if split or short else _INF
-    for k, fb in fixed:
-        acc = fb.mul_into(k, acc)
-    return acc
+    return _straus(_glv_plans(split, short), fixed)
 
 
 def mul_public(k: int, x: Any, y: Any, fb: FixedBase | None = None) -> Jac:
@@ -456,14 +485,13 @@ def mul_secret(k: int, x: Any, y: Any) -> Jac:
     d1, pos1, neg1, corr1 = _regular_half(k1, tab, two)
     phi_tab = [(beta * px % p, py) for px, py in tab]
     d2, pos2, neg2, corr2 = _regular_half(k2, phi_tab, (beta * two[0] % p, two[1]))
-    acc = _INF
-    first = True
-    for a, b in zip(d1, d2, strict=True):
-        if not first:
-            for _ in range(_SW):
-                acc = _jdbl(*acc)
-        first = False
-        acc = _jadd_aff(*acc, *(pos1[a >> 1] if a > 0 else neg1[(-a) >> 1]))
-        acc = _jadd_aff(*acc, *(pos2[b >> 1] if b > 0 else neg2[(-b) >> 1]))
-    acc = _jadd_aff(*acc, *corr1)
-    return _jadd_aff(*acc, *corr2)
+    # one position per bit, most significant last: two additions every _SW positions, the
+    # parity corrections after the last doubling
+    adds: list[list[Aff]] = [[] for _ in range(_SW * (len(d1) - 1) + 1)]
+    for i, (a, b) in enumerate(zip(reversed(d1), reversed(d2), strict=True)):
+        adds[_SW * i] = [
+            pos1[a >> 1] if a > 0 else neg1[(-a) >> 1],
+            pos2[b >> 1] if b > 0 else neg2[(-b) >> 1],
+        ]
+    adds[0] += [corr1, corr2]
+    return _run(adds)
