@@ -2,9 +2,11 @@
 
 ``reference_arithmetic()`` routes every BN_P256 scalar multiplication behind ``Point`` through
 the first implementation (``bn256.scalar_mult_reference`` / ``multi_mult_reference``: width-5
-wNAF, 4-bit comb for G, no GLV, no tables for J0/Hop) and turns the bank's credential batch
-off (per-coin checks as on main). Benchmarks only: it swaps module attributes for the duration
-of the ``with`` block, so reference and new runs can be interleaved round by round.
+wNAF, 4-bit comb for G, no GLV, no tables for J0/Hop), turns the bank's credential batch off
+(per-coin checks as on main), checks merchant certificates in full on every call and encodes
+signed bodies with the reference canonical encoder. Benchmarks only: it swaps module
+attributes for the duration of the ``with`` block, so reference and new runs can be
+interleaved round by round.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from ecash_tpm.bank import verify as bank_verify
-from ecash_tpm.crypto import bn256, bn256_glv
+from ecash_tpm.crypto import bn256, bn256_glv, signing
+from ecash_tpm.pki import certcache
 
 
 def _ref_msm(terms: Sequence[tuple[int, Any, Any, bn256_glv.FixedBase | None]]) -> Any:
@@ -44,11 +47,23 @@ def reference_arithmetic() -> Iterator[None]:
         _ref_mul_secret,
     )
     bank_verify.credentials_batch_ok = lambda secret, coins: False  # type: ignore[assignment]
+    saved_verify = certcache.PartyCertCache.verify
+    saved_encode = signing.canonical_encode
+
+    def full_check(self: Any, cert: Any, *, role: str, name: str | None, now: Any) -> Any:
+        return certcache.verify_party_certificate(
+            cert, self._root, role=role, name=name, now=now, crl=self._crl
+        )
+
+    certcache.PartyCertCache.verify = full_check  # type: ignore[method-assign]
+    signing.canonical_encode = signing.canonical_encode_reference
     try:
         yield
     finally:
         bn256_glv.msm, bn256_glv.mul_public, bn256_glv.mul_secret = saved
         bank_verify.credentials_batch_ok = saved_batch
+        certcache.PartyCertCache.verify = saved_verify  # type: ignore[method-assign]
+        signing.canonical_encode = saved_encode
 
 
 @contextmanager

@@ -229,21 +229,21 @@ _W = 5
 _TABLE = 1 << (_W - 2)  # odd multiples 1, 3, ..., 15
 
 
-def _wnaf(k: int) -> list[int]:
-    """Width-5 NAF of k >= 0, least significant digit first."""
-    digits: list[int] = []
-    append = digits.append
+def _wnaf(k: int) -> list[tuple[int, int]]:
+    """Nonzero digits of the width-5 NAF of k >= 0 as (position, digit), least significant
+    first (runs of zeros are skipped with one shift: a sixth of the digits are nonzero)."""
+    out: list[tuple[int, int]] = []
+    i = 0
     while k:
-        if k & 1:
-            d = k & 31
-            if d >= 16:
-                d -= 32
-            k -= d
-            append(d)
-        else:
-            append(0)
-        k >>= 1
-    return digits
+        tz = (k & -k).bit_length() - 1
+        k >>= tz
+        i += tz
+        d = k & 31
+        if d >= 16:
+            d -= 32
+        out.append((i, d))
+        k -= d
+    return out
 
 
 def _odd_multiples_jac(x: Any, y: Any) -> list[Jac]:
@@ -268,22 +268,25 @@ def _straus(plans: Sequence[tuple[int, list[Aff]]], last: Sequence[Aff] = ()) ->
     """Interleaved wNAF over ready tables: (k >= 0, [1P, 3P, ..., 15P]) per term; the points
     ``last`` are added after the final doubling (fixed-base table entries)."""
     p = _P
-    adds: list[list[Aff]] = [[]]
-    for k, pos in plans:
-        naf = _wnaf(k)
-        if len(naf) > len(adds):
-            adds.extend([] for _ in range(len(naf) - len(adds)))
-        for i, d in enumerate(naf):
+    nafs = [(_wnaf(k), pos) for k, pos in plans]
+    adds: list[list[Aff] | None] = [None] * (max((n[-1][0] for n, _ in nafs if n), default=0) + 1)
+    for naf, pos in nafs:
+        for i, d in naf:
             if d > 0:
-                adds[i].append(pos[d >> 1])
-            elif d < 0:
+                pt = pos[d >> 1]
+            else:
                 x, y = pos[(-d) >> 1]
-                adds[i].append((x, p - y))
-    adds[0].extend(last)
+                pt = (x, p - y)
+            row = adds[i]
+            if row is None:
+                adds[i] = [pt]
+            else:
+                row.append(pt)
+    adds[0] = [*(adds[0] or ()), *last]
     return _run(adds)
 
 
-def _run(adds: Sequence[Sequence[Aff]]) -> Jac:
+def _run(adds: Sequence[Sequence[Aff] | None]) -> Jac:
     """Horner over digit positions, most significant last in ``adds``: double, then add the
     position's points. The formulas of :func:`_jdbl` and :func:`_jadd_aff` are inlined (the
     interpreter's call overhead was a sixth of the time); rare special cases go to them."""
@@ -300,7 +303,7 @@ def _run(adds: Sequence[Sequence[Aff]]) -> Jac:
             Z = 2 * Y * Z % p
             X = (e * e - 2 * d) % p
             Y = (e * (d - X) - 8 * c) % p
-        for x2, y2 in adds[i]:
+        for x2, y2 in adds[i] or ():
             if not Z:
                 X, Y, Z = x2, y2, _ONE
                 continue
