@@ -237,7 +237,7 @@ class DepositChecks:
             ) from exc
 
     def _credentials_batch(self, coins: Sequence[Coin]) -> bool:
-        """§7.2 batch: every coin's credential under its epoch's secret, one batch per epoch;
+        """§7.3 batch: every coin's credential under its epoch's secret, one batch per epoch;
         False (fall back to per-coin checks) when a batch fails or an epoch has no key."""
         by_epoch: dict[int, list[RandomizedCredential]] = {}
         for coin in coins:
@@ -281,9 +281,10 @@ class DepositChecks:
                 "coin values do not add up to the requested amount",
                 detail={"coins": total, "amount": req.amount},
             )
+
         # (3d) §7.1/§7.2: the one spend check per coin (RSA signature, proof over preq with Hop),
         # plus the bank's credential check with the issuer secret of the coin's epoch -- for all
-        # coins at once in a random-weight batch, per coin only if the batch fails (§7.2)
+        # coins at once in a random-weight batch, per coin only if the batch fails (§7.3)
         def where(index: int) -> dict[str, Any]:
             return {"index": index, "serial": b64u_encode(checked[index].spend.coin.sigma)}
 

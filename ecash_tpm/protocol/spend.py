@@ -114,7 +114,7 @@ def verify_spends(
     credential_batch: CredentialBatch | None = None,
 ) -> None:
     """:func:`verify_spend` for every coin of one payment, in order; an error carries the
-    coin's ``index`` in its detail (docs/protocol.md §7.2 "Batch verification").
+    coin's ``index`` in its detail (docs/protocol.md §7.3, "Batch verification").
 
     With more than one coin and a ``credential_batch``, step 4 runs once for all coins with
     random weights; if that batch passes, the per-coin credential check is skipped, otherwise

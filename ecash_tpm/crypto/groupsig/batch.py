@@ -1,7 +1,7 @@
 """Batch verification of coin credentials with random 128-bit weights (issue 13 item 2).
 
-docs/protocol.md §7.2 (credential row, "Batch verification"). For n coins of one epoch the
-designated checks ``S_i == y*R_i`` and ``T_i == x*(R_i + W_i)`` become
+docs/protocol.md §7.3 ("Batch verification", the credential row of §7.2). For n coins of one
+epoch the designated checks ``S_i == y*R_i`` and ``T_i == x*(R_i + W_i)`` become
 
     sum r_i*S_i == y * sum r_i*R_i      and      sum r_i*T_i == x * (sum r_i*R_i + sum r_i*W_i)
 
