@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ecash_tpm.bank import verify as bank_verify
-from ecash_tpm.crypto import bn256, bn256_glv, signing
+from ecash_tpm.crypto import bn256, bn256_glv, bn256_reference, signing
 from ecash_tpm.pki import certcache
 
 
@@ -24,8 +24,8 @@ def _ref_msm(terms: Sequence[tuple[int, Any, Any, bn256_glv.FixedBase | None]]) 
     work = [(int(k % bn256.N), x, y) for k, x, y, _ in terms]
     work = [t for t in work if t[0]]
     if len(work) == 1 and (work[0][1], work[0][2]) == (bn256.GX, bn256.GY):
-        return bn256._mul_comb(work[0][0], bn256.GX, bn256.GY)
-    return bn256._multi_mult_jac(work) if work else (1, 1, 0)
+        return bn256_reference.mul_comb(work[0][0], bn256.GX, bn256.GY)
+    return bn256_reference.multi_mult_jac(work) if work else (1, 1, 0)
 
 
 def _ref_mul(k: int, x: Any, y: Any, fb: bn256_glv.FixedBase | None = None) -> Any:
