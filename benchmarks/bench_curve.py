@@ -13,6 +13,7 @@ process (``time.process_time``) per coin, on SQLite (WAL, synchronous=FULL).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -36,9 +37,11 @@ from ecash_tpm.crypto.bn256 import G, double_mult, multi_mult, random_scalar, tr
 from ecash_tpm.crypto.groupsig import (
     IssuerSecret,
     OpenerSecret,
+    combine_terms,
     credentials_batch_ok,
     issue_credential,
     make_spend_proof,
+    spend_equation_terms,
     verify_credential,
     verify_spend_proof,
 )
@@ -96,11 +99,32 @@ def micro(rounds: int, repeat: int) -> dict[str, dict[str, float]]:
         "s*J0 + st*Hop - c*c2 (R2)": lambda: multi_mult(
             ((k[0], j0), (k[1], hop), (k[2], proof.c2))
         ),
-        "spend proof verification": lambda: verify_spend_proof(proof, **ctx),
         "credential check, 1 coin (secret x, y)": lambda: verify_credential(issuer, *ctx["coin"]),
     }.items():
         ops[name] = (fn, fn)
+    old_proof = dataclasses.replace(proof, commitments=None)
+    ops["spend proof verification (with E, R1, R2 after)"] = (
+        lambda: verify_spend_proof(old_proof, **ctx),
+        lambda: verify_spend_proof(proof, **ctx),
+    )
     ops["credential check, 16 coins (batch after)"] = (creds16_before, creds16_after)
+    ctxs = [{**ctx, "coin": cred.randomize(), "sigma": secrets.token_bytes(32)} for _ in range(16)]
+    proofs16 = [make_spend_proof(signer, **c) for c in ctxs]
+
+    def proofs16_before() -> None:
+        for p, c in zip(proofs16, ctxs, strict=True):
+            verify_spend_proof(dataclasses.replace(p, commitments=None), **c)
+
+    def proofs16_after() -> None:
+        terms = [
+            t
+            for p, c in zip(proofs16, ctxs, strict=True)
+            for t in spend_equation_terms(p, c["coin"], hop)
+        ]
+        if not multi_mult(combine_terms(terms)).is_infinity:
+            raise RuntimeError("batch failed")
+
+    ops["spend proofs, 16 coins (batch after, equations only)"] = (proofs16_before, proofs16_after)
     for before, after in ops.values():  # warm the tables
         before()
         after()

@@ -425,6 +425,10 @@ def msm(terms: Sequence[tuple[int, Any, Any, FixedBase | None]]) -> Jac:
             continue
         if fb is not None:
             fb.points(k, fixed)
+        elif k == 1:  # a commitment in a spend-proof equation: one addition, no table
+            fixed.append((x, y))
+        elif k == n - 1:
+            fixed.append((x, _P - y))
         elif k.bit_length() <= _HALF_BITS:
             short.append((k, (x, y)))
         elif n - k < (1 << _HALF_BITS):

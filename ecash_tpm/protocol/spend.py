@@ -21,9 +21,14 @@ from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 
 from ecash_tpm.crypto import blindrsa
-from ecash_tpm.crypto.bn256 import Point
+from ecash_tpm.crypto.bn256 import Point, multi_mult
 from ecash_tpm.crypto.encoding import b64u_encode
-from ecash_tpm.crypto.groupsig import verify_spend_proof
+from ecash_tpm.crypto.groupsig import (
+    check_spend_challenge,
+    combine_terms,
+    spend_equation_terms,
+    verify_spend_proof,
+)
 from ecash_tpm.crypto.signing import canonical_digest
 from ecash_tpm.errors import EcashError
 from ecash_tpm.protocol.coins import Coin, Spend
@@ -34,6 +39,7 @@ __all__ = [
     "CredentialBatch",
     "CredentialCheck",
     "IndexedCredentialCheck",
+    "spend_proofs_batch_ok",
     "spends_digest",
     "verify_coin_signature",
     "verify_spend",
@@ -82,6 +88,19 @@ def verify_spend(
     credential_check: CredentialCheck | None = None,
 ) -> None:
     """Steps 1-5 above for one spent coin of the payment request whose digest is ``preq``."""
+    _coin_checks(spend, keyset, currency=currency, now=now, credential_check=credential_check)
+    _proof_check(spend, hop=hop, preq=preq)
+
+
+def _coin_checks(
+    spend: Spend,
+    keyset: Keyset,
+    *,
+    currency: str,
+    now: int,
+    credential_check: CredentialCheck | None,
+) -> None:
+    """Steps 1-4."""
     keyset.require_deposit(now)  # (1)
     if keyset.currency != currency:  # (2)
         raise WrongCurrencyError(
@@ -92,6 +111,11 @@ def verify_spend(
     verify_coin_signature(coin, keyset)  # (3)
     if credential_check is not None:  # (4)
         credential_check(coin)
+
+
+def _proof_check(spend: Spend, *, hop: Point, preq: bytes) -> None:
+    """Step 5."""
+    coin = spend.coin
     verify_spend_proof(  # (5)
         spend.proof,
         hop=hop,
@@ -124,19 +148,41 @@ def verify_spends(
     batch_ok = False
     if credential_check is not None and credential_batch is not None and len(items) > 1:
         batch_ok = credential_batch([spend.coin for spend, _ in items])
+    proofs_ok = len(items) > 1 and spend_proofs_batch_ok(items, hop=hop, preq=preq)
     for index, (spend, keyset) in enumerate(items):
         check: CredentialCheck | None = None
         if credential_check is not None and not batch_ok:
             check = partial(credential_check, index)
         try:
-            verify_spend(
-                spend,
-                keyset,
-                hop=hop,
-                preq=preq,
-                currency=currency,
-                now=now,
-                credential_check=check,
-            )
+            _coin_checks(spend, keyset, currency=currency, now=now, credential_check=check)
+            if not proofs_ok:
+                _proof_check(spend, hop=hop, preq=preq)
         except EcashError as exc:
             raise exc.recode(exc.code, detail={"index": index}) from exc
+
+
+def spend_proofs_batch_ok(
+    items: Sequence[tuple[Spend, Keyset]], *, hop: Point, preq: bytes
+) -> bool:
+    """Step 5 for all coins at once (docs/protocol.md §7.3): every proof carries its
+    commitments, every c' matches them, and one random-weight multi-scalar multiplication
+    shows that all commitments satisfy their equations. False when any of that fails or a
+    proof has the first encoding: the caller then checks proof by proof."""
+    terms: list[tuple[int, Point]] = []
+    for spend, _ in items:
+        proof, coin = spend.proof, spend.coin
+        if proof.commitments is None:
+            return False
+        try:
+            check_spend_challenge(
+                proof,
+                preq=preq,
+                keyset_id=coin.keyset_id,
+                epoch=coin.epoch,
+                sigma=coin.sigma,
+                coin=coin.credential,
+            )
+        except EcashError:
+            return False
+        terms += spend_equation_terms(proof, coin.credential, hop, first=not terms)
+    return multi_mult(combine_terms(terms)).is_infinity

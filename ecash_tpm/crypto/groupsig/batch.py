@@ -17,12 +17,12 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 
-from ecash_tpm.crypto.bn256 import Point, multi_mult, scalar_mult_secret
+from ecash_tpm.crypto.bn256 import N, Point, multi_mult, scalar_mult_secret
 from ecash_tpm.crypto.groupsig.credential import RandomizedCredential
 from ecash_tpm.crypto.groupsig.errors import GroupsigEncodingError
 from ecash_tpm.crypto.groupsig.keys import IssuerSecret
 
-__all__ = ["WEIGHT_BITS", "credentials_batch_ok"]
+__all__ = ["WEIGHT_BITS", "combine_terms", "credentials_batch_ok"]
 
 WEIGHT_BITS = 128
 """Bit length of the random weights: a bad batch passes with probability <= 2^-128."""
@@ -59,3 +59,16 @@ def credentials_batch_ok(secret: IssuerSecret, coins: Sequence[RandomizedCredent
     w_sum = multi_mult(zip(weights, (c.W for c in coins), strict=True))
     rw_sum: Point = r_sum + w_sum
     return bool(scalar_mult_secret(secret.x, rw_sum) == t_sum)
+
+
+def combine_terms(terms: Sequence[tuple[int, Point]]) -> list[tuple[int, Point]]:
+    """Merge the scalars of terms that share one point object (G, J0 and Hop in a batch of
+    spend proofs), so each fixed base is one table walk per batch."""
+    merged: dict[int, tuple[int, Point]] = {}
+    for k, pt in terms:
+        key = id(pt)
+        if key in merged:
+            merged[key] = ((merged[key][0] + k) % N, pt)
+        else:
+            merged[key] = (k, pt)
+    return list(merged.values())

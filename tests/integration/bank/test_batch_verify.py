@@ -4,6 +4,7 @@ per-coin checks name the first bad coin with the same code and detail as before.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,8 +14,10 @@ from support.coinmint import KeyPool, Pki, TestIssuer
 
 from ecash_tpm.bank import errors as E
 from ecash_tpm.bank import verify as bank_verify
+from ecash_tpm.crypto.bn256 import G
 from ecash_tpm.crypto.encoding import b64u_encode
 from ecash_tpm.crypto.groupsig import SpendProofError
+from ecash_tpm.protocol import spend as protocol_spend
 from ecash_tpm.protocol.coins import Coin
 from ecash_tpm.storage import sqlite_url
 
@@ -49,7 +52,7 @@ def _ones(world: BankWorld, member: object, count: int) -> list[Coin]:
     return [world.withdraw(member, 1)[0] for _ in range(count)]  # type: ignore[arg-type]
 
 
-def test_valid_batch_skips_the_per_coin_credential_check(
+def test_valid_batch_skips_the_per_coin_checks(
     world: BankWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     alice = world.customer("alice", 100)
@@ -58,9 +61,10 @@ def test_valid_batch_skips_the_per_coin_credential_check(
     spends = world.spends(alice, coins, request)
 
     def per_coin(*_: object) -> None:
-        raise AssertionError("the batch passed: no per-coin credential check expected")
+        raise AssertionError("the batch passed: no per-coin check expected")
 
     monkeypatch.setattr(bank_verify, "verify_credential", per_coin)
+    monkeypatch.setattr(protocol_spend, "verify_spend_proof", per_coin)  # proofs batched too
     receipt = world.deposit("shop-a", request, spends)
     assert receipt["body"]["amount"] == 4
 
@@ -96,3 +100,34 @@ def test_bad_proof_after_a_valid_credential_batch_is_named_by_index(world: BankW
         world.deposit("shop-a", request, spends)
     assert info.value.detail["index"] == 2
     assert info.value.detail["serial"] == b64u_encode(coins[2].sigma)
+
+
+def test_spend_proofs_batch_with_both_encodings(world: BankWorld) -> None:
+    """Proofs with commitments are batched; a proof in the first encoding (no E, R1, R2) is
+    still accepted (protocol §7.3: one release of overlap)."""
+    alice = world.customer("alice", 100)
+    coins = _ones(world, alice, 3)
+    request = world.request("shop-a", 3)
+    spends = world.spends(alice, coins, request)
+    assert all(sp.proof.commitments is not None for sp in spends)
+    old = dataclasses.replace(spends[1].proof, commitments=None)
+    spends[1] = dataclasses.replace(spends[1], proof=old)
+    receipt = world.deposit("shop-a", request, spends)
+    assert receipt["body"]["amount"] == 3
+
+
+def test_tampered_commitment_is_named_by_index(world: BankWorld) -> None:
+    alice = world.customer("alice", 100)
+    coins = _ones(world, alice, 3)
+    request = world.request("shop-a", 3)
+    spends = world.spends(alice, coins, request)
+    proof = spends[1].proof
+    assert proof.commitments is not None
+    e, r1, r2 = proof.commitments
+    spends[1] = dataclasses.replace(
+        spends[1], proof=dataclasses.replace(proof, commitments=(e, r1 + G, r2))
+    )
+    with refused(SpendProofError, "bank.bad_proof") as info:
+        world.deposit("shop-a", request, spends)
+    assert info.value.detail["index"] == 1
+    assert info.value.detail["check"] == "challenge"
