@@ -142,6 +142,7 @@ def create_merchant_app(
         else:
             gateway = bank
         opener = hop if hop is not None else resolve_hop(settings, transport)
+        opener = opener.fixed_base()  # Hop is in every spend proof: precomputed table
         store = MerchantStore(app.state.db, tick)
         catalogue, close_ttp = open_catalogue(  # fair exchange (issue 6)
             config,

@@ -78,7 +78,7 @@ from ecash_tpm.protocol.payments import (
     book_from_bank_keysets,
     verify_receipt,
 )
-from ecash_tpm.protocol.spend import spends_digest, verify_spend
+from ecash_tpm.protocol.spend import spends_digest, verify_spend, verify_spends
 from ecash_tpm.service.errors import RemoteCallError
 
 if TYPE_CHECKING:  # fair exchange (issue 6)
@@ -378,7 +378,16 @@ class Merchant:
         if any(sp.coin.keyset_id not in book.keysets for sp in spends):
             book = self.keysets(refresh=True)
         total = 0
-        for i, sp in enumerate(spends):
+        one_by_one: Sequence[Spend] = spends
+        known = [book.keysets.get(sp.coin.keyset_id) for sp in spends]
+        if len(spends) > 1 and all(k is not None for k in known):
+            # docs/protocol.md §7.3: the proofs in one batch; coin by coin (the same errors,
+            # with the coin's index) only if the batch fails
+            items = [(sp, k) for sp, k in zip(spends, known, strict=True) if k is not None]
+            verify_spends(items, hop=self.hop, preq=req.preq, currency=req.currency, now=now)
+            total = sum(k.value for _, k in items)
+            one_by_one = ()
+        for i, sp in enumerate(one_by_one):
             try:
                 keyset = book.get(sp.coin.keyset_id)
                 verify_spend(
