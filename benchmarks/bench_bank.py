@@ -6,7 +6,9 @@ and merchant signatures are made before the clock starts, so the figures are the
 work: envelope and certificate checks, RSA verify, credential check, spend-proof verify and the
 SQLite transaction (WAL, synchronous=FULL: one fsync per deposit). With ``--http`` each deposit
 also goes through uvicorn on 127.0.0.1 and the httpx client. GNU Taler's published figure for
-comparison: ~22 ms /deposit latency (PostgreSQL).
+comparison: ~22 ms /deposit latency (PostgreSQL). ``--compare`` prints the before/after ratios
+of the curve arithmetic, batch verification and per-request savings (issue 13) measured in one
+process, see ``bench_curve.py``.
 """
 
 from __future__ import annotations
@@ -99,7 +101,17 @@ def main() -> None:
     parser.add_argument("--deposits", type=int, default=200, help="deposits per run")
     parser.add_argument("--withdraw-coins", type=int, default=64, help="coins per withdrawal")
     parser.add_argument("--http", action="store_true", help="also measure over HTTP")
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="before/after ratios of issue 13 in one process (runs bench_curve.py)",
+    )
     args = parser.parse_args()
+    if args.compare:
+        from bench_curve import main as compare
+
+        compare([])
+        return
 
     with tempfile.TemporaryDirectory(prefix="bench-bank-") as tmp:
         root = Path(tmp)

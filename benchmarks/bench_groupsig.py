@@ -3,6 +3,8 @@
 Run: ``.venv/bin/python benchmarks/bench_groupsig.py [--rounds N]``. The DAA signer is the
 software one, so "spend proof" here is host work plus a simulated TPM (two scalar mults for
 the commit, one hash for the sign); a real TPM adds its own commit/sign latency.
+``--compare`` prints the before/after ratios of the curve arithmetic (issue 13) measured in
+one process, see ``bench_curve.py``.
 """
 
 from __future__ import annotations
@@ -47,11 +49,22 @@ def _bench(name: str, fn: Callable[[], object], rounds: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=200)
-    rounds = parser.parse_args().rounds
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="before/after ratios of the curve arithmetic in one process (bench_curve.py)",
+    )
+    args = parser.parse_args()
+    if args.compare:
+        from bench_curve import main as compare
+
+        compare(["--no-deposits"])
+        return
+    rounds = args.rounds
 
     q = random_scalar() * G
     _, j0 = tracing_base()
-    _bench("scalar mult k*Q (variable base, wNAF)", lambda: random_scalar() * q, rounds)
+    _bench("scalar mult k*Q (variable base, GLV + wNAF)", lambda: random_scalar() * q, rounds)
     _bench("scalar mult k*G (fixed-base comb)", lambda: random_scalar() * G, rounds)
     _bench(
         "Shamir a*P + b*Q",

@@ -147,7 +147,13 @@ INSERT INTO ecash_admin.audit_table (name) VALUES
     ('merchant'),
     ('blacklist'),
     ('verification_failure'),
-    ('double_spend_report')
+    ('double_spend_report'),
+    ('refund'),
+    ('refund_coin'),
+    ('refund_item'),
+    ('swap'),
+    ('swap_input'),
+    ('swap_output')
 ON CONFLICT (name) DO NOTHING;
 
 CREATE OR REPLACE FUNCTION ecash_admin.audit_grant_on_create() RETURNS event_trigger

@@ -66,6 +66,7 @@ from ecash_tpm.bank.throttle import SourceThrottle
 from ecash_tpm.crypto.signing import key_id
 from ecash_tpm.errors import InputError
 from ecash_tpm.pki import CrlProvider, load_certificate, verify_party_certificate
+from ecash_tpm.pki.certcache import PartyCertCache
 from ecash_tpm.protocol.coins import check_currency, check_identifier
 from ecash_tpm.storage import Database, Transaction, UniqueViolationError
 
@@ -130,6 +131,7 @@ class Accounts:
         self._crl = crl  # the central bank's current CRL (docs/protocol.md, "Revocation")
         db.migrate(guard_rows.MIGRATIONS, component=guard_rows.COMPONENT)
         self._root = central_bank_root
+        self._merchant_certs = PartyCertCache(central_bank_root, crl=crl)
         self.currency = check_currency(currency)
         self._token_ttl_s = token_ttl_s
         self._scrypt = scrypt
@@ -381,13 +383,9 @@ class Accounts:
             raise UnknownMerchantError(
                 "merchant is not registered with this bank", detail={"merchant_id": merchant_id}
             )
-        public_key = verify_party_certificate(
-            cert_pem,
-            self._root,
-            role="merchant",
-            name=merchant_id,
-            now=_utc(self._clock()),
-            crl=self._crl,
+        # cached per certificate and CRL (issue 13 item 3); validity re-checked on every call
+        public_key = self._merchant_certs.verify(
+            cert_pem, role="merchant", name=merchant_id, now=_utc(self._clock())
         )
         if key_id(public_key) != registered:
             raise MerchantKeyMismatchError(

@@ -16,12 +16,18 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ecash_tpm.bank.errors import CoinLockedError, DepositConflictError, DoubleSpendError
+from ecash_tpm.bank.errors import (
+    CoinLockedError,
+    DepositConflictError,
+    DoubleSpendError,
+    KeysetOverdrawnError,
+)
 from ecash_tpm.bank.ledger import merchant_account, post_transaction
 from ecash_tpm.bank.models import CoinStatus, ReserveResult
 from ecash_tpm.bank.reports import DoubleSpendReports, DoubleSpendSeen
 from ecash_tpm.bank.store import deposits as rows
 from ecash_tpm.bank.store import guards as guard_rows
+from ecash_tpm.bank.store import spending
 from ecash_tpm.bank.store import swaps as swap_rows
 from ecash_tpm.bank.verify import (
     DEPOSIT_FIELDS,
@@ -148,6 +154,18 @@ def _prior_deposit(
     return receipt
 
 
+def _check_outstanding(tx: Transaction, checked: Sequence[Checked]) -> None:
+    """Issue 13 item 6: after the deposit's ledger lines, no keyset may have paid out more
+    than it issued (else 409 ``bank.keyset_overdrawn`` and the transaction rolls back)."""
+    for keyset in {c.keyset.keyset_id: c.keyset for c in checked}.values():
+        outstanding = spending.keyset_outstanding(tx, keyset.ledger_account)
+        if outstanding < 0:
+            raise KeysetOverdrawnError(
+                "deposit would spend more of a keyset than was issued",
+                detail={"keyset_id": b64u_encode(keyset.keyset_id)},
+            )
+
+
 def _coin_state(tx: Transaction, sigma: bytes, now: int) -> CoinState:
     """One serial for the signed coin status (§10.1)."""
     spent = rows.deposited_coin(tx, sigma)
@@ -203,6 +221,7 @@ class Deposits:
         self._bank_signer = bank_signer
         self._lock_period_s = lock_period_s
         self._clock = clock
+        db.migrate(spending.migrations(db.backend), component=spending.COMPONENT)
 
     # --- deposit --------------------------------------------------------------------------------
 
@@ -220,8 +239,9 @@ class Deposits:
         with checks.watch(merchant_id):
             req = checks.request(body["request"], merchant_id, key)
             check_deadline_bound(req, now, self._max_deadline_s)
-            check_deadline(req, self._first_seen(merchant_id, req.preq, now))
             checked = checks.spends(req, body["spends"], now)
+            sigmas = [c.spend.coin.sigma for c in checked]
+            check_deadline(req, self._first_seen(merchant_id, req.preq, sigmas, now))
         bodies = {
             c.spend.coin.sigma: _transcript_body(
                 item=c,
@@ -235,14 +255,15 @@ class Deposits:
         }
 
         def book(tx: Transaction) -> dict[str, Any]:
+            sigmas = [c.spend.coin.sigma for c in checked]
+            spending.lock_serials(tx, sigmas)  # READ COMMITTED: later reads see the winner
             again = _prior_deposit(tx, deposit_id, merchant_id, content)
             if again is not None:
                 return again
-            sigmas = [c.spend.coin.sigma for c in checked]
             # §10.1: the deadline again at booking time, so that a signed "unspent" after the
             # deadline stays true (a deposit verified before it cannot land after it)
             late = self._clock()
-            seen = rows.first_lock_time(tx, merchant_id, req.preq, late)
+            seen = rows.first_lock_time(tx, merchant_id, req.preq, sigmas, late)
             check_deadline(req, late if seen is None else min(seen, late))
             _check_not_spent(tx, sigmas)
             _check_not_locked(tx, merchant_id, sigmas, now)
@@ -256,6 +277,7 @@ class Deposits:
                 currency=req.currency,
                 now=now,
             )
+            _check_outstanding(tx, checked)
             rows.insert_deposit(
                 tx,
                 deposit_id=deposit_id,
@@ -270,24 +292,19 @@ class Deposits:
             transcript_ids = []
             for c in checked:
                 sigma = c.spend.coin.sigma
-                tid = rows.insert_transcript(
+                tid = spending.mark_spent(
                     tx,
-                    deposit_id=deposit_id,
                     sigma=sigma,
-                    merchant_id=merchant_id,
                     keyset_id=c.keyset.keyset_id,
+                    deposit_id=deposit_id,
+                    merchant_id=merchant_id,
                     preq=req.preq,
                     body_json=json.dumps(bodies[sigma], sort_keys=True),
                     now=now,
                 )
-                rows.insert_spent(
-                    tx,
-                    sigma=sigma,
-                    keyset_id=c.keyset.keyset_id,
-                    transcript_id=tid,
-                    deposit_id=deposit_id,
-                    now=now,
-                )
+                if tid is None:  # spent meanwhile by a path that took no serial lock
+                    _check_not_spent(tx, [sigma])
+                    raise DepositConflictError("coin spent concurrently; retry")
                 rows.delete_lock(tx, sigma)
                 transcript_ids.append(tid)
             receipt = sign_object(
@@ -342,12 +359,13 @@ class Deposits:
         """Run a money transaction; a unique-key race (PostgreSQL) is re-run once, and the
         re-run then sees the winner's rows and answers accordingly."""
         try:
-            return self._db.run_in_transaction(fn)
+            return self._db.run_in_transaction(fn, isolation="read_committed")
         except UniqueViolationError:
-            return self._db.run_in_transaction(fn)
+            return self._db.run_in_transaction(fn, isolation="read_committed")
 
-    def _first_seen(self, merchant_id: str, preq: bytes, now: int) -> int:
-        """When the bank first verified this request for this merchant (its live reservation).
+    def _first_seen(self, merchant_id: str, preq: bytes, sigmas: Sequence[bytes], now: int) -> int:
+        """When the bank had verified these coins of this request for this merchant (their
+        live reservations, every one of them), else ``now``.
 
         Only a reservation that still holds counts (§10 deadline rule): once T has passed the
         wallet may treat the coins as unpaid after the request's deadline and spend them again,
@@ -356,7 +374,7 @@ class Deposits:
         revoked).
         """
         with self._db.read() as tx:
-            seen = rows.first_lock_time(tx, merchant_id, preq, now)
+            seen = rows.first_lock_time(tx, merchant_id, preq, sigmas, now)
         return now if seen is None else min(seen, now)
 
     # --- reserve (lock period T) ---------------------------------------------------------------
@@ -375,6 +393,7 @@ class Deposits:
         until = now + self._lock_period_s
 
         def book(tx: Transaction) -> int:
+            spending.lock_serials(tx, sigmas)
             guard_rows.delete_expired_locks(tx, now)  # expired reservations do not pile up
             _check_not_spent(tx, sigmas)
             own = _check_not_locked(tx, merchant_id, sigmas, now)

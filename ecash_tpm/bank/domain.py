@@ -47,6 +47,7 @@ from ecash_tpm.bank.protocols import (
     KeysetCertifier,
     MembershipCheck,
 )
+from ecash_tpm.bank.refunds import RefundResult, Refunds
 from ecash_tpm.bank.reports import DoubleSpendReports
 from ecash_tpm.bank.settings import DEFAULT_DENOMINATIONS, BankSettings
 from ecash_tpm.bank.swap import Swaps
@@ -254,6 +255,14 @@ class BankDomain:
             max_deadline_s=self.policy.max_deadline_s,
             clock=clock,
         )
+        self.refunds = Refunds(  # issue 12 (#3): refund claims (docs/protocol.md 9.2)
+            db,
+            accounts=self.accounts,
+            keysets=self.keysets,
+            opener_public=opener_public,
+            currency=self.currency,
+            clock=clock,
+        )
 
     @classmethod
     def from_settings(
@@ -334,6 +343,7 @@ class BankDomain:
         start: int | None = None,
         denominations: Sequence[int] | None = None,
         progress: ProgressCallback | None = None,
+        only_missing: bool = False,
     ) -> list[Keyset]:
         """New keysets for every denomination from ``start`` (default now)."""
         made = self.keysets.rotate(
@@ -345,6 +355,7 @@ class BankDomain:
             start=start,
             bits=self.policy.rsa_bits,
             progress=progress,
+            only_missing=only_missing,
         )
         self.certify_keysets()  # 4.1: new keysets go on the central bank's list at once
         return made
@@ -358,7 +369,8 @@ class BankDomain:
             if self.keysets.certified_list() is None:
                 self.certify_keysets()
             return []
-        return self.rotate_keysets(denominations=missing, progress=progress)
+        # only_missing: another worker starting at the same time may have created them already
+        return self.rotate_keysets(denominations=missing, progress=progress, only_missing=True)
 
     # --- customers ----------------------------------------------------------------------------
 
@@ -399,6 +411,24 @@ class BankDomain:
     def deposit(self, signed: Any, cert_pem: str | bytes) -> dict[str, Any]:
         """The bank-signed ``deposit-receipt`` (a signed wire document, kept as a mapping)."""
         return self.deposits.deposit(signed, cert_pem)
+
+    def claim_refund(
+        self,
+        *,
+        claim_id: str,
+        permission: Mapping[str, Any],
+        merchant_cert: str,
+        outputs: Sequence[tuple[bytes, bytes]],
+        proofs: Sequence[Mapping[str, Any]],
+    ) -> RefundResult:
+        """Fresh coins for a merchant's refund permission (docs/protocol.md "Refunds")."""
+        return self.refunds.claim(
+            claim_id=claim_id,
+            permission=permission,
+            merchant_cert=merchant_cert,
+            outputs=outputs,
+            proofs=proofs,
+        )
 
     def coin_status(self, sigma: bytes) -> CoinStatus:
         return self.deposits.coin_status(sigma)

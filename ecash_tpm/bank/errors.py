@@ -146,6 +146,14 @@ class DoubleSpendError(ConflictError):
     code = "bank.double_spend"
 
 
+class KeysetOverdrawnError(ConflictError):
+    """The deposit would make a keyset's outstanding value (withdrawn minus deposited) negative:
+    more coins of it would be spent than were ever issued (a damaged spent index or a forged
+    key); refused and nothing booked."""
+
+    code = "bank.keyset_overdrawn"
+
+
 class CoinLockedError(ConflictError):
     """Another merchant holds the coin during the lock period; ``detail.retry_after`` set."""
 

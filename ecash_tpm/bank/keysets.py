@@ -169,14 +169,18 @@ class KeysetStore:
         bits: int,
         variant: blindrsa.Variant = blindrsa.DEFAULT_VARIANT,
         progress: ProgressCallback | None = None,
+        only_missing: bool = False,
     ) -> list[Keyset]:
         """Prepare every keyset of ``specs``, then record all of them in one transaction.
 
         On any failure or interruption nothing is recorded, and the key files written for
-        keysets whose row is not in the database are removed again.
+        keysets whose row is not in the database are removed again. ``only_missing``: under a
+        database-wide lock, record only denominations that still have no keyset open for
+        withdrawal at ``now`` (several workers starting at once create each keyset once).
         """
         say = progress or silent
         prepared: list[_Prepared] = []
+        everything = prepared
         try:
             say(f"generating RSA-{bits} keys", 0, len(specs))
             for spec in specs:
@@ -184,7 +188,13 @@ class KeysetStore:
                     self._prepare(**spec, currency=currency, bits=bits, variant=variant)
                 )
                 say(f"generating RSA-{bits} keys", len(prepared), len(specs))
-            with self._db.transaction() as tx:
+            # READ COMMITTED: the re-check after the lock sees what another worker committed
+            isolation = "read_committed" if only_missing else "serializable"
+            with self._db.transaction(isolation=isolation) as tx:
+                if only_missing:
+                    rows.lock_keyset_creation(tx)
+                    taken = rows.open_values(tx, currency, now)
+                    prepared = [p for p in prepared if p.keyset.value not in taken]
                 for item in prepared:
                     rows.insert_keyset(
                         tx,
@@ -196,6 +206,10 @@ class KeysetStore:
         except BaseException:
             self.discard_unrecorded_keys([item.key_file for item in prepared])
             raise
+        finally:
+            written = [item.key_file for item in everything]
+            if len(prepared) < len(written):  # only_missing skipped some: their keys go
+                self.discard_unrecorded_keys(written)
         with self._lock:
             for item in prepared:
                 self._public[item.keyset.keyset_id] = item.keyset
@@ -231,6 +245,7 @@ class KeysetStore:
         start: int | None = None,
         bits: int = 2048,
         progress: ProgressCallback | None = None,
+        only_missing: bool = False,
     ) -> list[Keyset]:
         """New keysets for every denomination for the window starting at ``start`` (now).
 
@@ -253,7 +268,14 @@ class KeysetStore:
             }
             for value in sorted(denominations)
         ]
-        return self._create_all(specs, currency=currency, now=now, bits=bits, progress=progress)
+        return self._create_all(
+            specs,
+            currency=currency,
+            now=now,
+            bits=bits,
+            progress=progress,
+            only_missing=only_missing,
+        )
 
     def _write_key(self, file_name: str, private_key: rsa.RSAPrivateKey) -> None:
         try:

@@ -8,6 +8,8 @@ counter). Amounts are signed minor units; a positive balance is what the bank ow
     fund      customer:+a            external:funding:-a
     withdraw  customer:-sum          coins-outstanding:<k>:+value*n   (per keyset)
     deposit   coins-outstanding:<k>:-value*n (per keyset)   merchant:+sum
+    refund    merchant:-amount       coins-outstanding:<k>:+value*n   (fresh coins, per keyset)
+    swap      coins-outstanding:<in>:-value   coins-outstanding:<out>:+value   (booked gross)
 
 Balances are sums of entries (append-only), so concurrent deposits never contend on one row.
 :func:`ledger_check` re-derives everything from the entries *and* from the independent coin
@@ -24,6 +26,7 @@ from ecash_tpm.bank.errors import LedgerInvariantError
 from ecash_tpm.bank.store import deposits as deposit_rows
 from ecash_tpm.bank.store import keysets as keyset_rows
 from ecash_tpm.bank.store import ledger as rows
+from ecash_tpm.bank.store import refunds as refund_rows
 from ecash_tpm.bank.store import swaps as swap_rows
 from ecash_tpm.bank.store import withdrawals as withdrawal_rows
 from ecash_tpm.bank.store.ledger import balance
@@ -111,8 +114,9 @@ def ledger_check(db: Database) -> dict[str, Any]:
         for kid, value in keyset_rows.values_by_window(tx):
             account = "coins-outstanding:" + kid.hex()
             withdrawn, deposited, outstanding = rows.keyset_flows(tx, account)
-            # swaps (docs/protocol.md 9.3) issue coins like withdrawals and spend like deposits
-            issued = withdrawal_rows.count_items(tx, kid)
+            # fresh coins of refund claims are issued coins too (issue 12, #3); swaps
+            # (docs/protocol.md 9.3) issue coins like withdrawals and spend like deposits
+            issued = withdrawal_rows.count_items(tx, kid) + refund_rows.count_items(tx, kid)
             spent = deposit_rows.count_spent(tx, kid)
             if swaps:
                 issued += swap_rows.count_outputs(tx, kid)
@@ -135,7 +139,7 @@ def ledger_check(db: Database) -> dict[str, Any]:
             if deposited != value * spent:
                 problems.append({"check": "keyset_deposited_matches_spent", **entry})
 
-        withdrawal_sum = withdrawal_rows.total_amount(tx)
+        withdrawal_sum = withdrawal_rows.total_amount(tx) + refund_rows.total_amount(tx)
         withdrawal_sum += swap_rows.total_out(tx) if swaps else 0
         if withdrawal_sum != withdrawn_total:
             problems.append(
@@ -155,6 +159,8 @@ def ledger_check(db: Database) -> dict[str, Any]:
         deposits = {
             merchant_account(m): total for m, total in deposit_rows.totals_per_merchant(tx).items()
         }
+        for m, refunded in refund_rows.totals_per_merchant(tx).items():
+            deposits[merchant_account(m)] = deposits.get(merchant_account(m), 0) - refunded
         for account in set(merchants) | set(deposits):
             if merchants.get(account, 0) != deposits.get(account, 0):
                 problems.append(

@@ -68,8 +68,10 @@ from ecash_tpm.bank.models import (
     WithdrawAnswer,
     WithdrawBody,
 )
+from ecash_tpm.bank.refund_routes import build_refund_router
 from ecash_tpm.bank.settings import BankSettings
 from ecash_tpm.bank.store import MIGRATIONS
+from ecash_tpm.bank.store.spending import check_integrity
 from ecash_tpm.bank.ttp_query import TtpQueryError
 from ecash_tpm.crypto.blindrsa import BlindRsaInputError, SigningFailureError
 from ecash_tpm.crypto.groupsig.errors import SpendProofError
@@ -403,12 +405,13 @@ def create_bank_app(domain: BankDomain, settings: BankSettings) -> FastAPI:
     def startup(app: FastAPI) -> None:
         app.state.bank = domain
         app.state.crl = domain.crl  # mTLS callers are checked against it too (peer_party)
+        check_integrity(domain.db)  # issue 13: never serve a damaged spent index
         domain.ensure_keysets()
 
     return create_app(
         "bank",
         settings=settings,
-        routers=[build_router()],
+        routers=[build_router(), build_refund_router()],
         migrations=MIGRATIONS,
         database=domain.db,
         on_startup=[startup],

@@ -8,16 +8,21 @@ No account is involved. Checks before any transaction, cheapest first:
 2. deadline not passed and not too far ahead (``bank.swap_expired``);
 3. the inputs: the spends name exactly the request's serials, in order, and each passes the
    deposit's coin check (:meth:`~ecash_tpm.bank.verify.DepositChecks.coins`: keyset open for
-   deposit, RSA signature, credential, spend proof over the swap's ``preq``);
+   deposit, RSA signature, credential, spend proof over the swap's ``preq``; all coins in one
+   batch, §7.3);
 4. the outputs: keysets known, open for withdrawal now (the bank serves, and the central bank
    certified, exactly these: §4.1), in the bank's currency, blinded messages of the key's size;
 5. outputs total = inputs total - :func:`~ecash_tpm.protocol.swap.swap_fee` (0 today).
 
-Then the RSA work, and **one transaction**: the stored swap again, the deadline again by the
-bank's clock, serials neither spent nor swapped (409 ``bank.double_spend``) nor locked by a
-merchant (409 ``bank.coin_locked``), the ledger (``coins-outstanding:<input keyset> -value``,
-``coins-outstanding:<output keyset> +value``, a fee account where a fee would be booked), the
-swap, one ``swap_input`` row with its transcript per coin, the outputs and their signatures.
+Then the RSA work, and **one transaction** at READ COMMITTED that first locks the input serials
+(:func:`~ecash_tpm.bank.store.spending.lock_serials`, as a deposit or reservation does, so a swap
+and a deposit of one coin run one after the other and the later one sees the earlier): the
+stored swap again, the deadline again by the bank's clock, serials neither spent nor swapped
+(409 ``bank.double_spend``) nor locked by a merchant (409 ``bank.coin_locked``), the ledger
+(``coins-outstanding:<input keyset> -value``, ``coins-outstanding:<output keyset> +value``, a
+fee account where a fee would be booked), no input keyset overdrawn (409
+``bank.keyset_overdrawn``), the swap, one ``swap_input`` row with its transcript per coin, the
+outputs and their signatures.
 """
 
 from __future__ import annotations
@@ -26,10 +31,11 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ecash_tpm.bank.deposit import _check_not_locked, _check_not_spent
+from ecash_tpm.bank.deposit import _check_not_locked, _check_not_spent, _check_outstanding
 from ecash_tpm.bank.errors import KEYSET_EXPIRED, SwapConflictError, SwapExpiredError
 from ecash_tpm.bank.keysets import KeysetStore
 from ecash_tpm.bank.ledger import post_transaction
+from ecash_tpm.bank.store import spending
 from ecash_tpm.bank.store import swaps as rows
 from ecash_tpm.bank.verify import Checked, DepositChecks
 from ecash_tpm.crypto import blindrsa
@@ -181,6 +187,9 @@ class Swaps:
         }
 
         def book(tx: Transaction) -> SwapResult:
+            # the serials first, as a deposit or reservation does: at READ COMMITTED every
+            # read below then sees what a racing deposit, reservation or swap committed
+            spending.lock_serials(tx, list(req.inputs))
             again = self._stored(tx, req, digest)
             if again is not None:
                 return again
@@ -202,6 +211,7 @@ class Swaps:
                 now=now,
                 gross=True,  # coins in and out of one keyset are both booked (supply counts)
             )
+            _check_outstanding(tx, checked)  # no input keyset pays out more than it issued
             rows.insert_swap(
                 tx,
                 request_id=req.request_id,
@@ -236,7 +246,7 @@ class Swaps:
             return req.request_id, signatures
 
         try:
-            result: SwapResult = self._db.run_in_transaction(book)
+            result: SwapResult = self._db.run_in_transaction(book, isolation="read_committed")
         except UniqueViolationError:  # a racing twin or a racing deposit (PostgreSQL): re-run
-            result = self._db.run_in_transaction(book)
+            result = self._db.run_in_transaction(book, isolation="read_committed")
         return result

@@ -6,18 +6,22 @@ sub-commands and sets ``func(args) -> int`` on each. Results are printed with
 :func:`ecash_tpm.cli.output.emit` (with ``--json``: one object ``{"ok": true, ...}`` on stdout,
 progress only on stderr). Errors from the project's hierarchy, and files that cannot be opened,
 are printed with their stable code (or as ``{"ok": false, "error": {...}}`` with ``--json``)
-and turn into exit status 1.
+and turn into exit status 1. Output piped into a reader that went away (``| head``) ends the
+command quietly with status 141 (128 + SIGPIPE, what a shell reports), without a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
 
 from ecash_tpm import __version__
+from ecash_tpm.cli.help import tidy
 from ecash_tpm.cli.output import emit_error, file_error
 from ecash_tpm.errors import EcashError
 
@@ -36,15 +40,43 @@ def build_parser() -> argparse.ArgumentParser:
     for name in role_modules():
         module = importlib.import_module(f"ecash_tpm.cli.{name}")
         module.register(subparsers)
-    return parser
+    return tidy(parser)  # issue 12 item 7: canonical flag names, help without markup
+
+
+#: Exit status after the reader of our output went away (128 + SIGPIPE, as a shell reports it).
+EXIT_BROKEN_PIPE = 141
+
+
+def _quiet_broken_pipe() -> int:
+    """The reader closed the pipe: point stdout at /dev/null so the interpreter's final flush
+    cannot print "Exception ignored ... BrokenPipeError", and report it by the exit status."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return EXIT_BROKEN_PIPE
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; the exit status (1 for a project error, 130 when interrupted)."""
+    """Run one command; the exit status (1 for a project error, 130 when interrupted, 141 when
+    the output's reader closed the pipe)."""
+    try:
+        return _run(argv)
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit:
+        sys.stdout.flush()  # --help into a closed pipe fails here, not in the final flush
+        raise
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:
+        raise  # not a file the user named: handled quietly by main()
     except EcashError as exc:
         emit_error(args, exc)
         return 1

@@ -32,10 +32,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ecash_tpm.cli.db_migrate import add_db_commands
-from ecash_tpm.cli.output import Progress, emit, prompt
+from ecash_tpm.cli.output import Progress, emit, keyset_label, money, prompt, when
 from ecash_tpm.cli.tls_certs import (
     add_cert_commands,
     add_insecure_http,
+    add_workers,
     insecure_override,
     renew_summary,
     renew_via_central_bank,
@@ -55,7 +56,7 @@ def _settings(args: argparse.Namespace) -> Any:
         "data_dir": args.data_dir,
         "database_url": args.database_url,
     }
-    for name in ("host", "port"):
+    for name in ("host", "port", "workers"):
         if getattr(args, name, None) is not None:
             overrides[name] = getattr(args, name)
     overrides["insecure_http"] = insecure_override(args)
@@ -343,7 +344,7 @@ def _cmd_account_create(args: argparse.Namespace) -> int:
     emit(
         args,
         payload,
-        f"account {info.account_id} created, balance {info.balance} {info.currency}\n"
+        f"account {info.account_id} created, balance {money(info.balance, info.currency)}\n"
         f"TOTP secret (base32): {b32}\n{uri}",
     )
     return 0
@@ -352,14 +353,18 @@ def _cmd_account_create(args: argparse.Namespace) -> int:
 def _cmd_account_show(args: argparse.Namespace) -> int:
     with _admin_bank(args, mode="read") as bank:
         info = bank.account(args.account_id)
-    emit(args, info.to_dict(), f"{info.account_id} ({info.kind}): {info.balance} {info.currency}")
+    emit(
+        args,
+        info.to_dict(),
+        f"{info.account_id} ({info.kind}): {money(info.balance, info.currency)}",
+    )
     return 0
 
 
 def _cmd_account_fund(args: argparse.Namespace) -> int:
     with _admin_bank(args) as bank:
         info = bank.fund(args.account_id, args.amount, ref=args.ref)
-    emit(args, info.to_dict(), f"{info.account_id}: balance {info.balance} {info.currency}")
+    emit(args, info.to_dict(), f"{info.account_id}: balance {money(info.balance, info.currency)}")
     return 0
 
 
@@ -384,7 +389,7 @@ def _cmd_keyset_rotate(args: argparse.Namespace) -> int:
     emit(
         args,
         {"keysets": keysets},
-        "\n".join(f"{k['keyset_id']}  {k['value']:>8} {k['currency']}" for k in keysets),
+        "\n".join(f"{k['keyset_id']}  {money(k['value'], k['currency']):>14}" for k in keysets),
     )
     return 0
 
@@ -395,9 +400,9 @@ def _cmd_keyset_list(args: argparse.Namespace) -> int:
         keysets = bank.keysets.list_keysets(now=None if args.all else now)
         rows = [_keyset_dict(k, now) for k in keysets]
     lines = [
-        f"{k['keyset_id']}  {k['value']:>8} {k['currency']}  "
+        f"{k['keyset_id']}  {money(k['value'], k['currency']):>14}  "
         f"{'withdraw' if k['withdrawable'] else 'deposit-only' if k['depositable'] else 'expired'}"
-        f"  until {k['withdraw_until']}/{k['deposit_until']}"
+        f"  until {when(k['withdraw_until'])}/{when(k['deposit_until'])}"
         for k in rows
     ]
     emit(args, {"keysets": rows}, "\n".join(lines) or "no keysets")
@@ -488,9 +493,12 @@ def _cmd_supply_report(args: argparse.Namespace) -> int:
                 result = send_supply_report(bank, central_bank, as_of=args.as_of)
     body = result["report"]["body"]
     total = sum(k["outstanding_value"] for k in body["keysets"])
-    lines = [f"supply report of {body['bank_id']} as of {body['as_of']}: outstanding {total}"]
+    currencies = sorted({k["currency"] for k in body["keysets"]})
+    shown = money(total, currencies[0]) if len(currencies) == 1 else str(total)
+    lines = [f"supply report of {body['bank_id']} as of {when(body['as_of'])}: outstanding {shown}"]
     lines += [
-        f"  {k['keyset_id']} value {k['value']} {k['currency']}: {k['outstanding_count']} coins"
+        f"  {keyset_label(k['keyset_id'])} value {money(k['value'], k['currency'])}: "
+        f"{k['outstanding_count']} coins"
         for k in body["keysets"]
         if k["outstanding_count"]
     ]
@@ -546,6 +554,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="also serve the group manager ([issuer] of the same --config) in this process",
     )
     add_insecure_http(p)
+    add_workers(p)
     add_cert_commands(sub, common, _cmd_cert_renew)
 
     account = sub.add_parser("account", help="customer accounts")

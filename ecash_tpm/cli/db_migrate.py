@@ -47,10 +47,15 @@ def _bank_settings() -> type[Any]:
 
 
 def _bank_components() -> Components:
-    from ecash_tpm.bank.store import MIGRATIONS, swaps
+    from ecash_tpm.bank.store import MIGRATIONS, refunds, swaps
 
-    # the swaps (issue 12) are money records: they travel with the ledger they are booked in
-    return [("bank", MIGRATIONS), (swaps.COMPONENT, swaps.MIGRATIONS)]
+    # swaps and refunds (issue 12) are money records: they travel with the ledger they are
+    # booked in (ledger_check on the target reads them)
+    return [
+        ("bank", MIGRATIONS),
+        (swaps.COMPONENT, swaps.MIGRATIONS),
+        (refunds.COMPONENT, refunds.MIGRATIONS),
+    ]
 
 
 def _bank_check(db: Any) -> tuple[dict[str, Any], str]:

@@ -4,9 +4,9 @@ on this machine.
 Provisions two hermetic swtpm, starts every party as its own process on 127.0.0.1 (central
 bank, bank + group manager, supervision department, two merchants), and runs the story of
 :mod:`ecash_tpm.demo.story` with progress on stderr, or one JSON object on stdout with
-``--json``: ``{"ok": bool, "steps": [{"step", "ok", "ms", "detail"}]}``. Everything it starts
-is stopped on exit, also on Ctrl-C, SIGTERM and failure. Exit status 0 only if every step
-passed (130 when interrupted).
+``--json``: ``{"ok": bool, "version": 1, "steps": [{"step", "ok", "ms", "detail"}]}``.
+Everything it starts is stopped on exit, also on Ctrl-C, SIGTERM and failure. Exit status 0
+only if every step passed (130 when interrupted).
 
 With ``--web`` it also serves the live attestation dashboard on 127.0.0.1 (port ``P``, default
 a free one; the URL is printed on stderr before the story starts): parties and certificates,

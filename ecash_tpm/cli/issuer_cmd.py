@@ -30,10 +30,12 @@ from ecash_tpm.cli.output import emit
 from ecash_tpm.cli.tls_certs import (
     add_cert_commands,
     add_insecure_http,
+    add_workers,
     insecure_override,
     renew_summary,
     renew_via_central_bank,
     serve_options,
+    workers_override,
 )
 
 
@@ -171,6 +173,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         port=args.port,
         supervision_url=args.supervision_url,
         insecure_http=insecure_override(args),
+        workers=workers_override(args),
     )
     tls = serve_options(settings, settings.resolved_central_bank_root())
     if settings.pcr_tofu:
@@ -464,6 +467,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--port", type=int, default=None)
     p.add_argument("--supervision-url", default=None, help="where member T0s are registered")
     add_insecure_http(p)
+    add_workers(p)
     p.set_defaults(func=_cmd_serve)
     add_cert_commands(sub, _common, _cmd_cert_renew)
 

@@ -23,15 +23,17 @@ from pathlib import Path
 from typing import Any
 
 from ecash_tpm.cli.db_migrate import add_db_commands
-from ecash_tpm.cli.output import emit
+from ecash_tpm.cli.output import emit, money, when
 from ecash_tpm.cli.party_key import add_init_options
 from ecash_tpm.cli.tls_certs import (
     add_cert_commands,
     add_insecure_http,
+    add_workers,
     insecure_override,
     renew_summary,
     renew_via_central_bank,
     serve_options,
+    workers_override,
 )
 
 
@@ -66,6 +68,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         bank_url=args.bank,
         issuer_url=args.issuer,
         insecure_http=insecure_override(args),
+        workers=workers_override(args),
     )
     tls = serve_options(settings, settings.resolved_root_cert())
     app = create_merchant_app(settings)
@@ -105,8 +108,8 @@ def _cmd_request(args: argparse.Namespace) -> int:
     emit(
         args,
         answer,
-        f"payment request from {body['merchant_id']}: {body['amount']} {body['currency']}, "
-        f"deadline {body['deadline']}" + (f", saved to {args.out}" if args.out else ""),
+        f"payment request from {body['merchant_id']}: {money(body['amount'], body['currency'])}, "
+        f"deadline {when(body['deadline'])}" + (f", saved to {args.out}" if args.out else ""),
     )
     return 0
 
@@ -131,7 +134,7 @@ def _cmd_stats(args: argparse.Namespace) -> int:
         store = MerchantStore(db, lambda: 0)
         stats = MerchantStats(store.counters(), store.totals())
     totals = stats.totals.items()
-    lines = [f"{cur}: {t['paid_count']} paid, {t['paid_amount']}" for cur, t in totals]
+    lines = [f"{cur}: {t['paid_count']} paid, {money(t['paid_amount'], cur)}" for cur, t in totals]
     for kind, codes in stats.counters.items():
         lines += [f"{kind} {code}: {n}" for code, n in sorted(codes.items())]
     emit(args, stats.to_dict(), "\n".join(lines) or "no payments yet")
@@ -164,7 +167,9 @@ def _cmd_deposits_retry(args: argparse.Namespace) -> int:
         results = merchant.retry_deposits()
     rows = [r.to_dict() for r in results]
     settled = sum(1 for r in results if r.settled)
-    lines = [f"{r['deposit_id']}: {r['amount']} {r['currency']} -> {r['outcome']}" for r in rows]
+    lines = [
+        f"{r['deposit_id']}: {money(r['amount'], r['currency'])} -> {r['outcome']}" for r in rows
+    ]
     lines.append(f"{settled} of {len(rows)} pending deposit(s) settled")
     emit(
         args,
@@ -202,6 +207,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--bank", default=None, metavar="URL", help="the bank's base URL")
     p.add_argument("--issuer", default=None, metavar="URL", help="issuer URL (for Hop)")
     add_insecure_http(p)
+    add_workers(p)
     p.set_defaults(func=_cmd_serve)
     add_cert_commands(sub, common, _cmd_cert_renew)
 
@@ -216,6 +222,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--out", default=None, metavar="FILE", help="save {request, cert} here")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_request)
+
+    from ecash_tpm.cli.merchant_refund import register_refund
+
+    register_refund(sub)  # issue 12 (#3): refund permissions
 
     p = common(sub.add_parser("stats", help="paid totals and failure counters by code"))
     p.set_defaults(func=_cmd_stats)

@@ -10,13 +10,18 @@
   Library functions take it as an optional ``progress(message, done, total)`` callback.
 - :func:`read_json`, :func:`prompt`, :func:`file_error`: user-supplied input turned into typed
   errors instead of tracebacks.
+- :func:`money`, :func:`when`: amounts in the currency's units (``100.00 EUR``) and ISO-8601
+  UTC times for the human output; ``--json`` keeps raw integers (minor units, Unix seconds)
+  and carries ``"version": JSON_VERSION``.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import errno
 import json
+import os
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -26,15 +31,67 @@ from typing import Any, TextIO
 from ecash_tpm.errors import ConfigError, EcashError, InputError
 
 __all__ = [
+    "EXPONENTS_ENV",
+    "JSON_VERSION",
     "FileAccessError",
     "Progress",
     "emit",
     "emit_error",
     "file_error",
+    "keyset_label",
+    "money",
     "prompt",
     "read_json",
     "wants_json",
+    "when",
 ]
+
+#: Version of the ``--json`` output shape (a top-level ``"version"`` key); raised only when a
+#: key changes meaning or shape, never for added keys.
+JSON_VERSION = 1
+#: ``TEST=0,XBT=8``: decimals of currencies the built-in table does not know (human output).
+EXPONENTS_ENV = "ECASH_TPM_CURRENCY_EXPONENTS"
+
+
+def _exponents() -> dict[str, int]:
+    """``$ECASH_TPM_CURRENCY_EXPONENTS`` as a table; malformed entries are ignored."""
+    table: dict[str, int] = {}
+    for item in os.environ.get(EXPONENTS_ENV, "").split(","):
+        code, _, digits = item.strip().partition("=")
+        if code and digits.isdigit() and int(digits) <= 18:
+            table[code.strip().upper()] = int(digits)
+    return table
+
+
+def money(amount: int, currency: str) -> str:
+    """``100.00 EUR`` for 10000 minor units of EUR: the currency's exponent (see
+    :func:`ecash_tpm.protocol.money.format_amount`), overridable with
+    $ECASH_TPM_CURRENCY_EXPONENTS."""
+    from ecash_tpm.protocol.money import format_amount
+
+    return format_amount(int(amount), str(currency), exponents=_exponents())
+
+
+def keyset_label(keyset_id: str | bytes) -> str:
+    """One spelling of a keyset id for people: hex (the wire's base64url is converted)."""
+    if isinstance(keyset_id, bytes):
+        return keyset_id.hex()
+    if len(keyset_id) == 32 and all(c in "0123456789abcdef" for c in keyset_id):
+        return keyset_id
+    from ecash_tpm.crypto.encoding import b64u_decode
+    from ecash_tpm.errors import EcashError
+
+    try:
+        return b64u_decode(keyset_id).hex()
+    except EcashError:
+        return keyset_id
+
+
+def when(ts: int | None) -> str:
+    """Unix seconds as ISO-8601 UTC (``2026-12-02T14:05:00Z``); ``-`` for none."""
+    if ts is None:
+        return "-"
+    return dt.datetime.fromtimestamp(int(ts), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class FileAccessError(ConfigError):
@@ -63,7 +120,8 @@ def emit(
     if wants_json(args):
         if "ok" in payload or "error" in payload:
             raise ValueError("a JSON payload may not use the keys 'ok' and 'error'")
-        print(json.dumps({"ok": ok, **payload}, default=str), flush=True)
+        versioned = {"version": JSON_VERSION, **payload}  # a payload's own version wins
+        print(json.dumps({"ok": ok, **versioned}, default=str), flush=True)
         return
     text = human() if callable(human) else human
     if text:
@@ -73,7 +131,8 @@ def emit(
 def emit_error(args: argparse.Namespace, exc: EcashError) -> None:
     """Print a project error with its stable code (JSON on stdout with ``--json``)."""
     if wants_json(args):
-        print(json.dumps({"ok": False, "error": exc.to_dict()}, default=str), flush=True)
+        doc = {"ok": False, "version": JSON_VERSION, "error": exc.to_dict()}
+        print(json.dumps(doc, default=str), flush=True)
         return
     print(f"ecash-tpm: error [{exc.code}]: {exc.message}", file=sys.stderr)
     for key, value in exc.detail.items():

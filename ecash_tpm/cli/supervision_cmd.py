@@ -36,10 +36,12 @@ from ecash_tpm.cli.output import emit, read_json
 from ecash_tpm.cli.tls_certs import (
     add_cert_commands,
     add_insecure_http,
+    add_workers,
     insecure_override,
     renew_summary,
     renew_via_central_bank,
     serve_options,
+    workers_override,
 )
 
 
@@ -94,6 +96,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         port=args.port,
         issuer_url=args.issuer_url,
         insecure_http=insecure_override(args),
+        workers=workers_override(args),
     )
     tls = serve_options(settings, settings.resolved_central_bank_root())
     serve(
@@ -340,6 +343,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--port", type=int, default=None)
     p.add_argument("--issuer-url", default=None, help="where revocations are requested")
     add_insecure_http(p)
+    add_workers(p)
     p.set_defaults(func=_cmd_serve)
     add_cert_commands(sub, _common, _cmd_cert_renew)
 

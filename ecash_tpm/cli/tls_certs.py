@@ -72,8 +72,30 @@ def insecure_override(args: argparse.Namespace) -> bool | None:
 
 
 def serve_options(settings: Any, root: Path) -> dict[str, Any]:
-    """``tls=`` and ``healthz_port=`` for :func:`ecash_tpm.service.server.serve`."""
-    return {"tls": settings.tls_files(Path(root)), "healthz_port": settings.healthz_port}
+    """``tls=``, ``healthz_port=`` and ``workers=`` for :func:`ecash_tpm.service.server.serve`
+    (``--workers`` of ``serve``, see :func:`add_workers`, overrides the ``workers`` setting)."""
+    return {
+        "tls": settings.tls_files(Path(root)),
+        "healthz_port": settings.healthz_port,
+        "workers": int(getattr(settings, "workers", 1)),
+    }
+
+
+def add_workers(parser: argparse.ArgumentParser) -> None:
+    """``--workers N``: N server processes on one socket and one database (issue 13)."""
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="server processes sharing the port and the database (default: the workers setting, 1)",
+    )
+
+
+def workers_override(args: argparse.Namespace) -> int | None:
+    """The ``workers`` override of ``--workers`` (None: keep the configuration)."""
+    value = getattr(args, "workers", None)
+    return None if value is None else int(value)
 
 
 def add_cert_renew_options(parser: argparse.ArgumentParser, *, central_bank: bool) -> None:

@@ -21,15 +21,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ecash_tpm.cli.db_migrate import add_db_commands
-from ecash_tpm.cli.output import emit
+from ecash_tpm.cli.output import emit, money, when
 from ecash_tpm.cli.party_key import add_init_options
 from ecash_tpm.cli.tls_certs import (
     add_cert_commands,
     add_insecure_http,
+    add_workers,
     insecure_override,
     renew_summary,
     renew_via_central_bank,
     serve_options,
+    workers_override,
 )
 
 if TYPE_CHECKING:
@@ -64,6 +66,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         port=args.port,
         bank_url=args.bank,
         insecure_http=insecure_override(args),
+        workers=workers_override(args),
     )
     tls = serve_options(settings, settings.resolved_root_cert())
     serve(
@@ -97,7 +100,7 @@ def _cmd_products(args: argparse.Namespace) -> int:
         docs = store.products(args.merchant)
     rows = [d["body"] for d in docs]
     text = "\n".join(
-        f"{b['product_id']}  {b['merchant_id']:<12} {b['price']:>8} {b['currency']}  "
+        f"{b['product_id']}  {b['merchant_id']:<12} {money(b['price'], b['currency']):>14}  "
         f"{b['ciphertext_size']:>8} B  {b['title']}"
         for b in rows
     )
@@ -165,7 +168,7 @@ def _cmd_strikes(args: argparse.Namespace) -> int:
     for s in strikes:
         per[s.merchant_id] = per.get(s.merchant_id, 0) + 1
     text = "\n".join(
-        f"{s.created_at}  {s.merchant_id:<12} {s.reason:<10} {s.dispute_id}" for s in strikes
+        f"{when(s.created_at)}  {s.merchant_id:<12} {s.reason:<10} {s.dispute_id}" for s in strikes
     )
     rows = [s.to_dict() for s in strikes]
     emit(args, {"strikes": rows, "per_merchant": per}, text or "no strikes")
@@ -203,6 +206,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--port", type=int, default=None)
     p.add_argument("--bank", default=None, metavar="URL", help="the bank's base URL")
     add_insecure_http(p)
+    add_workers(p)
     p.set_defaults(func=_cmd_serve)
     add_cert_commands(sub, common, _cmd_cert_renew)
 

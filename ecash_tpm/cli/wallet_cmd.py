@@ -16,22 +16,21 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
 import getpass
 import json
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ecash_tpm.cli.output import Progress, emit, prompt
-from ecash_tpm.wallet.pay import RECOVERY_GRACE_S
+from ecash_tpm.cli.output import Progress, emit, money, prompt, when
 
 if TYPE_CHECKING:
     from ecash_tpm.clients.bank import BankClient
     from ecash_tpm.clients.connect import Link
-    from ecash_tpm.clients.merchant import MerchantClient
     from ecash_tpm.device import TpmDevice
-    from ecash_tpm.pki import CrlInput
     from ecash_tpm.wallet.context import SpendingContext, WalletContext
     from ecash_tpm.wallet.ek_source import EkCertificateSource
     from ecash_tpm.wallet.membership import Membership
@@ -139,6 +138,13 @@ def add_tls_args(p: argparse.ArgumentParser) -> None:
             action="store_true",
             help="allow plain http:// URLs (local experiments; nothing is verified)",
         )
+    if not any(a.dest == "centralbank" for a in p._actions):
+        p.add_argument(
+            "--centralbank",
+            default=None,
+            metavar="URL",
+            help="the central bank, whose revocation list is fetched on every run (remembered)",
+        )
     if not any(a.dest == "crl" for a in p._actions):
         p.add_argument(
             "--crl",
@@ -171,7 +177,18 @@ def _cmd_join(args: argparse.Namespace) -> int:
         if cfg.get("bank_url"):
             bank = stack.enter_context(_bank_client(args, cfg))
             progress.note("logging in at the bank for the join authorisation")
-            bank.login(args.account or getpass.getuser(), _password(args), _totp_code(args))
+            from ecash_tpm.wallet.session import SessionKeeper
+
+            # a fresh login, kept as the wallet's bank session (protocol.md 11.2): the first
+            # `wallet withdraw` after the join needs no second TOTP code
+            SessionKeeper(
+                Path(args.data),
+                bank,
+                account_id=args.account or getpass.getuser(),
+                bank_url=str(cfg["bank_url"]),
+                clock=_now,
+                credentials=lambda: (_password(args), _totp_code(args)),
+            ).login()
         membership = join(
             device,
             issuer,
@@ -255,8 +272,6 @@ WALLET_ROOT_FILE = "central-bank-root.pem"
 
 
 def _now() -> int:
-    import time
-
     return int(time.time())
 
 
@@ -278,6 +293,7 @@ def _coin_settings(args: argparse.Namespace, *, need_bank: bool = False) -> dict
         ("bank_name", "bank_name"),
         ("currency", "currency"),
         ("max_deadline", "max_deadline_s"),  # issue 10 attack 5: no hostage deadlines
+        ("centralbank", "centralbank_url"),  # issue 10 attack 10: where the CRL comes from
     ):
         value = getattr(args, flag, None)
         if value and cfg.get(key) != value:
@@ -294,7 +310,44 @@ def _coin_settings(args: argparse.Namespace, *, need_bank: bool = False) -> dict
             "the wallet does not know its bank yet: pass --bank URL (remembered)",
             code="wallet.not_configured",
         )
+    if cfg.get("centralbank_url") and (data / WALLET_ROOT_FILE).is_file():
+        _fetch_crl(args, cfg["centralbank_url"])
     return cfg
+
+
+def _fetch_crl(args: argparse.Namespace, url: str) -> None:
+    """``--centralbank URL`` (remembered): fetch the central bank's current CRL into
+    ``<data>/central-bank-crl.pem`` on every run, so merchant and bank certificates are checked
+    against what the central bank revoked up to now (docs/protocol.md 13.2). The CRL is checked
+    against the root before it replaces the file; when the central bank cannot be reached, the
+    file on hand is used, and a stale one is refused when it is read (``crl.stale``)."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from ecash_tpm.clients.centralbank import CentralBankClient
+    from ecash_tpm.clients.connect import link
+    from ecash_tpm.crypto.signing import write_file_atomic
+    from ecash_tpm.errors import EcashError
+    from ecash_tpm.pki import CrlSource, load_certificate
+
+    data = Path(args.data)
+    root = data / WALLET_ROOT_FILE
+    conn = link(  # no CRL for this one connection: it is how the CRL arrives
+        url,
+        role="centralbank",
+        name="centralbank",
+        root=root,
+        insecure=bool(getattr(args, "insecure_http", False)),
+    )
+    try:
+        with CentralBankClient(url, tls=conn.tls, expect=conn.expect) as central:
+            pem = central.crl().public_bytes(Encoding.PEM)
+    except EcashError:
+        if (data / WALLET_CRL_FILE).is_file():
+            return
+        raise
+    now = dt.datetime.now(dt.UTC)
+    CrlSource(load_certificate(root.read_bytes()), lambda: pem).current_crl(now)  # root-signed
+    write_file_atomic(data / WALLET_CRL_FILE, pem, mode=0o644)
 
 
 def _existing_wallet(args: argparse.Namespace) -> Path:
@@ -342,7 +395,7 @@ def _wallet_context(
             crl = crl_source(root=load_certificate(root), crl_url=None, crl_file=path)
     max_deadline = int(cfg.get("max_deadline_s") or MAX_REQUEST_DEADLINE_S)
     return WalletContext(
-        store, root, _now, cfg.get("bank_name"), crl=crl, max_deadline_s=max_deadline
+        store, root, _now, cfg.get("bank_name") or "bank", crl=crl, max_deadline_s=max_deadline
     )
 
 
@@ -417,199 +470,6 @@ def _merchant_name(args: argparse.Namespace, offer: Any = None) -> str | None:
     return None
 
 
-def _cmd_withdraw(args: argparse.Namespace) -> int:
-    from ecash_tpm.wallet.membership import load_membership
-    from ecash_tpm.wallet.store import WalletStore
-    from ecash_tpm.wallet.withdraw import resume_withdrawals, withdraw
-
-    cfg = _coin_settings(args, need_bank=True)
-    root = _coin_root(args)
-    membership = load_membership(args.data)
-    with (
-        WalletStore.open(args.data, _now) as store,
-        _bank_client(args, cfg) as bank,
-        Progress(args) as progress,
-    ):
-        ctx = _wallet_context(store, root, cfg, args)
-        password, totp = _password(args), _totp_code(args)
-        progress.note("logging in at the bank")
-        bank.login(args.account or membership.account_id, password, totp)
-        resumed = []
-        if store.pending_withdrawals():
-            progress.note("completing withdrawals whose answer was lost")
-            resumed = resume_withdrawals(ctx, bank, progress=progress)
-        result = None
-        if args.amount:
-            progress.note(f"withdrawing {args.amount}")
-            result = withdraw(
-                ctx,
-                bank,
-                credential=membership.credential,
-                epoch=membership.epoch,
-                amount=args.amount,
-                currency=cfg.get("currency", "EUR"),
-                strategy=args.split,
-                progress=progress,
-            )
-        balance = store.balance()
-    done = [r.to_dict() for r in resumed] + ([result.to_dict()] if result else [])
-    lines = [
-        f"withdrew {d['amount']} {d['currency']} as coins {d['coins']} (request {d['request_id']})"
-        for d in done
-    ] or ["nothing to withdraw"]
-    emit(args, {"withdrawals": done, "balance": balance}, "\n".join(lines))
-    return 0
-
-
-def _fetch_receipts(
-    args: argparse.Namespace, store: WalletStore, crl: CrlInput | None
-) -> dict[str, Any]:
-    """protocol.md §8.1: ask each open payment's (and purchase's) merchant for its answer."""
-    from ecash_tpm.clients.merchant import MerchantClient
-    from ecash_tpm.wallet.purchases import PURCHASES_DB_FILE, PurchaseStore
-    from ecash_tpm.wallet.receipt_fetch import fetch_purchases, fetch_receipts
-
-    root, names = _coin_root(args), {p.merchant_url: p.merchant_id for p in store.payments()}
-    with contextlib.ExitStack() as stack:
-
-        def shop(url: str | None) -> MerchantClient | None:
-            if not url or url not in names:
-                return None
-            conn = _link(args, url, role="merchant", name=names[url])
-            return stack.enter_context(MerchantClient(url, tls=conn.tls, expect=conn.expect))
-
-        bought: list[dict[str, Any]] = []
-        if (Path(args.data) / PURCHASES_DB_FILE).is_file():  # purchases first: key and receipt
-            purchases = stack.enter_context(PurchaseStore.open(args.data, _now))
-            bought = fetch_purchases(store, purchases, shop, root=root, clock=_now, crl=crl)
-        paid = fetch_receipts(store, lambda r: shop(r.merchant_url), root=root, clock=_now, crl=crl)
-    return {"purchases": bought, "receipts": [r.to_dict() for r in paid]}
-
-
-def _cmd_recover(args: argparse.Namespace) -> int:
-    from ecash_tpm.wallet.pay import recover_payments
-    from ecash_tpm.wallet.store import WalletStore
-    from ecash_tpm.wallet.swap import resume_swaps
-
-    data = _existing_wallet(args)
-    cfg = _coin_settings(args, need_bank=True)
-    root = _coin_root(args)
-    with WalletStore.open(data, _now) as store, _bank_client(args, cfg) as bank:
-        ctx = _wallet_context(store, root, cfg, args)
-        crl = ctx.crl
-        fetched = _fetch_receipts(args, store, crl)  # issue 10, attack 8: the merchant's answer
-        fetched["swaps"] = resume_swaps(ctx, bank)  # 9.3: a lost swap answer, asked again
-        results = recover_payments(
-            store,
-            bank,
-            clock=_now,
-            root=root,
-            bank_name=cfg.get("bank_name"),
-            grace_s=args.grace,
-            crl=crl,
-        )
-    rows = [r.to_dict() for r in results]
-    lines = [f"{r['purchase_id']}: {r['outcome']}" for r in fetched["purchases"]]
-    lines += [f"{r['payment_id']}: {r['outcome']}" for r in fetched["receipts"] + rows]
-    lines += [f"swap {rid}: completed (its answer had been lost)" for rid in fetched["swaps"]]
-    emit(args, {**fetched, "payments": rows}, "\n".join(lines) or "no open payments")
-    return 0
-
-
-def _cmd_history(args: argparse.Namespace) -> int:
-    from ecash_tpm.wallet.store import WalletStore
-
-    with WalletStore.open(_existing_wallet(args), _now) as store:
-        rows = [p.to_dict() for p in store.payments(limit=args.limit)]
-    text = "\n".join(
-        f"{r['created_at']}  {r['state']:<7} {r['amount']:>8} {r['currency']}  "
-        f"{r['merchant_id']}  {r['payment_id']}"
-        + (f"  [{r['error_code']}]" if r["error_code"] else "")
-        for r in rows
-    )
-    emit(args, {"payments": rows}, text or "no payments")
-    return 0
-
-
-def register_coins(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """``wallet withdraw|balance|pay|recover|history``."""
-
-    def data_args(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--data", type=Path, required=True, help="wallet data directory")
-        p.add_argument("--json", action="store_true", help="machine-readable output")
-        return p
-
-    def bank_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--bank", default=None, metavar="URL", help="bank base URL (remembered)")
-        p.add_argument("--bank-name", default=None, help="expected bank certificate CN")
-        p.add_argument("--root", default=None, metavar="PEM", help="central bank root (kept)")
-        add_tls_args(p)
-
-    p = data_args(sub.add_parser("withdraw", help="withdraw coins from the bank account"))
-    bank_args(p)
-    p.add_argument("amount", type=int, nargs="?", default=0, help="minor units (0: resume only)")
-    p.add_argument("--currency", default=None, help="currency (remembered; default EUR)")
-    p.add_argument("--account", default=None, help="bank account (default: the member's)")
-    p.add_argument("--password-file", default=None, help="else $ECASH_TPM_PASSWORD or prompt")
-    p.add_argument("--totp", default=None, help="TOTP code (else --totp-secret-file or prompt)")
-    p.add_argument("--totp-secret-file", default=None, help="base32 TOTP secret")
-    p.add_argument(
-        "--split",
-        choices=["payable", "fewest"],
-        default="payable",
-        help="denominations: 'payable' keeps every smaller amount payable (default)",
-    )
-    p.set_defaults(func=_cmd_withdraw)
-
-    # issue 12: balance, pay (with change) and refresh live in wallet_money
-    from ecash_tpm.cli.wallet_money import cmd_balance, cmd_pay, register_refresh
-
-    p = data_args(sub.add_parser("balance", help="coins held, expiring, pending and expired"))
-    p.set_defaults(func=cmd_balance)
-
-    from ecash_tpm.cli.wallet_keysets import register_keysets
-
-    register_keysets(sub)  # docs/protocol.md 4.1: the certified keyset list trusted
-    register_refresh(sub)  # docs/protocol.md 9.3: refresh before expiry
-
-    p = sub.add_parser("pay", help="pay a merchant with TPM-bound coins")
-    add_device_args(p)
-    bank_args(p)
-    p.add_argument("--merchant", required=True, metavar="URL", help="the shop's base URL")
-    p.add_argument(
-        "--merchant-name", default=None, help="expected shop certificate name (merchant id)"
-    )
-    add_tls_args(p)
-    p.add_argument("--request", default=None, metavar="FILE", help="{request, cert} JSON")
-    p.add_argument("--amount", type=int, default=None, help="ask the shop for this amount")
-    p.add_argument("--product-id", default=None)
-    p.add_argument(
-        "--max-deadline",
-        type=int,
-        default=None,
-        metavar="SECONDS",
-        help="refuse requests whose deadline lies further ahead (remembered; default "
-        "600): the coins of a payment whose answer is lost stay pending until then",
-    )
-    p.set_defaults(func=cmd_pay)
-
-    p = data_args(sub.add_parser("recover", help="settle payments sent without an answer"))
-    bank_args(p)
-    p.add_argument(
-        "--grace",
-        type=int,
-        default=RECOVERY_GRACE_S,
-        metavar="SECONDS",
-        help="wait this long past a request's deadline, by the bank's signed time, before "
-        f"releasing its coins (deposits in flight; default {RECOVERY_GRACE_S})",
-    )
-    p.set_defaults(func=_cmd_recover)
-
-    p = data_args(sub.add_parser("history", help="payments, newest first"))
-    p.add_argument("--limit", type=int, default=50)
-    p.set_defaults(func=_cmd_history)
-
-
 # --- fair exchange (issue 6): buy, dispute, purchases ----------------------------------------
 
 
@@ -642,7 +502,7 @@ def _cmd_buy(args: argparse.Namespace) -> int:
     emit(
         args,
         d,
-        f"bought {d['title']!r} ({d['price']} {d['currency']}) from {d['merchant_id']}: "
+        f"bought {d['title']!r} ({money(d['price'], d['currency'])}) from {d['merchant_id']}: "
         f"{d['size']} bytes in {d['content_file']} (purchase {d['purchase_id']})",
     )
     return 0
@@ -681,7 +541,7 @@ def _cmd_purchases(args: argparse.Namespace) -> int:
     with PurchaseStore.open(_existing_wallet(args), _now) as purchases:
         rows = [p.to_dict() for p in purchases.purchases(limit=args.limit)]
     text = "\n".join(
-        f"{r['created_at']}  {r['state']:<11} {r['price']:>6} {r['currency']}  "
+        f"{when(r['created_at'])}  {r['state']:<11} {money(r['price'], r['currency']):>12}  "
         f"{r['merchant_id']:<10} {r['product_id']}  {r['purchase_id']}"
         for r in rows
     )
@@ -717,6 +577,13 @@ def register_fair_exchange(sub: argparse._SubParsersAction[argparse.ArgumentPars
     p.set_defaults(func=_cmd_purchases)
 
 
+def register_coins(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The coin commands (withdraw, logout, balance, pay, ...): see ecash_tpm.cli.wallet_coins."""
+    from ecash_tpm.cli.wallet_coins import register_coins as register
+
+    register(sub)
+
+
 COMMAND_GROUPS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
     register_join,
     register_coins,
@@ -725,9 +592,23 @@ COMMAND_GROUPS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParse
 """Functions adding wallet sub-commands; coin commands append their own ``register_*``."""
 
 
+#: ``ecash-tpm wallet --help``: for the wallet's user (the module docstring is for developers).
+WALLET_DESCRIPTION = """\
+The customer wallet: anonymous coins bound to this device's TPM.
+
+Start with `wallet join --issuer URL --bank URL --root FILE --data-dir DIR` (the TPM
+proves it is genuine; you log in to your bank account once for that). Then `wallet withdraw
+AMOUNT` takes coins from your account, `wallet pay` spends them at a shop and `wallet balance`
+shows what you hold.
+
+The wallet logs in to the bank with your password and one-time code only when it has no
+valid session; `wallet logout` ends the session. Amounts are given in minor units (cents
+for EUR: 1050 is 10.50 EUR) and shown in the currency's units; --json prints raw integers."""
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``wallet`` and the sub-commands of every group in :data:`COMMAND_GROUPS`."""
-    parser = subparsers.add_parser("wallet", help="customer wallet", description=__doc__)
+    parser = subparsers.add_parser("wallet", help="customer wallet", description=WALLET_DESCRIPTION)
     sub = parser.add_subparsers(dest="wallet_command", metavar="COMMAND", required=True)
     for group in COMMAND_GROUPS:
         group(sub)

@@ -10,15 +10,10 @@ so a customer can compare it with the list the central bank publishes
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from ecash_tpm.cli.output import emit
-
-
-def _when(ts: int) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+from ecash_tpm.cli.output import emit, money, when
 
 
 def _cmd_keysets(args: argparse.Namespace) -> int:
@@ -55,12 +50,12 @@ def _cmd_keysets(args: argparse.Namespace) -> int:
         trusted = store.trusted_keyset_lists()
     lines = [
         f"trusted keyset list of {t['bank']}: {t['list_id']} (#{t['sequence']}, certified "
-        f"by the central bank {_when(int(t['certified_at']))})"
+        f"by the central bank {when(int(t['certified_at']))})"
         for t in trusted
     ] or ["no certified keyset list seen yet"]
     lines += [
-        f"  {k['value']} {k['currency']}  {k['keyset_id']}  withdraw until "
-        f"{_when(k['withdraw_until'])}"
+        f"  {money(k['value'], k['currency'])}  {k['keyset_id']}  withdraw until "
+        f"{when(k['withdraw_until'])}"
         for k in keysets
     ]
     emit(args, {"trusted_keyset_lists": trusted, "keysets": keysets}, "\n".join(lines))

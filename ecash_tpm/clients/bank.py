@@ -103,6 +103,31 @@ class BankClient(ServiceClient):
         )
         return answer
 
+    def claim_refund(
+        self,
+        *,
+        claim_id: str,
+        permission: Mapping[str, Any],
+        merchant_cert: str,
+        outputs: Sequence[tuple[bytes, bytes]],
+        proofs: Sequence[Mapping[str, Any]],
+    ) -> list[bytes]:
+        """``POST /v1/refunds/claim`` (anonymous): blind signatures on the fresh coins, in
+        order (docs/protocol.md "Refunds"). An identical retry gets the same signatures."""
+        answer = self.post_json(
+            "/v1/refunds/claim",
+            {
+                "claim_id": claim_id,
+                "permission": dict(permission),
+                "merchant_cert": merchant_cert,
+                "outputs": [
+                    {"keyset_id": b64u_encode(k), "blinded_msg": b64u_encode(m)} for k, m in outputs
+                ],
+                "proofs": [dict(p) for p in proofs],
+            },
+        )
+        return [b64u_decode(s) for s in answer["blind_signatures"]]
+
     # --- merchant -----------------------------------------------------------------------------
 
     def reserve(self, signed_reserve: Mapping[str, Any], cert_pem: str) -> dict[str, Any]:

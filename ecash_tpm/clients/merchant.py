@@ -73,6 +73,25 @@ class MerchantClient(ServiceClient):
         answer = self.get_json(f"/v1/payments/{b64u_encode(preq)}")
         return _require_dict(answer, "paid answer", self.base_url)
 
+    def refund(self, preq: bytes) -> dict[str, Any]:
+        """``GET /v1/payments/{preq}/refund`` -> ``{permission, cert}``: the merchant-signed
+        refund permission of a paid request (docs/protocol.md "Refunds")."""
+        answer = self.get_json(f"/v1/payments/{b64u_encode(preq)}/refund")
+        return _require_dict(answer, "refund", self.base_url)
+
+    def create_refund(
+        self, preq: bytes, amount: int | None = None, *, admin_token: str
+    ) -> dict[str, Any]:
+        """Admin: ``POST /v1/refunds`` -> ``{permission, cert}`` (all of the payment
+        without ``amount``)."""
+        body: dict[str, Any] = {"preq": b64u_encode(preq)}
+        if amount is not None:
+            body["amount"] = amount
+        answer = self.post_json(
+            "/v1/refunds", body, headers={"Authorization": f"Bearer {admin_token}"}
+        )
+        return _require_dict(answer, "refund", self.base_url)
+
 
 def fetch_opener_public(
     issuer_url: str,

@@ -2,13 +2,17 @@
 
 The TPM does the secret-key half of every DAA proof on this curve; the host does everything
 else here: point validation, scalar multiplication, the TPM's challenge hash and the basename
-points that TPM2_Commit uses. Pure Python on gmpy2 ``mpz``: Jacobian coordinates, width-5 wNAF
-for a variable base, a 4-bit fixed-base comb for G and multi-scalar multiplication (Straus /
-Shamir's trick) for the verifiers' ``a*P + b*Q (+ c*R)`` equations.
+points that TPM2_Commit uses. Pure Python on gmpy2 ``mpz``. The scalar multiplications behind
+``Point`` are in :mod:`.bn256_glv` (GLV endomorphism, fixed-base tables for G, J0 and points
+marked with :meth:`Point.fixed_base`, Straus multi-scalar multiplication for the verifiers'
+``a*P + b*Q (+ c*R)`` equations, a regular-digit path for secret scalars); the first
+implementation stays reachable as ``scalar_mult_reference`` / ``multi_mult_reference``
+(:mod:`.bn256_reference`), the oracle of the differential tests.
 
-Side channels: Python integers are not constant time. Host-side secrets here (issuer and
-opener keys, per-proof blinding) are protected by running on trusted servers, not by
-constant-time code; the member's DAA key never leaves the TPM.
+Side channels: Python integers are not constant time. Secret scalars of the issuer and the
+opener go through :func:`scalar_mult_secret`, whose sequence of curve operations does not
+depend on the scalar; the field arithmetic underneath still does (docs/threat-model.md,
+Limits). The member's DAA key never leaves the TPM.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any
 import gmpy2
 from gmpy2 import mpz
 
+from ecash_tpm.crypto import bn256_glv, bn256_reference
 from ecash_tpm.errors import InvalidPointError, InvalidScalarError
 
 __all__ = [
@@ -53,8 +58,11 @@ __all__ = [
     "hash_to_scalar",
     "is_on_curve",
     "multi_mult",
+    "multi_mult_reference",
     "random_scalar",
     "scalar_mult",
+    "scalar_mult_reference",
+    "scalar_mult_secret",
     "sqrt_mod_p",
     "tpm_challenge",
     "tracing_base",
@@ -82,8 +90,6 @@ _N = mpz(N)
 _B = mpz(B)
 _MPZ = type(_P)
 _SQRT_EXP = (_P + 1) // 4  # valid because p % 4 == 3 (checked in tests and in sqrt_mod_p)
-_WNAF_W = 5
-_COMB_BITS = 4
 
 
 def curve_parameters() -> dict[str, int]:
@@ -158,72 +164,11 @@ def sqrt_mod_p(a: int) -> int | None:
     return int(r)
 
 
-# --- Jacobian arithmetic (internal) -----------------------------------------------------------
+# --- Jacobian helpers (the arithmetic is in bn256_glv; the first version in bn256_reference) ---
 # A Jacobian triple (X, Y, Z) stands for (X/Z^2, Y/Z^3); Z == 0 is the point at infinity.
 
 _JInf = tuple[Any, Any, Any]
 _J_INF: _JInf = (mpz(1), mpz(1), mpz(0))
-
-
-def _jdbl(X: Any, Y: Any, Z: Any) -> _JInf:
-    """Doubling, dbl-2009-l for a = 0. No 2-torsion exists (odd order), so Y != 0."""
-    if not Z:
-        return _J_INF
-    p = _P
-    a = X * X % p
-    b = Y * Y % p
-    c = b * b % p
-    t = X + b
-    d = 2 * (t * t - a - c) % p
-    e = 3 * a
-    f = e * e % p
-    x3 = (f - 2 * d) % p
-    return x3, (e * (d - x3) - 8 * c) % p, 2 * Y * Z % p
-
-
-def _jadd_affine(X1: Any, Y1: Any, Z1: Any, x2: Any, y2: Any) -> _JInf:
-    """Mixed addition Jacobian + affine (x2, y2 is never infinity)."""
-    if not Z1:
-        return x2, y2, mpz(1)
-    p = _P
-    z1z1 = Z1 * Z1 % p
-    h = (x2 * z1z1 - X1) % p
-    r = (y2 * Z1 * z1z1 - Y1) % p
-    if not h:
-        if not r:
-            return _jdbl(x2, y2, mpz(1))
-        return _J_INF
-    hh = h * h % p
-    hhh = h * hh % p
-    v = X1 * hh % p
-    x3 = (r * r - hhh - 2 * v) % p
-    return x3, (r * (v - x3) - Y1 * hhh) % p, Z1 * h % p
-
-
-def _jadd(X1: Any, Y1: Any, Z1: Any, X2: Any, Y2: Any, Z2: Any) -> _JInf:
-    """General Jacobian addition (add-1998-cmo-2), used only for table building."""
-    if not Z1:
-        return X2, Y2, Z2
-    if not Z2:
-        return X1, Y1, Z1
-    p = _P
-    z1z1 = Z1 * Z1 % p
-    z2z2 = Z2 * Z2 % p
-    u1 = X1 * z2z2 % p
-    u2 = X2 * z1z1 % p
-    s1 = Y1 * Z2 * z2z2 % p
-    s2 = Y2 * Z1 * z1z1 % p
-    h = (u2 - u1) % p
-    r = (s2 - s1) % p
-    if not h:
-        if not r:
-            return _jdbl(X1, Y1, Z1)
-        return _J_INF
-    hh = h * h % p
-    hhh = h * hh % p
-    v = u1 * hh % p
-    x3 = (r * r - hhh - 2 * v) % p
-    return x3, (r * (v - x3) - s1 * hhh) % p, Z1 * Z2 * h % p
 
 
 def _to_affine(j: _JInf) -> tuple[Any, Any] | None:
@@ -233,116 +178,6 @@ def _to_affine(j: _JInf) -> tuple[Any, Any] | None:
     zi = gmpy2.invert(Z, _P)
     zi2 = zi * zi % _P
     return X * zi2 % _P, Y * zi2 * zi % _P
-
-
-def _batch_to_affine(js: list[_JInf]) -> list[tuple[Any, Any] | None]:
-    """Montgomery's trick: one inversion for a whole table."""
-    out: list[tuple[Any, Any] | None] = [None] * len(js)
-    idx = [i for i, j in enumerate(js) if j[2]]
-    if not idx:
-        return out
-    prefix = []
-    acc = mpz(1)
-    for i in idx:
-        acc = acc * js[i][2] % _P
-        prefix.append(acc)
-    inv = gmpy2.invert(acc, _P)
-    for k in range(len(idx) - 1, -1, -1):
-        i = idx[k]
-        X, Y, Z = js[i]
-        zi = inv * prefix[k - 1] % _P if k else inv
-        inv = inv * Z % _P
-        zi2 = zi * zi % _P
-        out[i] = (X * zi2 % _P, Y * zi2 * zi % _P)
-    return out
-
-
-def _wnaf(k: int, w: int = _WNAF_W) -> list[int]:
-    """Width-w non-adjacent form, least significant digit first."""
-    k = int(k)
-    digits: list[int] = []
-    full = 1 << w
-    half = 1 << (w - 1)
-    while k:
-        if k & 1:
-            d = k & (full - 1)
-            if d >= half:
-                d -= full
-            k -= d
-        else:
-            d = 0
-        digits.append(d)
-        k >>= 1
-    return digits
-
-
-def _odd_multiples(x: Any, y: Any, w: int = _WNAF_W) -> list[tuple[Any, Any]]:
-    """Affine [1P, 3P, 5P, ..., (2^(w-1)-1)P]."""
-    count = 1 << (w - 2)
-    two = _jdbl(x, y, mpz(1))
-    js: list[_JInf] = [(x, y, mpz(1))]
-    for _ in range(count - 1):
-        js.append(_jadd(*js[-1], *two))
-    aff = _batch_to_affine(js)
-    # Multiples of a point of prime order n below n are never infinity.
-    return [a for a in aff if a is not None]
-
-
-@lru_cache(maxsize=8)
-def _comb_table(x: int, y: int) -> tuple[tuple[tuple[Any, Any] | None, ...], ...]:
-    """Fixed-base table: row i holds d * 2^(4i) * P for d = 1..15 (affine)."""
-    rows = (256 + _COMB_BITS - 1) // _COMB_BITS
-    table = []
-    base: _JInf = (mpz(x), mpz(y), mpz(1))
-    for _ in range(rows):
-        js: list[_JInf] = [base]
-        for _d in range(2, 1 << _COMB_BITS):
-            js.append(_jadd(*js[-1], *base))
-        aff = _batch_to_affine(js)
-        table.append(tuple(aff))
-        nxt = js[-1]
-        base = _jadd(*nxt, *js[0])  # 16 * base
-    return tuple(table)
-
-
-def _mul_comb(k: int, x: int, y: int) -> _JInf:
-    table = _comb_table(x, y)
-    acc = _J_INF
-    mask = (1 << _COMB_BITS) - 1
-    i = 0
-    while k:
-        d = k & mask
-        if d:
-            pt = table[i][d - 1]
-            if pt is not None:
-                acc = _jadd_affine(*acc, pt[0], pt[1])
-        k >>= _COMB_BITS
-        i += 1
-    return acc
-
-
-def _multi_mult_jac(terms: list[tuple[int, Any, Any]]) -> _JInf:
-    """Straus interleaved wNAF for sum k_i * P_i; k_i already reduced to [1, n-1]."""
-    tables = []
-    nafs = []
-    for k, x, y in terms:
-        tables.append(_odd_multiples(x, y))
-        nafs.append(_wnaf(k))
-    length = max(len(d) for d in nafs)
-    acc = _J_INF
-    p = _P
-    for i in range(length - 1, -1, -1):
-        acc = _jdbl(*acc)
-        for naf, tab in zip(nafs, tables, strict=True):
-            if i < len(naf):
-                d = naf[i]
-                if d > 0:
-                    ax, ay = tab[d >> 1]
-                    acc = _jadd_affine(*acc, ax, ay)
-                elif d < 0:
-                    ax, ay = tab[(-d) >> 1]
-                    acc = _jadd_affine(*acc, ax, p - ay)
-    return acc
 
 
 # --- the Point type ------------------------------------------------------------------------
@@ -356,9 +191,10 @@ class Point:
     (:meth:`infinity`); :meth:`encode`, :meth:`decode` and :meth:`require_finite` reject it.
     """
 
-    __slots__ = ("_x", "_y")
+    __slots__ = ("_fb", "_x", "_y")
     _x: Any
     _y: Any
+    _fb: bn256_glv.FixedBase | None  # fixed-base table cache (G, J0, Hop), see fixed_base()
 
     def __init__(self, x: int, y: int) -> None:
         if not isinstance(x, int | _MPZ) or not isinstance(y, int | _MPZ):
@@ -369,11 +205,13 @@ class Point:
             raise PointNotOnCurveError("point is not on BN_P256")
         object.__setattr__(self, "_x", mpz(x))
         object.__setattr__(self, "_y", mpz(y))
+        object.__setattr__(self, "_fb", None)
 
     @classmethod
     def _raw(cls, xy: tuple[Any, Any] | None) -> Point:
         """Wrap an internally computed (already valid) affine pair; None is infinity."""
         pt = object.__new__(cls)
+        object.__setattr__(pt, "_fb", None)
         if xy is None:
             object.__setattr__(pt, "_x", None)
             object.__setattr__(pt, "_y", None)
@@ -419,6 +257,17 @@ class Point:
         if self._y is None:
             raise PointAtInfinityError("the point at infinity has no coordinates")
         return int(self._y)
+
+    def fixed_base(self) -> Point:
+        """Mark this point object as a fixed base (G, J0, a configured Hop) and return it.
+
+        Its precomputed table is built on the first multiplication and kept on this object,
+        so later ``k*P`` and multi-scalar terms with it cost no doublings. Equality and the
+        encoding are unaffected; call it on long-lived objects only.
+        """
+        if self._fb is None and self._x is not None:
+            object.__setattr__(self, "_fb", bn256_glv.FixedBase(self._x, self._y))
+        return self
 
     def require_finite(self, what: str = "point") -> Point:
         """Return self, or raise :class:`PointAtInfinityError` naming ``what``."""
@@ -484,7 +333,7 @@ class Point:
             return NotImplemented
         if other._x is None:
             return self
-        return Point._from_jac(_jadd_affine(*self._jac(), other._x, other._y))
+        return Point._from_jac(bn256_glv._jadd_aff(*self._jac(), other._x, other._y))
 
     def __neg__(self) -> Point:
         if self._x is None:
@@ -519,8 +368,8 @@ class Point:
         return f"Point(0x{int(self._x):064x}, 0x{int(self._y):064x})"
 
 
-G = Point(GX, GY)
-"""The generator (1, 2)."""
+G = Point(GX, GY).fixed_base()
+"""The generator (1, 2), with its fixed-base table (built on first use)."""
 
 
 # --- scalar multiplication -----------------------------------------------------------------
@@ -532,20 +381,67 @@ def _as_int(k: object, what: str) -> int:
     return int(k)
 
 
+def _table_of(pt: Point) -> bn256_glv.FixedBase | None:
+    """The fixed-base table of ``pt``: its own, or G's for any object equal to G."""
+    if pt._fb is not None:
+        return pt._fb
+    if pt._x == GX and pt._y == GY:
+        return G._fb
+    return None
+
+
 def scalar_mult(k: int, point: Point) -> Point:
-    """``k * point`` for any integer k (reduced mod n); fixed-base comb when point is G."""
+    """``k * point`` for a public k (reduced mod n): GLV + wNAF, or the point's fixed-base
+    table (:meth:`Point.fixed_base`), see :mod:`ecash_tpm.crypto.bn256_glv`."""
+    k = _as_int(k, "scalar") % _N
+    if not isinstance(point, Point):
+        raise PointEncodingError("scalar_mult needs a Point")
+    if k == 0 or point.is_infinity:
+        return Point.infinity()
+    return Point._from_jac(bn256_glv.mul_public(k, point._x, point._y, _table_of(point)))
+
+
+def scalar_mult_secret(k: int, point: Point) -> Point:
+    """``k * point`` for a secret k (issuer x, y; opener h): GLV with regular digits, the same
+    sequence of doublings and additions for every k (Python integers are not constant time)."""
+    k = _as_int(k, "scalar") % _N
+    if not isinstance(point, Point):
+        raise PointEncodingError("scalar_mult_secret needs a Point")
+    if k == 0 or point.is_infinity:
+        return Point.infinity()
+    return Point._from_jac(bn256_glv.mul_secret(k, point._x, point._y))
+
+
+def scalar_mult_reference(k: int, point: Point) -> Point:
+    """The first implementation (width-5 wNAF, 4-bit comb for G): the differential-test
+    oracle and the benchmarks' "before"."""
     k = _as_int(k, "scalar") % _N
     if not isinstance(point, Point):
         raise PointEncodingError("scalar_mult needs a Point")
     if k == 0 or point.is_infinity:
         return Point.infinity()
     if point == G:
-        return Point._from_jac(_mul_comb(k, GX, GY))
-    return Point._from_jac(_multi_mult_jac([(k, point._x, point._y)]))
+        return Point._from_jac(bn256_reference.mul_comb(k, GX, GY))
+    return Point._from_jac(bn256_reference.multi_mult_jac([(k, point._x, point._y)]))
 
 
 def multi_mult(terms: Iterable[tuple[int, Point]]) -> Point:
-    """``sum k_i * P_i`` with one shared doubling chain (Straus / Shamir's trick)."""
+    """``sum k_i * P_i`` for public k_i: GLV-split Straus over one doubling chain, fixed-base
+    tables for G and points marked with :meth:`Point.fixed_base`."""
+    work: list[tuple[int, Any, Any, bn256_glv.FixedBase | None]] = []
+    for k, pt in terms:
+        if not isinstance(pt, Point):
+            raise PointEncodingError("multi_mult needs Points")
+        k = _as_int(k, "scalar") % _N
+        if k and not pt.is_infinity:
+            work.append((k, pt._x, pt._y, _table_of(pt)))
+    if not work:
+        return Point.infinity()
+    return Point._from_jac(bn256_glv.msm(work))
+
+
+def multi_mult_reference(terms: Iterable[tuple[int, Point]]) -> Point:
+    """The first implementation of :func:`multi_mult` (Straus, width-5 wNAF, no GLV)."""
     work: list[tuple[int, Any, Any]] = []
     for k, pt in terms:
         if not isinstance(pt, Point):
@@ -555,7 +451,7 @@ def multi_mult(terms: Iterable[tuple[int, Point]]) -> Point:
             work.append((k, pt._x, pt._y))
     if not work:
         return Point.infinity()
-    return Point._from_jac(_multi_mult_jac(work))
+    return Point._from_jac(bn256_reference.multi_mult_jac(work))
 
 
 def double_mult(a: int, p1: Point, b: int, p2: Point) -> Point:
@@ -649,5 +545,5 @@ def tracing_base() -> tuple[bytes, Point]:
         s2 = TRACE_BASENAME_PREFIX + struct.pack(">I", i)
         found = basename_point(s2, y_even=True)
         if found is not None:
-            return s2, found[0]
+            return s2, found[0].fixed_base()
         i += 1

@@ -58,6 +58,7 @@ __all__ = [
     "canonical_decode",
     "canonical_digest",
     "canonical_encode",
+    "canonical_encode_reference",
     "key_id",
     "load_public_key",
     "object_domain_tag",
@@ -140,9 +141,45 @@ def canonical_encode(obj: Any) -> bytes:
     never be two different values with one encoding), strings with lone surrogates, and any
     other type.
     """
+    if _fast_ok(obj, 0):
+        # Fast path (issue 13 item 3): plain JSON types with ASCII keys encode identically
+        # with the C encoder (code-point key order == UTF-16 order for ASCII); a lone
+        # surrogate fails the UTF-8 step and goes to the reference encoder for its error.
+        try:
+            return json.dumps(
+                obj, ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
+            ).encode("utf-8")
+        except UnicodeEncodeError:
+            pass
+    return canonical_encode_reference(obj)
+
+
+def canonical_encode_reference(obj: Any) -> bytes:
+    """The value-by-value encoder behind :func:`canonical_encode` (its errors, and the
+    differential-test oracle of the fast path)."""
     out: list[str] = []
     _encode_value(obj, out, 0)
     return "".join(out).encode("utf-8")
+
+
+def _fast_ok(obj: Any, depth: int) -> bool:
+    """True when ``obj`` is exact dict/list/tuple/str/int/bool/None data with ASCII keys,
+    integers in range and nesting within the limit: the shapes the fast path encodes."""
+    if depth > CANONICAL_MAX_DEPTH:
+        return False
+    t = type(obj)
+    if t is str or t is bool or obj is None:
+        return True
+    if t is int:
+        return bool(-CANONICAL_MAX_INT <= obj <= CANONICAL_MAX_INT)
+    if t is dict:
+        for key, value in obj.items():
+            if type(key) is not str or not key.isascii() or not _fast_ok(value, depth + 1):
+                return False
+        return True
+    if t is list or t is tuple:
+        return all(_fast_ok(value, depth + 1) for value in obj)
+    return False
 
 
 def canonical_digest(obj: Any) -> bytes:

@@ -140,6 +140,7 @@ _AFTER = {
     "withdraw": "withdrawal",
     "pay": "payment",
     "deposit": "deposit",
+    "refund": "refund",  # issue 12 (#3)
     "double_spend_rejected": "double spend",
     "audit": "audit",
     "fair_exchange": "fair exchange",

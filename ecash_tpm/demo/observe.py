@@ -113,6 +113,7 @@ _EXTRAS: dict[str, Callable[[StoryContext], Iterable[Extra]]] = {
     "withdraw": _held,
     "pay": _paid,
     "deposit": _ledger,
+    "refund": _ledger,  # issue 12 (#3)
     "double_spend_rejected": _ledger,
     "audit": _ledger,
     "fair_exchange": _ledger,

@@ -2,7 +2,7 @@
 
 Each step is timed and records a small ``detail`` dict; the first failing step ends the story
 (later steps depend on it) and makes the whole run fail. The JSON form is
-``{"ok": bool, "steps": [{"step", "ok", "ms", "detail"}]}``.
+``{"ok": bool, "version": 1, "steps": [{"step", "ok", "ms", "detail"}]}``.
 """
 
 from __future__ import annotations
@@ -80,7 +80,8 @@ class StepRunner:
         self.say(f"      ok ({ms:.0f} ms)")
 
     def report(self) -> dict[str, Any]:
-        return {"ok": self.ok, "steps": [r.to_dict() for r in self.results]}
+        # "version": the --json shape version, as every command's (cli.output.JSON_VERSION)
+        return {"ok": self.ok, "version": 1, "steps": [r.to_dict() for r in self.results]}
 
     def emit_json(self, stream: TextIO | None = None) -> None:
         text = json.dumps(self.report(), default=str)  # a stray non-JSON value must not lose it

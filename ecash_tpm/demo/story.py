@@ -11,6 +11,8 @@ The story (DESIGN §1, §4, §5), one step each, in this order (:data:`STEPS`):
 5. ``pay``: 37 at merchant A with one TPM spend proof per coin;
 6. ``deposit``: merchant A deposited; the bank's receipt is checked, balances on every side;
 6a. ``change``: a payment with no exact combination: one anonymous swap at the bank, then paid;
+6b. ``refund``: merchant A refunds 5 of the 37, the wallet claims fresh coins with a TPM
+    ownership proof of the refunded coins, the bank debits merchant A (issue 12);
 7. ``double_spend_rejected``: a re-spend of one of those coins at merchant B gets 409;
 8. ``double_spender_identified``: the bank's report was opened by the supervision department;
    its openings name the member and are verified here;
@@ -62,6 +64,7 @@ from ecash_tpm.demo.steps.fair_exchange import fair_exchange
 from ecash_tpm.demo.steps.join import join
 from ecash_tpm.demo.steps.pay import pay
 from ecash_tpm.demo.steps.provision_tpm import provision_tpm
+from ecash_tpm.demo.steps.refund import refund
 from ecash_tpm.demo.steps.stolen_coin_rejected import stolen_coin_rejected
 from ecash_tpm.demo.steps.withdraw import withdraw
 from ecash_tpm.deploy.processes import PartyProcess, port_is_free
@@ -96,6 +99,11 @@ STORY: tuple[Step, ...] = (
     Step("pay", f"The customer pays {PAY_AMOUNT} at merchant A with TPM spend proofs", pay),
     Step("deposit", "Merchant A deposited; the bank's receipt comes back", deposit),
     Step("change", "A payment that needs change: one anonymous swap at the bank first", change),
+    Step(
+        "refund",
+        "Merchant A refunds part of it; the wallet claims fresh coins with its TPM",
+        refund,
+    ),
     Step(
         "double_spend_rejected",
         "A tampered wallet spends one of those coins again at merchant B",

@@ -560,7 +560,7 @@ class IssuerService:
             if cert is None:
                 raise RevocationEvidenceError("evidence must come with the supervision certificate")
             key = verify_party_certificate(
-                cert, self.central_bank_root, role="supervision", now=self._now_dt()
+                cert, self.central_bank_root, role="supervision", now=self._now_dt(), crl=self.crl
             )
             return verify_object(evidence, key, EVIDENCE_KIND)
         body = evidence.get("body") if isinstance(evidence, dict) else None

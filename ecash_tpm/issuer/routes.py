@@ -385,6 +385,7 @@ def create_issuer_app(
             policy=policy,
             opener_public=opener_public,
         )
+        app.state.crl = app.state.issuer.crl  # mTLS callers (the bank) are checked against it
 
     def shutdown(app: FastAPI) -> None:
         while closers:

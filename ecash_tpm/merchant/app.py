@@ -28,6 +28,9 @@ from ecash_tpm.crypto.signing import PartyKey
 from ecash_tpm.errors import ConfigError, EcashError
 from ecash_tpm.merchant.catalogue import KeyRelease, open_catalogue
 from ecash_tpm.merchant.domain import BankGateway, Merchant, MerchantConfig
+from ecash_tpm.merchant.refunds.desk import RefundDesk
+from ecash_tpm.merchant.refunds.routes import refund_router
+from ecash_tpm.merchant.refunds.store import RefundStore
 from ecash_tpm.merchant.retry import DepositRetrier
 from ecash_tpm.merchant.routes import router
 from ecash_tpm.merchant.settings import MerchantSettings
@@ -64,6 +67,7 @@ def load_merchant_config(settings: MerchantSettings) -> MerchantConfig:
         reserve=settings.reserve,
         bank_name=settings.bank_name,
         deposit_retry_after_s=settings.deposit_retry_after_s,
+        refund_period_s=settings.refund_period_s,
         crl=crl_source_for(settings, settings.resolved_root_cert()),
     )
 
@@ -138,6 +142,7 @@ def create_merchant_app(
         else:
             gateway = bank
         opener = hop if hop is not None else resolve_hop(settings, transport)
+        opener = opener.fixed_base()  # Hop is in every spend proof: precomputed table
         store = MerchantStore(app.state.db, tick)
         catalogue, close_ttp = open_catalogue(  # fair exchange (issue 6)
             config,
@@ -162,6 +167,7 @@ def create_merchant_app(
         closers.append(close_ttp)
         merchant = Merchant(config, store, gateway, opener, clock=tick, catalogue=catalogue)
         app.state.merchant = merchant
+        app.state.refunds = RefundDesk(merchant, RefundStore(app.state.db, tick))  # issue 12
         app.state.crl = config.crl  # mTLS callers (the TTP) are checked against it too
         retrier = DepositRetrier(merchant.retry_deposits, settings.deposit_retry_s)
         retriers.append(retrier)
@@ -179,7 +185,7 @@ def create_merchant_app(
     return create_app(
         "merchant",
         settings=settings,
-        routers=[router],
+        routers=[router, refund_router],
         migrations=MIGRATIONS,
         on_startup=[start],
         on_shutdown=[stop],

@@ -78,7 +78,7 @@ from ecash_tpm.protocol.payments import (
     book_from_bank_keysets,
     verify_receipt,
 )
-from ecash_tpm.protocol.spend import spends_digest, verify_spend
+from ecash_tpm.protocol.spend import spends_digest, verify_spend, verify_spends
 from ecash_tpm.service.errors import RemoteCallError
 
 if TYPE_CHECKING:  # fair exchange (issue 6)
@@ -218,6 +218,9 @@ class MerchantConfig:
     deposit_retry_after_s: int = 60
     #: The central bank's current CRL: the bank's certificate on receipts is checked against it.
     crl: CrlProvider | None = None
+    #: docs/protocol.md 6: requests carry ``refund_deadline = deadline + refund_period_s``
+    #: (0: no refund deadline, the payment cannot be refunded). Issue 12, item 3.
+    refund_period_s: int = 0
 
 
 def _wall_clock() -> int:
@@ -319,6 +322,8 @@ class Merchant:
             terms = {"merchant": self.name, "product_id": product_id, "amount": amount}
             contract_hash = tagged_hash(TAG_CONTRACT, canonical_encode({**terms, "currency": cur}))
         nonce = secrets.token_bytes(16)
+        deadline = self.clock() + ttl
+        refund_period = self.config.refund_period_s
         signed = sign_payment_request(
             self.config.key,
             merchant_id=self.name,
@@ -326,10 +331,11 @@ class Merchant:
             currency=cur,
             contract_hash=contract_hash,
             nonce=nonce,
-            deadline=self.clock() + ttl,
+            deadline=deadline,
             bank=self.keysets().bank_name,
             product_id=product_id,
             customer_key=customer_key,
+            refund_deadline=deadline + refund_period if refund_period > 0 else None,
         )
         req = parse_request_body(signed["body"])
         self.store.add_request(
@@ -372,7 +378,16 @@ class Merchant:
         if any(sp.coin.keyset_id not in book.keysets for sp in spends):
             book = self.keysets(refresh=True)
         total = 0
-        for i, sp in enumerate(spends):
+        one_by_one: Sequence[Spend] = spends
+        known = [book.keysets.get(sp.coin.keyset_id) for sp in spends]
+        if len(spends) > 1 and all(k is not None for k in known):
+            # docs/protocol.md §7.3: the proofs in one batch; coin by coin (the same errors,
+            # with the coin's index) only if the batch fails
+            items = [(sp, k) for sp, k in zip(spends, known, strict=True) if k is not None]
+            verify_spends(items, hop=self.hop, preq=req.preq, currency=req.currency, now=now)
+            total = sum(k.value for _, k in items)
+            one_by_one = ()
+        for i, sp in enumerate(one_by_one):
             try:
                 keyset = book.get(sp.coin.keyset_id)
                 verify_spend(

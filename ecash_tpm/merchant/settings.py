@@ -53,6 +53,12 @@ class MerchantSettings(ServiceSettings):
     currencies: list[str] = Field(default_factory=lambda: ["EUR"], min_length=1)
     request_ttl_s: int = Field(default=300, ge=5, le=86400, description="payment request life")
     reserve: bool = Field(default=False, description="reserve coins at the bank before deposit")
+    refund_period_s: int = Field(
+        default=86400,
+        ge=0,
+        le=366 * 86400,
+        description="requests may be refunded until deadline + this (0: no refunds)",
+    )
     bank_timeout_s: float = Field(default=10.0, gt=0, le=120)
     deposit_retry_s: float = Field(
         default=60.0,

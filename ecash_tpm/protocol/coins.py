@@ -215,6 +215,9 @@ class PaymentRequest:
     product_id: str | None
     customer_key: bytes | None
     preq: bytes
+    #: docs/protocol.md 6: until when the merchant may refund the payment (None: no refunds);
+    #: optional on the wire, so a request without it keeps its old form and digest.
+    refund_deadline: int | None = None
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> PaymentRequest:
@@ -229,7 +232,7 @@ class PaymentRequest:
             "product_id",
             "customer_key",
         }
-        if set(body) != fields:
+        if set(body) - {"refund_deadline"} != fields:
             raise RequestMismatchError(
                 "payment request must have exactly " + ", ".join(sorted(fields))
             )
@@ -239,6 +242,16 @@ class PaymentRequest:
                 raise RequestMismatchError(
                     f"{name} must be a positive integer", detail={"field": name}
                 )
+        refund_deadline = body.get("refund_deadline")
+        if "refund_deadline" in body and (
+            isinstance(refund_deadline, bool)
+            or not isinstance(refund_deadline, int)
+            or refund_deadline < deadline
+        ):
+            raise RequestMismatchError(
+                "refund_deadline must be an integer not before the deadline",
+                detail={"field": "refund_deadline"},
+            )
         if not isinstance(body["bank"], str):
             raise RequestMismatchError("bank must be a string", detail={"field": "bank"})
         product_id = body["product_id"]
@@ -263,6 +276,7 @@ class PaymentRequest:
             product_id=product_id,
             customer_key=customer_key,
             preq=canonical_digest(dict(body)),
+            refund_deadline=refund_deadline,
         )
 
     @classmethod
@@ -344,9 +358,10 @@ def sign_payment_request(
     bank: str,
     product_id: str | None = None,
     customer_key: bytes | None = None,
+    refund_deadline: int | None = None,
 ) -> dict[str, Any]:
     """A merchant's signed payment request in the docs/api.md shape (helper for merchants)."""
-    body = {
+    body: dict[str, Any] = {
         "merchant_id": merchant_id,
         "amount": amount,
         "currency": currency,
@@ -357,6 +372,8 @@ def sign_payment_request(
         "product_id": product_id,
         "customer_key": None if customer_key is None else b64u_encode(customer_key),
     }
+    if refund_deadline is not None:  # docs/protocol.md 6: only refundable requests carry it
+        body["refund_deadline"] = refund_deadline
     return sign_object(key, PAYMENT_REQUEST_KIND, body)
 
 

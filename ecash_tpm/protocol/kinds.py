@@ -19,6 +19,7 @@ from ecash_tpm.protocol import (
     join_auth,
     keysets,
     payments,
+    refunds,
     registry,
     supply,
 )
@@ -188,5 +189,13 @@ KINDS: Mapping[str, Kind] = _kinds(
         join_auth.RevocationLift.from_body,
         join_auth.RevocationLift.from_signed,
         "Lifting a revocation",
+    ),
+    # issue 12 (#3): the merchant lets the customer claim a refund at the bank
+    Kind(
+        refunds.REFUND_PERMISSION_KIND,
+        "merchant",
+        refunds.RefundPermission.from_body,
+        refunds.RefundPermission.from_signed,
+        "Refunds",
     ),
 )

@@ -18,6 +18,7 @@ __all__ = [
     "Money",
     "MoneyError",
     "currency_exponent",
+    "format_amount",
     "is_currency_code",
 ]
 
@@ -56,6 +57,22 @@ MAX_AMOUNT = CANONICAL_MAX_INT
 def currency_exponent(currency: str) -> int:
     """How many decimals the currency's minor unit has (EUR 2: 10000 minor units = 100.00)."""
     return CURRENCY_EXPONENTS.get(currency, DEFAULT_EXPONENT)
+
+
+def format_amount(amount: int, currency: str, *, exponents: Mapping[str, int] | None = None) -> str:
+    """``10000`` EUR -> ``100.00 EUR``: minor units shown in the currency's units, for people.
+
+    ``exponents`` overrides the table for currencies a deployment knows better (a test currency
+    counted in whole units: ``{"TEST": 0}``). A negative amount (a ledger balance) keeps its sign.
+    """
+    exp = exponents.get(currency) if exponents is not None else None
+    if exp is None:
+        exp = currency_exponent(currency)
+    sign = "-" if amount < 0 else ""
+    if exp <= 0:
+        return f"{sign}{abs(amount)} {currency}"
+    whole, frac = divmod(abs(amount), 10**exp)
+    return f"{sign}{whole}.{frac:0{exp}d} {currency}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,11 +139,7 @@ class Money:
 
     def format(self) -> str:
         """``100.00 EUR`` for 10000 minor units of EUR."""
-        exp = currency_exponent(self.currency)
-        if exp == 0:
-            return f"{self.amount} {self.currency}"
-        whole, frac = divmod(self.amount, 10**exp)
-        return f"{whole}.{frac:0{exp}d} {self.currency}"
+        return format_amount(self.amount, self.currency)
 
     def __str__(self) -> str:
         return self.format()

@@ -17,22 +17,41 @@ A party that reports failures under its own codes (the bank) recodes the error i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 
 from ecash_tpm.crypto import blindrsa
-from ecash_tpm.crypto.bn256 import Point
+from ecash_tpm.crypto.bn256 import Point, multi_mult
 from ecash_tpm.crypto.encoding import b64u_encode
-from ecash_tpm.crypto.groupsig import verify_spend_proof
+from ecash_tpm.crypto.groupsig import (
+    check_spend_challenge,
+    combine_terms,
+    spend_equation_terms,
+    verify_spend_proof,
+)
 from ecash_tpm.crypto.signing import canonical_digest
 from ecash_tpm.errors import EcashError
 from ecash_tpm.protocol.coins import Coin, Spend
 from ecash_tpm.protocol.errors import CoinSignatureError, WrongCurrencyError
 from ecash_tpm.protocol.keysets import Keyset
 
-__all__ = ["CredentialCheck", "spends_digest", "verify_coin_signature", "verify_spend"]
+__all__ = [
+    "CredentialBatch",
+    "CredentialCheck",
+    "IndexedCredentialCheck",
+    "spend_proofs_batch_ok",
+    "spends_digest",
+    "verify_coin_signature",
+    "verify_spend",
+    "verify_spends",
+]
 
 #: The bank's designated-verifier check of a coin's credential (step 4); raises on failure.
 CredentialCheck = Callable[[Coin], None]
+#: Step 4 for all coins of one payment at once (random-weight batch): True when all pass.
+CredentialBatch = Callable[[Sequence[Coin]], bool]
+#: Step 4 for the coin at ``index`` (the per-coin fallback that names the bad coin).
+IndexedCredentialCheck = Callable[[int, Coin], None]
 
 
 def verify_coin_signature(coin: Coin, keyset: Keyset) -> None:
@@ -69,6 +88,19 @@ def verify_spend(
     credential_check: CredentialCheck | None = None,
 ) -> None:
     """Steps 1-5 above for one spent coin of the payment request whose digest is ``preq``."""
+    _coin_checks(spend, keyset, currency=currency, now=now, credential_check=credential_check)
+    _proof_check(spend, hop=hop, preq=preq)
+
+
+def _coin_checks(
+    spend: Spend,
+    keyset: Keyset,
+    *,
+    currency: str,
+    now: int,
+    credential_check: CredentialCheck | None,
+) -> None:
+    """Steps 1-4."""
     keyset.require_deposit(now)  # (1)
     if keyset.currency != currency:  # (2)
         raise WrongCurrencyError(
@@ -79,6 +111,11 @@ def verify_spend(
     verify_coin_signature(coin, keyset)  # (3)
     if credential_check is not None:  # (4)
         credential_check(coin)
+
+
+def _proof_check(spend: Spend, *, hop: Point, preq: bytes) -> None:
+    """Step 5."""
+    coin = spend.coin
     verify_spend_proof(  # (5)
         spend.proof,
         hop=hop,
@@ -88,3 +125,64 @@ def verify_spend(
         sigma=coin.sigma,
         coin=coin.credential,
     )
+
+
+def verify_spends(
+    items: Sequence[tuple[Spend, Keyset]],
+    *,
+    hop: Point,
+    preq: bytes,
+    currency: str,
+    now: int,
+    credential_check: IndexedCredentialCheck | None = None,
+    credential_batch: CredentialBatch | None = None,
+) -> None:
+    """:func:`verify_spend` for every coin of one payment, in order; an error carries the
+    coin's ``index`` in its detail (docs/protocol.md §7.3, "Batch verification").
+
+    With more than one coin and a ``credential_batch``, step 4 runs once for all coins with
+    random weights; if that batch passes, the per-coin credential check is skipped, otherwise
+    every coin is checked one by one as :func:`verify_spend` does, so the first bad coin is
+    named with exactly the error (code and detail) a per-coin check gives.
+    """
+    batch_ok = False
+    if credential_check is not None and credential_batch is not None and len(items) > 1:
+        batch_ok = credential_batch([spend.coin for spend, _ in items])
+    proofs_ok = len(items) > 1 and spend_proofs_batch_ok(items, hop=hop, preq=preq)
+    for index, (spend, keyset) in enumerate(items):
+        check: CredentialCheck | None = None
+        if credential_check is not None and not batch_ok:
+            check = partial(credential_check, index)
+        try:
+            _coin_checks(spend, keyset, currency=currency, now=now, credential_check=check)
+            if not proofs_ok:
+                _proof_check(spend, hop=hop, preq=preq)
+        except EcashError as exc:
+            raise exc.recode(exc.code, detail={"index": index}) from exc
+
+
+def spend_proofs_batch_ok(
+    items: Sequence[tuple[Spend, Keyset]], *, hop: Point, preq: bytes
+) -> bool:
+    """Step 5 for all coins at once (docs/protocol.md §7.3): every proof carries its
+    commitments, every c' matches them, and one random-weight multi-scalar multiplication
+    shows that all commitments satisfy their equations. False when any of that fails or a
+    proof has the first encoding: the caller then checks proof by proof."""
+    terms: list[tuple[int, Point]] = []
+    for spend, _ in items:
+        proof, coin = spend.proof, spend.coin
+        if proof.commitments is None:
+            return False
+        try:
+            check_spend_challenge(
+                proof,
+                preq=preq,
+                keyset_id=coin.keyset_id,
+                epoch=coin.epoch,
+                sigma=coin.sigma,
+                coin=coin.credential,
+            )
+        except EcashError:
+            return False
+        terms += spend_equation_terms(proof, coin.credential, hop, first=not terms)
+    return multi_mult(combine_terms(terms)).is_infinity

@@ -63,6 +63,8 @@ class HealthAnswer(ApiModel):
     status: str
     service: str
     version: str
+    #: "ok" when a write transaction can be opened and written now, "none" without a database
+    writes: str = "none"
 
 
 def error_response(exc: EcashError, headers: dict[str, str] | None = None) -> Response:
@@ -233,10 +235,13 @@ def create_app(
     )
     def healthz(request: Request) -> HealthAnswer:
         db: Database | None = request.app.state.db
-        if db is not None:
-            with db.read() as tx:
-                tx.fetchval("SELECT 1 AS ok")
-        return HealthAnswer(status="ok", service=name, version=version)
+        if db is None:
+            return HealthAnswer(status="ok", service=name, version=version)
+        with db.read() as tx:
+            tx.fetchval("SELECT 1 AS ok")
+        # honest health: 503 storage.busy / storage.database_read_only while writes would fail
+        db.check_writable()
+        return HealthAnswer(status="ok", service=name, version=version, writes="ok")
 
     for router in routers:
         app.include_router(router)

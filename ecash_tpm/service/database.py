@@ -148,7 +148,11 @@ def open_party_database(
     name = component or settings.section
     _check_marker(settings)
     try:
-        db = Database.open(settings.database_url, must_exist=mode != "create")
+        db = Database.open(
+            settings.database_url,
+            must_exist=mode != "create",
+            lock_timeout_s=settings.db_lock_timeout_s,
+        )
     except DatabaseMissingError as exc:
         raise _missing(settings, exc, hint) from exc
     try:

@@ -34,6 +34,8 @@ from ecash_tpm.service.errors import BodyReadTimeoutError, PayloadTooLargeError
 from ecash_tpm.service.logs import _REQUEST_ID, json_default
 
 REQUEST_ID_HEADER = "x-request-id"
+#: A whole request body must arrive within this many read timeouts, however it trickles in.
+BODY_DEADLINE_FACTOR = 3
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -144,12 +146,17 @@ class BodySizeLimitMiddleware:
             detail["content_length"] = size
         return PayloadTooLargeError("request body too large", detail=detail)
 
-    async def _next(self, receive: Receive) -> Message | None:
-        """The next ASGI message, or None when the client stalled past the read timeout."""
-        if self.read_timeout_s is None:
+    async def _next(self, receive: Receive, deadline: float | None) -> Message | None:
+        """The next ASGI message, or None when the client stalled past the read timeout or the
+        whole body took longer than :data:`BODY_DEADLINE_FACTOR` read timeouts (a byte every
+        few seconds must not hold a connection for ever)."""
+        if self.read_timeout_s is None or deadline is None:
             return await receive()
+        wait = min(self.read_timeout_s, deadline - asyncio.get_running_loop().time())
+        if wait <= 0:
+            return None
         try:
-            return await asyncio.wait_for(receive(), self.read_timeout_s)
+            return await asyncio.wait_for(receive(), wait)
         except TimeoutError:
             return None
 
@@ -174,8 +181,12 @@ class BodySizeLimitMiddleware:
         chunks: list[bytes] = []
         total = 0
         pending: list[Message] = []
+        deadline = None
+        if self.read_timeout_s is not None:
+            start = asyncio.get_running_loop().time()
+            deadline = start + BODY_DEADLINE_FACTOR * self.read_timeout_s
         while True:
-            message = await self._next(receive)
+            message = await self._next(receive, deadline)
             if message is None:
                 timeout = BodyReadTimeoutError(
                     "the request body was not sent in time",

@@ -228,8 +228,12 @@ def serve(
     databases: Sequence[str] | None = None,
     tls: TlsFiles | None = None,
     healthz_port: int | None = None,
+    workers: int = 1,
 ) -> None:
     """Run ``app`` until SIGINT/SIGTERM, logging JSON lines to stderr (blocking).
+
+    ``workers`` > 1 forks that many server processes on the one bound socket (see
+    :mod:`ecash_tpm.service.workers`); each opens its own database pool and TLS context.
 
     With ``tls`` it serves HTTPS only (:func:`tls_config`); ``healthz_port`` adds a plain-HTTP
     listener on the same host that answers only ``GET /healthz`` (for container health checks).
@@ -261,6 +265,19 @@ def serve(
     try:
         if healthz_port is not None:
             health_sock = bind_listener(host, healthz_port)
+        if workers > 1:
+            _serve_workers(
+                workers,
+                source,
+                sock,
+                host=host,
+                label=label,
+                config=config,
+                scheme="http" if tls is None else "https",
+                health_sock=health_sock,
+                grace_s=graceful_timeout_s + 5.0,
+            )
+            return
         with discard_new_sqlite_on_failure(databases or []) as new_files:
             asyncio.run(
                 _serve_async(
@@ -278,6 +295,39 @@ def serve(
         sock.close()
         if health_sock is not None:
             health_sock.close()
+
+
+def _serve_workers(
+    count: int,
+    source: Callable[[], AbstractContextManager[FastAPI]],
+    sock: socket.socket,
+    *,
+    host: str,
+    label: str | None,
+    config: dict[str, Any],
+    scheme: str,
+    health_sock: socket.socket | None,
+    grace_s: float,
+) -> None:
+    """``count`` forked servers on ``sock``. A failed start of one worker must not remove a
+    database the others use, so no SQLite file is ever discarded here."""
+    from ecash_tpm.service.workers import run_workers
+
+    def run(index: int) -> None:
+        asyncio.run(
+            _serve_async(
+                source,
+                sock,
+                host=host,
+                label=label,
+                new_files=NewSqliteFiles([]),
+                config=config,
+                scheme=scheme,
+                health_sock=health_sock,
+            )
+        )
+
+    run_workers(count, run, grace_s=grace_s)
 
 
 def _startup_failure(app: FastAPI, message: str, detail: dict[str, object]) -> EcashError:

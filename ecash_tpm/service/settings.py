@@ -171,6 +171,18 @@ class ServiceSettings(BaseModel):
     healthz_port: int | None = Field(
         default=None, ge=0, le=65535, description="extra plain-HTTP port serving only /healthz"
     )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="server processes sharing the listen socket and the database (issue 13)",
+    )
+    db_lock_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=600,
+        description="longest wait of a request for a database lock or a pool slot; then 503",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -17,6 +17,8 @@ from ecash_tpm.storage.database import (
 from ecash_tpm.storage.errors import (
     ConstraintViolationError,
     DatabaseMissingError,
+    DatabaseReadOnlyError,
+    IntegrityCheckError,
     MigrationError,
     QueryError,
     ReadOnlyViolationError,
@@ -38,6 +40,8 @@ __all__ = [
     "ConstraintViolationError",
     "Database",
     "DatabaseMissingError",
+    "DatabaseReadOnlyError",
+    "IntegrityCheckError",
     "Migration",
     "MigrationError",
     "NewSqliteFiles",

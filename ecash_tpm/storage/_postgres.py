@@ -8,6 +8,10 @@ transactions run in parallel; the price is that conflicting ones fail with SQLST
 which we raise as :class:`StorageBusyError` (``storage.serialization_failure``) and which
 :meth:`Database.run_in_transaction` retries with jittered backoff. Hot single rows (one global
 counter updated by every request) serialize badly under this scheme: prefer append-only rows.
+Code that detects its own conflicts (unique constraints, ``INSERT ... ON CONFLICT``, advisory
+locks through :meth:`Transaction.lock_keys`) asks for ``isolation="read_committed"`` instead and
+never sees a serialization failure: the bank's deposit booking (issue 13). Every connection sets
+``lock_timeout`` to the database's lock bound, so a lock wait ends in a 503, not a hang.
 Read transactions use ``REPEATABLE READ READ ONLY`` (a consistent snapshot that never fails).
 Migrations run at READ COMMITTED under a transaction-scoped advisory lock, so two processes
 starting at once apply each migration exactly once.
@@ -64,11 +68,12 @@ class PostgresBackend:
 
     name = "postgresql"
 
-    def __init__(self, url: str, *, connect_timeout_s: float) -> None:
+    def __init__(self, url: str, *, connect_timeout_s: float, lock_timeout_ms: int = 5000) -> None:
         self._psycopg = _import_psycopg()
         self._rows = importlib.import_module("psycopg.rows")
         self.url = url
         self.connect_timeout_s = connect_timeout_s
+        self.lock_timeout_ms = lock_timeout_ms
         self.driver_errors: tuple[type[BaseException], ...] = (self._psycopg.Error,)
 
     def describe(self) -> str:
@@ -76,12 +81,18 @@ class PostgresBackend:
 
     def connect(self) -> Any:
         try:
-            return self._psycopg.connect(
+            conn = self._psycopg.connect(
                 self.url,
                 autocommit=True,
                 row_factory=self._rows.dict_row,
                 connect_timeout=max(1, int(self.connect_timeout_s)),
             )
+            # the request's bound on any lock wait (row, advisory): 55P03 -> 503 + Retry-After
+            conn.execute(
+                "SELECT set_config('lock_timeout', %(v)s, false)",
+                {"v": f"{max(1, self.lock_timeout_ms)}ms"},
+            )
+            return conn
         except self._psycopg.Error as exc:
             # invalid_catalog_name; psycopg reports connection failures without a SQLSTATE,
             # so the server's (English) message is the fallback
@@ -99,7 +110,7 @@ class PostgresBackend:
     def begin(self, conn: Any, mode: str) -> None:
         if mode == "read":
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        elif mode == "migrate":
+        elif mode in ("migrate", "write_rc"):
             conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
         else:
             conn.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
@@ -135,6 +146,24 @@ class PostgresBackend:
 
     def migration_lock(self, conn: Any) -> None:
         conn.execute("SELECT pg_advisory_xact_lock(%(key)s)", {"key": MIGRATION_LOCK_KEY})
+
+    def xact_lock(self, conn: Any, key: int) -> None:
+        conn.execute("SELECT pg_advisory_xact_lock(%(key)s)", {"key": key})
+
+    def quick_check(self, conn: Any) -> list[str]:
+        """Nothing portable to run (``amcheck`` is an extension); unique constraints and the
+        application's own checks are the guard on PostgreSQL."""
+        return []
+
+    def write_probe(self, conn: Any) -> None:
+        """Fail as a write would (25006) on a read-only server, replica or database."""
+        row = conn.execute(
+            "SELECT current_setting('transaction_read_only') AS ro, pg_is_in_recovery() AS rec"
+        ).fetchone()
+        if row is not None and (row["ro"] == "on" or row["rec"]):
+            raise self._psycopg.errors.ReadOnlySqlTransaction(
+                "cannot execute writes in a read-only transaction"
+            )
 
     def translate(self, exc: BaseException) -> EcashError:
         """Map a psycopg exception to the project's storage errors by SQLSTATE."""

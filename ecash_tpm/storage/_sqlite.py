@@ -152,6 +152,21 @@ class SqliteBackend:
     def migration_lock(self, conn: sqlite3.Connection) -> None:
         """Nothing to do: BEGIN IMMEDIATE already excludes every other writer."""
 
+    def xact_lock(self, conn: sqlite3.Connection, key: int) -> None:
+        """Nothing to do: BEGIN IMMEDIATE already excludes every other writer."""
+
+    def quick_check(self, conn: sqlite3.Connection) -> list[str]:
+        rows = conn.execute("PRAGMA quick_check").fetchall()
+        found = [str(next(iter(row.values()))) for row in rows]
+        return [] if found == ["ok"] else found
+
+    def write_probe(self, conn: sqlite3.Connection) -> None:
+        """Rewrite the header's ``user_version`` with its own value (rolled back by the
+        caller): SQLITE_READONLY on a read-only file or mount, nothing on disk otherwise."""
+        row = conn.execute("PRAGMA user_version").fetchone()
+        version = int(row["user_version"]) if row is not None else 0
+        conn.execute("PRAGMA user_version = " + str(version))  # an int read back, not input
+
     def translate(self, exc: BaseException) -> EcashError:
         """Map a ``sqlite3`` exception to the project's storage errors (values never copied)."""
         errorname = getattr(exc, "sqlite_errorname", None) or type(exc).__name__

@@ -37,7 +37,9 @@ from typing import Any, Protocol, TypeVar
 
 from ecash_tpm.errors import ConfigError, EcashError, StorageError
 from ecash_tpm.storage.errors import (
+    DatabaseReadOnlyError,
     QueryError,
+    ReadOnlyViolationError,
     SchemaMissingError,
     StorageBusyError,
     TransactionAbortedError,
@@ -46,6 +48,29 @@ from ecash_tpm.storage.pool import ConnectionPool, PooledConnection
 
 T = TypeVar("T")
 Row = dict[str, Any]
+
+#: Isolation of write transactions on PostgreSQL (SQLite always runs one writer at a time).
+ISOLATIONS = ("serializable", "read_committed")
+_WRITE_MODES = {"serializable": "write", "read_committed": "write_rc"}
+
+
+class _Probe(Exception):
+    """Raised inside the write probe's block so that it always rolls back."""
+
+
+def _unwritable(err: EcashError, mode: str) -> EcashError:
+    """A read-only refusal inside a *write* transaction means the database itself cannot be
+    written (read-only file, replica, read-only server): 503 ``storage.database_read_only``."""
+    if mode != "read" and isinstance(err, ReadOnlyViolationError):
+        unwritable = DatabaseReadOnlyError(
+            "the database does not accept writes",
+            detail={**err.detail, "retry_after": 5},
+        )
+        unwritable.__cause__ = err.__cause__
+        return unwritable
+    return err
+
+
 Params = Mapping[str, Any] | None
 
 _IDENTIFIER_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
@@ -69,6 +94,9 @@ class _Backend(Protocol):
     def names(self, sql: str) -> tuple[str, ...]: ...
     def run_script(self, conn: Any, script: str) -> None: ...
     def migration_lock(self, conn: Any) -> None: ...
+    def xact_lock(self, conn: Any, key: int) -> None: ...
+    def write_probe(self, conn: Any) -> None: ...
+    def quick_check(self, conn: Any) -> list[str]: ...
     def translate(self, exc: BaseException) -> EcashError: ...
 
 
@@ -190,7 +218,23 @@ class Transaction:
         self._failed = True
         if self._backend.is_broken(self._handle.conn):
             self._handle.discard = True
-        return self._backend.translate(exc)
+        return _unwritable(self._backend.translate(exc), self._mode)
+
+    def lock_keys(self, keys: Iterable[int]) -> None:
+        """Hold transaction-scoped locks on ``keys`` (64-bit integers) until the transaction
+        ends, taken in ascending order so two transactions never deadlock on them.
+
+        PostgreSQL: ``pg_advisory_xact_lock`` (waits at most the lock bound, then
+        ``storage.serialization_failure`` 503). SQLite: nothing to do, a write transaction
+        already holds the database's only write lock.
+        """
+        if self.read_only:
+            raise StorageError("locks are for write transactions")
+        for key in sorted(set(keys)):
+            try:
+                self._backend.xact_lock(self._handle.conn, key)
+            except self._backend.driver_errors as exc:
+                raise self._fail(exc) from exc
 
     def _cursor(self, sql: str, params: Params) -> Any:
         values = self._check_params(sql, params)
@@ -317,8 +361,16 @@ class Database:
     :meth:`close`-d, e.g. from the service's shutdown hook or a ``with`` block.
     """
 
-    def __init__(self, backend: _Backend, *, pool_size: int, acquire_timeout_s: float) -> None:
+    def __init__(
+        self,
+        backend: _Backend,
+        *,
+        pool_size: int,
+        acquire_timeout_s: float,
+        lock_timeout_s: float = 5.0,
+    ) -> None:
         self._backend = backend
+        self._lock_timeout_s = lock_timeout_s
         self._pool: ConnectionPool[Any] = ConnectionPool(
             backend.connect,
             backend.close,
@@ -326,6 +378,8 @@ class Database:
             acquire_timeout_s=acquire_timeout_s,
         )
         self._local = threading.local()
+        self._counter_lock = threading.Lock()
+        self._retries = 0
         # Connect once now: a bad path, a down server or a missing driver fails at start-up.
         with self._pool.connection():
             pass
@@ -337,9 +391,10 @@ class Database:
         *,
         must_exist: bool = False,
         pool_size: int | None = None,
-        busy_timeout_ms: int = 5000,
+        busy_timeout_ms: int | None = None,
         connect_timeout_s: float = 10.0,
-        acquire_timeout_s: float = 30.0,
+        acquire_timeout_s: float | None = None,
+        lock_timeout_s: float = 5.0,
     ) -> Database:
         """Open ``sqlite:///<path>`` or ``postgresql://...``; raises ConfigError for others.
 
@@ -347,18 +402,29 @@ class Database:
         raises :class:`DatabaseMissingError` instead: what read-only and administrative
         commands use, so a wrong path never leaves an empty database behind. PostgreSQL
         databases are never created here (a missing one is ``storage.database_missing``).
+
+        ``lock_timeout_s`` bounds every wait of a request: for a free pool slot, for SQLite's
+        write lock (busy timeout) and for a PostgreSQL row/advisory lock (``lock_timeout``);
+        past it the request fails with a 503 and Retry-After instead of queueing for minutes.
+        ``busy_timeout_ms`` / ``acquire_timeout_s`` override the SQLite / pool part of it.
         """
+        if not 0 < lock_timeout_s <= 3600:
+            raise ConfigError("lock_timeout_s must be in (0, 3600]")
+        busy_ms = busy_timeout_ms if busy_timeout_ms is not None else int(lock_timeout_s * 1000)
+        acquire_s = acquire_timeout_s if acquire_timeout_s is not None else lock_timeout_s
         backend: _Backend
         path = sqlite_path(url)
         if path is not None:
             from ecash_tpm.storage._sqlite import SqliteBackend
 
-            backend = SqliteBackend(path, busy_timeout_ms=busy_timeout_ms, must_exist=must_exist)
+            backend = SqliteBackend(path, busy_timeout_ms=busy_ms, must_exist=must_exist)
             size = pool_size if pool_size is not None else 8
         elif url.startswith(("postgresql://", "postgres://")):
             from ecash_tpm.storage._postgres import PostgresBackend
 
-            backend = PostgresBackend(url, connect_timeout_s=connect_timeout_s)
+            backend = PostgresBackend(
+                url, connect_timeout_s=connect_timeout_s, lock_timeout_ms=int(lock_timeout_s * 1000)
+            )
             size = pool_size if pool_size is not None else 10
         else:
             scheme = url.split(":", 1)[0] if ":" in url else ""
@@ -366,7 +432,9 @@ class Database:
                 "unsupported database URL (use sqlite:/// or postgresql://)",
                 detail={"scheme": scheme},
             )
-        return cls(backend, pool_size=size, acquire_timeout_s=acquire_timeout_s)
+        return cls(
+            backend, pool_size=size, acquire_timeout_s=acquire_s, lock_timeout_s=lock_timeout_s
+        )
 
     @property
     def backend(self) -> str:
@@ -393,14 +461,19 @@ class Database:
 
     # --- transactions -------------------------------------------------------------------------
 
-    def transaction(self) -> _TransactionContext:
+    def transaction(self, *, isolation: str = "serializable") -> _TransactionContext:
         """A write transaction: committed when the block ends, rolled back if it raises.
 
         SQLite: ``BEGIN IMMEDIATE`` (writers queue on the busy timeout, one at a time).
         PostgreSQL: ``SERIALIZABLE``; a conflict raises :class:`StorageBusyError`, so prefer
-        :meth:`run_in_transaction` for code that should be retried automatically.
+        :meth:`run_in_transaction` for code that should be retried automatically. With
+        ``isolation="read_committed"`` PostgreSQL runs READ COMMITTED, which never fails with a
+        serialization error: for code that detects its conflicts itself through unique
+        constraints (``INSERT ... ON CONFLICT``) and :meth:`Transaction.lock_keys`.
         """
-        return _TransactionContext(self, "write")
+        if isolation not in _WRITE_MODES:
+            raise StorageError("unknown isolation", detail={"isolation": isolation})
+        return _TransactionContext(self, _WRITE_MODES[isolation])
 
     def read(self) -> _TransactionContext:
         """A read-only transaction on a consistent snapshot; any write raises."""
@@ -415,25 +488,71 @@ class Database:
         *,
         attempts: int = 20,
         max_backoff_s: float = 0.25,
+        isolation: str = "serializable",
     ) -> T:
         """Run ``fn(tx)`` in a write transaction, retrying it on serialization failures.
 
         ``fn`` may run several times, so it must not have side effects outside the database
         (no HTTP calls, no TPM commands). Gives up after ``attempts`` and re-raises the last
-        :class:`StorageBusyError` (a 503 with Retry-After at the HTTP layer).
+        :class:`StorageBusyError` (a 503 with Retry-After at the HTTP layer). A lock wait that
+        timed out (SQLite busy, PostgreSQL ``lock_timeout``) is retried only while another wait
+        as long would still end within the lock bound, so a held lock costs a request one
+        bound, not ``attempts`` of them.
         """
         if attempts < 1:
             raise StorageError("attempts must be at least 1")
+        deadline = time.monotonic() + self._lock_timeout_s
         for attempt in range(1, attempts + 1):
+            began = time.monotonic()
             try:
-                with self.transaction() as tx:
+                with self.transaction(isolation=isolation) as tx:
                     return fn(tx)
             except StorageBusyError as exc:
                 if attempt == attempts or exc.code == "storage.pool_exhausted":
                     raise
+                now = time.monotonic()
+                lock_wait = exc.code == "storage.busy" or exc.detail.get("sqlstate") == "55P03"
+                if lock_wait and now + (now - began) > deadline:
+                    raise
+                with self._counter_lock:
+                    self._retries += 1
                 delay = min(max_backoff_s, 0.002 * (2 ** min(attempt, 10)))
                 time.sleep(random.uniform(0, delay))
         raise AssertionError("unreachable")  # pragma: no cover
+
+    @property
+    def retries(self) -> int:
+        """How many times :meth:`run_in_transaction` re-ran a transaction after a conflict
+        (since this object was opened): what the PostgreSQL booking tests count."""
+        with self._counter_lock:
+            return self._retries
+
+    def check_writable(self) -> None:
+        """Raise the typed error of a write that would fail now, else return; writes nothing.
+
+        Opens a write transaction (waiting at most the lock bound: ``storage.busy`` while
+        another writer holds the lock), makes the backend try a harmless write and rolls it
+        back (``storage.database_read_only`` for a read-only file, replica or server). For
+        ``/healthz``, which must not answer "ok" while every write fails.
+        """
+        try:
+            with self.transaction() as tx:
+                try:
+                    self._backend.write_probe(tx._handle.conn)
+                except self._backend.driver_errors as exc:
+                    raise tx._fail(exc) from exc
+                raise _Probe
+        except _Probe:
+            return
+
+    def quick_check(self) -> list[str]:
+        """The database engine's own structural check (SQLite ``PRAGMA quick_check``: pages,
+        indexes, constraints; PostgreSQL: nothing portable, an empty list). For start-up."""
+        with self.read() as tx:
+            try:
+                return self._backend.quick_check(tx._handle.conn)
+            except self._backend.driver_errors as exc:
+                raise tx._fail(exc) from exc
 
     # --- migrations ---------------------------------------------------------------------------
 
@@ -492,7 +611,7 @@ class Database:
                 handle.discard = True
             pool_cm.__exit__(None, None, None)
             if isinstance(exc, self._backend.driver_errors):
-                raise self._backend.translate(exc) from exc
+                raise _unwritable(self._backend.translate(exc), mode) from exc
             raise
         self._local.active = True
         return handle, pool_cm, Transaction(self._backend, handle, mode=mode)
@@ -520,7 +639,7 @@ class Database:
                 self._rollback(handle, mode)
                 if self._backend.is_broken(handle.conn):
                     handle.discard = True
-                raise self._backend.translate(commit_exc) from commit_exc
+                raise _unwritable(self._backend.translate(commit_exc), mode) from commit_exc
         finally:
             self._local.active = False
             pool_cm.__exit__(None, None, None)

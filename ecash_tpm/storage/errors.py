@@ -47,6 +47,22 @@ class StorageUnavailableError(StorageError):
     http_status = 503
 
 
+class DatabaseReadOnlyError(StorageUnavailableError):
+    """A write transaction found the database unwritable (read-only file or replica, a
+    ``default_transaction_read_only`` server): 503, not 500, since the operator must act and
+    the same request may succeed on another node or later."""
+
+    code = "storage.database_read_only"
+
+
+class IntegrityCheckError(StorageError):
+    """The start-up integrity check found damage (a corrupt page or index, spent serials whose
+    transcript names another coin): the service refuses to start rather than book on it."""
+
+    code = "storage.integrity_failed"
+    http_status = 503
+
+
 class ReadOnlyViolationError(StorageError):
     """A statement tried to write inside :meth:`Database.read`."""
 

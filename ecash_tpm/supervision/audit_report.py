@@ -92,6 +92,16 @@ VIOLATION_KINDS: dict[str, str] = {
     # double-spend reports
     "double_spend_report.invalid": "a recorded double-spend report is not two valid spends of "
     "one serial for different requests",
+    # refunds (issue 12, item 3)
+    "refund.bad_permission": "a refund's permission is not the merchant's signature on what the "
+    "refund row records",
+    "refund.unknown_coin": "a refund names coins not booked in its deposit, merchant and request",
+    "refund.bad_proof": "a refund's ownership proof does not verify over its claim digest",
+    "refund.after_deadline": "a refund was booked without or after its request's refund deadline",
+    "refund.amount_mismatch": "a refund's amount differs from its fresh coins or exceeds the "
+    "deposit",
+    "refund.bad_blind_signature": "a refund's stored blind signature does not verify",
+    "refund.ledger_mismatch": "a refund's ledger transaction is missing or books other amounts",
     # the bank's money-supply report at the central bank
     "supply_report.bad_signature": "the supply report or its certificate does not verify",
     "supply_report.outstanding_mismatch": "the report's outstanding value differs from the audit",

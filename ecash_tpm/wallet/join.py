@@ -243,6 +243,7 @@ def finalize_membership(
     info: IssuerInfo,
     issuer_url: str,
     root: RootCertificate | None = None,
+    issuer_name: str | None = None,
 ) -> Membership:
     """Check the issuer's credential proofs (against Q, and against the epoch's certified key
     when ``root`` is given) and store the membership atomically."""
@@ -257,7 +258,7 @@ def finalize_membership(
             "the credential is for another epoch than the issuer info fetched",
             detail={"credential_epoch": answer.epoch, "info_epoch": info.epoch},
         )
-    issuer_public = check_credential_key(answer, info, credential, root)
+    issuer_public = check_credential_key(answer, info, credential, root, issuer_name)
     t0 = JoinProof.from_dict(finish.join_proof).t0
     membership = Membership(
         member_id=answer.member_id,
@@ -279,11 +280,18 @@ def finalize_membership(
     return membership
 
 
+def _tls_name(issuer: object) -> str | None:
+    """The issuer's name as its TLS link pinned it (``expect=(role, name)``), if any."""
+    expect = getattr(issuer, "expect", None)
+    return str(expect[1]) if isinstance(expect, tuple) and len(expect) == 2 else None
+
+
 def check_credential_key(
     answer: JoinFinishResponse,
     info: IssuerInfo,
     credential: Credential,
     root: RootCertificate | None,
+    issuer_name: str | None = None,
 ) -> IssuerPublic:
     """docs/protocol.md 3.6: refuse a credential not made with the epoch's one key.
 
@@ -314,6 +322,12 @@ def check_credential_key(
                 "the certified key is for another epoch than the credential",
                 code="issuer_epoch.mismatch",
                 detail={"credential_epoch": answer.epoch, "certified_epoch": certified.epoch},
+            )
+        if issuer_name is not None and certified.issuer != issuer_name:
+            raise IssuerEpochCertificateError(  # another issuer's certified key: not ours
+                "the certified key is another issuer's",
+                code="issuer_epoch.mismatch",
+                detail={"issuer": issuer_name, "certified_issuer": certified.issuer[:64]},
             )
         public = certified.public
     verify_credential_key(public, credential, proof)
@@ -379,6 +393,7 @@ def join(
             info=info,
             issuer_url=issuer.base_url,
             root=root,
+            issuer_name=_tls_name(issuer),
         )
     finally:
         release_keys(device, keys)

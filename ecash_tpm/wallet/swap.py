@@ -100,6 +100,7 @@ class SwapResult:
     outputs: list[int]
     fee: int = 0
     reason: str = "change"
+    currency: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -108,6 +109,7 @@ class SwapResult:
             "inputs": sorted(self.inputs, reverse=True),
             "outputs": sorted(self.outputs, reverse=True),
             "fee": self.fee,
+            "currency": self.currency,
         }
 
 
@@ -249,6 +251,7 @@ def swap_coins(
         list(values),
         fee=swap_fee(sum(c.value for c in inputs)),
         reason=reason,
+        currency=currency,
     )
 
 

@@ -425,3 +425,67 @@ def test_attack_8_wallet_recover_fetches_the_receipt(
     done = wallet.store.payment(open_payment.payment_id)
     assert done.state == "paid" and receipt["deposit_id"] == done.receipt["body"]["deposit_id"]
     assert system.merchant_balance(name) == shop0 + 2
+
+
+class FalseRefusal(httpx.BaseTransport):
+    """A shop that takes the payment (the real shop books it at the bank and seals the key)
+    but tells the customer an unsigned 409 ``bank.double_spend``."""
+
+    def __init__(self, verify: Any) -> None:
+        self.inner = httpx.HTTPTransport(verify=verify)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        if request.url.path != "/v1/pay":
+            return response
+        response.read()
+        response.close()
+        serial = json.loads(request.content)["spends"][0]["coin"]["sigma"]
+        return httpx.Response(
+            409,
+            json={
+                "code": "bank.double_spend",
+                "message": "coin already spent",
+                "detail": {"serial": serial, "transcript_id": 1},
+            },
+        )
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_unsigned_refusal_after_paying_keeps_the_purchase_deliverable(
+    system: System, wallet: WalletHandle
+) -> None:
+    """Attacks 1 and 8 on a digital good: after the spends left, an unsigned refusal fails
+    nothing. The purchase stays "sent" with its key, and `wallet recover` gets the receipt and
+    the sealed key from the merchant (review finding: it used to turn "failed", key wiped)."""
+    name = MERCHANTS[1]
+    shop0 = system.merchant_balance(name)
+    product = system.register_product(name, title="liar", price=3, content=CONTENT)
+    liar = FalseRefusal(system.client_tls())
+    shop = system.merchant_client(name, transport=liar)
+    with pytest.raises(EcashError) as exc:
+        wallet.buyer().buy(
+            product.product_id,
+            source=system.shop_catalogue(name),
+            shop=shop,
+            merchant_url=shop.base_url,
+        )
+    assert exc.value.code == "bank.double_spend"
+    (purchase,) = [p for p in wallet.buyer().purchases.purchases() if p.state == "sent"]
+    assert purchase.customer_secret is not None
+    assert system.merchant_balance(name) == shop0 + 3  # the shop was paid
+    by_url = {url: n for n, url in system.merchant_urls.items()}
+    outcomes = fetch_purchases(
+        wallet.store,
+        wallet.buyer().purchases,
+        lambda url: system.merchant_client(by_url[url]),
+        root=system.root_pem,
+        clock=system.clock,
+    )
+    assert outcomes == [{"purchase_id": purchase.purchase_id, "outcome": "complete"}]
+    got = wallet.buyer().purchases.get(purchase.purchase_id)
+    assert got.state == "complete" and Path(str(got.content_file)).read_bytes() == CONTENT
+    assert wallet.store.payments(open_only=True) == []
+    liar.close()

@@ -76,10 +76,11 @@ def test_demo_json_report_and_nothing_left_behind(tmp_path: Path) -> None:
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err[-3000:]
     report = json.loads(out)  # exactly one JSON object on stdout
-    assert set(report) == {"ok", "steps"} and report["ok"] is True
+    assert set(report) == {"ok", "version", "steps"} and report["ok"] is True
+    assert report["version"] == 1  # the --json shape version (cli.output.JSON_VERSION)
     names = [s["step"] for s in report["steps"]]
     assert names == list(STEPS)
-    assert names[:12] == [  # the order the operator's checklist (issue 5) fixes
+    assert names[:13] == [  # the order the operator's checklist (issue 5) fixes
         "provision_tpm",
         "certify_parties",
         "join",
@@ -87,13 +88,14 @@ def test_demo_json_report_and_nothing_left_behind(tmp_path: Path) -> None:
         "pay",
         "deposit",
         "change",  # issue 12: a payment that needs a swap
+        "refund",  # issue 12 (#3)
         "double_spend_rejected",
         "double_spender_identified",
         "stolen_coin_rejected",
         "expired_coin_rejected",
         "audit",
     ]
-    assert names[12:] == ["fair_exchange"]
+    assert names[13:] == ["fair_exchange"]
     for step in report["steps"]:
         assert set(step) == {"step", "ok", "ms", "detail"}
         assert step["ok"] is True and isinstance(step["detail"], dict)
@@ -129,6 +131,8 @@ def test_demo_json_report_and_nothing_left_behind(tmp_path: Path) -> None:
     assert steps["expired_coin_rejected"]["bank"]["code"] == "bank.keyset_expired"
     assert steps["audit"]["ok"] is True
     assert steps["change"]["swap"]["inputs"] == [64] and steps["change"]["amount"] == 10
+    refunded = steps["refund"]  # issue 12 (#3): claimed by the wallet, merchant A debited
+    assert refunded["amount"] == refunded["merchant_a_debited"] == refunded["wallet_gained"] > 0
     fair = steps["fair_exchange"]
     assert fair["honest"]["ttp_contacted"] is False and fair["honest"]["bytes"] > 0
     assert fair["cheating"]["strike"] and fair["cheating"]["bytes"] == fair["honest"]["bytes"]

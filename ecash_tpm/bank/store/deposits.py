@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ecash_tpm.storage import Transaction
@@ -221,14 +222,23 @@ def lock_detail(tx: Transaction, sigma: bytes) -> tuple[str, bytes, int] | None:
     return (str(row["merchant_id"]), bytes(row["preq"]), int(row["locked_until"]))
 
 
-def first_lock_time(tx: Transaction, merchant_id: str, preq: bytes, now: int) -> int | None:
-    """When this merchant first locked coins for this request, among its live locks."""
-    value = tx.fetchval(
-        "SELECT MIN(locked_at) AS t FROM coin_lock"
-        " WHERE merchant_id = :m AND preq = :p AND locked_until > :now",
-        {"m": merchant_id, "p": preq, "now": now},
-    )
-    return None if value is None else int(value)
+def first_lock_time(
+    tx: Transaction, merchant_id: str, preq: bytes, sigmas: Sequence[bytes], now: int
+) -> int | None:
+    """When this merchant had locked ALL of ``sigmas`` for this request (the latest of their
+    lock times), or None when any of them has no live lock of its own: a lock on some coins
+    of a request must not let other coins of the same request in late (§10)."""
+    latest: int | None = None
+    for sigma in sigmas:
+        value = tx.fetchval(
+            "SELECT locked_at FROM coin_lock WHERE sigma = :s AND merchant_id = :m"
+            " AND preq = :p AND locked_until > :now",
+            {"s": sigma, "m": merchant_id, "p": preq, "now": now},
+        )
+        if value is None:
+            return None
+        latest = int(value) if latest is None else max(latest, int(value))
+    return latest
 
 
 def upsert_lock(

@@ -17,6 +17,8 @@ __all__ = [
     "insert_keyset",
     "key_file",
     "key_files",
+    "lock_keyset_creation",
+    "open_values",
     "update_descriptor",
     "values_by_window",
 ]
@@ -133,3 +135,23 @@ def denominations(tx: Transaction) -> list[tuple[bytes, int, str]]:
         "SELECT keyset_id, value, currency FROM keyset ORDER BY withdraw_from, value"
     )
     return [(bytes(r["keyset_id"]), int(r["value"]), str(r["currency"])) for r in rows]
+
+
+#: Advisory-lock key under which keysets are created (issue 13 item 4: concurrent start-ups).
+KEYSET_LOCK_KEY = 0x65636173686B7379
+
+
+def lock_keyset_creation(tx: Transaction) -> None:
+    """Serialize keyset creation across processes: PostgreSQL advisory lock for the rest of
+    ``tx`` (SQLite: the write transaction already excludes every other writer)."""
+    tx.lock_keys([KEYSET_LOCK_KEY])
+
+
+def open_values(tx: Transaction, currency: str, now: int) -> set[int]:
+    """Denominations of ``currency`` that have a keyset open for withdrawal at ``now``."""
+    rows = tx.fetchall(
+        "SELECT DISTINCT value FROM keyset WHERE currency = :c"
+        " AND withdraw_from <= :now AND withdraw_until > :now",
+        {"c": currency, "now": now},
+    )
+    return {int(r["value"]) for r in rows}

@@ -43,6 +43,7 @@ Example with the software signer (tests only; a wallet passes its TPM-backed sig
 
 from __future__ import annotations
 
+from ecash_tpm.crypto.groupsig.batch import combine_terms, credentials_batch_ok
 from ecash_tpm.crypto.groupsig.credential import (
     Credential,
     CredentialProof,
@@ -100,9 +101,11 @@ from ecash_tpm.crypto.groupsig.opening import (
 from ecash_tpm.crypto.groupsig.signer import CommitResult, DaaSigner
 from ecash_tpm.crypto.groupsig.spend import (
     SpendProof,
+    check_spend_challenge,
     coin_message,
     make_spend_proof,
     spend_challenge,
+    spend_equation_terms,
     verify_spend_proof,
 )
 
@@ -142,7 +145,10 @@ __all__ = [
     "SpendProof",
     "SpendProofError",
     "UnknownMemberError",
+    "check_spend_challenge",
     "coin_message",
+    "combine_terms",
+    "credentials_batch_ok",
     "identify_member",
     "issue_credential",
     "join_challenge",
@@ -152,6 +158,7 @@ __all__ = [
     "open_proof",
     "prove_credential_key",
     "spend_challenge",
+    "spend_equation_terms",
     "verify_credential",
     "verify_credential_key",
     "verify_credential_proof",

@@ -23,6 +23,7 @@ from ecash_tpm.crypto.bn256 import (
     hash_to_scalar,
     multi_mult,
     random_scalar,
+    scalar_mult_secret,
 )
 from ecash_tpm.crypto.encoding import b64u_encode, tagged_hash
 from ecash_tpm.crypto.groupsig.encoding import (
@@ -178,12 +179,12 @@ def issue_credential(secret: IssuerSecret, q: Point) -> tuple[Credential, Creden
         if ay == 0:  # impossible for a, y in [1, n-1] with n prime; kept for clarity
             continue
         big_a = a * G
-        big_b = secret.y * big_a
+        big_b = scalar_mult_secret(secret.y, big_a)
         big_d = ay * q
         ad = big_a + big_d
         if ad.is_infinity:  # needs Q = -(1/y)*G: negligible, but C must be finite
             continue
-        cred = Credential(big_a, big_b, secret.x * ad, big_d)
+        cred = Credential(big_a, big_b, scalar_mult_secret(secret.x, ad), big_d)
         u = random_scalar()
         u1, u2 = u * G, u * q
         k = _cred_challenge(cred, u1, u2)
@@ -226,11 +227,11 @@ def verify_credential(secret: IssuerSecret, R: Point, S: Point, T: Point, W: Poi
             raise CredentialError(
                 f"{name} is the point at infinity", detail={"check": f"{name}_finite"}
             )
-    if secret.y * R != S:
+    if scalar_mult_secret(secret.y, R) != S:
         raise CredentialError(
             "credential check S == y*R failed (wrong epoch key or forged)", detail={"check": "S"}
         )
-    if secret.x * (R + W) != T:
+    if scalar_mult_secret(secret.x, R + W) != T:
         raise CredentialError(
             "credential check T == x*(R + W) failed (W or T forged)", detail={"check": "T"}
         )

@@ -52,6 +52,8 @@ Encodings fixed by this module where DESIGN.md is silent:
 - nonceK: 1..32 bytes, value in [1, n-1], kept and hashed exactly as the TPM returned it.
 - proof bytes: fixed-width fields in order, nonceK as u8(len) || nonceK; dict form: the same
   fields as base64url strings (points 65-byte SEC1, scalars 32-byte big-endian), exact key set.
+- spend proof: optionally followed by its commitments E || R1 || R2 (bytes; keys "E", "R1",
+  "R2" in the dict form), which verifiers use for batch checks; both forms are accepted.
 - opening proof: (e, z) with V1 = z*G - e*Hop, V2 = z*c1 - e*(c2 - T0),
   e = Hash("ecash-tpm/v1/open", Hop, c1, c2, T0, V1, V2) mod n.
 """

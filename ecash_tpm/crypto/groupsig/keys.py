@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ecash_tpm.crypto.bn256 import G, Point, encode_scalar, random_scalar
+from ecash_tpm.crypto.bn256 import G, Point, encode_scalar, random_scalar, scalar_mult_secret
 from ecash_tpm.crypto.encoding import b64u_encode
 from ecash_tpm.crypto.groupsig.encoding import _dict_fields, _fixed, _pt, _Reader, _sc, _scalar
 
@@ -48,7 +48,8 @@ class IssuerSecret:
 
     @property
     def public(self) -> IssuerPublic:
-        return IssuerPublic(self.x * G, self.y * G)
+        # secret scalars: the regular-digit path (docs/threat-model.md, Limits)
+        return IssuerPublic(scalar_mult_secret(self.x, G), scalar_mult_secret(self.y, G))
 
     def to_bytes(self) -> bytes:
         """``x(32) || y(32)``."""
@@ -80,7 +81,7 @@ class OpenerSecret:
 
     @property
     def public(self) -> Point:
-        return self.h * G
+        return scalar_mult_secret(self.h, G)
 
     def to_bytes(self) -> bytes:
         return encode_scalar(self.h)

@@ -17,6 +17,7 @@ from ecash_tpm.crypto.bn256 import (
     hash_to_scalar,
     multi_mult,
     random_scalar,
+    scalar_mult_secret,
 )
 from ecash_tpm.crypto.encoding import b64u_encode, tagged_hash
 from ecash_tpm.crypto.groupsig.encoding import TAG_OPEN, _dict_fields, _point, _Reader, _sc, _scalar
@@ -88,8 +89,8 @@ def open_proof(h: int, c1: Point, c2: Point) -> tuple[Point, OpeningProof]:
     """Supervision: T0 = c2 - h*c1 and a proof that this used the key behind Hop = h*G."""
     h = _scalar(h, "h")
     c1, c2 = _point(c1, "c1"), _point(c2, "c2")
-    hop = h * G
-    t0 = (c2 - h * c1).require_finite("T0")
+    hop = scalar_mult_secret(h, G)
+    t0 = (c2 - scalar_mult_secret(h, c1)).require_finite("T0")
     n = N
     while True:
         v = random_scalar()

@@ -7,6 +7,8 @@ DESIGN §5 (coin message, spend proof, verification); docs/protocol.md §5.1 (th
 from __future__ import annotations
 
 import hmac
+import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ecash_tpm.crypto.bn256 import (
@@ -47,9 +49,11 @@ from ecash_tpm.crypto.groupsig.signer import DaaSigner, _commit, _finite_or, _si
 
 __all__ = [
     "SpendProof",
+    "check_spend_challenge",
     "coin_message",
     "make_spend_proof",
     "spend_challenge",
+    "spend_equation_terms",
     "verify_spend_proof",
 ]
 
@@ -67,9 +71,15 @@ def coin_message(keyset_id: bytes, epoch: int, sigma: bytes, coin: RandomizedCre
     )
 
 
+_FIELDS = ("c_prime", "nonce_k", "s", "c1", "c2", "st")
+_COMMITMENTS = ("E", "R1", "R2")
+
+
 @dataclass(frozen=True, slots=True)
 class SpendProof:
-    """(c', nonceK, s, c1, c2, st) of DESIGN §5."""
+    """(c', nonceK, s, c1, c2, st) of DESIGN §5, with the commitments (E, R1, R2) that c'
+    hashes (docs/protocol.md §7.3: they let proofs be checked in a batch). ``commitments`` is
+    None for the first encoding, still accepted."""
 
     c_prime: bytes
     nonce_k: bytes
@@ -77,6 +87,7 @@ class SpendProof:
     c1: Point
     c2: Point
     st: int
+    commitments: tuple[Point, Point, Point] | None = None
 
     def __post_init__(self) -> None:
         _fixed(self.c_prime, DIGEST_LEN, "c_prime")
@@ -85,9 +96,15 @@ class SpendProof:
         _point(self.c1, "c1")
         _point(self.c2, "c2")
         _scalar(self.st, "st")
+        if self.commitments is not None:
+            if not isinstance(self.commitments, tuple) or len(self.commitments) != 3:
+                raise GroupsigEncodingError("commitments must be (E, R1, R2)")
+            for name, pt in zip(_COMMITMENTS, self.commitments, strict=True):
+                _point(pt, name)
 
     def to_bytes(self) -> bytes:
-        """``c'(32) || u8(len nonceK) || nonceK || s(32) || c1(65) || c2(65) || st(32)``."""
+        """``c'(32) || u8(len nonceK) || nonceK || s(32) || c1(65) || c2(65) || st(32)``, then
+        ``E(65) || R1(65) || R2(65)`` when the proof carries its commitments."""
         return (
             self.c_prime
             + bytes([len(self.nonce_k)])
@@ -96,6 +113,7 @@ class SpendProof:
             + self.c1.encode()
             + self.c2.encode()
             + encode_scalar(self.st)
+            + b"".join(p.encode() for p in self.commitments or ())
         )
 
     @classmethod
@@ -106,11 +124,15 @@ class SpendProof:
         s = _sc(r.take(32), "s")
         c1, c2 = _pt(r.take(65), "c1"), _pt(r.take(65), "c2")
         st = _sc(r.take(32), "st")
+        commitments = None
+        if r.pos < len(r.data):
+            e, r1, r2 = (_pt(r.take(65), name) for name in _COMMITMENTS)
+            commitments = (e, r1, r2)
         r.done()
-        return cls(c_prime, nonce_k, s, c1, c2, st)
+        return cls(c_prime, nonce_k, s, c1, c2, st, commitments)
 
     def to_dict(self) -> dict[str, str]:
-        return {
+        out = {
             "c_prime": b64u_encode(self.c_prime),
             "nonce_k": b64u_encode(self.nonce_k),
             "s": b64u_encode(encode_scalar(self.s)),
@@ -118,10 +140,21 @@ class SpendProof:
             "c2": b64u_encode(self.c2.encode()),
             "st": b64u_encode(encode_scalar(self.st)),
         }
+        if self.commitments is not None:
+            for name, pt in zip(_COMMITMENTS, self.commitments, strict=True):
+                out[name] = b64u_encode(pt.encode())
+        return out
 
     @classmethod
     def from_dict(cls, data: object) -> SpendProof:
-        f = _dict_fields(data, ("c_prime", "nonce_k", "s", "c1", "c2", "st"), "spend proof")
+        """Either form: the six fields, or the six and E, R1, R2 (exactly one of the two)."""
+        with_commitments = isinstance(data, Mapping) and any(k in data for k in _COMMITMENTS)
+        keys = _FIELDS + _COMMITMENTS if with_commitments else _FIELDS
+        f = _dict_fields(data, keys, "spend proof")
+        commitments = None
+        if with_commitments:
+            e, r1, r2 = (_pt(f[name], name) for name in _COMMITMENTS)
+            commitments = (e, r1, r2)
         return cls(
             _fixed(f["c_prime"], DIGEST_LEN, "c_prime"),
             _nonce_k(f["nonce_k"]),
@@ -129,6 +162,7 @@ class SpendProof:
             _pt(f["c1"], "c1"),
             _pt(f["c2"], "c2"),
             _sc(f["st"], "st"),
+            commitments,
         )
 
 
@@ -214,7 +248,7 @@ def make_spend_proof(
     nonce_k, s = _sign(signer, c_prime, counter)
     c = tpm_challenge(nonce_k, c_prime)
     st = (rt + c * t) % n
-    proof = SpendProof(c_prime, nonce_k, s, c1, c2, st)
+    proof = SpendProof(c_prime, nonce_k, s, c1, c2, st, (e, r1, r2))
     if self_check:
         verify_spend_proof(
             proof, hop=hop, preq=preq, keyset_id=keyset_id, epoch=epoch, sigma=sigma, coin=coin
@@ -244,6 +278,18 @@ def verify_spend_proof(
     if not isinstance(coin, RandomizedCredential):
         raise GroupsigEncodingError("coin must be a RandomizedCredential")
     hop = _point(hop, "Hop")
+    if proof.commitments is not None:
+        # §7.3: c' over the transmitted commitments, then the three equations in one
+        # random-weight multi-scalar multiplication
+        check_spend_challenge(
+            proof, preq=preq, keyset_id=keyset_id, epoch=epoch, sigma=sigma, coin=coin
+        )
+        if not multi_mult(spend_equation_terms(proof, coin, hop, first=True)).is_infinity:
+            raise SpendProofError(
+                "spend proof does not verify (commitments do not satisfy the equations)",
+                detail={"check": "equations"},
+            )
+        return
     _, j0 = tracing_base()
     c = tpm_challenge(proof.nonce_k, proof.c_prime)
     e = multi_mult(((proof.s, coin.S), (-c, coin.W)))
@@ -268,3 +314,76 @@ def verify_spend_proof(
             "request or ciphertext)",
             detail={"check": "challenge"},
         )
+
+
+def check_spend_challenge(
+    proof: SpendProof,
+    *,
+    preq: bytes,
+    keyset_id: bytes,
+    epoch: int,
+    sigma: bytes,
+    coin: RandomizedCredential,
+) -> None:
+    """For a proof with commitments: c' must be Hash(spend, ...) over the transmitted E, R1,
+    R2 (the cheap half of the check; the equations are :func:`spend_equation_terms`)."""
+    if proof.commitments is None:
+        raise GroupsigEncodingError("the proof carries no commitments")
+    e, r1, r2 = proof.commitments
+    expected = spend_challenge(
+        preq=preq,
+        keyset_id=keyset_id,
+        epoch=epoch,
+        sigma=sigma,
+        coin=coin,
+        e=e,
+        c1=proof.c1,
+        c2=proof.c2,
+        r1=r1,
+        r2=r2,
+    )
+    if not hmac.compare_digest(expected, proof.c_prime):
+        raise SpendProofError(
+            "spend proof does not verify (c' mismatch: wrong TPM key, tampered coin, "
+            "request or ciphertext)",
+            detail={"check": "challenge"},
+        )
+
+
+def spend_equation_terms(
+    proof: SpendProof, coin: RandomizedCredential, hop: Point, *, first: bool = False
+) -> list[tuple[int, Point]]:
+    """Terms whose sum is the point at infinity iff (up to 2^-128) the proof's commitments
+    satisfy E = s*S - c*W, R1 = st*G - c*c1, R2 = s*J0 + st*Hop - c*c2 (§7.1, §7.3).
+
+    Each equation gets a fresh random 128-bit weight (the first one 1 when ``first``: one
+    proof alone needs only two weights). Terms of G, J0 and Hop can be summed over proofs.
+    """
+    if proof.commitments is None:
+        raise GroupsigEncodingError("the proof carries no commitments")
+    e, r1, r2 = proof.commitments
+    _, j0 = tracing_base()
+    n = N
+    c = tpm_challenge(proof.nonce_k, proof.c_prime)
+    w1 = 1 if first else _weight()
+    w2, w3 = _weight(), _weight()
+    return [
+        (w1 * proof.s % n, coin.S),
+        (-w1 * c % n, coin.W),
+        (-w1, e),
+        (w2 * proof.st % n, G),
+        (-w2 * c % n, proof.c1),
+        (-w2, r1),
+        (w3 * proof.s % n, j0),
+        (w3 * proof.st % n, hop),
+        (-w3 * c % n, proof.c2),
+        (-w3, r2),
+    ]
+
+
+def _weight() -> int:
+    """A random weight in [1, 2^128)."""
+    while True:
+        w = secrets.randbits(128)
+        if w:
+            return w

@@ -13,6 +13,7 @@ from ecash_tpm.demo.cheating import merchant_command
 from ecash_tpm.demo.context import DISPUTE_WINDOW_S, PCRS, StoryContext
 from ecash_tpm.deploy.bootstrap import PartyInit
 from ecash_tpm.deploy.local import LocalDeployment
+from ecash_tpm.protocol.money import format_amount
 
 
 def certify_parties(ctx: StoryContext, detail: dict[str, Any]) -> None:
@@ -64,7 +65,7 @@ def certify_parties(ctx: StoryContext, detail: dict[str, Any]) -> None:
     account = setup["account"]
     ctx.fact(
         "customer account",
-        f"{account['account_id']}: {account['balance']} {account['currency']} "
+        f"{account['account_id']}: {format_amount(account['balance'], account['currency'])} "
         "(scrypt password + TOTP)",
     )
     ctx.fact("merchants registered", ", ".join(m["merchant_id"] for m in setup["merchants"]))

@@ -7,6 +7,7 @@ from typing import Any
 
 from ecash_tpm.crypto.encoding import b64u_encode
 from ecash_tpm.demo.context import DemoCheckError, StoryContext
+from ecash_tpm.protocol.money import format_amount
 
 
 def deposit(ctx: StoryContext, detail: dict[str, Any]) -> None:
@@ -34,7 +35,7 @@ def deposit(ctx: StoryContext, detail: dict[str, Any]) -> None:
     wallet = ctx.wallet_balance()
     ctx.fact(
         "receipt",
-        f"deposit {body.deposit_id}, {body.amount} {body.currency}, "
+        f"deposit {body.deposit_id}, {format_amount(body.amount, body.currency)}, "
         f"{len(body.serials)} serials; bank signature valid (cert from the root)",
     )
     ctx.fact("coins at the bank", ", ".join(f"{s}... {st}" for s, st in states.items()))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ecash_tpm.demo.context import PAY_AMOUNT, Paid, StoryContext, now
+from ecash_tpm.protocol.money import format_amount
 
 
 def pay(ctx: StoryContext, detail: dict[str, Any]) -> None:
@@ -20,7 +21,7 @@ def pay(ctx: StoryContext, detail: dict[str, Any]) -> None:
     body = offer["request"]["body"]
     ctx.fact(
         "payment request",
-        f"{body['amount']} {body['currency']} from "
+        f"{format_amount(body['amount'], body['currency'])} from "
         f"{body['merchant_id']}, signed by its certified key",
     )
     ctx.signer = open_signer(ctx.devices["A"], ctx.wallet_dir, member)

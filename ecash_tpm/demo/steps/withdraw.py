@@ -18,6 +18,7 @@ from ecash_tpm.demo.context import (
     now,
 )
 from ecash_tpm.deploy.bootstrap import admin_bank
+from ecash_tpm.protocol.money import format_amount
 
 if TYPE_CHECKING:
     from ecash_tpm.wallet.coins import SplitStrategy
@@ -51,7 +52,8 @@ def withdraw(ctx: StoryContext, detail: dict[str, Any]) -> None:
     coins = result.to_dict()["coins"]
     ctx.fact(
         "coins",
-        f"{' + '.join(map(str, coins))} = {result.amount} {result.currency} "
+        f"{' + '.join(format_amount(c, result.currency) for c in coins)} = "
+        f"{format_amount(result.amount, result.currency)} "
         "(blinded: the bank never saw them)",
     )
     # Coins for the two purchases of the fair-exchange step: after the double spend the
@@ -87,7 +89,7 @@ def withdraw(ctx: StoryContext, detail: dict[str, Any]) -> None:
     )
     account = bank.account()
     wallet = ctx.wallet_balance()
-    ctx.fact("bank account", f"{account['balance']} {account['currency']}")
+    ctx.fact("bank account", format_amount(account["balance"], account["currency"]))
     ctx.fact("wallet", f"{wallet.get('unspent', 0)} spendable")
     detail.update(
         amount=result.amount,

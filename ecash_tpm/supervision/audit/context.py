@@ -148,7 +148,7 @@ class AuditContext:
     ) -> None:
         self.bank_cert = bank_cert
         self.root = root
-        self.hop = hop
+        self.hop = hop.fixed_base()  # in every spend proof checked: precomputed table
         self.secrets = secrets
         self.issuer_public = issuer_public
         self.now = now

@@ -17,7 +17,7 @@ from ecash_tpm.supervision.audit.context import (
     AuditContext,
     entries_map,
 )
-from ecash_tpm.supervision.audit.store import BankTables
+from ecash_tpm.supervision.audit.store import BankTables, RefundTables
 
 __all__ = ["check_booking", "check_ledger", "load_ledger"]
 
@@ -136,7 +136,7 @@ def _check_transactions(ctx: AuditContext) -> int:
             )
         touches_coins = any(str(e["account"]).startswith(COINS_OUTSTANDING) for e in entries)
         if txn_id not in ctx.linked_txns and (
-            txn["kind"] in ("withdraw", "deposit") or touches_coins
+            txn["kind"] in ("withdraw", "deposit", "refund") or touches_coins
         ):
             ctx.flag(
                 "ledger.orphan_txn",
@@ -178,12 +178,14 @@ def _check_balances(ctx: AuditContext, tables: BankTables) -> None:
     deposits: dict[str, int] = defaultdict(int)
     for row in tables.deposits():
         deposits[MERCHANT + str(row["merchant_id"])] += int(row["amount"])
+    for row in RefundTables(tables).refunds():  # refunds debit the merchant (issue 12, #3)
+        deposits[MERCHANT + str(row["merchant_id"])] -= int(row["amount"])
     merchants = {a for a in balances if a.startswith(MERCHANT)} | set(deposits)
     for account in sorted(merchants):
         if balances.get(account, 0) != deposits.get(account, 0):
             ctx.flag(
                 "ledger.merchant_balance_mismatch",
-                "merchant balance differs from the sum of its deposits",
+                "merchant balance differs from its deposits less its refunds",
                 table="ledger_entry",
                 row_id=account,
                 expected=deposits.get(account, 0),

@@ -25,6 +25,7 @@ from ecash_tpm.supervision.audit.deposits import check_deposits
 from ecash_tpm.supervision.audit.double_spends import check_double_spend_reports
 from ecash_tpm.supervision.audit.keysets import check_published, load_keysets
 from ecash_tpm.supervision.audit.ledger import check_ledger, load_ledger
+from ecash_tpm.supervision.audit.refunds import check_refunds
 from ecash_tpm.supervision.audit.serials import check_serials
 from ecash_tpm.supervision.audit.store import BankTables, open_bank_database, schema_version
 from ecash_tpm.supervision.audit.supply import check_supply
@@ -92,6 +93,7 @@ def run_audit(
             load_ledger(ctx, tables)
             check_withdrawals(ctx, tables)
             check_deposits(ctx, tables)
+            check_refunds(ctx, tables)
             check_serials(ctx, tables)
             check_swaps(ctx, tables)  # issue 12: after serials (duplicates), before the ledger
             check_ledger(ctx, tables)

@@ -14,7 +14,14 @@ from ecash_tpm.errors import EcashError
 from ecash_tpm.storage import Database, Transaction
 from ecash_tpm.supervision.audit_report import BankDatabaseError
 
-__all__ = ["BANK_SCHEMA_COMPONENT", "BankTables", "open_bank_database", "schema_version"]
+__all__ = [
+    "BANK_SCHEMA_COMPONENT",
+    "BankTables",
+    "RefundTables",
+    "SwapTables",
+    "open_bank_database",
+    "schema_version",
+]
 
 BANK_SCHEMA_COMPONENT = "bank"
 
@@ -53,21 +60,6 @@ SQL_FAILURES = "SELECT failure_id, subject, at FROM verification_failure"
 SQL_DOUBLE_SPEND_REPORTS = (
     "SELECT report_id, sigma, first_transcript_id, second_preq, second_transcript, status"
     " FROM double_spend_report ORDER BY report_id"
-)
-
-# issue 12 (docs/protocol.md §9.3): swaps, schema component ``bank_swap``
-SWAP_SCHEMA_COMPONENT = "bank_swap"
-SQL_SWAPS = (
-    "SELECT request_id, preq, amount_in, amount_out, fee, currency, txn_id, created_at"
-    " FROM swap ORDER BY created_at, request_id"
-)
-SQL_SWAP_INPUTS = (
-    "SELECT sigma, request_id, keyset_id, value, body, spent_at FROM swap_input"
-    " ORDER BY request_id, sigma"
-)
-SQL_SWAP_OUTPUTS = (
-    "SELECT request_id, idx, keyset_id, value, blinded_msg, blind_sig FROM swap_output"
-    " ORDER BY request_id, idx"
 )
 
 Rows = list[dict[str, Any]]
@@ -141,15 +133,70 @@ class BankTables:
     def double_spend_reports(self) -> Rows:
         return self._tx.fetchall(SQL_DOUBLE_SPEND_REPORTS)
 
-    def has_swaps(self) -> bool:
-        """Whether the bank's database holds the swap tables (a bank before issue 12 has none)."""
-        return self._tx.fetchval(SQL_SCHEMA_VERSION, {"c": SWAP_SCHEMA_COMPONENT}) is not None
+
+# --- refunds (issue 12, item 3): component ``bank_refunds``, absent from older bank databases ---
+
+SQL_HAS_REFUNDS = "SELECT COUNT(*) AS n FROM schema_migrations WHERE component = 'bank_refunds'"
+SQL_REFUNDS = (
+    "SELECT refund_id, claim_id, merchant_id, deposit_id, preq, amount, currency, permission,"
+    " merchant_cert, claim_digest, proofs, txn_id, claimed_at FROM refund"
+    " ORDER BY claimed_at, refund_id"
+)
+SQL_REFUND_COINS = "SELECT refund_id, sigma FROM refund_coin ORDER BY refund_id, sigma"
+SQL_REFUND_ITEMS = (
+    "SELECT refund_id, idx, keyset_id, blinded_msg, blind_sig FROM refund_item"
+    " ORDER BY refund_id, idx"
+)
+
+
+class RefundTables:
+    """The bank's refund tables in the audit's snapshot (empty where the bank has none)."""
+
+    def __init__(self, tables: BankTables) -> None:
+        self._tx = tables._tx
+        self.present = int(self._tx.fetchval(SQL_HAS_REFUNDS) or 0) > 0
+
+    def refunds(self) -> Rows:
+        return self._tx.fetchall(SQL_REFUNDS) if self.present else []
+
+    def refund_coins(self) -> Rows:
+        return self._tx.fetchall(SQL_REFUND_COINS) if self.present else []
+
+    def refund_items(self) -> Rows:
+        return self._tx.fetchall(SQL_REFUND_ITEMS) if self.present else []
+
+
+# --- swaps (issue 12, docs/protocol.md §9.3): component ``bank_swap``, absent from older banks ---
+
+SWAP_SCHEMA_COMPONENT = "bank_swap"
+SQL_SWAPS = (
+    "SELECT request_id, preq, amount_in, amount_out, fee, currency, txn_id, created_at"
+    " FROM swap ORDER BY created_at, request_id"
+)
+SQL_SWAP_INPUTS = (
+    "SELECT sigma, request_id, keyset_id, value, body, spent_at FROM swap_input"
+    " ORDER BY request_id, sigma"
+)
+SQL_SWAP_OUTPUTS = (
+    "SELECT request_id, idx, keyset_id, value, blinded_msg, blind_sig FROM swap_output"
+    " ORDER BY request_id, idx"
+)
+
+
+class SwapTables:
+    """The bank's swap tables in the audit's snapshot (empty where the bank has none)."""
+
+    def __init__(self, tables: BankTables) -> None:
+        self._tx = tables._tx
+        self.present = (
+            self._tx.fetchval(SQL_SCHEMA_VERSION, {"c": SWAP_SCHEMA_COMPONENT}) is not None
+        )
 
     def swaps(self) -> Rows:
-        return self._tx.fetchall(SQL_SWAPS)
+        return self._tx.fetchall(SQL_SWAPS) if self.present else []
 
     def swap_inputs(self) -> Rows:
-        return self._tx.fetchall(SQL_SWAP_INPUTS)
+        return self._tx.fetchall(SQL_SWAP_INPUTS) if self.present else []
 
     def swap_outputs(self) -> Rows:
-        return self._tx.fetchall(SQL_SWAP_OUTPUTS)
+        return self._tx.fetchall(SQL_SWAP_OUTPUTS) if self.present else []

@@ -22,7 +22,7 @@ from ecash_tpm.protocol.coins import parse_spends
 from ecash_tpm.protocol.swap import SwapRequest
 from ecash_tpm.supervision.audit.context import AuditContext, blob
 from ecash_tpm.supervision.audit.ledger import check_booking
-from ecash_tpm.supervision.audit.store import BankTables
+from ecash_tpm.supervision.audit.store import BankTables, SwapTables
 from ecash_tpm.supervision.audit.transcripts import CoinAudit
 from ecash_tpm.supervision.audit.withdrawals import blind_signature_ok
 
@@ -35,15 +35,16 @@ FEE_ACCOUNT = "bank:fees"
 
 def check_swaps(ctx: AuditContext, tables: BankTables) -> None:
     """Every swap with its inputs and outputs (after the serials area: duplicates)."""
-    if not tables.has_swaps():
+    swap_tables = SwapTables(tables)
+    if not swap_tables.present:
         return
     inputs: dict[str, list[dict[str, Any]]] = defaultdict(list)
     outputs: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in tables.swap_inputs():
+    for row in swap_tables.swap_inputs():
         inputs[str(row["request_id"])].append(row)
-    for row in tables.swap_outputs():
+    for row in swap_tables.swap_outputs():
         outputs[str(row["request_id"])].append(row)
-    swaps = tables.swaps()
+    swaps = swap_tables.swaps()
     ctx.counts["swaps"] = len(swaps)
     ctx.counts["swap_inputs"] = sum(len(v) for v in inputs.values())
     ctx.counts["swap_outputs"] = sum(len(v) for v in outputs.values())

@@ -39,7 +39,7 @@ from ecash_tpm.crypto.sealing import (
     content_key_context,
     decrypt_content,
 )
-from ecash_tpm.errors import CryptoError, EcashError, InputError
+from ecash_tpm.errors import EcashError, InputError
 from ecash_tpm.protocol.coins import parse_request_body
 from ecash_tpm.protocol.errors import DisputePendingError
 from ecash_tpm.protocol.exchange import ciphertext_matches, verify_descriptor
@@ -223,8 +223,10 @@ def buy(
         purchases.update(purchase_id, error_code=exc.code)  # stays "sent": recover, dispute
         raise
     except EcashError as exc:
-        sent = purchases.get(purchase_id).state == "sent"
-        if sent and isinstance(exc, CryptoError):  # bad receipt: the coins may be gone
+        # Once the spends have left, no answer of the merchant's (an unsigned refusal, a bad
+        # receipt) proves the coins unpaid: the purchase stays "sent" with its key, so that
+        # `wallet recover` and a TTP dispute can still deliver (issue 10, attacks 1 and 8).
+        if purchases.get(purchase_id).state == "sent":
             purchases.update(purchase_id, error_code=exc.code)
         else:
             purchases.update(purchase_id, state="failed", error_code=exc.code, customer_secret=None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -99,3 +100,63 @@ def test_identical_swaps_racing_book_once(world: BankWorld) -> None:
     assert w.bank.swap(wire) == ok[0]
     with w.db.read() as tx:
         assert tx.fetchval("SELECT COUNT(*) AS n FROM swap") == 1
+
+
+def _race(**work: Any) -> dict[str, Any]:
+    """Run each callable of ``work`` in its own thread, released together; name -> answer."""
+    start = threading.Barrier(len(work))
+    answers: dict[str, Any] = {}
+
+    def run(name: str, fn: Any) -> None:
+        start.wait(timeout=30)
+        try:
+            answers[name] = fn()
+        except Exception as exc:  # noqa: BLE001 - the loser's refusal is the point
+            answers[name] = exc
+
+    threads = [threading.Thread(target=run, args=item) for item in work.items()]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return answers
+
+
+def test_a_deposit_and_a_swap_of_one_coin_racing_book_one(world: BankWorld) -> None:
+    """Issue 13 meets issue 12: deposits book at READ COMMITTED under serial locks, and so does
+    the swap (the same lock first), so a deposit and a swap of one coin never both commit: the
+    later one sees the other's spent_coin / swap_input row and is refused as a double spend."""
+    w = world
+    carol = w.customer("carol", 100)
+    for round_ in range(4):
+        coin = w.withdraw(carol, 5)
+        req = w.request("shop-a", 5)
+        deposit_spends = w.spends(carol, coin, req)
+        latest = {k.value: k for k in sorted(w.keysets(), key=lambda k: k.withdraw_from)}
+        pending = [prepare_coin(carol, latest[v]) for v in (2, 2, 1)]
+        sreq = SwapRequest.build(
+            bank=w.bank.bank_name,
+            request_id=f"s-race-dep-{round_}",
+            inputs=[c.sigma for c in coin],
+            outputs=[p.item for p in pending],
+            deadline=w.clock() + 300,
+        )
+        wire = {
+            "request": sreq.to_body(),
+            "spends": [make_spend(carol, c, sreq.preq, w.issuer.hop).to_dict() for c in coin],
+        }
+        answers = _race(
+            deposit=partial(w.deposit, "shop-a", req, deposit_spends),
+            swap=partial(w.bank.swap, wire),
+        )
+        refused = [n for n, a in answers.items() if isinstance(a, Exception)]
+        assert len(answers) == 2 and len(refused) == 1, answers
+        assert isinstance(answers[refused[0]], E.DoubleSpendError), answers
+        with w.db.read() as tx:
+            spent = tx.fetchval(
+                "SELECT COUNT(*) AS n FROM spent_coin WHERE sigma = :s", {"s": coin[0].sigma}
+            )
+            swapped = tx.fetchval(
+                "SELECT COUNT(*) AS n FROM swap_input WHERE sigma = :s", {"s": coin[0].sigma}
+            )
+        assert int(spent) + int(swapped) == 1

@@ -23,6 +23,7 @@ from ecash_tpm.protocol.errors import (
 )
 from ecash_tpm.protocol.status import CoinStatusStatement, DepositRefusal
 from ecash_tpm.storage import sqlite_url
+from ecash_tpm.wallet.pay import RECOVERY_GRACE_S
 
 
 @pytest.fixture(scope="module")
@@ -186,3 +187,37 @@ def test_reported_transcripts_carry_the_keyset_for_the_blind_signature_check(
     assert exc.value.code == "evidence.bad_coin_signature"
     with pytest.raises(DifferentCoinsError):  # and it is not the same coin any more
         evidence.check_double_spend(parsed[0], forged, world.issuer.hop)
+
+
+def test_a_lock_on_other_coins_of_the_request_does_not_let_late_coins_in(
+    tmp_path: Path, pki: Pki, keys: KeyPool
+) -> None:
+    """§10: the late path needs a live lock on EVERY deposited coin. A merchant that sent one
+    signed request to two customers and reserved only Bob's coins before the deadline must not
+    deposit Alice's spends after it: her wallet released them on the bank's signed "unspent"
+    past deadline + grace, and her next honest payment would look like a double spend."""
+    world = make_world(
+        db_url=sqlite_url(tmp_path / "late.db"),
+        data_dir=tmp_path,
+        pki=pki,
+        keys=keys,
+        policy=test_policy(max_deadline_s=600, lock_period_s=300),
+    )
+    alice, bob = world.customer("alice", 100), world.customer("bob", 100)
+    a_coins, b_coins = world.withdraw(alice, 3), world.withdraw(bob, 3)
+    req = world.request("shop-a", 3, deadline_in=300)  # the same request for both customers
+    a_spends, b_spends = world.spends(alice, a_coins, req), world.spends(bob, b_coins, req)
+    world.clock.advance(299)
+    world.reserve("shop-a", req, b_spends)  # Bob's coins only, just before the deadline
+    world.clock.advance(RECOVERY_GRACE_S + 2)
+    serials = [c.sigma for c in a_coins]
+    seen = status(world, pki, serials)
+    assert {c.state for c in seen.coins} == {"unspent"}
+    assert seen.bank_time > req["body"]["deadline"] + RECOVERY_GRACE_S  # Alice releases them
+    with refused(RequestExpiredError, "bank.request_expired"):
+        world.deposit("shop-a", req, a_spends)
+    world.deposit("shop-a", req, b_spends)  # Bob's reserved coins still go in
+    req2 = world.request("shop-b", 3)
+    world.deposit("shop-b", req2, world.spends(alice, a_coins, req2))  # no double spend
+    world.bank.ledger_check()
+    world.db.close()

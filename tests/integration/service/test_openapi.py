@@ -60,6 +60,7 @@ SECURED = {
     ("centralbank", "post", "/v1/revoke"): "adminToken",
     ("issuer", "get", "/v1/members"): "membersToken",
     ("merchant", "post", "/v1/products"): "adminToken",
+    ("merchant", "post", "/v1/refunds"): "adminToken",  # issue 12 (#3): refund permissions
     ("supervision", "post", "/v1/open"): "openToken",
 }
 

@@ -267,9 +267,11 @@ def tamper_coin_signature(con: sqlite3.Connection, aw: AuditWorld) -> dict[str, 
 
 
 def tamper_serial_twice(con: sqlite3.Connection, aw: AuditWorld) -> dict[str, Any]:
-    """A bank whose spent table lost its unique key books one coin a second time."""
+    """A bank whose spent table (and transcript serial) lost its unique key books one coin a
+    second time."""
     con.executescript(
         """
+        DROP INDEX IF EXISTS spend_transcript_sigma_unique;
         CREATE TABLE spent_coin_loose (
             sigma BLOB NOT NULL, keyset_id BLOB NOT NULL, transcript_id BIGINT NOT NULL,
             deposit_id TEXT NOT NULL, spent_at BIGINT NOT NULL);

@@ -36,7 +36,8 @@ def run_json(capsys: Capsys, *argv: str, code: int = 0) -> dict[str, Any]:
 
 
 def assert_error(doc: dict[str, Any], code: str) -> None:
-    assert doc["ok"] is False and set(doc) == {"ok", "error"}, doc
+    assert doc["ok"] is False and set(doc) == {"ok", "version", "error"}, doc
+    assert doc["version"] == 1
     assert set(doc["error"]) == {"code", "message", "detail"}
     assert doc["error"]["code"] == code and isinstance(doc["error"]["detail"], dict)
 
@@ -89,7 +90,7 @@ def test_centralbank_init_json(tmp_path: Path, capsys: Capsys) -> None:
         "ca.exists",
     )
     token = run_json(capsys, "centralbank", "admin-token")
-    assert set(token) == {"ok", "token", "admin_token_sha256"}
+    assert set(token) == {"ok", "version", "token", "admin_token_sha256"}
 
 
 def test_swtpm_status_json(tmp_path: Path, capsys: Capsys) -> None:
@@ -240,7 +241,7 @@ def test_progress_elsewhere_plain_lines_and_silent_with_json() -> None:
 
 def test_emit(capsys: Capsys) -> None:
     emit(argparse.Namespace(json=True), {"a": 1, "path": Path("/x")}, "text")
-    assert json.loads(capsys.readouterr().out) == {"ok": True, "a": 1, "path": "/x"}
+    assert json.loads(capsys.readouterr().out) == {"ok": True, "version": 1, "a": 1, "path": "/x"}
     emit(argparse.Namespace(json=False), {"a": 1}, lambda: "lazy text")
     assert capsys.readouterr().out == "lazy text\n"
     with pytest.raises(ValueError):
@@ -269,7 +270,7 @@ def test_wallet_withdraw_progress_and_errors(
         # text mode: the result on stdout, per-coin progress on stderr
         assert main([*base, "3", *bank, "--totp", s.customer.totp()]) == 0
         out, err = capsys.readouterr()
-        assert out.startswith("withdrew 3 EUR") and out.count("\n") == 1
+        assert out.startswith("withdrew 0.03 EUR") and out.count("\n") == 1
         lines = err.splitlines()
         assert "... logging in at the bank" in lines
         assert "[0/2] blinding coins" in lines and "[2/2] blinding coins" in lines
@@ -280,7 +281,8 @@ def test_wallet_withdraw_progress_and_errors(
         doc = run_json(capsys, *base, "1", *bank, "--totp", s.customer.totp())
         assert [w["amount"] for w in doc["withdrawals"]] == [1]
 
-        # wrong password: the bank's code, no traceback
+        # wrong password (after a logout: the stored session would be used): the bank's code
+        assert run_json(capsys, "wallet", "logout", "--data", str(wallet))["logged_out"] is True
         wrong = tmp_path / "wrong"
         wrong.write_text("not the password")
         argv = ["wallet", "withdraw", "1", "--data", str(wallet), "--password-file", str(wrong)]

@@ -59,7 +59,7 @@ PARTIES = {
     "merchant-b": "merchant",
     "ttp": "ttp",
 }
-PUBLISHED = {"bank", "merchant-a", "merchant-b"}
+PUBLISHED = {"bank", "merchant-a", "merchant-b", "bank-lb"}
 OPTIONAL_ROLES = {"ttp"}  # defined behind a compose profile until the package exists
 RUNTIME_PACKAGES = {
     "libtss2-esys-3.0.2-0",
@@ -412,7 +412,7 @@ def test_compose_services_and_dependencies(compose: dict[str, Any]) -> None:
     services: dict[str, Any] = compose["services"]
     assert set(PARTIES) | {"postgres", "wallet"} <= set(services)
     profiled = {name for name, svc in services.items() if svc.get("profiles")}
-    assert profiled == {"ttp"}
+    assert profiled == {"ttp", "bank-2", "bank-lb"}
     for name, svc in services.items():
         assert svc.get("image") or svc.get("build"), name
         image = svc.get("image", "")
@@ -955,3 +955,22 @@ def test_entrypoint_starts_a_private_swtpm(swtpm_state: Path) -> None:
         timeout=30,
     )
     assert plain.returncode == 0 and plain.stdout.startswith("ran:")
+
+
+def test_scale_profile_two_bank_nodes_behind_a_balancer(compose: dict[str, Any]) -> None:
+    """Issue 13 item 8: profile "scale" = a second bank node on the same database and key
+    volume as the first, and a TCP balancer over both that checks their plain /healthz."""
+    services = compose["services"]
+    bank, node, lb = services["bank"], services["bank-2"], services["bank-lb"]
+    assert node["profiles"] == lb["profiles"] == ["scale"]
+    assert node["command"] == bank["command"] == ["ecash-tpm", "bank", "serve"]
+    assert _environment(node) == _environment(bank)  # one database, one certificate name
+    assert set(node["volumes"]) == set(bank["volumes"])  # same keysets and identity
+    assert node["healthcheck"]["test"] == bank["healthcheck"]["test"]
+    assert _depends(lb) == {"bank": "service_healthy", "bank-2": "service_healthy"}
+    assert lb["image"].startswith("haproxy:") and lb["ports"] == ["127.0.0.1:8092:8082"]
+    source = str(lb["volumes"][0]).split(":")[0]
+    config = (COMPOSE.parent / source).read_text()
+    assert "mode tcp" in config  # TLS and client certificates end at the bank nodes
+    assert "server bank-1 bank:8082" in config and "server bank-2 bank-2:8082" in config
+    assert "option httpchk GET /healthz" in config and "check port 9082" in config

@@ -7,7 +7,7 @@ import asyncio
 import json
 from typing import Any
 
-from ecash_tpm.service.middleware import BodySizeLimitMiddleware
+from ecash_tpm.service.middleware import BODY_DEADLINE_FACTOR, BodySizeLimitMiddleware
 
 LIMIT = 1024
 PARTY_LIMIT = 8192
@@ -89,3 +89,24 @@ def test_stalled_body_dropped_after_read_timeout() -> None:
 def test_complete_body_passes() -> None:
     status, _, body, _ = _run([b"ab", b"cd"])
     assert status == 200 and body == b"4"
+
+
+def test_trickled_body_dropped_at_the_overall_deadline() -> None:
+    """One byte just inside every read timeout: the whole body still has a deadline
+    (BODY_DEADLINE_FACTOR read timeouts), so a trickle cannot hold the connection (review)."""
+    guard = BodySizeLimitMiddleware(_echo, max_bytes=LIMIT, read_timeout_s=0.1)
+    sent: list[dict[str, Any]] = []
+    read = [0]
+
+    async def receive() -> dict[str, Any]:
+        await asyncio.sleep(0.06)  # under the 0.1 s read timeout, every time
+        read[0] += 1
+        return {"type": "http.request", "body": b"x", "more_body": read[0] < 100}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(guard({"type": "http", "headers": []}, receive, send))
+    assert sent[0]["status"] == 408
+    assert json.loads(sent[1]["body"])["code"] == "input.read_timeout"
+    assert read[0] <= BODY_DEADLINE_FACTOR * 0.1 / 0.06 + 1  # stopped near 0.3 s, not 6 s

@@ -134,6 +134,11 @@ def test_certificate_of_another_root_or_epoch_is_refused(
     answer, info, cred = _join_answer(ca, issue_with=secret, certified=secret, epoch=5)
     other = answer.model_copy(update={"epoch": 6})
     assert _code(lambda: check_credential_key(other, info, cred, root)) == ("issuer_epoch.mismatch")
+    # another issuer's certified key (the wallet joined the issuer its TLS link pinned)
+    assert check_credential_key(answer, info, cred, root, "issuer") == secret.public
+    assert _code(lambda: check_credential_key(answer, info, cred, root, "issuer-2")) == (
+        "issuer_epoch.mismatch"
+    )
 
 
 # --- attack 7: the certified keyset list --------------------------------------------------------

@@ -1,0 +1,326 @@
+"""Deposit throughput with 1 and 2 bank worker processes on one SQLite / PostgreSQL database
+(issue 13): the ratio, the storage layer's retry counter and the 503s, as JSON and a PNG.
+
+Run: ``.venv/bin/python benchmarks/bench_workers.py [--deposits N] [--max-seconds S]
+[--out benchmarks/results]``. Coins, spend proofs and merchant signatures are made first; then
+each worker is a forked process with its own database pool and bank domain (what ``bank serve
+--workers N`` runs, without HTTP/TLS in the way) that books its share of one-coin deposits. The
+clock runs from the moment all workers are released until the last one is done. PostgreSQL: a
+throwaway cluster (initdb as the ``postgres`` user, fsync on, like SQLite's synchronous=FULL),
+or ``ECASH_TPM_BENCH_PG_URL`` names a server (an empty database on it is created and dropped).
+
+Bounded: ``--deposits`` per configuration and ``--max-seconds`` per run (a worker stops taking
+deposits after it). On shared, busy cores the ratio says more than the absolute figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import multiprocessing as mp
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from support.bankworld import BankWorld, make_world, test_policy  # noqa: E402
+from support.coinmint import KeyPool, Pki, RecordingReporter, prepare_coin  # noqa: E402
+
+from ecash_tpm.bank.domain import BankDomain  # noqa: E402
+from ecash_tpm.pki import load_certificate  # noqa: E402
+from ecash_tpm.storage import Database, StorageBusyError, sqlite_url  # noqa: E402
+
+Job = tuple[str, dict[str, Any]]
+
+
+def _jobs(world: BankWorld, count: int, tag: str) -> list[Job]:
+    """``count`` signed one-coin deposits, alternating between two merchants."""
+    member = world.customer(f"bench-{tag}", count * 10)
+    keyset = world.keyset(10)
+    coins: list[Any] = []
+    for start in range(0, count, 64):
+        pending = [prepare_coin(member, keyset) for _ in range(min(64, count - start))]
+        sigs = world.bank.withdraw(
+            member.account_id, f"{tag}-{start:06d}", [p.item for p in pending]
+        ).blind_signatures
+        coins += [p.finalize(s) for p, s in zip(pending, sigs, strict=True)]
+    jobs = []
+    for i, coin in enumerate(coins):
+        shop = ("shop-a", "shop-b")[i % 2]
+        request = world.request(shop, 10, deadline_in=500)
+        jobs.append(
+            (shop, world.signed_deposit(shop, request, world.spends(member, [coin], request)))
+        )
+    return jobs
+
+
+def _worker(
+    world: BankWorld,
+    url: str,
+    keys_dir: Path,
+    shard: list[Job],
+    barrier: Any,
+    results: Any,
+    max_seconds: float,
+) -> None:
+    """One bank process: its own pool and domain on the shared database."""
+    db = Database.open(url)
+    bank = BankDomain(
+        db,
+        bank_key=world.pki.bank.key,
+        bank_cert=load_certificate(world.pki.bank.cert_pem),
+        central_bank_root=load_certificate(world.pki.root_pem),
+        keys_dir=keys_dir,
+        issuer_secrets=world.issuer,
+        membership=world.issuer,
+        reporter=RecordingReporter(),
+        opener_public=world.issuer.hop,
+        policy=test_policy(),
+        clock=world.clock,
+    )
+    done = busy = failed = 0
+    first_error = None
+    barrier.wait(120)
+    deadline = time.monotonic() + max_seconds
+    for shop, signed in shard:
+        if time.monotonic() > deadline:
+            break
+        try:
+            bank.deposit(signed, world.pki.merchants[shop].cert_pem)
+            done += 1
+        except StorageBusyError:
+            busy += 1
+        except Exception as exc:  # counted and reported; the benchmark goes on
+            failed += 1
+            first_error = first_error or repr(exc)
+    results.put(
+        {
+            "done": done,
+            "busy": busy,
+            "failed": failed,
+            "retries": db.retries,
+            "first_error": first_error,
+        }
+    )
+    db.close()
+
+
+def _measure(
+    world: BankWorld, url: str, keys_dir: Path, jobs: list[Job], workers: int, max_s: float
+) -> dict[str, Any]:
+    ctx = mp.get_context("fork")
+    barrier = ctx.Barrier(workers + 1)
+    results = ctx.Queue()
+    procs = [
+        ctx.Process(
+            target=_worker,
+            args=(world, url, keys_dir, jobs[i::workers], barrier, results, max_s),
+        )
+        for i in range(workers)
+    ]
+    for p in procs:
+        p.start()
+    barrier.wait(120)
+    start = time.perf_counter()
+    got = [results.get(timeout=max_s + 120) for _ in procs]
+    elapsed = time.perf_counter() - start
+    for p in procs:
+        p.join(30)
+        if p.is_alive() and p.pid is not None:
+            os.kill(p.pid, signal.SIGKILL)
+            p.join(5)
+    done = sum(r["done"] for r in got)
+    return {
+        "workers": workers,
+        "deposits": done,
+        "seconds": round(elapsed, 3),
+        "deposits_per_s": round(done / elapsed, 2),
+        "retries": sum(r["retries"] for r in got),
+        "busy_503": sum(r["busy"] for r in got),
+        "failed": sum(r["failed"] for r in got),
+        "first_error": next((r["first_error"] for r in got if r["first_error"]), None),
+    }
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def _postgres() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster (stopped by its pid, directory removed), or the server
+    named by ECASH_TPM_BENCH_PG_URL."""
+    existing = os.environ.get("ECASH_TPM_BENCH_PG_URL")
+    if existing:
+        yield existing
+        return
+    bindirs = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+    if not bindirs:
+        raise SystemExit("no PostgreSQL binaries under /usr/lib/postgresql")
+    bindir = bindirs[0]
+    user = "postgres" if os.geteuid() == 0 else None
+    tmp = Path(tempfile.mkdtemp(prefix="bench-pg-"))
+    pid = None
+    try:
+        if user:
+            shutil.chown(tmp, user=user)
+        data = tmp / "data"
+        run = {"user": user, "check": True, "capture_output": True, "timeout": 120}
+        subprocess.run(
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ],
+            **run,
+        )  # type: ignore[call-overload]
+        port = _free_port()
+        opts = f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c max_connections=100"
+        subprocess.run(
+            [
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(tmp / "log"),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                opts,
+                "start",
+            ],
+            **run,
+        )  # type: ignore[call-overload]
+        pid = int((data / "postmaster.pid").read_text().splitlines()[0])
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGINT)
+            end = time.monotonic() + 30
+            while time.monotonic() < end and Path(f"/proc/{pid}").exists():
+                time.sleep(0.05)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _pg_database(server: str) -> Iterator[str]:
+    import psycopg
+    from psycopg import sql
+
+    name = "bench_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield server.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def _backend(name: str, url: str, root: Path, pki: Pki, args: argparse.Namespace) -> list[Any]:
+    world = make_world(db_url=url, data_dir=root, pki=pki, keys=KeyPool(4))
+    try:
+        rows = []
+        for workers in (1, 2):
+            jobs = _jobs(world, args.deposits, f"{name}-{workers}")
+            # the parent's pool is inherited but never used by the forked workers
+            row = _measure(world, url, root / "keysets", jobs, workers, args.max_seconds)
+            row["backend"] = name
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+        return rows
+    finally:
+        world.db.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--deposits", type=int, default=120, help="deposits per configuration")
+    parser.add_argument("--max-seconds", type=float, default=120.0, help="bound of one run")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--skip-postgres", action="store_true")
+    args = parser.parse_args()
+    if not 1 <= args.deposits <= 5000:
+        raise SystemExit("--deposits must be in 1..5000")
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-workers-") as tmp:
+        root = Path(tmp)
+        pki = Pki.create(root / "pki", merchants=("shop-a", "shop-b"))
+        try:
+            rows += _backend("sqlite", sqlite_url(root / "s" / "bank.db"), root / "s", pki, args)
+            if not args.skip_postgres:
+                with _postgres() as server, _pg_database(server) as url:
+                    rows += _backend("postgresql", url, root / "p", pki, args)
+        finally:
+            pki.close()
+    ratios = {}
+    for backend in ("sqlite", "postgresql"):
+        by = {r["workers"]: r for r in rows if r["backend"] == backend}
+        if 1 in by and 2 in by and by[1]["deposits_per_s"]:
+            ratios[backend] = round(by[2]["deposits_per_s"] / by[1]["deposits_per_s"], 2)
+    result = {"cpus": os.cpu_count(), "deposits": args.deposits, "runs": rows, "ratio_2_1": ratios}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "bench_workers.json").write_text(json.dumps(result, indent=2) + "\n")
+    _plot(rows, ratios, args.out / "bench_workers.png")
+    print(json.dumps({"ratio_2_1": ratios}))
+
+
+def _plot(rows: list[dict[str, Any]], ratios: dict[str, float], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    backends = [b for b in ("sqlite", "postgresql") if any(r["backend"] == b for r in rows)]
+    for offset, workers in ((-0.2, 1), (0.2, 2)):
+        values = [
+            next(
+                (
+                    r["deposits_per_s"]
+                    for r in rows
+                    if r["backend"] == b and r["workers"] == workers
+                ),
+                0,
+            )
+            for b in backends
+        ]
+        ax.bar(
+            [i + offset for i in range(len(backends))], values, 0.4, label=f"{workers} worker(s)"
+        )
+    ax.set_xticks(range(len(backends)))
+    ax.set_xticklabels([f"{b}\nx{ratios.get(b, 0):.2f}" for b in backends])
+    ax.set_ylabel("deposits / s")
+    ax.set_title(f"bank deposit throughput, 1 vs 2 workers ({os.cpu_count()} CPUs, shared)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
