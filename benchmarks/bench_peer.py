@@ -24,7 +24,8 @@ round trips seen by the client, with the client's own cryptography done before t
 
 Rounds alternate (ours, theirs, ours, ...) so a loaded machine's drift hits both; figures are
 medians over rounds, divided by ``--coins``. JSON to ``benchmarks/results/bench_peer.json``, a
-bar chart to ``docs/img/bench_peer.png``. The only network use is the pip install.
+bar chart to ``docs/img/bench_peer.png`` (``bench_peer_tls.*`` with ``--tls``). The only network
+use is the pip install.
 """
 
 from __future__ import annotations
@@ -465,12 +466,13 @@ def main() -> None:
         "nutshell_rounds_ms": theirs,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "bench_peer.json").write_text(json.dumps(result, indent=2) + "\n")
+    name = "bench_peer_tls" if args.tls else "bench_peer"
+    (args.out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     title = (
         f"per coin, {coins} coins x {args.rounds} rounds; ecash-tpm ({summary['ours_transport']},"
         f" swtpm) vs nutshell {version} (plain HTTP)"
     )
-    _plot(summary, args.img / "bench_peer.png", title)
+    _plot(summary, args.img / f"{name}.png", title)
     print(json.dumps(summary, indent=2))
 
 
