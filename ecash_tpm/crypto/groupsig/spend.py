@@ -296,24 +296,7 @@ def verify_spend_proof(
     r1 = multi_mult(((proof.st, G), (-c, proof.c1)))
     r2 = multi_mult(((proof.s, j0), (proof.st, hop), (-c, proof.c2)))
     _finite_or(SpendProofError, "spend proof", e, r1, r2)
-    expected = spend_challenge(
-        preq=preq,
-        keyset_id=keyset_id,
-        epoch=epoch,
-        sigma=sigma,
-        coin=coin,
-        e=e,
-        c1=proof.c1,
-        c2=proof.c2,
-        r1=r1,
-        r2=r2,
-    )
-    if not hmac.compare_digest(expected, proof.c_prime):
-        raise SpendProofError(
-            "spend proof does not verify (c' mismatch: wrong TPM key, tampered coin, "
-            "request or ciphertext)",
-            detail={"check": "challenge"},
-        )
+    _require_challenge(proof, (e, r1, r2), preq, keyset_id, epoch, sigma, coin)
 
 
 def check_spend_challenge(
@@ -329,7 +312,20 @@ def check_spend_challenge(
     R2 (the cheap half of the check; the equations are :func:`spend_equation_terms`)."""
     if proof.commitments is None:
         raise GroupsigEncodingError("the proof carries no commitments")
-    e, r1, r2 = proof.commitments
+    _require_challenge(proof, proof.commitments, preq, keyset_id, epoch, sigma, coin)
+
+
+def _require_challenge(
+    proof: SpendProof,
+    commitments: tuple[Point, Point, Point],
+    preq: bytes,
+    keyset_id: bytes,
+    epoch: int,
+    sigma: bytes,
+    coin: RandomizedCredential,
+) -> None:
+    """c' must be Hash(spend, ...) over the commitments E, R1, R2 (recomputed or sent)."""
+    e, r1, r2 = commitments
     expected = spend_challenge(
         preq=preq,
         keyset_id=keyset_id,
