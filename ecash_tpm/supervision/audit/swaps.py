@@ -24,7 +24,7 @@ from ecash_tpm.supervision.audit.context import AuditContext, blob
 from ecash_tpm.supervision.audit.ledger import check_booking
 from ecash_tpm.supervision.audit.store import BankTables, SwapTables
 from ecash_tpm.supervision.audit.transcripts import CoinAudit
-from ecash_tpm.supervision.audit.withdrawals import blind_signature_ok
+from ecash_tpm.supervision.audit.withdrawals import check_issued_coin
 
 __all__ = ["FEE_ACCOUNT", "check_swaps"]
 
@@ -172,25 +172,15 @@ def _check_outputs(
         expected[keyset.account] += keyset.value
         if value != keyset.value:
             _mismatch(ctx, "swap_output", where, None, "value", keyset.value, value)
-        if not keyset.withdraw_from <= created < keyset.withdraw_until:
-            ctx.flag(
-                "swap.keyset_not_withdrawable",
-                "a swap output was signed outside its keyset's withdraw window",
-                table="swap_output",
-                row_id=where,
-                expected=[keyset.withdraw_from, keyset.withdraw_until],
-                found=created,
-            )
-        if keyset.public_key is not None and not blind_signature_ok(
-            keyset.public_key, blob(row["blinded_msg"]), blob(row["blind_sig"])
-        ):
-            ctx.flag(
-                "swap.bad_blind_signature",
-                "a swap output's stored blind signature does not verify under its keyset",
-                table="swap_output",
-                row_id=where,
-                keyset_id=kid.hex(),
-            )
+        check_issued_coin(
+            ctx,
+            ("swap.keyset_not_withdrawable", "swap.bad_blind_signature"),
+            "swap_output",
+            where,
+            keyset,
+            created,
+            row,
+        )
     return total
 
 

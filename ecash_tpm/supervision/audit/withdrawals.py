@@ -65,25 +65,15 @@ def _check_withdrawal(
             continue
         value += keyset.value
         expected[keyset.account] += keyset.value
-        if not keyset.withdraw_from <= created < keyset.withdraw_until:
-            ctx.flag(
-                "withdrawal.keyset_not_withdrawable",
-                "coin signed outside its keyset's withdraw window",
-                table="withdrawal_item",
-                row_id=where,
-                expected=[keyset.withdraw_from, keyset.withdraw_until],
-                found=created,
-            )
-        if keyset.public_key is not None and not blind_signature_ok(
-            keyset.public_key, blob(item["blinded_msg"]), blob(item["blind_sig"])
-        ):
-            ctx.flag(
-                "withdrawal.bad_blind_signature",
-                "stored blind signature does not verify under the keyset key",
-                table="withdrawal_item",
-                row_id=where,
-                keyset_id=kid.hex(),
-            )
+        check_issued_coin(
+            ctx,
+            ("withdrawal.keyset_not_withdrawable", "withdrawal.bad_blind_signature"),
+            "withdrawal_item",
+            where,
+            keyset,
+            created,
+            item,
+        )
     amount = int(w["amount"])
     if amount != value or not items:
         ctx.flag(
@@ -115,3 +105,36 @@ def blind_signature_ok(key: rsa.RSAPublicKey, blinded: bytes, sig: bytes) -> boo
         return False
     s, m = int.from_bytes(sig, "big"), int.from_bytes(blinded, "big")
     return s < numbers.n and m < numbers.n and pow(s, numbers.e, numbers.n) == m
+
+
+def check_issued_coin(
+    ctx: AuditContext,
+    kinds: tuple[str, str],
+    table: str,
+    where: str,
+    keyset: Any,
+    created: int,
+    row: Mapping[str, Any],
+) -> None:
+    """A coin the bank signed (withdrawal item, swap output): inside its keyset's withdraw
+    window, and the stored blind signature verifies under the keyset key (``kinds``: the
+    caller's violation kinds for the two)."""
+    if not keyset.withdraw_from <= created < keyset.withdraw_until:
+        ctx.flag(
+            kinds[0],
+            "coin signed outside its keyset's withdraw window",
+            table=table,
+            row_id=where,
+            expected=[keyset.withdraw_from, keyset.withdraw_until],
+            found=created,
+        )
+    if keyset.public_key is not None and not blind_signature_ok(
+        keyset.public_key, blob(row["blinded_msg"]), blob(row["blind_sig"])
+    ):
+        ctx.flag(
+            kinds[1],
+            "stored blind signature does not verify under the keyset key",
+            table=table,
+            row_id=where,
+            keyset_id=blob(row["keyset_id"]).hex(),
+        )
