@@ -195,3 +195,56 @@ class EvidenceCoinSignatureError(CryptoError):
     descriptor its transcript carries."""
 
     code = "evidence.bad_coin_signature"
+
+
+# --- ecash-tpm verify: public checks of exported artefacts (docs/protocol.md 15.1) -----------
+
+
+class VerifyError(CryptoError):
+    """An artefact (transcript, receipt, opening, evidence) failed a public check;
+    ``detail.check`` names the check and ``detail.cause`` the underlying code."""
+
+    code = "verify.failed"
+
+
+class VerifyFormatError(VerifyError):
+    """The artefact file is not one of the known formats, or lacks or adds a field."""
+
+    code = "verify.format"
+
+
+class VerifyChainError(VerifyError):
+    """A signer's certificate does not chain to the central-bank root for its role."""
+
+    code = "verify.chain"
+
+
+class VerifyBadSignatureError(VerifyError):
+    """A signed object of the artefact does not verify under its signer's key."""
+
+    code = "verify.bad_signature"
+
+
+class VerifyTamperedError(VerifyError):
+    """Two parts of the artefact that must agree do not (a copy edited after signing)."""
+
+    code = "verify.tampered"
+
+
+class VerifyCoinError(VerifyError):
+    """The coin of a transcript fails a check: keyset certification or window, blind
+    signature, epoch key or spend proof."""
+
+    code = "verify.coin"
+
+
+class VerifyOpeningError(VerifyError):
+    """An opening proof does not show that the ciphertext decrypts to the named T0."""
+
+    code = "verify.opening"
+
+
+class VerifyEvidenceError(VerifyError):
+    """A double-spend bundle breaks a rule of docs/protocol.md 12.1."""
+
+    code = "verify.evidence"

@@ -62,3 +62,7 @@ def deposit(ctx: StoryContext, detail: dict[str, Any]) -> None:
             "outstanding": books["outstanding"],
         },
     )
+    # issue 14 item 5: the receipt as a file for `ecash-tpm verify receipt` (a new key)
+    from ecash_tpm.demo.artefacts import write_receipt_artefact
+
+    detail["artefacts"] = {"receipt": write_receipt_artefact(ctx)}

@@ -39,7 +39,8 @@ def double_spender_identified(ctx: StoryContext, detail: dict[str, Any]) -> None
     with SupervisionClient(dep.url("supervision"), **dep.client_kwargs("supervision")) as sup:
         hop = sup.opener_public()
     sup_settings = dep.settings("supervision", SupervisionSettings)
-    sup_cert = load_certificate(sup_settings.resolved_certificate_file().read_bytes())
+    sup_pem = sup_settings.resolved_certificate_file().read_bytes()
+    sup_cert = load_certificate(sup_pem)
     key = verify_party_certificate(sup_cert, dep.root_pem(), role="supervision")
     evidence = verify_object(case["evidence"], key, "double-spend-evidence")
     transcripts = [t["body"] for t in evidence["transcripts"]]
@@ -93,3 +94,7 @@ def double_spender_identified(ctx: StoryContext, detail: dict[str, Any]) -> None
         revocation=case["revocation"]["status"],
         member_status=record.status,
     )
+    # issue 14 item 5: transcript, opening and evidence as files for `ecash-tpm verify`
+    from ecash_tpm.demo.artefacts import write_case_artefacts
+
+    detail["artefacts"] = write_case_artefacts(ctx, case["evidence"], sup_pem.decode("ascii"))

@@ -1,0 +1,108 @@
+"""The demo's public artefacts (docs/protocol.md §15.1): the receipt of step ``deposit`` and the
+transcript, opening and evidence of step ``double_spender_identified``, written to
+``<workdir>/artefacts/`` for ``ecash-tpm verify`` (kept with ``demo --keep``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ecash_tpm.crypto.encoding import b64u_decode
+from ecash_tpm.demo.context import StoryContext
+from ecash_tpm.protocol.artefacts import (
+    dumps_artefact,
+    evidence_artefact,
+    opening_artefact,
+    receipt_artefact,
+    transcript_artefact,
+)
+
+__all__ = ["write_case_artefacts", "write_receipt_artefact"]
+
+
+def _write(ctx: StoryContext, name: str, doc: dict[str, Any]) -> str:
+    folder = ctx.workdir / "artefacts"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    path = folder / f"{name}.json"
+    path.write_text(dumps_artefact(doc), encoding="utf-8")
+    return str(path)
+
+
+def _bank_cert(ctx: StoryContext) -> str:
+    from ecash_tpm.pki import cert_pem
+
+    return cert_pem(ctx.bank_session.keysets().bank_cert)
+
+
+def _merchant_cert(ctx: StoryContext, name: str) -> str:
+    from ecash_tpm.merchant.settings import MerchantSettings
+
+    settings = ctx.dep.settings(name, MerchantSettings)
+    return Path(settings.resolved_cert_file()).read_text("ascii")
+
+
+def _certified(ctx: StoryContext) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The central bank's keyset list (as the bank serves it) and issuer epoch key."""
+    from ecash_tpm.clients.issuer import IssuerClient
+    from ecash_tpm.demo.context import DemoCheckError
+
+    listed = ctx.bank_session.keysets().keyset_list
+    with IssuerClient(ctx.dep.url("bank"), **ctx.dep.client_kwargs("issuer")) as issuer:
+        epoch = issuer.info().epoch_certificate
+    if listed is None or epoch is None:
+        raise DemoCheckError("the keyset list or the issuer epoch certificate is not served")
+    return dict(listed), dict(epoch)
+
+
+def write_receipt_artefact(ctx: StoryContext) -> str:
+    """Step ``deposit``'s receipt with the request it answers; the file's path."""
+    offer = ctx.paid.offer
+    doc = receipt_artefact(
+        receipt=ctx.paid.result.receipt,
+        bank_cert=_bank_cert(ctx),
+        request=offer["request"],
+        merchant_cert=offer["cert"],
+    )
+    return _write(ctx, "receipt", doc)
+
+
+def write_case_artefacts(
+    ctx: StoryContext, evidence: dict[str, Any], supervision_cert: str
+) -> dict[str, str]:
+    """The double spend's first transcript (merchant A's deposit), its opening and the whole
+    evidence bundle (``evidence``: the supervision-signed object); name -> path."""
+    body = evidence["body"]
+    keyset_list, epoch = _certified(ctx)
+    first = body["transcripts"][0]
+    merchants = {t["body"]["merchant_id"] for t in body["transcripts"]}
+    paths = {
+        "transcript": _write(
+            ctx,
+            "transcript",
+            transcript_artefact(
+                transcript=first,
+                bank_cert=_bank_cert(ctx),
+                merchant_cert=_merchant_cert(ctx, first["body"]["merchant_id"]),
+                keyset_list=keyset_list,
+                issuer_epoch=epoch,
+                opener_public=b64u_decode(body["opener_public"]),
+            ),
+        ),
+        "opening": _write(
+            ctx,
+            "opening",
+            opening_artefact(statement=evidence, supervision_cert=supervision_cert, index=0),
+        ),
+        "evidence": _write(
+            ctx,
+            "evidence",
+            evidence_artefact(
+                evidence=evidence,
+                supervision_cert=supervision_cert,
+                merchant_certs={m: _merchant_cert(ctx, m) for m in sorted(merchants)},
+                keyset_list=keyset_list,
+                issuer_epoch=epoch,
+            ),
+        ),
+    }
+    return paths

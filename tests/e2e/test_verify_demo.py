@@ -1,0 +1,71 @@
+"""``ecash-tpm verify`` on what the demo produces (docs/protocol.md §15.1): one demo run, then
+every artefact it wrote is accepted by the command line and a tampered copy of each is refused
+with its code."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.artefact_world import leaves, tampered
+
+pytestmark = [pytest.mark.swtpm, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ECASH_TPM_")}
+    return subprocess.run(
+        [sys.executable, "-m", "ecash_tpm", *args],
+        cwd=REPO,
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def _verify(kind: str, path: Path, root: Path) -> dict[str, Any]:
+    done = _run("verify", kind, str(path), "--root", str(root), "--json")
+    out: dict[str, Any] = json.loads(done.stdout)
+    assert (done.returncode == 0) == out["ok"], done.stderr
+    return out
+
+
+def test_verify_accepts_the_demo_artefacts_and_refuses_tampered_copies(tmp_path: Path) -> None:
+    workdir = tmp_path / "demo"
+    demo = _run("demo", "--json", "--keep", "--workdir", str(workdir), timeout=180)
+    assert demo.returncode == 0, demo.stderr[-3000:]
+    steps = {s["step"]: s["detail"] for s in json.loads(demo.stdout)["steps"]}
+    paths = {
+        **steps["deposit"]["artefacts"],
+        **steps["double_spender_identified"]["artefacts"],
+    }
+    assert sorted(paths) == ["evidence", "opening", "receipt", "transcript"]
+    root = next(workdir.rglob("root-cert.pem"))
+    for kind, name in sorted(paths.items()):
+        path = Path(name)
+        assert path.parent == workdir / "artefacts"
+        out = _verify(kind, path, root)
+        assert out["ok"] is True and out["format"] == f"ecash-tpm/{kind}/v1", out
+        assert out["proven"]
+        doc = json.loads(path.read_text())
+        # one leaf in the middle of the file (a signed value), and the format name
+        middle = list(leaves(doc))[len(list(leaves(doc))) // 2]
+        for leaf in (middle, ("format",)):
+            bad = tmp_path / f"{kind}-tampered.json"
+            bad.write_text(json.dumps(tampered(doc, leaf)))
+            refused = _verify(kind, bad, root)
+            assert refused["ok"] is False
+            assert refused["error"]["code"].startswith("verify."), (leaf, refused)
+    human = _run("verify", "receipt", paths["receipt"], "--root", str(root))
+    assert human.returncode == 0 and "proven:" in human.stdout
+    other = _run("verify", "transcript", paths["receipt"], "--root", str(root))
+    assert other.returncode == 1 and "[verify.format]" in other.stderr
