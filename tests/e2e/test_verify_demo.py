@@ -65,6 +65,17 @@ def test_verify_accepts_the_demo_artefacts_and_refuses_tampered_copies(tmp_path:
             refused = _verify(kind, bad, root)
             assert refused["ok"] is False
             assert refused["error"]["code"].startswith("verify."), (leaf, refused)
+    # and in process, every single-field change of every file the demo wrote is refused
+    from ecash_tpm.errors import EcashError
+    from ecash_tpm.protocol.verify_artefacts import verify_artefact
+
+    root_pem = root.read_bytes()
+    for kind, name in paths.items():
+        doc = json.loads(Path(name).read_text())
+        for leaf in leaves(doc):
+            with pytest.raises(EcashError) as info:
+                verify_artefact(tampered(doc, leaf), root_pem)
+            assert info.value.code.startswith("verify."), (kind, leaf, info.value.code)
     human = _run("verify", "receipt", paths["receipt"], "--root", str(root))
     assert human.returncode == 0 and "proven:" in human.stdout
     other = _run("verify", "transcript", paths["receipt"], "--root", str(root))
