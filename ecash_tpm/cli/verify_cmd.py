@@ -45,7 +45,7 @@ def _cmd(args: argparse.Namespace) -> int:
         raise file_error(exc) from exc
     fmt, _ = _KINDS[args.verify_kind]
     doc: Any = read_json(args.file, f"{args.verify_kind} file")
-    result = verify_artefact(doc, root, expected=fmt)
+    result = verify_artefact(doc, root, expected=fmt, now=args.at)
     emit(
         args,
         {"kind": args.verify_kind, "file": args.file, **result.to_dict()},
@@ -67,6 +67,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         p.add_argument("file", metavar="FILE", help=f"the {kind} file (JSON)")
         p.add_argument(
             "--root", required=True, metavar="FILE", help="the central bank's root certificate"
+        )
+        p.add_argument(
+            "--at",
+            type=int,
+            metavar="UNIX_TIME",
+            help="check the certificates as of this time, e.g. when the file was signed "
+            "(default: now)",
         )
         p.add_argument("--json", action="store_true", help="machine-readable output")
         p.set_defaults(func=_cmd)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from cryptography import x509
@@ -133,7 +134,10 @@ def _ctx(
         root_cert = load_certificate(root)
     except EcashError as exc:
         raise _wrap(VerifyChainError, "root certificate", exc) from exc
-    at = dt.datetime.now(dt.UTC) if now is None else dt.datetime.fromtimestamp(now, dt.UTC)
+    try:
+        at = dt.datetime.now(dt.UTC) if now is None else dt.datetime.fromtimestamp(now, dt.UTC)
+    except (OverflowError, ValueError, OSError) as exc:
+        raise VerifyFormatError("the time to check at is out of range") from exc
     return _Ctx(root_cert, at, _public_credential_check if check is None else check)
 
 
@@ -629,12 +633,14 @@ def verify_evidence(
     return Verified(EVIDENCE_FORMAT, proven, facts, tuple(m for m in missing if m))
 
 
-_VERIFIERS: Mapping[str, Callable[..., Verified]] = {
-    TRANSCRIPT_FORMAT: verify_transcript,
-    RECEIPT_FORMAT: verify_receipt,
-    OPENING_FORMAT: verify_opening,
-    EVIDENCE_FORMAT: verify_evidence,
-}
+_VERIFIERS: Mapping[str, Callable[..., Verified]] = MappingProxyType(
+    {
+        TRANSCRIPT_FORMAT: verify_transcript,
+        RECEIPT_FORMAT: verify_receipt,
+        OPENING_FORMAT: verify_opening,
+        EVIDENCE_FORMAT: verify_evidence,
+    }
+)
 
 
 def verify_artefact(
@@ -644,6 +650,7 @@ def verify_artefact(
     expected: str | None = None,
     now: int | None = None,
 ) -> Verified:
-    """Verify any artefact by its ``format`` (``expected``: the format the caller wants)."""
+    """Verify any artefact by its ``format`` (``expected``: the format the caller wants);
+    certificates are checked as of ``now`` (default: the current time)."""
     fmt, _ = parse_artefact(doc, expected)
     return _VERIFIERS[fmt](doc, root, now=now)

@@ -4,6 +4,7 @@ make it, and every single-field tampering of it is refused with a ``verify.*`` c
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -162,3 +163,32 @@ def test_signed_but_wrong_is_refused_by_the_semantic_checks(world: ArtefactWorld
     op["opening"] = wrong
     assert other != wrong
     assert _code(op, world.root_pem) == "verify.opening"
+
+
+def test_the_command_line(
+    world: ArtefactWorld, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ecash_tpm.cli import main
+
+    root = tmp_path / "root.pem"
+    root.write_text(world.root_pem)
+    for kind, doc in world.all().items():
+        path = tmp_path / f"{kind}.json"
+        path.write_text(json.dumps(doc))
+        assert main(["verify", kind, str(path), "--root", str(root), "--json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["ok"] is True and out["kind"] == kind and out["proven"]
+    assert main(["verify", "receipt", str(tmp_path / "receipt.json"), "--root", str(root)]) == 0
+    assert "proven:" in capsys.readouterr().out
+    # another kind than asked for; a tampered copy; a time long after the certificates expired
+    assert main(["verify", "opening", str(tmp_path / "receipt.json"), "--root", str(root)]) == 1
+    assert "[verify.format]" in capsys.readouterr().err
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(tampered(world.receipt, ("receipt", "body", "amount"))))
+    assert main(["verify", "receipt", str(bad), "--root", str(root), "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["error"]["code"] == "verify.bad_signature"
+    late = ["--at", str(4102444800 * 2)]  # year 2230
+    assert (
+        main(["verify", "receipt", str(tmp_path / "receipt.json"), "--root", str(root), *late]) == 1
+    )
+    assert "[verify.chain]" in capsys.readouterr().err
