@@ -578,7 +578,8 @@ def verify_evidence(
         raise VerifyFormatError("evidence: two transcripts and the merchants' certificates")
     coins = []
     for i, d in enumerate(docs):
-        name = d.get("body", {}).get("merchant_id") if isinstance(d, Mapping) else None
+        tbody = d.get("body") if isinstance(d, Mapping) else None
+        name = tbody.get("merchant_id") if isinstance(tbody, Mapping) else None
         if not isinstance(name, str) or name not in certs:
             raise VerifyFormatError(
                 "evidence: no certificate for a transcript's merchant", detail={"index": i}

@@ -192,3 +192,29 @@ def test_the_command_line(
         main(["verify", "receipt", str(tmp_path / "receipt.json"), "--root", str(root), *late]) == 1
     )
     assert "[verify.chain]" in capsys.readouterr().err
+
+
+def _subtrees(doc: Any, path: tuple[Any, ...] = ()) -> Any:
+    yield path
+    items = (
+        doc.items() if isinstance(doc, dict) else enumerate(doc) if isinstance(doc, list) else []
+    )
+    for key, value in items:
+        yield from _subtrees(value, (*path, key))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_no_shape_crashes_the_verifier(world: ArtefactWorld, kind: str) -> None:
+    """Every part replaced by a value of another type is refused with a typed error."""
+    doc = world.all()[kind]
+    for path in list(_subtrees(doc))[1:]:
+        for value in ([], None, "x"):
+            out = copy.deepcopy(doc)
+            node = out
+            for key in path[:-1]:
+                node = node[key]
+            if node[path[-1]] == value:
+                continue
+            node[path[-1]] = value
+            with pytest.raises(EcashError):
+                verify_artefact(out, world.root_pem)
