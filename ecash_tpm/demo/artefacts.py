@@ -1,5 +1,5 @@
 """The demo's public artefacts (docs/protocol.md §15.1): the receipt of step ``deposit`` and the
-transcript, opening and evidence of step ``double_spender_identified``, written to
+transcripts, openings and evidence of step ``double_spender_identified``, written to
 ``<workdir>/artefacts/`` for ``ecash-tpm verify`` (kept with ``demo --keep``)."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from typing import Any
 
 from ecash_tpm.crypto.encoding import b64u_decode
 from ecash_tpm.demo.context import StoryContext
+from ecash_tpm.deploy.bootstrap import MERCHANTS
 from ecash_tpm.protocol.artefacts import (
     dumps_artefact,
     evidence_artefact,
@@ -26,12 +27,6 @@ def _write(ctx: StoryContext, name: str, doc: dict[str, Any]) -> str:
     path = folder / f"{name}.json"
     path.write_text(dumps_artefact(doc), encoding="utf-8")
     return str(path)
-
-
-def _bank_cert(ctx: StoryContext) -> str:
-    from ecash_tpm.pki import cert_pem
-
-    return cert_pem(ctx.bank_session.keysets().bank_cert)
 
 
 def _merchant_cert(ctx: StoryContext, name: str) -> str:
@@ -57,9 +52,11 @@ def _certified(ctx: StoryContext) -> tuple[dict[str, Any], dict[str, Any]]:
 def write_receipt_artefact(ctx: StoryContext) -> str:
     """Step ``deposit``'s receipt with the request it answers; the file's path."""
     offer = ctx.paid.offer
+    from ecash_tpm.pki import cert_pem
+
     doc = receipt_artefact(
         receipt=ctx.paid.result.receipt,
-        bank_cert=_bank_cert(ctx),
+        bank_cert=cert_pem(ctx.bank_session.keysets().bank_cert),
         request=offer["request"],
         merchant_cert=offer["cert"],
     )
@@ -69,40 +66,43 @@ def write_receipt_artefact(ctx: StoryContext) -> str:
 def write_case_artefacts(
     ctx: StoryContext, evidence: dict[str, Any], supervision_cert: str
 ) -> dict[str, str]:
-    """The double spend's first transcript (merchant A's deposit), its opening and the whole
-    evidence bundle (``evidence``: the supervision-signed object); name -> path."""
+    """Both transcripts of the double spend (``transcript``: merchant A's deposit,
+    ``transcript_2``: the attempt the bank refused at merchant B), their openings (``opening``,
+    ``opening_2``) and the whole evidence bundle (``evidence``: the supervision-signed object);
+    name -> path."""
     body = evidence["body"]
     keyset_list, epoch = _certified(ctx)
-    first = body["transcripts"][0]
-    merchants = {t["body"]["merchant_id"] for t in body["transcripts"]}
-    paths = {
-        "transcript": _write(
+    certs = {m: _merchant_cert(ctx, m) for m in sorted(MERCHANTS)}
+    paths = {}
+    for i, signed in enumerate(body["transcripts"]):
+        suffix = "" if i == 0 else f"_{i + 1}"
+        paths["transcript" + suffix] = _write(
             ctx,
-            "transcript",
+            "transcript" + suffix,
             transcript_artefact(
-                transcript=first,
-                bank_cert=_bank_cert(ctx),
-                merchant_cert=_merchant_cert(ctx, first["body"]["merchant_id"]),
+                transcript=signed,
+                bank_cert=body["bank_cert"],
+                merchant_cert=certs[signed["body"]["merchant_id"]],
                 keyset_list=keyset_list,
                 issuer_epoch=epoch,
                 opener_public=b64u_decode(body["opener_public"]),
             ),
-        ),
-        "opening": _write(
+        )
+        paths["opening" + suffix] = _write(
             ctx,
-            "opening",
-            opening_artefact(statement=evidence, supervision_cert=supervision_cert, index=0),
+            "opening" + suffix,
+            opening_artefact(statement=evidence, supervision_cert=supervision_cert, index=i),
+        )
+    merchants = {t["body"]["merchant_id"] for t in body["transcripts"]}
+    paths["evidence"] = _write(
+        ctx,
+        "evidence",
+        evidence_artefact(
+            evidence=evidence,
+            supervision_cert=supervision_cert,
+            merchant_certs={m: certs[m] for m in sorted(merchants)},
+            keyset_list=keyset_list,
+            issuer_epoch=epoch,
         ),
-        "evidence": _write(
-            ctx,
-            "evidence",
-            evidence_artefact(
-                evidence=evidence,
-                supervision_cert=supervision_cert,
-                merchant_certs={m: _merchant_cert(ctx, m) for m in sorted(merchants)},
-                keyset_list=keyset_list,
-                issuer_epoch=epoch,
-            ),
-        ),
-    }
+    )
     return paths
