@@ -403,8 +403,9 @@ def verify_transcript(
         f"signature under keyset {f['keyset_id']}, which the central bank lists for that bank",
         f"it was presented at {f['deposited_at']}, inside the keyset's deposit window (until "
         f"{f['deposit_until']})",
-        f"the spend proof answers this payment request under the opener key: made by the TPM "
-        f"holding the coin's credential key (epoch {f['epoch']}, certified by the central bank)",
+        "the spend proof answers this payment request under the opener key: made with the "
+        "(TPM-held) key the coin's credential is bound to",
+        f"the central bank certified an issuer key for the coin's epoch {f['epoch']}",
     ]
     missing = [_credential([c], epoch, ctx), _HOP, _REVOCATION]
     return Verified(
