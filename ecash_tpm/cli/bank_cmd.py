@@ -117,6 +117,7 @@ def _keyset_dict(keyset: Any, now: int) -> dict[str, Any]:
         "bits": keyset.public_key.key_size,
         "withdrawable": keyset.can_withdraw(now),
         "depositable": keyset.can_deposit(now),
+        "fees": keyset.fees.as_fields(),  # docs/protocol.md 4.2
     }
 
 
