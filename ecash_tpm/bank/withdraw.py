@@ -120,7 +120,7 @@ class Withdrawals:
         if available < amount + fee:
             raise InsufficientFundsError(
                 "balance does not cover the withdrawal and its fee",
-                detail={"balance": available, "amount": amount, "fee": fee},
+                detail={"balance": available, "amount": amount} | ({"fee": fee} if fee else {}),
             )
 
         signatures = [
@@ -136,7 +136,7 @@ class Withdrawals:
             if current < amount + fee:
                 raise InsufficientFundsError(
                     "balance does not cover the withdrawal and its fee",
-                    detail={"balance": current, "amount": amount, "fee": fee},
+                    detail={"balance": current, "amount": amount} | ({"fee": fee} if fee else {}),
                 )
             entries: list[tuple[str, int]] = [(customer_account(account_id), -(amount + fee))]
             entries += [(k.ledger_account, k.value) for k in keysets]
