@@ -347,8 +347,10 @@ class BankDomain:
         denominations: Sequence[int] | None = None,
         progress: ProgressCallback | None = None,
         only_missing: bool = False,
+        fees: Mapping[int, Fees] | None = None,
     ) -> list[Keyset]:
-        """New keysets for every denomination from ``start`` (default now)."""
+        """New keysets for every denomination from ``start`` (default now); ``fees`` per
+        denomination value replace the configured ones (docs/protocol.md 4.2)."""
         made = self.keysets.rotate(
             denominations=list(denominations or self.policy.denominations),
             currency=self.currency,
@@ -359,7 +361,7 @@ class BankDomain:
             bits=self.policy.rsa_bits,
             progress=progress,
             only_missing=only_missing,
-            fees=self.policy.fees,
+            fees={**self.policy.fees, **(fees or {})},
         )
         self.certify_keysets()  # 4.1: new keysets go on the central bank's list at once
         return made
