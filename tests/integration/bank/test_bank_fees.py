@@ -18,9 +18,12 @@ from support.refund_world import make_claim, permission, refundable_payment
 from support.swapworld import swap
 
 from ecash_tpm.bank import errors as E
+from ecash_tpm.bank.supply import supply_report_body
+from ecash_tpm.crypto.signing import sign_object
 from ecash_tpm.protocol.errors import RequestMismatchError
 from ecash_tpm.protocol.keysets import FEE_ACCOUNT, Fees
 from ecash_tpm.protocol.refunds import RefundAmountError
+from ecash_tpm.protocol.supply import SUPPLY_REPORT_KIND
 from ecash_tpm.storage import sqlite_url
 from ecash_tpm.supervision.audit import run_audit
 from ecash_tpm.supervision.audit_report import AuditReport
@@ -128,12 +131,13 @@ def audited(tmp_path_factory: pytest.TempPathFactory, pki: Pki, keys: KeyPool) -
     w = _world(data, pki, keys)
     _story(w)
     w.bank.ledger_check()
-    out = {"path": data / "bank.db", "world": w, "now": w.clock()}
+    body = supply_report_body(w.bank)
+    out = {"path": data / "bank.db", "world": w, "now": w.clock(), "report_body": body}
     w.db.close()
     return out
 
 
-def _audit(audited: dict[str, Any], path: Path | None = None) -> AuditReport:
+def _audit(audited: dict[str, Any], path: Path | None = None, **kw: Any) -> AuditReport:
     w: BankWorld = audited["world"]
     return run_audit(
         sqlite_url(path or audited["path"]),
@@ -142,7 +146,17 @@ def _audit(audited: dict[str, Any], path: Path | None = None) -> AuditReport:
         opener_public=w.issuer.hop,
         issuer_secrets=w.issuer,
         now=audited["now"],
+        **kw,
     )
+
+
+def _stored_report(audited: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """The bank's signed supply report (with ``changes`` to its body) as the central bank
+    stores it."""
+    w: BankWorld = audited["world"]
+    body = {**audited["report_body"], **changes}
+    signed = sign_object(w.pki.bank.key, SUPPLY_REPORT_KIND, body)
+    return {"report_id": 1, "report": signed, "cert": w.pki.bank.cert_pem}
 
 
 def _tampered(audited: dict[str, Any], tmp_path: Path, *statements: str) -> AuditReport:
@@ -161,6 +175,18 @@ def test_the_audit_recomputes_the_fees(audited: dict[str, Any]) -> None:
     assert report.ok, report.summary()
     assert report.fees == {"withdraw": 6, "deposit": 3, "refresh": 3, "refund": 2}
     assert report.to_dict()["fees_total"] == 14
+
+
+def test_the_supply_report_carries_the_fees(audited: dict[str, Any]) -> None:
+    assert audited["report_body"]["fees"] == 14
+    report = _audit(audited, supply_report=_stored_report(audited))
+    assert report.ok, report.summary()
+    assert report.supply_report is not None
+    assert report.supply_report["reported_fees"] == report.supply_report["audited_fees"] == 14
+    wrong = _audit(audited, supply_report=_stored_report(audited, fees=13))
+    assert wrong.kinds() == {"supply_report.fees_mismatch"}, wrong.summary()
+    (v,) = wrong.of_kind("supply_report.fees_mismatch")
+    assert (v.expected, v.found) == (14, 13)
 
 
 def test_audit_reports_a_fee_account_credited_off_the_books(
