@@ -44,9 +44,9 @@ def keys() -> KeyPool:
     return KeyPool(4)
 
 
-def _world(data: Path, pki: Pki, keys: KeyPool) -> BankWorld:
+def _world(data: Path, pki: Pki, keys: KeyPool, url: str | None = None) -> BankWorld:
     return make_world(
-        db_url=sqlite_url(data / "bank.db"),
+        db_url=url or sqlite_url(data / "bank.db"),
         data_dir=data,
         pki=pki,
         keys=keys,
@@ -54,9 +54,12 @@ def _world(data: Path, pki: Pki, keys: KeyPool) -> BankWorld:
     )
 
 
-@pytest.fixture
-def world(tmp_path: Path, pki: Pki, keys: KeyPool) -> Iterator[BankWorld]:
-    w = _world(tmp_path, pki, keys)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def world(
+    request: pytest.FixtureRequest, tmp_path: Path, pki: Pki, keys: KeyPool
+) -> Iterator[BankWorld]:
+    url = None if request.param == "sqlite" else str(request.getfixturevalue("pg_url"))
+    w = _world(tmp_path, pki, keys, url)
     yield w
     w.bank.ledger_check()
     w.db.close()
