@@ -48,6 +48,7 @@ from ecash_tpm.protocol.coins import (
     PaymentRequest,
     check_identifier,
 )
+from ecash_tpm.protocol.keysets import FEE_ACCOUNT, deposit_fee
 from ecash_tpm.protocol.payments import RESERVE_CHECKS, RESERVE_VERDICT
 from ecash_tpm.protocol.status import (
     MAX_STATUS_SERIALS,
@@ -57,7 +58,7 @@ from ecash_tpm.protocol.status import (
 )
 from ecash_tpm.storage import Database, Transaction, UniqueViolationError
 
-__all__ = ["SWAP_SPENDER", "Deposits", "SwappedSeen", "decode_sigma"]
+__all__ = ["SWAP_SPENDER", "Deposits", "SwappedSeen", "decode_sigma", "deposit_entries"]
 
 #: The ``merchant_id`` a signed coin status names for a coin spent by a swap (§9.3).
 SWAP_SPENDER = "bank:swap"
@@ -101,6 +102,18 @@ def _transcript_body(
 
 
 # --- state checks inside the money transaction ----------------------------------------------
+
+
+def deposit_entries(
+    checked: Sequence[Checked], credit_account: str, amount: int
+) -> list[tuple[str, int]]:
+    """The ledger entries of a deposit (docs/protocol.md 4.2, 9): each coin leaves its keyset,
+    ``credit_account`` gets ``amount`` minus the coins' deposit fees, the fee account the fees
+    (a zero fee is dropped by the ledger)."""
+    fee = deposit_fee([c.keyset for c in checked])
+    entries = [(c.keyset.ledger_account, -c.keyset.value) for c in checked]
+    entries += [(credit_account, amount - fee), (FEE_ACCOUNT, fee)]
+    return entries
 
 
 def _check_not_spent(tx: Transaction, sigmas: Sequence[bytes]) -> None:
@@ -267,8 +280,7 @@ class Deposits:
             check_deadline(req, late if seen is None else min(seen, late))
             _check_not_spent(tx, sigmas)
             _check_not_locked(tx, merchant_id, sigmas, now)
-            entries = [(c.keyset.ledger_account, -c.keyset.value) for c in checked]
-            entries.append((merchant_account(merchant_id), req.amount))
+            entries = deposit_entries(checked, merchant_account(merchant_id), req.amount)
             txn_id = post_transaction(
                 tx,
                 kind="deposit",

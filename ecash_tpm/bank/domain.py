@@ -70,7 +70,7 @@ from ecash_tpm.pki import (
 from ecash_tpm.progress import ProgressCallback
 from ecash_tpm.protocol.certified import CertifiedKeysetList
 from ecash_tpm.protocol.coins import LIFT_KIND, check_currency
-from ecash_tpm.protocol.keysets import Keyset
+from ecash_tpm.protocol.keysets import Fees, Keyset
 from ecash_tpm.storage import Database
 
 __all__ = ["BankDomain", "BankPolicy", "system_clock"]
@@ -104,6 +104,8 @@ class BankPolicy:
     max_spends: int = 64
     #: furthest a payment request's deadline may lie ahead of the bank's clock (issue 10)
     max_deadline_s: int = 600
+    #: fees of new keysets per denomination value (docs/protocol.md 4.2; others: zero)
+    fees: Mapping[int, Fees] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: BankSettings) -> BankPolicy:
@@ -125,6 +127,7 @@ class BankPolicy:
             max_withdraw_items=settings.max_withdraw_items,
             max_spends=settings.max_spends,
             max_deadline_s=settings.max_deadline_s,
+            fees={value: Fees(*fee) for value, fee in settings.fees.items()},
         )
 
 
@@ -344,8 +347,10 @@ class BankDomain:
         denominations: Sequence[int] | None = None,
         progress: ProgressCallback | None = None,
         only_missing: bool = False,
+        fees: Mapping[int, Fees] | None = None,
     ) -> list[Keyset]:
-        """New keysets for every denomination from ``start`` (default now)."""
+        """New keysets for every denomination from ``start`` (default now); ``fees`` per
+        denomination value replace the configured ones (docs/protocol.md 4.2)."""
         made = self.keysets.rotate(
             denominations=list(denominations or self.policy.denominations),
             currency=self.currency,
@@ -356,6 +361,7 @@ class BankDomain:
             bits=self.policy.rsa_bits,
             progress=progress,
             only_missing=only_missing,
+            fees={**self.policy.fees, **(fees or {})},
         )
         self.certify_keysets()  # 4.1: new keysets go on the central bank's list at once
         return made

@@ -3,7 +3,7 @@
 A keyset is published as a descriptor signed by the bank (kind ``bank-keyset``)::
 
     {keyset_id, value, currency, withdraw_from, withdraw_until, deposit_until,
-     public_key (SPKI DER), variant}
+     public_key (SPKI DER), variant, fee_withdraw, fee_deposit, fee_refresh, fee_refund}
     keyset_id = SHA-256(canonical_encode(descriptor without keyset_id))[:16]
 
 so a wallet or merchant can check that the id commits to the key and the windows. Rotation
@@ -53,7 +53,7 @@ from ecash_tpm.errors import ConfigError, EcashError, InputError, StorageError
 from ecash_tpm.progress import ProgressCallback, silent
 from ecash_tpm.protocol.coins import check_currency
 from ecash_tpm.protocol.errors import UnknownKeysetError
-from ecash_tpm.protocol.keysets import KEYSET_DESCRIPTOR_KIND, Keyset, keyset_id_for, spki
+from ecash_tpm.protocol.keysets import KEYSET_DESCRIPTOR_KIND, Fees, Keyset, keyset_id_for, spki
 from ecash_tpm.storage import Database, Transaction
 
 logger = logging.getLogger("ecash_tpm.bank")
@@ -114,6 +114,7 @@ class KeysetStore:
         now: int,
         bits: int = 2048,
         variant: blindrsa.Variant = blindrsa.DEFAULT_VARIANT,
+        fees: Fees | None = None,
     ) -> Keyset:
         """Generate a key, write it (0600), sign the descriptor and record the keyset."""
         spec = {
@@ -121,6 +122,7 @@ class KeysetStore:
             "withdraw_from": withdraw_from,
             "withdraw_until": withdraw_until,
             "deposit_until": deposit_until,
+            "fees": fees or Fees(),
         }
         return self._create_all([spec], currency=currency, now=now, bits=bits, variant=variant)[0]
 
@@ -134,6 +136,7 @@ class KeysetStore:
         deposit_until: int,
         bits: int,
         variant: blindrsa.Variant,
+        fees: Fees,
     ) -> _Prepared:
         """Generate the key, write it (0600) and sign the descriptor; no row yet."""
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -151,6 +154,7 @@ class KeysetStore:
             "deposit_until": deposit_until,
             "public_key": b64u_encode(spki(private_key.public_key())),
             "variant": variant.name,
+            **fees.as_fields(),  # docs/protocol.md 4.2
         }
         keyset = Keyset.from_descriptor({**body, "keyset_id": b64u_encode(keyset_id_for(body))})
         key_file = keyset.hex_id + ".pem"
@@ -162,7 +166,7 @@ class KeysetStore:
 
     def _create_all(
         self,
-        specs: Sequence[dict[str, int]],
+        specs: Sequence[dict[str, Any]],
         *,
         currency: str,
         now: int,
@@ -246,13 +250,14 @@ class KeysetStore:
         bits: int = 2048,
         progress: ProgressCallback | None = None,
         only_missing: bool = False,
+        fees: Mapping[int, Fees] | None = None,
     ) -> list[Keyset]:
         """New keysets for every denomination for the window starting at ``start`` (now).
 
         Existing keysets are untouched: their signed windows stay as published, so coins
         withdrawn under them remain depositable until their ``deposit_until``. ``progress``
         hears of every RSA key generated. All or nothing: the keysets are recorded together
-        once every key exists.
+        once every key exists. ``fees``: per denomination value (others: zero fees, §4.2).
         """
         if not denominations or len(set(denominations)) != len(denominations):
             raise InputError("denominations must be a non-empty list of distinct values")
@@ -265,6 +270,7 @@ class KeysetStore:
                 "withdraw_from": begin,
                 "withdraw_until": begin + withdraw_period_s,
                 "deposit_until": begin + withdraw_period_s + deposit_period_s,
+                "fees": (fees or {}).get(value, Fees()),
             }
             for value in sorted(denominations)
         ]

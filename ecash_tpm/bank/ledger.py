@@ -1,15 +1,17 @@
 """Double-entry ledger: every money movement is one transaction whose entries sum to zero.
 
 Ledger accounts are names, not rows: ``customer:<id>``, ``merchant:<id>``,
-``coins-outstanding:<keyset hex>`` (value of that keyset's issued, not yet deposited coins) and
-``external:funding`` (money that entered the system from outside, e.g. a cash deposit at the
-counter). Amounts are signed minor units; a positive balance is what the bank owes.
+``coins-outstanding:<keyset hex>`` (value of that keyset's issued, not yet deposited coins),
+``bank:fees`` (the fees the bank earned, docs/protocol.md 4.2) and ``external:funding`` (money
+that entered the system from outside, e.g. a cash deposit at the counter). Amounts are signed
+minor units; a positive balance is what the bank owes (or, for fees, has earned).
 
     fund      customer:+a            external:funding:-a
-    withdraw  customer:-sum          coins-outstanding:<k>:+value*n   (per keyset)
-    deposit   coins-outstanding:<k>:-value*n (per keyset)   merchant:+sum
-    refund    merchant:-amount       coins-outstanding:<k>:+value*n   (fresh coins, per keyset)
-    swap      coins-outstanding:<in>:-value   coins-outstanding:<out>:+value   (booked gross)
+    withdraw  customer:-(sum+fw)     coins-outstanding:<k>:+value*n (per keyset)   bank:fees:+fw
+    deposit   coins-outstanding:<k>:-value*n (per keyset)   merchant:+(sum-fd)     bank:fees:+fd
+    refund    merchant:-amount       coins-outstanding:<k>:+value*n (fresh coins)  bank:fees:+fr
+    swap      coins-outstanding:<in>:-value   coins-outstanding:<out>:+value   bank:fees:+fs
+                                                                               (booked gross)
 
 Balances are sums of entries (append-only), so concurrent deposits never contend on one row.
 :func:`ledger_check` re-derives everything from the entries *and* from the independent coin
@@ -18,6 +20,7 @@ tables (signed withdrawal items, spent serials), which is what an outside audito
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -30,10 +33,12 @@ from ecash_tpm.bank.store import refunds as refund_rows
 from ecash_tpm.bank.store import swaps as swap_rows
 from ecash_tpm.bank.store import withdrawals as withdrawal_rows
 from ecash_tpm.bank.store.ledger import balance
+from ecash_tpm.protocol.keysets import FEE_ACCOUNT, FEE_FIELDS, Fees
 from ecash_tpm.storage import Database, Transaction
 
 __all__ = [
     "EXTERNAL_FUNDING",
+    "FEE_ACCOUNT",
     "balance",
     "customer_account",
     "ledger_check",
@@ -87,13 +92,23 @@ def post_transaction(
     return txn_id
 
 
+def _fees_by_keyset(tx: Transaction) -> dict[bytes, Fees]:
+    """Each keyset's fees from its stored descriptor (docs/protocol.md 4.2; none: zero)."""
+    out = {}
+    for row in keyset_rows.all_rows(tx):
+        body = json.loads(row.descriptor).get("body", {})
+        out[row.keyset_id] = Fees.from_fields(body, row.value) if FEE_FIELDS[0] in body else Fees()
+    return out
+
+
 def ledger_check(db: Database) -> dict[str, Any]:
     """Prove the ledger's invariants on one consistent snapshot; raise if any fails.
 
     Checked: every transaction has >= 2 entries summing to 0; all entries sum to 0; per
     keyset, withdrawn - deposited == outstanding >= 0, withdrawn == value x signed items,
     deposited == value x spent serials; total withdrawn equals the withdrawal amounts;
-    customer balances are never negative; each merchant's balance equals its deposits.
+    customer balances are never negative; each merchant's balance equals its deposits less their
+    deposit fees and its refunds; the fee account equals the fees the coin tables imply (4.2).
     Returns a report (per-keyset figures and totals) for the audit.
     """
     problems: list[dict[str, Any]] = []
@@ -111,6 +126,9 @@ def ledger_check(db: Database) -> dict[str, Any]:
         keysets_report = []
         withdrawn_total = 0
         swaps = swap_rows.migrated(tx)
+        fees = _fees_by_keyset(tx)
+        refunded_coins = refund_rows.refunded_coins_per_keyset(tx)
+        earned = {"withdraw": 0, "deposit": 0, "refresh": 0, "refund": 0}
         for kid, value in keyset_rows.values_by_window(tx):
             account = "coins-outstanding:" + kid.hex()
             withdrawn, deposited, outstanding = rows.keyset_flows(tx, account)
@@ -118,9 +136,15 @@ def ledger_check(db: Database) -> dict[str, Any]:
             # (docs/protocol.md 9.3) issue coins like withdrawals and spend like deposits
             issued = withdrawal_rows.count_items(tx, kid) + refund_rows.count_items(tx, kid)
             spent = deposit_rows.count_spent(tx, kid)
+            fee = fees.get(kid, Fees())
+            earned["withdraw"] += fee.withdraw * withdrawal_rows.count_items(tx, kid)
+            earned["deposit"] += fee.deposit * spent
+            earned["refund"] += fee.refund * refunded_coins.get(kid, 0)
             if swaps:
                 issued += swap_rows.count_outputs(tx, kid)
-                spent += swap_rows.count_inputs(tx, kid)
+                swapped_in = swap_rows.count_inputs(tx, kid)
+                spent += swapped_in
+                earned["refresh"] += fee.refresh * swapped_in
             entry = {
                 "keyset_id": kid.hex(),
                 "value": value,
@@ -139,7 +163,9 @@ def ledger_check(db: Database) -> dict[str, Any]:
             if deposited != value * spent:
                 problems.append({"check": "keyset_deposited_matches_spent", **entry})
 
+        # a refund's fresh coins are worth its amount less its refund fees (4.2)
         withdrawal_sum = withdrawal_rows.total_amount(tx) + refund_rows.total_amount(tx)
+        withdrawal_sum -= earned["refund"]
         withdrawal_sum += swap_rows.total_out(tx) if swaps else 0
         if withdrawal_sum != withdrawn_total:
             problems.append(
@@ -159,6 +185,8 @@ def ledger_check(db: Database) -> dict[str, Any]:
         deposits = {
             merchant_account(m): total for m, total in deposit_rows.totals_per_merchant(tx).items()
         }
+        for m, kid, coins in deposit_rows.spent_per_merchant_keyset(tx):  # 4.2: deposit fees
+            deposits[merchant_account(m)] -= fees.get(kid, Fees()).deposit * coins
         for m, refunded in refund_rows.totals_per_merchant(tx).items():
             deposits[merchant_account(m)] = deposits.get(merchant_account(m), 0) - refunded
         for account in set(merchants) | set(deposits):
@@ -172,6 +200,12 @@ def ledger_check(db: Database) -> dict[str, Any]:
                     }
                 )
         external = rows.sum_by_prefix(tx, "external:")
+        fee_account = balance(tx, FEE_ACCOUNT)
+        booked_refresh = swap_rows.total_fee(tx) if swaps else 0
+        if booked_refresh != earned["refresh"]:
+            problems.append({"check": "swap_fees_match_inputs", "swaps": booked_refresh, **earned})
+        if fee_account != sum(earned.values()):
+            problems.append({"check": "fees_match_coins", "ledger": fee_account, **earned})
 
     report: dict[str, Any] = {
         "ok": not problems,
@@ -182,6 +216,8 @@ def ledger_check(db: Database) -> dict[str, Any]:
         "merchants_total": sum(merchants.values()),
         "outstanding_total": sum(k["outstanding"] for k in keysets_report),
         "external": external,
+        "fees_total": fee_account,
+        "fees": earned,
         "problems": problems,
     }
     if problems:

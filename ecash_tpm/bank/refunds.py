@@ -12,15 +12,16 @@ transaction:
 3. the request (from the stored transcript) carries a ``refund_deadline`` not yet passed by the
    bank's clock, in the bank's currency;
 4. the outputs: keysets open for withdrawal in the bank's currency, values adding up to the
-   permission's amount;
+   permission's amount less the refunded coins' refund fees (docs/protocol.md 4.2);
 5. per refunded coin a TPM spend proof (section 7.1) over ``preq = refund_claim_digest(refund_id,
    claim_id, outputs)``: the claimer holds the DAA key the coin was bound to.
 
 Then one transaction: a claim of this refund id seen before is answered with its stored blind
 signatures when it is the same claim (same digest) and refused otherwise; the deposit's refunds
 stay within its amount; the merchant's balance covers the amount; the ledger books
-``merchant:<id> -amount`` and ``coins-outstanding:<keyset> +value`` per fresh coin (kind
-``refund``); the refund, its proven serials and the blind signatures are stored.
+``merchant:<id> -amount``, ``coins-outstanding:<keyset> +value`` per fresh coin and the refund
+fee to ``bank:fees`` (kind ``refund``); the refund, its proven serials and the blind signatures
+are stored.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from ecash_tpm.crypto.signing import verify_object
 from ecash_tpm.errors import ConfigError, EcashError, InputError, SignatureError
 from ecash_tpm.protocol.coins import Coin, PaymentRequest
 from ecash_tpm.protocol.errors import KeysetExpiredError
-from ecash_tpm.protocol.keysets import Keyset
+from ecash_tpm.protocol.keysets import FEE_ACCOUNT, Keyset, refund_fee
 from ecash_tpm.protocol.refunds import (
     MAX_REFUND_OUTPUTS,
     REFUND_PERMISSION_KIND,
@@ -154,7 +155,8 @@ class Refunds:
             raise RefundAmountError(
                 "the refund exceeds the payment", detail={"amount": perm.amount, "paid": req.amount}
             )
-        keysets = self._outputs(outputs, perm, now)  # (4)
+        fee = refund_fee([self._keysets.get(item.coin.keyset_id) for item in refunded])
+        keysets = self._outputs(outputs, perm, now, fee)  # (4)
         for item, raw in zip(refunded, _proofs(proofs, perm), strict=True):  # (5)
             coin = item.coin
             try:
@@ -196,7 +198,7 @@ class Refunds:
                     "the merchant's account does not cover the refund",
                     detail={"merchant_id": perm.merchant_id, "amount": perm.amount},
                 )
-            entries: list[tuple[str, int]] = [(account, -perm.amount)]
+            entries: list[tuple[str, int]] = [(account, -perm.amount), (FEE_ACCOUNT, fee)]
             entries += [(k.ledger_account, k.value) for k in keysets]
             txn_id = post_transaction(
                 tx,
@@ -274,8 +276,11 @@ class Refunds:
                 out.append(_Refunded(coin, request))
         return out
 
-    def _outputs(self, outputs: Sequence[Output], perm: RefundPermission, now: int) -> list[Keyset]:
-        """(4) keysets open for withdrawal in the bank's currency adding up to the amount."""
+    def _outputs(
+        self, outputs: Sequence[Output], perm: RefundPermission, now: int, fee: int
+    ) -> list[Keyset]:
+        """(4) keysets open for withdrawal in the bank's currency adding up to the amount less
+        the refunded coins' refund fees (docs/protocol.md 4.2, 9.2)."""
         keysets = []
         for index, (keyset_id, blinded) in enumerate(outputs):
             keyset = self._keysets.get(keyset_id)
@@ -289,10 +294,10 @@ class Refunds:
                 raise InputError("blinded message length does not match the keyset key")
             keysets.append(keyset)
         total = sum(k.value for k in keysets)
-        if total != perm.amount:
+        if total != perm.amount - fee:
             raise RefundAmountError(
-                "the outputs do not add up to the refund amount",
-                detail={"outputs": total, "amount": perm.amount},
+                "the outputs do not add up to the refund amount less the refund fee",
+                detail={"outputs": total, "amount": perm.amount, "fee": fee},
             )
         return keysets
 

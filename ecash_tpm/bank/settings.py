@@ -44,6 +44,12 @@ class BankSettings(ServiceSettings):
     scrypt_n: int = Field(default=2**14, ge=2**10, le=2**20)
 
     denominations: list[int] = Field(default_factory=lambda: list(DEFAULT_DENOMINATIONS))
+    fees: dict[int, tuple[int, int, int, int]] = Field(
+        default_factory=dict,
+        description="fees of new keysets per denomination value: [withdraw, deposit, refresh, "
+        "refund] in minor units, each below the value; unlisted denominations have none "
+        "(docs/protocol.md 4.2)",
+    )
     withdraw_period_s: int = Field(default=30 * 86400, ge=60)
     deposit_period_s: int = Field(default=365 * 86400, ge=0)
     rsa_bits: Literal[2048, 3072] = 2048
@@ -90,6 +96,18 @@ class BankSettings(ServiceSettings):
         if not value or any(v <= 0 for v in value) or len(set(value)) != len(value):
             raise ValueError("denominations must be distinct positive integers")
         return sorted(value)
+
+    @field_validator("fees")
+    @classmethod
+    def _fees_below_value(
+        cls, value: dict[int, tuple[int, int, int, int]]
+    ) -> dict[int, tuple[int, int, int, int]]:
+        for denomination, fees in value.items():
+            if any(f < 0 or f >= denomination for f in fees):
+                raise ValueError(
+                    f"fees of denomination {denomination} must be integers from 0 to below it"
+                )
+        return value
 
     @field_validator("scrypt_n")
     @classmethod

@@ -28,6 +28,7 @@ from ecash_tpm.crypto.signing import sign_object
 from ecash_tpm.errors import ConfigError, InputError
 from ecash_tpm.pki import certificate_fingerprint
 from ecash_tpm.protocol.api.base import validate_model
+from ecash_tpm.protocol.keysets import FEE_ACCOUNT
 from ecash_tpm.protocol.supply import SUPPLY_REPORT_KIND, SupplyReportBody
 from ecash_tpm.storage import Database
 
@@ -78,10 +79,13 @@ def supply_report_body(bank: BankDomain, *, as_of: int | None = None) -> dict[st
     moment = bank.clock() if as_of is None else as_of
     if isinstance(moment, bool) or not isinstance(moment, int) or moment < 0:
         raise InputError("as_of must be a non-negative integer (Unix seconds)")
+    with bank.db.read() as tx:  # docs/protocol.md 4.2: the fees earned up to as_of
+        fees = ledger_rows.outstanding_as_of(tx, FEE_ACCOUNT, moment)
     body = {
         "bank_id": _bank_id(bank),
         "as_of": moment,
         "keysets": outstanding_per_keyset(bank.db, as_of=moment),
+        "fees": fees,
     }
     validate_model(SupplyReportBody, body)
     return body

@@ -12,15 +12,16 @@ No account is involved. Checks before any transaction, cheapest first:
    batch, §7.3);
 4. the outputs: keysets known, open for withdrawal now (the bank serves, and the central bank
    certified, exactly these: §4.1), in the bank's currency, blinded messages of the key's size;
-5. outputs total = inputs total - :func:`~ecash_tpm.protocol.swap.swap_fee` (0 today).
+5. outputs total = inputs total - :func:`~ecash_tpm.protocol.swap.swap_fee` (the inputs'
+   ``fee_refresh``, docs/protocol.md 4.2).
 
 Then the RSA work, and **one transaction** at READ COMMITTED that first locks the input serials
 (:func:`~ecash_tpm.bank.store.spending.lock_serials`, as a deposit or reservation does, so a swap
 and a deposit of one coin run one after the other and the later one sees the earlier): the
 stored swap again, the deadline again by the bank's clock, serials neither spent nor swapped
 (409 ``bank.double_spend``) nor locked by a merchant (409 ``bank.coin_locked``), the ledger
-(``coins-outstanding:<input keyset> -value``, ``coins-outstanding:<output keyset> +value``, a
-fee account where a fee would be booked), no input keyset overdrawn (409
+(``coins-outstanding:<input keyset> -value``, ``coins-outstanding:<output keyset> +value``, the
+refresh fee to ``bank:fees``), no input keyset overdrawn (409
 ``bank.keyset_overdrawn``), the swap, one ``swap_input`` row with its transcript per coin, the
 outputs and their signatures.
 """
@@ -43,14 +44,11 @@ from ecash_tpm.crypto.encoding import b64u_encode
 from ecash_tpm.crypto.signing import canonical_digest
 from ecash_tpm.errors import InputError
 from ecash_tpm.protocol.errors import KeysetExpiredError, RequestMismatchError
-from ecash_tpm.protocol.keysets import Keyset
+from ecash_tpm.protocol.keysets import FEE_ACCOUNT, Keyset
 from ecash_tpm.protocol.swap import MAX_SWAP_ITEMS, SwapRequest, swap_fee
 from ecash_tpm.storage import Database, Transaction, UniqueViolationError
 
 __all__ = ["FEE_ACCOUNT", "SwapResult", "Swaps"]
-
-#: Where a refresh fee would be credited (unused while the fee is 0).
-FEE_ACCOUNT = "bank:fees"
 
 SwapResult = tuple[str, list[bytes]]
 _WIRE_FIELDS = frozenset({"request", "spends"})
@@ -171,7 +169,7 @@ class Swaps:
         # (4) outputs, (5) totals: the one place a refresh fee is taken
         outputs = self._outputs(req, now)
         amount_in = sum(c.keyset.value for c in checked)
-        fee = swap_fee(amount_in)
+        fee = swap_fee([c.keyset for c in checked])
         amount_out = sum(k.value for k in outputs)
         if amount_out != amount_in - fee:
             raise RequestMismatchError(

@@ -33,7 +33,7 @@ from ecash_tpm.crypto.encoding import b64u_encode
 from ecash_tpm.crypto.signing import canonical_encode
 from ecash_tpm.errors import InputError
 from ecash_tpm.protocol.errors import KeysetExpiredError, RequestMismatchError
-from ecash_tpm.protocol.keysets import Keyset
+from ecash_tpm.protocol.keysets import FEE_ACCOUNT, Keyset, withdraw_fee
 from ecash_tpm.storage import Database, Transaction, UniqueViolationError
 
 __all__ = ["REQUEST_ID_RE", "Withdrawals", "items_digest"]
@@ -113,13 +113,14 @@ class Withdrawals:
                 )
             keysets.append(keyset)
         amount = sum(k.value for k in keysets)
+        fee = withdraw_fee(keysets)  # §4.2: charged on top of the coins' value
 
         with self._db.read() as tx:
             available = balance(tx, customer_account(account_id))
-        if available < amount:
+        if available < amount + fee:
             raise InsufficientFundsError(
-                "balance does not cover the withdrawal",
-                detail={"balance": available, "amount": amount},
+                "balance does not cover the withdrawal and its fee",
+                detail={"balance": available, "amount": amount} | ({"fee": fee} if fee else {}),
             )
 
         signatures = [
@@ -132,13 +133,14 @@ class Withdrawals:
             if again is not None:
                 return again
             current = balance(tx, customer_account(account_id))
-            if current < amount:
+            if current < amount + fee:
                 raise InsufficientFundsError(
-                    "balance does not cover the withdrawal",
-                    detail={"balance": current, "amount": amount},
+                    "balance does not cover the withdrawal and its fee",
+                    detail={"balance": current, "amount": amount} | ({"fee": fee} if fee else {}),
                 )
-            entries: list[tuple[str, int]] = [(customer_account(account_id), -amount)]
+            entries: list[tuple[str, int]] = [(customer_account(account_id), -(amount + fee))]
             entries += [(k.ledger_account, k.value) for k in keysets]
+            entries.append((FEE_ACCOUNT, fee))  # dropped by the ledger when zero
             txn_id = post_transaction(
                 tx,
                 kind="withdraw",

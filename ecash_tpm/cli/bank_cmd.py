@@ -117,6 +117,7 @@ def _keyset_dict(keyset: Any, now: int) -> dict[str, Any]:
         "bits": keyset.public_key.key_size,
         "withdrawable": keyset.can_withdraw(now),
         "depositable": keyset.can_deposit(now),
+        "fees": keyset.fees.as_fields(),  # docs/protocol.md 4.2
     }
 
 
@@ -381,15 +382,46 @@ def _cmd_merchant_add(args: argparse.Namespace) -> int:
 # --- keysets, ledger, blacklist, reports -----------------------------------------------
 
 
+def _fee_options(options: list[str] | None) -> dict[int, Any]:
+    """``--fee VALUE=W,D,R,F`` (repeatable): the fees of the new keysets of one denomination
+    (docs/protocol.md 4.2), over the configured ``fees``."""
+    from ecash_tpm.errors import InputError
+    from ecash_tpm.protocol.keysets import Fees
+
+    out: dict[int, Any] = {}
+    for option in options or []:
+        value, _, rest = option.partition("=")
+        parts = rest.split(",")
+        if not value.isdigit() or len(parts) != 4 or not all(p.isdigit() for p in parts):
+            raise InputError(
+                "--fee must be VALUE=WITHDRAW,DEPOSIT,REFRESH,REFUND (minor units)",
+                detail={"fee": option},
+            )
+        fees = [int(p) for p in parts]
+        if any(f >= int(value) for f in fees):
+            raise InputError("every fee must be below the denomination", detail={"fee": option})
+        out[int(value)] = Fees(*fees)
+    return out
+
+
 def _cmd_keyset_rotate(args: argparse.Namespace) -> int:
+    fees = _fee_options(args.fee)
     with _admin_bank(args) as bank, Progress(args) as progress:
-        made = bank.rotate_keysets(start=args.start, progress=progress)
+        made = bank.rotate_keysets(start=args.start, progress=progress, fees=fees)
         now = bank.clock()
         keysets = [_keyset_dict(k, now) for k in made]
     emit(
         args,
         {"keysets": keysets},
-        "\n".join(f"{k['keyset_id']}  {money(k['value'], k['currency']):>14}" for k in keysets),
+        "\n".join(
+            f"{k['keyset_id']}  {money(k['value'], k['currency']):>14}"
+            + (
+                "  fees " + "/".join(str(f) for f in k["fees"].values())
+                if any(k["fees"].values())
+                else ""
+            )
+            for k in keysets
+        ),
     )
     return 0
 
@@ -581,6 +613,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     ks = keyset.add_subparsers(dest="keyset_command", metavar="COMMAND", required=True)
     p = leaf(ks, "rotate", _cmd_keyset_rotate, "new keysets for every denomination")
     p.add_argument("--start", type=int, help="window start (Unix seconds, default now)")
+    p.add_argument(
+        "--fee",
+        action="append",
+        metavar="VALUE=W,D,R,F",
+        help="fees of this denomination's new keysets: withdraw, deposit, refresh, refund "
+        "(minor units; repeatable; over the configured fees)",
+    )
     p = leaf(ks, "list", _cmd_keyset_list, "keysets still depositable")
     p.add_argument("--all", action="store_true", help="include expired keysets")
 

@@ -120,7 +120,9 @@ def _cmd_withdraw(args: argparse.Namespace) -> int:
     rows = [r.to_dict() for r in done]
     lines = [
         f"withdrew {money(d['amount'], d['currency'])} as coins "
-        f"{', '.join(money(c, d['currency']) for c in d['coins'])} (request {d['request_id']})"
+        f"{', '.join(money(c, d['currency']) for c in d['coins'])} (request {d['request_id']}; "
+        f"withdraw fee {money(d['fee'], d['currency'])}, "
+        f"account debited {money(d['debited'], d['currency'])})"
         for d in rows
     ] or ["nothing to withdraw"]
     emit(args, {"withdrawals": rows, "balance": balance}, "\n".join(lines))
@@ -180,6 +182,15 @@ def _swap_line(d: dict[str, Any]) -> str:
     )
 
 
+def _fees_line(fees: dict[str, Any], cur: str) -> str:
+    """docs/protocol.md 4.2: the payment's fees, shown before the coins leave the wallet."""
+    return (
+        f"fees: refresh {money(fees['refresh'], cur)} (yours), deposit "
+        f"{money(fees['deposit'], cur)} (the merchant's); your coins pay "
+        f"{money(fees['customer_total'], cur)}"
+    )
+
+
 def _cmd_pay(args: argparse.Namespace) -> int:
     """Pay a merchant's request; swap first when no exact combination is held (docs/protocol.md
     9.3: needs the bank, ``--bank``, remembered; no login) and refresh coins about to expire."""
@@ -213,6 +224,8 @@ def _cmd_pay(args: argparse.Namespace) -> int:
                 raise InputError("give --request FILE or --amount N")
             progress.note(f"asking {args.merchant} for a payment request of {args.amount}")
             offer = merchant.create_request(args.amount, product_id=args.product_id)
+        body = offer["request"].get("body", {}) if isinstance(offer["request"], dict) else {}
+        currency = str(body.get("currency") or cfg.get("currency", "EUR"))
         tcti = resolve_tcti(args)
         with TpmDevice(tcti) as device, WalletStore.open(args.data, _now) as store:
             ctx = _spending_context(
@@ -230,6 +243,7 @@ def _cmd_pay(args: argparse.Namespace) -> int:
                 merchant_url=merchant.base_url,
                 progress=progress,
                 change=change,
+                on_fees=lambda fees: progress.note(_fees_line(fees.to_dict(), currency)),
             )
     d = result.to_dict()
     swapped = [_swap_line(s.to_dict()) for s in (change.swaps if change else [])]
@@ -238,7 +252,7 @@ def _cmd_pay(args: argparse.Namespace) -> int:
         f"{', '.join(money(c, d['currency']) for c in d['coins'])} "
         f"(deposit {d['deposit_id']})"
     )
-    emit(args, d, "\n".join([*swapped, paid]))
+    emit(args, d, "\n".join([*swapped, _fees_line(d["fees"], d["currency"]), paid]))
     return 0
 
 

@@ -44,6 +44,7 @@ def _cmd_keysets(args: argparse.Namespace) -> int:
                     "currency": ks.currency,
                     "withdraw_until": ks.withdraw_until,
                     "deposit_until": ks.deposit_until,
+                    "fees": ks.fees.as_fields(),  # docs/protocol.md 4.2
                 }
                 for ks in sorted(book.keysets.values(), key=lambda k: (k.currency, -k.value))
             ]
@@ -55,7 +56,8 @@ def _cmd_keysets(args: argparse.Namespace) -> int:
     ] or ["no certified keyset list seen yet"]
     lines += [
         f"  {money(k['value'], k['currency'])}  {k['keyset_id']}  withdraw until "
-        f"{when(k['withdraw_until'])}"
+        f"{when(k['withdraw_until'])}; fees withdraw/deposit/refresh/refund "
+        + "/".join(money(f, k["currency"]) for f in k["fees"].values())
         for k in keysets
     ]
     emit(args, {"trusted_keyset_lists": trusted, "keysets": keysets}, "\n".join(lines))

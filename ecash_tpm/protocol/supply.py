@@ -3,7 +3,12 @@
 The bank periodically signs a report (signed object kind ``supply-report``) with its key
 certified for role ``bank``::
 
-    {bank_id, as_of, keysets: [{keyset_id, value, currency, outstanding_count, outstanding_value}]}
+    {bank_id, as_of, keysets: [{keyset_id, value, currency, outstanding_count, outstanding_value}],
+     fees}
+
+``fees`` (docs/protocol.md 4.2; 0 when absent) is the bank's fee account as of ``as_of``: with
+the outstanding value and the merchants' and customers' balances it reconciles with the money
+that entered the system.
 
 ``keyset_id`` is the 16-byte keyset id in base64url; amounts are integers in minor units;
 ``as_of`` is Unix seconds. The central bank accepts a report only when the certificate is one it
@@ -79,6 +84,7 @@ class SupplyReportBody(BaseModel):
     bank_id: Annotated[str, Field(min_length=1, max_length=64)]
     as_of: Annotated[int, Field(ge=0, le=CANONICAL_MAX_INT, strict=True)]
     keysets: Annotated[list[KeysetSupply], Field(max_length=MAX_KEYSETS)]
+    fees: Amount = 0
 
 
 @dataclass(frozen=True)
@@ -89,7 +95,8 @@ class Discrepancy:
     ``not_reported`` (audit finds money outstanding in a keyset the report omits),
     ``not_audited`` (report claims money outstanding in a keyset the audit does not know),
     ``inconsistent`` (value x count != outstanding_value; ``expected`` is the product),
-    ``duplicate_keyset`` (the report lists a keyset twice).
+    ``duplicate_keyset`` (the report lists a keyset twice), ``fees_mismatch`` (the reported fee
+    total differs from the audit's; ``keyset_id`` is empty).
     """
 
     kind: str
@@ -112,12 +119,14 @@ def _keyset_key(keyset_id: str | bytes) -> str:
 def check_supply_report(
     report_body: Mapping[str, Any] | SupplyReportBody,
     audit_outstanding: Mapping[str, int] | Mapping[bytes, int] | Mapping[str | bytes, int],
+    audit_fees: int | None = None,
 ) -> list[Discrepancy]:
     """Compare a report body with audited outstanding values per keyset (pure, no I/O).
 
     ``audit_outstanding`` maps keyset id (base64url string or the 16 raw bytes) to the
     outstanding value the audit computed. A keyset absent on one side counts as zero there, so
-    fully redeemed keysets need not be listed. Returns the discrepancies sorted by keyset id and
+    fully redeemed keysets need not be listed. ``audit_fees``: the fee total the audit found as
+    of the report's time (None: not compared). Returns the discrepancies sorted by keyset id and
     kind; an empty list means the report agrees with the audit.
     """
     body = (
@@ -155,4 +164,6 @@ def check_supply_report(
                 found.append(Discrepancy("not_audited", kid, got, None))
         elif got != want:
             found.append(Discrepancy("outstanding_mismatch", kid, got, want))
+    if audit_fees is not None and audit_fees != body.fees:
+        found.append(Discrepancy("fees_mismatch", "", body.fees, audit_fees))
     return sorted(found, key=lambda d: (d.keyset_id, d.kind))

@@ -1,11 +1,12 @@
 """The swap request: anonymous change and refresh (docs/protocol.md §9.3, issue 12).
 
 A wallet gives coins back to the bank and gets blind signatures on new coins of the same total
-(minus a refresh fee, 0 today), with no account involved. The TPM spend proofs of the input
-coins sign ``preq = Hash("ecash-tpm/v1/swap", canonical_encode(body))`` where the body commits
-to the bank, the request id, the input serials, every output (keyset and blinded message) and a
-deadline. So the proofs cannot be replayed to a merchant (a payment's ``preq`` is the SHA-256 of
-a payment-request body, another domain), and no one on the path can swap the outputs out.
+(minus the inputs' refresh fees, docs/protocol.md 4.2), with no account involved. The TPM spend
+proofs of the input coins sign ``preq = Hash("ecash-tpm/v1/swap", canonical_encode(body))`` where
+the body commits to the bank, the request id, the input serials, every output (keyset and
+blinded message) and a deadline. So the proofs cannot be replayed to a merchant (a payment's
+``preq`` is the SHA-256 of a payment-request body, another domain), and no one on the path can
+swap the outputs out.
 
 The body (every field required, nothing else)::
 
@@ -26,10 +27,10 @@ from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode, tagged_hash
 from ecash_tpm.crypto.groupsig import KEYSET_ID_LEN, SIGMA_LEN
 from ecash_tpm.crypto.signing import canonical_encode
 from ecash_tpm.errors import EcashError, InputError
+from ecash_tpm.protocol.keysets import Keyset, refresh_fee
 
 __all__ = [
     "MAX_SWAP_ITEMS",
-    "SWAP_FEE",
     "SWAP_PREQ_TAG",
     "SwapRequest",
     "swap_fee",
@@ -38,18 +39,16 @@ __all__ = [
 SWAP_PREQ_TAG = "ecash-tpm/v1/swap"
 #: At most this many inputs and this many outputs per swap.
 MAX_SWAP_ITEMS = 64
-#: The refresh fee in minor units (issue 12: fees are a later decision; 0 now).
-SWAP_FEE = 0
 
 _FIELDS = frozenset({"bank", "request_id", "inputs", "outputs", "deadline"})
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
 
-def swap_fee(inputs_total: int) -> int:
-    """The refresh fee for a swap of ``inputs_total`` (the one place a fee would be computed:
-    outputs must add up to ``inputs_total - swap_fee(inputs_total)``)."""
-    del inputs_total
-    return SWAP_FEE
+def swap_fee(inputs: Sequence[Keyset]) -> int:
+    """The refresh fee of a swap whose input coins are under ``inputs`` (one keyset per coin):
+    the sum of their ``fee_refresh`` (docs/protocol.md 4.2); outputs must add up to the inputs'
+    value minus it."""
+    return refresh_fee(inputs)
 
 
 def _b64(value: object, what: str, length: int | None = None) -> bytes:

@@ -86,6 +86,9 @@ VIOLATION_KINDS: dict[str, str] = {
     "supply.deposited_mismatch": "ledger value deposited != value x serials spent",
     "supply.outstanding_mismatch": "ledger outstanding != value x (issued - spent)",
     "supply.negative_outstanding": "more serials spent than signatures issued",
+    # fees (docs/protocol.md 4.2)
+    "fees.account_mismatch": "the fee account differs from the fees the coin tables imply",
+    "fees.refresh_mismatch": "a swap's fee differs from its inputs' refresh fees",
     # blacklist
     "blacklist.unjustified": "an entry is not backed by N recorded failures within the window",
     "blacklist.lift_unexplained": "a lifted entry does not say who lifted it and why",
@@ -109,6 +112,7 @@ VIOLATION_KINDS: dict[str, str] = {
     "supply_report.not_audited": "the report claims money in a keyset the audit does not know",
     "supply_report.inconsistent": "a report line's value x count != outstanding value",
     "supply_report.duplicate_keyset": "the report lists a keyset twice",
+    "supply_report.fees_mismatch": "the report's fee total differs from the audit's",
 }
 
 
@@ -203,6 +207,8 @@ class AuditReport:
     violations: list[Violation]
     keysets: list[KeysetSupplyAudit]
     supply_report: dict[str, Any] | None = None
+    #: fees recomputed from the coin tables and descriptors, per kind (docs/protocol.md 4.2)
+    fees: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -234,6 +240,8 @@ class AuditReport:
             "violations": [v.to_dict() for v in self.violations],
             "keysets": [k.to_dict() for k in self.keysets],
             "outstanding_total": self.outstanding_total(),
+            "fees": dict(self.fees),
+            "fees_total": sum(self.fees.values()),
             "supply_report": self.supply_report,
         }
 
@@ -251,7 +259,8 @@ class AuditReport:
             f"{c.get('ledger_txns', 0)} ledger transactions, "
             f"{c.get('blacklist_entries', 0)} blacklist entries, "
             f"{c.get('double_spend_reports', 0)} double-spend reports",
-            f"outstanding: {self.outstanding_total()} in {len(self.keysets)} keysets",
+            f"outstanding: {self.outstanding_total()} in {len(self.keysets)} keysets; "
+            f"fees earned: {sum(self.fees.values())}",
         ]
         for k in self.keysets:
             if k.issued_count or k.ledger_withdrawn:

@@ -59,6 +59,7 @@ from ecash_tpm.wallet.records import SWAP_MERCHANT, PaymentRecord
 from ecash_tpm.wallet.store import WalletStore
 
 __all__ = [
+    "PaymentFees",
     "CoinStatusSource",
     "DeadlineTooFarError",
     "MerchantApi",
@@ -132,6 +133,25 @@ class MerchantApi(Protocol):
 
 
 @dataclass(frozen=True)
+class PaymentFees:
+    """What a payment costs in fees (docs/protocol.md 4.2), raw minor units. The merchant bears
+    the coins' deposit fees (its credit is the amount less them); the customer bears the refresh
+    fee of a swap made for exact change, so the coins it gives up are ``customer_total``."""
+
+    deposit: int
+    refresh: int
+    customer_total: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "deposit": self.deposit,
+            "deposit_paid_by": "merchant",
+            "refresh": self.refresh,
+            "customer_total": self.customer_total,
+        }
+
+
+@dataclass(frozen=True)
 class PayResult:
     """A paid request: the verified receipt and where the time went."""
 
@@ -144,6 +164,8 @@ class PayResult:
     timings: dict[str, float] = field(default_factory=dict)
     #: the swap made for this payment (``SwapResult.to_dict()``), if one was needed
     swap: dict[str, Any] | None = None
+    #: the payment's fees (docs/protocol.md 4.2), shown before the coins left the wallet
+    fees: PaymentFees | None = None
 
     def to_dict(self) -> dict[str, Any]:
         extra = {} if self.swap is None else {"swap": self.swap}
@@ -153,6 +175,7 @@ class PayResult:
             "amount": self.amount,
             "currency": self.currency,
             "coins": self.coins,
+            "fees": (self.fees or PaymentFees(0, 0, self.amount)).to_dict(),
             "deposit_id": self.receipt.get("body", {}).get("deposit_id"),
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
         }
@@ -193,10 +216,12 @@ def pay(
     self_check: bool = True,
     progress: ProgressCallback | None = None,
     change: ChangeMaker | None = None,
+    on_fees: Callable[[PaymentFees], None] | None = None,
 ) -> PayResult:
     """Pay a merchant's signed request with the wallet of ``ctx`` (see the module docstring);
     ``progress`` hears of every spend proof made with the TPM; ``change`` swaps first when no
-    exact combination of coins is held (docs/protocol.md 9.3)."""
+    exact combination of coins is held (docs/protocol.md 9.3); ``on_fees`` hears the payment's
+    fees (4.2) once its coins are chosen, before any spend proof is made."""
     say = progress or silent
     store, signer = ctx.store, ctx.signer
     now = ctx.clock()
@@ -228,6 +253,16 @@ def pay(
         spendable_after=now + SPENDABLE_MARGIN_S,
         choose=lambda coins: select_coins(coins, req.amount),
     )
+    # 4.2: the fees, known once the coins are chosen, shown before anything leaves the device
+    known = store.keyset_fees()
+    refresh = 0 if swapped is None else swapped.fee
+    fees = PaymentFees(
+        deposit=sum(known[c.coin.keyset_id].deposit for c in chosen if c.coin.keyset_id in known),
+        refresh=refresh,
+        customer_total=req.amount + refresh,
+    )
+    if on_fees is not None:
+        on_fees(fees)
     # step 3 (7): one TPM2_Commit and one TPM2_Sign per coin
     timings: dict[str, float] = {}
     start = time.perf_counter()
@@ -296,6 +331,7 @@ def pay(
         receipt=dict(receipt),
         timings=timings,
         swap=None if swapped is None else swapped.to_dict(),
+        fees=fees,
     )
 
 

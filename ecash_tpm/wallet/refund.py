@@ -34,8 +34,9 @@ from ecash_tpm.crypto.groupsig import (
 )
 from ecash_tpm.errors import ProtocolError, RemoteError
 from ecash_tpm.protocol.coins import Coin
+from ecash_tpm.protocol.keysets import refund_fee
 from ecash_tpm.protocol.payments import KeysetBook
-from ecash_tpm.protocol.refunds import RefundPermission, refund_claim_digest
+from ecash_tpm.protocol.refunds import RefundAmountError, RefundPermission, refund_claim_digest
 from ecash_tpm.service.errors import RemoteCallError
 from ecash_tpm.wallet.coins import HeldCoin
 from ecash_tpm.wallet.context import SpendingContext
@@ -141,7 +142,16 @@ def claim_refunds(
         if book is None:
             book = fetch_keysets(bank, ctx.root, now=now, bank_name=ctx.bank_name, store=ctx.store)
         if record is None:  # (2) planned and saved before anything is sent
-            items = plan_withdrawal(book, credential, epoch, perm.amount, perm.currency, now=now)
+            # 4.2, 9.2: the fresh coins are worth the amount less the refunded coins' fees
+            fee = refund_fee([book.get(held[s].coin.keyset_id) for s in perm.serials])
+            if perm.amount <= fee:
+                raise RefundAmountError(
+                    "the refund does not cover its refund fee",
+                    detail={"amount": perm.amount, "fee": fee},
+                )
+            items = plan_withdrawal(
+                book, credential, epoch, perm.amount - fee, perm.currency, now=now
+            )
             claims.add(
                 refund_id=perm.refund_id,
                 claim_id=secrets.token_urlsafe(24),

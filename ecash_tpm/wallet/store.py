@@ -28,6 +28,7 @@ from ecash_tpm.errors import ConflictError, NotFoundError
 from ecash_tpm.protocol.certified import CertifiedKeysetList
 from ecash_tpm.protocol.coins import Coin
 from ecash_tpm.protocol.errors import KeysetListError
+from ecash_tpm.protocol.keysets import FEE_FIELDS, Fees
 from ecash_tpm.protocol.payments import KeysetBook
 from ecash_tpm.storage import Database, Migration, Transaction, sqlite_url
 from ecash_tpm.wallet.coins import HeldCoin
@@ -194,6 +195,18 @@ class WalletStore:
                         "d": json.dumps(book.descriptors[ks.keyset_id], sort_keys=True),
                     },
                 )
+
+    def keyset_fees(self) -> dict[bytes, Fees]:
+        """The fees of every remembered keyset, from its verified descriptor (docs/protocol.md
+        4.2): what the wallet shows before paying."""
+        with self._db.read() as tx:
+            rows = tx.fetchall("SELECT keyset_id, value, descriptor FROM wallet_keyset")
+        out = {}
+        for row in rows:
+            body = json.loads(row["descriptor"]).get("body", {})
+            fees = Fees.from_fields(body, int(row["value"])) if FEE_FIELDS[0] in body else Fees()
+            out[bytes(row["keyset_id"])] = fees
+        return out
 
     def save_keyset_list(self, listed: CertifiedKeysetList, doc: dict[str, Any]) -> None:
         """Remember the central-bank keyset list the wallet trusts (docs/protocol.md 4.1);

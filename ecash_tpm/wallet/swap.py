@@ -58,6 +58,7 @@ __all__ = [
     "Change",
     "SwapBank",
     "SwapFailedError",
+    "FeesNotCoveredError",
     "SwapResult",
     "payable_mix",
     "plan_change",
@@ -134,32 +135,50 @@ def payable_mix(amount: int, denominations: Sequence[int]) -> list[int]:
     return sorted(values, reverse=True)
 
 
+class FeesNotCoveredError(NotEnoughCoinsError):
+    """The coins would cover the amount, but not the amount plus the fees it takes to pay it
+    (docs/protocol.md 4.2: a swap's refresh fee)."""
+
+    code = "wallet.fees_not_covered"
+
+
 def plan_change(
-    coins: Sequence[HeldCoin], amount: int, denominations: Sequence[int]
+    coins: Sequence[HeldCoin],
+    amount: int,
+    denominations: Sequence[int],
+    refresh_fee_of: Callable[[HeldCoin], int] | None = None,
 ) -> tuple[list[HeldCoin], list[int]] | None:
     """``(inputs, output values)`` of the one swap after which ``amount`` is payable exactly,
-    or None when it already is. Inputs: the smallest coin worth at least ``amount``, else the
-    largest coins until they cover it. Outputs: ``amount`` in the fewest coins plus the rest as
+    or None when it already is. Inputs: the smallest coin worth at least ``amount`` after its
+    refresh fee (``refresh_fee_of``, docs/protocol.md 4.2; default none), else the largest coins
+    until they cover it and their fees. Outputs: ``amount`` in the fewest coins plus the rest as
     a :func:`payable_mix`, so later payments need swaps rarely."""
     try:
         select_coins(coins, amount)
         return None
     except NoExactChangeError:
         pass
-    ordered = sorted(coins, key=lambda c: (c.value, c.deposit_until, c.sigma))
-    big = [c for c in ordered if c.value >= amount]
+    fee_of = refresh_fee_of or (lambda c: 0)
+    ordered = sorted(coins, key=lambda c: (c.value - fee_of(c), c.deposit_until, c.sigma))
+    big = [c for c in ordered if c.value - fee_of(c) >= amount]
     if big:
         inputs = [big[0]]
     else:
-        inputs, total = [], 0
+        inputs, net = [], 0
         for c in reversed(ordered):
             inputs.append(c)
-            total += c.value
-            if total >= amount:
+            net += c.value - fee_of(c)
+            if net >= amount:
                 break
     total = sum(c.value for c in inputs)
-    rest = total - swap_fee(total) - amount
+    fee = sum(fee_of(c) for c in inputs)
+    rest = total - fee - amount
     if rest < 0:
+        if sum(c.value for c in coins) >= amount:
+            raise FeesNotCoveredError(
+                "the coins cover the amount but not the swap's refresh fee",
+                detail={"amount": amount, "coins": sum(c.value for c in coins), "fee": fee},
+            )
         raise NotEnoughCoinsError(
             "not enough coins for this amount and the swap fee", detail={"amount": amount}
         )
@@ -173,6 +192,11 @@ def plan_change(
 
 
 # --- the swap -----------------------------------------------------------------------------------
+
+
+def _refresh_fee(book: KeysetBook, inputs: Sequence[HeldCoin]) -> int:
+    """The refresh fee the bank keeps from a swap of ``inputs`` (docs/protocol.md 4.2, 9.3)."""
+    return swap_fee([book.get(c.coin.keyset_id) for c in inputs])
 
 
 def _current_keysets(book: KeysetBook, currency: str, now: int) -> dict[int, Keyset]:
@@ -249,7 +273,7 @@ def swap_coins(
         req.request_id,
         [c.value for c in inputs],
         list(values),
-        fee=swap_fee(sum(c.value for c in inputs)),
+        fee=_refresh_fee(book, inputs),
         reason=reason,
         currency=currency,
     )
@@ -376,7 +400,7 @@ class Change:
         for currency in sorted({c.currency for c in coins}):
             mine = [c for c in coins if c.currency == currency][:MAX_SWAP_ITEMS]
             total = sum(c.value for c in mine)
-            rest = total - swap_fee(total)
+            rest = total - _refresh_fee(book, mine)
             if rest <= 0:
                 continue
             now = self.ctx.clock()
@@ -417,7 +441,7 @@ class Change:
             pass
         book = self._book()
         denoms = list(_current_keysets(book, currency, now))
-        plan = plan_change(coins, amount, denoms)
+        plan = plan_change(coins, amount, denoms, lambda c: book.get(c.coin.keyset_id).fee_refresh)
         if plan is None:  # pragma: no cover - select_coins failed just above
             return None
         inputs, values = plan

@@ -32,7 +32,7 @@ from ecash_tpm.progress import ProgressCallback, silent
 from ecash_tpm.protocol.certified import CertifiedKeysetList
 from ecash_tpm.protocol.coins import Coin
 from ecash_tpm.protocol.errors import KeysetListError, KeysetNotCertifiedError
-from ecash_tpm.protocol.keysets import BankKeysets, Keyset
+from ecash_tpm.protocol.keysets import BankKeysets, Keyset, withdraw_fee
 from ecash_tpm.protocol.payments import KeysetBook, book_from_bank_keysets
 from ecash_tpm.service.errors import RemoteCallError
 from ecash_tpm.wallet.coins import HeldCoin, SplitStrategy, split_amount
@@ -92,11 +92,15 @@ class WithdrawResult:
     amount: int
     currency: str
     coins: list[HeldCoin]
+    #: the withdraw fee the bank charged on top of ``amount`` (docs/protocol.md 4.2)
+    fee: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "request_id": self.request_id,
             "amount": self.amount,
+            "fee": self.fee,
+            "debited": self.amount + self.fee,
             "currency": self.currency,
             "coins": sorted((c.value for c in self.coins), reverse=True),
         }
@@ -267,7 +271,8 @@ def send_withdrawal(
     say("the bank signs blindly", len(items), len(items))
     coins = finalize_coins(pending, sigs, book, say)
     store.complete_withdrawal(pending.request_id, coins)
-    return WithdrawResult(pending.request_id, pending.amount, pending.currency, coins)
+    fee = withdraw_fee([book.get(i.keyset_id) for i in pending.items])  # 4.2, as the bank books
+    return WithdrawResult(pending.request_id, pending.amount, pending.currency, coins, fee)
 
 
 def withdraw(

@@ -94,11 +94,18 @@ class Claim:
 
 
 def make_claim(
-    w: BankWorld, member: Member, perm: dict[str, Any], coins: list[Coin], *, signer: Any = None
+    w: BankWorld,
+    member: Member,
+    perm: dict[str, Any],
+    coins: list[Coin],
+    *,
+    signer: Any = None,
+    value: int | None = None,
 ) -> Claim:
-    """Fresh outputs for the permission's amount and TPM-like ownership proofs of ``coins``
-    over the claim digest (``signer``: another DAA key)."""
-    amount = int(perm["body"]["amount"])
+    """Fresh outputs for the permission's amount (or ``value``: the amount less refund fees,
+    docs/protocol.md 4.2) and TPM-like ownership proofs of ``coins`` over the claim digest
+    (``signer``: another DAA key)."""
+    amount = int(perm["body"]["amount"]) if value is None else value
     pending = [prepare_coin(member, k) for k in split_amount(amount, w._latest_keysets())]
     outputs = [p.item for p in pending]
     claim_id = "claim-" + secrets.token_hex(8)

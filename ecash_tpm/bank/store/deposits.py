@@ -24,6 +24,7 @@ __all__ = [
     "set_receipt",
     "spent_by",
     "totals_per_merchant",
+    "spent_per_merchant_keyset",
     "transcript_body",
     "upsert_lock",
 ]
@@ -256,3 +257,13 @@ def upsert_lock(
 
 def delete_lock(tx: Transaction, sigma: bytes) -> None:
     tx.execute("DELETE FROM coin_lock WHERE sigma = :s", {"s": sigma})
+
+
+def spent_per_merchant_keyset(tx: Transaction) -> list[tuple[str, bytes, int]]:
+    """``(merchant_id, keyset_id, coins)`` deposited: what the deposit fees are charged on
+    (docs/protocol.md 4.2)."""
+    rows = tx.fetchall(
+        "SELECT d.merchant_id, s.keyset_id, COUNT(*) AS n FROM spent_coin s"
+        " JOIN deposit d ON d.deposit_id = s.deposit_id GROUP BY d.merchant_id, s.keyset_id"
+    )
+    return [(str(r["merchant_id"]), bytes(r["keyset_id"]), int(r["n"])) for r in rows]

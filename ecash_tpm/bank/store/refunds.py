@@ -24,6 +24,7 @@ __all__ = [
     "refunded_for_deposit",
     "total_amount",
     "totals_per_merchant",
+    "refunded_coins_per_keyset",
 ]
 
 COMPONENT = "bank_refunds"
@@ -175,3 +176,12 @@ def totals_per_merchant(tx: Transaction) -> dict[str, int]:
     """Refunded amount per merchant (what was debited from its account)."""
     rows = tx.fetchall("SELECT merchant_id, SUM(amount) AS total FROM refund GROUP BY merchant_id")
     return {str(r["merchant_id"]): int(r["total"]) for r in rows}
+
+
+def refunded_coins_per_keyset(tx: Transaction) -> dict[bytes, int]:
+    """Refunded coins per keyset of the coin: what the refund fees are charged on (4.2)."""
+    rows = tx.fetchall(
+        "SELECT s.keyset_id, COUNT(*) AS n FROM refund_coin c"
+        " JOIN spent_coin s ON s.sigma = c.sigma GROUP BY s.keyset_id"
+    )
+    return {bytes(r["keyset_id"]): int(r["n"]) for r in rows}

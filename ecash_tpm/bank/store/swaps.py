@@ -30,6 +30,7 @@ __all__ = [
     "swap",
     "swapped",
     "total_out",
+    "total_fee",
 ]
 
 COMPONENT = "bank_swap"
@@ -213,3 +214,8 @@ def migrated(tx: Transaction) -> bool:
         )
         is not None
     )
+
+
+def total_fee(tx: Transaction) -> int:
+    """The refresh fees all swaps have booked (docs/protocol.md 4.2)."""
+    return int(tx.fetchval("SELECT COALESCE(SUM(fee), 0) AS s FROM swap") or 0)

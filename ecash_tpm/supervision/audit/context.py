@@ -25,12 +25,13 @@ from ecash_tpm.crypto.signing import load_public_key
 from ecash_tpm.errors import EcashError, NotFoundError
 from ecash_tpm.pki import common_name, verify_party_certificate
 from ecash_tpm.protocol.evidence import Transcript
-from ecash_tpm.protocol.keysets import Keyset
+from ecash_tpm.protocol.keysets import FEE_ACCOUNT, Fees, Keyset
 from ecash_tpm.supervision.audit_report import Violation
 
 __all__ = [
     "COINS_OUTSTANDING",
     "CUSTOMER",
+    "FEE_ACCOUNT",
     "MERCHANT",
     "AuditContext",
     "AuditKeyset",
@@ -87,6 +88,8 @@ class AuditKeyset:
     public_key: rsa.RSAPublicKey | None
     variant: blindrsa.Variant | None
     trusted: bool
+    #: from the signed descriptor (docs/protocol.md 4.2); a row alone has none
+    fees: Fees = Fees()
 
     @property
     def b64(self) -> str:
@@ -113,6 +116,7 @@ class AuditKeyset:
             deposit_until=self.deposit_until,
             public_key=self.public_key,
             variant=self.variant,
+            fees=self.fees,
         )
 
 
@@ -166,6 +170,10 @@ class AuditContext:
         self.transcripts: dict[int, dict[str, Any]] = {}
         self.parsed: dict[int, Transcript] = {}
         self.epochs_checked: set[int] = set()
+        #: fees the coin tables and descriptors imply (4.2): per kind, dated, per merchant
+        self.fees: dict[str, int] = {"withdraw": 0, "deposit": 0, "refresh": 0, "refund": 0}
+        self.fee_events: list[tuple[int, int]] = []  # (booked at, fee)
+        self.deposit_fees: dict[str, int] = defaultdict(int)  # merchant account -> fees
         self._reported: set[tuple[str, str]] = set()
         self.bank_key = self._bank_key()
 
@@ -189,6 +197,12 @@ class AuditContext:
         self.violations.append(
             Violation(kind, message, table, row_id, serial, expected, found, detail)
         )
+
+    def add_fee(self, kind: str, fee: int, at: int) -> None:
+        """A fee the bank should have booked (docs/protocol.md 4.2), recomputed by the audit."""
+        self.fees[kind] += fee
+        if fee:
+            self.fee_events.append((at, fee))
 
     def flag_once(self, key: str, kind: str, message: str, **kwargs: Any) -> None:
         """Flag a problem of a shared thing (a merchant's certificate) only once."""

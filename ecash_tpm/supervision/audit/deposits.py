@@ -17,7 +17,7 @@ from ecash_tpm.crypto.signing import canonical_digest, verify_object
 from ecash_tpm.errors import EcashError
 from ecash_tpm.pki import verify_party_certificate
 from ecash_tpm.protocol.coins import PAYMENT_REQUEST_KIND, RECEIPT_KIND
-from ecash_tpm.supervision.audit.context import MERCHANT, AuditContext, blob, utc
+from ecash_tpm.supervision.audit.context import FEE_ACCOUNT, MERCHANT, AuditContext, blob, utc
 from ecash_tpm.supervision.audit.ledger import check_booking
 from ecash_tpm.supervision.audit.store import BankTables
 from ecash_tpm.supervision.audit.transcripts import check_transcript
@@ -90,7 +90,7 @@ def _check_deposit(
             table="deposit",
             row_id=deposit_id,
         )
-    value = 0
+    value = fee = 0
     expected: dict[str, int] = defaultdict(int)
     requests: dict[str, Any] = {}
     for t in transcripts:
@@ -98,6 +98,7 @@ def _check_deposit(
         keyset = ctx.keysets.get(blob(t["keyset_id"]))
         if keyset is not None:
             value += keyset.value
+            fee += keyset.fees.deposit  # 4.2: kept from the merchant's credit
             expected[keyset.account] -= keyset.value
         if body is not None and "request" in body:
             requests[json.dumps(body["request"], sort_keys=True)] = body["request"]
@@ -110,7 +111,10 @@ def _check_deposit(
             expected=value,
             found=amount,
         )
-    expected[MERCHANT + merchant_id] += amount
+    expected[MERCHANT + merchant_id] += amount - fee
+    expected[FEE_ACCOUNT] += fee
+    ctx.deposit_fees[MERCHANT + merchant_id] += fee
+    ctx.add_fee("deposit", fee, int(d["created_at"]))
     check_booking(
         ctx,
         kind="deposit",

@@ -21,7 +21,7 @@ from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode
 from ecash_tpm.crypto.groupsig import KEYSET_ID_LEN
 from ecash_tpm.crypto.signing import canonical_encode, verify_object
 from ecash_tpm.errors import EcashError
-from ecash_tpm.protocol.keysets import DESCRIPTOR_FIELDS, KEYSET_DESCRIPTOR_KIND
+from ecash_tpm.protocol.keysets import DESCRIPTOR_FIELDS, FEE_FIELDS, KEYSET_DESCRIPTOR_KIND, Fees
 from ecash_tpm.supervision.audit.context import AuditContext, AuditKeyset, blob
 from ecash_tpm.supervision.audit.store import BankTables
 from ecash_tpm.supervision.audit_report import AuditInputError
@@ -121,7 +121,7 @@ def _keyset_from_row(row: Mapping[str, Any]) -> AuditKeyset:
 def _descriptor_body(ctx: AuditContext, doc: Any) -> dict[str, Any]:
     """Verify a signed keyset descriptor with the bank key; return its checked body."""
     body = verify_object(doc, ctx.bank_key, KEYSET_DESCRIPTOR_KIND)
-    if set(body) != DESCRIPTOR_FIELDS:
+    if set(body) not in (DESCRIPTOR_FIELDS, DESCRIPTOR_FIELDS | set(FEE_FIELDS)):
         raise AuditInputError("descriptor has the wrong fields")
     for name in ("value", "withdraw_from", "withdraw_until", "deposit_until"):
         v = body[name]
@@ -140,7 +140,20 @@ def _descriptor_body(ctx: AuditContext, doc: Any) -> dict[str, Any]:
         raise AuditInputError("descriptor key is not RSA of at least 2048 bits")
     if not blindrsa.get_variant(body["variant"]).randomized:
         raise AuditInputError("descriptor variant is not randomized")
+    _fees(body)  # 4.2: all four fee fields or none, each below the value
     return body
+
+
+def _fees(body: Mapping[str, Any]) -> Fees:
+    """The descriptor's fees (docs/protocol.md 4.2), checked with the audit's own code."""
+    if FEE_FIELDS[0] not in body:
+        return Fees()
+    values = [body[name] for name in FEE_FIELDS]
+    if any(
+        isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < body["value"] for v in values
+    ):
+        raise AuditInputError("descriptor fees must be integers from 0 to below the value")
+    return Fees(*values)
 
 
 def _keyset_from_descriptor(body: Mapping[str, Any]) -> AuditKeyset:
@@ -157,4 +170,5 @@ def _keyset_from_descriptor(body: Mapping[str, Any]) -> AuditKeyset:
         key,
         blindrsa.get_variant(body["variant"]),
         True,
+        _fees(body),
     )

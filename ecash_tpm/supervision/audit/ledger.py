@@ -13,6 +13,7 @@ from collections import defaultdict
 from ecash_tpm.supervision.audit.context import (
     COINS_OUTSTANDING,
     CUSTOMER,
+    FEE_ACCOUNT,
     MERCHANT,
     AuditContext,
     entries_map,
@@ -180,17 +181,30 @@ def _check_balances(ctx: AuditContext, tables: BankTables) -> None:
         deposits[MERCHANT + str(row["merchant_id"])] += int(row["amount"])
     for row in RefundTables(tables).refunds():  # refunds debit the merchant (issue 12, #3)
         deposits[MERCHANT + str(row["merchant_id"])] -= int(row["amount"])
+    for account, fee in ctx.deposit_fees.items():  # 4.2: deposit fees are the bank's
+        deposits[account] -= fee
     merchants = {a for a in balances if a.startswith(MERCHANT)} | set(deposits)
     for account in sorted(merchants):
         if balances.get(account, 0) != deposits.get(account, 0):
             ctx.flag(
                 "ledger.merchant_balance_mismatch",
-                "merchant balance differs from its deposits less its refunds",
+                "merchant balance differs from its deposits less deposit fees and refunds",
                 table="ledger_entry",
                 row_id=account,
                 expected=deposits.get(account, 0),
                 found=balances.get(account, 0),
             )
+    earned = sum(ctx.fees.values())
+    if balances.get(FEE_ACCOUNT, 0) != earned:
+        ctx.flag(
+            "fees.account_mismatch",
+            "the fee account differs from the fees the coin tables imply",
+            table="ledger_entry",
+            row_id=FEE_ACCOUNT,
+            expected=earned,
+            found=balances.get(FEE_ACCOUNT, 0),
+            fees=dict(ctx.fees),
+        )
     known_accounts = {k.account for k in ctx.keysets.values()}
     for account in sorted(balances):
         if account.startswith(COINS_OUTSTANDING) and account not in known_accounts:

@@ -19,7 +19,7 @@ from ecash_tpm.crypto.groupsig import SpendProof, verify_spend_proof
 from ecash_tpm.errors import EcashError
 from ecash_tpm.protocol.coins import Coin, PaymentRequest
 from ecash_tpm.protocol.refunds import RefundPermission, refund_claim_digest
-from ecash_tpm.supervision.audit.context import MERCHANT, AuditContext, blob
+from ecash_tpm.supervision.audit.context import FEE_ACCOUNT, MERCHANT, AuditContext, blob
 from ecash_tpm.supervision.audit.ledger import check_booking
 from ecash_tpm.supervision.audit.store import BankTables, RefundTables
 from ecash_tpm.supervision.audit.withdrawals import blind_signature_ok
@@ -132,12 +132,19 @@ def _check_refund(
             keyset.public_key, blob(item["blinded_msg"]), blob(item["blind_sig"])
         ):
             flag("refund.bad_blind_signature", "a refund's blind signature does not verify")
-    if value != amount or not items:
+    # 4.2, 9.2: the refunded coins' refund fees are kept from the fresh coins
+    fee = 0
+    for sigma in serials:
+        t = transcripts.get(sigma)
+        keyset = None if t is None else ctx.keysets.get(blob(t["keyset_id"]))
+        fee += 0 if keyset is None else keyset.fees.refund
+    if value != amount - fee or not items:
         flag(
             "refund.amount_mismatch",
-            "refund amount != value of its fresh coins",
-            expected=value,
+            "refund amount less its refund fee != value of its fresh coins",
+            expected=value + fee,
             found=amount,
+            fee=fee,
         )
     # the refunded coins: booked in this deposit; the deadline; the ownership proofs
     digest = refund_claim_digest(refund_id, str(r["claim_id"]), outputs)
@@ -176,6 +183,8 @@ def _check_refund(
         except EcashError as exc:
             flag("refund.bad_proof", f"ownership proof: {exc.message}", serial=sigma)
     expected[MERCHANT + str(r["merchant_id"])] -= amount
+    expected[FEE_ACCOUNT] += fee
+    ctx.add_fee("refund", fee, at)
     check_booking(
         ctx,
         kind="refund",

@@ -118,4 +118,5 @@ def run_audit(
         violations=violations,
         keysets=keysets,
         supply_report=supply,
+        fees=dict(ctx.fees),
     )

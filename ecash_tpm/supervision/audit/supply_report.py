@@ -52,7 +52,8 @@ def check_supply_report(ctx: AuditContext, stored: Mapping[str, Any]) -> dict[st
         )
     counts = outstanding_as_of(ctx, body.as_of)
     audited = {k.b64: k.value * (counts[kid][0] - counts[kid][1]) for kid, k in ctx.keysets.items()}
-    found = compare_supply_report(body, audited)
+    fees = sum(fee for at, fee in ctx.fee_events if at <= body.as_of)  # 4.2
+    found = compare_supply_report(body, audited, fees)
     for d in found:
         ctx.flag(
             "supply_report." + d.kind,
@@ -68,6 +69,8 @@ def check_supply_report(ctx: AuditContext, stored: Mapping[str, Any]) -> dict[st
         bank_id=body.bank_id,
         reported_total=sum(k.outstanding_value for k in body.keysets),
         audited_total=sum(audited.values()),
+        reported_fees=body.fees,
+        audited_fees=fees,
         discrepancies=[d.to_dict() for d in found],
     )
     return summary

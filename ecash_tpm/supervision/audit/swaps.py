@@ -20,17 +20,13 @@ from ecash_tpm.crypto.encoding import b64u_encode
 from ecash_tpm.errors import EcashError
 from ecash_tpm.protocol.coins import parse_spends
 from ecash_tpm.protocol.swap import SwapRequest
-from ecash_tpm.supervision.audit.context import AuditContext, blob
+from ecash_tpm.supervision.audit.context import FEE_ACCOUNT, AuditContext, blob
 from ecash_tpm.supervision.audit.ledger import check_booking
 from ecash_tpm.supervision.audit.store import BankTables, SwapTables
 from ecash_tpm.supervision.audit.transcripts import CoinAudit
 from ecash_tpm.supervision.audit.withdrawals import check_issued_coin
 
 __all__ = ["FEE_ACCOUNT", "check_swaps"]
-
-#: The bank's fee account (``ecash_tpm.bank.swap.FEE_ACCOUNT``; not imported: the audit keeps
-#: its own copy of what it checks).
-FEE_ACCOUNT = "bank:fees"
 
 
 def check_swaps(ctx: AuditContext, tables: BankTables) -> None:
@@ -64,8 +60,22 @@ def check_swaps(ctx: AuditContext, tables: BankTables) -> None:
                 expected={"amount_in": value_in, "amount_out": value_out},
                 found={"amount_in": amount_in, "amount_out": amount_out, "fee": fee},
             )
-        if fee:
-            expected[FEE_ACCOUNT] += fee
+        refresh = sum(  # 4.2: the inputs' refresh fees, from their signed descriptors
+            k.fees.refresh
+            for k in (ctx.keysets.get(blob(i["keyset_id"])) for i in inputs.get(rid, []))
+            if k is not None
+        )
+        if fee != refresh:
+            ctx.flag(
+                "fees.refresh_mismatch",
+                "a swap's fee differs from its inputs' refresh fees",
+                table="swap",
+                row_id=rid,
+                expected=refresh,
+                found=fee,
+            )
+        expected[FEE_ACCOUNT] += fee
+        ctx.add_fee("refresh", refresh, int(s["created_at"]))
         check_booking(
             ctx,
             kind="swap",

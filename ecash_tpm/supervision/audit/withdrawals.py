@@ -11,7 +11,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ecash_tpm.supervision.audit.context import CUSTOMER, AuditContext, blob
+from ecash_tpm.supervision.audit.context import CUSTOMER, FEE_ACCOUNT, AuditContext, blob
 from ecash_tpm.supervision.audit.ledger import check_booking
 from ecash_tpm.supervision.audit.store import BankTables
 
@@ -47,7 +47,7 @@ def _check_withdrawal(
 ) -> None:
     request_id = str(w["request_id"])
     created = int(w["created_at"])
-    value = 0
+    value = fee = 0
     expected: dict[str, int] = defaultdict(int)
     for item in items:
         where = f"{request_id}/{int(item['idx'])}"
@@ -64,6 +64,7 @@ def _check_withdrawal(
             )
             continue
         value += keyset.value
+        fee += keyset.fees.withdraw  # 4.2: charged on top of the coins
         expected[keyset.account] += keyset.value
         check_issued_coin(
             ctx,
@@ -85,7 +86,9 @@ def _check_withdrawal(
             found=amount,
             items=len(items),
         )
-    expected[CUSTOMER + str(w["account_id"])] -= amount
+    expected[CUSTOMER + str(w["account_id"])] -= amount + fee
+    expected[FEE_ACCOUNT] += fee
+    ctx.add_fee("withdraw", fee, created)
     check_booking(
         ctx,
         kind="withdraw",

@@ -150,6 +150,19 @@ def test_bank_keyset_rotate_progress_goes_to_stderr(bank_dir: Path, capsys: Caps
     assert len(rotated["keysets"]) == 2
 
 
+def test_bank_keyset_rotate_with_fees(bank_dir: Path, capsys: Capsys) -> None:
+    """docs/protocol.md 4.2: ``--fee VALUE=W,D,R,F`` signs fees into the new descriptors."""
+    data = ["--data-dir", str(bank_dir)]
+    rotated = run_json(capsys, "bank", "keyset", "rotate", "--fee", "5=1,2,3,4", *data)
+    fees = {k["value"]: k["fees"] for k in rotated["keysets"]}
+    assert fees[5] == {"fee_withdraw": 1, "fee_deposit": 2, "fee_refresh": 3, "fee_refund": 4}
+    assert set(fees[1].values()) == {0}
+    bad = run_json(capsys, "bank", "keyset", "rotate", "--fee", "5=5,0,0,0", *data, code=1)
+    assert_error(bad, "input.invalid")
+    bad = run_json(capsys, "bank", "keyset", "rotate", "--fee", "5=1,1", *data, code=1)
+    assert_error(bad, "input.invalid")
+
+
 # --- errors -----------------------------------------------------------------------------------
 
 

@@ -12,8 +12,8 @@ import pytest
 
 from ecash_tpm.bank.settings import DEFAULT_DENOMINATIONS
 from ecash_tpm.protocol.swap import MAX_SWAP_ITEMS
-from ecash_tpm.wallet.coins import HeldCoin, select_coins, split_amount
-from ecash_tpm.wallet.swap import payable_mix, plan_change
+from ecash_tpm.wallet.coins import HeldCoin, NotEnoughCoinsError, select_coins, split_amount
+from ecash_tpm.wallet.swap import FeesNotCoveredError, payable_mix, plan_change
 
 DENOMS = list(DEFAULT_DENOMINATIONS)
 
@@ -70,3 +70,35 @@ def test_random_walk_to_zero(seed: int) -> None:
         left -= amount
         assert sum(c.value for c in coins) == left
     assert left == 0
+
+
+# --- refresh fees (docs/protocol.md 4.2) ----------------------------------------------------------
+
+
+def one_per_big_coin(coin: HeldCoin) -> int:
+    """A refresh fee of 1 on every coin of 5 and more."""
+    return 1 if coin.value >= 5 else 0
+
+
+def test_change_with_refresh_fees_covers_amount_and_fee() -> None:
+    coins = held(split_amount(1000, DENOMS))
+    for amount in range(1, 990):
+        plan = plan_change(coins, amount, DENOMS, one_per_big_coin)
+        if plan is None:
+            continue
+        inputs, values = plan
+        fee = sum(one_per_big_coin(c) for c in inputs)
+        assert sum(values) == sum(c.value for c in inputs) - fee  # what the bank requires
+        select_coins(held(values), amount)  # the swap's outputs pay the amount exactly
+
+
+def test_coins_that_cover_the_amount_but_not_the_fee_are_refused() -> None:
+    coins = held([10, 5])  # 14 needs a swap of both, which costs 2
+    with pytest.raises(FeesNotCoveredError) as exc:
+        plan_change(coins, 14, DENOMS, one_per_big_coin)
+    assert exc.value.code == "wallet.fees_not_covered"
+    assert exc.value.detail == {"amount": 14, "coins": 15, "fee": 2}
+    with pytest.raises(NotEnoughCoinsError) as short:  # not even the amount: the old refusal
+        plan_change(coins, 16, DENOMS, one_per_big_coin)
+    assert short.value.code == "wallet.insufficient_funds"
+    assert plan_change(coins, 13, DENOMS, one_per_big_coin) is not None  # 15 - 2 = 13: fine
