@@ -26,6 +26,7 @@ from ecash_tpm.bank.errors import LedgerInvariantError
 from ecash_tpm.bank.store import deposits as deposit_rows
 from ecash_tpm.bank.store import keysets as keyset_rows
 from ecash_tpm.bank.store import ledger as rows
+from ecash_tpm.bank.store import redeems as redeem_rows
 from ecash_tpm.bank.store import refunds as refund_rows
 from ecash_tpm.bank.store import swaps as swap_rows
 from ecash_tpm.bank.store import withdrawals as withdrawal_rows
@@ -111,6 +112,7 @@ def ledger_check(db: Database) -> dict[str, Any]:
         keysets_report = []
         withdrawn_total = 0
         swaps = swap_rows.migrated(tx)
+        redeems = redeem_rows.migrated(tx)
         for kid, value in keyset_rows.values_by_window(tx):
             account = "coins-outstanding:" + kid.hex()
             withdrawn, deposited, outstanding = rows.keyset_flows(tx, account)
@@ -121,6 +123,8 @@ def ledger_check(db: Database) -> dict[str, Any]:
             if swaps:
                 issued += swap_rows.count_outputs(tx, kid)
                 spent += swap_rows.count_inputs(tx, kid)
+            if redeems:  # docs/protocol.md 9.4: redeemed coins are spent like deposited ones
+                spent += redeem_rows.count_inputs(tx, kid)
             entry = {
                 "keyset_id": kid.hex(),
                 "value": value,
