@@ -4,7 +4,9 @@ between a redeem and a payment reported with evidence that verifies and opens.""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +42,17 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pki]:
     p.close()
 
 
-@pytest.fixture
-def world(tmp_path: Path, pki: Pki, keys: KeyPool) -> Iterator[BankWorld]:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def world(
+    request: pytest.FixtureRequest, tmp_path: Path, pki: Pki, keys: KeyPool
+) -> Iterator[BankWorld]:
+    url = (
+        sqlite_url(tmp_path / "bank.db")
+        if request.param == "sqlite"
+        else str(request.getfixturevalue("pg_url"))
+    )
     w = make_world(
-        db_url=sqlite_url(tmp_path / "bank.db"),
+        db_url=url,
         data_dir=tmp_path,
         pki=pki,
         keys=keys,
@@ -235,3 +244,51 @@ def test_redeemed_twice_under_two_requests_is_reported(world: BankWorld, pki: Pk
     assert len(w.reporter.reports) == 1
     _evidence_opens(w, pki, alice, w.reporter.reports)
     assert _balance(w, "alice") == 100
+
+
+def _race(**work: Callable[[], Any]) -> dict[str, Any]:
+    """Run each callable in its own thread, released together; name -> answer or error."""
+    start = threading.Barrier(len(work))
+    answers: dict[str, Any] = {}
+
+    def run(name: str, fn: Callable[[], Any]) -> None:
+        start.wait(timeout=30)
+        try:
+            answers[name] = fn()
+        except Exception as exc:  # noqa: BLE001 - the loser's refusal is the point
+            answers[name] = exc
+
+    threads = [threading.Thread(target=run, args=item) for item in work.items()]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return answers
+
+
+def test_a_deposit_and_a_redeem_of_one_coin_racing_book_one(world: BankWorld) -> None:
+    """Both take the serial locks first (READ COMMITTED on PostgreSQL), so a payment and a redeem
+    of one coin never both commit: the later sees the other's row and is a double spend."""
+    w = world
+    carol = w.customer("carol", 100)
+    for _ in range(3):
+        coins = w.withdraw(carol, 5)
+        req = w.request("shop-a", 5)
+        deposit_spends = w.spends(carol, coins, req)
+        wire = _wire(w, carol, coins, w.bank.redeem_request("carol", 5)["request"])
+        answers = _race(
+            deposit=partial(w.deposit, "shop-a", req, deposit_spends),
+            redeem=partial(w.bank.redeem, "carol", wire),
+        )
+        refused_ = [n for n, a in answers.items() if isinstance(a, Exception)]
+        assert len(answers) == 2 and len(refused_) == 1, answers
+        assert isinstance(answers[refused_[0]], E.DoubleSpendError), answers
+        with w.db.read() as tx:
+            spent = tx.fetchval(
+                "SELECT COUNT(*) AS n FROM spent_coin WHERE sigma = :s", {"s": coins[0].sigma}
+            )
+            redeemed = tx.fetchval(
+                "SELECT COUNT(*) AS n FROM redeem_input WHERE sigma = :s", {"s": coins[0].sigma}
+            )
+        assert int(spent) + int(redeemed) == 1
+    w.bank.ledger_check()
