@@ -28,7 +28,7 @@ from ecash_tpm.bank.errors import (
 )
 from ecash_tpm.crypto.groupsig.errors import SpendProofError
 from ecash_tpm.errors import ConfigError, InputError
-from ecash_tpm.protocol.api.base import ApiModel
+from ecash_tpm.protocol.api.base import ApiModel, SignedObject
 from ecash_tpm.protocol.errors import (
     CoinSignatureError,
     KeysetExpiredError,
@@ -46,7 +46,13 @@ from ecash_tpm.protocol.redeem import (
 )
 from ecash_tpm.service.openapi import bearer, err, errors
 
-__all__ = ["RedeemAnswer", "RedeemBody", "RedeemRequestBody", "build_redeem_router"]
+__all__ = [
+    "RedeemAnswer",
+    "RedeemBody",
+    "RedeemRequestAnswer",
+    "RedeemRequestBody",
+    "build_redeem_router",
+]
 
 _LOGIN_TOKEN = bearer("loginToken", "A customer's token from POST /v1/login")
 
@@ -55,13 +61,18 @@ class RedeemRequestBody(ApiModel):
     amount: int = Field(gt=0, description="minor units of the bank's currency")
 
 
+class RedeemRequestAnswer(ApiModel):
+    request: SignedObject = Field(description="the bank-signed redeem-request")
+    cert: str = Field(description="the bank's certificate (PEM)")
+
+
 class RedeemBody(ApiModel):
-    request: dict[str, Any] = Field(description="the bank-signed redeem-request")
+    request: SignedObject = Field(description="the bank-signed redeem-request")
     spends: list[dict[str, Any]] = Field(min_length=1, max_length=64)
 
 
 class RedeemAnswer(ApiModel):
-    receipt: dict[str, Any] = Field(description="the bank-signed redeem-receipt (or request)")
+    receipt: SignedObject = Field(description="the bank-signed redeem-receipt")
     cert: str = Field(description="the bank's certificate (PEM)")
 
 
@@ -94,9 +105,9 @@ def build_redeem_router() -> APIRouter:
         body: RedeemRequestBody,
         bank: Bank,
         authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
-    ) -> dict[str, Any]:
+    ) -> RedeemRequestAnswer:
         answer = bank.redeem_request(_account(bank, authorization), body.amount)
-        return {"request": answer["request"], "cert": answer["cert"]}
+        return RedeemRequestAnswer.model_validate(answer)
 
     @router.post(
         "/redeem",
@@ -131,6 +142,6 @@ def build_redeem_router() -> APIRouter:
         authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
     ) -> RedeemAnswer:
         answer = bank.redeem(_account(bank, authorization), body.model_dump())
-        return RedeemAnswer(receipt=answer["receipt"], cert=answer["cert"])
+        return RedeemAnswer.model_validate(answer)
 
     return router
