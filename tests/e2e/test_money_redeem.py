@@ -146,3 +146,89 @@ def test_a_replayed_redeem_changes_nothing_and_a_lost_answer_is_recovered(
         assert again["receipt"]["body"]["amount"] == 8 and s.customer_balance() == 1000
         s.bank.ledger_check()
         thief.close()
+
+
+class _Forging:
+    """A man in the middle that never forwards the redeem and answers a refusal: bare, or with
+    a ``deposit-refusal`` signed by a key of its own."""
+
+    def __init__(self, bank: BankClient, refusal: dict[str, Any] | None) -> None:
+        self.bank = bank
+        self.refusal = refusal
+
+    def redeem_request(self, amount: int) -> dict[str, Any]:
+        return self.bank.redeem_request(amount)
+
+    def redeem(
+        self, request: Mapping[str, Any], spends: Sequence[Mapping[str, Any]]
+    ) -> dict[str, Any]:
+        detail: dict[str, Any] = {"serial": spends[0]["coin"]["sigma"]}
+        if self.refusal is not None:
+            detail |= {"refusal": self.refusal, "cert": "not a bank certificate"}
+        raise RemoteCallError(
+            "coin already spent", code="bank.double_spend", status=409, url="", detail=detail
+        )
+
+
+def test_unsigned_refusals_free_nothing_and_a_redeemed_coin_paid_again_is_opened(
+    swtpm: Any, tmp_path: Path
+) -> None:
+    """10.1: the wallet acts only on the bank's signed word (a forged 409 leaves the coins
+    pending; the bank-signed status releases them after the deadline + grace). 12.1: a coin
+    redeemed and then paid to a shop is reported, opened and its member revoked, the redeem's
+    transcript serving as the first spend."""
+    from ecash_tpm.crypto.groupsig import make_spend_proof
+    from ecash_tpm.crypto.signing import PartyKey, canonical_digest
+    from ecash_tpm.protocol.coins import Spend
+    from ecash_tpm.protocol.status import sign_deposit_refusal
+    from ecash_tpm.wallet.pay import RECOVERY_GRACE_S, PaymentRefusedError
+
+    with TpmDevice(swtpm.tcti) as dev, start_system(tmp_path / "sys", swtpm=swtpm, tpm=dev) as s:
+        honest = s.open_wallet(dev, tmp_path / "wallet")
+        honest.withdraw(4)
+        forged = sign_deposit_refusal(
+            PartyKey.generate(), code="bank.double_spend", bank="bank", bank_time=s.clock(),
+            merchant_id="bank:redeem", preq=b"\0" * 32, serials=[], detail={}, signer="x",
+        )  # fmt: skip
+        for refusal in (None, forged):
+            with pytest.raises(PaymentRefusedError):
+                redeem(honest.spending(), _Forging(honest.bank(), refusal),
+                       account_id=s.customer.account_id, amount=4, currency="EUR")  # fmt: skip
+            assert honest.store.balance()["EUR"]["pending"] == 4  # nothing freed, nothing spent
+            s.clock.advance(600 + RECOVERY_GRACE_S + 1)  # the bank's signed "unspent" frees them
+            (outcome,) = honest.recover()
+            assert outcome.outcome == "released" and honest.balance() == 4
+        assert s.customer_balance() == 996
+
+        coins = [hc.coin for hc in honest.store.coins("unspent")]
+        redeem(honest.spending(), honest.bank(), account_id=s.customer.account_id, amount=4,
+               currency="EUR")  # fmt: skip
+        assert s.customer_balance() == 1000
+        offer = honest.request(4, "shop-1")
+        preq = canonical_digest(offer["request"]["body"])
+        spends = [
+            Spend(
+                c,
+                make_spend_proof(
+                    honest.signer,
+                    hop=honest.membership.opener_public,
+                    preq=preq,
+                    keyset_id=c.keyset_id,
+                    epoch=c.epoch,
+                    sigma=c.sigma,
+                    coin=c.credential,
+                ),  # fmt: skip
+            ).to_dict()
+            for c in coins
+        ]
+        with pytest.raises(RemoteCallError) as info:
+            s.merchant_client("shop-1").pay(offer["request"], spends)
+        assert (info.value.status, info.value.code) == (409, "bank.double_spend")
+        assert "redeem_request_id" in info.value.detail
+        case = s.supervision.case(coins[0].sigma)
+        assert case is not None and case.member_id == honest.membership.member_id
+        with pytest.raises(EcashError) as exc:  # the issuer re-verified the evidence and revoked
+            honest.withdraw(1)
+        assert exc.value.code == "bank.member_not_active"
+        assert s.merchant_balance("shop-1") == 0 and s.customer_balance() == 1000
+        s.bank.ledger_check()
