@@ -105,6 +105,9 @@ def test_a_replayed_redeem_changes_nothing_and_a_lost_answer_is_recovered(
             mallory.account_id, mallory.password, mallory.totp_secret, initial_balance=50
         )
         thief = BankClient(s.bank_url, **s.link("bank"))
+        with pytest.raises(EcashError) as info:  # no session: no redeem request
+            thief.redeem_request(16)
+        assert (info.value.code, getattr(info.value, "status", None)) == ("auth.invalid_token", 401)
         thief.login(mallory.account_id, mallory.password, mallory.totp())
         refusals: list[str] = []
 
