@@ -292,3 +292,15 @@ def test_a_deposit_and_a_redeem_of_one_coin_racing_book_one(world: BankWorld) ->
             )
         assert int(spent) + int(redeemed) == 1
     w.bank.ledger_check()
+
+
+def test_coins_past_their_deposit_window_are_refused_as_for_a_deposit(world: BankWorld) -> None:
+    w = world
+    alice = w.customer("alice", 100)
+    coins = w.withdraw(alice, 5)
+    until = max(w.bank.keysets.get(c.keyset_id).deposit_until for c in coins)
+    w.clock.advance(until - w.clock() + 1)
+    doc = w.bank.redeem_request("alice", 5)["request"]
+    with refused(EcashError, "bank.keyset_expired"):
+        w.bank.redeem("alice", _wire(w, alice, coins, doc))
+    assert _balance(w, "alice") == 95
