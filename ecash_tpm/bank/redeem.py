@@ -57,6 +57,7 @@ from ecash_tpm.protocol.redeem import (
     RedeemConflictError,
     RedeemExpiredError,
     RedeemRequest,
+    RedeemTooManyError,
     RedeemUnknownRequestError,
     RedeemUsedError,
     RedeemWrongAccountError,
@@ -64,11 +65,14 @@ from ecash_tpm.protocol.redeem import (
 from ecash_tpm.protocol.status import sign_deposit_refusal
 from ecash_tpm.storage import Database, Transaction, UniqueViolationError
 
-__all__ = ["REDEEM_TTL_S", "Redeems"]
+__all__ = ["MAX_OPEN_REQUESTS", "REDEEM_TTL_S", "Redeems"]
 
 #: How long a redeem request lives (capped by the bank's ``max_deadline_s``, §10): long enough
 #: for a few TPM spend proofs, short enough that coins of a lost answer are not held long.
 REDEEM_TTL_S = 300
+#: Live, unused redeem requests one account may hold: every request is a stored row, so a
+#: logged-in account cannot make the bank store requests without bound.
+MAX_OPEN_REQUESTS = 16
 _WIRE_FIELDS = frozenset({"request", "spends"})
 
 
@@ -153,6 +157,11 @@ class Redeems:
         )
 
         def store(tx: Transaction) -> None:
+            if rows.count_open_requests(tx, account_id, now) >= MAX_OPEN_REQUESTS:
+                raise RedeemTooManyError(
+                    "too many unused redeem requests; use one or wait until they expire",
+                    detail={"max_open": MAX_OPEN_REQUESTS, "retry_after": self._ttl_s},
+                )
             rows.insert_request(
                 tx,
                 request_id=req.request_id,

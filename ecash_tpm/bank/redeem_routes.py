@@ -40,6 +40,7 @@ from ecash_tpm.protocol.redeem import (
     RedeemConflictError,
     RedeemExpiredError,
     RedeemRequestInvalidError,
+    RedeemTooManyError,
     RedeemUnknownRequestError,
     RedeemUsedError,
     RedeemWrongAccountError,
@@ -99,7 +100,12 @@ def build_redeem_router() -> APIRouter:
         "/redeem/request",
         summary="A bank-signed, single-use redeem request for the session's account",
         dependencies=[_LOGIN_TOKEN],
-        responses=errors(InvalidTokenError, InputError, UnknownAccountError),
+        responses=errors(
+            InvalidTokenError,
+            InputError,
+            UnknownAccountError,
+            err(RedeemTooManyError, retry_after=True, detail={"max_open": 16, "retry_after": 300}),
+        ),
     )
     def redeem_request(
         body: RedeemRequestBody,

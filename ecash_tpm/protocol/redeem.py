@@ -52,6 +52,7 @@ __all__ = [
     "RedeemReceiptInvalidError",
     "RedeemRequest",
     "RedeemRequestInvalidError",
+    "RedeemTooManyError",
     "RedeemUnknownRequestError",
     "RedeemUsedError",
     "RedeemWrongAccountError",
@@ -106,6 +107,13 @@ class RedeemConflictError(ConflictError):
     """A coin was spent concurrently through a path that took no serial lock; retry."""
 
     code = "bank.redeem_conflict"
+
+
+class RedeemTooManyError(EcashError):
+    """The account already holds the most live, unused redeem requests the bank allows."""
+
+    code = "bank.redeem_too_many"
+    http_status = 429
 
 
 class RedeemExpiredError(ProtocolError):

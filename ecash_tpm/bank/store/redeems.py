@@ -22,6 +22,7 @@ __all__ = [
     "RedeemedCoin",
     "RequestRow",
     "count_inputs",
+    "count_open_requests",
     "insert_input",
     "insert_redeem",
     "insert_report",
@@ -151,6 +152,19 @@ def insert_request(
             "doc": doc_json,
             "now": now,
         },
+    )
+
+
+def count_open_requests(tx: Transaction, account_id: str, now: int) -> int:
+    """Live requests of ``account_id`` that no redeem has used yet."""
+    return int(
+        tx.fetchval(
+            "SELECT COUNT(*) AS n FROM redeem_request q WHERE q.account_id = :a"
+            " AND q.deadline >= :now"
+            " AND NOT EXISTS (SELECT 1 FROM redeem r WHERE r.request_id = q.request_id)",
+            {"a": account_id, "now": now},
+        )
+        or 0
     )
 
 

@@ -15,7 +15,7 @@ from support.bankworld import BankWorld, make_world, refused, test_policy
 from support.coinmint import KeyPool, Member, Pki, make_spend
 
 from ecash_tpm.bank import errors as E
-from ecash_tpm.bank.redeem import REDEEM_TTL_S
+from ecash_tpm.bank.redeem import MAX_OPEN_REQUESTS, REDEEM_TTL_S
 from ecash_tpm.crypto.signing import PartyKey, sign_object
 from ecash_tpm.errors import EcashError
 from ecash_tpm.protocol import evidence
@@ -304,3 +304,20 @@ def test_coins_past_their_deposit_window_are_refused_as_for_a_deposit(world: Ban
     with refused(EcashError, "bank.keyset_expired"):
         w.bank.redeem("alice", _wire(w, alice, coins, doc))
     assert _balance(w, "alice") == 95
+
+
+def test_an_account_holds_a_bounded_number_of_unused_requests(world: BankWorld) -> None:
+    w = world
+    alice = w.customer("alice", 100)
+    coins = w.withdraw(alice, 1)
+    docs = [w.bank.redeem_request("alice", 1)["request"] for _ in range(MAX_OPEN_REQUESTS)]
+    with refused(EcashError, "bank.redeem_too_many") as info:
+        w.bank.redeem_request("alice", 1)
+    assert info.value.http_status == 429 and info.value.detail["retry_after"] > 0
+    w.customer("bob", 100)
+    w.bank.redeem_request("bob", 1)  # per account: bob is not held up by alice
+    w.bank.redeem("alice", _wire(w, alice, coins, docs[0]))  # a used request frees a slot
+    w.bank.redeem_request("alice", 1)
+    w.clock.advance(REDEEM_TTL_S + 1)  # and expired ones free theirs
+    for _ in range(MAX_OPEN_REQUESTS):
+        w.bank.redeem_request("alice", 1)
