@@ -24,9 +24,11 @@ from ecash_tpm.bank.errors import (
 )
 from ecash_tpm.bank.ledger import merchant_account, post_transaction
 from ecash_tpm.bank.models import CoinStatus, ReserveResult
+from ecash_tpm.bank.redeem_reports import RedeemedSeen, RedeemReports
 from ecash_tpm.bank.reports import DoubleSpendReports, DoubleSpendSeen
 from ecash_tpm.bank.store import deposits as rows
 from ecash_tpm.bank.store import guards as guard_rows
+from ecash_tpm.bank.store import redeems as redeem_rows
 from ecash_tpm.bank.store import spending
 from ecash_tpm.bank.store import swaps as swap_rows
 from ecash_tpm.bank.verify import (
@@ -50,6 +52,7 @@ from ecash_tpm.protocol.coins import (
 )
 from ecash_tpm.protocol.keysets import FEE_ACCOUNT, deposit_fee
 from ecash_tpm.protocol.payments import RESERVE_CHECKS, RESERVE_VERDICT
+from ecash_tpm.protocol.redeem import REDEEM_SPENDER
 from ecash_tpm.protocol.status import (
     MAX_STATUS_SERIALS,
     CoinState,
@@ -117,8 +120,8 @@ def deposit_entries(
 
 
 def _check_not_spent(tx: Transaction, sigmas: Sequence[bytes]) -> None:
-    """§9: every serial not in ``spent_coin`` nor swapped (§9.3) (else 409
-    ``bank.double_spend``)."""
+    """§9: every serial not in ``spent_coin`` nor swapped (§9.3) nor redeemed (§9.4) (else
+    409 ``bank.double_spend``)."""
     for sigma in sigmas:
         spent = rows.spent_by(tx, sigma)
         if spent is not None:
@@ -126,6 +129,9 @@ def _check_not_spent(tx: Transaction, sigmas: Sequence[bytes]) -> None:
         swapped = swap_rows.swapped(tx, sigma)
         if swapped is not None:
             raise SwappedSeen(sigma, swapped.request_id)
+        redeemed = redeem_rows.redeemed(tx, sigma)
+        if redeemed is not None:
+            raise RedeemedSeen(sigma, redeemed.request_id, redeemed.preq)
 
 
 def _check_not_locked(
@@ -201,6 +207,16 @@ def _coin_state(tx: Transaction, sigma: bytes, now: int) -> CoinState:
             deposit_id=swapped.request_id,
             deposited_at=swapped.spent_at,
         )
+    redeemed = redeem_rows.redeemed(tx, sigma)
+    if redeemed is not None:  # §9.4: a redeemed coin is spent (into an account)
+        return CoinState(
+            sigma,
+            "spent",
+            merchant_id=REDEEM_SPENDER,
+            preq=redeemed.preq,
+            deposit_id=redeemed.request_id,
+            deposited_at=redeemed.spent_at,
+        )
     lock = rows.lock_detail(tx, sigma)
     if lock is not None and lock[2] > now:
         return CoinState(sigma, "locked", locked_until=lock[2], merchant_id=lock[0], preq=lock[1])
@@ -223,7 +239,9 @@ class Deposits:
         bank_name: str = "bank",
         bank_cert_pem: str | None = None,
         max_deadline_s: int = 600,
+        redeem_reports: RedeemReports | None = None,
     ) -> None:
+        self._redeem_reports = redeem_reports  # §9.4: double spends of redeemed coins
         self._bank_name = bank_name
         self._bank_cert_pem = bank_cert_pem
         self._max_deadline_s = max_deadline_s
@@ -346,7 +364,15 @@ class Deposits:
         except SwappedSeen as exc:  # §9.3: spent by a swap; refused and signed like the above
             self._sign_refusal(exc, merchant_id, req.preq, list(bodies), now)
             raise
+        except RedeemedSeen as exc:  # §9.4: redeemed into an account, reported like the above
+            self._redeemed(exc, bodies[exc.sigma], req.preq)
+            self._sign_refusal(exc, merchant_id, req.preq, list(bodies), now)
+            raise
         return receipt
+
+    def _redeemed(self, exc: RedeemedSeen, attempt: Mapping[str, Any], preq: bytes) -> None:
+        if self._redeem_reports is not None:
+            self._redeem_reports.after_double_spend(exc, attempt, preq)
 
     def _sign_refusal(
         self, exc: EcashError, merchant_id: str, preq: bytes, sigmas: Sequence[bytes], now: int
@@ -422,7 +448,7 @@ class Deposits:
         except SwappedSeen as exc:  # §9.3
             self._sign_refusal(exc, merchant_id, req.preq, sigmas, now)
             raise
-        except DoubleSpendSeen as exc:
+        except (DoubleSpendSeen, RedeemedSeen) as exc:
             item = next(c for c in checked if c.spend.coin.sigma == exc.sigma)
             attempt = _transcript_body(
                 item=item,
@@ -432,7 +458,10 @@ class Deposits:
                 request_doc=body["request"],
                 now=now,
             )
-            self._reports.after_double_spend(exc, attempt, req.preq)
+            if isinstance(exc, RedeemedSeen):  # §9.4
+                self._redeemed(exc, attempt, req.preq)
+            else:
+                self._reports.after_double_spend(exc, attempt, req.preq)
             self._sign_refusal(exc, merchant_id, req.preq, sigmas, now)
             raise
         # §10: the answer names every check run and passed (the merchant's verdict to act on)
@@ -451,7 +480,11 @@ class Deposits:
             raise InputError(f"sigma must be {SIGMA_LEN} bytes")
         now = self._clock()
         with self._db.read() as tx:
-            if rows.is_spent(tx, sigma) or swap_rows.swapped(tx, sigma) is not None:
+            if (
+                rows.is_spent(tx, sigma)
+                or swap_rows.swapped(tx, sigma) is not None
+                or redeem_rows.redeemed(tx, sigma) is not None
+            ):
                 return CoinStatus(sigma, "spent")
             lock = rows.lock(tx, sigma)
         if lock is not None and lock[1] > now:

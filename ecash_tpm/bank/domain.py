@@ -47,6 +47,8 @@ from ecash_tpm.bank.protocols import (
     KeysetCertifier,
     MembershipCheck,
 )
+from ecash_tpm.bank.redeem import Redeems
+from ecash_tpm.bank.redeem_reports import RedeemReports
 from ecash_tpm.bank.refunds import RefundResult, Refunds
 from ecash_tpm.bank.reports import DoubleSpendReports
 from ecash_tpm.bank.settings import DEFAULT_DENOMINATIONS, BankSettings
@@ -226,6 +228,10 @@ class BankDomain:
             clock=clock,
             descriptor=self.keysets.signed_descriptor,
         )
+        # docs/protocol.md 9.4: double spends whose first spend was a redeem
+        self.redeem_reports = RedeemReports(
+            db, reports=self.reports, reporter=reporter, clock=clock
+        )
         checks = DepositChecks(
             keysets=self.keysets,
             accounts=self.accounts,
@@ -247,6 +253,22 @@ class BankDomain:
             bank_name=self.bank_name,
             bank_cert_pem=bank_cert.public_bytes(serialization.Encoding.PEM).decode("ascii"),
             max_deadline_s=self.policy.max_deadline_s,
+            redeem_reports=self.redeem_reports,
+        )
+        # issue 12 (#5): coins back into an account (docs/protocol.md 9.4)
+        self.redeems = Redeems(
+            db,
+            checks=checks,
+            accounts=self.accounts,
+            reports=self.reports,
+            redeem_reports=self.redeem_reports,
+            bank_key=bank_key,
+            bank_signer=signer,
+            bank_name=self.bank_name,
+            bank_cert_pem=bank_cert.public_bytes(serialization.Encoding.PEM).decode("ascii"),
+            currency=self.currency,
+            max_deadline_s=self.policy.max_deadline_s,
+            clock=clock,
         )
         # issue 12: anonymous change and refresh (docs/protocol.md 9.3)
         self.swaps = Swaps(
@@ -447,6 +469,14 @@ class BankDomain:
         """Coins in, blind signatures on new coins out (docs/protocol.md 9.3)."""
         return self.swaps.swap(wire)
 
+    def redeem_request(self, account_id: str, amount: int) -> dict[str, Any]:
+        """A bank-signed, single-use redeem request for this account (docs/protocol.md 9.4)."""
+        return self.redeems.issue(account_id, amount)
+
+    def redeem(self, account_id: str, wire: Any) -> dict[str, Any]:
+        """Coins into the account: ``{receipt, cert}`` (docs/protocol.md 9.4)."""
+        return self.redeems.redeem(account_id, wire)
+
     # --- blacklist ----------------------------------------------------------------------------
 
     def lift_blacklist(
@@ -513,4 +543,6 @@ class BankDomain:
 
     def retry_double_spend_reports(self) -> dict[str, int]:
         """``{sent, failed}`` after sending every pending or failed report again."""
-        return self.reports.retry()
+        done = self.reports.retry()
+        redeemed = self.redeem_reports.retry()  # 9.4: reports whose first spend was a redeem
+        return {k: done[k] + redeemed[k] for k in ("sent", "failed")}

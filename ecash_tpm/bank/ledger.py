@@ -29,6 +29,7 @@ from ecash_tpm.bank.errors import LedgerInvariantError
 from ecash_tpm.bank.store import deposits as deposit_rows
 from ecash_tpm.bank.store import keysets as keyset_rows
 from ecash_tpm.bank.store import ledger as rows
+from ecash_tpm.bank.store import redeems as redeem_rows
 from ecash_tpm.bank.store import refunds as refund_rows
 from ecash_tpm.bank.store import swaps as swap_rows
 from ecash_tpm.bank.store import withdrawals as withdrawal_rows
@@ -126,6 +127,7 @@ def ledger_check(db: Database) -> dict[str, Any]:
         keysets_report = []
         withdrawn_total = 0
         swaps = swap_rows.migrated(tx)
+        redeems = redeem_rows.migrated(tx)
         fees = _fees_by_keyset(tx)
         refunded_coins = refund_rows.refunded_coins_per_keyset(tx)
         earned = {"withdraw": 0, "deposit": 0, "refresh": 0, "refund": 0}
@@ -145,6 +147,8 @@ def ledger_check(db: Database) -> dict[str, Any]:
                 swapped_in = swap_rows.count_inputs(tx, kid)
                 spent += swapped_in
                 earned["refresh"] += fee.refresh * swapped_in
+            if redeems:  # docs/protocol.md 9.4: redeemed coins are spent like deposited ones
+                spent += redeem_rows.count_inputs(tx, kid)
             entry = {
                 "keyset_id": kid.hex(),
                 "value": value,

@@ -68,6 +68,7 @@ from ecash_tpm.bank.models import (
     WithdrawAnswer,
     WithdrawBody,
 )
+from ecash_tpm.bank.redeem_routes import build_redeem_router
 from ecash_tpm.bank.refund_routes import build_refund_router
 from ecash_tpm.bank.settings import BankSettings
 from ecash_tpm.bank.store import MIGRATIONS
@@ -411,7 +412,7 @@ def create_bank_app(domain: BankDomain, settings: BankSettings) -> FastAPI:
     return create_app(
         "bank",
         settings=settings,
-        routers=[build_router(), build_refund_router()],
+        routers=[build_router(), build_refund_router(), build_redeem_router()],
         migrations=MIGRATIONS,
         database=domain.db,
         on_startup=[startup],

@@ -47,14 +47,15 @@ def _bank_settings() -> type[Any]:
 
 
 def _bank_components() -> Components:
-    from ecash_tpm.bank.store import MIGRATIONS, refunds, swaps
+    from ecash_tpm.bank.store import MIGRATIONS, redeems, refunds, swaps
 
-    # swaps and refunds (issue 12) are money records: they travel with the ledger they are
-    # booked in (ledger_check on the target reads them)
+    # swaps, refunds and redeems (issue 12) are money records: they travel with the ledger
+    # they are booked in (ledger_check on the target reads them)
     return [
         ("bank", MIGRATIONS),
         (swaps.COMPONENT, swaps.MIGRATIONS),
         (refunds.COMPONENT, refunds.MIGRATIONS),
+        (redeems.COMPONENT, redeems.MIGRATIONS),
     ]
 
 

@@ -415,10 +415,12 @@ def register_coins(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.set_defaults(func=_cmd_balance)
 
     from ecash_tpm.cli.wallet_keysets import register_keysets
+    from ecash_tpm.cli.wallet_redeem import register_redeem
     from ecash_tpm.cli.wallet_refund import register_refund_claim
 
     register_keysets(sub)  # docs/protocol.md 4.1: the certified keyset list trusted
     register_refund_claim(sub)  # issue 12 (#3): claim a merchant's refund
+    register_redeem(sub)  # issue 12 (#5): coins back into the bank account
 
     p = sub.add_parser("pay", help="pay a merchant with TPM-bound coins")
     add_device_args(p)

@@ -60,6 +60,25 @@ class BankClient(ServiceClient):
         answer = self.post_json("/v1/swap", {"request": dict(request), "spends": list(spends)})
         return [b64u_decode(s) for s in answer["blind_signatures"]]
 
+    def redeem_request(self, amount: int) -> dict[str, Any]:
+        """docs/protocol.md 9.4: ``{request, cert}``, a bank-signed redeem request for the
+        logged-in account."""
+        answer: dict[str, Any] = self.post_json(
+            "/v1/redeem/request", {"amount": amount}, headers=self.auth_headers()
+        )
+        return answer
+
+    def redeem(
+        self, request: Mapping[str, Any], spends: Sequence[Mapping[str, Any]]
+    ) -> dict[str, Any]:
+        """docs/protocol.md 9.4: ``{receipt, cert}`` for coins redeemed into the account."""
+        answer: dict[str, Any] = self.post_json(
+            "/v1/redeem",
+            {"request": dict(request), "spends": list(spends)},
+            headers=self.auth_headers(),
+        )
+        return answer
+
     def join_authorisation(self, binding: str) -> dict[str, Any]:
         """``{authorisation, cert}``: the bank-signed join authorisation for the logged-in
         account, bound to ``binding`` = Hash(join-binding, AK public) (docs/protocol.md)."""

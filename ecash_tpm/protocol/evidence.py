@@ -41,7 +41,7 @@ from ecash_tpm.crypto.groupsig import (
 )
 from ecash_tpm.crypto.signing import verify_object
 from ecash_tpm.errors import EcashError
-from ecash_tpm.protocol.coins import TRANSCRIPT_KIND, Coin, PaymentRequest
+from ecash_tpm.protocol.coins import PAYMENT_REQUEST_KIND, TRANSCRIPT_KIND, Coin, PaymentRequest
 from ecash_tpm.protocol.errors import (
     DifferentCoinsError,
     EvidenceCoinSignatureError,
@@ -52,6 +52,7 @@ from ecash_tpm.protocol.errors import (
     TranscriptMalformedError,
 )
 from ecash_tpm.protocol.keysets import Keyset
+from ecash_tpm.protocol.redeem import REDEEM_REQUEST_KIND, RedeemRequest
 from ecash_tpm.protocol.spend import verify_coin_signature
 
 EVIDENCE_KIND = "double-spend-evidence"
@@ -94,10 +95,14 @@ class Transcript:
     deposited_at: int | None = None
     #: the whole coin (blind signature included), when the transcript carries a full coin
     full_coin: Coin | None = None
-    #: the payment request the spend answered (its body hashes to ``preq``), when carried
-    request: PaymentRequest | None = None
+    #: the request the spend answered (its body hashes to ``preq``), when carried: a
+    #: merchant's payment request, or the bank's redeem request (§9.4)
+    request: PaymentRequest | RedeemRequest | None = None
     #: the bank-signed keyset descriptor of the coin, when carried (blind-signature check)
     keyset_doc: Mapping[str, Any] | None = None
+    #: the signed request document as carried (its signature is checked by
+    #: :func:`check_request_signatures`)
+    request_doc: Mapping[str, Any] | None = None
 
     def verify_spend(self, hop: Point) -> None:
         """The public spend-proof check (``daa.spend_proof_invalid`` if it fails)."""
@@ -152,6 +157,7 @@ def parse_transcript(body: Mapping[str, Any]) -> Transcript:
         full_coin=_full_coin(coin),
         request=_request(body.get("request"), preq),
         keyset_doc=body["keyset"] if isinstance(body.get("keyset"), Mapping) else None,
+        request_doc=body["request"] if isinstance(body.get("request"), Mapping) else None,
     )
 
 
@@ -168,15 +174,20 @@ def _full_coin(coin: Mapping[str, Any]) -> Coin | None:
         ) from exc
 
 
-def _request(doc: Any, preq: bytes) -> PaymentRequest | None:
-    """The signed payment request inside a transcript; its body must hash to ``preq``."""
+def _request(doc: Any, preq: bytes) -> PaymentRequest | RedeemRequest | None:
+    """The signed request inside a transcript (a payment request, or a redeem request for a
+    coin redeemed into an account, §9.4); its body must hash to ``preq``."""
     if doc is None:
         return None
     body = doc.get("body") if isinstance(doc, Mapping) else None
     if not isinstance(body, Mapping):
         raise TranscriptMalformedError("the transcript's request is not a signed object")
+    req: PaymentRequest | RedeemRequest
     try:
-        req = PaymentRequest.from_body(body)
+        if doc.get("kind") == REDEEM_REQUEST_KIND:
+            req = RedeemRequest.from_body(body)
+        else:
+            req = PaymentRequest.from_body(body)
     except EcashError as exc:
         raise TranscriptMalformedError(
             f"the transcript's request is malformed: {exc.message}", detail={"cause": exc.code}
@@ -239,6 +250,28 @@ def check_coin_signatures(transcripts: Sequence[Transcript], bank_key: x509.Cert
         except EcashError as exc:
             raise EvidenceCoinSignatureError(
                 f"the coin's blind signature does not verify: {exc.message}",
+                detail={"transcript_id": t.transcript_id, "cause": exc.code},
+            ) from exc
+
+
+def check_request_signatures(transcripts: Sequence[Transcript], bank_key: x509.Certificate) -> None:
+    """12.1 (§9.4): a transcript's request is either a merchant's signed ``payment-request``
+    (the bank checked the merchant's signature at deposit, §9 step 2) or a ``redeem-request``
+    signed by the (already validated) bank certificate itself: a redeem request the bank did
+    not sign cannot stand in for a second spend."""
+    for t in transcripts:
+        doc = t.request_doc
+        if doc is None:
+            continue
+        kind = doc.get("kind")
+        try:
+            if kind == REDEEM_REQUEST_KIND:
+                RedeemRequest.from_signed_by(doc, bank_key)
+            elif kind != PAYMENT_REQUEST_KIND:
+                raise TranscriptMalformedError(f"a transcript's request has kind {kind!r}")
+        except EcashError as exc:
+            raise EvidenceInvalidError(
+                f"a transcript's request is not signed as its kind requires: {exc.message}",
                 detail={"transcript_id": t.transcript_id, "cause": exc.code},
             ) from exc
 
@@ -382,6 +415,7 @@ def verify_evidence_body(
     sigma = check_double_spend(parsed[0], parsed[1], hop)
     if bank_cert is not None:
         check_coin_signatures(parsed, bank_cert)
+        check_request_signatures(parsed, bank_cert)
     for t, raw in zip(parsed, openings, strict=True):
         op = OpeningRecord.from_dict(raw)
         if op.c1 != t.proof.c1 or op.c2 != t.proof.c2:

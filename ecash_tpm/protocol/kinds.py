@@ -19,6 +19,7 @@ from ecash_tpm.protocol import (
     join_auth,
     keysets,
     payments,
+    redeem,
     refunds,
     registry,
     supply,
@@ -197,5 +198,20 @@ KINDS: Mapping[str, Kind] = _kinds(
         refunds.RefundPermission.from_body,
         refunds.RefundPermission.from_signed,
         "Refunds",
+    ),
+    # issue 12 (#5): coins back into an ordinary bank account (docs/protocol.md 9.4)
+    Kind(
+        redeem.REDEEM_REQUEST_KIND,
+        "bank",
+        redeem.RedeemRequest.from_body,
+        redeem.RedeemRequest.from_signed,
+        "Redeem to an account",
+    ),
+    Kind(
+        redeem.REDEEM_RECEIPT_KIND,
+        "bank",
+        None,
+        redeem.verify_redeem_receipt,
+        "Redeem to an account",
     ),
 )

@@ -73,6 +73,15 @@ VIOLATION_KINDS: dict[str, str] = {
     "swap.ledger_mismatch": "a swap's ledger transaction is missing or books other amounts",
     "swap.bad_blind_signature": "a swap output's blind signature is not s^e = blinded (mod n)",
     "swap.keyset_not_withdrawable": "a swap output was signed outside its withdraw window",
+    # redeems (docs/protocol.md 9.4)
+    "redeem.unknown_request": "a redeem names a redeem request the bank never issued",
+    "redeem.request_invalid": "a stored redeem request is not signed by the bank",
+    "redeem.malformed": "a redeemed coin's transcript cannot be parsed",
+    "redeem.row_mismatch": "a redeem row disagrees with its request, transcript or keyset",
+    "redeem.unknown_keyset": "a redeemed coin names a keyset the bank does not have",
+    "redeem.amount_mismatch": "a redeem's amount differs from the value of its coins",
+    "redeem.ledger_mismatch": "a redeem's ledger transaction is missing or books other amounts",
+    "redeem_report.unknown_coin": "a redeem double-spend report names a serial never redeemed",
     # ledger
     "ledger.txn_unbalanced": "a ledger transaction's entries do not sum to zero (or < 2)",
     "ledger.txn_empty": "a ledger transaction has no entries",

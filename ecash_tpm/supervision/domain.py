@@ -38,6 +38,7 @@ from ecash_tpm.protocol.evidence import (
     OpeningRecord,
     check_coin_signatures,
     check_double_spend,
+    check_request_signatures,
     parse_transcript,
     transcript_bodies,
 )
@@ -247,6 +248,7 @@ class SupervisionDepartment:
         sigma = check_double_spend(parsed[0], parsed[1], self.opener_public)
         if cert_obj is not None:  # 12.1: the coin's blind signature, where the bank sent its keyset
             check_coin_signatures(parsed, cert_obj)
+            check_request_signatures(parsed, cert_obj)  # 9.4: a redeem request is bank-signed
 
         with self.db.read() as tx:
             existing = store.case_for_sigma(tx, sigma)

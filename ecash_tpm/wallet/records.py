@@ -11,11 +11,20 @@ from typing import Any
 
 from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode
 
-__all__ = ["SWAP_MERCHANT", "PaymentRecord", "PendingCoin", "PendingWithdrawal"]
+__all__ = [
+    "REDEEM_MERCHANT",
+    "SWAP_MERCHANT",
+    "PaymentRecord",
+    "PendingCoin",
+    "PendingWithdrawal",
+]
 
 #: The ``merchant_id`` of the payment record that holds a swap's input coins pending
 #: (docs/protocol.md 9.3): the bank itself takes them; the record's ``request`` keeps the swap.
 SWAP_MERCHANT = "bank:swap"
+#: The ``merchant_id`` of the payment record of a redeem into the account (docs/protocol.md
+#: 9.4): the bank takes the coins and credits the account; ``request`` keeps the redeem request.
+REDEEM_MERCHANT = "bank:redeem"
 
 
 @dataclass(frozen=True)

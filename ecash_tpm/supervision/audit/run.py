@@ -25,6 +25,7 @@ from ecash_tpm.supervision.audit.deposits import check_deposits
 from ecash_tpm.supervision.audit.double_spends import check_double_spend_reports
 from ecash_tpm.supervision.audit.keysets import check_published, load_keysets
 from ecash_tpm.supervision.audit.ledger import check_ledger, load_ledger
+from ecash_tpm.supervision.audit.redeems import check_redeems
 from ecash_tpm.supervision.audit.refunds import check_refunds
 from ecash_tpm.supervision.audit.serials import check_serials
 from ecash_tpm.supervision.audit.store import BankTables, open_bank_database, schema_version
@@ -96,6 +97,7 @@ def run_audit(
             check_refunds(ctx, tables)
             check_serials(ctx, tables)
             check_swaps(ctx, tables)  # issue 12: after serials (duplicates), before the ledger
+            check_redeems(ctx, tables)  # 9.4: after swaps (duplicates), before the ledger
             check_ledger(ctx, tables)
             keysets = check_supply(ctx)
             check_blacklist(ctx, tables)

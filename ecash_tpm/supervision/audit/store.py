@@ -17,6 +17,7 @@ from ecash_tpm.supervision.audit_report import BankDatabaseError
 __all__ = [
     "BANK_SCHEMA_COMPONENT",
     "BankTables",
+    "RedeemTables",
     "RefundTables",
     "SwapTables",
     "open_bank_database",
@@ -200,3 +201,46 @@ class SwapTables:
 
     def swap_outputs(self) -> Rows:
         return self._tx.fetchall(SQL_SWAP_OUTPUTS) if self.present else []
+
+
+# --- redeems (issue 12 #5, docs/protocol.md §9.4): component ``bank_redeem``, absent from older
+# banks ------------------------------------------------------------------------------------------
+
+REDEEM_SCHEMA_COMPONENT = "bank_redeem"
+SQL_REDEEM_REQUESTS = (
+    "SELECT request_id, account_id, preq, amount, currency, deadline, doc, created_at"
+    " FROM redeem_request ORDER BY created_at, request_id"
+)
+SQL_REDEEMS = (
+    "SELECT request_id, account_id, preq, amount, currency, receipt, txn_id, created_at"
+    " FROM redeem ORDER BY created_at, request_id"
+)
+SQL_REDEEM_INPUTS = (
+    "SELECT sigma, request_id, keyset_id, value, body, spent_at FROM redeem_input"
+    " ORDER BY request_id, sigma"
+)
+SQL_REDEEM_REPORTS = (
+    "SELECT report_id, sigma, second_preq, status FROM redeem_report ORDER BY report_id"
+)
+
+
+class RedeemTables:
+    """The bank's redeem tables in the audit's snapshot (empty where the bank has none)."""
+
+    def __init__(self, tables: BankTables) -> None:
+        self._tx = tables._tx
+        self.present = (
+            self._tx.fetchval(SQL_SCHEMA_VERSION, {"c": REDEEM_SCHEMA_COMPONENT}) is not None
+        )
+
+    def requests(self) -> Rows:
+        return self._tx.fetchall(SQL_REDEEM_REQUESTS) if self.present else []
+
+    def redeems(self) -> Rows:
+        return self._tx.fetchall(SQL_REDEEMS) if self.present else []
+
+    def inputs(self) -> Rows:
+        return self._tx.fetchall(SQL_REDEEM_INPUTS) if self.present else []
+
+    def reports(self) -> Rows:
+        return self._tx.fetchall(SQL_REDEEM_REPORTS) if self.present else []

@@ -54,6 +54,8 @@ SECURED = {
     ("bank", "get", "/v1/account"): "loginToken",
     ("bank", "post", "/v1/withdraw"): "loginToken",
     ("bank", "post", "/v1/join-authorisation"): "loginToken",
+    ("bank", "post", "/v1/redeem/request"): "loginToken",  # issue 12 (#5): redeem
+    ("bank", "post", "/v1/redeem"): "loginToken",
     ("centralbank", "post", "/v1/certify"): "adminToken",
     ("centralbank", "post", "/v1/certify-tls"): "adminToken",
     ("centralbank", "post", "/v1/certify-issuer-epoch"): "adminToken",

@@ -19,25 +19,33 @@ from typing import Any
 
 import pytest
 from support.bankworld import BankWorld, make_world, test_policy
-from support.coinmint import KeyPool, Member, Pki
+from support.coinmint import KeyPool, Member, Pki, make_spend
 from support.swapworld import swap
 
 from ecash_tpm.bank import errors as E
 from ecash_tpm.bank.domain import BankDomain
 from ecash_tpm.bank.ledger import ledger_check
 from ecash_tpm.bank.store import MIGRATIONS
+from ecash_tpm.bank.store.redeems import MIGRATIONS as REDEEMS
 from ecash_tpm.bank.store.refunds import MIGRATIONS as REFUNDS
 from ecash_tpm.bank.store.swaps import MIGRATIONS as SWAPS
 from ecash_tpm.cli import main as cli_main
 from ecash_tpm.cli.db_migrate import PARTIES
 from ecash_tpm.pki import load_certificate
 from ecash_tpm.protocol.coins import Coin
+from ecash_tpm.protocol.redeem import RedeemRequest
 from ecash_tpm.storage import Database, sqlite_url
 from ecash_tpm.storage.copy import plan_tables
 from ecash_tpm.supervision.audit import run_audit
 
-#: What ``bank db migrate`` moves: the ledger's component with the swaps' and refunds' (issue 12).
-BANK_COMPONENTS = [("bank", MIGRATIONS), ("bank_swap", SWAPS), ("bank_refunds", REFUNDS)]
+#: What ``bank db migrate`` moves: the ledger's component with the swaps', refunds' and redeems'
+#: (issue 12).
+BANK_COMPONENTS = [
+    ("bank", MIGRATIONS),
+    ("bank_swap", SWAPS),
+    ("bank_refunds", REFUNDS),
+    ("bank_redeem", REDEEMS),
+]
 
 
 @dataclass
@@ -80,6 +88,11 @@ def moved(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MovedBank]:
     _, ones = swap(w, bob, w.withdraw(bob, 2), [1, 1])  # issue 12: swaps move too
     req_s = w.request("shop-b", 2)
     w.deposit("shop-b", req_s, w.spends(bob, ones, req_s))
+    three = w.withdraw(bob, 3)  # issue 12 (#5): a redeem into bob's account moves too
+    doc = w.bank.redeem_request("bob", 3)["request"]
+    rpreq = RedeemRequest.from_body(doc["body"]).preq
+    spends = [make_spend(bob, c, rpreq, w.issuer.hop).to_dict() for c in three]
+    w.bank.redeem("bob", {"request": doc, "spends": spends})
     for _ in range(2):
         with pytest.raises(E.InvalidCredentialsError):
             w.bank.login("bob", "not the password", "000000")

@@ -1,0 +1,107 @@
+"""``wallet redeem AMOUNT`` / ``wallet redeem --all``: coins back into the bank account (issue 12,
+item 5; docs/protocol.md §9.4).
+
+Uses the wallet's bank session like ``wallet withdraw`` (password and TOTP only when it has
+expired); swaps first when no exact combination of coins is held (§9.3, as ``wallet pay``
+does). A lost answer leaves the coins pending; ``wallet recover`` settles them from the bank's
+signed coin status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from typing import Any
+
+from ecash_tpm.cli.output import Progress, emit, money
+
+
+def _cmd_redeem(args: argparse.Namespace) -> int:
+    from ecash_tpm.cli.wallet_cmd import (
+        _bank_client,
+        _coin_root,
+        _coin_settings,
+        _existing_wallet,
+        _now,
+        _spending_context,
+        _wallet_context,
+        resolve_tcti,
+    )
+    from ecash_tpm.cli.wallet_coins import _change, _swap_line, bank_session
+    from ecash_tpm.device import TpmDevice
+    from ecash_tpm.errors import InputError
+    from ecash_tpm.wallet.membership import load_membership
+    from ecash_tpm.wallet.pay import SPENDABLE_MARGIN_S
+    from ecash_tpm.wallet.redeem import redeem
+    from ecash_tpm.wallet.store import WalletStore
+    from ecash_tpm.wallet.swap import REFRESH_MARGIN_S
+
+    data = _existing_wallet(args)
+    cfg = _coin_settings(args, need_bank=True)
+    root = _coin_root(args)
+    membership = load_membership(data)
+    currency = str(cfg.get("currency", "EUR"))
+    if args.all == bool(args.amount):
+        raise InputError("give AMOUNT (minor units) or --all")
+    with (
+        WalletStore.open(data, _now) as store,
+        _bank_client(args, cfg) as bank,
+        TpmDevice(resolve_tcti(args)) as device,
+        Progress(args) as progress,
+    ):
+        amount = int(args.amount or 0)
+        if args.all:  # every coin still depositable: an exact sum, no swap needed
+            held = store.balance(spendable_after=_now() + SPENDABLE_MARGIN_S)
+            amount = held.get(currency, {}).get("unspent", 0)
+            if amount <= 0:
+                raise InputError("the wallet holds no spendable coins", code="wallet.empty")
+        ctx = _spending_context(_wallet_context(store, root, cfg, args), device, data, membership)
+        session = bank_session(args, bank, cfg, args.account or membership.account_id, progress)
+        change = None if args.all else _change(ctx, bank, membership, REFRESH_MARGIN_S)
+        progress.note(f"redeeming {money(amount, currency)} into the bank account")
+        result = redeem(
+            ctx,
+            bank,
+            account_id=args.account or membership.account_id,
+            amount=amount,
+            currency=currency,
+            run=session.run,
+            change=change,
+            progress=progress,
+        )
+        balance: dict[str, Any] = {}
+        with contextlib.suppress(Exception):  # the account balance is a courtesy
+            balance = session.run(bank.account)
+        wallet = store.balance()
+    d = result.to_dict()
+    payload = {**d, "account": balance, "wallet": wallet}
+    lines = [_swap_line(s.to_dict()) for s in (change.swaps if change else [])]
+    lines.append(
+        f"redeemed {money(d['amount'], d['currency'])} into account {d['account_id']} with coins "
+        f"{', '.join(money(c, d['currency']) for c in d['coins'])} (request {d['request_id']})"
+    )
+    if balance:
+        lines.append(f"account balance: {money(balance['balance'], balance['currency'])}")
+    lines.append(
+        f"wallet: {money(wallet.get(d['currency'], {}).get('unspent', 0), d['currency'])} spendable"
+    )
+    emit(args, payload, "\n".join(lines))
+    return 0
+
+
+def register_redeem(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``wallet redeem AMOUNT`` or ``wallet redeem --all``."""
+    from ecash_tpm.cli.wallet_cmd import add_device_args, add_tls_args
+    from ecash_tpm.cli.wallet_coins import login_args
+
+    p = sub.add_parser("redeem", help="deposit coins into your own bank account")
+    add_device_args(p)  # --data, --tcti, --swtpm-state, --json
+    p.add_argument("amount", type=int, nargs="?", default=0, help="minor units")
+    p.add_argument("--all", action="store_true", help="redeem every spendable coin")
+    p.add_argument("--account", default=None, help="bank account (default: the member's)")
+    p.add_argument("--bank", default=None, metavar="URL", help="bank base URL (remembered)")
+    p.add_argument("--bank-name", default=None, help="expected bank certificate CN")
+    p.add_argument("--root", default=None, metavar="PEM", help="central bank root (kept)")
+    add_tls_args(p)
+    login_args(p)
+    p.set_defaults(func=_cmd_redeem)

@@ -1,0 +1,231 @@
+"""Redeem to an account, device side (docs/protocol.md §9.4): coins back into the account
+holder's own bank account, with the same proofs and bookkeeping as a payment.
+
+Steps of :func:`redeem`:
+
+1. at most one swap makes the amount payable exactly (§9.3, as a payment does);
+2. the bank-signed redeem request for this account (with the wallet's session): bank
+   certificate from the root, signature, this account, amount and currency, a deadline at most
+   ``max_deadline_s`` ahead (``wallet.deadline_too_far``);
+3. the fewest coins adding up to exactly the amount turn ``pending`` in the same transaction
+   that records the redeem (a payment record whose ``merchant_id`` is ``bank:redeem``);
+4. one TPM spend proof per coin over the request's ``preq`` (§7); if the TPM fails nothing has
+   left the device and the coins go back to ``unspent``;
+5. the record turns ``sent`` before the bank is called; with the bank's answer the signed
+   receipt is checked (this request, account, amount, these serials) and the coins turn
+   ``spent``.
+
+A lost answer or a refusal leaves the coins pending exactly like a payment's: ``wallet recover``
+settles them from the bank-signed coin status (spent -> spent; unspent once the bank's time is
+past the deadline + grace -> released), and only a bank-signed refusal marks a named coin spent
+(§10.1). The bank answers a repeated redeem of the same request and coins with the same receipt.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from ecash_tpm.crypto.groupsig import make_spend_proof
+from ecash_tpm.errors import EcashError, InputError
+from ecash_tpm.progress import ProgressCallback, silent
+from ecash_tpm.protocol.coins import Spend
+from ecash_tpm.protocol.redeem import (
+    RedeemRequest,
+    RedeemRequestInvalidError,
+    verify_redeem_receipt,
+)
+from ecash_tpm.service.errors import RemoteCallError
+from ecash_tpm.wallet.coins import HeldCoin, select_coins
+from ecash_tpm.wallet.context import SpendingContext
+from ecash_tpm.wallet.pay import SPENDABLE_MARGIN_S, ChangeMaker, DeadlineTooFarError
+from ecash_tpm.wallet.pay import _send_failure as send_failure
+from ecash_tpm.wallet.records import REDEEM_MERCHANT
+
+__all__ = ["RedeemBank", "RedeemResult", "redeem"]
+
+T = TypeVar("T")
+
+
+class RedeemBank(Protocol):
+    """The bank as the redeeming wallet sees it (over HTTP: ``BankClient``)."""
+
+    def redeem_request(self, amount: int) -> dict[str, Any]: ...
+
+    def redeem(
+        self, request: Mapping[str, Any], spends: Sequence[Mapping[str, Any]]
+    ) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class RedeemResult:
+    """A booked redeem: the verified receipt's facts."""
+
+    payment_id: str
+    request_id: str
+    account_id: str
+    amount: int
+    currency: str
+    coins: list[int]
+    redeemed_at: int
+    swap: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        extra = {} if self.swap is None else {"swap": self.swap}
+        return extra | {
+            "payment_id": self.payment_id,
+            "request_id": self.request_id,
+            "account_id": self.account_id,
+            "amount": self.amount,
+            "currency": self.currency,
+            "coins": self.coins,
+            "redeemed_at": self.redeemed_at,
+        }
+
+
+def _direct(work: Callable[[], T]) -> T:
+    return work()
+
+
+def _request(
+    ctx: SpendingContext, answer: Any, *, account_id: str, amount: int, currency: str
+) -> tuple[RedeemRequest, dict[str, Any]]:
+    """Step 2: the bank's own signature on a request for this account, amount, currency."""
+    if not isinstance(answer, Mapping) or not isinstance(answer.get("cert"), str):
+        raise RedeemRequestInvalidError("the bank's answer is not {request, cert}")
+    doc = answer.get("request")
+    now = ctx.clock()
+    req = RedeemRequest.from_signed(
+        doc, answer["cert"], ctx.root, bank_name=ctx.bank_name, now=now, crl=ctx.crl
+    )
+    wrong = [
+        name
+        for name, ok in (
+            ("account_id", req.account_id == account_id),
+            ("amount", req.amount == amount),
+            ("currency", req.currency == currency),
+        )
+        if not ok
+    ]
+    if wrong:
+        raise RedeemRequestInvalidError(
+            "the redeem request is not the one asked for", detail={"fields": wrong}
+        )
+    if now > req.deadline:
+        raise RedeemRequestInvalidError("the redeem request has expired already")
+    if req.deadline > now + ctx.max_deadline_s:  # the coins would be held until then
+        raise DeadlineTooFarError(
+            "the redeem request's deadline is too far ahead",
+            detail={"deadline": req.deadline, "now": now, "max_deadline_s": ctx.max_deadline_s},
+        )
+    return req, dict(doc) if isinstance(doc, Mapping) else {}
+
+
+def redeem(
+    ctx: SpendingContext,
+    bank: RedeemBank,
+    *,
+    account_id: str,
+    amount: int,
+    currency: str,
+    run: Callable[[Callable[[], Any]], Any] = _direct,
+    change: ChangeMaker | None = None,
+    progress: ProgressCallback | None = None,
+    self_check: bool = True,
+) -> RedeemResult:
+    """Redeem ``amount`` into ``account_id`` (see the module docstring); ``run`` wraps each
+    bank call that needs the session (``SessionKeeper.run``: a fresh login when it expired)."""
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+        raise InputError("the amount must be a positive integer (minor units)")
+    say = progress or silent
+    store = ctx.store
+    # step 1 (9.3): at most one swap makes the amount payable exactly
+    swapped = None if change is None else change.make_exact(amount, currency)
+    # step 2: the bank-signed request for this account
+    req, doc = _request(
+        ctx,
+        run(lambda: bank.redeem_request(amount)),
+        account_id=account_id,
+        amount=amount,
+        currency=currency,
+    )
+    # step 3: exact coins, pending with the record in one transaction
+    payment_id = "redeem-" + secrets.token_hex(12)
+    chosen = store.start_payment(
+        payment_id=payment_id,
+        merchant_id=REDEEM_MERCHANT,
+        merchant_url=None,
+        preq=req.preq,
+        amount=req.amount,
+        currency=req.currency,
+        deadline=req.deadline,
+        request=doc,
+        spendable_after=ctx.clock() + SPENDABLE_MARGIN_S,
+        choose=lambda coins: select_coins(coins, req.amount),
+    )
+    # step 4 (7): one TPM2_Commit and one TPM2_Sign per coin
+    spends: list[Spend] = []
+    try:
+        say("spend proofs with the TPM", 0, len(chosen))
+        for hc in chosen:
+            spends.append(_spend(ctx, hc, req.preq, self_check=self_check))
+            say("spend proofs with the TPM", len(spends), len(chosen))
+    except BaseException as exc:  # nothing left the device: the coins are still ours
+        code = exc.code if isinstance(exc, EcashError) else "wallet.interrupted"
+        store.finish_payment(
+            payment_id, state="failed", released=[c.sigma for c in chosen], error_code=code
+        )
+        raise
+    wire = [sp.to_dict() for sp in spends]
+    store.mark_sent(payment_id, wire)  # step 5: recorded as sent before the bank is called
+    try:
+        answer = run(lambda: bank.redeem(doc, wire))
+    except RemoteCallError as exc:
+        raise send_failure(ctx, req.preq, payment_id, chosen, exc) from exc
+    serials = [hc.sigma for hc in chosen]
+    try:
+        if not isinstance(answer, Mapping):
+            raise InputError("the bank's answer is not {receipt, cert}")
+        receipt = verify_redeem_receipt(
+            answer.get("receipt"),
+            str(answer.get("cert", "")),
+            ctx.root,
+            request=req,
+            serials=serials,
+            bank_name=ctx.bank_name,
+            now=ctx.clock(),
+            crl=ctx.crl,
+        )
+    except EcashError as exc:
+        store.note_error(payment_id, exc.code)  # coins stay pending: recovery asks the bank
+        raise
+    store.finish_payment(payment_id, state="paid", receipt=dict(answer["receipt"]), spent=serials)
+    return RedeemResult(
+        payment_id=payment_id,
+        request_id=req.request_id,
+        account_id=receipt.account_id,
+        amount=receipt.amount,
+        currency=receipt.currency,
+        coins=sorted((c.value for c in chosen), reverse=True),
+        redeemed_at=receipt.redeemed_at,
+        swap=None if swapped is None else swapped.to_dict(),
+    )
+
+
+def _spend(ctx: SpendingContext, hc: HeldCoin, preq: bytes, *, self_check: bool) -> Spend:
+    """One spend proof over the redeem request's ``preq`` (docs/protocol.md 7, 9.4)."""
+    coin = hc.coin
+    proof = make_spend_proof(
+        ctx.signer,
+        hop=ctx.hop,
+        preq=preq,
+        keyset_id=coin.keyset_id,
+        epoch=coin.epoch,
+        sigma=coin.sigma,
+        coin=coin.credential,
+        expected_t0=ctx.expected_t0,
+        self_check=self_check,
+    )
+    return Spend(coin, proof)
