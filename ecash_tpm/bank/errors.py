@@ -67,6 +67,12 @@ class TotpReusedError(AuthenticationError):
 # --- accounts and merchants --------------------------------------------------------------------
 
 
+class IssuerEpochUnknownError(NotFoundError):
+    """The bank holds no central-bank certificate for this issuer epoch (protocol §3.6)."""
+
+    code = "bank.issuer_epoch_unknown"
+
+
 class UnknownAccountError(NotFoundError):
     """No such customer or merchant account."""
 

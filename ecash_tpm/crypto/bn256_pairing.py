@@ -614,7 +614,9 @@ def _miller(pairs: Sequence[tuple[tuple[Any, Any], tuple[Fp2, Fp2]]]) -> Fp12:
     return f
 
 
-def _prepare(terms: Sequence[tuple[Point, G2Point]]) -> list[tuple[tuple[Any, Any], tuple[Fp2, Fp2]]]:
+def _prepare(
+    terms: Sequence[tuple[Point, G2Point]],
+) -> list[tuple[tuple[Any, Any], tuple[Fp2, Fp2]]]:
     out: list[tuple[tuple[Any, Any], tuple[Fp2, Fp2]]] = []
     for p, q in terms:
         if not isinstance(p, Point) or not isinstance(q, G2Point):

@@ -302,7 +302,10 @@ def _check_epoch_key(ctx: AuditContext, epoch: int, secret: IssuerSecret) -> Non
         return
     ctx.epochs_checked.add(epoch)
     published = ctx.issuer_public.get(epoch)
-    if published is not None and secret.public != published:
+    if (
+        published is not None
+        and (secret.public if published.has_g2 else secret.public_g1) != published
+    ):
         ctx.flag(
             "issuer.secret_mismatch",
             "the issuer secret of this epoch does not match the published public key",
