@@ -30,7 +30,7 @@ def world() -> tuple[IssuerSecret, IssuerPublic, IssuerSecret, IssuerPublic, lis
 
 def test_issuer_public_has_matching_g2_keys(world) -> None:  # type: ignore[no-untyped-def]
     s1, pub1, *_ = world
-    assert pub1.has_g2 and pub1.X2 == s1.x * P2 and pub1.Y2 == s1.y * P2
+    assert pub1.has_g2 and s1.x * P2 == pub1.X2 and s1.y * P2 == pub1.Y2
     pub1.check_g2()
     again = IssuerPublic.from_dict(pub1.to_dict())
     assert again == pub1
