@@ -16,7 +16,14 @@ from ecash_tpm.crypto.bn256 import G, Point, encode_scalar, random_scalar, scala
 from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode
 from ecash_tpm.crypto.groupsig.encoding import _dict_fields, _fixed, _pt, _Reader, _sc, _scalar
 from ecash_tpm.crypto.groupsig.errors import GroupsigEncodingError, IssuerKeyG2Error
-from ecash_tpm.crypto.pairing import P2, G2Point, decode_g2, encode_g2, pairing_product_is_one
+from ecash_tpm.crypto.pairing import (
+    P2,
+    G2Point,
+    decode_g2,
+    encode_g2,
+    g2_mul,
+    pairing_product_is_one,
+)
 from ecash_tpm.errors import EcashError
 
 __all__ = ["IssuerPublic", "IssuerSecret", "OpenerSecret"]
@@ -123,7 +130,7 @@ class IssuerSecret:
         """X, Y and the G2 keys X2, Y2 (G2 scalar multiplication is plain double-and-add:
         done once per epoch key, docs/threat-model.md, Limits)."""
         g1 = self.public_g1
-        return IssuerPublic(g1.X, g1.Y, self.x * P2, self.y * P2)
+        return IssuerPublic(g1.X, g1.Y, g2_mul(self.x, P2), g2_mul(self.y, P2))
 
     @property
     def public_g1(self) -> IssuerPublic:

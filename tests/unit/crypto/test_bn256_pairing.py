@@ -163,3 +163,46 @@ def test_facade_backend() -> None:
     assert pairing.backend() in ("native", "python")
     assert pairing.pairing_product_is_one([(G, bp.P2), (-G, bp.P2)])
     assert not pairing.pairing_product_is_one([(G, bp.P2), (G, bp.P2)])
+
+
+def test_facade_uses_a_native_module_with_the_documented_signatures(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The shape ``ecash_tpm.crypto._bn256`` must have (here backed by the reference)."""
+    import types
+
+    calls: list[str] = []
+
+    def product(items: list[tuple[int, ...]]) -> bool:
+        calls.append("product")
+        terms = [(Point(px, py), bp.G2Point(*q)) for px, py, *q in items]
+        return bp.pairing_product_is_one(terms)
+
+    def g2_mul(k: int, *q: int) -> tuple[int, ...] | None:
+        calls.append("g2_mul")
+        r = k * bp.G2Point(*q)
+        return None if r.is_infinity else r.coordinates
+
+    def g2_is_valid(*q: int) -> bool:
+        calls.append("g2_is_valid")
+        return bp.g2_is_valid(*q)
+
+    fake = types.SimpleNamespace(
+        pairing_product_is_one=product, g2_mul=g2_mul, g2_is_valid=g2_is_valid
+    )
+    monkeypatch.setattr(pairing.native, "load", lambda: fake)
+    pairing._native.cache_clear()
+    try:
+        assert pairing.backend() == "native"
+        q = pairing.g2_mul(7, bp.P2)
+        assert q == 7 * bp.P2 and pairing.g2_mul(N, bp.P2).is_infinity
+        assert pairing.decode_g2(bp.encode_g2(q)) == q
+        with pytest.raises(bp.G2NotInSubgroupError):
+            pairing.decode_g2(bp.encode_g2(_twist_point_outside_g2()))
+        assert pairing.pairing_product_is_one([(G, q), (-(7 * G), bp.P2)])
+        assert pairing.pairing_product_is_one([(Point.infinity(), q)])
+        assert calls.count("product") == 1  # the all-infinity product never reaches it
+    finally:
+        monkeypatch.undo()
+        pairing._native.cache_clear()
+    assert pairing.backend() == "python"
