@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import serialization
 from ecash_tpm.bank.accounts import Accounts, ScryptParams
 from ecash_tpm.bank.blacklist import Blacklist, login_subject, merchant_subject
 from ecash_tpm.bank.deposit import Deposits
-from ecash_tpm.bank.errors import BankNotInitializedError
+from ecash_tpm.bank.errors import BankNotInitializedError, IssuerEpochUnknownError
 from ecash_tpm.bank.keysets import KeyGen, KeysetStore
 from ecash_tpm.bank.ledger import ledger_check
 from ecash_tpm.bank.models import (
@@ -210,6 +210,7 @@ class BankDomain:
                 clock=clock,
             ),
         )
+        self._issuer_secrets = issuer_secrets
         self.keysets = KeysetStore(db, keys_dir, bank_key, keygen=keygen, signer_hint=signer)
         self.keysets.refresh_signatures()
         self.withdrawals = Withdrawals(
@@ -335,6 +336,20 @@ class BankDomain:
 
     def bank_cert_pem(self) -> str:
         return self.bank_cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+    def issuer_epoch_certificate(self, epoch: int) -> dict[str, Any]:
+        """The central bank's ``issuer-epoch-key`` of ``epoch`` as the issuer store keeps it,
+        published so merchants, the TTP and auditors verify coins publicly (protocol §3.6,
+        §7.4; root-signed, so nobody has to trust the bank for it)."""
+        lookup = getattr(self._issuer_secrets, "epoch_certificate", None)
+        doc = None
+        if lookup is not None and not isinstance(epoch, bool) and 0 <= epoch < 2**32:
+            doc = lookup(epoch)
+        if doc is None:
+            raise IssuerEpochUnknownError(
+                "no certified issuer key for this epoch", detail={"epoch": epoch}
+            )
+        return dict(doc)
 
     def keysets_info(self) -> KeysetsInfo:
         """The bank certificate and the signed descriptors of keysets still depositable."""

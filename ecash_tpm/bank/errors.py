@@ -67,6 +67,12 @@ class TotpReusedError(AuthenticationError):
 # --- accounts and merchants --------------------------------------------------------------------
 
 
+class IssuerEpochUnknownError(NotFoundError):
+    """The bank holds no central-bank certificate for this issuer epoch (protocol §3.6)."""
+
+    code = "bank.issuer_epoch_unknown"
+
+
 class UnknownAccountError(NotFoundError):
     """No such customer or merchant account."""
 
@@ -212,9 +218,10 @@ REQUEST_EXPIRED = "bank.request_expired"  # RequestExpiredError
 
 #: Failure reasons that count towards a merchant's blacklist (recorded with every failure).
 #: Only failures the merchant could have detected itself with its own checks (docs/protocol.md
-#: §7.2, §11). ``bank.bad_credential`` is deliberately absent: the merchant cannot check a
-#: credential (it needs the issuer secret), so counting it would let a customer get an honest
-#: merchant blacklisted with a few forged 1-unit coins (issue 10, attack 4).
+#: §7.2, §11). ``bank.bad_credential`` is deliberately absent: the merchant checks credentials
+#: publicly (§7.4) only for epochs with certified G2 keys, so counting it would still let a
+#: customer get an honest merchant blacklisted with a few forged 1-unit coins of an epoch
+#: certified without them (issue 10, attack 4).
 COUNTED_FAILURES: dict[str, str] = {
     BAD_COIN_SIGNATURE: "bad_signature",
     UNKNOWN_KEYSET: "wrong_key",

@@ -75,6 +75,12 @@ class KeysetsAnswer(ApiModel):
     )
 
 
+class IssuerEpochAnswer(ApiModel):
+    certificate: SignedDoc = Field(
+        description="the central bank's issuer-epoch-key (protocol.md 3.6), root-signed"
+    )
+
+
 class WithdrawItemBody(ApiModel):
     keyset_id: Annotated[B64Bytes, Field(min_length=16, max_length=16)]
     blinded_msg: Annotated[B64Bytes, Field(min_length=1, max_length=512)]

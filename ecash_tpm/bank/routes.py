@@ -28,6 +28,7 @@ from ecash_tpm.bank.errors import (
     InsufficientFundsError,
     InvalidCredentialsError,
     InvalidTokenError,
+    IssuerEpochUnknownError,
     LedgerInvariantError,
     LoginBlacklistedError,
     LoginLockedError,
@@ -53,6 +54,7 @@ from ecash_tpm.bank.models import (
     CoinStatusBody,
     DepositAnswer,
     DepositBody,
+    IssuerEpochAnswer,
     JoinAuthorisationAnswer,
     JoinAuthorisationBody,
     KeysetsAnswer,
@@ -240,6 +242,15 @@ def build_router() -> APIRouter:
         return KeysetsAnswer(
             bank_cert=info.bank_cert, keysets=info.keysets, keyset_list=info.keyset_list
         )
+
+    @router.get(
+        "/issuer-epochs/{epoch}",
+        summary="The central bank's certificate of an issuer epoch key (X, Y, X2, Y2)",
+        responses=errors(IssuerEpochUnknownError),
+    )
+    def issuer_epoch(bank: Bank, epoch: int) -> IssuerEpochAnswer:
+        # docs/protocol.md 3.6, 7.4: what merchants, the TTP and auditors verify coins with
+        return IssuerEpochAnswer(certificate=bank.issuer_epoch_certificate(epoch))
 
     @router.post(
         "/withdraw",

@@ -43,6 +43,7 @@ from ecash_tpm.storage import Row
 
 __all__ = [
     "IssuerEpochConflictError",
+    "IssuerEpochG2Error",
     "IssuerEpochNotFoundError",
     "KeysetListNotFoundError",
     "certify_issuer_epoch",
@@ -58,6 +59,13 @@ class IssuerEpochConflictError(ConflictError):
     """The epoch already has another certified key: one key per epoch, for every member."""
 
     code = "centralbank.issuer_epoch_conflict"
+
+
+class IssuerEpochG2Error(InputError):
+    """The submitted key has no X2, Y2 on G2, or they are not the images of X, Y (protocol
+    §3.6): certifying it would make coins of the epoch unverifiable by the public."""
+
+    code = "centralbank.issuer_epoch_g2_mismatch"
 
 
 class IssuerEpochNotFoundError(NotFoundError):
@@ -85,8 +93,17 @@ def certify_issuer_epoch(
     now: dt.datetime | None = None,
 ) -> dict[str, Any]:
     """The root-signed ``issuer-epoch-key`` for (issuer, epoch); idempotent for the same key,
-    ``centralbank.issuer_epoch_conflict`` (409) for another one."""
+    ``centralbank.issuer_epoch_conflict`` (409) for another one. The key must carry X2, Y2 on G2
+    with e(X, P2) == e(G, X2) and e(Y, P2) == e(G, Y2) (§3.6), else
+    ``centralbank.issuer_epoch_g2_mismatch`` (400): a certified key always allows public
+    verification of coins (§7.4)."""
     check_name(issuer)
+    try:
+        public.check_g2()
+    except EcashError as exc:
+        raise IssuerEpochG2Error(
+            f"issuer epoch key refused: {exc.message}", detail={"check": exc.detail.get("check")}
+        ) from exc
     if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch <= _MAX_EPOCH:
         raise InputError("epoch must be an integer in [0, 2^32)", code="centralbank.bad_epoch")
     t = int(_now(now).timestamp())

@@ -32,6 +32,7 @@ from ecash_tpm.centralbank.ca import (
 )
 from ecash_tpm.centralbank.certify import (
     IssuerEpochConflictError,
+    IssuerEpochG2Error,
     IssuerEpochNotFoundError,
     KeysetListNotFoundError,
     certify_issuer_epoch,
@@ -323,12 +324,19 @@ def _register_certified_routes(router: APIRouter) -> None:
         summary="Certify the issuer's (X, Y) of an epoch (admin; one key per epoch, ever)",
         dependencies=_ADMIN,
         responses=errors(
-            _ADMIN_ERRORS, _INVALID_NAME, IssuerEpochConflictError, err(InputError), _CA_STATE
+            _ADMIN_ERRORS,
+            _INVALID_NAME,
+            IssuerEpochConflictError,
+            IssuerEpochG2Error,
+            err(InputError),
+            _CA_STATE,
         ),
     )
     def certify_issuer_epoch_route(body: IssuerEpochRequest, ca: CA) -> IssuerEpochAnswer:
         try:
-            public = IssuerPublic.from_dict({"X": body.X, "Y": body.Y})
+            public = IssuerPublic.from_dict(
+                {"X": body.X, "Y": body.Y, "X2": body.X2, "Y2": body.Y2}
+            )
         except EcashError as exc:
             raise InputError(
                 f"issuer key: {exc.message}", code="centralbank.bad_epoch_key"

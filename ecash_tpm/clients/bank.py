@@ -109,6 +109,12 @@ class BankClient(ServiceClient):
             keyset_list=answer.get("keyset_list"),
         )
 
+    def issuer_epoch(self, epoch: int) -> dict[str, Any]:
+        """The central bank's ``issuer-epoch-key`` of ``epoch`` as the bank publishes it
+        (docs/protocol.md 3.6; check it with ``IssuerEpochCertificate.from_signed``)."""
+        answer = self.get_json(f"/v1/issuer-epochs/{int(epoch)}")
+        return dict(answer["certificate"])
+
     def coin_status(self, sigma: bytes) -> dict[str, Any]:
         """``{sigma, state, locked_until?}`` with state unspent | locked | spent."""
         answer: dict[str, Any] = self.get_json(f"/v1/coins/{b64u_encode(sigma)}")

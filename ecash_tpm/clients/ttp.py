@@ -125,6 +125,13 @@ class HttpBankQuery(ServiceClient):
         answer = self.post_json("/v1/ttp/deposit-query", _with_cert(signed, cert_pem))
         return _obj(answer, "deposit query", self.base_url)
 
+    def issuer_epoch(self, epoch: int) -> dict[str, Any]:
+        """The central bank's ``issuer-epoch-key`` the bank publishes (docs/protocol.md §3.6):
+        the keys the TTP verifies coin credentials with (§7.4)."""
+        answer = self.get_json(f"/v1/issuer-epochs/{int(epoch)}")
+        cert = _obj(answer, "issuer epoch", self.base_url).get("certificate")
+        return _obj(cert, "issuer epoch certificate", self.base_url)
+
 
 class HttpMerchantLink(ServiceClient):
     """One merchant as the TTP calls it."""

@@ -68,6 +68,7 @@ class IssuerKeyStore:
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self._dir = Path(directory)
         self._cache: dict[int, IssuerSecret] = {}
+        self._public: dict[int, IssuerPublic] = {}
         self._lock = threading.Lock()
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -160,8 +161,16 @@ class IssuerKeyStore:
         return secret
 
     def public_for_epoch(self, epoch: int) -> IssuerPublic:
-        """X = x*G, Y = y*G of ``epoch`` (commitments that name the key; not for verifying)."""
-        return self.secret_for_epoch(epoch).public
+        """X = x*G, Y = y*G and X2 = x*P2, Y2 = y*P2 of ``epoch`` (docs/protocol.md 3.6; the G2
+        keys let anyone verify coins, §7.4). Computed once per epoch."""
+        epoch = _check_epoch(epoch)
+        with self._lock:
+            cached = self._public.get(epoch)
+        if cached is None:
+            cached = self.secret_for_epoch(epoch).public
+            with self._lock:
+                self._public[epoch] = cached
+        return cached
 
     def public_info(self, epoch: int | None = None) -> IssuerPublicInfo:
         """Public description of ``epoch`` (default: the current one)."""

@@ -9,10 +9,13 @@ Paying a request (``pay``):
 1. the request must be this merchant's own (its signature, its ``merchant_id``), recorded
    here, not past its deadline and not already paid (an identical retry of a finished
    payment returns the stored receipt, a different one gets 409 ``payment.already_paid``);
-2. every coin is checked locally with everything but the issuer-secret credential check
-   (:func:`~ecash_tpm.protocol.spend.verify_spend`): keyset valid for deposit, RSA
-   signature, points, spend proof for *this* request under Hop, and the amounts add up —
-   so bad coins are refused here instead of counting against the merchant at the bank;
+2. every coin is checked locally (:func:`~ecash_tpm.protocol.spend.verify_spend`): keyset
+   valid for deposit, RSA signature, points, the credential with pairings under the epoch's
+   certified G2 keys (docs/protocol.md §7.4; a coin whose credential was never issued is
+   refused here, ``daa.credential_invalid``), spend proof for *this* request under Hop, and
+   the amounts add up — so bad coins are refused here instead of counting against the
+   merchant at the bank. Coins of an epoch without certified G2 keys are left to the bank's
+   credential check (logged, counted as ``credential_check/bank_only``);
 3. optionally the coins are reserved at the bank (lock period T);
 4. the deposit (merchant-signed, fresh ``deposit_id``) is recorded, then sent with the
    merchant certificate beside it (``{kind, body, signature, signer, cert}``); a lost answer
@@ -36,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from cryptography import x509
 
+from ecash_tpm.clients.epochs import CertifiedEpochKeys
 from ecash_tpm.crypto.bn256 import Point
 from ecash_tpm.crypto.encoding import b64u_encode, tagged_hash
 from ecash_tpm.crypto.signing import PartyKey, canonical_encode, verify_object
@@ -78,7 +82,12 @@ from ecash_tpm.protocol.payments import (
     book_from_bank_keysets,
     verify_receipt,
 )
-from ecash_tpm.protocol.spend import spends_digest, verify_spend, verify_spends
+from ecash_tpm.protocol.spend import (
+    PublicCredentialCheck,
+    spends_digest,
+    verify_spend,
+    verify_spends,
+)
 from ecash_tpm.service.errors import RemoteCallError
 
 if TYPE_CHECKING:  # fair exchange (issue 6)
@@ -198,6 +207,8 @@ class BankGateway(Protocol):
 
     def deposit(self, signed_deposit: Mapping[str, Any], cert_pem: str) -> dict[str, Any]: ...
 
+    def issuer_epoch(self, epoch: int) -> dict[str, Any]: ...
+
 
 @dataclass(frozen=True)
 class MerchantConfig:
@@ -257,6 +268,8 @@ class Merchant:
         self._lock = threading.Lock()
         self._in_flight: set[bytes] = set()  # preqs a live payment is depositing right now
         self.catalogue = catalogue  # fair exchange: products escrowed with the TTP (DESIGN §6)
+        #: docs/protocol.md §7.4: the certified issuer keys coins are verified with
+        self.epoch_keys = CertifiedEpochKeys(self._fetch_epoch, config.root)
         if catalogue is not None:  # §8.1: a key request for a `paying` request settles it first
             catalogue.settle = self.paid_answer
 
@@ -287,6 +300,17 @@ class Merchant:
         with self._lock:
             self._book, self._book_at = new, time.monotonic()
         return new
+
+    def _fetch_epoch(self, epoch: int) -> Mapping[str, Any]:
+        fetch = getattr(self.bank, "issuer_epoch", None)  # a gateway without it: bank decides
+        if fetch is None:
+            raise NotFoundError("the bank gateway publishes no issuer epoch keys")
+        try:
+            result: Mapping[str, Any] = fetch(epoch)
+            return result
+        except RemoteCallError as exc:
+            self.store.count("bank_error", exc.code)
+            raise
 
     # --- requests ------------------------------------------------------------------------
 
@@ -371,8 +395,9 @@ class Merchant:
     # --- paying --------------------------------------------------------------------------
 
     def verify_payment(self, req: PaymentRequest, spends: Sequence[Spend]) -> int:
-        """Local checks of every coin for ``req`` (all but the credential); returns the sum."""
+        """Local checks of every coin for ``req``, the credential publicly (§7.4); the sum."""
         now = self.clock()
+        cred = PublicCredentialCheck(self.epoch_keys)
         require_open(req, now)
         book = self.keysets()
         if any(sp.coin.keyset_id not in book.keysets for sp in spends):
@@ -384,19 +409,35 @@ class Merchant:
             # docs/protocol.md §7.3: the proofs in one batch; coin by coin (the same errors,
             # with the coin's index) only if the batch fails
             items = [(sp, k) for sp, k in zip(spends, known, strict=True) if k is not None]
-            verify_spends(items, hop=self.hop, preq=req.preq, currency=req.currency, now=now)
+            verify_spends(
+                items,
+                hop=self.hop,
+                preq=req.preq,
+                currency=req.currency,
+                now=now,
+                credential_check=cred.indexed,
+                credential_batch=cred.batch,
+            )
             total = sum(k.value for _, k in items)
             one_by_one = ()
         for i, sp in enumerate(one_by_one):
             try:
                 keyset = book.get(sp.coin.keyset_id)
                 verify_spend(
-                    sp, keyset, hop=self.hop, preq=req.preq, currency=req.currency, now=now
+                    sp,
+                    keyset,
+                    hop=self.hop,
+                    preq=req.preq,
+                    currency=req.currency,
+                    now=now,
+                    credential_check=cred.check,
                 )
             except EcashError as exc:
                 exc.detail.setdefault("index", i)
                 raise
             total += keyset.value
+        if cred.unverified:  # §7.4: no certified G2 keys for these epochs: the bank decides
+            self.store.count("credential_check", "bank_only")
         if total != req.amount:
             raise AmountMismatchError(
                 "coins do not add up to the requested amount",

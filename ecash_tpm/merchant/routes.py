@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request
 
 from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode
-from ecash_tpm.crypto.groupsig.errors import SpendProofError
+from ecash_tpm.crypto.groupsig.errors import CredentialError, SpendProofError
 from ecash_tpm.crypto.sealing import SealError
 from ecash_tpm.errors import AuthenticationError, EcashError, ForbiddenError, InputError
 from ecash_tpm.merchant.catalogue import (
@@ -128,6 +128,7 @@ _PAY_ERRORS = (
     UnknownKeysetError,
     KeysetExpiredError,
     CoinSignatureError,
+    CredentialError,  # docs/protocol.md 7.4: the merchant's public credential check
     SpendProofError,
     WrongCurrencyError,
     AmountMismatchError,

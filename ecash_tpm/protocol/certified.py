@@ -4,9 +4,14 @@ list of each bank's keysets (issue 10, #6 and #7; docs/protocol.md §3.6 and §4
 Both are signed objects (:mod:`ecash_tpm.crypto.signing`) made with the central bank's **root
 key**, so a wallet checks them with nothing but the root it already pins:
 
-* ``issuer-epoch-key`` ``{issuer, epoch, X, Y, certified_at}``: the one (X = x*G, Y = y*G) of
-  an epoch. The central bank signs at most one key per (issuer, epoch), so every member of the
-  epoch checks its credential against the same key (:mod:`ecash_tpm.crypto.groupsig.keyproof`).
+* ``issuer-epoch-key`` ``{issuer, epoch, X, Y, X2, Y2, certified_at}``: the one (X = x*G,
+  Y = y*G) of an epoch and its G2 images X2 = x*P2, Y2 = y*P2 (issue 14: anyone verifies coin
+  credentials with them, protocol §7.4). The central bank signs at most one key per (issuer,
+  epoch), so every member of the epoch checks its credential against the same key
+  (:mod:`ecash_tpm.crypto.groupsig.keyproof`). Every parser checks e(X, P2) == e(G, X2) and
+  e(Y, P2) == e(G, Y2) (``issuer_epoch.g2_mismatch``). Certificates without X2, Y2 (made before
+  issue 14) are still accepted for one release; coins of such an epoch are checked only by the
+  bank.
 * ``bank-keyset-list`` ``{bank, sequence, certified_at, keysets: [{keyset_id, deposit_until}]}``:
   every keyset of the bank the central bank has registered (append-only, expired ones dropped),
   ``sequence`` counting the lists issued for that bank. A wallet withdraws only when the bank
@@ -42,7 +47,8 @@ __all__ = [
 ISSUER_EPOCH_KIND = "issuer-epoch-key"
 KEYSET_LIST_KIND = "bank-keyset-list"
 
-_EPOCH_FIELDS = frozenset({"issuer", "epoch", "X", "Y", "certified_at"})
+_EPOCH_FIELDS = frozenset({"issuer", "epoch", "X", "Y", "X2", "Y2", "certified_at"})
+_EPOCH_FIELDS_V1 = frozenset({"issuer", "epoch", "X", "Y", "certified_at"})  # before issue 14
 _LIST_FIELDS = frozenset({"bank", "sequence", "certified_at", "keysets"})
 _ENTRY_FIELDS = frozenset({"keyset_id", "deposit_until"})
 _MAX_KEYSETS = 4096
@@ -97,14 +103,23 @@ class IssuerEpochCertificate:
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> IssuerEpochCertificate:
-        if not isinstance(body, Mapping) or set(body) != _EPOCH_FIELDS:
+        if not isinstance(body, Mapping) or set(body) not in (_EPOCH_FIELDS, _EPOCH_FIELDS_V1):
             raise IssuerEpochCertificateError("issuer epoch certificate has the wrong fields")
+        keys = {k: body[k] for k in ("X", "Y", "X2", "Y2") if k in body}
         try:
-            public = IssuerPublic.from_dict({"X": body["X"], "Y": body["Y"]})
+            public = IssuerPublic.from_dict(keys)
         except EcashError as exc:
             raise IssuerEpochCertificateError(
-                f"issuer epoch key is not a pair of points: {exc.message}"
+                f"issuer epoch key is not a pair of points: {exc.message}",
+                detail={"cause": exc.code},
             ) from exc
+        if public.has_g2:  # §3.6: the G2 keys are the images of X, Y
+            try:
+                public.check_g2()
+            except EcashError as exc:
+                raise IssuerEpochCertificateError(
+                    f"issuer epoch key: {exc.message}", code="issuer_epoch.g2_mismatch"
+                ) from exc
         err = IssuerEpochCertificateError
         return cls(
             issuer=_name(body, "issuer", err),

@@ -6,8 +6,9 @@ Everything a party without the issuer secret can check runs here, in this order:
 1. the coin's keyset is open for deposit at ``now`` (``coin.keyset_expired``);
 2. the keyset's currency is the request's (``payment.wrong_currency``);
 3. the bank's RSABSSA signature on ``msg_prefix || m`` under the keyset (``coin.bad_signature``);
-4. the designated-verifier credential check ``S == y*R, T == x*(R + W)`` -- only the bank (and the
-   audit) hold the issuer secret, so they pass it in as ``credential_check``;
+4. the credential check ``S == y*R, T == x*(R + W)``, passed in as ``credential_check``: the bank
+   runs it with the issuer secret (designated), everybody else with pairings and the epoch's
+   certified G2 keys (:class:`PublicCredentialCheck`, docs/protocol.md §7.4);
 5. the TPM spend proof for *this* payment request under the opener key Hop
    (``daa.spend_proof_invalid``).
 
@@ -24,9 +25,12 @@ from ecash_tpm.crypto import blindrsa
 from ecash_tpm.crypto.bn256 import Point, multi_mult
 from ecash_tpm.crypto.encoding import b64u_encode
 from ecash_tpm.crypto.groupsig import (
+    IssuerPublic,
     check_spend_challenge,
     combine_terms,
     spend_equation_terms,
+    verify_credential_public,
+    verify_credentials_public,
     verify_spend_proof,
 )
 from ecash_tpm.crypto.signing import canonical_digest
@@ -38,7 +42,9 @@ from ecash_tpm.protocol.keysets import Keyset
 __all__ = [
     "CredentialBatch",
     "CredentialCheck",
+    "EpochKeyLookup",
     "IndexedCredentialCheck",
+    "PublicCredentialCheck",
     "spend_proofs_batch_ok",
     "spends_digest",
     "verify_coin_signature",
@@ -52,6 +58,62 @@ CredentialCheck = Callable[[Coin], None]
 CredentialBatch = Callable[[Sequence[Coin]], bool]
 #: Step 4 for the coin at ``index`` (the per-coin fallback that names the bad coin).
 IndexedCredentialCheck = Callable[[int, Coin], None]
+#: The certified issuer key of an epoch (from an ``issuer-epoch-key``), None when unknown.
+EpochKeyLookup = Callable[[int], IssuerPublic | None]
+
+
+class PublicCredentialCheck:
+    """Step 4 with public data only (docs/protocol.md §7.4): the pairing check of each coin
+    under its epoch's certified G2 keys, as the hooks of :func:`verify_spend` (``check``) and
+    :func:`verify_spends` (``indexed``, ``batch``). One object per verification.
+
+    A coin whose epoch key is unknown or was certified without X2, Y2 (before issue 14)
+    cannot be checked publicly: it is skipped and its epoch listed in :attr:`unverified`, so
+    the caller can say that the bank's verdict decides for it. A bad credential raises
+    ``daa.credential_invalid`` (detail ``check``)."""
+
+    def __init__(self, epoch_key: EpochKeyLookup) -> None:
+        self._lookup = epoch_key
+        self._keys: dict[int, IssuerPublic | None] = {}
+        #: epochs whose coins were left to the bank (no certified G2 keys)
+        self.unverified: set[int] = set()
+        #: coins checked with pairings
+        self.verified = 0
+
+    def _key(self, epoch: int) -> IssuerPublic | None:
+        if epoch not in self._keys:
+            key = self._lookup(epoch)
+            self._keys[epoch] = key if key is not None and key.has_g2 else None
+        key = self._keys[epoch]
+        if key is None:
+            self.unverified.add(epoch)
+        return key
+
+    def check(self, coin: Coin) -> None:
+        """One coin (:data:`CredentialCheck`)."""
+        key = self._key(coin.epoch)
+        if key is None or key.X2 is None or key.Y2 is None:
+            return
+        # one weighted product (one final exponentiation); both equations only to name a failure
+        if not verify_credentials_public([(coin.credential, key.X2, key.Y2)]):
+            verify_credential_public(coin.credential, key.X2, key.Y2)
+        self.verified += 1
+
+    def indexed(self, index: int, coin: Coin) -> None:
+        """:meth:`check` as the per-coin fallback of :func:`verify_spends`."""
+        self.check(coin)
+
+    def batch(self, coins: Sequence[Coin]) -> bool:
+        """All coins as one pairing product (:data:`CredentialBatch`, §7.3/§7.4)."""
+        items = []
+        for coin in coins:
+            key = self._key(coin.epoch)
+            if key is not None and key.X2 is not None and key.Y2 is not None:
+                items.append((coin.credential, key.X2, key.Y2))
+        ok = verify_credentials_public(items)
+        if ok:
+            self.verified += len(items)
+        return ok
 
 
 def verify_coin_signature(coin: Coin, keyset: Keyset) -> None:

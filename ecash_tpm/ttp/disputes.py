@@ -2,7 +2,9 @@
 
 The customer sends the signed payment request, the merchant's certificate and its spends. The
 TTP checks that the request is one for a registered product
-(:meth:`~ecash_tpm.ttp.products.ProductEscrow.product_request`); then asks the bank
+(:meth:`~ecash_tpm.ttp.products.ProductEscrow.product_request`) and every coin's credential
+with public data only (pairings, the epoch's certified G2 keys, docs/protocol.md §7.4:
+``daa.credential_invalid``); then asks the bank
 (TTP-signed ``ttp-deposit-query``) whether each serial was deposited by that merchant for that
 request with exactly that spend, adding up to the amount. If not: ``ttp.not_paid``. If so, a
 dispute with a deadline is recorded (one per request) and the TTP asks the merchant for k over
@@ -27,6 +29,7 @@ import secrets
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ecash_tpm.clients.epochs import CertifiedEpochKeys
 from ecash_tpm.crypto.encoding import b64u_encode
 from ecash_tpm.crypto.sealing import (
     PURPOSE_DISPUTE_ANSWER,
@@ -36,7 +39,7 @@ from ecash_tpm.crypto.sealing import (
     decrypt_content,
 )
 from ecash_tpm.crypto.signing import canonical_digest
-from ecash_tpm.errors import EcashError
+from ecash_tpm.errors import EcashError, NotFoundError
 from ecash_tpm.protocol.coins import PaymentRequest, Spend, parse_spends
 from ecash_tpm.protocol.errors import DisputePendingError
 from ecash_tpm.protocol.exchange import (
@@ -55,6 +58,7 @@ from ecash_tpm.protocol.exchange import (
     spend_digest,
     verify_signed,
 )
+from ecash_tpm.protocol.spend import PublicCredentialCheck
 from ecash_tpm.service.errors import RemoteCallError
 from ecash_tpm.ttp.config import MAX_SPENDS, BankQueryGateway, MerchantLink, TtpConfig
 from ecash_tpm.ttp.errors import (
@@ -118,6 +122,8 @@ class DisputeDesk:
         self.merchants = merchants
         self._sign = sign
         self.clock = clock
+        #: docs/protocol.md §7.4: certified issuer keys (from the bank, root-signed)
+        self.epoch_keys = CertifiedEpochKeys(self._fetch_epoch, config.root)
 
     # --- bank ----------------------------------------------------------------------------------
 
@@ -175,6 +181,26 @@ class DisputeDesk:
         ):
             raise BankAnswerError("the bank's answer is for another query")
         return answer, dict(raw)
+
+    def _fetch_epoch(self, epoch: int) -> Mapping[str, Any]:
+        fetch = getattr(self.bank, "issuer_epoch", None)
+        if fetch is None:
+            raise NotFoundError("the bank link publishes no issuer epoch keys")
+        result: Mapping[str, Any] = fetch(epoch)
+        return result
+
+    def _check_credentials(self, spends: Sequence[Spend]) -> None:
+        """docs/protocol.md §7.4: every coin's credential with public data only (pairings under
+        the epoch's certified G2 keys), one batch, coin by coin only to name a bad one
+        (``daa.credential_invalid`` with ``index``). Epochs without G2 keys: the bank decides."""
+        check = PublicCredentialCheck(self.epoch_keys)
+        if check.batch([sp.coin for sp in spends]):
+            return
+        for index, sp in enumerate(spends):
+            try:
+                check.check(sp.coin)
+            except EcashError as exc:
+                raise exc.recode(exc.code, detail={"index": index}) from exc
 
     @staticmethod
     def _require_paid(req: PaymentRequest, spends: Sequence[Spend], answer: DepositAnswer) -> None:
@@ -237,6 +263,7 @@ class DisputeDesk:
     ) -> DisputeRow:
         """Only after the bank confirms the payment: record a pending dispute."""
         spends = parse_spends(raw_spends, max_spends=MAX_SPENDS)
+        self._check_credentials(spends)
         answer, raw_answer = self._ask_bank(req, spends, now=now)
         self._require_paid(req, spends, answer)
         if req.customer_key is None:  # pragma: no cover - product_request checked it

@@ -19,6 +19,7 @@ from ecash_tpm.clients.connect import party_link
 from ecash_tpm.clients.revocation import crl_source_for
 from ecash_tpm.clients.ttp import HttpBankQuery, HttpMerchantLinks
 from ecash_tpm.crypto.encoding import b64u_encode
+from ecash_tpm.crypto.groupsig.errors import CredentialError
 from ecash_tpm.crypto.sealing import SealError
 from ecash_tpm.crypto.signing import PartyKey
 from ecash_tpm.errors import ConfigError, InputError
@@ -89,6 +90,7 @@ _OPEN_DISPUTE_ERRORS = (
     MalformedCoinError,
     RequestMismatchError,
     NotPaidError,
+    CredentialError,  # docs/protocol.md 7.4: a coin's credential fails the public check
     BankAnswerError,
     BankUnavailableError,
 )

@@ -1,9 +1,10 @@
 """Issue 10, abnormal situations around an honest merchant, end to end over real HTTP with swtpm.
 
 * attack 4 — a customer pays an honest merchant with coins whose credential is made up (a real
-  blind signature from the bank, a forged ``(R, S, T, W)``). The merchant cannot check a
-  credential, so those failures no longer count against it at the bank; with ``reserve`` on it
-  learns the bank's full verdict at the reservation and refuses before it deposits or delivers.
+  blind signature from the bank, a forged ``(R, S, T, W)``). The merchant verifies every
+  credential itself with pairings under the certified G2 keys of the epoch (docs/protocol.md
+  §7.4) and refuses the coin before it reserves, deposits or delivers anything; where it cannot
+  (no certified G2 keys) the bank's verdict decides, and that failure is not counted against it.
 * attack 8 — the bank books a deposit but its answer to the merchant is lost. The merchant's
   retry settles the ``paying`` record; the customer fetches the receipt (and, for a digital good,
   the sealed key) from the merchant (``GET /v1/payments/{preq}``); and when the merchant answers
@@ -26,6 +27,7 @@ import httpx
 import pytest
 from support.system import MERCHANTS, System, WalletHandle, start_system
 
+from ecash_tpm.clients.epochs import CertifiedEpochKeys
 from ecash_tpm.crypto import blindrsa
 from ecash_tpm.crypto.bn256 import G, random_scalar
 from ecash_tpm.crypto.encoding import b64u_decode
@@ -77,6 +79,9 @@ class RecordingBank:
     def deposit(self, signed: Mapping[str, Any], cert_pem: str) -> dict[str, Any]:
         self.calls.append("deposit")
         return self.inner.deposit(signed, cert_pem)
+
+    def issuer_epoch(self, epoch: int) -> dict[str, Any]:
+        return self.inner.issuer_epoch(epoch)
 
 
 class LoseDepositAnswers(RecordingBank):
@@ -219,9 +224,10 @@ def _bank_failures(system: System, merchant: str) -> list[str]:
 def test_attack_4_customer_blacklists_merchant(
     system: System, wallet: WalletHandle, shop_bank: Any
 ) -> None:
-    """Six forged 1-unit payments (one more than the blacklist threshold) leave the merchant
-    listed nowhere: with ``reserve`` the bank's verdict comes before any deposit or delivery,
-    and without it the deposit's ``bank.bad_credential`` is not counted either."""
+    """Forged 1-unit payments (one more than the blacklist threshold) are refused by the
+    merchant itself (pairing check, §7.4) before any reservation, deposit or delivery; an
+    epoch the merchant has no G2 keys for falls back to the bank's verdict, which is not
+    counted against it either. The merchant is listed nowhere and its honest business goes on."""
     name = MERCHANTS[0]
     shop = system.merchants[name]
     threshold = system.bank.merchant_blacklist.threshold
@@ -229,37 +235,61 @@ def test_attack_4_customer_blacklists_merchant(
     shop.config = dataclasses.replace(shop.config, reserve=True)
     forger = Forger.create()
     shop0, customer0 = system.merchant_balance(name), system.customer_balance()
+    before = shop.stats().counters
     forged_sigmas = []
-    for _ in range(threshold + 1):
+
+    def pay_forged() -> RemoteCallError:
         coin = forger.coin(system, wallet)
         forged_sigmas.append(coin.sigma)
         offer = wallet.request(1, name)
         with pytest.raises(RemoteCallError) as exc:
             system.merchant_client(name).pay(offer["request"], [forger.spend(wallet, coin, offer)])
-        # the bank's verdict at the reservation, passed on before anything is delivered
-        assert (exc.value.code, exc.value.status) == ("bank.bad_credential", 400)
         row = shop.store.get(canonical_digest(offer["request"]["body"]))
         assert row is not None and row.state == "open" and row.receipt is None
-    assert bank.calls == ["reserve"] * (threshold + 1)  # never deposited
-    # and on the deposit path (no reservation) the refusal is not counted either
-    shop.config = dataclasses.replace(shop.config, reserve=False)
-    coin = forger.coin(system, wallet)
-    forged_sigmas.append(coin.sigma)
-    offer = wallet.request(1, name)
-    with pytest.raises(RemoteCallError) as exc:
-        system.merchant_client(name).pay(offer["request"], [forger.spend(wallet, coin, offer)])
-    assert exc.value.code == "bank.bad_credential"
+        return exc.value
+
+    for reserve in [True] * threshold + [False]:
+        shop.config = dataclasses.replace(shop.config, reserve=reserve)
+        refused = pay_forged()
+        # the merchant's own verdict: the credential fails e(R, Y2) == e(S, P2)
+        assert (refused.code, refused.status) == ("daa.credential_invalid", 400)
+        assert refused.detail["check"] == "S" and refused.detail["index"] == 0
+    assert bank.calls == []  # never reserved, never deposited
+    counters = shop.stats().counters
+    assert counters["verify_failure"]["daa.credential_invalid"] == (
+        before.get("verify_failure", {}).get("daa.credential_invalid", 0) + threshold + 1
+    )
+    assert "credential_check" not in counters  # every coin was checked publicly
+
+    # without certified G2 keys (e.g. an epoch certified before issue 14) the bank decides:
+    # with ``reserve`` its verdict comes before any deposit, and it is not counted either
+    real_keys = shop.epoch_keys
+
+    def no_keys(epoch: int) -> dict[str, Any]:
+        raise RemoteCallError(
+            "no key (test)", code="bank.issuer_epoch_unknown", status=404, url="bank", detail={}
+        )
+
+    shop.epoch_keys = CertifiedEpochKeys(no_keys, shop.config.root)
+    try:
+        shop.config = dataclasses.replace(shop.config, reserve=True)
+        refused = pay_forged()
+        assert (refused.code, refused.status) == ("bank.bad_credential", 400)
+        assert bank.calls == ["reserve"]
+        assert shop.stats().counters["credential_check"]["bank_only"] == 1
+        assert shop.epoch_keys.bank_only == {wallet.membership.epoch: "bank.issuer_epoch_unknown"}
+    finally:
+        shop.epoch_keys = real_keys
 
     # the merchant is not blacklisted: no failure was even counted against it
     assert _bank_failures(system, name) == []
     assert system.bank.blacklist_entries() == []
-    assert shop.stats().counters["bank_error"]["bank.bad_credential"] == threshold + 2
-    # its honest business goes on, reserved with the bank's full verdict, then deposited
-    shop.config = dataclasses.replace(shop.config, reserve=True)
+    # its honest business goes on, checked publicly, reserved with the bank's verdict, deposited
     bank.calls.clear()
     paid = wallet.pay(3, name)
     assert paid.amount == 3 and bank.calls == ["reserve", "deposit"]
     assert system.merchant_balance(name) == shop0 + 3
+    assert shop.stats().counters["credential_check"]["bank_only"] == 1  # unchanged
     # the forger gained nothing and blocks no one: its coins are neither spent nor locked,
     # and it paid the bank for every one of them
     status = system.bank_client()

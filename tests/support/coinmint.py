@@ -226,6 +226,12 @@ class TestIssuer:
         self.secrets = {e: IssuerSecret.generate() for e in epochs}
         self.active: set[str] = set()
         self.opener = OpenerSecret.generate()
+        #: epoch -> the central bank's ``issuer-epoch-key`` (protocol §3.6), when a test made one
+        self.certificates: dict[int, dict[str, Any]] = {}
+
+    def epoch_certificate(self, epoch: int) -> dict[str, Any] | None:
+        """What ``IssuerKeyStore.epoch_certificate`` gives: the bank publishes it (§7.4)."""
+        return self.certificates.get(epoch)
 
     @property
     def hop(self) -> Point:

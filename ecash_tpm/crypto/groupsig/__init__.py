@@ -19,6 +19,8 @@ Modules (DESIGN = the design brief, protocol = docs/protocol.md):
 * :mod:`.join`: the join DAA proof (DESIGN §4; protocol §3.3, §3.4).
 * :mod:`.credential`: issuance, the member's check, randomisation and the bank's designated
   check (DESIGN §4, §5; protocol §3.4, §3.5, §5.1, §7.2).
+* :mod:`.public`: public verification of coin credentials with pairings and the G2 keys
+  X2, Y2 (issue 14; protocol §7.4).
 * :mod:`.keyproof`: the issuer's proof that a credential is under the epoch's certified
   (X, Y) (protocol §3.6).
 * :mod:`.spend`: coin message and spend proof (DESIGN §5; protocol §5.1, §7, §7.1).
@@ -71,6 +73,7 @@ from ecash_tpm.crypto.groupsig.errors import (
     CredentialKeyProofError,
     CredentialProofError,
     GroupsigEncodingError,
+    IssuerKeyG2Error,
     JoinProofError,
     OpeningProofError,
     SignerOutputError,
@@ -98,6 +101,7 @@ from ecash_tpm.crypto.groupsig.opening import (
     open_proof,
     verify_opening,
 )
+from ecash_tpm.crypto.groupsig.public import verify_credential_public, verify_credentials_public
 from ecash_tpm.crypto.groupsig.signer import CommitResult, DaaSigner
 from ecash_tpm.crypto.groupsig.spend import (
     SpendProof,
@@ -132,6 +136,7 @@ __all__ = [
     "CredentialProofError",
     "DaaSigner",
     "GroupsigEncodingError",
+    "IssuerKeyG2Error",
     "IssuerPublic",
     "IssuerSecret",
     "JoinProof",
@@ -162,6 +167,8 @@ __all__ = [
     "verify_credential",
     "verify_credential_key",
     "verify_credential_proof",
+    "verify_credential_public",
+    "verify_credentials_public",
     "verify_join_proof",
     "verify_opening",
     "verify_spend_proof",

@@ -3,10 +3,10 @@
 DESIGN §4 (issuance) and §5 (randomisation, credential check); docs/protocol.md §3.4-§3.5
 (issuance, member check), §5.1 (the coin) and §7.2 (who checks what).
 
-Credential scheme: designated-verifier (issuer/bank holds x, y and checks S == y*R and
-T == x*(R + W)). The issuer's ``X = x*G, Y = y*G`` identify an epoch key; the member checks its
-credential against them at join (:mod:`.keyproof`, protocol §3.6), but coins cannot be checked
-with them: pairing-based public verification (X, Y on G2) is not implemented.
+Credential scheme: the issuer/bank holds x, y and checks S == y*R and T == x*(R + W)
+(designated check, here). The issuer's ``X = x*G, Y = y*G`` identify an epoch key; the member
+checks its credential against them at join (:mod:`.keyproof`, protocol §3.6). With the G2
+keys X2 = x*P2, Y2 = y*P2 anyone checks coins with pairings (:mod:`.public`, protocol §7.4).
 """
 
 from __future__ import annotations
@@ -196,9 +196,9 @@ def issue_credential(secret: IssuerSecret, q: Point) -> tuple[Credential, Creden
 def verify_credential_proof(q: Point, cred: Credential, proof: CredentialProof) -> None:
     """Member: check z*G - k*B == U1 and z*Q - k*D == U2, i.e. D = (a*y)*Q for B = y*A.
 
-    Without pairings the member cannot check C = x*(A + D) (that needs e(C, P2) = e(A+D, X)
-    with X on G2, not implemented); a bad C would make every coin fail the bank's
-    credential check, so the issuer gains nothing by it except denial of service.
+    C = x*(A + D) is not checked here (with the G2 key it is e(C, P2) = e(A + D, X2), the
+    coin check of :mod:`.public`); a bad C would make every coin fail the credential check,
+    so the issuer gains nothing by it except denial of service.
     Structure is checked: all points on the curve and not infinity (done on construction).
     """
     if not isinstance(cred, Credential) or not isinstance(proof, CredentialProof):

@@ -13,6 +13,7 @@ __all__ = [
     "CredentialKeyProofError",
     "CredentialProofError",
     "GroupsigEncodingError",
+    "IssuerKeyG2Error",
     "JoinProofError",
     "OpeningProofError",
     "SignerOutputError",
@@ -49,6 +50,12 @@ class CredentialError(ProofError):
     """A coin's (R, S, T, W) is not a credential of this epoch's issuer key."""
 
     code = "daa.credential_invalid"
+
+
+class IssuerKeyG2Error(ProofError):
+    """The issuer's G2 keys X2, Y2 are missing or not the images of its X, Y (protocol §3.6)."""
+
+    code = "daa.issuer_g2_key_mismatch"
 
 
 class SpendProofError(ProofError):

@@ -81,7 +81,7 @@ def prove_credential_key(secret: IssuerSecret, cred: Credential) -> CredentialKe
         raise GroupsigEncodingError("need an IssuerSecret and a Credential")
     ad = cred.A + cred.D
     v, w = random_scalar(), random_scalar()
-    k = _challenge(secret.public, cred, (v * G, v * cred.A, w * G, w * ad))
+    k = _challenge(secret.public_g1, cred, (v * G, v * cred.A, w * G, w * ad))
     return CredentialKeyProof(k, (v + k * secret.y) % N, (w + k * secret.x) % N)
 
 

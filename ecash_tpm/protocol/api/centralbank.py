@@ -69,12 +69,14 @@ class StoredSupplyReport(ApiModel):
 
 
 class IssuerEpochRequest(ApiModel):
-    """Admin: certify the issuer's (X, Y) for ``epoch`` (one key per epoch, ever)."""
+    """Admin: certify the issuer's (X, Y, X2, Y2) for ``epoch`` (one key per epoch, ever)."""
 
     issuer: Annotated[str, Field(min_length=1, max_length=64)]
     epoch: Annotated[int, Field(ge=0, le=2**32 - 1)]
     X: Annotated[str, Field(min_length=1, max_length=128, description="b64u 65-byte point")]
     Y: Annotated[str, Field(min_length=1, max_length=128, description="b64u 65-byte point")]
+    X2: Annotated[str, Field(min_length=1, max_length=256, description="b64u 129-byte G2 point")]
+    Y2: Annotated[str, Field(min_length=1, max_length=256, description="b64u 129-byte G2 point")]
 
 
 class IssuerEpochAnswer(ApiModel):

@@ -124,6 +124,9 @@ class JoinFinishResponse(ApiModel):
 class IssuerPublicModel(ApiModel):
     X: str
     Y: str
+    #: docs/protocol.md 3.6: the G2 keys (absent for epochs certified before issue 14)
+    X2: str | None = None
+    Y2: str | None = None
 
 
 class IssuerInfo(ApiModel):

@@ -20,8 +20,9 @@ expected vs found; kinds in ``audit_report.VIOLATION_KINDS``:
   signed inside the withdraw window, amounts match the items, the ledger transaction books
   exactly the customer debit and the keysets' credit;
 - :mod:`.deposits` and :mod:`.transcripts`: every transcript verifies — keyset open for deposit
-  at the deposit time, coin signature under its keyset, the designated credential check with
-  the issuer secret of the coin's epoch (skipped, and said so, without the secrets), the spend
+  at the deposit time, coin signature under its keyset, the credential check (designated with
+  the issuer secret of the coin's epoch; without it publicly with pairings under the epoch's
+  certified G2 keys, docs/protocol.md §7.4; skipped, and said so, without either), the spend
   proof over the recorded preq with the opener key, the merchant's signature on the payment
   request (certificate from the central bank), the bank's signature on the receipt and the
   receipt's content; amounts and ledger transaction match the coins;

@@ -18,6 +18,7 @@ from ecash_tpm.crypto.bn256 import Point
 from ecash_tpm.crypto.groupsig import IssuerPublic, IssuerSecret
 from ecash_tpm.errors import EcashError
 from ecash_tpm.pki import load_certificate
+from ecash_tpm.protocol.certified import IssuerEpochCertificate
 from ecash_tpm.storage import Database
 from ecash_tpm.supervision.audit.blacklist import check_blacklist
 from ecash_tpm.supervision.audit.context import AuditContext, EpochSecrets, MappingSecrets
@@ -46,6 +47,7 @@ def run_audit(
     opener_public: Point,
     issuer_secrets: EpochSecrets | Mapping[int, IssuerSecret] | None = None,
     issuer_public: Mapping[int, IssuerPublic] | None = None,
+    issuer_epoch_certificates: Sequence[Mapping[str, Any]] | None = None,
     keyset_descriptors: Sequence[Mapping[str, Any]] | None = None,
     supply_report: Mapping[str, Any] | None = None,
     now: int | None = None,
@@ -57,7 +59,10 @@ def run_audit(
     the central-bank root (the trust anchor). ``opener_public``: Hop. ``issuer_secrets``: an
     ``IssuerKeyStore`` or ``{epoch: IssuerSecret}``; without them the credential check is
     skipped and listed in ``report.skipped``. ``issuer_public``: ``{epoch: IssuerPublic}`` to
-    check the secrets against. ``keyset_descriptors``: signed descriptors the bank published,
+    check the secrets against; with X2, Y2 (issue 14) coin credentials are checked publicly with
+    pairings (docs/protocol.md §7.4) instead of with the secrets. ``issuer_epoch_certificates``:
+    the central bank's ``issuer-epoch-key`` documents (checked against the root), the same
+    public data as ``issuer_public``. ``keyset_descriptors``: signed descriptors the bank published,
     which must be in its database. ``supply_report``: the central bank's stored report
     (``{report_id, report, cert, ...}`` as ``GET /v1/supply-reports/latest`` returns it).
     Raises only for unusable inputs (:class:`AuditInputError`, :class:`BankDatabaseError`).
@@ -73,6 +78,11 @@ def run_audit(
         MappingSecrets(issuer_secrets) if isinstance(issuer_secrets, Mapping) else issuer_secrets
     )
     moment = int(time.time()) if now is None else now
+    if issuer_epoch_certificates is not None:
+        issuer_public = {
+            **(issuer_public or {}),
+            **_certified_keys(issuer_epoch_certificates, root),
+        }
 
     owned = isinstance(bank_db, str)
     db = open_bank_database(bank_db) if isinstance(bank_db, str) else bank_db
@@ -122,3 +132,17 @@ def run_audit(
         supply_report=supply,
         fees=dict(ctx.fees),
     )
+
+
+def _certified_keys(
+    docs: Sequence[Mapping[str, Any]], root: x509.Certificate
+) -> dict[int, IssuerPublic]:
+    """``{epoch: key}`` from root-signed ``issuer-epoch-key`` documents (§3.6)."""
+    out: dict[int, IssuerPublic] = {}
+    for doc in docs:
+        try:
+            cert = IssuerEpochCertificate.from_signed(doc, root)
+        except EcashError as exc:
+            raise AuditInputError(f"issuer epoch certificate: {exc.message}") from exc
+        out[cert.epoch] = cert.public
+    return out

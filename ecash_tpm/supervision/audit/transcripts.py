@@ -2,8 +2,10 @@
 
 The row, the body and the deposit must tell one story; then the coin goes through
 :func:`~ecash_tpm.protocol.spend.verify_spend` at its deposit time: keyset open for deposit,
-coin signature under its keyset, the designated credential check with the issuer secret of the
-coin's epoch (skipped, and said so, without the secrets), the spend proof over the recorded
+coin signature under its keyset, the credential check -- the designated one with the issuer
+secret of the coin's epoch, or without the secrets publicly with pairings under the epoch's
+certified G2 keys (docs/protocol.md §7.4), skipped and said so without either --, the spend
+proof over the recorded
 preq with the opener key. ``verify_spend`` stops at the first failure; an auditor wants every
 failure, so after a failing step the remaining steps run one by one.
 """
@@ -17,7 +19,13 @@ from typing import Any
 
 from ecash_tpm.crypto.bn256 import Point
 from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode
-from ecash_tpm.crypto.groupsig import IssuerSecret, verify_credential, verify_spend_proof
+from ecash_tpm.crypto.groupsig import (
+    IssuerPublic,
+    IssuerSecret,
+    verify_credential,
+    verify_credential_public,
+    verify_spend_proof,
+)
 from ecash_tpm.errors import EcashError, NotFoundError
 from ecash_tpm.protocol.coins import Coin, Spend
 from ecash_tpm.protocol.errors import CoinSignatureError, KeysetExpiredError
@@ -151,8 +159,7 @@ class CoinAudit:
         """``verify_spend`` at the deposit time; past a failing step, the rest one by one. Without
         a usable keyset (unknown, or a forged row's key) only the steps that need none run."""
         coin = spend.coin
-        secret = self._epoch_secret(coin.epoch)
-        credential = None if secret is None else _credential_check(secret)
+        credential = self._credential_check(coin.epoch)
         spec = None if self.keyset is None else self.keyset.spec()
         steps: dict[str, Callable[[], None]] = {
             "proof": partial(_verify_proof, spend, hop=self.ctx.hop, preq=preq)
@@ -230,6 +237,19 @@ class CoinAudit:
                 **where,
             )
 
+    def _credential_check(self, epoch: int) -> CredentialCheck | None:
+        """Step 4: the designated check when the audit holds the issuer secrets (which are
+        also checked against the published key), else publicly with the epoch's certified G2
+        keys (§7.4), else none (said in ``report.skipped``)."""
+        if self.ctx.secrets is None:
+            public = None if self.ctx.issuer_public is None else self.ctx.issuer_public.get(epoch)
+            if public is None or not public.has_g2:
+                return None
+            self.ctx.counts["credentials_checked_public"] += 1
+            return _public_credential_check(public)
+        secret = self._epoch_secret(epoch)
+        return None if secret is None else _credential_check(secret)
+
     def _epoch_secret(self, epoch: int) -> IssuerSecret | None:
         """The issuer secret of the coin's epoch (None: skipped, or flagged as unknown)."""
         if self.ctx.secrets is None:
@@ -296,13 +316,32 @@ def _credential_check(secret: IssuerSecret) -> CredentialCheck:
     return check
 
 
+def _public_credential_check(public: IssuerPublic) -> CredentialCheck:
+    """Step 4 with public data only: the pairing check under the epoch's X2, Y2 (§7.4)."""
+
+    def check(coin: Coin) -> None:
+        if public.X2 is None or public.Y2 is None:
+            return
+        try:
+            verify_credential_public(coin.credential, public.X2, public.Y2)
+        except EcashError as exc:
+            raise _CredentialRejected(
+                exc.message, detail={"check": exc.detail.get("check", exc.code)}
+            ) from exc
+
+    return check
+
+
 def _check_epoch_key(ctx: AuditContext, epoch: int, secret: IssuerSecret) -> None:
     """The secret of an epoch must match its published public key (checked once per epoch)."""
     if ctx.issuer_public is None or epoch in ctx.epochs_checked:
         return
     ctx.epochs_checked.add(epoch)
     published = ctx.issuer_public.get(epoch)
-    if published is not None and secret.public != published:
+    if (
+        published is not None
+        and (secret.public if published.has_g2 else secret.public_g1) != published
+    ):
         ctx.flag(
             "issuer.secret_mismatch",
             "the issuer secret of this epoch does not match the published public key",

@@ -331,6 +331,52 @@ def test_real_merchant_pays_through_the_real_bank(
         db.close()
 
 
+def test_bank_publishes_certified_issuer_epochs_and_merchants_verify_with_them(
+    world: BankWorld, base_url: str, tmp_path: Path
+) -> None:
+    """docs/protocol.md 3.6, 7.4: GET /v1/issuer-epochs/{epoch} serves the central bank's
+    certificate; a merchant with the real BankClient checks every credential with its G2 keys."""
+    from ecash_tpm.centralbank.certify import certify_issuer_epoch
+    from ecash_tpm.merchant.domain import Merchant, MerchantConfig
+    from ecash_tpm.merchant.store import MIGRATIONS as MERCHANT_MIGRATIONS
+    from ecash_tpm.merchant.store import MerchantStore
+    from ecash_tpm.pki import load_certificate
+    from ecash_tpm.protocol.certified import IssuerEpochCertificate
+    from ecash_tpm.storage import Database
+
+    secret = world.issuer.secret_for_epoch(1)
+    world.issuer.certificates[1] = certify_issuer_epoch(world.pki._ca, "issuer", 1, secret.public)
+    db = Database.open(sqlite_url(tmp_path / "merchant.db"))
+    db.migrate(MERCHANT_MIGRATIONS, component="merchant")
+    try:
+        with BankClient(base_url) as gateway:
+            cert = IssuerEpochCertificate.from_signed(gateway.issuer_epoch(1), world.pki.root_pem)
+            assert cert.epoch == 1 and cert.public == secret.public
+            with pytest.raises(RemoteCallError) as missing:
+                gateway.issuer_epoch(99)
+            assert (missing.value.status, missing.value.code) == (404, "bank.issuer_epoch_unknown")
+            party = world.pki.merchants["shop-a"]
+            config = MerchantConfig(
+                name="shop-a",
+                key=party.key,
+                cert_pem=party.cert_pem,
+                root=load_certificate(world.pki.root_pem),
+            )
+            shop = Merchant(
+                config, MerchantStore(db, world.clock), gateway, world.issuer.hop, clock=world.clock
+            )
+            member = world.customer("ida", 20)
+            coins = world.withdraw(member, 7)
+            doc = shop.create_request(7)
+            spends = world.spends(member, coins, doc.request)
+            shop.pay(doc.request, [s.to_dict() for s in spends])
+            assert "credential_check" not in shop.stats().counters  # all checked publicly
+            assert shop.epoch_keys.bank_only == {}
+    finally:
+        world.issuer.certificates.clear()
+        db.close()
+
+
 def test_bank_without_the_issuer_token_refuses_to_start(tmp_path: Path) -> None:
     """Asking the issuer over HTTP needs its members_token; better to fail at start-up than
     on every withdrawal."""

@@ -141,3 +141,20 @@ def test_keyset_list_refuses_foreign_descriptors_and_non_bank_certificates(
     with pytest.raises(RemoteCallError) as role:
         client.certify_keyset_list(server.merchant_cert, [_descriptor(server.other_key, 4)])
     assert role.value.code == "cert.wrong_role"
+
+
+def test_issuer_epoch_g2_keys_must_match(server: Server, client: CentralBankClient) -> None:
+    """docs/protocol.md 3.6: the central bank certifies (X, Y) only with X2 = x*P2, Y2 = y*P2,
+    checked with pairings; swapped or missing G2 keys are refused."""
+    key = IssuerSecret.generate().public.to_dict()
+    for body, code in (
+        ({**key, "X2": key["Y2"], "Y2": key["X2"]}, "centralbank.issuer_epoch_g2_mismatch"),
+        ({"X": key["X"], "Y": key["Y"]}, "input.invalid"),
+    ):
+        with pytest.raises(RemoteCallError) as exc:
+            client.post_json(
+                "/v1/certify-issuer-epoch",
+                {"issuer": "issuer", "epoch": 9, **body},
+                headers=client.auth_headers(),
+            )
+        assert (exc.value.status, exc.value.code) == (400, code)

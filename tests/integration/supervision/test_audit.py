@@ -28,6 +28,7 @@ from support.bankworld import BankWorld, make_world, refused
 from support.coinmint import KeyPool, Pki
 
 from ecash_tpm.bank import errors as E
+from ecash_tpm.centralbank.certify import certify_issuer_epoch
 from ecash_tpm.cli import main as cli_main
 from ecash_tpm.crypto import blindrsa
 from ecash_tpm.crypto.bn256 import N
@@ -173,8 +174,27 @@ def test_clean_bank_passes_the_audit(aw: AuditWorld) -> None:
     assert hashlib.sha256(aw.db_path.read_bytes()).digest() == before
 
 
-def test_without_issuer_secrets_the_credential_check_is_skipped_and_said(aw: AuditWorld) -> None:
+def test_without_issuer_secrets_the_credential_check_is_public(aw: AuditWorld) -> None:
+    """docs/protocol.md 7.4: with the epochs' certified keys (X2, Y2) and no secret, every
+    coin's credential is checked with pairings; the certificates themselves will do."""
     report = aw.audit(issuer_secrets=None)
+    assert report.ok and report.skipped == []
+    assert report.counts["credentials_checked_public"] == 5
+    assert "credentials_checked" not in report.counts
+    ca = aw.pki._ca  # the module's central bank, still open
+    docs = [
+        certify_issuer_epoch(ca, "issuer", e, s.public) for e, s in aw.world.issuer.secrets.items()
+    ]
+    report = aw.audit(issuer_secrets=None, issuer_public=None, issuer_epoch_certificates=docs)
+    assert report.ok and report.counts["credentials_checked_public"] == 5
+    # a key of another secret: every coin fails the public check
+    other = IssuerSecret.generate()
+    report = aw.audit(issuer_secrets=None, issuer_public={1: other.public})
+    assert report.kinds() == {"coin.bad_credential"}
+
+
+def test_without_issuer_secrets_the_credential_check_is_skipped_and_said(aw: AuditWorld) -> None:
+    report = aw.audit(issuer_secrets=None, issuer_public=None)
     assert report.ok
     assert [s["check"] for s in report.skipped] == ["coin.credential"]
     assert "credentials_checked" not in report.counts
@@ -457,8 +477,14 @@ def test_a_coin_failing_every_step_is_reported_for_each(aw: AuditWorld, tmp_path
     con.commit()
     con.close()
     steps = {"coin.keyset_not_depositable", "coin.bad_signature", "spend.bad_proof"}
-    for secrets_given, expected in ((True, steps | {"coin.bad_credential"}), (False, steps)):
-        report = aw.audit(sqlite_url(copy), **({} if secrets_given else {"issuer_secrets": None}))
+    public_only = {"issuer_secrets": None}  # docs/protocol.md 7.4: pairings, certified G2 keys
+    nothing = {"issuer_secrets": None, "issuer_public": None}
+    for given, expected in (
+        ({}, steps | {"coin.bad_credential"}),
+        (public_only, steps | {"coin.bad_credential"}),
+        (nothing, steps),
+    ):
+        report = aw.audit(sqlite_url(copy), **given)
         coin_kinds = {
             v.kind
             for v in report.violations

@@ -5,6 +5,7 @@ merchant. Fast: software DAA keys, SQLite, an injected clock.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -15,13 +16,16 @@ from support.bankworld import BankWorld, make_world, test_policy
 from support.coinmint import KeyPool, Member, Pki
 
 from ecash_tpm.bank.ttp_query import answer_ttp_query
+from ecash_tpm.centralbank.certify import certify_issuer_epoch
 from ecash_tpm.crypto import sealing as C
+from ecash_tpm.crypto.bn256 import G
 from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode
+from ecash_tpm.crypto.groupsig import RandomizedCredential
 from ecash_tpm.crypto.signing import canonical_digest, sign_object
 from ecash_tpm.errors import EcashError
 from ecash_tpm.merchant.catalogue import check_admin
 from ecash_tpm.pki import load_certificate
-from ecash_tpm.protocol.coins import sign_payment_request
+from ecash_tpm.protocol.coins import Spend, sign_payment_request
 from ecash_tpm.protocol.exchange import (
     KIND_DEPOSIT_QUERY,
     KIND_KEY_ANSWER,
@@ -518,3 +522,26 @@ def test_forged_bank_answer_is_rejected(fx: Fx) -> None:
     with pytest.raises(EcashError) as exc:
         fx.dispute(request, spends)
     assert exc.value.code == "ttp.bank_answer_invalid"
+
+
+def test_dispute_checks_every_credential_publicly(fx: Fx) -> None:
+    """docs/protocol.md §7.4: the TTP verifies the coins' credentials itself, with pairings
+    under the certified G2 keys the bank publishes, before it asks the bank anything."""
+    secret = fx.world.issuer.secret_for_epoch(1)
+    doc = certify_issuer_epoch(fx.pki._ca, "issuer", 1, secret.public)
+    fx.bank.issuer_epoch = lambda epoch: doc  # type: ignore[attr-defined]
+    pid, alice = fx.product(), C.EphemeralKey()
+    request, spends = fx.paid(pid, alice)
+    parsed = [Spend.from_dict(s) for s in spends]
+    cred = parsed[-1].coin.credential
+    forged_coin = dataclasses.replace(
+        parsed[-1].coin, credential=RandomizedCredential(cred.R, cred.S + G, cred.T, cred.W)
+    )
+    forged = [*spends[:-1], dataclasses.replace(parsed[-1], coin=forged_coin).to_dict()]
+    with pytest.raises(EcashError) as exc:
+        fx.dispute(request, forged)
+    assert exc.value.code == "daa.credential_invalid"
+    assert exc.value.detail == {"check": "S", "index": len(spends) - 1}
+    assert fx.ttp.stats().counters.get("bank_queries", 0) == 0  # refused before the bank
+    assert fx.dispute(request, spends).state == "resolved"
+    assert fx.ttp.desk.epoch_keys.bank_only == {}
