@@ -71,6 +71,7 @@ from ecash_tpm.protocol.evidence import (
 from ecash_tpm.protocol.keysets import Keyset
 from ecash_tpm.protocol.payments import ReceiptBody
 from ecash_tpm.protocol.registry import member_id_for_t0
+from ecash_tpm.protocol.spend import PublicCredentialCheck as _PairingCheck
 from ecash_tpm.protocol.spend import verify_spend
 
 __all__ = [
@@ -91,12 +92,17 @@ PublicCredentialCheck = Callable[[Sequence[tuple[Coin, IssuerEpochCertificate]]]
 CREDENTIAL_NOT_CHECKED = "credential: not checked (no public issuer G2 key)"
 
 
-def _public_credential_check(items: Sequence[tuple[Coin, IssuerEpochCertificate]]) -> bool | None:
-    """MERGE POINT (issue 14 item 5): the public pairing check of the coins' credentials on the
-    G2 keys X2/Y2 of the epoch certificate, ``ecash_tpm.crypto.groupsig.
-    verify_credentials_public``, once it exists. Until then: None (not available)."""
-    del items
-    return None
+def _public_credential_check(items: Sequence[tuple[Coin, IssuerEpochCertificate]]) -> bool:
+    """§7.1 step 4 with public data (§7.4): the pairing check of each coin under the G2 keys
+    X2/Y2 of its epoch certificate. False (not checked) when a certificate predates issue 14
+    and has no G2 keys; a bad credential raises ``daa.credential_invalid``."""
+    keys = {cert.epoch: cert.public for _, cert in items}
+    check = _PairingCheck(keys.get)
+    coins = [coin for coin, _ in items]
+    if not check.batch(coins):
+        for coin in coins:
+            check.check(coin)
+    return not check.unverified
 
 
 @dataclass(frozen=True)
