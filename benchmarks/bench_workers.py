@@ -1,13 +1,14 @@
-"""Deposit throughput with 1 and 2 bank worker processes on one SQLite / PostgreSQL database
+"""Deposit throughput with 1, 2 and 4 bank worker processes on one SQLite / PostgreSQL database
 (issue 13): the ratio, the storage layer's retry counter and the 503s, as JSON and a PNG.
 
-Run: ``.venv/bin/python benchmarks/bench_workers.py [--deposits N] [--max-seconds S]
-[--out benchmarks/results]``. Coins, spend proofs and merchant signatures are made first; then
-each worker is a forked process with its own database pool and bank domain (what ``bank serve
---workers N`` runs, without HTTP/TLS in the way) that books its share of one-coin deposits. The
-clock runs from the moment all workers are released until the last one is done. PostgreSQL: a
-throwaway cluster (initdb as the ``postgres`` user, fsync on, like SQLite's synchronous=FULL),
-or ``ECASH_TPM_BENCH_PG_URL`` names a server (an empty database on it is created and dropped).
+Run: ``.venv/bin/python benchmarks/bench_workers.py [--deposits N] [--workers 1 2 4]
+[--max-seconds S] [--quick] [--skip-postgres] [--out benchmarks/results]``. Coins, spend proofs
+and merchant signatures are made first; then each worker is a forked process with its own
+database pool and bank domain (what ``bank serve --workers N`` runs, without HTTP/TLS in the
+way) that books its share of one-coin deposits. The clock runs from the moment all workers are
+released until the last one is done. PostgreSQL: a throwaway cluster (initdb as the
+``postgres`` user, fsync on, like SQLite's synchronous=FULL), or ``ECASH_TPM_BENCH_PG_URL``
+names a server (an empty database on it is created and dropped).
 
 Bounded: ``--deposits`` per configuration and ``--max-seconds`` per run (a worker stops taking
 deposits after it). On shared, busy cores the ratio says more than the absolute figures.
@@ -245,7 +246,7 @@ def _backend(name: str, url: str, root: Path, pki: Pki, args: argparse.Namespace
     world = make_world(db_url=url, data_dir=root, pki=pki, keys=KeyPool(4))
     try:
         rows = []
-        for workers in (1, 2):
+        for workers in args.workers:
             jobs = _jobs(world, args.deposits, f"{name}-{workers}")
             # the parent's pool is inherited but never used by the forked workers
             row = _measure(world, url, root / "keysets", jobs, workers, args.max_seconds)
@@ -263,9 +264,16 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=120.0, help="bound of one run")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--quick", action="store_true", help="20 deposits, 1 and 2 workers")
     args = parser.parse_args()
+    if args.quick:
+        args.deposits, args.workers = 20, [1, 2]
+    args.workers = sorted(set(args.workers))
     if not 1 <= args.deposits <= 5000:
         raise SystemExit("--deposits must be in 1..5000")
+    if not all(1 <= w <= 8 for w in args.workers) or args.workers[0] != 1:
+        raise SystemExit("--workers must be in 1..8 and include 1")
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-workers-") as tmp:
         root = Path(tmp)
@@ -277,27 +285,48 @@ def main() -> None:
                     rows += _backend("postgresql", url, root / "p", pki, args)
         finally:
             pki.close()
-    ratios = {}
+    ratios: dict[str, float] = {}
+    over_one: dict[str, dict[str, float]] = {}
     for backend in ("sqlite", "postgresql"):
         by = {r["workers"]: r for r in rows if r["backend"] == backend}
-        if 1 in by and 2 in by and by[1]["deposits_per_s"]:
-            ratios[backend] = round(by[2]["deposits_per_s"] / by[1]["deposits_per_s"], 2)
-    result = {"cpus": os.cpu_count(), "deposits": args.deposits, "runs": rows, "ratio_2_1": ratios}
+        if 1 in by and by[1]["deposits_per_s"]:
+            over_one[backend] = {
+                str(w): round(by[w]["deposits_per_s"] / by[1]["deposits_per_s"], 2) for w in by
+            }
+            if 2 in by:
+                ratios[backend] = over_one[backend]["2"]
+    result = {
+        "cpus": os.cpu_count(),
+        "deposits": args.deposits,
+        "workers": args.workers,
+        "baseline": "pure-Python curve arithmetic (before the native C curve)",
+        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+        "runs": rows,
+        "ratio_2_1": ratios,
+        "ratio_over_1": over_one,
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench_workers.json").write_text(json.dumps(result, indent=2) + "\n")
-    _plot(rows, ratios, args.out / "bench_workers.png")
-    print(json.dumps({"ratio_2_1": ratios}))
+    _plot(rows, over_one, args.workers, args.out / "bench_workers.png")
+    print(json.dumps({"ratio_over_1": over_one}))
 
 
-def _plot(rows: list[dict[str, Any]], ratios: dict[str, float], path: Path) -> None:
+def _plot(
+    rows: list[dict[str, Any]],
+    over_one: dict[str, dict[str, float]],
+    workers_list: list[int],
+    path: Path,
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
     backends = [b for b in ("sqlite", "postgresql") if any(r["backend"] == b for r in rows)]
-    for offset, workers in ((-0.2, 1), (0.2, 2)):
+    width = 0.8 / len(workers_list)
+    for k, workers in enumerate(workers_list):
+        offset = -0.4 + width * (k + 0.5)
         values = [
             next(
                 (
@@ -310,12 +339,14 @@ def _plot(rows: list[dict[str, Any]], ratios: dict[str, float], path: Path) -> N
             for b in backends
         ]
         ax.bar(
-            [i + offset for i in range(len(backends))], values, 0.4, label=f"{workers} worker(s)"
+            [i + offset for i in range(len(backends))], values, width, label=f"{workers} worker(s)"
         )
     ax.set_xticks(range(len(backends)))
-    ax.set_xticklabels([f"{b}\nx{ratios.get(b, 0):.2f}" for b in backends])
+    ax.set_xticklabels(
+        [f"{b}\n" + " / ".join(f"x{v:.2f}" for v in over_one.get(b, {}).values()) for b in backends]
+    )
     ax.set_ylabel("deposits / s")
-    ax.set_title(f"bank deposit throughput, 1 vs 2 workers ({os.cpu_count()} CPUs, shared)")
+    ax.set_title(f"bank deposit throughput by workers ({os.cpu_count()} CPUs, shared)", fontsize=10)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
