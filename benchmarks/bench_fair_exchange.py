@@ -211,6 +211,7 @@ def main() -> None:
                     initial_balance=per_customer * n_max + 100,
                     ttp=True,
                     bank_policy={"max_withdraw_items": 64},
+                    tls=False,  # plain HTTP like the relay: both flows over the same transport
                 ) as system,
             ):
                 system.open_wallet(device, base / "tpm-wallet")  # attested member on the account
