@@ -15,12 +15,12 @@ Profiles (milliseconds per command; see docs/performance.md for the sources):
 
 * ``swtpm``: nothing injected;
 * ``infineon_daa``: commit 79, sign 65, from Yang et al., "Direct Anonymous Attestation with
-  Optimal TPM Signing Efficiency" (IEEE TIFS 2021): on an Infineon TPM 2.0 chip a DAA signature
+  Optimal TPM Signing Efficiency" (IACR ePrint, 2021): on an Infineon TPM 2.0 chip a DAA signature
   of one TPM2_Commit and one TPM2_Sign took about 144 ms in total, about 65 ms of it online
   (the sign, with the commit done beforehand), so 144 - 65 = 79 ms for the commit (our split);
 * ``field_p50``: commit 200, sign 200, from Chrome's field measurement of TPM ECDSA P-256
-  signatures (200 ms median, 600 ms at the 95th percentile), as reported in S. Kristiansen,
-  "TPM performance" (2025), assuming a commit costs what a sign does (one point
+  signatures (200 ms median, 600 ms at the 95th percentile), as reported in the post "TPM
+  performance" on stiankri.substack.com, assuming a commit costs what a sign does (one point
   multiplication each on the TPM).
 
 Reported per (profile, coins): median payment wall time, the part inside the TPM commands
@@ -57,10 +57,10 @@ PROFILES: dict[str, tuple[float, float]] = {
 SOURCES = {
     "swtpm": "nothing injected: the emulator's own speed",
     "infineon_daa": "Yang, Chen, Zhang, Newton, Yang, Xi: Direct Anonymous Attestation with "
-    "Optimal TPM Signing Efficiency, IEEE TIFS 2021 (IACR ePrint): Infineon TPM 2.0, DAA "
+    "Optimal TPM Signing Efficiency, IACR ePrint 2021: Infineon TPM 2.0, DAA "
     "signature (TPM2_Commit + TPM2_Sign) ~144 ms total, ~65 ms online; split 79 + 65 is ours",
     "field_p50": "Chrome field study of TPM ECDSA P-256 signing, 200 ms p50 / 600 ms p95, as "
-    "reported by S. Kristiansen, 'TPM performance' (stiankri.substack.com); commit assumed "
+    "reported in the post 'TPM performance' (stiankri.substack.com); commit assumed "
     "as costly as a sign",
 }
 
