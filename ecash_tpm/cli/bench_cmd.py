@@ -204,13 +204,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("names", nargs="*", metavar="NAME", help="benchmarks to run (default: all)")
     p.add_argument("--quick", action="store_true", help="small counts: a smoke run")
     p.add_argument(
-        "--out", type=Path, default=None, help="output directory (default: benchmarks/results)"
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="output directory (default: benchmarks/results)",
     )
     p.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     p.add_argument(
         "--benchmarks-dir",
         type=Path,
         default=None,
+        metavar="DIR",
         help="the repository's benchmarks/ directory (default: next to the package)",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
