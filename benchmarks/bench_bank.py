@@ -49,7 +49,7 @@ def _prepared_deposits(world: BankWorld, count: int, tag: str) -> list[tuple[str
     jobs = []
     for i, coin in enumerate(coins):
         merchant = ("shop-a", "shop-b")[i % 2]
-        request = world.request(merchant, 10, deadline_in=3600)
+        request = world.request(merchant, 10, deadline_in=500)  # within the bank's bound
         spends = world.spends(member, [coin], request)
         jobs.append((merchant, world.signed_deposit(merchant, request, spends, f"{tag}-{i}")))
     return jobs

@@ -1,7 +1,9 @@
 """Offline-TTP fair exchange vs an online TTP, 1..N concurrent customers (cf. the second
 paper's Fig. 10).
 
-Run: ``.venv/bin/python benchmarks/bench_fair_exchange.py [--max-customers 8] [--reps 6]``.
+Run: ``.venv/bin/python benchmarks/bench_fair_exchange.py [--customers 1 2 4 8] [--reps 6]
+[--quick] [--out benchmarks/results]`` (``--max-customers N``: every level 1..N). Figures as JSON
+(``bench_fair_exchange.json``) and a PNG (throughput and median latency per level, both flows).
 
 It starts a hermetic swtpm and the whole system of ``tests/support/system.py`` with the TTP on
 127.0.0.1 (real HTTP between every party), registers one product (price 1: one coin per
@@ -35,6 +37,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
+import os
+import platform
 import statistics
 import sys
 import tempfile
@@ -43,6 +48,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -170,11 +176,23 @@ def p95(values: list[float]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--max-customers", type=int, default=8)
+    parser.add_argument("--customers", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--max-customers", type=int, default=None, help="levels 1..N")
     parser.add_argument("--reps", type=int, default=6, help="purchases per customer per level")
+    parser.add_argument("--quick", action="store_true", help="1 and 2 customers, 2 purchases")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args()
-    n_max, reps = args.max_customers, args.reps
-    per_customer = len(FLOWS) * reps * n_max + 2  # customer 0 takes part in every level
+    if args.quick:
+        args.customers, args.reps = [1, 2], 2
+    levels = sorted(set(args.customers))
+    if args.max_customers is not None:
+        levels = list(range(1, args.max_customers + 1))
+    if not all(1 <= c <= 16 for c in levels) or not 1 <= args.reps <= 50:
+        raise SystemExit("customers must be in 1..16 and --reps in 1..50")
+    n_max, reps = max(levels), args.reps
+    load_before = os.getloadavg()
+    started = time.perf_counter()
+    per_customer = len(FLOWS) * reps * len(levels) + 2  # customer 0 takes part in every level
 
     with tempfile.TemporaryDirectory(prefix="bench-fx-") as tmp:
         base = Path(tmp)
@@ -193,6 +211,7 @@ def main() -> None:
                     initial_balance=per_customer * n_max + 100,
                     ttp=True,
                     bank_policy={"max_withdraw_items": 64},
+                    tls=False,  # plain HTTP like the relay: both flows over the same transport
                 ) as system,
             ):
                 system.open_wallet(device, base / "tpm-wallet")  # attested member on the account
@@ -218,7 +237,7 @@ def main() -> None:
                         f"{'flow':<8} {'cust':>4} {'purch/s':>8} {'lat.med':>8} {'lat.p95':>8} "
                         f"{'pay.med':>8}   (ms; {reps} purchases per customer)"
                     )
-                    for c in range(1, n_max + 1):
+                    for c in levels:
                         for flow in FLOWS:
                             before = {**system.ttp.stats().counters, "relays": relay.relays}
                             wall, totals, pays = run_level(
@@ -249,7 +268,7 @@ def main() -> None:
                         f"\nrelayed payments in the online flow: {relays}; in the offline flow: 0"
                     )
                     print(f"\n{'cust':>4} {'thr off/on':>10} {'lat on/off':>10} {'pay on/off':>10}")
-                    for c in range(1, n_max + 1):
+                    for c in levels:
                         off, on = results[("offline", c)], results[("online", c)]
                         print(
                             f"{c:>4} {off[0] / on[0]:10.2f} {on[1] / off[1]:10.2f} "
@@ -260,6 +279,73 @@ def main() -> None:
                         cust.close()
         finally:
             tpm_state.cleanup()
+    rows = [
+        {
+            "flow": flow,
+            "customers": c,
+            "purchases_per_s": round(row[0], 2),
+            "latency_median_ms": round(row[1], 1),
+            "latency_p95_ms": round(row[2], 1),
+            "pay_median_ms": round(row[3], 1),
+        }
+        for (flow, c), row in results.items()
+    ]
+    ratios = [
+        {
+            "customers": c,
+            "throughput_offline_over_online": round(
+                results[("offline", c)][0] / results[("online", c)][0], 3
+            ),
+            "latency_online_over_offline": round(
+                results[("online", c)][1] / results[("offline", c)][1], 3
+            ),
+        }
+        for c in levels
+    ]
+    out = {
+        "what": "fair exchange with the offline TTP (this design) vs an online TTP relay",
+        "baseline": "pure-Python curve arithmetic (before the native C curve)",
+        "purchases_per_customer": reps,
+        "relayed_payments_online": relays,
+        "rows": rows,
+        "ratios": ratios,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "loadavg_before": [round(x, 2) for x in load_before],
+            "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+            "seconds": round(time.perf_counter() - started, 1),
+        },
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "bench_fair_exchange.json").write_text(json.dumps(out, indent=2) + "\n")
+    _plot(rows, levels, args.out / "bench_fair_exchange.png")
+
+
+def _plot(rows: list[dict[str, Any]], levels: list[int], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.8))
+    for flow, style in (("offline", "o-"), ("online", "s--")):
+        mine = sorted((r for r in rows if r["flow"] == flow), key=lambda r: r["customers"])
+        xs = [r["customers"] for r in mine]
+        label = f"{flow} TTP" + (" (this design)" if flow == "offline" else " (relay)")
+        left.plot(xs, [r["purchases_per_s"] for r in mine], style, label=label)
+        right.plot(xs, [r["latency_median_ms"] for r in mine], style, label=label)
+    for ax, what in ((left, "purchases / s"), (right, "purchase latency, ms (median)")):
+        ax.set_xticks(levels)
+        ax.set_xlabel("concurrent customers")
+        ax.set_ylabel(what)
+        ax.legend(fontsize=8)
+    fig.suptitle("fair exchange: offline vs online TTP (cf. Fig. 10)", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Side by side with Cashu's reference mint (nutshell), per coin, in one run (issue 13 item 7).
 
 Run: ``.venv/bin/python benchmarks/bench_peer.py [--rounds 3] [--coins 16]
-[--cashu-venv DIR] [--tls] [--out benchmarks/results] [--img docs/img]``.
+[--cashu-venv DIR] [--tls] [--quick] [--out benchmarks/results] [--img docs/img]``.
 
 Peer: ``pip install cashu`` (pinned, see ``CASHU_SPEC``) into a throwaway virtualenv in a
 temporary directory (``--cashu-venv DIR`` reuses one made before), then nutshell's ``mint`` on a
@@ -362,7 +362,10 @@ def main() -> None:
     parser.add_argument("--tls", action="store_true", help="ours with TLS + mutual TLS")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--img", type=Path, default=Path("docs/img"))
+    parser.add_argument("--quick", action="store_true", help="one round of 4 coins")
     args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.coins = 1, 4
     if not 1 <= args.rounds <= 20 or not 1 <= args.coins <= 64:
         raise SystemExit("--rounds must be in 1..20 and --coins in 1..64")
     coins = args.coins

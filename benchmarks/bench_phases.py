@@ -1,11 +1,13 @@
-"""Latency per phase (join, withdraw, pay, deposit) with 1, 2 and 4 concurrent customers, each
-with its own swtpm (issue 13 item 7).
+"""Latency per phase (join, withdraw, swap, pay, deposit, dispute) with 1, 2, 4 and 8
+concurrent customers, each with its own swtpm (issue 13 item 7; the second paper's Fig. 9).
 
-Run: ``.venv/bin/python benchmarks/bench_phases.py [--customers 1 2 4] [--reps 3] [--coins 4]
-[--max-seconds 300] [--out benchmarks/results] [--img docs/img]``.
+Run: ``.venv/bin/python benchmarks/bench_phases.py [--customers 1 2 4 8] [--reps 3] [--coins 4]
+[--max-seconds 300] [--quick] [--out benchmarks/results] [--img docs/img]``.
 
 One system of ``tests/support/system.py`` (every party a uvicorn server on 127.0.0.1, TLS 1.3
-and mutual TLS between parties, SQLite, one denomination of 1 so n units are n coins). For each
+and mutual TLS between parties, SQLite, one denomination of 1 so n units are n coins), with the
+fair-exchange TTP; ``shop-2`` sells one product (price 1) whose key delivery it "loses" (the
+demo strategy ``lost_key``), so a dispute at the TTP is answered by the shop at once. For each
 concurrency n, n fresh bank customers (own account, password and TOTP) and n fresh hermetic
 swtpm emulators are made, the issuer is told to trust their EK CAs, and n customer *processes*
 (spawned, so no customer shares a GIL with another or with the servers) run in lock step:
@@ -13,10 +15,15 @@ swtpm emulators are made, the issuer is told to trust their EK CAs, and n custom
 * ``join``     — the attested join end to end (AK and DAA key made in the TPM, join
   authorisation from the bank, issuer's checks, credential);
 * ``withdraw`` — ``--coins`` coins, ``--reps`` times (login not timed: one per customer);
+* ``swap``     — ``--coins`` coins in, as many new coins out (``POST /v1/swap``: TPM spend
+  proofs, the bank's checks, blind signatures, unblinding), ``--reps`` times;
 * ``pay``      — ``--coins`` coins at a merchant (customers alternate between the two shops),
   ``--reps`` times: TPM spend proofs, the merchant's checks and its deposit at the bank, the
   receipt (the payment request is fetched before the clock starts);
-* ``deposit``  — the merchant's deposit at the bank inside each payment, timed in the merchant.
+* ``deposit``  — the merchant's deposit at the bank inside each payment, timed in the merchant;
+* ``dispute``  — after a purchase of the product whose key did not arrive (not timed), the
+  customer's dispute at the TTP, ``--reps`` times: the TTP checks the request and the spend
+  proof, asks the shop, which answers with the key, and the wallet decrypts the content.
 
 Every phase starts for all customers at once (a barrier), so the n customers of a phase
 contend for the 2 shared cores, the servers and the database together. Figures: median and max
@@ -50,24 +57,28 @@ from ecash_tpm.device import TpmDevice  # noqa: E402
 from ecash_tpm.issuer.trust import EkTrustStore  # noqa: E402
 from ecash_tpm.swtpm import SwtpmInstance  # noqa: E402
 
-PHASES = ("join", "withdraw", "pay", "deposit")
+PHASES = ("join", "withdraw", "swap", "pay", "deposit", "dispute")
+PRODUCT_SHOP = "shop-2"
+CONTENT = b"benchmark content for the dispute phase. " * 40
 
 
 class TimedGateway:
-    """The merchant's bank link with every deposit's duration recorded (thread-safe)."""
+    """The merchant's bank link with every deposit's duration and coin count recorded
+    (thread-safe), so the product purchases of the dispute phase can be told apart."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
-        self.durations: list[float] = []
+        self.durations: list[tuple[int, float]] = []
         self._lock = threading.Lock()
 
-    def deposit(self, *args: Any, **kw: Any) -> Any:
+    def deposit(self, signed: Any, *args: Any, **kw: Any) -> Any:
+        coins = len(signed.get("body", {}).get("spends", ()))
         start = time.perf_counter()
         try:
-            return self.inner.deposit(*args, **kw)
+            return self.inner.deposit(signed, *args, **kw)
         finally:
             with self._lock:
-                self.durations.append(time.perf_counter() - start)
+                self.durations.append((coins, time.perf_counter() - start))
 
     def keysets(self, **kw: Any) -> Any:
         return self.inner.keysets(**kw)
@@ -85,16 +96,26 @@ def customer(job: dict[str, Any], barrier: Any, results: Any) -> None:
     from ecash_tpm.clients.issuer import IssuerClient
     from ecash_tpm.clients.merchant import MerchantClient
     from ecash_tpm.clients.revocation import crl_source
+    from ecash_tpm.clients.ttp import TtpClient
     from ecash_tpm.device import TpmDevice
     from ecash_tpm.service.tls import client_context
     from ecash_tpm.wallet.context import WalletContext
     from ecash_tpm.wallet.join import join
     from ecash_tpm.wallet.membership import load_membership, open_signer
     from ecash_tpm.wallet.pay import pay
+    from ecash_tpm.wallet.purchases import Buyer, PurchaseStore, ShopCatalogueClient
+    from ecash_tpm.wallet.purchases.errors import ContentKeyMissingError
     from ecash_tpm.wallet.store import WalletStore
+    from ecash_tpm.wallet.swap import swap_coins
     from ecash_tpm.wallet.withdraw import withdraw
 
-    out: dict[str, Any] = {"index": job["index"], "withdraw": [], "pay": []}
+    out: dict[str, Any] = {
+        "index": job["index"],
+        "withdraw": [],
+        "swap": [],
+        "pay": [],
+        "dispute": [],
+    }
     try:
         root_path = Path(job["root_path"])
         root_pem = root_path.read_text()
@@ -108,6 +129,13 @@ def customer(job: dict[str, Any], barrier: Any, results: Any) -> None:
         issuer = IssuerClient(job["issuer_url"], tls=tls, expect=("issuer", "issuer"))
         shop = job["merchant"]
         merchant = MerchantClient(job["merchant_url"], tls=tls, expect=("merchant", shop))
+        product_shop = MerchantClient(
+            job["product_url"], tls=tls, expect=("merchant", PRODUCT_SHOP)
+        )
+        catalogue = ShopCatalogueClient(
+            job["product_url"], tls=tls, expect=("merchant", PRODUCT_SHOP)
+        )
+        ttp = TtpClient(job["ttp_url"], tls=tls, expect=("ttp", "ttp"))
         totp = TOTP(bytes.fromhex(job["totp"]), 6, hashes.SHA1(), 30)  # noqa: S303 (RFC 6238)
         bank.login(job["account"], job["password"], totp.generate(now).decode("ascii"))
         wallet_dir = Path(job["wallet_dir"])
@@ -135,6 +163,19 @@ def customer(job: dict[str, Any], barrier: Any, results: Any) -> None:
                 )
                 out["withdraw"].append(time.perf_counter() - t)
             for _ in range(job["reps"]):
+                inputs = store.coins("unspent")[: job["coins"]]
+                barrier.wait(timeout=120)
+                t = time.perf_counter()
+                swap_coins(
+                    spending,
+                    bank,
+                    credential=membership.credential,
+                    epoch=membership.epoch,
+                    inputs=inputs,
+                    values=[c.value for c in inputs],
+                )
+                out["swap"].append(time.perf_counter() - t)
+            for _ in range(job["reps"]):
                 offer = merchant.create_request(job["coins"])
                 barrier.wait(timeout=120)
                 t = time.perf_counter()
@@ -146,10 +187,38 @@ def customer(job: dict[str, Any], barrier: Any, results: Any) -> None:
                     merchant_url=merchant.base_url,
                 )
                 out["pay"].append(time.perf_counter() - t)
+            # the coins the purchases take (one each), not timed
+            withdraw(
+                ctx,
+                bank,
+                credential=membership.credential,
+                epoch=membership.epoch,
+                amount=job["reps"],
+                currency=job["currency"],
+            )
+            buyer = Buyer(spending, PurchaseStore.open(wallet_dir, clock))
+            for _ in range(job["reps"]):
+                try:
+                    buyer.buy(
+                        job["product_id"],
+                        source=catalogue,
+                        shop=product_shop,
+                        merchant_url=job["product_url"],
+                    )
+                    raise RuntimeError("the shop delivered the key: no dispute to measure")
+                except ContentKeyMissingError as exc:
+                    purchase_id = exc.detail["purchase_id"]
+                barrier.wait(timeout=120)
+                t = time.perf_counter()
+                result = buyer.dispute(purchase_id, ttp=ttp)
+                out["dispute"].append(time.perf_counter() - t)
+                if result.content != CONTENT:
+                    raise RuntimeError("the dispute gave the wrong content")
+            buyer.purchases.close()
             with contextlib.suppress(Exception):
                 device.unload(signer.key)
             store.close()
-        for client in (bank, issuer, merchant):
+        for client in (bank, issuer, merchant, product_shop, catalogue, ttp):
             client.close()
     except BaseException as exc:  # reported to the parent, which fails loudly
         out["error"] = f"{type(exc).__name__}: {exc}"
@@ -194,7 +263,7 @@ def run_level(
             password = secrets.token_urlsafe(12)
             totp = secrets.token_bytes(20)
             system.bank.create_customer(
-                account, password, totp, initial_balance=args.reps * args.coins + 1
+                account, password, totp, initial_balance=args.reps * (args.coins + 1) + 1
             )
             shop = MERCHANTS[i % len(MERCHANTS)]
             jobs.append(
@@ -211,6 +280,9 @@ def run_level(
                     "issuer_url": system.issuer_url,
                     "merchant": shop,
                     "merchant_url": system.merchant_urls[shop],
+                    "product_url": system.merchant_urls[PRODUCT_SHOP],
+                    "product_id": args.product_id,
+                    "ttp_url": system.ttp_url,
                     "currency": system.currency,
                     "now": system.clock(),
                     "reps": args.reps,
@@ -245,8 +317,13 @@ def run_level(
     per_phase = {
         "join": _stats([g["join"] for g in got]),
         "withdraw": _stats([x for g in got for x in g["withdraw"]]),
+        "swap": _stats([x for g in got for x in g["swap"]]),
         "pay": _stats([x for g in got for x in g["pay"]]),
-        "deposit": _stats([x for g in gateways.values() for x in g.durations]),
+        # the payments' deposits (--coins coins), not the purchases' (one coin each)
+        "deposit": _stats(
+            [d for g in gateways.values() for n, d in g.durations if n == args.coins]
+        ),
+        "dispute": _stats([x for g in got for x in g["dispute"]]),
     }
     return {"customers": n, **per_phase}
 
@@ -264,9 +341,17 @@ def _plot(rows: list[dict[str, Any]], coins: int, path: Path) -> None:
         ax.bar(xs, [row[p]["median_ms"] for p in PHASES], width, label=f"{row['customers']}")
     ax.set_xticks(range(len(PHASES)))
     ax.set_xticklabels(
-        ["join", f"withdraw\n{coins} coins", f"pay\n{coins} coins", f"deposit\n{coins} coins"]
+        [
+            "join",
+            f"withdraw\n{coins} coins",
+            f"swap\n{coins} coins",
+            f"pay\n{coins} coins",
+            f"deposit\n{coins} coins",
+            "dispute\n(1 coin)",
+        ]
     )
-    ax.set_ylabel("median latency, ms")
+    ax.set_yscale("log")
+    ax.set_ylabel("median latency, ms (log scale)")
     ax.set_title(
         f"latency per phase by concurrent customers (own swtpm each; {os.cpu_count()} shared"
         " vCPUs)",
@@ -281,13 +366,16 @@ def _plot(rows: list[dict[str, Any]], coins: int, path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--customers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--customers", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--reps", type=int, default=3, help="withdrawals and payments each")
     parser.add_argument("--coins", type=int, default=4, help="coins per withdrawal / payment")
     parser.add_argument("--max-seconds", type=float, default=300.0, help="bound per level")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--img", type=Path, default=Path("docs/img"))
+    parser.add_argument("--quick", action="store_true", help="1 and 2 customers, 1 rep, 2 coins")
     args = parser.parse_args()
+    if args.quick:
+        args.customers, args.reps, args.coins = [1, 2], 1, 2
     if not all(1 <= n <= 8 for n in args.customers) or not 1 <= args.reps <= 20:
         raise SystemExit("--customers must be in 1..8 and --reps in 1..20")
     if not 1 <= args.coins <= 64:
@@ -312,8 +400,17 @@ def main() -> None:
                             tpm=device,
                             denominations=(1,),
                             initial_balance=1,
+                            ttp=True,
                         )
                     )
+                from ecash_tpm.demo.cheating import strategy
+
+                product = system.register_product(
+                    PRODUCT_SHOP, title="Chapter", price=1, content=CONTENT
+                )
+                args.product_id = product.product_id
+                catalogue = system.merchants[PRODUCT_SHOP].catalogue
+                catalogue.key_release = strategy("lost_key")
                 gateways = {}
                 for name, merchant in system.merchants.items():
                     gateways[name] = TimedGateway(merchant.bank)
@@ -343,6 +440,7 @@ def main() -> None:
             anchor.cleanup()
     result = {
         "what": "latency per phase, median and max over customers and repetitions",
+        "baseline": "pure-Python curve arithmetic (before the native C curve)",
         "coins": args.coins,
         "reps": args.reps,
         "transport": "TLS 1.3, mutual TLS between parties",

@@ -39,6 +39,8 @@ class EcdaaCommands(TpmKeys):
                 raise TpmArgumentError(f"{what} must be bytes")
         if y2 is not None and len(y2) > 32:
             raise TpmArgumentError("y2 must be at most 32 bytes")
+        if self.injected_latency is not None:  # benchmarks only: a hardware TPM's delay
+            self.injected_latency.before("commit")
         # tpm2-pytss wants empty values, not None, for absent inputs
         with tpm_call("Commit"):
             k, l_pt, e, counter = self.esys.commit(
@@ -61,6 +63,8 @@ class EcdaaCommands(TpmKeys):
         scheme = TPMT_SIG_SCHEME(scheme=TPM2_ALG.ECDAA)
         scheme.details.ecdaa.hashAlg = TPM2_ALG.SHA256
         scheme.details.ecdaa.count = counter
+        if self.injected_latency is not None:
+            self.injected_latency.before("sign")
         with tpm_call("Sign(ECDAA)"):
             sig = self.esys.sign(handle, bytes(digest), scheme)
         if int(sig.sigAlg) != int(TPM2_ALG.ECDAA):

@@ -17,6 +17,7 @@ from tpm2_pytss.constants import TPM2_ALG, TPM2_CAP, TPM2_ECC, TPM2_HT, TPM2_PT
 
 from ecash_tpm.device.constants import EkKind
 from ecash_tpm.device.errors import EcdaaUnsupportedError, TpmArgumentError, TpmConnectionError
+from ecash_tpm.device.latency import InjectedLatency
 from ecash_tpm.device.models import EccParameters, KeyRef
 from ecash_tpm.device.tss import rc_detail, tpm_call
 
@@ -31,12 +32,20 @@ class TpmSession:
     ``tcti`` is a tpm2-tss TCTI string: ``swtpm:host=127.0.0.1,port=N``, ``device:/dev/tpmrm0``,
     ``tabrmd``. Opening flushes leftover transient objects and sessions unless
     ``flush_leftovers=False`` (they are garbage without a resource manager; with one, the list
-    is empty).
+    is empty). ``inject_latency`` (default: from ``ECASH_TPM_TPM_LATENCY_MS``, else none)
+    delays TPM2_Commit and TPM2_Sign to mimic a hardware TPM in benchmarks (:mod:`.latency`).
     """
 
-    def __init__(self, tcti: str = DEFAULT_TCTI, *, flush_leftovers: bool = True) -> None:
+    def __init__(
+        self,
+        tcti: str = DEFAULT_TCTI,
+        *,
+        flush_leftovers: bool = True,
+        inject_latency: InjectedLatency | None = None,
+    ) -> None:
         os.environ.setdefault("TSS2_LOG", "esys+none")
         self.tcti = tcti
+        self.injected_latency = inject_latency or InjectedLatency.from_env()
         self._loaded: dict[tuple[str, Path], KeyRef] = {}
         self._ek_cache: dict[EkKind, KeyRef] = {}
         self._nv_buffer_max: int | None = None

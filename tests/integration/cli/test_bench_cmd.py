@@ -1,0 +1,57 @@
+"""``ecash-tpm bench``: the list, one quick benchmark end to end (its JSON and PNG, not its
+figures: nothing here is timed) and the refusals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ecash_tpm.cli import main
+from ecash_tpm.cli.bench_cmd import BENCHMARKS
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def _last_json(capfd: pytest.CaptureFixture[str]) -> dict[str, object]:
+    out: dict[str, object] = json.loads(capfd.readouterr().out.strip().splitlines()[-1])
+    return out
+
+
+def test_list_names_every_benchmark_and_its_script(capfd: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--list", "--json"]) == 0
+    listed = _last_json(capfd)["benchmarks"]
+    assert isinstance(listed, list)
+    assert [b["name"] for b in listed] == list(BENCHMARKS)
+    for b in listed:
+        assert (REPO / "benchmarks" / b["script"]).is_file(), b["script"]
+
+
+@pytest.mark.slow
+def test_quick_deposit_profile_writes_json_and_png(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "results"
+    assert main(["bench", "deposit_profile", "--quick", "--out", str(out), "--json"]) == 0
+    result = _last_json(capfd)
+    assert result["ok"] is True and result["quick"] is True
+    assert [r["name"] for r in result["ran"]] == ["deposit_profile"]  # type: ignore[union-attr]
+    assert (out / "bench_deposit_profile.png").stat().st_size > 0
+    data = json.loads((out / "bench_deposit_profile.json").read_text())
+    assert {"what", "baseline", "groups", "sizes", "machine"} <= data.keys()
+    assert [s["coins"] for s in data["sizes"]] == [1, 4]
+    for size in data["sizes"]:
+        assert set(size["groups_ms_per_coin"]) == set(data["groups"])
+        assert size["domain_cpu_ms_per_coin"] > 0
+
+
+def test_unknown_benchmark_refused(capfd: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "no-such-bench", "--json"]) == 1
+    assert _last_json(capfd)["error"]["code"] == "bench.unknown"  # type: ignore[index]
+
+
+def test_missing_benchmarks_dir_refused(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    argv = ["bench", "curve", "--benchmarks-dir", str(tmp_path), "--json"]
+    assert main(argv) == 1
+    assert _last_json(capfd)["error"]["code"] == "bench.dir_missing"  # type: ignore[index]
