@@ -153,7 +153,11 @@ INSERT INTO ecash_admin.audit_table (name) VALUES
     ('refund_item'),
     ('swap'),
     ('swap_input'),
-    ('swap_output')
+    ('swap_output'),
+    ('redeem_request'),
+    ('redeem'),
+    ('redeem_input'),
+    ('redeem_report')
 ON CONFLICT (name) DO NOTHING;
 
 CREATE OR REPLACE FUNCTION ecash_admin.audit_grant_on_create() RETURNS event_trigger
