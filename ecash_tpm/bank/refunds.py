@@ -155,7 +155,14 @@ class Refunds:
             raise RefundAmountError(
                 "the refund exceeds the payment", detail={"amount": perm.amount, "paid": req.amount}
             )
-        fee = refund_fee([self._keysets.get(item.coin.keyset_id) for item in refunded])
+        refunded_keysets = [self._keysets.get(item.coin.keyset_id) for item in refunded]
+        listed = sum(k.value for k in refunded_keysets)
+        if perm.amount > listed:  # §4.2: the refund fee is per listed coin, so the coins must carry it
+            raise RefundAmountError(
+                "the refund exceeds the value of the coins it names",
+                detail={"amount": perm.amount, "coins_value": listed},
+            )
+        fee = refund_fee(refunded_keysets)
         keysets = self._outputs(outputs, perm, now, fee)  # (4)
         for item, raw in zip(refunded, _proofs(proofs, perm), strict=True):  # (5)
             coin = item.coin

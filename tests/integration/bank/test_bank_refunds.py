@@ -112,3 +112,16 @@ def test_permission_not_signed_by_the_merchant_is_refused(
     forged = permission(world, "shop-a", receipt, coins, 2, key=pki.merchants["shop-b"].key)
     with refused(RefundPermissionError, "refund.permission_invalid"):
         make_claim(world, alice, forged, coins).send(world, "shop-a")
+
+
+def test_a_refund_cannot_exceed_the_coins_it_names(world: BankWorld, alice: Member) -> None:
+    """Refund fees are charged per named coin (§4.2, §9.2): naming one small coin of a larger
+    payment cannot carry a refund of the whole payment."""
+    receipt, coins = refundable_payment(world, alice, "shop-a", 7)  # 5 + 2
+    small = min(coins, key=lambda c: world.bank.keysets.get(c.keyset_id).value)
+    before = shop_balance(world)
+    perm = permission(world, "shop-a", receipt, [small], 7)
+    with refused(RefundAmountError, "refund.bad_amount") as err:
+        make_claim(world, alice, perm, [small]).send(world, "shop-a")
+    assert err.value.detail["coins_value"] < 7
+    assert shop_balance(world) == before
