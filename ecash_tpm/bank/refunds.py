@@ -157,7 +157,7 @@ class Refunds:
             )
         refunded_keysets = [self._keysets.get(item.coin.keyset_id) for item in refunded]
         listed = sum(k.value for k in refunded_keysets)
-        if perm.amount > listed:  # §4.2: the refund fee is per listed coin, so the coins must carry it
+        if perm.amount > listed:  # §4.2, §9.2 (3): fees are per named coin, which must carry it
             raise RefundAmountError(
                 "the refund exceeds the value of the coins it names",
                 detail={"amount": perm.amount, "coins_value": listed},
