@@ -3,8 +3,9 @@ item 5; docs/protocol.md §9.4).
 
 Uses the wallet's bank session like ``wallet withdraw`` (password and TOTP only when it has
 expired); swaps first when no exact combination of coins is held (§9.3, as ``wallet pay``
-does). A lost answer leaves the coins pending; ``wallet recover`` settles them from the bank's
-signed coin status.
+does). The deposit fee of the chosen coins (docs/protocol.md 4.2) is shown before any spend
+proof is made; the account is credited the amount less it. A lost answer leaves the coins
+pending; ``wallet recover`` settles them from the bank's signed coin status.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ def _cmd_redeem(args: argparse.Namespace) -> int:
             run=session.run,
             change=change,
             progress=progress,
+            on_fees=lambda fees: progress.note(_fees_line(fees.to_dict(), currency)),
         )
         balance: dict[str, Any] = {}
         with contextlib.suppress(Exception):  # the account balance is a courtesy
@@ -76,9 +78,12 @@ def _cmd_redeem(args: argparse.Namespace) -> int:
     d = result.to_dict()
     payload = {**d, "account": balance, "wallet": wallet}
     lines = [_swap_line(s.to_dict()) for s in (change.swaps if change else [])]
+    lines.append(_fees_line(d["fees"], d["currency"]))
     lines.append(
         f"redeemed {money(d['amount'], d['currency'])} into account {d['account_id']} with coins "
-        f"{', '.join(money(c, d['currency']) for c in d['coins'])} (request {d['request_id']})"
+        f"{', '.join(money(c, d['currency']) for c in d['coins'])} (request {d['request_id']}): "
+        f"credited {money(d['credited'], d['currency'])}, deposit fee "
+        f"{money(d['fee'], d['currency'])}"
     )
     if balance:
         lines.append(f"account balance: {money(balance['balance'], balance['currency'])}")
@@ -87,6 +92,15 @@ def _cmd_redeem(args: argparse.Namespace) -> int:
     )
     emit(args, payload, "\n".join(lines))
     return 0
+
+
+def _fees_line(fees: dict[str, Any], cur: str) -> str:
+    """docs/protocol.md 4.2, 9.4: the redeem's fees, shown before the coins leave the wallet."""
+    refresh = f", refresh {money(fees['refresh'], cur)} (swap)" if fees["refresh"] else ""
+    return (
+        f"fees: deposit {money(fees['deposit'], cur)}{refresh}; the account is credited "
+        f"{money(fees['credited'], cur)}, your coins pay {money(fees['customer_total'], cur)}"
+    )
 
 
 def register_redeem(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

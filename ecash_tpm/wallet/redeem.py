@@ -12,8 +12,8 @@ Steps of :func:`redeem`:
 4. one TPM spend proof per coin over the request's ``preq`` (§7); if the TPM fails nothing has
    left the device and the coins go back to ``unspent``;
 5. the record turns ``sent`` before the bank is called; with the bank's answer the signed
-   receipt is checked (this request, account, amount, these serials) and the coins turn
-   ``spent``.
+   receipt is checked (this request, account, amount, these serials; ``credited`` is the amount
+   less the coins' deposit fees ``fee``, §4.2) and the coins turn ``spent``.
 
 A lost answer or a refusal leaves the coins pending exactly like a payment's: ``wallet recover``
 settles them from the bank-signed coin status (spent -> spent; unspent once the bank's time is
@@ -44,7 +44,7 @@ from ecash_tpm.wallet.pay import SPENDABLE_MARGIN_S, ChangeMaker, DeadlineTooFar
 from ecash_tpm.wallet.pay import _send_failure as send_failure
 from ecash_tpm.wallet.records import REDEEM_MERCHANT
 
-__all__ = ["RedeemBank", "RedeemResult", "redeem"]
+__all__ = ["RedeemBank", "RedeemFees", "RedeemResult", "redeem"]
 
 T = TypeVar("T")
 
@@ -60,6 +60,29 @@ class RedeemBank(Protocol):
 
 
 @dataclass(frozen=True)
+class RedeemFees:
+    """What a redeem costs in fees (docs/protocol.md 4.2, 9.4), raw minor units: a redeem is a
+    deposit into the account, so the account is credited the amount less the coins' deposit
+    fees; a swap made for exact change costs its refresh fee on top."""
+
+    amount: int
+    deposit: int
+    refresh: int
+
+    @property
+    def credited(self) -> int:
+        return self.amount - self.deposit
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "deposit": self.deposit,
+            "refresh": self.refresh,
+            "credited": self.credited,
+            "customer_total": self.amount + self.refresh,
+        }
+
+
+@dataclass(frozen=True)
 class RedeemResult:
     """A booked redeem: the verified receipt's facts."""
 
@@ -71,16 +94,25 @@ class RedeemResult:
     coins: list[int]
     redeemed_at: int
     swap: dict[str, Any] | None = None
+    #: the bank-signed deposit fee (4.2) and what the account was credited (the receipt's)
+    fee: int = 0
+    credited: int = 0
+    #: the fees as the wallet computed them before the coins left it
+    fees: RedeemFees | None = None
 
     def to_dict(self) -> dict[str, Any]:
         extra = {} if self.swap is None else {"swap": self.swap}
+        fees = self.fees or RedeemFees(self.amount, self.fee, 0)
         return extra | {
             "payment_id": self.payment_id,
             "request_id": self.request_id,
             "account_id": self.account_id,
             "amount": self.amount,
+            "fee": self.fee,
+            "credited": self.credited,
             "currency": self.currency,
             "coins": self.coins,
+            "fees": fees.to_dict(),
             "redeemed_at": self.redeemed_at,
         }
 
@@ -134,9 +166,12 @@ def redeem(
     change: ChangeMaker | None = None,
     progress: ProgressCallback | None = None,
     self_check: bool = True,
+    on_fees: Callable[[RedeemFees], None] | None = None,
 ) -> RedeemResult:
     """Redeem ``amount`` into ``account_id`` (see the module docstring); ``run`` wraps each
-    bank call that needs the session (``SessionKeeper.run``: a fresh login when it expired)."""
+    bank call that needs the session (``SessionKeeper.run``: a fresh login when it expired);
+    ``on_fees`` hears the redeem's fees (4.2) once its coins are chosen, before any spend
+    proof is made."""
     if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
         raise InputError("the amount must be a positive integer (minor units)")
     say = progress or silent
@@ -165,9 +200,18 @@ def redeem(
         spendable_after=ctx.clock() + SPENDABLE_MARGIN_S,
         choose=lambda coins: select_coins(coins, req.amount),
     )
+    # 4.2: the fees, known once the coins are chosen, shown before anything leaves the device
+    known = store.keyset_fees()
+    fees = RedeemFees(
+        amount=req.amount,
+        deposit=sum(known[c.coin.keyset_id].deposit for c in chosen if c.coin.keyset_id in known),
+        refresh=0 if swapped is None else swapped.fee,
+    )
     # step 4 (7): one TPM2_Commit and one TPM2_Sign per coin
     spends: list[Spend] = []
     try:
+        if on_fees is not None:
+            on_fees(fees)
         say("spend proofs with the TPM", 0, len(chosen))
         for hc in chosen:
             spends.append(_spend(ctx, hc, req.preq, self_check=self_check))
@@ -211,6 +255,9 @@ def redeem(
         coins=sorted((c.value for c in chosen), reverse=True),
         redeemed_at=receipt.redeemed_at,
         swap=None if swapped is None else swapped.to_dict(),
+        fee=receipt.fee,
+        credited=receipt.credited,
+        fees=fees,
     )
 
 
