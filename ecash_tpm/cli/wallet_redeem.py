@@ -94,6 +94,39 @@ def _cmd_redeem(args: argparse.Namespace) -> int:
     return 0
 
 
+def recover_redeems(
+    args: argparse.Namespace, store: Any, bank: Any, cfg: dict[str, Any], crl: Any
+) -> list[dict[str, Any]]:
+    """``wallet recover``, docs/protocol.md §9.4: redeems sent without an answer are sent again
+    with the session (the bank answers with its stored receipt) and end redeemed; only when
+    there is such a redeem is the session used (password and TOTP only if it expired)."""
+    from ecash_tpm.cli.wallet_cmd import _coin_root, _now
+    from ecash_tpm.cli.wallet_coins import bank_session
+    from ecash_tpm.wallet.membership import load_membership
+    from ecash_tpm.wallet.records import REDEEM_MERCHANT
+    from ecash_tpm.wallet.redeem import fetch_redeem_receipts
+
+    open_redeems = [
+        r
+        for r in store.payments(open_only=True)
+        if r.merchant_id == REDEEM_MERCHANT and r.state == "sent" and r.spends
+    ]
+    if not open_redeems:
+        return []
+    account = getattr(args, "account", None) or load_membership(args.data).account_id
+    session = bank_session(args, bank, cfg, account)
+    fetched = fetch_redeem_receipts(
+        store,
+        bank,
+        root=_coin_root(args),
+        bank_name=cfg.get("bank_name") or "bank",
+        clock=_now,
+        crl=crl,
+        run=session.run,
+    )
+    return [f.to_dict() for f in fetched]
+
+
 def _fees_line(fees: dict[str, Any], cur: str) -> str:
     """docs/protocol.md 4.2, 9.4: the redeem's fees, shown before the coins leave the wallet."""
     refresh = f", refresh {money(fees['refresh'], cur)} (swap)" if fees["refresh"] else ""
