@@ -347,21 +347,22 @@ def _epoch_keys(args: argparse.Namespace, settings: Any, root: Path) -> _Fetched
 
 
 def _credential_lines(report: Any, fetched: _FetchedEpochKeys | None) -> dict[str, Any]:
-    """Say which epochs were checked with pairings (§7.4); replace the audit's generic
-    "skipped" note, written before any key was fetched, by the epochs really left unchecked."""
+    """Say which epochs were checked with pairings (§7.4). When some were, the audit's generic
+    "skipped" note (written before any key was fetched) gives way to one note per epoch left
+    unchecked; when none was, that note stands (the epochs are named beside it)."""
     if fetched is None:
         return {}
     public, missing = fetched.public(), fetched.not_public()
     if public:
         report.skipped[:] = [s for s in report.skipped if s.get("check") != "coin.credential"]
-    for epoch, reason in missing.items():
-        report.skipped.append(
-            {
-                "check": "coin.credential",
-                "reason": f"epoch {epoch}: no certified X2, Y2 ({reason}); its coins' "
-                "credentials were not checked",
-            }
-        )
+        for epoch, reason in missing.items():
+            report.skipped.append(
+                {
+                    "check": "coin.credential",
+                    "reason": f"epoch {epoch}: no certified X2, Y2 ({reason}); its coins' "
+                    "credentials were not checked",
+                }
+            )
     return {"epochs_public": public, "epochs_not_public": {str(e): r for e, r in missing.items()}}
 
 
@@ -429,6 +430,9 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     if pairings:
         epochs = ", ".join(str(e) for e in pairings["epochs_public"]) or "none"
         text += f"\ncredentials checked with pairings (7.4) for epochs: {epochs}"
+        if pairings["epochs_not_public"]:
+            left = ", ".join(f"{e} ({r})" for e, r in pairings["epochs_not_public"].items())
+            text += f"\nno certified G2 keys for epochs: {left}"
     emit(args, result, text, ok=report.ok)
     return 0 if report.ok else 2
 
