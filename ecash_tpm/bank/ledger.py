@@ -12,6 +12,7 @@ minor units; a positive balance is what the bank owes (or, for fees, has earned)
     refund    merchant:-amount       coins-outstanding:<k>:+value*n (fresh coins)  bank:fees:+fr
     swap      coins-outstanding:<in>:-value   coins-outstanding:<out>:+value   bank:fees:+fs
                                                                                (booked gross)
+    redeem    coins-outstanding:<k>:-value*n (per keyset)   customer:+(sum-fd)     bank:fees:+fd
 
 Balances are sums of entries (append-only), so concurrent deposits never contend on one row.
 :func:`ledger_check` re-derives everything from the entries *and* from the independent coin
@@ -109,7 +110,8 @@ def ledger_check(db: Database) -> dict[str, Any]:
     keyset, withdrawn - deposited == outstanding >= 0, withdrawn == value x signed items,
     deposited == value x spent serials; total withdrawn equals the withdrawal amounts;
     customer balances are never negative; each merchant's balance equals its deposits less their
-    deposit fees and its refunds; the fee account equals the fees the coin tables imply (4.2).
+    deposit fees and its refunds; the fee account equals the fees the coin tables imply (4.2;
+    a redeemed coin pays its deposit fee as a deposited one does, 9.4).
     Returns a report (per-keyset figures and totals) for the audit.
     """
     problems: list[dict[str, Any]] = []
@@ -148,7 +150,9 @@ def ledger_check(db: Database) -> dict[str, Any]:
                 spent += swapped_in
                 earned["refresh"] += fee.refresh * swapped_in
             if redeems:  # docs/protocol.md 9.4: redeemed coins are spent like deposited ones
-                spent += redeem_rows.count_inputs(tx, kid)
+                redeemed = redeem_rows.count_inputs(tx, kid)
+                spent += redeemed
+                earned["deposit"] += fee.deposit * redeemed  # 4.2: a redeem is a deposit
             entry = {
                 "keyset_id": kid.hex(),
                 "value": value,

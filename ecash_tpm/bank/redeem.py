@@ -21,9 +21,10 @@ Then **one transaction** at READ COMMITTED, serial locks first as a deposit, res
 swap takes them: the stored redeem again, the deadline again, serials neither spent (deposit,
 swap or redeem: 409 ``bank.double_spend``) nor held by a merchant's reservation (409
 ``bank.coin_locked``), the ledger (``coins-outstanding:<keyset> -value``, ``customer:<id>
-+amount``, kind ``redeem``), no keyset overdrawn, the redeem and one ``redeem_input`` row per coin
-with its transcript, the bank-signed receipt. A refused double spend is reported to supervision
-exactly as a deposit's (§9.1) and carries the bank-signed refusal (§10.1).
++(amount - fee)``, ``bank:fees +fee`` for the coins' ``fee_deposit``, §4.2; kind ``redeem``), no
+keyset overdrawn, the redeem and one ``redeem_input`` row per coin with its transcript, the
+bank-signed receipt (naming ``fee`` and ``credited``). A refused double spend is reported to
+supervision exactly as a deposit's (§9.1) and carries the bank-signed refusal (§10.1).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from ecash_tpm.bank.deposit import (
     _check_not_locked,
     _check_not_spent,
     _check_outstanding,
+    deposit_entries,
 )
 from ecash_tpm.bank.ledger import customer_account, post_transaction
 from ecash_tpm.bank.redeem_reports import RedeemedSeen, RedeemReports
@@ -50,6 +52,7 @@ from ecash_tpm.crypto.encoding import b64u_encode
 from ecash_tpm.crypto.signing import PartyKey, canonical_digest, sign_object
 from ecash_tpm.errors import EcashError, InputError
 from ecash_tpm.protocol.errors import RequestMismatchError
+from ecash_tpm.protocol.keysets import deposit_fee
 from ecash_tpm.protocol.redeem import (
     REDEEM_RECEIPT_KIND,
     REDEEM_REQUEST_KIND,
@@ -233,6 +236,7 @@ class Redeems:
         )
         sigmas = [c.spend.coin.sigma for c in checked]
         bodies = {c.spend.coin.sigma: _transcript(c, req, wire["request"], now) for c in checked}
+        fee = deposit_fee([c.keyset for c in checked])  # §4.2: fee_deposit per redeemed coin
 
         def book(tx: Transaction) -> dict[str, Any]:
             spending.lock_serials(tx, sigmas)  # READ COMMITTED: later reads see the winner
@@ -244,8 +248,9 @@ class Redeems:
             self._check_deadline(req, self._clock())
             _check_not_spent(tx, sigmas)
             _check_not_locked(tx, "", sigmas, now)  # a merchant's reservation holds
-            entries = [(c.keyset.ledger_account, -c.keyset.value) for c in checked]
-            entries.append((customer_account(account_id), req.amount))
+            # §4.2: a redeem is a deposit into an account: the coins' deposit fees go to the
+            # fee account, the account gets the rest (the deposit's own entries)
+            entries = deposit_entries(checked, customer_account(account_id), req.amount)
             txn_id = post_transaction(
                 tx,
                 kind="redeem",
@@ -286,6 +291,8 @@ class Redeems:
                     "account_id": account_id,
                     "preq": b64u_encode(req.preq),
                     "amount": req.amount,
+                    "fee": fee,
+                    "credited": req.amount - fee,
                     "currency": req.currency,
                     "serials": [b64u_encode(s) for s in sigmas],
                     "redeemed_at": now,

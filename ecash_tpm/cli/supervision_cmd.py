@@ -19,8 +19,15 @@ again (docs/protocol.md 13.1).
 central-bank root (``--bank-data DIR`` holding ``bank.crt`` and ``central-bank-root.pem``, or
 ``--bank-cert``/``--root``; the department's own ``central_bank_root`` setting wins over the
 bank's copy), Hop (``--opener-public`` or ``opener-public.txt`` in ``--data``), the issuer's
-epoch keys (``--issuer-keys DIR``; without them the credential check is skipped and the report
-says so) and, with ``--central-bank URL``, the bank's latest money-supply report. Exit status:
+epoch secrets (``--issuer-keys DIR``: the designated credential check) and, with
+``--central-bank URL``, the bank's latest money-supply report. Without the secrets the coins'
+credentials are checked publicly with pairings (docs/protocol.md §7.4) under the certified
+epoch keys the audit can get: the root-signed ``issuer-epoch-key`` of each coin's epoch, fetched
+when first needed from the bank (``--bank URL``, ``GET /v1/issuer-epochs/{epoch}``) or else the
+central bank (``--central-bank URL``, ``GET /v1/issuer-epochs/{issuer}/{epoch}``) and verified
+under the root; the output names the epochs checked with pairings and those that could not be
+(no certificate, or one without X2, Y2). With neither, the credential check is skipped and the
+report says so. Exit status:
 0 clean, 2 violations found, 1 the audit could not run. With ``--json`` the report is one object
 whose ``"ok"`` is the verdict (false when violations were found; no ``"error"`` then).
 """
@@ -28,8 +35,9 @@ whose ``"ok"`` is the verdict (false when violations were found; no ``"error"`` 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ecash_tpm.cli.db_migrate import add_db_commands
 from ecash_tpm.cli.output import emit, read_json
@@ -43,6 +51,10 @@ from ecash_tpm.cli.tls_certs import (
     serve_options,
     workers_override,
 )
+
+if TYPE_CHECKING:
+    from ecash_tpm.clients.epochs import CertifiedEpochKeys
+    from ecash_tpm.crypto.groupsig import IssuerPublic
 
 
 def _settings(args: argparse.Namespace, **overrides: Any) -> Any:
@@ -193,6 +205,17 @@ def _cmd_open(args: argparse.Namespace) -> int:
 # --- audit (issue 5) ----------------------------------------------------------------------------
 
 
+def _audit_root_path(args: argparse.Namespace, settings: Any) -> Path | None:
+    """The trust anchor: ``--root``, the department's setting, the bank's copy."""
+    bank_data = Path(args.bank_data) if args.bank_data else None
+    root_path = Path(args.root) if args.root else None
+    if root_path is None and settings.central_bank_root is not None:
+        root_path = Path(settings.central_bank_root)
+    if root_path is None and bank_data is not None:
+        root_path = bank_data / "central-bank-root.pem"
+    return root_path
+
+
 def _audit_certificates(args: argparse.Namespace, settings: Any) -> tuple[bytes, bytes]:
     """Bank certificate and the trust anchor, in the order of preference of the docstring."""
     from ecash_tpm.errors import InputError
@@ -201,11 +224,7 @@ def _audit_certificates(args: argparse.Namespace, settings: Any) -> tuple[bytes,
     cert_path = Path(args.bank_cert) if args.bank_cert else None
     if cert_path is None and bank_data is not None:
         cert_path = bank_data / "bank.crt"
-    root_path = Path(args.root) if args.root else None
-    if root_path is None and settings.central_bank_root is not None:
-        root_path = Path(settings.central_bank_root)
-    if root_path is None and bank_data is not None:
-        root_path = bank_data / "central-bank-root.pem"
+    root_path = _audit_root_path(args, settings)
     if cert_path is None or root_path is None:
         raise InputError("give --bank-data DIR, or --bank-cert FILE and --root FILE")
     try:
@@ -264,6 +283,89 @@ def _cmd_lift_revocation(args: argparse.Namespace) -> int:
     return 0
 
 
+class _FetchedEpochKeys(Mapping[int, "IssuerPublic"]):
+    """``{epoch: certified key}`` fetched when the audit first asks for an epoch (it reads only
+    ``get``): the audit needs no list of epochs, and only the coins' epochs are fetched."""
+
+    def __init__(self, keys: CertifiedEpochKeys, close: Callable[[], None]) -> None:
+        self.source = keys
+        self.close = close  # the HTTP client the keys come from
+        self._seen: dict[int, IssuerPublic | None] = {}
+
+    def __getitem__(self, epoch: int) -> IssuerPublic:
+        if epoch not in self._seen:
+            self._seen[epoch] = self.source(epoch)
+        key = self._seen[epoch]
+        if key is None:
+            raise KeyError(epoch)
+        return key
+
+    def __iter__(self) -> Iterator[int]:
+        return iter([e for e, k in self._seen.items() if k is not None])
+
+    def __len__(self) -> int:
+        return sum(1 for k in self._seen.values() if k is not None)
+
+    def public(self) -> list[int]:
+        """The epochs whose coins were checked with pairings (certified X2, Y2)."""
+        return sorted(e for e, k in self._seen.items() if k is not None and k.has_g2)
+
+    def not_public(self) -> dict[int, str]:
+        """The epochs asked for whose coins could not be checked, with the reason."""
+        out = {e: "issuer_epoch.no_g2" for e, k in self._seen.items() if k is not None}
+        out |= {e: self.source.bank_only.get(e, "issuer_epoch.unavailable") for e in self._seen}
+        return {e: r for e, r in sorted(out.items()) if e not in self.public()}
+
+
+def _epoch_keys(args: argparse.Namespace, settings: Any, root: Path) -> _FetchedEpochKeys | None:
+    """The certified epoch keys from the bank (``--bank``) or the central bank
+    (``--central-bank``), fetched lazily (docs/protocol.md §3.6, §7.4); None without either."""
+    from ecash_tpm.clients.bank import BankClient
+    from ecash_tpm.clients.centralbank import CentralBankClient
+    from ecash_tpm.clients.connect import party_link
+    from ecash_tpm.clients.epochs import CertifiedEpochKeys
+
+    url = args.bank or args.central_bank
+    if not url:
+        return None
+    role, name = ("bank", args.bank_name) if args.bank else ("centralbank", "centralbank")
+    conn = party_link(settings, url, role=role, name=name, root=root)
+    if args.bank:
+        bank = BankClient(url, tls=conn.tls, expect=conn.expect)
+        fetch: Callable[[int], Mapping[str, Any]] = bank.issuer_epoch
+        close = bank.close
+    else:
+        central = CentralBankClient(url, tls=conn.tls, expect=conn.expect)
+        issuer = settings.issuer_name
+        close = central.close
+
+        def fetch(epoch: int) -> Mapping[str, Any]:
+            return central.issuer_epoch(issuer, epoch)
+
+    keys = CertifiedEpochKeys(fetch, root.read_bytes(), issuer=settings.issuer_name)
+    return _FetchedEpochKeys(keys, close)
+
+
+def _credential_lines(report: Any, fetched: _FetchedEpochKeys | None) -> dict[str, Any]:
+    """Say which epochs were checked with pairings (§7.4). When some were, the audit's generic
+    "skipped" note (written before any key was fetched) gives way to one note per epoch left
+    unchecked; when none was, that note stands (the epochs are named beside it)."""
+    if fetched is None:
+        return {}
+    public, missing = fetched.public(), fetched.not_public()
+    if public:
+        report.skipped[:] = [s for s in report.skipped if s.get("check") != "coin.credential"]
+        for epoch, reason in missing.items():
+            report.skipped.append(
+                {
+                    "check": "coin.credential",
+                    "reason": f"epoch {epoch}: no certified X2, Y2 ({reason}); its coins' "
+                    "credentials were not checked",
+                }
+            )
+    return {"epochs_public": public, "epochs_not_public": {str(e): r for e, r in missing.items()}}
+
+
 def _cmd_audit(args: argparse.Namespace) -> int:
     from ecash_tpm.pki import load_certificate
     from ecash_tpm.supervision.audit import run_audit
@@ -271,10 +373,13 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     settings = _settings(args)
     cert_pem, root_pem = _audit_certificates(args, settings)
     secrets = None
+    fetched = None
     if args.issuer_keys:
         from ecash_tpm.issuer.keys import IssuerKeyStore
 
         secrets = IssuerKeyStore.open(args.issuer_keys)
+    else:  # §7.4: the public check under the certified epoch keys the audit can get
+        fetched = _epoch_keys(args, settings, Path(_audit_root_path(args, settings) or "."))
     supply = None
     skipped: list[dict[str, str]] = []
     if args.central_bank:
@@ -304,18 +409,31 @@ def _cmd_audit(args: argparse.Namespace) -> int:
                 skipped.append(
                     {"check": "supply_report", "reason": "the bank has sent no supply report"}
                 )
-    report = run_audit(
-        args.bank_db,
-        bank_cert=cert_pem,
-        central_bank_root=root_pem,
-        opener_public=_audit_opener(args, settings),
-        issuer_secrets=secrets,
-        supply_report=supply,
-    )
+    try:
+        report = run_audit(
+            args.bank_db,
+            bank_cert=cert_pem,
+            central_bank_root=root_pem,
+            opener_public=_audit_opener(args, settings),
+            issuer_secrets=secrets,
+            issuer_public=fetched,
+            supply_report=supply,
+        )
+    finally:
+        if fetched is not None:
+            fetched.close()
     report.skipped.extend(skipped)
-    result = report.to_dict()
+    pairings = _credential_lines(report, fetched)
+    result = report.to_dict() | ({"credential_check": pairings} if pairings else {})
     del result["ok"]  # the report's own verdict: "ok" is false when violations were found
-    emit(args, result, report.summary, ok=report.ok)
+    text = report.summary()
+    if pairings:
+        epochs = ", ".join(str(e) for e in pairings["epochs_public"]) or "none"
+        text += f"\ncredentials checked with pairings (7.4) for epochs: {epochs}"
+        if pairings["epochs_not_public"]:
+            left = ", ".join(f"{e} ({r})" for e, r in pairings["epochs_not_public"].items())
+            text += f"\nno certified G2 keys for epochs: {left}"
+    emit(args, result, text, ok=report.ok)
     return 0 if report.ok else 2
 
 
@@ -379,4 +497,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--opener-public", metavar="B64", help="Hop (default: from --data)")
     p.add_argument("--issuer-keys", metavar="DIR", help="issuer epoch keys (credential check)")
     p.add_argument("--central-bank", metavar="URL", help="compare with the latest supply report")
+    p.add_argument(
+        "--bank",
+        metavar="URL",
+        help="fetch the certified issuer epoch keys there (public credential check, 7.4)",
+    )
+    p.add_argument("--bank-name", default="bank", help="expected bank certificate CN")
     p.set_defaults(func=_cmd_audit)

@@ -311,6 +311,7 @@ def _fetch_receipts(
 
 
 def _cmd_recover(args: argparse.Namespace) -> int:
+    from ecash_tpm.cli.wallet_redeem import recover_redeems
     from ecash_tpm.wallet.pay import recover_payments
     from ecash_tpm.wallet.store import WalletStore
     from ecash_tpm.wallet.swap import resume_swaps
@@ -323,6 +324,7 @@ def _cmd_recover(args: argparse.Namespace) -> int:
         crl = ctx.crl
         fetched = _fetch_receipts(args, store, crl)  # issue 10, attack 8: the merchant's answer
         fetched["swaps"] = resume_swaps(ctx, bank)  # 9.3: a lost swap answer, asked again
+        fetched["redeems"] = recover_redeems(args, store, bank, cfg, crl)  # 9.4: the receipt
         results = recover_payments(
             store,
             bank,
@@ -335,6 +337,7 @@ def _cmd_recover(args: argparse.Namespace) -> int:
     rows = [r.to_dict() for r in results]
     lines = [f"{r['purchase_id']}: {r['outcome']}" for r in fetched["purchases"]]
     lines += [f"{r['payment_id']}: {r['outcome']}" for r in fetched["receipts"] + rows]
+    lines += [f"{r['payment_id']}: {r['outcome']} (redeem)" for r in fetched["redeems"]]
     lines += [f"swap {rid}: completed (its answer had been lost)" for rid in fetched["swaps"]]
     emit(args, {**fetched, "payments": rows}, "\n".join(lines) or "no open payments")
     return 0
@@ -457,6 +460,7 @@ def register_coins(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
     p = data_args(sub.add_parser("recover", help="settle payments sent without an answer"))
     bank_args(p)
+    login_args(p)  # 9.4: a redeem sent without an answer is asked again with the session
     p.add_argument(
         "--grace",
         type=int,

@@ -3,8 +3,9 @@ item 5; docs/protocol.md §9.4).
 
 Uses the wallet's bank session like ``wallet withdraw`` (password and TOTP only when it has
 expired); swaps first when no exact combination of coins is held (§9.3, as ``wallet pay``
-does). A lost answer leaves the coins pending; ``wallet recover`` settles them from the bank's
-signed coin status.
+does). The deposit fee of the chosen coins (docs/protocol.md 4.2) is shown before any spend
+proof is made; the account is credited the amount less it. A lost answer leaves the coins
+pending; ``wallet recover`` settles them from the bank's signed coin status.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ def _cmd_redeem(args: argparse.Namespace) -> int:
             run=session.run,
             change=change,
             progress=progress,
+            on_fees=lambda fees: progress.note(_fees_line(fees.to_dict(), currency)),
         )
         balance: dict[str, Any] = {}
         with contextlib.suppress(Exception):  # the account balance is a courtesy
@@ -76,9 +78,12 @@ def _cmd_redeem(args: argparse.Namespace) -> int:
     d = result.to_dict()
     payload = {**d, "account": balance, "wallet": wallet}
     lines = [_swap_line(s.to_dict()) for s in (change.swaps if change else [])]
+    lines.append(_fees_line(d["fees"], d["currency"]))
     lines.append(
         f"redeemed {money(d['amount'], d['currency'])} into account {d['account_id']} with coins "
-        f"{', '.join(money(c, d['currency']) for c in d['coins'])} (request {d['request_id']})"
+        f"{', '.join(money(c, d['currency']) for c in d['coins'])} (request {d['request_id']}): "
+        f"credited {money(d['credited'], d['currency'])}, deposit fee "
+        f"{money(d['fee'], d['currency'])}"
     )
     if balance:
         lines.append(f"account balance: {money(balance['balance'], balance['currency'])}")
@@ -87,6 +92,48 @@ def _cmd_redeem(args: argparse.Namespace) -> int:
     )
     emit(args, payload, "\n".join(lines))
     return 0
+
+
+def recover_redeems(
+    args: argparse.Namespace, store: Any, bank: Any, cfg: dict[str, Any], crl: Any
+) -> list[dict[str, Any]]:
+    """``wallet recover``, docs/protocol.md §9.4: redeems sent without an answer are sent again
+    with the session (the bank answers with its stored receipt) and end redeemed; only when
+    there is such a redeem is the session used (password and TOTP only if it expired)."""
+    from ecash_tpm.cli.wallet_cmd import _coin_root, _now
+    from ecash_tpm.cli.wallet_coins import bank_session
+    from ecash_tpm.wallet.membership import load_membership
+    from ecash_tpm.wallet.records import REDEEM_MERCHANT
+    from ecash_tpm.wallet.redeem import fetch_redeem_receipts
+
+    open_redeems = [
+        r
+        for r in store.payments(open_only=True)
+        if r.merchant_id == REDEEM_MERCHANT and r.state == "sent" and r.spends
+    ]
+    if not open_redeems:
+        return []
+    account = getattr(args, "account", None) or load_membership(args.data).account_id
+    session = bank_session(args, bank, cfg, account)
+    fetched = fetch_redeem_receipts(
+        store,
+        bank,
+        root=_coin_root(args),
+        bank_name=cfg.get("bank_name") or "bank",
+        clock=_now,
+        crl=crl,
+        run=session.run,
+    )
+    return [f.to_dict() for f in fetched]
+
+
+def _fees_line(fees: dict[str, Any], cur: str) -> str:
+    """docs/protocol.md 4.2, 9.4: the redeem's fees, shown before the coins leave the wallet."""
+    refresh = f", refresh {money(fees['refresh'], cur)} (swap)" if fees["refresh"] else ""
+    return (
+        f"fees: deposit {money(fees['deposit'], cur)}{refresh}; the account is credited "
+        f"{money(fees['credited'], cur)}, your coins pay {money(fees['customer_total'], cur)}"
+    )
 
 
 def register_redeem(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -22,7 +22,7 @@ import datetime as dt
 import hmac
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cryptography import x509
@@ -228,6 +228,10 @@ class RedeemReceipt:
     currency: str
     serials: tuple[bytes, ...]
     redeemed_at: int
+    #: the coins' deposit fees (§4.2) kept from the credit; 0 in a receipt made before fees
+    fee: int = 0
+    #: what the account was credited: ``amount - fee``
+    credited: int = 0
 
 
 def verify_redeem_receipt(
@@ -270,6 +274,10 @@ def verify_redeem_receipt(
         serials=got,
         redeemed_at=read_int(body, "redeemed_at", err),
     )
+    # §4.2: the deposit fees kept from the credit (absent in a receipt made before fees: none)
+    fee = read_int(body, "fee", err, low=0) if "fee" in body else 0
+    credited = read_int(body, "credited", err, low=1) if "credited" in body else receipt.amount
+    receipt = replace(receipt, fee=fee, credited=credited)
     wrong = [
         name
         for name, ok in (
@@ -279,6 +287,7 @@ def verify_redeem_receipt(
             ("amount", receipt.amount == request.amount),
             ("currency", receipt.currency == request.currency),
             ("serials", sorted(got) == sorted(serials) and len(set(got)) == len(got)),
+            ("credited", credited == receipt.amount - fee),
         )
         if not ok
     ]

@@ -12,13 +12,16 @@ Steps of :func:`redeem`:
 4. one TPM spend proof per coin over the request's ``preq`` (§7); if the TPM fails nothing has
    left the device and the coins go back to ``unspent``;
 5. the record turns ``sent`` before the bank is called; with the bank's answer the signed
-   receipt is checked (this request, account, amount, these serials) and the coins turn
-   ``spent``.
+   receipt is checked (this request, account, amount, these serials; ``credited`` is the amount
+   less the coins' deposit fees ``fee``, §4.2) and the coins turn ``spent``.
 
-A lost answer or a refusal leaves the coins pending exactly like a payment's: ``wallet recover``
-settles them from the bank-signed coin status (spent -> spent; unspent once the bank's time is
-past the deadline + grace -> released), and only a bank-signed refusal marks a named coin spent
-(§10.1). The bank answers a repeated redeem of the same request and coins with the same receipt.
+A lost answer or a refusal leaves the coins pending exactly like a payment's. ``wallet recover``
+first sends the recorded request and spends again with the session (:func:`fetch_redeem_receipts`):
+the bank answers a repeated redeem of the same request and coins with the stored receipt (or
+books it, while the request is live), and a receipt that verifies ends the record redeemed
+(``paid``, with the receipt). What stays open is settled from the bank-signed coin status
+(spent -> spent; unspent once the bank's time is past the deadline + grace -> released), and
+only a bank-signed refusal marks a named coin spent (§10.1).
 """
 
 from __future__ import annotations
@@ -26,10 +29,12 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol, TypeVar
 
 from ecash_tpm.crypto.groupsig import make_spend_proof
 from ecash_tpm.errors import EcashError, InputError
+from ecash_tpm.pki import CrlInput
 from ecash_tpm.progress import ProgressCallback, silent
 from ecash_tpm.protocol.coins import Spend
 from ecash_tpm.protocol.redeem import (
@@ -39,12 +44,20 @@ from ecash_tpm.protocol.redeem import (
 )
 from ecash_tpm.service.errors import RemoteCallError
 from ecash_tpm.wallet.coins import HeldCoin, select_coins
-from ecash_tpm.wallet.context import SpendingContext
+from ecash_tpm.wallet.context import RootCertificate, SpendingContext
 from ecash_tpm.wallet.pay import SPENDABLE_MARGIN_S, ChangeMaker, DeadlineTooFarError
 from ecash_tpm.wallet.pay import _send_failure as send_failure
 from ecash_tpm.wallet.records import REDEEM_MERCHANT
+from ecash_tpm.wallet.store import WalletStore
 
-__all__ = ["RedeemBank", "RedeemResult", "redeem"]
+__all__ = [
+    "RedeemBank",
+    "RedeemFees",
+    "RedeemFetch",
+    "RedeemResult",
+    "fetch_redeem_receipts",
+    "redeem",
+]
 
 T = TypeVar("T")
 
@@ -60,6 +73,29 @@ class RedeemBank(Protocol):
 
 
 @dataclass(frozen=True)
+class RedeemFees:
+    """What a redeem costs in fees (docs/protocol.md 4.2, 9.4), raw minor units: a redeem is a
+    deposit into the account, so the account is credited the amount less the coins' deposit
+    fees; a swap made for exact change costs its refresh fee on top."""
+
+    amount: int
+    deposit: int
+    refresh: int
+
+    @property
+    def credited(self) -> int:
+        return self.amount - self.deposit
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "deposit": self.deposit,
+            "refresh": self.refresh,
+            "credited": self.credited,
+            "customer_total": self.amount + self.refresh,
+        }
+
+
+@dataclass(frozen=True)
 class RedeemResult:
     """A booked redeem: the verified receipt's facts."""
 
@@ -71,16 +107,25 @@ class RedeemResult:
     coins: list[int]
     redeemed_at: int
     swap: dict[str, Any] | None = None
+    #: the bank-signed deposit fee (4.2) and what the account was credited (the receipt's)
+    fee: int = 0
+    credited: int = 0
+    #: the fees as the wallet computed them before the coins left it
+    fees: RedeemFees | None = None
 
     def to_dict(self) -> dict[str, Any]:
         extra = {} if self.swap is None else {"swap": self.swap}
+        fees = self.fees or RedeemFees(self.amount, self.fee, 0)
         return extra | {
             "payment_id": self.payment_id,
             "request_id": self.request_id,
             "account_id": self.account_id,
             "amount": self.amount,
+            "fee": self.fee,
+            "credited": self.credited,
             "currency": self.currency,
             "coins": self.coins,
+            "fees": fees.to_dict(),
             "redeemed_at": self.redeemed_at,
         }
 
@@ -134,9 +179,12 @@ def redeem(
     change: ChangeMaker | None = None,
     progress: ProgressCallback | None = None,
     self_check: bool = True,
+    on_fees: Callable[[RedeemFees], None] | None = None,
 ) -> RedeemResult:
     """Redeem ``amount`` into ``account_id`` (see the module docstring); ``run`` wraps each
-    bank call that needs the session (``SessionKeeper.run``: a fresh login when it expired)."""
+    bank call that needs the session (``SessionKeeper.run``: a fresh login when it expired);
+    ``on_fees`` hears the redeem's fees (4.2) once its coins are chosen, before any spend
+    proof is made."""
     if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
         raise InputError("the amount must be a positive integer (minor units)")
     say = progress or silent
@@ -165,9 +213,18 @@ def redeem(
         spendable_after=ctx.clock() + SPENDABLE_MARGIN_S,
         choose=lambda coins: select_coins(coins, req.amount),
     )
+    # 4.2: the fees, known once the coins are chosen, shown before anything leaves the device
+    known = store.keyset_fees()
+    fees = RedeemFees(
+        amount=req.amount,
+        deposit=sum(known[c.coin.keyset_id].deposit for c in chosen if c.coin.keyset_id in known),
+        refresh=0 if swapped is None else swapped.fee,
+    )
     # step 4 (7): one TPM2_Commit and one TPM2_Sign per coin
     spends: list[Spend] = []
     try:
+        if on_fees is not None:
+            on_fees(fees)
         say("spend proofs with the TPM", 0, len(chosen))
         for hc in chosen:
             spends.append(_spend(ctx, hc, req.preq, self_check=self_check))
@@ -211,7 +268,88 @@ def redeem(
         coins=sorted((c.value for c in chosen), reverse=True),
         redeemed_at=receipt.redeemed_at,
         swap=None if swapped is None else swapped.to_dict(),
+        fee=receipt.fee,
+        credited=receipt.credited,
+        fees=fees,
     )
+
+
+@dataclass(frozen=True)
+class RedeemFetch:
+    """What sending an open redeem again gave: ``outcome`` ``"redeemed"`` (the receipt
+    verified) or the error code (the record stays open for the coin-status recovery)."""
+
+    payment_id: str
+    outcome: str
+    request_id: str | None = None
+    credited: int | None = None
+    fee: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "payment_id": self.payment_id,
+            "outcome": self.outcome,
+            "request_id": self.request_id,
+            "credited": self.credited,
+            "fee": self.fee,
+        }
+
+
+def fetch_redeem_receipts(
+    store: WalletStore,
+    bank: RedeemBank,
+    *,
+    root: RootCertificate,
+    bank_name: str | None,
+    clock: Callable[[], int],
+    crl: CrlInput | None = None,
+    run: Callable[[Callable[[], Any]], Any] = _direct,
+) -> list[RedeemFetch]:
+    """§9.4: for every redeem sent without a (valid) answer, the same request and spends
+    again (``run`` wraps the call with the session); the bank answers an identical retry with
+    its stored receipt. A receipt for this request, account, amount and exactly these serials
+    marks the record ``paid`` and its coins spent; anything else (expired and never booked, a
+    refusal, no session) leaves it to :func:`~ecash_tpm.wallet.pay.recover_payments`. Never
+    raises for one record."""
+    results = []
+    for record in store.payments(open_only=True):
+        if record.merchant_id != REDEEM_MERCHANT or record.state != "sent" or not record.spends:
+            continue
+        try:
+            body = record.request.get("body") if isinstance(record.request, Mapping) else None
+            req = RedeemRequest.from_body(body)
+            answer = run(partial(bank.redeem, dict(record.request), list(record.spends)))
+            if not isinstance(answer, Mapping):
+                raise InputError("the bank's answer is not {receipt, cert}")
+            receipt = verify_redeem_receipt(
+                answer.get("receipt"),
+                str(answer.get("cert", "")),
+                root,
+                request=req,
+                serials=record.serials,
+                bank_name=bank_name,
+                now=clock(),
+                crl=crl,
+            )
+        except EcashError as exc:
+            results.append(RedeemFetch(record.payment_id, exc.code))
+            continue
+        store.finish_payment(
+            record.payment_id,
+            state="paid",
+            receipt=dict(answer["receipt"]),
+            spent=list(record.serials),
+        )
+        results.append(
+            RedeemFetch(
+                record.payment_id,
+                "redeemed",
+                request_id=receipt.request_id,
+                credited=receipt.credited,
+                fee=receipt.fee,
+            )
+        )
+    return results
 
 
 def _spend(ctx: SpendingContext, hc: HeldCoin, preq: bytes, *, self_check: bool) -> Spend:

@@ -54,6 +54,8 @@ def test_withdraw_then_redeem_part_and_the_rest(
         monkeypatch.setattr("ecash_tpm.cli.wallet_cmd.prompt", _no_prompt)  # session reused
         part = run(capsys, "wallet", "redeem", "7", "--data", str(wallet), "--tcti", swtpm.tcti)
         assert (part["amount"], part["currency"]) == (7, "EUR")
+        assert (part["fee"], part["credited"]) == (0, 7)  # 4.2: no deposit fees configured
+        assert part["fees"] == {"deposit": 0, "refresh": 0, "credited": 7, "customer_total": 7}
         assert sum(part["coins"]) == 7
         assert part["account"]["balance"] == s.customer_balance() == 987
         assert part["wallet"]["EUR"]["unspent"] == 13

@@ -2,11 +2,13 @@
 
 Per redeem: its request row names the same account, ``preq``, amount and currency, and its
 stored document is a ``redeem-request`` signed by the bank for exactly that; the inputs' values
-add up to the amount; the ledger transaction books exactly ``-value`` on each input keyset and
-``+amount`` on the customer's account; every input's recorded spend is re-verified with the
-protocol's one spend check over the redeem's ``preq``, which must be the hash of the recorded
-request. Inputs count as spent for the money supply; a serial also deposited or swapped is a
-duplicate. Every ``redeem_report`` names a redeemed serial.
+add up to the amount; the ledger transaction books exactly ``-value`` on each input keyset,
+``+amount`` less the inputs' deposit fees on the customer's account and those fees on
+``bank:fees`` (4.2: a redeem is a deposit into the account; the fees count towards what the fee
+account must hold); every input's recorded spend is re-verified with the protocol's one spend
+check over the redeem's ``preq``, which must be the hash of the recorded request. Inputs count
+as spent for the money supply; a serial also deposited or swapped is a duplicate. Every
+``redeem_report`` names a redeemed serial.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from ecash_tpm.crypto.encoding import b64u_encode
 from ecash_tpm.errors import EcashError
 from ecash_tpm.protocol.coins import parse_spends
 from ecash_tpm.protocol.redeem import RedeemRequest
-from ecash_tpm.supervision.audit.context import AuditContext, blob
+from ecash_tpm.supervision.audit.context import FEE_ACCOUNT, AuditContext, blob
 from ecash_tpm.supervision.audit.ledger import check_booking
 from ecash_tpm.supervision.audit.store import BankTables, RedeemTables
 from ecash_tpm.supervision.audit.transcripts import CoinAudit
@@ -49,9 +51,10 @@ def check_redeems(ctx: AuditContext, tables: BankTables) -> None:
         rid = str(r["request_id"])
         req = _check_request(ctx, r, requests.get(rid))
         expected: dict[str, int] = defaultdict(int)
-        value = _check_inputs(ctx, r, req, inputs.get(rid, []), expected, taken)
+        ins = inputs.get(rid, [])
+        value = _check_inputs(ctx, r, req, ins, expected, taken)
         amount = int(r["amount"])
-        if value != amount or not inputs.get(rid):
+        if value != amount or not ins:
             ctx.flag(
                 "redeem.amount_mismatch",
                 "a redeem's amount differs from the value of its coins",
@@ -60,7 +63,11 @@ def check_redeems(ctx: AuditContext, tables: BankTables) -> None:
                 expected=value,
                 found=amount,
             )
-        expected[CUSTOMER + str(r["account_id"])] += amount
+        # 4.2, 9.4: a redeem is a deposit into the account; its coins' deposit fees are the bank's
+        fee = _deposit_fee(ctx, ins)
+        expected[CUSTOMER + str(r["account_id"])] += amount - fee
+        expected[FEE_ACCOUNT] += fee
+        ctx.add_fee("deposit", fee, int(r["created_at"]))
         check_booking(
             ctx,
             kind="redeem",
@@ -80,6 +87,13 @@ def check_redeems(ctx: AuditContext, tables: BankTables) -> None:
                 row_id=int(report["report_id"]),
                 serial=blob(report["sigma"]),
             )
+
+
+def _deposit_fee(ctx: AuditContext, rows: Sequence[Mapping[str, Any]]) -> int:
+    """The inputs' deposit fees from the keysets' descriptors (4.2; unknown keysets: flagged
+    by the input check, no fee)."""
+    keysets = (ctx.keysets.get(blob(row["keyset_id"])) for row in rows)
+    return sum(k.fees.deposit for k in keysets if k is not None)
 
 
 def _check_request(
