@@ -33,7 +33,7 @@ def _cmd_redeem(args: argparse.Namespace) -> int:
     from ecash_tpm.errors import InputError
     from ecash_tpm.wallet.membership import load_membership
     from ecash_tpm.wallet.pay import SPENDABLE_MARGIN_S
-    from ecash_tpm.wallet.redeem import redeem
+    from ecash_tpm.wallet.redeem import redeem, redeem_all_amount
     from ecash_tpm.wallet.store import WalletStore
     from ecash_tpm.wallet.swap import REFRESH_MARGIN_S
 
@@ -52,8 +52,9 @@ def _cmd_redeem(args: argparse.Namespace) -> int:
     ):
         amount = int(args.amount or 0)
         if args.all:  # every coin still depositable: an exact sum, no swap needed
-            held = store.balance(spendable_after=_now() + SPENDABLE_MARGIN_S)
-            amount = held.get(currency, {}).get("unspent", 0)
+            amount = redeem_all_amount(
+                store.coins("unspent"), currency, _now() + SPENDABLE_MARGIN_S
+            )
             if amount <= 0:
                 raise InputError("the wallet holds no spendable coins", code="wallet.empty")
         ctx = _spending_context(_wallet_context(store, root, cfg, args), device, data, membership)

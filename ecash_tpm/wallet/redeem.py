@@ -168,6 +168,36 @@ def _request(
     return req, dict(doc) if isinstance(doc, Mapping) else {}
 
 
+#: coins per redeem: the bank's default ``max_spends`` (a larger redeem would be refused after
+#: the TPM made every proof, leaving the coins pending until recovery)
+MAX_REDEEM_COINS = 64
+
+
+class RedeemTooManyCoinsError(InputError):
+    code = "wallet.too_many_coins"
+
+
+class RedeemDeadlinePassedError(InputError):
+    code = "wallet.redeem_expired"
+
+
+def _at_most(chosen: list[HeldCoin]) -> list[HeldCoin]:
+    """Refused inside the selection transaction, so no coin is marked pending."""
+    if len(chosen) > MAX_REDEEM_COINS:
+        raise RedeemTooManyCoinsError(
+            f"the amount needs {len(chosen)} coins; at most {MAX_REDEEM_COINS} per redeem",
+            detail={"coins": len(chosen), "max": MAX_REDEEM_COINS},
+        )
+    return chosen
+
+
+def redeem_all_amount(coins: Sequence[HeldCoin], currency: str, spendable_after: int) -> int:
+    """``wallet redeem --all``: the value of the (at most :data:`MAX_REDEEM_COINS`) largest
+    coins still depositable after ``spendable_after``; run again for the rest."""
+    live = [c.value for c in coins if c.currency == currency and c.deposit_until > spendable_after]
+    return sum(sorted(live, reverse=True)[:MAX_REDEEM_COINS])
+
+
 def redeem(
     ctx: SpendingContext,
     bank: RedeemBank,
@@ -211,7 +241,7 @@ def redeem(
         deadline=req.deadline,
         request=doc,
         spendable_after=ctx.clock() + SPENDABLE_MARGIN_S,
-        choose=lambda coins: select_coins(coins, req.amount),
+        choose=lambda coins: _at_most(select_coins(coins, req.amount)),
     )
     # 4.2: the fees, known once the coins are chosen, shown before anything leaves the device
     known = store.keyset_fees()
@@ -235,6 +265,17 @@ def redeem(
             payment_id, state="failed", released=[c.sigma for c in chosen], error_code=code
         )
         raise
+    if ctx.clock() >= req.deadline:  # a slow TPM: the bank would refuse, so nothing is sent
+        store.finish_payment(
+            payment_id,
+            state="failed",
+            released=[c.sigma for c in chosen],
+            error_code=RedeemDeadlinePassedError.code,
+        )
+        raise RedeemDeadlinePassedError(
+            "the redeem request expired while the TPM made the proofs; the coins are kept",
+            detail={"deadline": req.deadline, "now": ctx.clock()},
+        )
     wire = [sp.to_dict() for sp in spends]
     store.mark_sent(payment_id, wire)  # step 5: recorded as sent before the bank is called
     try:

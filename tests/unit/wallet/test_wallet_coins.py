@@ -186,3 +186,25 @@ def test_store_withdrawal_and_payment_lifecycle(tmp_path: Path) -> None:
         assert store.balance()["EUR"]["unspent"] == 32
         clock.t = 5_000  # the keyset's deposit window is over
         assert store.balance()["EUR"] == {"unspent": 0, "pending": 0, "expired": 32}
+
+
+# --- redeem limits (docs/protocol.md 9.4) ----------------------------------------------------
+
+
+def test_redeem_all_takes_the_largest_coins_the_bank_accepts_in_one_redeem() -> None:
+    from ecash_tpm.wallet.redeem import MAX_REDEEM_COINS, redeem_all_amount
+
+    coins = [held(1) for _ in range(100)] + [held(5) for _ in range(10)] + [held(50, 100)]
+    # the 50 expires at 100: not depositable; 10 fives and 54 ones fill the 64 slots
+    assert redeem_all_amount(coins, "EUR", 200) == 10 * 5 + (MAX_REDEEM_COINS - 10)
+    assert redeem_all_amount(coins, "USD", 200) == 0
+
+
+def test_a_redeem_of_too_many_coins_is_refused_before_any_proof() -> None:
+    from ecash_tpm.wallet.redeem import MAX_REDEEM_COINS, _at_most
+
+    ok = [held(1) for _ in range(MAX_REDEEM_COINS)]
+    assert _at_most(ok) == ok
+    with pytest.raises(EcashError) as err:
+        _at_most([*ok, held(1)])
+    assert err.value.code == "wallet.too_many_coins"
