@@ -428,8 +428,8 @@ def _redeem_facts(t: Transcript, req: PaymentRequest | RedeemRequest) -> dict[st
 def _spender(f: Mapping[str, Any]) -> str:
     """Who a transcript's coin went to, for the sentences of :class:`Verified`."""
     if f["request_kind"] == "redeem":
-        return f"the redeem into account {f['account_id']}"
-    return f"merchant {f['merchant_id']}"
+        return ("" if f["accepted"] else "refused: ") + f"redeemed into account {f['account_id']}"
+    return f"for merchant {f['merchant_id']}'s payment request"
 
 
 def _credential(coins: Sequence[_Coin], epoch: IssuerEpochCertificate, ctx: _Ctx) -> str | None:
@@ -490,7 +490,7 @@ def verify_transcript(
     f = c.facts
     redeem = f["request_kind"] == "redeem"
     if redeem:
-        booked = f" of the redeem into account {f['account_id']}"
+        booked = f" of the coin redeemed into account {f['account_id']}"
         refused = f" of a redeem into account {f['account_id']} it refused"
     else:
         booked, refused = f" of deposit {f['deposit_id']}", " of a spend it refused (no deposit)"
@@ -735,13 +735,13 @@ def verify_evidence(
     proven = (
         f"supervision department {supervision} (certificate from the root) signed this bundle",
         f"bank {bank.name} signed both transcripts of serial {facts['serial']}: "
-        f"{first['transcript_id']} for {_spender(first)} and "
-        f"{second['transcript_id']} for {_spender(second)}",
+        f"{first['transcript_id']} ({_spender(first)}) and "
+        f"{second['transcript_id']} ({_spender(second)})",
         "both requests are signed (a payment request by its merchant, a redeem request by the "
         "bank) and different; the coin is one and the same, bank-signed under a keyset on the "
         "central bank's list, both spends in its window",
         certified,
-        f"the first deposit ({first['deposited_at']}) was booked no later than the second "
+        f"the first spend ({first['deposited_at']}) was booked no later than the second "
         f"request's deadline ({second['request_deadline']})",
         "both spend proofs are valid: the TPM holding the coin's key answered two requests",
         f"both openings decrypt to T0 {facts['t0']}: member {found.member_id} spent it twice",

@@ -240,7 +240,7 @@ def test_redeem_and_pay_evidence_verifies(world: ArtefactWorld) -> None:
         "shop-a",
         False,
     )
-    assert any("the redeem into account alice-account" in p for p in result.proven)
+    assert any("redeemed into account alice-account" in p for p in result.proven)
     assert list(world.redeem_evidence["merchant_certs"]) == ["shop-a"]  # none for the redeem
     t = verify_transcript(world.redeem_transcript, world.root_pem)
     assert t.facts["redeem_request_id"] == "rdm-0123456789" and t.facts["accepted"] is True
