@@ -393,7 +393,10 @@ def _check_transcript(
         "bank": bank.name,
         "merchant_id": t.merchant_id,
         "deposit_id": body.get("deposit_id"),
-        "accepted": body.get("deposit_id") is not None,
+        # a refused attempt has no deposit_id, or the bank named it attempt-<report> (the direct
+        # deposit path leaves the deposit id it would have used in the attempt)
+        "accepted": body.get("deposit_id") is not None
+        and not str(t.transcript_id).startswith("attempt-"),
         **_redeem_facts(t, req),
         "serial": b64u_encode(coin.sigma),
         "keyset_id": b64u_encode(coin.keyset_id),
@@ -411,10 +414,8 @@ def _check_transcript(
 
 
 def _redeem_facts(t: Transcript, req: PaymentRequest | RedeemRequest) -> dict[str, Any]:
-    """§9.4: what a redeem transcript adds. The bank puts the request id in ``deposit_id``
-    of a refused redeem attempt too, so acceptance is read from the transcript id: the bank
-    names a booked redeem's transcript ``redeem:<request id>`` and refused attempts
-    ``attempt-...``."""
+    """§9.4: what a redeem transcript adds. The bank puts the request id in ``deposit_id`` of a
+    refused redeem attempt too: a redeem is booked only under transcript ``redeem:<id>``."""
     if not isinstance(req, RedeemRequest):
         return {"request_kind": "payment"}
     return {
