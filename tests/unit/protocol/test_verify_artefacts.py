@@ -323,3 +323,18 @@ def test_the_command_line_issuer_option(
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "issuer issuer's key" in text and "pass --issuer" in text
+
+
+def test_deeply_nested_parts_are_refused_with_a_code(world: ArtefactWorld) -> None:
+    """Finding 6 for library callers: a part nested past the recursion limit (the CLI refuses
+    such a file before, ``input.invalid``) is still a typed refusal, never a RecursionError."""
+    deep: list[Any] = []
+    for _ in range(100_000):
+        deep = [deep]
+    for doc in (world.transcript, world.redeem_evidence):
+        for key in sorted(set(doc) - {"format"}):
+            assert _code({**doc, key: deep}, world.root_pem).startswith("verify.")
+        signed = copy.deepcopy(doc)
+        part = "transcript" if "transcript" in signed else "evidence"
+        signed[part]["body"]["extra"] = deep
+        assert _code(signed, world.root_pem) == "verify.bad_signature"
