@@ -8,8 +8,8 @@
 - :class:`Progress`: progress of long work on stderr (``\\r[3/9] signing coins`` on a terminal,
   plain lines otherwise), never on stdout; silent with ``--json`` unless stderr is a terminal.
   Library functions take it as an optional ``progress(message, done, total)`` callback.
-- :func:`read_json`, :func:`prompt`, :func:`file_error`: user-supplied input turned into typed
-  errors instead of tracebacks.
+- :func:`read_json`, :func:`loads_json`, :func:`prompt`, :func:`file_error`: user-supplied
+  input turned into typed errors instead of tracebacks.
 - :func:`money`, :func:`when`: amounts in the currency's units (``100.00 EUR``) and ISO-8601
   UTC times for the human output; ``--json`` keeps raw integers (minor units, Unix seconds)
   and carries ``"version": JSON_VERSION``.
@@ -39,6 +39,7 @@ __all__ = [
     "emit_error",
     "file_error",
     "keyset_label",
+    "loads_json",
     "money",
     "prompt",
     "read_json",
@@ -157,12 +158,53 @@ def read_json(path: str | Path, what: str) -> Any:
         raise file_error(exc) from exc
     except UnicodeDecodeError as exc:
         raise InputError(f"{what} {path} is not UTF-8 text", detail={"path": str(path)}) from exc
+    return loads_json(text, f"{what} {path}", detail={"path": str(path)})
+
+
+#: Deeper JSON is refused: no file the CLI reads nests more than a few levels, and a deeply
+#: nested document would otherwise exhaust the stack of the (recursive) code that walks it.
+MAX_JSON_DEPTH = 100
+
+
+def _depth(doc: Any) -> int:
+    """The nesting depth of a parsed JSON value (iterative: no recursion to exhaust)."""
+    deepest, stack = 0, [(doc, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, level)
+            stack.extend(
+                (v, level + 1) for v in (node.values() if isinstance(node, dict) else node)
+            )
+    return deepest
+
+
+def loads_json(
+    text: str,
+    what: str,
+    *,
+    detail: Mapping[str, Any] | None = None,
+    error: type[EcashError] = InputError,
+    code: str | None = None,
+) -> Any:
+    """``json.loads`` for user-supplied text with typed errors only (``input.invalid`` unless
+    ``error``/``code`` say otherwise): malformed JSON is a ``ValueError``, but JSON nested
+    deeper than the interpreter's recursion limit raises ``RecursionError`` (``'[' * 200000``),
+    and a document deeper than :data:`MAX_JSON_DEPTH` is refused before anything walks it."""
+    info = dict(detail or {})
     try:
-        return json.loads(text)
+        doc = json.loads(text)
+        too_deep = _depth(doc) > MAX_JSON_DEPTH
     except ValueError as exc:
-        raise InputError(
-            f"{what} {path} is not valid JSON: {exc}", detail={"path": str(path)}
-        ) from exc
+        raise error(f"{what} is not valid JSON: {exc}", code=code, detail=info) from exc
+    except RecursionError:
+        too_deep = True
+    if too_deep:
+        info["max_depth"] = MAX_JSON_DEPTH
+        raise error(
+            f"{what} nests JSON deeper than {MAX_JSON_DEPTH} levels", code=code, detail=info
+        )
+    return doc
 
 
 def prompt(question: str, *, secret: bool = False) -> str:

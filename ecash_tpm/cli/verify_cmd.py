@@ -3,7 +3,8 @@ transcript, a bank receipt, an opening or a double-spend evidence bundle with no
 data and the central bank's root certificate, and print what it proves.
 
 The file carries every signed object and certificate it needs; nothing is fetched. Exit status
-0 when every check passes, 1 with the refusal's code otherwise.
+0 when every check passes, 1 with the refusal's code otherwise. ``--issuer NAME`` (transcripts
+and evidence) requires the coin's certified epoch key to be that issuer's.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ def _cmd(args: argparse.Namespace) -> int:
         raise file_error(exc) from exc
     fmt, _ = _KINDS[args.verify_kind]
     doc: Any = read_json(args.file, f"{args.verify_kind} file")
-    result = verify_artefact(doc, root, expected=fmt, now=args.at)
+    issuer = getattr(args, "issuer", None)
+    result = verify_artefact(doc, root, expected=fmt, now=args.at, issuer=issuer)
     emit(
         args,
         {"kind": args.verify_kind, "file": args.file, **result.to_dict()},
@@ -75,5 +77,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             help="check the certificates as of this time, e.g. when the file was signed "
             "(default: now)",
         )
+        if kind in ("transcript", "evidence"):
+            p.add_argument(
+                "--issuer",
+                metavar="NAME",
+                help="require the coin's epoch key to be this issuer's (default: report the "
+                "issuer the file names, not required)",
+            )
         p.add_argument("--json", action="store_true", help="machine-readable output")
         p.set_defaults(func=_cmd)

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ecash_tpm.cli.output import Progress, emit, money, prompt, when
+from ecash_tpm.cli.output import Progress, emit, loads_json, money, prompt, when
 
 if TYPE_CHECKING:
     from ecash_tpm.clients.bank import BankClient
@@ -284,9 +284,14 @@ def _coin_settings(args: argparse.Namespace, *, need_bank: bool = False) -> dict
     data = Path(args.data)
     path = data / WALLET_SETTINGS_FILE
     try:
-        cfg: dict[str, Any] = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        text = path.read_text(encoding="utf-8") if path.exists() else "{}"
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}", code="wallet.settings_invalid") from exc
+    cfg = loads_json(
+        text, f"wallet settings {path}", error=ConfigError, code="wallet.settings_invalid"
+    )
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{path} is not a JSON object", code="wallet.settings_invalid")
     changed = False
     for flag, key in (
         ("bank", "bank_url"),

@@ -36,8 +36,10 @@ def _merchant_cert(ctx: StoryContext, name: str) -> str:
     return Path(settings.resolved_cert_file()).read_text("ascii")
 
 
-def _certified(ctx: StoryContext) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The central bank's keyset list (as the bank serves it) and issuer epoch key."""
+def _certified(ctx: StoryContext) -> tuple[dict[str, Any], str, dict[str, Any]]:
+    """The central bank's keyset list (as the bank serves it), the issuer's name (the one the
+    bank is configured to trust) and its epoch key."""
+    from ecash_tpm.bank.settings import BankSettings
     from ecash_tpm.clients.issuer import IssuerClient
     from ecash_tpm.demo.context import DemoCheckError
 
@@ -46,7 +48,8 @@ def _certified(ctx: StoryContext) -> tuple[dict[str, Any], dict[str, Any]]:
         epoch = issuer.info().epoch_certificate
     if listed is None or epoch is None:
         raise DemoCheckError("the keyset list or the issuer epoch certificate is not served")
-    return dict(listed), dict(epoch)
+    issuer_name: str = ctx.dep.settings("bank", BankSettings).issuer_name
+    return dict(listed), issuer_name, dict(epoch)
 
 
 def write_receipt_artefact(ctx: StoryContext) -> str:
@@ -71,7 +74,7 @@ def write_case_artefacts(
     ``opening_2``) and the whole evidence bundle (``evidence``: the supervision-signed object);
     name -> path."""
     body = evidence["body"]
-    keyset_list, epoch = _certified(ctx)
+    keyset_list, issuer, epoch = _certified(ctx)
     certs = {m: _merchant_cert(ctx, m) for m in sorted(MERCHANTS)}
     paths = {}
     for i, signed in enumerate(body["transcripts"]):
@@ -82,8 +85,10 @@ def write_case_artefacts(
             transcript_artefact(
                 transcript=signed,
                 bank_cert=body["bank_cert"],
-                merchant_cert=certs[signed["body"]["merchant_id"]],
+                # none for a redeem: its request is the bank's own (§9.4)
+                merchant_cert=certs.get(signed["body"]["merchant_id"]),
                 keyset_list=keyset_list,
+                issuer=issuer,
                 issuer_epoch=epoch,
                 opener_public=b64u_decode(body["opener_public"]),
             ),
@@ -93,15 +98,15 @@ def write_case_artefacts(
             "opening" + suffix,
             opening_artefact(statement=evidence, supervision_cert=supervision_cert, index=i),
         )
-    merchants = {t["body"]["merchant_id"] for t in body["transcripts"]}
     paths["evidence"] = _write(
         ctx,
         "evidence",
         evidence_artefact(
             evidence=evidence,
             supervision_cert=supervision_cert,
-            merchant_certs={m: certs[m] for m in sorted(merchants)},
+            merchant_certs=certs,  # only those of the transcripts' merchants are kept
             keyset_list=keyset_list,
+            issuer=issuer,
             issuer_epoch=epoch,
         ),
     )

@@ -17,6 +17,7 @@ from typing import Any
 
 from ecash_tpm.crypto.encoding import b64u_encode
 from ecash_tpm.protocol.errors import VerifyFormatError
+from ecash_tpm.protocol.redeem import REDEEM_REQUEST_KIND
 
 __all__ = [
     "EVIDENCE_FORMAT",
@@ -26,6 +27,8 @@ __all__ = [
     "TRANSCRIPT_FORMAT",
     "dumps_artefact",
     "evidence_artefact",
+    "is_redeem_transcript",
+    "request_merchants",
     "opening_artefact",
     "parse_artefact",
     "receipt_artefact",
@@ -40,15 +43,17 @@ EVIDENCE_FORMAT = "ecash-tpm/evidence/v1"
 #: The fields of each format (besides ``format``): a file with more or fewer is refused.
 FIELDS: Mapping[str, frozenset[str]] = MappingProxyType(
     {
-        # a bank-signed ``deposit-transcript`` (its body carries the merchant-signed request
-        # and the bank-signed keyset descriptor), the certificates of both signers, the
-        # central bank's keyset list and issuer epoch key, and the opener key Hop
+        # a bank-signed ``deposit-transcript`` (its body carries the merchant-signed request,
+        # or the bank-signed redeem request of §9.4, and the bank-signed keyset descriptor), the
+        # certificates of both signers (``merchant_cert`` null for a redeem), the central bank's
+        # keyset list and issuer epoch key, the issuer's name and the opener key Hop
         TRANSCRIPT_FORMAT: frozenset(
             {
                 "transcript",
                 "bank_cert",
                 "merchant_cert",
                 "keyset_list",
+                "issuer",
                 "issuer_epoch",
                 "opener_public",
             }
@@ -59,10 +64,18 @@ FIELDS: Mapping[str, frozenset[str]] = MappingProxyType(
         OPENING_FORMAT: frozenset(
             {"opening", "member_id", "opener_public", "statement", "supervision_cert"}
         ),
-        # a supervision-signed bundle, the request signers' certificates, the certified
-        # keyset list and epoch key the coin is checked against
+        # a supervision-signed bundle, the certificates of the merchants whose payment
+        # requests it carries (none for a redeem), the certified keyset list, and the issuer
+        # and its certified epoch key the coin is checked against
         EVIDENCE_FORMAT: frozenset(
-            {"evidence", "supervision_cert", "merchant_certs", "keyset_list", "issuer_epoch"}
+            {
+                "evidence",
+                "supervision_cert",
+                "merchant_certs",
+                "keyset_list",
+                "issuer",
+                "issuer_epoch",
+            }
         ),
     }
 )
@@ -76,23 +89,56 @@ def _doc(fmt: str, **fields: Any) -> dict[str, Any]:
     return doc
 
 
+def _epoch_of(issuer: str, issuer_epoch: Mapping[str, Any]) -> dict[str, Any]:
+    """The epoch certificate, if it is ``issuer``'s (the verifier refuses it otherwise)."""
+    body = issuer_epoch.get("body")
+    if not isinstance(body, Mapping) or body.get("issuer") != issuer:
+        raise VerifyFormatError(
+            "the issuer epoch certificate is not the named issuer's", detail={"issuer": issuer}
+        )
+    return dict(issuer_epoch)
+
+
+def request_merchants(transcripts: list[Any]) -> list[str | None]:
+    """The merchant whose certificate each signed transcript needs: the one it names, or None
+    for a redeem (§9.4: the bank signs the request) or a transcript that names none."""
+    names: list[str | None] = []
+    for signed in transcripts:
+        body = signed.get("body") if isinstance(signed, Mapping) else None
+        name = body.get("merchant_id") if isinstance(body, Mapping) else None
+        names.append(None if is_redeem_transcript(signed) or not isinstance(name, str) else name)
+    return names
+
+
+def is_redeem_transcript(signed: Any) -> bool:
+    """Whether a signed transcript answers a bank-signed redeem request (§9.4), not a
+    merchant's payment request."""
+    body = signed.get("body") if isinstance(signed, Mapping) else None
+    req = body.get("request") if isinstance(body, Mapping) else None
+    return isinstance(req, Mapping) and req.get("kind") == REDEEM_REQUEST_KIND
+
+
 def transcript_artefact(
     *,
     transcript: Mapping[str, Any],
     bank_cert: str,
-    merchant_cert: str,
+    merchant_cert: str | None,
     keyset_list: Mapping[str, Any],
+    issuer: str,
     issuer_epoch: Mapping[str, Any],
     opener_public: bytes,
 ) -> dict[str, Any]:
-    """A deposit transcript as the bank signed it (``deposit-transcript``), ready to verify."""
+    """A deposit transcript as the bank signed it (``deposit-transcript``), ready to verify;
+    ``merchant_cert`` is dropped (null) for a redeem transcript (§9.4: the bank signs the
+    request), ``issuer`` names whose epoch key the coin is under."""
     return _doc(
         TRANSCRIPT_FORMAT,
         transcript=dict(transcript),
         bank_cert=bank_cert,
-        merchant_cert=merchant_cert,
+        merchant_cert=None if is_redeem_transcript(transcript) else merchant_cert,
         keyset_list=dict(keyset_list),
-        issuer_epoch=dict(issuer_epoch),
+        issuer=issuer,
+        issuer_epoch=_epoch_of(issuer, issuer_epoch),
         opener_public=b64u_encode(opener_public),
     )
 
@@ -141,17 +187,25 @@ def evidence_artefact(
     supervision_cert: str,
     merchant_certs: Mapping[str, str],
     keyset_list: Mapping[str, Any],
+    issuer: str,
     issuer_epoch: Mapping[str, Any],
 ) -> dict[str, Any]:
     """A double-spend evidence bundle and the certificates of the merchants whose payment
-    requests its transcripts carry (merchant name -> PEM)."""
+    requests its transcripts carry (merchant name -> PEM; others given are left out, the
+    verifier refuses certificates no transcript needs; a redeem transcript needs none)."""
+    body = evidence.get("body")
+    docs = body.get("transcripts") if isinstance(body, Mapping) else None
+    if not isinstance(docs, list):
+        raise VerifyFormatError("the evidence is not a signed double-spend bundle")
+    needed = set(request_merchants(docs))
     return _doc(
         EVIDENCE_FORMAT,
         evidence=dict(evidence),
         supervision_cert=supervision_cert,
-        merchant_certs=dict(merchant_certs),
+        merchant_certs={m: pem for m, pem in merchant_certs.items() if m in needed},
         keyset_list=dict(keyset_list),
-        issuer_epoch=dict(issuer_epoch),
+        issuer=issuer,
+        issuer_epoch=_epoch_of(issuer, issuer_epoch),
     )
 
 

@@ -34,7 +34,9 @@ from ecash_tpm.protocol.artefacts import (
     OPENING_FORMAT,
     RECEIPT_FORMAT,
     TRANSCRIPT_FORMAT,
+    is_redeem_transcript,
     parse_artefact,
+    request_merchants,
 )
 from ecash_tpm.protocol.certified import (
     ISSUER_EPOCH_KIND,
@@ -70,6 +72,7 @@ from ecash_tpm.protocol.evidence import (
 )
 from ecash_tpm.protocol.keysets import Keyset
 from ecash_tpm.protocol.payments import ReceiptBody
+from ecash_tpm.protocol.redeem import REDEEM_REQUEST_KIND, REDEEM_SPENDER, RedeemRequest
 from ecash_tpm.protocol.registry import member_id_for_t0
 from ecash_tpm.protocol.spend import PublicCredentialCheck as _PairingCheck
 from ecash_tpm.protocol.spend import verify_spend
@@ -131,10 +134,15 @@ class _Ctx:
     root: x509.Certificate
     at: dt.datetime
     credential_check: PublicCredentialCheck
+    #: the issuer the caller requires (``--issuer``), if any
+    issuer: str | None = None
 
 
 def _ctx(
-    root: x509.Certificate | bytes | str, now: int | None, check: PublicCredentialCheck | None
+    root: x509.Certificate | bytes | str,
+    now: int | None,
+    check: PublicCredentialCheck | None,
+    issuer: str | None = None,
 ) -> _Ctx:
     try:
         root_cert = load_certificate(root)
@@ -144,7 +152,7 @@ def _ctx(
         at = dt.datetime.now(dt.UTC) if now is None else dt.datetime.fromtimestamp(now, dt.UTC)
     except (OverflowError, ValueError, OSError) as exc:
         raise VerifyFormatError("the time to check at is out of range") from exc
-    return _Ctx(root_cert, at, _public_credential_check if check is None else check)
+    return _Ctx(root_cert, at, _public_credential_check if check is None else check, issuer)
 
 
 def _wrap(err: type[VerifyError], check: str, exc: EcashError) -> VerifyError:
@@ -207,6 +215,25 @@ def _request(doc: Any, pem: Any, ctx: _Ctx, check: str) -> PaymentRequest:
         raise _wrap(VerifyFormatError, check, exc) from exc
 
 
+def _redeem_request(doc: Any, pem: Any, bank: _Bank, check: str) -> RedeemRequest:
+    """§9.4: a redeem request is signed by the bank itself (as ``check_request_signatures``
+    of §12.1 checks it), names that bank, and has no merchant certificate."""
+    if pem is not None:
+        raise VerifyFormatError(
+            f"{check}: a redeem request comes with no merchant certificate", detail={"check": check}
+        )
+    body = _signed(doc, bank.cert, REDEEM_REQUEST_KIND, check)
+    try:
+        req = RedeemRequest.from_body(body)
+    except EcashError as exc:
+        raise _wrap(VerifyFormatError, check, exc) from exc
+    if req.bank != bank.name:
+        raise VerifyTamperedError(
+            f"{check}: the redeem request names another bank", detail={"check": check}
+        )
+    return req
+
+
 def _keyset_list(doc: Any, ctx: _Ctx, bank: str) -> CertifiedKeysetList:
     """§4.1: the central bank's list of the bank's keysets."""
     body = _signed(doc, ctx.root, KEYSET_LIST_KIND, "keyset list")
@@ -222,13 +249,29 @@ def _keyset_list(doc: Any, ctx: _Ctx, bank: str) -> CertifiedKeysetList:
     return listed
 
 
-def _issuer_epoch(doc: Any, ctx: _Ctx) -> IssuerEpochCertificate:
-    """§3.6: the central bank's certificate of an issuer epoch key."""
-    body = _signed(doc, ctx.root, ISSUER_EPOCH_KIND, "issuer epoch key")
+def _issuer_epoch(doc: Any, named: Any, ctx: _Ctx) -> IssuerEpochCertificate:
+    """§3.6: the central bank's certificate of an issuer epoch key, of the issuer the file names
+    (and ``--issuer`` requires): the root certifies every issuer's keys, and neither the bank
+    certificate nor the keyset list names an issuer, so the epoch number alone binds nothing."""
+    check = "issuer epoch key"
+    if not isinstance(named, str) or not named:
+        raise VerifyFormatError("issuer must be the issuer's name", detail={"check": "issuer"})
+    body = _signed(doc, ctx.root, ISSUER_EPOCH_KIND, check)
     try:
-        return IssuerEpochCertificate.from_body(body)
+        cert = IssuerEpochCertificate.from_body(body)
     except EcashError as exc:
-        raise _wrap(VerifyFormatError, "issuer epoch key", exc) from exc
+        raise _wrap(VerifyFormatError, check, exc) from exc
+    if cert.issuer != named:
+        raise VerifyTamperedError(
+            f"{check}: certified for another issuer than the file names",
+            detail={"check": check, "issuer": named[:64], "certified": cert.issuer},
+        )
+    if ctx.issuer is not None and cert.issuer != ctx.issuer:
+        raise VerifyCoinError(
+            f"{check}: the coin's epoch key is issuer {cert.issuer}'s, not {ctx.issuer}'s",
+            detail={"check": "issuer", "required": ctx.issuer, "issuer": cert.issuer},
+        )
+    return cert
 
 
 @dataclass(frozen=True)
@@ -271,7 +314,7 @@ class _Coin:
 
     transcript: Transcript
     keyset: Keyset
-    request: PaymentRequest
+    request: PaymentRequest | RedeemRequest
     facts: dict[str, Any]
 
 
@@ -286,16 +329,26 @@ def _check_transcript(
     ctx: _Ctx,
     check: str = "transcript",
 ) -> _Coin:
-    """A bank-signed transcript: signature, the merchant's request, the coin's keyset
-    (bank-signed, on the central bank's list), the deposit in its window and §7.1 steps 1-3
-    and 5 (step 4, the credential, is :data:`PublicCredentialCheck`)."""
+    """A bank-signed transcript: signature, the merchant's request (or the bank's own redeem
+    request, §9.4), the coin's keyset (bank-signed, on the central bank's list), the deposit in
+    its window and §7.1 steps 1-3 and 5 (step 4, the credential, is
+    :data:`PublicCredentialCheck`)."""
     body = _signed(doc, bank.cert, TRANSCRIPT_KIND, check)
     t = _parse_transcript(body, check)
-    req = _request(body["request"], merchant_pem, ctx, f"{check}: payment request")
-    if req.merchant_id != t.merchant_id:
-        raise VerifyTamperedError(
-            f"{check}: the request is another merchant's", detail={"check": check}
-        )
+    req: PaymentRequest | RedeemRequest
+    if is_redeem_transcript(doc):
+        req = _redeem_request(body["request"], merchant_pem, bank, f"{check}: redeem request")
+        if t.merchant_id != REDEEM_SPENDER:
+            raise VerifyTamperedError(
+                f"{check}: a redeem transcript names a merchant", detail={"check": check}
+            )
+        _same(body, {"account_id": req.account_id, "deposit_id": req.request_id}, check)
+    else:
+        req = _request(body["request"], merchant_pem, ctx, f"{check}: payment request")
+        if req.merchant_id != t.merchant_id:
+            raise VerifyTamperedError(
+                f"{check}: the request is another merchant's", detail={"check": check}
+            )
     try:
         keyset = Keyset.from_signed(t.keyset_doc or {}, bank.cert)
     except EcashError as exc:
@@ -340,7 +393,11 @@ def _check_transcript(
         "bank": bank.name,
         "merchant_id": t.merchant_id,
         "deposit_id": body.get("deposit_id"),
-        "accepted": body.get("deposit_id") is not None,
+        # a refused attempt has no deposit_id, or the bank named it attempt-<report> (the direct
+        # deposit path leaves the deposit id it would have used in the attempt)
+        "accepted": body.get("deposit_id") is not None
+        and not str(t.transcript_id).startswith("attempt-"),
+        **_redeem_facts(t, req),
         "serial": b64u_encode(coin.sigma),
         "keyset_id": b64u_encode(coin.keyset_id),
         "value": keyset.value,
@@ -351,8 +408,29 @@ def _check_transcript(
         "preq": b64u_encode(t.preq),
         "request_amount": req.amount,
         "request_deadline": req.deadline,
+        "issuer": epoch.issuer,
     }
     return _Coin(t, keyset, req, facts)
+
+
+def _redeem_facts(t: Transcript, req: PaymentRequest | RedeemRequest) -> dict[str, Any]:
+    """§9.4: what a redeem transcript adds. The bank puts the request id in ``deposit_id`` of a
+    refused redeem attempt too: a redeem is booked only under transcript ``redeem:<id>``."""
+    if not isinstance(req, RedeemRequest):
+        return {"request_kind": "payment"}
+    return {
+        "request_kind": "redeem",
+        "account_id": req.account_id,
+        "redeem_request_id": req.request_id,
+        "accepted": t.transcript_id == f"redeem:{req.request_id}",
+    }
+
+
+def _spender(f: Mapping[str, Any]) -> str:
+    """Who a transcript's coin went to, for the sentences of :class:`Verified`."""
+    if f["request_kind"] == "redeem":
+        return ("" if f["accepted"] else "refused: ") + f"redeemed into account {f['account_id']}"
+    return f"for merchant {f['merchant_id']}'s payment request"
 
 
 def _credential(coins: Sequence[_Coin], epoch: IssuerEpochCertificate, ctx: _Ctx) -> str | None:
@@ -367,9 +445,21 @@ def _credential(coins: Sequence[_Coin], epoch: IssuerEpochCertificate, ctx: _Ctx
 
 _REVOCATION = "certificate revocation after signing (no CRL in the file)"
 _HOP = "that Hop is the supervision department's key (Hop is published unsigned)"
+_ISSUER = "that {issuer} is the issuer you rely on (not required: pass --issuer NAME)"
 
 
 # --- the four artefacts ----------------------------------------------------------------------
+
+
+def _issuer_sentences(epoch: IssuerEpochCertificate, ctx: _Ctx) -> tuple[str, str | None]:
+    """The proven sentence about the epoch key, and what stays open without ``--issuer``."""
+    proven = f"the central bank certified issuer {epoch.issuer}'s key for the coin's epoch " + (
+        f"{epoch.epoch}, and {epoch.issuer} is the issuer required"
+        if ctx.issuer is not None
+        else str(epoch.epoch)
+    )
+    open_ = None if ctx.issuer is not None else _ISSUER.format(issuer=epoch.issuer)
+    return proven, open_
 
 
 def verify_transcript(
@@ -378,13 +468,16 @@ def verify_transcript(
     *,
     now: int | None = None,
     credential_check: PublicCredentialCheck | None = None,
+    issuer: str | None = None,
 ) -> Verified:
-    """A deposit transcript (§15.1): the bank recorded this spend of this coin for this request."""
-    ctx = _ctx(root, now, credential_check)
+    """A deposit transcript (§15.1): the bank recorded this spend of this coin for this request
+    (a merchant's payment request, or its own redeem request, §9.4); ``issuer``: the issuer
+    whose epoch key the coin must be under."""
+    ctx = _ctx(root, now, credential_check, issuer)
     _, art = parse_artefact(doc, TRANSCRIPT_FORMAT)
     bank = _bank(art["bank_cert"], ctx)
     listed = _keyset_list(art["keyset_list"], ctx, bank.name)
-    epoch = _issuer_epoch(art["issuer_epoch"], ctx)
+    epoch = _issuer_epoch(art["issuer_epoch"], art["issuer"], ctx)
     hop = _point(art["opener_public"], "opener_public")
     c = _check_transcript(
         art["transcript"],
@@ -396,24 +489,30 @@ def verify_transcript(
         ctx=ctx,
     )
     f = c.facts
+    redeem = f["request_kind"] == "redeem"
+    if redeem:
+        booked = f" of the coin redeemed into account {f['account_id']}"
+        refused = f" of a redeem into account {f['account_id']} it refused"
+    else:
+        booked, refused = f" of deposit {f['deposit_id']}", " of a spend it refused (no deposit)"
     proven = [
         f"bank {bank.name} (certificate from the root) signed transcript {f['transcript_id']}"
-        + (
-            f" of deposit {f['deposit_id']}"
-            if f["accepted"]
-            else " of a spend it refused (no deposit)"
-        ),
-        f"merchant {f['merchant_id']} (certificate from the root) signed the payment request "
-        f"{f['preq']} for {f['request_amount']} {f['currency']}",
+        + (booked if f["accepted"] else refused),
+        f"bank {bank.name} itself signed the redeem request {f['redeem_request_id']} ({f['preq']})"
+        f" for {f['request_amount']} {f['currency']} into account {f['account_id']}"
+        if redeem
+        else f"merchant {f['merchant_id']} (certificate from the root) signed the payment "
+        f"request {f['preq']} for {f['request_amount']} {f['currency']}",
         f"the coin {f['serial']} ({f['value']} {f['currency']}) carries bank {bank.name}'s blind "
         f"signature under keyset {f['keyset_id']}, which the central bank lists for that bank",
         f"it was presented at {f['deposited_at']}, inside the keyset's deposit window (until "
         f"{f['deposit_until']})",
-        "the spend proof answers this payment request under the opener key: made with the "
+        "the spend proof answers this request under the opener key: made with the "
         "(TPM-held) key the coin's credential is bound to",
-        f"the central bank certified an issuer key for the coin's epoch {f['epoch']}",
     ]
-    missing = [_credential([c], epoch, ctx), _HOP, _REVOCATION]
+    certified, open_issuer = _issuer_sentences(epoch, ctx)
+    proven.append(certified)
+    missing = [_credential([c], epoch, ctx), open_issuer, _HOP, _REVOCATION]
     return Verified(
         TRANSCRIPT_FORMAT,
         tuple(proven),
@@ -565,37 +664,44 @@ def verify_opening(
     )
 
 
+def _merchant_pems(docs: list[Any], certs: Any) -> list[Any]:
+    """Each transcript's merchant certificate from ``merchant_certs`` (None for a redeem, whose
+    request the bank signs, §9.4, and for a transcript naming none: refused when checked); one
+    no transcript needs is refused, so that nothing in the file goes unchecked."""
+    names = request_merchants(docs)
+    if not isinstance(certs, Mapping) or set(certs) != {n for n in names if n is not None}:
+        raise VerifyFormatError("evidence: merchant_certs are not those of its merchants")
+    return [None if n is None else certs[n] for n in names]
+
+
 def verify_evidence(
     doc: Any,
     root: x509.Certificate | bytes | str,
     *,
     now: int | None = None,
     credential_check: PublicCredentialCheck | None = None,
+    issuer: str | None = None,
 ) -> Verified:
-    """A double-spend bundle (§12.1, §15.1): one coin spent for two requests by one member."""
-    ctx = _ctx(root, now, credential_check)
+    """A double-spend bundle (§12.1, §15.1): one coin spent for two requests by one member
+    (payments, or a payment and a redeem, §9.4); ``issuer``: the issuer required."""
+    ctx = _ctx(root, now, credential_check, issuer)
     _, art = parse_artefact(doc, EVIDENCE_FORMAT)
     supervision, body = _statement(art, "evidence", ctx)
     bank = _bank(body.get("bank_cert"), ctx)
     hop = _point(body.get("opener_public"), "opener_public")
     listed = _keyset_list(art["keyset_list"], ctx, bank.name)
-    epoch = _issuer_epoch(art["issuer_epoch"], ctx)
-    docs, certs = body.get("transcripts"), art["merchant_certs"]
-    if not isinstance(docs, list) or len(docs) != 2 or not isinstance(certs, Mapping):
+    epoch = _issuer_epoch(art["issuer_epoch"], art["issuer"], ctx)
+    docs = body.get("transcripts")
+    if not isinstance(docs, list) or len(docs) != 2:
         raise VerifyFormatError("evidence: two transcripts and the merchants' certificates")
+    pems = _merchant_pems(docs, art["merchant_certs"])
     coins = []
-    for i, d in enumerate(docs):
-        tbody = d.get("body") if isinstance(d, Mapping) else None
-        name = tbody.get("merchant_id") if isinstance(tbody, Mapping) else None
-        if not isinstance(name, str) or name not in certs:
-            raise VerifyFormatError(
-                "evidence: no certificate for a transcript's merchant", detail={"index": i}
-            )
+    for i, (d, pem) in enumerate(zip(docs, pems, strict=True)):
         coins.append(
             _check_transcript(
                 d,
                 bank=bank,
-                merchant_pem=certs[name],
+                merchant_pem=pem,
                 listed=listed,
                 epoch=epoch,
                 hop=hop,
@@ -624,20 +730,24 @@ def verify_evidence(
         "transcripts": [c.facts for c in coins],
         "created_at": body.get("created_at"),
         "opener_public": body.get("opener_public"),
+        "issuer": epoch.issuer,
     }
+    certified, open_issuer = _issuer_sentences(epoch, ctx)
     proven = (
         f"supervision department {supervision} (certificate from the root) signed this bundle",
         f"bank {bank.name} signed both transcripts of serial {facts['serial']}: "
-        f"{first['transcript_id']} for merchant {first['merchant_id']} and "
-        f"{second['transcript_id']} for merchant {second['merchant_id']}",
-        "both payment requests are merchant-signed and different; the coin is one and the "
-        "same, bank-signed under a keyset on the central bank's list, both spends in its window",
-        f"the first deposit ({first['deposited_at']}) was booked no later than the second "
+        f"{first['transcript_id']} ({_spender(first)}) and "
+        f"{second['transcript_id']} ({_spender(second)})",
+        "both requests are signed (a payment request by its merchant, a redeem request by the "
+        "bank) and different; the coin is one and the same, bank-signed under a keyset on the "
+        "central bank's list, both spends in its window",
+        certified,
+        f"the first spend ({first['deposited_at']}) was booked no later than the second "
         f"request's deadline ({second['request_deadline']})",
         "both spend proofs are valid: the TPM holding the coin's key answered two requests",
         f"both openings decrypt to T0 {facts['t0']}: member {found.member_id} spent it twice",
     )
-    missing = [_credential(coins, epoch, ctx), _HOP, _REVOCATION]
+    missing = [_credential(coins, epoch, ctx), open_issuer, _HOP, _REVOCATION]
     return Verified(EVIDENCE_FORMAT, proven, facts, tuple(m for m in missing if m))
 
 
@@ -657,8 +767,19 @@ def verify_artefact(
     *,
     expected: str | None = None,
     now: int | None = None,
+    issuer: str | None = None,
 ) -> Verified:
     """Verify any artefact by its ``format`` (``expected``: the format the caller wants);
-    certificates are checked as of ``now`` (default: the current time)."""
+    certificates are checked as of ``now`` (default: the current time); ``issuer`` requires
+    the coin's epoch key to be that issuer's (transcripts and evidence, which name a coin)."""
     fmt, _ = parse_artefact(doc, expected)
-    return _VERIFIERS[fmt](doc, root, now=now)
+    names_coin = fmt in (TRANSCRIPT_FORMAT, EVIDENCE_FORMAT)
+    if issuer is not None and not names_coin:
+        raise VerifyFormatError(
+            "--issuer applies to transcripts and evidence only", detail={"format": fmt}
+        )
+    options: dict[str, Any] = {"issuer": issuer} if names_coin else {}
+    try:
+        return _VERIFIERS[fmt](doc, root, now=now, **options)
+    except RecursionError as exc:  # a part nested too deep for a recursive check
+        raise VerifyFormatError("the artefact nests too deeply") from exc

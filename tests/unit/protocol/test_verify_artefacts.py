@@ -23,6 +23,12 @@ from ecash_tpm.protocol.verify_artefacts import (
 )
 
 KINDS = ("transcript", "receipt", "opening", "evidence")
+#: every file of the world: the four kinds, and a redeem's transcript and evidence (§9.4)
+FILES = (*KINDS, "redeem_transcript", "redeem_evidence")
+
+
+def _format(name: str) -> str:
+    return f"ecash-tpm/{name.removeprefix('redeem_')}/v1"
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +42,10 @@ def _code(doc: dict[str, Any], root: str) -> str:
     return info.value.code
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", FILES)
 def test_every_artefact_verifies(world: ArtefactWorld, kind: str) -> None:
-    result = verify_artefact(world.all()[kind], world.root_pem)
-    assert result.format == f"ecash-tpm/{kind}/v1"
+    result = verify_artefact(world.files()[kind], world.root_pem)
+    assert result.format == _format(kind)
     assert result.proven and all(isinstance(p, str) for p in result.proven)
 
 
@@ -61,9 +67,9 @@ def test_what_is_proven(world: ArtefactWorld) -> None:
     assert [t["merchant_id"] for t in e["transcripts"]] == ["shop-a", "shop-b"]
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", FILES)
 def test_every_single_field_tampering_is_refused(world: ArtefactWorld, kind: str) -> None:
-    doc = world.all()[kind]
+    doc = world.files()[kind]
     paths = list(leaves(doc))
     assert len(paths) > 20
     accepted, codes = [], set()
@@ -204,10 +210,10 @@ def _subtrees(doc: Any, path: tuple[Any, ...] = ()) -> Any:
         yield from _subtrees(value, (*path, key))
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", FILES)
 def test_no_shape_crashes_the_verifier(world: ArtefactWorld, kind: str) -> None:
     """Every part replaced by a value of another type is refused with a typed error."""
-    doc = world.all()[kind]
+    doc = world.files()[kind]
     for path in list(_subtrees(doc))[1:]:
         for value in ([], None, "x"):
             out = copy.deepcopy(doc)
@@ -219,3 +225,116 @@ def test_no_shape_crashes_the_verifier(world: ArtefactWorld, kind: str) -> None:
             node[path[-1]] = value
             with pytest.raises(EcashError):
                 verify_artefact(out, world.root_pem)
+
+
+# --- a redeem in the evidence (§9.4) ---------------------------------------------------------
+
+
+def test_redeem_and_pay_evidence_verifies(world: ArtefactWorld) -> None:
+    result = verify_evidence(world.redeem_evidence, world.root_pem)
+    redeemed, paid = result.facts["transcripts"]
+    assert (redeemed["request_kind"], redeemed["merchant_id"]) == ("redeem", "bank:redeem")
+    assert (redeemed["account_id"], redeemed["accepted"]) == ("alice-account", True)
+    assert (paid["request_kind"], paid["merchant_id"], paid["accepted"]) == (
+        "payment",
+        "shop-a",
+        False,
+    )
+    assert any("redeemed into account alice-account" in p for p in result.proven)
+    assert list(world.redeem_evidence["merchant_certs"]) == ["shop-a"]  # none for the redeem
+    t = verify_transcript(world.redeem_transcript, world.root_pem)
+    assert t.facts["redeem_request_id"] == "rdm-0123456789" and t.facts["accepted"] is True
+    assert any("itself signed the redeem request" in p for p in t.proven)
+    assert world.redeem_transcript["merchant_cert"] is None
+
+
+def test_redeem_refusals(world: ArtefactWorld) -> None:
+    bank = world.bank_key
+    shop_a = world.evidence["merchant_certs"]["shop-a"]
+    # a merchant certificate given for a redeem transcript, or one no transcript needs
+    assert _code({**world.redeem_transcript, "merchant_cert": shop_a}, world.root_pem) == (
+        "verify.format"
+    )
+    extra = copy.deepcopy(world.redeem_evidence)
+    extra["merchant_certs"]["shop-b"] = world.evidence["merchant_certs"]["shop-b"]
+    assert _code(extra, world.root_pem) == "verify.format"
+    # a redeem request not signed by the bank (here by a stranger), inside a bank-signed
+    # transcript: the §12.1 rule check_request_signatures applies
+    rt = copy.deepcopy(world.redeem_transcript)
+    req = rt["transcript"]["body"]["request"]
+    forged = _resign(PartyKey.generate(), req)
+    rt["transcript"] = _resign(bank, rt["transcript"], request=forged)
+    assert _code(rt, world.root_pem) == "verify.bad_signature"
+    # a bank-signed redeem request changed (another bank): no longer the one the spend answers
+    other = _resign(bank, req, bank="other-bank")
+    rt["transcript"] = _resign(bank, rt["transcript"], request=other)
+    assert _code(rt, world.root_pem) == "verify.format"
+    # a bank-signed redeem transcript that names a merchant
+    rt["transcript"] = _resign(bank, world.redeem_transcript["transcript"], merchant_id="shop-a")
+    assert _code(rt, world.root_pem) == "verify.tampered"
+
+
+# --- the issuer of the coin's epoch key (finding 4) -------------------------------------------
+
+
+def test_the_issuer_is_named_and_can_be_required(world: ArtefactWorld) -> None:
+    for doc, verify in ((world.transcript, verify_transcript), (world.evidence, verify_evidence)):
+        loose = verify(doc, world.root_pem)
+        assert loose.facts["issuer"] == "issuer"
+        assert any("certified issuer issuer's key" in p for p in loose.proven)
+        assert any("pass --issuer" in n for n in loose.not_checked)
+        strict = verify(doc, world.root_pem, issuer="issuer")
+        assert not any("--issuer" in n for n in strict.not_checked)
+        with pytest.raises(E.VerifyCoinError) as info:
+            verify(doc, world.root_pem, issuer="another-issuer")
+        assert info.value.detail["check"] == "issuer"
+    with pytest.raises(E.VerifyFormatError):
+        verify_artefact(world.receipt, world.root_pem, issuer="issuer")
+
+
+def test_another_issuers_epoch_key_is_not_taken_for_the_coins(world: ArtefactWorld) -> None:
+    """A root-signed key of the right epoch number from another issuer: named as the file's
+    issuer it is refused, and named truthfully its key does not hold the coin's credential."""
+    rogue = world.other_issuer_epoch
+    for doc in (world.transcript, world.evidence):
+        swapped = {**doc, "issuer_epoch": rogue}
+        assert _code(swapped, world.root_pem) == "verify.tampered"
+        renamed = {**swapped, "issuer": rogue["body"]["issuer"]}
+        with pytest.raises(E.VerifyCoinError):
+            verify_artefact(renamed, world.root_pem, issuer="issuer")
+        assert _code(renamed, world.root_pem) == "verify.coin"  # the pairing check (§7.4)
+
+
+def test_the_command_line_issuer_option(
+    world: ArtefactWorld, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ecash_tpm.cli import main
+
+    root = tmp_path / "root.pem"
+    root.write_text(world.root_pem)
+    path = tmp_path / "evidence.json"
+    path.write_text(json.dumps(world.redeem_evidence))
+    args = ["verify", "evidence", str(path), "--root", str(root)]
+    assert main([*args, "--issuer", "issuer", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["facts"]["issuer"] == "issuer"
+    assert main([*args, "--issuer", "another-issuer"]) == 1
+    assert "[verify.coin]" in capsys.readouterr().err
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "issuer issuer's key" in text and "pass --issuer" in text
+
+
+def test_deeply_nested_parts_are_refused_with_a_code(world: ArtefactWorld) -> None:
+    """Finding 6 for library callers: a part nested past the recursion limit (the CLI refuses
+    such a file before, ``input.invalid``) is still a typed refusal, never a RecursionError."""
+    deep: list[Any] = []
+    for _ in range(100_000):
+        deep = [deep]
+    for doc in (world.transcript, world.redeem_evidence):
+        for key in sorted(set(doc) - {"format"}):
+            assert _code({**doc, key: deep}, world.root_pem).startswith("verify.")
+        signed = copy.deepcopy(doc)
+        part = "transcript" if "transcript" in signed else "evidence"
+        signed[part]["body"]["extra"] = deep
+        assert _code(signed, world.root_pem) == "verify.bad_signature"
