@@ -1,0 +1,143 @@
+/* F_p arithmetic for BN_P256 (TPM_ECC_BN_P256 = FP256BN): 4x64-bit limbs, Montgomery form.
+ *
+ * Every function here runs in time independent of the values (masks instead of branches);
+ * only fp_pow_public branches, on its exponent, which is always a public constant.
+ * Constants were generated from p with Python and are re-derived in the tests
+ * (tests/unit/crypto/test_native_bn256.py). */
+#ifndef ECASH_BN256_FP_H
+#define ECASH_BN256_FP_H
+
+#include <stdint.h>
+#include <string.h>
+
+typedef unsigned __int128 u128;
+typedef struct { uint64_t v[4]; } fp;
+
+#define FP_P_INIT {0xd3292ddbaed33013ULL, 0x0cdc65fb12980a82ULL, 0x46e5f25eee71a49fULL, 0xfffffffffffcf0cdULL}
+#define FP_N_INIT {0xf62d536cd10b500dULL, 0x0cdc65fb1299921aULL, 0x46e5f25eee71a49eULL, 0xfffffffffffcf0cdULL}
+#define FP_R_INIT {0x2cd6d224512ccfedULL, 0xf3239a04ed67f57dULL, 0xb91a0da1118e5b60ULL, 0x0000000000030f32ULL}
+#define FP_R2_INIT {0xfac8c6101092b98fULL, 0xdb90d49cd7f91154ULL, 0x4f325fc732bf3141ULL, 0x4de578ea0e56a005ULL}
+#define FP_NP0 0xad6c964e0537e5e5ULL
+#define FP_BETA_INIT {0xac44103884008c2cULL, 0x26e76706f524db81ULL, 0x49cc4e27b51eaff8ULL, 0x266648723c3f9cffULL}
+#define FP_PM2_INIT {0xd3292ddbaed33011ULL, 0x0cdc65fb12980a82ULL, 0x46e5f25eee71a49fULL, 0xfffffffffffcf0cdULL}
+#define FP_SQRT_INIT {0xb4ca4b76ebb4cc05ULL, 0xc337197ec4a602a0ULL, 0x51b97c97bb9c6927ULL, 0x3fffffffffff3c33ULL}
+
+static const fp FP_P = {FP_P_INIT};
+static const fp FP_ONE = {FP_R_INIT};
+static const fp FP_R2 = {FP_R2_INIT};
+static const fp FP_0 = {{0, 0, 0, 0}};
+
+/* r = a + b (mod p), a, b < p. p > 2^255, so the sum can carry out of 256 bits. */
+static inline void fp_add(fp *r, const fp *a, const fp *b) {
+    uint64_t t[4], s[4], carry = 0, borrow = 0;
+    for (int i = 0; i < 4; i++) {
+        u128 x = (u128)a->v[i] + b->v[i] + carry;
+        t[i] = (uint64_t)x;
+        carry = (uint64_t)(x >> 64);
+    }
+    for (int i = 0; i < 4; i++) {
+        u128 x = (u128)t[i] - FP_P.v[i] - borrow;
+        s[i] = (uint64_t)x;
+        borrow = (uint64_t)(x >> 64) & 1;
+    }
+    /* keep t only when the 257-bit sum is below p: no carry and a borrow */
+    uint64_t keep_t = (uint64_t)0 - (borrow & (carry ^ 1));
+    for (int i = 0; i < 4; i++) r->v[i] = (t[i] & keep_t) | (s[i] & ~keep_t);
+}
+
+/* r = a - b (mod p) */
+static inline void fp_sub(fp *r, const fp *a, const fp *b) {
+    uint64_t t[4], borrow = 0, carry = 0;
+    for (int i = 0; i < 4; i++) {
+        u128 x = (u128)a->v[i] - b->v[i] - borrow;
+        t[i] = (uint64_t)x;
+        borrow = (uint64_t)(x >> 64) & 1;
+    }
+    uint64_t mask = (uint64_t)0 - borrow;
+    for (int i = 0; i < 4; i++) {
+        u128 x = (u128)t[i] + (FP_P.v[i] & mask) + carry;
+        r->v[i] = (uint64_t)x;
+        carry = (uint64_t)(x >> 64);
+    }
+}
+
+static inline void fp_neg(fp *r, const fp *a) { fp_sub(r, &FP_0, a); }
+
+static inline void fp_dbl(fp *r, const fp *a) { fp_add(r, a, a); }
+
+/* Montgomery product r = a*b/2^256 (mod p), CIOS; inputs < p, output < p. */
+static inline void fp_mul(fp *r, const fp *a, const fp *b) {
+    uint64_t t0 = 0, t1 = 0, t2 = 0, t3 = 0, t4 = 0, t5;
+    for (int i = 0; i < 4; i++) {
+        uint64_t bi = b->v[i];
+        u128 x;
+        x = (u128)a->v[0] * bi + t0; t0 = (uint64_t)x;
+        x = (u128)a->v[1] * bi + t1 + (x >> 64); t1 = (uint64_t)x;
+        x = (u128)a->v[2] * bi + t2 + (x >> 64); t2 = (uint64_t)x;
+        x = (u128)a->v[3] * bi + t3 + (x >> 64); t3 = (uint64_t)x;
+        x = (u128)t4 + (x >> 64); t4 = (uint64_t)x; t5 = (uint64_t)(x >> 64);
+        uint64_t m = t0 * FP_NP0;
+        x = (u128)m * FP_P.v[0] + t0;
+        x = (u128)m * FP_P.v[1] + t1 + (x >> 64); t0 = (uint64_t)x;
+        x = (u128)m * FP_P.v[2] + t2 + (x >> 64); t1 = (uint64_t)x;
+        x = (u128)m * FP_P.v[3] + t3 + (x >> 64); t2 = (uint64_t)x;
+        x = (u128)t4 + (x >> 64); t3 = (uint64_t)x;
+        t4 = t5 + (uint64_t)(x >> 64);
+    }
+    uint64_t t[4] = {t0, t1, t2, t3}, s[4], borrow = 0;
+    for (int i = 0; i < 4; i++) {
+        u128 x = (u128)t[i] - FP_P.v[i] - borrow;
+        s[i] = (uint64_t)x;
+        borrow = (uint64_t)(x >> 64) & 1;
+    }
+    uint64_t keep_t = (uint64_t)0 - (borrow & (t4 ^ 1));
+    for (int i = 0; i < 4; i++) r->v[i] = (t[i] & keep_t) | (s[i] & ~keep_t);
+}
+
+static inline void fp_sqr(fp *r, const fp *a) { fp_mul(r, a, a); }
+
+/* r = 9*a: b3 = 3*b of y^2 = x^3 + 3, used by the complete formulas */
+static inline void fp_mul9(fp *r, const fp *a) {
+    fp t;
+    fp_dbl(&t, a);
+    fp_dbl(&t, &t);
+    fp_dbl(&t, &t);
+    fp_add(r, &t, a);
+}
+
+static inline uint64_t fp_is_zero(const fp *a) {
+    uint64_t z = a->v[0] | a->v[1] | a->v[2] | a->v[3];
+    return 1 ^ ((z | ((uint64_t)0 - z)) >> 63); /* 1 when zero, without a branch */
+}
+
+static inline uint64_t fp_equal(const fp *a, const fp *b) {
+    uint64_t z = (a->v[0] ^ b->v[0]) | (a->v[1] ^ b->v[1]) | (a->v[2] ^ b->v[2]) | (a->v[3] ^ b->v[3]);
+    return 1 ^ ((z | ((uint64_t)0 - z)) >> 63);
+}
+
+/* r = mask ? a : r  (mask all-ones or zero) */
+static inline void fp_cmov(fp *r, const fp *a, uint64_t mask) {
+    for (int i = 0; i < 4; i++) r->v[i] = (r->v[i] & ~mask) | (a->v[i] & mask);
+}
+
+static inline void fp_to_mont(fp *r, const fp *a) { fp_mul(r, a, &FP_R2); }
+
+static inline void fp_from_mont(fp *r, const fp *a) {
+    static const fp one = {{1, 0, 0, 0}};
+    fp_mul(r, a, &one);
+}
+
+/* 1 when the plain (non-Montgomery) little-endian limbs are < p */
+static inline int fp_lt_p(const fp *a) {
+    for (int i = 3; i >= 0; i--) {
+        if (a->v[i] < FP_P.v[i]) return 1;
+        if (a->v[i] > FP_P.v[i]) return 0;
+    }
+    return 0;
+}
+
+void fp_pow_public(fp *r, const fp *a, const uint64_t e[4]);
+void fp_inv(fp *r, const fp *a);       /* a^(p-2): 0 for a == 0; time independent of a */
+int fp_sqrt(fp *r, const fp *a);       /* 1 and a root when a is a square, else 0 */
+
+#endif
