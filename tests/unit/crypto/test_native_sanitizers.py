@@ -54,7 +54,8 @@ SCRIPT = textwrap.dedent(
     if extra is not None:
         q = nat.g2_mul(5, *extra)
         assert nat.g2_is_valid(*q)
-        assert nat.pairing_product_is_one([(1, 2, *q), (N - 5, 2, *extra)]) in (True, False)
+        assert nat.pairing_product_is_one([(1, 2, *q), (*nat.g1_mul(N - 5, 1, 2), *extra)])
+        assert not nat.g2_is_valid(extra[0], extra[1], extra[2], (extra[3] + 1) % P)
         assert len(nat.pairing(1, 2, *extra)) == 384
     print("sanitized ok")
     """
