@@ -208,6 +208,53 @@ static void fp12_sqr(fp12 *r, const fp12 *x) {
     fp6_add(&r->c1, &ab, &ab);
 }
 
+/* (a + b*w')^2 in F_p4 = F_p2[w']/(w'^2 - xi): (a^2 + xi*b^2, 2ab) */
+static void fp4_sqr(fp2 *c0, fp2 *c1, const fp2 *a, const fp2 *b) {
+    fp2 t0, t1, t2;
+    fp2_sqr(&t0, a);
+    fp2_sqr(&t1, b);
+    fp2_mul_xi(&t2, &t1);
+    fp2_add(c0, &t2, &t0);
+    fp2_add(&t2, a, b);
+    fp2_sqr(&t2, &t2);
+    fp2_sub(&t2, &t2, &t0);
+    fp2_sub(c1, &t2, &t1);
+}
+
+/* squaring in the cyclotomic subgroup (Granger-Scott 2010): valid only after the easy part */
+static void fp12_cyc_sqr(fp12 *r, const fp12 *f) {
+    fp2 z0 = f->c0.c0, z4 = f->c0.c1, z3 = f->c0.c2, z2 = f->c1.c0, z1 = f->c1.c1, z5 = f->c1.c2;
+    fp2 t0, t1, t2, t3;
+    fp4_sqr(&t0, &t1, &z0, &z1);
+    fp2_sub(&z0, &t0, &z0);
+    fp2_dbl(&z0, &z0);
+    fp2_add(&z0, &z0, &t0);
+    fp2_add(&z1, &t1, &z1);
+    fp2_dbl(&z1, &z1);
+    fp2_add(&z1, &z1, &t1);
+    fp4_sqr(&t0, &t1, &z2, &z3);
+    fp4_sqr(&t2, &t3, &z4, &z5);
+    fp2_sub(&z4, &t0, &z4);
+    fp2_dbl(&z4, &z4);
+    fp2_add(&z4, &z4, &t0);
+    fp2_add(&z5, &t1, &z5);
+    fp2_dbl(&z5, &z5);
+    fp2_add(&z5, &z5, &t1);
+    fp2_mul_xi(&t0, &t3);
+    fp2_add(&z2, &t0, &z2);
+    fp2_dbl(&z2, &z2);
+    fp2_add(&z2, &z2, &t0);
+    fp2_sub(&z3, &t2, &z3);
+    fp2_dbl(&z3, &z3);
+    fp2_add(&z3, &z3, &t2);
+    r->c0.c0 = z0;
+    r->c0.c1 = z4;
+    r->c0.c2 = z3;
+    r->c1.c0 = z2;
+    r->c1.c1 = z1;
+    r->c1.c2 = z5;
+}
+
 static void fp12_conj(fp12 *r, const fp12 *x) {
     r->c0 = x->c0;
     fp6_neg(&r->c1, &x->c1);
@@ -394,16 +441,47 @@ int g2_in_subgroup(const g2a *q) {
 
 typedef struct { fp2 X, Y, Z; } g2j; /* Jacobian (X/Z^2, Y/Z^3), for the Miller loop only */
 
-/* l = A + B*v + C*v*w, the sparse form of a line times w^3 */
-static void line_to_fp12(fp12 *l, const fp2 *A, const fp2 *B, const fp2 *C) {
-    memset(l, 0, sizeof *l);
-    l->c0.c0 = *A;
-    l->c0.c1 = *B;
-    l->c1.c1 = *C;
+/* x * (a + b*v): 5 multiplications */
+static void fp6_mul_ab(fp6 *r, const fp6 *x, const fp2 *a, const fp2 *b) {
+    fp2 v0, v1, s, t, c0, c1, c2;
+    fp2_mul(&v0, &x->c0, a);
+    fp2_mul(&v1, &x->c1, b);
+    fp2_add(&s, &x->c0, &x->c1);
+    fp2_add(&t, a, b);
+    fp2_mul(&c1, &s, &t);
+    fp2_sub(&c1, &c1, &v0);
+    fp2_sub(&c1, &c1, &v1);
+    fp2_mul(&t, &x->c2, b);
+    fp2_mul_xi(&t, &t);
+    fp2_add(&c0, &v0, &t);
+    fp2_mul(&t, &x->c2, a);
+    fp2_add(&c2, &v1, &t);
+    r->c0 = c0;
+    r->c1 = c1;
+    r->c2 = c2;
+}
+
+/* f = f * (A + B*v + C*v*w), the sparse form of a line times w^3: 13 F_p2 multiplications */
+static void mul_line(fp12 *f, const fp2 *A, const fp2 *B, const fp2 *C) {
+    fp6 t0, t1, s;
+    fp2 bc, t;
+    fp6_mul_ab(&t0, &f->c0, A, B);
+    /* t1 = f1 * C*v = (xi*f1.c2*C, f1.c0*C, f1.c1*C) */
+    fp2_mul(&t, &f->c1.c2, C);
+    fp2_mul(&t1.c1, &f->c1.c0, C);
+    fp2_mul(&t1.c2, &f->c1.c1, C);
+    fp2_mul_xi(&t1.c0, &t);
+    fp6_add(&s, &f->c0, &f->c1);
+    fp2_add(&bc, B, C);
+    fp6_mul_ab(&s, &s, A, &bc);
+    fp6_sub(&s, &s, &t0);
+    fp6_sub(&f->c1, &s, &t1);
+    fp6_mul_v(&t1, &t1);
+    fp6_add(&f->c0, &t0, &t1);
 }
 
 /* T = 2T; l = tangent at T evaluated at P, scaled by 2*Y*Z^3 */
-static void dbl_step(fp12 *l, g2j *T, const g1a *P) {
+static void dbl_step(fp12 *f, g2j *T, const g1a *P) {
     fp2 A, B, C, D, E, F, ZZ, X3, Y3, Z3, t;
     fp2_sqr(&A, &T->X);
     fp2_sqr(&B, &T->Y);
@@ -437,14 +515,14 @@ static void dbl_step(fp12 *l, g2j *T, const g1a *P) {
     fp2_neg(&lb, &lb);
     fp2_mul(&lc, &Z3, &ZZ);
     fp2_mul_fp(&lc, &lc, &P->y);
-    line_to_fp12(l, &la, &lb, &lc);
+    mul_line(f, &la, &lb, &lc);
     T->X = X3;
     T->Y = Y3;
     T->Z = Z3;
 }
 
 /* T = T + Q; l = line through T and Q evaluated at P, scaled by h*Z */
-static void add_step(fp12 *l, g2j *T, const g2a *Q, const g1a *P) {
+static void add_step(fp12 *f, g2j *T, const g2a *Q, const g1a *P) {
     fp2 ZZ, ZZZ, r, h, HH, HHH, V, X3, Y3, Z3, t;
     fp2_sqr(&ZZ, &T->Z);
     fp2_mul(&ZZZ, &ZZ, &T->Z);
@@ -472,7 +550,7 @@ static void add_step(fp12 *l, g2j *T, const g2a *Q, const g1a *P) {
     fp2_mul_fp(&lb, &r, &P->x);
     fp2_neg(&lb, &lb);
     fp2_mul_fp(&lc, &Z3, &P->y);
-    line_to_fp12(l, &la, &lb, &lc);
+    mul_line(f, &la, &lb, &lc);
     T->X = X3;
     T->Y = Y3;
     T->Z = Z3;
@@ -487,7 +565,6 @@ static void g2_frob(g2a *r, const g2a *q) {
 }
 
 static void miller(fp12 *f, const g1a *ps, const g2a *qs, size_t k, g2j *T) {
-    fp12 l;
     fp12_one(f);
     for (size_t j = 0; j < k; j++) {
         T[j].X = qs[j].x;
@@ -499,12 +576,8 @@ static void miller(fp12 *f, const g1a *ps, const g2a *qs, size_t k, g2j *T) {
         uint64_t bit = i >= 64 ? (LOOP_HI >> (i - 64)) & 1 : (LOOP_LO >> i) & 1;
         fp12_sqr(f, f);
         for (size_t j = 0; j < k; j++) {
-            dbl_step(&l, &T[j], &ps[j]);
-            fp12_mul(f, f, &l);
-            if (bit) {
-                add_step(&l, &T[j], &qs[j], &ps[j]);
-                fp12_mul(f, f, &l);
-            }
+            dbl_step(f, &T[j], &ps[j]);
+            if (bit) add_step(f, &T[j], &qs[j], &ps[j]);
         }
     }
     /* u < 0: f_{6u+2} = conj(f_{|6u+2|}) after the final exponentiation, [6u+2]Q = -T */
@@ -515,10 +588,8 @@ static void miller(fp12 *f, const g1a *ps, const g2a *qs, size_t k, g2j *T) {
         g2_frob(&q1, &qs[j]);
         g2_frob(&q2, &q1);
         fp2_neg(&q2.y, &q2.y);
-        add_step(&l, &T[j], &q1, &ps[j]);
-        fp12_mul(f, f, &l);
-        add_step(&l, &T[j], &q2, &ps[j]);
-        fp12_mul(f, f, &l);
+        add_step(f, &T[j], &q1, &ps[j]);
+        add_step(f, &T[j], &q2, &ps[j]);
     }
 }
 
@@ -528,7 +599,7 @@ static void miller(fp12 *f, const g1a *ps, const g2a *qs, size_t k, g2j *T) {
 static void pow_u(fp12 *r, const fp12 *x) {
     fp12 acc = *x;
     for (int i = 61; i >= 0; i--) { /* |u| has 63 bits */
-        fp12_sqr(&acc, &acc);
+        fp12_cyc_sqr(&acc, &acc);
         if ((ABS_U >> i) & 1) fp12_mul(&acc, &acc, x);
     }
     fp12_conj(r, &acc);
@@ -538,7 +609,7 @@ static void pow_small(fp12 *r, const fp12 *x, unsigned e) {
     fp12 acc = *x;
     int top = 31 - __builtin_clz(e);
     for (int i = top - 1; i >= 0; i--) {
-        fp12_sqr(&acc, &acc);
+        fp12_cyc_sqr(&acc, &acc);
         if ((e >> i) & 1) fp12_mul(&acc, &acc, x);
     }
     *r = acc;
