@@ -38,7 +38,8 @@ class _VersionAction(argparse.Action):
     def __call__(self, parser: argparse.ArgumentParser, *_args: object, **_kw: object) -> None:
         from ecash_tpm.crypto.native import backend_name
 
-        parser.exit(message=f"ecash-tpm {__version__}\ncurve engine: {backend_name()}\n")
+        print(f"ecash-tpm {__version__}\ncurve engine: {backend_name()}")
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
