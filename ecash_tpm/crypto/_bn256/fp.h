@@ -121,7 +121,52 @@ static inline void fp_mul(fp *r, const fp *a, const fp *b) {
     fp_reduce_once(r, t, t4);
 }
 
-static inline void fp_sqr(fp *r, const fp *a) { fp_mul(r, a, a); }
+/* Montgomery square: 6 cross products doubled + 4 squares, then 4 reduction rounds */
+static inline void fp_sqr(fp *r, const fp *a) {
+    const uint64_t *x = a->v;
+    uint64_t t[8];
+    u128 m;
+    uint64_t c, hi;
+    /* off-diagonal products x_i x_j (i < j) into t[1..6] */
+    m = (u128)x[0] * x[1]; t[1] = (uint64_t)m; c = (uint64_t)(m >> 64);
+    m = (u128)x[0] * x[2] + c; t[2] = (uint64_t)m; c = (uint64_t)(m >> 64);
+    m = (u128)x[0] * x[3] + c; t[3] = (uint64_t)m; t[4] = (uint64_t)(m >> 64);
+    m = (u128)x[1] * x[2] + t[3]; t[3] = (uint64_t)m; c = (uint64_t)(m >> 64);
+    m = (u128)x[1] * x[3] + t[4] + c; t[4] = (uint64_t)m; t[5] = (uint64_t)(m >> 64);
+    m = (u128)x[2] * x[3] + t[5]; t[5] = (uint64_t)m; t[6] = (uint64_t)(m >> 64);
+    /* double them */
+    t[7] = t[6] >> 63;
+    t[6] = (t[6] << 1) | (t[5] >> 63);
+    t[5] = (t[5] << 1) | (t[4] >> 63);
+    t[4] = (t[4] << 1) | (t[3] >> 63);
+    t[3] = (t[3] << 1) | (t[2] >> 63);
+    t[2] = (t[2] << 1) | (t[1] >> 63);
+    t[1] = t[1] << 1;
+    /* add the squares x_i^2 at t[2i], t[2i+1] */
+    unsigned char cc = 0;
+    m = (u128)x[0] * x[0]; t[0] = (uint64_t)m; hi = (uint64_t)(m >> 64);
+    t[1] = addc(t[1], hi, &cc);
+    m = (u128)x[1] * x[1];
+    t[2] = addc(t[2], (uint64_t)m, &cc); t[3] = addc(t[3], (uint64_t)(m >> 64), &cc);
+    m = (u128)x[2] * x[2];
+    t[4] = addc(t[4], (uint64_t)m, &cc); t[5] = addc(t[5], (uint64_t)(m >> 64), &cc);
+    m = (u128)x[3] * x[3];
+    t[6] = addc(t[6], (uint64_t)m, &cc); t[7] = addc(t[7], (uint64_t)(m >> 64), &cc);
+    /* Montgomery reduction, 4 rounds; carries out of t[i+4] are collected in `top` */
+    uint64_t top = 0;
+    for (int i = 0; i < 4; i++) {
+        uint64_t q = t[i] * FP_NP0;
+        m = (u128)q * FP_P.v[0] + t[i]; c = (uint64_t)(m >> 64);
+        m = (u128)q * FP_P.v[1] + t[i + 1] + c; t[i + 1] = (uint64_t)m; c = (uint64_t)(m >> 64);
+        m = (u128)q * FP_P.v[2] + t[i + 2] + c; t[i + 2] = (uint64_t)m; c = (uint64_t)(m >> 64);
+        m = (u128)q * FP_P.v[3] + t[i + 3] + c; t[i + 3] = (uint64_t)m; c = (uint64_t)(m >> 64);
+        unsigned char k = 0;
+        t[i + 4] = addc(t[i + 4], c, &k);
+        for (int j = i + 5; j < 8; j++) t[j] = addc(t[j], 0, &k);
+        top += k;
+    }
+    fp_reduce_once(r, t + 4, top);
+}
 
 /* r = 9*a: b3 = 3*b of y^2 = x^3 + 3, used by the complete formulas */
 static inline void fp_mul9(fp *r, const fp *a) {
