@@ -210,6 +210,7 @@ static inline int fp_lt_p(const fp *a) {
 
 void fp_pow_public(fp *r, const fp *a, const uint64_t e[4]);
 void fp_inv(fp *r, const fp *a);       /* a^(p-2): 0 for a == 0; time independent of a */
+void fp_inv_public(fp *r, const fp *a); /* same result, variable time: public values only */
 int fp_sqrt(fp *r, const fp *a);       /* 1 and a root when a is a square, else 0 */
 
 #endif

@@ -126,10 +126,13 @@ void g1_madd(g1p *r, const g1p *p, const g1a *q) {
     r->Z = Z3;
 }
 
-int g1_to_affine(g1a *r, const g1p *p) {
+int g1_to_affine(g1a *r, const g1p *p, int secret) {
     if (g1_is_inf(p)) return 0;
     fp zi;
-    fp_inv(&zi, &p->Z);
+    if (secret)
+        fp_inv(&zi, &p->Z); /* Z depends on the secret scalar: constant-time inversion */
+    else
+        fp_inv_public(&zi, &p->Z);
     fp_mul(&r->x, &p->X, &zi);
     fp_mul(&r->y, &p->Y, &zi);
     return 1;
@@ -155,7 +158,7 @@ int g1_batch_affine(g1a *out, const g1p *in, size_t n) {
         fp_mul(&acc, &acc, &in[i].Z);
         pre[i] = acc;
     }
-    fp_inv(&inv, &acc);
+    fp_inv_public(&inv, &acc);
     for (size_t i = n; i-- > 0;) {
         if (i) {
             fp_mul(&zi, &inv, &pre[i - 1]);
@@ -502,7 +505,7 @@ int g1_fixed_build(g1a *rows, const g1a *p) {
         }
         g1p nxt;
         g1_dbl(&nxt, &row[G1_FB_COLS - 1]); /* 256 * base */
-        g1_to_affine(&base, &nxt);
+        g1_to_affine(&base, &nxt, 0);
     }
     free(row);
     return 0;

@@ -28,7 +28,7 @@ int g1_is_inf(const g1p *p);
 void g1_dbl(g1p *r, const g1p *p);
 void g1_add(g1p *r, const g1p *p, const g1p *q);
 void g1_madd(g1p *r, const g1p *p, const g1a *q);
-int g1_to_affine(g1a *r, const g1p *p);           /* 0 for infinity */
+int g1_to_affine(g1a *r, const g1p *p, int secret); /* 0 for infinity */
 int g1_on_curve(const g1a *a);
 int g1_batch_affine(g1a *out, const g1p *in, size_t n); /* all finite; -1 on ENOMEM */
 

@@ -19,9 +19,10 @@ static int parse_point(PyObject *x, PyObject *y, g1a *out) {
     return 1;
 }
 
-static PyObject *point_to_py(const g1p *p) {
+/* secret: the projective result came from a secret scalar (constant-time inversion) */
+static PyObject *point_to_py_ex(const g1p *p, int secret) {
     g1a a;
-    if (!g1_to_affine(&a, p)) Py_RETURN_NONE;
+    if (!g1_to_affine(&a, p, secret)) Py_RETURN_NONE;
     PyObject *x = fp_to_py(&a.x), *y = fp_to_py(&a.y);
     if (!x || !y) {
         Py_XDECREF(x);
@@ -33,6 +34,8 @@ static PyObject *point_to_py(const g1p *p) {
     Py_DECREF(y);
     return t;
 }
+
+static PyObject *point_to_py(const g1p *p) { return point_to_py_ex(p, 0); }
 
 /* --- FixedBase ---------------------------------------------------------------------------- */
 
@@ -166,7 +169,7 @@ static PyObject *py_g1_mul_secret(PyObject *m, PyObject *args) {
     g1p acc;
     g1_mul_secret(&acc, sc, &pt);
     memset(sc, 0, sizeof sc);
-    return point_to_py(&acc);
+    return point_to_py_ex(&acc, 1);
 }
 
 static PyObject *py_g1_msm(PyObject *m, PyObject *arg) {

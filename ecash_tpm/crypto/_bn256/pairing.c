@@ -93,7 +93,7 @@ static void fp2_inv(fp2 *r, const fp2 *x) {
     fp_sqr(&n, &x->a);
     fp_sqr(&t, &x->b);
     fp_add(&n, &n, &t);
-    fp_inv(&n, &n);
+    fp_inv_public(&n, &n); /* pairing and G2 values are public */
     fp_mul(&r->a, &x->a, &n);
     fp_mul(&t, &x->b, &n);
     fp_neg(&r->b, &t);
