@@ -140,9 +140,9 @@ static PyObject *py_miller_loop(PyObject *m, PyObject *args) {
 
 static PyObject *py_pairing_product_is_one(PyObject *m, PyObject *arg) {
     (void)m;
-    PyObject *seq = PySequence_Fast(arg, "pairing_product_is_one needs a sequence of terms");
+    PyObject *seq = PySequence_Tuple(arg); /* a copy, see g1_msm */
     if (!seq) return NULL;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    Py_ssize_t n = PyTuple_GET_SIZE(seq);
     g1a *ps = PyMem_Malloc((n ? (size_t)n : 1) * sizeof(g1a));
     g2a *qs = PyMem_Malloc((n ? (size_t)n : 1) * sizeof(g2a));
     PyObject *res = NULL;
@@ -152,7 +152,7 @@ static PyObject *py_pairing_product_is_one(PyObject *m, PyObject *arg) {
     }
     size_t k = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        int ok = parse_term(PySequence_Fast_GET_ITEM(seq, i), &ps[k], &qs[k]);
+        int ok = parse_term(PyTuple_GET_ITEM(seq, i), &ps[k], &qs[k]);
         if (ok < 0) goto done;
         k += (size_t)ok;
     }

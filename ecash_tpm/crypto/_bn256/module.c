@@ -174,9 +174,10 @@ static PyObject *py_g1_mul_secret(PyObject *m, PyObject *args) {
 
 static PyObject *py_g1_msm(PyObject *m, PyObject *arg) {
     (void)m;
-    PyObject *seq = PySequence_Fast(arg, "g1_msm needs a sequence of (k, x, y[, fixed_base])");
+    /* a tuple copy: __index__ of a scalar cannot change the terms under our feet */
+    PyObject *seq = PySequence_Tuple(arg);
     if (!seq) return NULL;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    Py_ssize_t n = PyTuple_GET_SIZE(seq);
     g1_term *terms = PyMem_Malloc((n ? (size_t)n : 1) * sizeof(g1_term));
     if (!terms) {
         Py_DECREF(seq);
@@ -184,7 +185,7 @@ static PyObject *py_g1_msm(PyObject *m, PyObject *arg) {
     }
     size_t used = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        PyObject *item = PyTuple_GET_ITEM(seq, i);
         if (!PyTuple_Check(item) || (PyTuple_GET_SIZE(item) != 3 && PyTuple_GET_SIZE(item) != 4)) {
             PyErr_SetString(PyExc_ValueError, "g1_msm terms are tuples (k, x, y[, fixed_base])");
             goto fail;

@@ -220,3 +220,19 @@ def test_fallback_without_the_engine() -> None:
     assert out.returncode == 0, out.stderr
     x, y = (int(v) for v in out.stdout.split())
     assert _nat().g1_mul(N - 7, 1, 2) == (x, y)
+
+
+def test_msm_survives_a_scalar_that_mutates_the_terms() -> None:
+    """The engine copies the term list first, so Python code run by ``__index__`` cannot pull
+    items out from under it."""
+    terms: list[tuple[object, int, int]] = []
+
+    class Evil:
+        def __index__(self) -> int:
+            terms.clear()
+            return 5
+
+    terms.extend([(Evil(), 1, 2), (3, POINT.x, POINT.y)])
+    want = multi_mult_reference([(5, G), (3, POINT)])
+    assert _nat().g1_msm(terms) == _xy(want)
+    assert _nat().g1_msm(iter([(2, 1, 2)])) == _xy(scalar_mult_reference(2, G))
