@@ -48,7 +48,9 @@ static PyObject *py_g2_mul(PyObject *m, PyObject *args) {
     if (r == 0) Py_RETURN_NONE;
     g2p p, out;
     g2_from_affine(&p, &q);
+    Py_BEGIN_ALLOW_THREADS
     g2_mul(&out, k, &p);
+    Py_END_ALLOW_THREADS
     return g2_to_py(&out);
 }
 
@@ -85,7 +87,11 @@ static PyObject *py_g2_is_valid(PyObject *m, PyObject *args) {
         PyErr_Clear();
         Py_RETURN_FALSE;
     }
-    return PyBool_FromLong(g2_in_subgroup(&q));
+    int ok;
+    Py_BEGIN_ALLOW_THREADS
+    ok = g2_in_subgroup(&q);
+    Py_END_ALLOW_THREADS
+    return PyBool_FromLong(ok);
 }
 
 /* one pairing term: 1 when both points are finite, 0 when either is infinity, -1 on error */
@@ -116,7 +122,11 @@ static PyObject *py_pairing(PyObject *m, PyObject *args) {
     }
     int ok = parse_term(args, &p, &q);
     if (ok < 0) return NULL;
-    if (pairing_product(&r, &p, &q, (size_t)ok) < 0) return PyErr_NoMemory();
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = pairing_product(&r, &p, &q, (size_t)ok);
+    Py_END_ALLOW_THREADS
+    if (rc < 0) return PyErr_NoMemory();
     fp12_to_bytes(buf, &r);
     return PyBytes_FromStringAndSize((const char *)buf, 384);
 }
@@ -157,7 +167,11 @@ static PyObject *py_pairing_product_is_one(PyObject *m, PyObject *arg) {
         k += (size_t)ok;
     }
     fp12 r;
-    if (pairing_product(&r, ps, qs, k) < 0) {
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = pairing_product(&r, ps, qs, k);
+    Py_END_ALLOW_THREADS
+    if (rc < 0) {
         PyErr_NoMemory();
         goto done;
     }

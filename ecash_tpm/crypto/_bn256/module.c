@@ -52,14 +52,16 @@ static int fb_init(FixedBaseObject *self, PyObject *args, PyObject *kw) {
     PyObject *x, *y;
     static char *kwlist[] = {"x", "y", NULL};
     if (!PyArg_ParseTupleAndKeywords(args, kw, "OO:FixedBase", kwlist, &x, &y)) return -1;
+    if (self->x) { /* the table may be in use by a computation running without the GIL */
+        PyErr_SetString(PyExc_TypeError, "FixedBase is already initialised");
+        return -1;
+    }
     int r = parse_point(x, y, &self->pt);
     if (r < 0) return -1;
     if (r == 0) {
         PyErr_SetString(PyExc_ValueError, "a fixed base must not be the point at infinity");
         return -1;
     }
-    PyMem_Free(self->rows);
-    self->rows = NULL;
     Py_XSETREF(self->x, PyNumber_Index(x));
     Py_XSETREF(self->y, PyNumber_Index(y));
     return (self->x && self->y) ? 0 : -1;
@@ -97,7 +99,9 @@ static PyObject *fb_mul(FixedBaseObject *self, PyObject *k) {
     if (!rows) return NULL;
     g1p acc;
     g1_set_inf(&acc);
+    Py_BEGIN_ALLOW_THREADS
     g1_fixed_add_mul(&acc, rows, sc);
+    Py_END_ALLOW_THREADS
     return point_to_py(&acc);
 }
 
@@ -152,7 +156,11 @@ static PyObject *py_g1_mul(PyObject *m, PyObject *args) {
     if (r < 0) return NULL;
     if (r == 0) Py_RETURN_NONE;
     g1p acc;
-    if (g1_msm(&acc, &t, 1) < 0) return PyErr_NoMemory();
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = g1_msm(&acc, &t, 1);
+    Py_END_ALLOW_THREADS
+    if (rc < 0) return PyErr_NoMemory();
     return point_to_py(&acc);
 }
 
@@ -167,7 +175,9 @@ static PyObject *py_g1_mul_secret(PyObject *m, PyObject *args) {
     if (r < 0) return NULL;
     if (r == 0) Py_RETURN_NONE;
     g1p acc;
+    Py_BEGIN_ALLOW_THREADS
     g1_mul_secret(&acc, sc, &pt);
+    Py_END_ALLOW_THREADS
     memset(sc, 0, sizeof sc);
     return point_to_py_ex(&acc, 1);
 }
@@ -212,7 +222,12 @@ static PyObject *py_g1_msm(PyObject *m, PyObject *arg) {
         if (r == 1) used++;
     }
     g1p acc;
-    if (g1_msm(&acc, terms, used) < 0) {
+    int rc;
+    /* the terms tuple (seq) keeps every FixedBase, and so its table, alive meanwhile */
+    Py_BEGIN_ALLOW_THREADS
+    rc = g1_msm(&acc, terms, used);
+    Py_END_ALLOW_THREADS
+    if (rc < 0) {
         PyErr_NoMemory();
         goto fail;
     }

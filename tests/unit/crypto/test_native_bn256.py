@@ -236,3 +236,21 @@ def test_msm_survives_a_scalar_that_mutates_the_terms() -> None:
     want = multi_mult_reference([(5, G), (3, POINT)])
     assert _nat().g1_msm(terms) == _xy(want)
     assert _nat().g1_msm(iter([(2, 1, 2)])) == _xy(scalar_mult_reference(2, G))
+
+
+def test_threads_share_the_engine() -> None:
+    """Long operations run without the GIL; results stay the same from several threads, and a
+    FixedBase (whose table a running computation may be reading) cannot be re-initialised."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    nat = _nat()
+    fb = nat.FixedBase(POINT.x, POINT.y)
+    with pytest.raises(TypeError):
+        fb.__init__(1, 2)
+    ks = [random_k * 7919 for random_k in range(1, 41)]
+    want = [nat.g1_mul(k, POINT.x, POINT.y) for k in ks]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        got = list(pool.map(fb.mul, ks))
+        got_msm = list(pool.map(lambda k: nat.g1_msm([(k, POINT.x, POINT.y, fb)]), ks))
+        got_sec = list(pool.map(lambda k: nat.g1_mul_secret(k, POINT.x, POINT.y), ks))
+    assert got == want == got_msm == got_sec
