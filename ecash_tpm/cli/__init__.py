@@ -31,11 +31,22 @@ def role_modules() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name.endswith("_cmd"))
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: the package version and the curve engine (docs/native.md); the engine is
+    looked up only when asked, so building the parser stays cheap."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: object, **_kw: object) -> None:
+        from ecash_tpm.crypto.native import backend_name
+
+        print(f"ecash-tpm {__version__}\ncurve engine: {backend_name()}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ecash-tpm", description="Anonymous e-cash bound to a TPM 2.0."
     )
-    parser.add_argument("--version", action="version", version=f"ecash-tpm {__version__}")
+    parser.add_argument("--version", action=_VersionAction, nargs=0, help="show the version")
     subparsers = parser.add_subparsers(dest="role", metavar="ROLE", required=True)
     for name in role_modules():
         module = importlib.import_module(f"ecash_tpm.cli.{name}")

@@ -206,12 +206,14 @@ def _cmd_info(args: argparse.Namespace) -> int:
                 entry["not_after"] = cert.not_valid_after_utc.isoformat()
                 entry["chain"] = _chain_status(raw, ek_public, trust)
             eks.append(entry)
-    payload = {"tcti": tcti, **info.to_dict(), "eks": eks}
-    emit(args, payload, lambda: _info_text(tcti, info, eks))
+    from ecash_tpm.crypto.native import backend_name
+
+    payload = {"tcti": tcti, **info.to_dict(), "eks": eks, "curve_engine": backend_name()}
+    emit(args, payload, lambda: _info_text(tcti, info, eks, payload["curve_engine"]))
     return 0
 
 
-def _info_text(tcti: str, info: Any, eks: list[dict[str, Any]]) -> str:
+def _info_text(tcti: str, info: Any, eks: list[dict[str, Any]], engine: str) -> str:
     """``tpm info`` for people."""
     yes = {True: "yes", False: "NO"}
     lines = [
@@ -220,6 +222,7 @@ def _info_text(tcti: str, info: Any, eks: list[dict[str, Any]]) -> str:
         f"firmware       {info.firmware_version}   spec {info.spec_version}",
         f"PCR banks      {', '.join(info.pcr_banks) or '(none)'}",
         f"ECDAA          {yes[info.ecdaa_supported]}   BN_P256 {yes[info.bn_p256_supported]}",
+        f"host curve     {engine}",
     ]
     if not eks:
         lines.append("EK certs       none in NV (wallet join: --ek-cert FILE or --ek-cert-url)")

@@ -9,10 +9,14 @@ marked with :meth:`Point.fixed_base`, Straus multi-scalar multiplication for the
 implementation stays reachable as ``scalar_mult_reference`` / ``multi_mult_reference``
 (:mod:`.bn256_reference`), the oracle of the differential tests.
 
+When the C extension ``_bn256`` is built (docs/native.md, :mod:`.native`), the same functions
+run on it instead: same API, same results; :mod:`.bn256_glv` stays the pure-Python path.
+
 Side channels: Python integers are not constant time. Secret scalars of the issuer and the
 opener go through :func:`scalar_mult_secret`, whose sequence of curve operations does not
-depend on the scalar; the field arithmetic underneath still does (docs/threat-model.md,
-Limits). The member's DAA key never leaves the TPM.
+depend on the scalar; on the Python path the field arithmetic underneath still does
+(docs/threat-model.md, Limits); the C engine's is constant time. The member's DAA key never
+leaves the TPM.
 """
 
 from __future__ import annotations
@@ -22,12 +26,13 @@ import secrets
 import struct
 from collections.abc import Iterable
 from functools import lru_cache
+from types import ModuleType
 from typing import Any
 
 import gmpy2
 from gmpy2 import mpz
 
-from ecash_tpm.crypto import bn256_glv, bn256_reference
+from ecash_tpm.crypto import bn256_glv, bn256_reference, native
 from ecash_tpm.errors import InvalidPointError, InvalidScalarError
 
 __all__ = [
@@ -59,6 +64,7 @@ __all__ = [
     "is_on_curve",
     "multi_mult",
     "multi_mult_reference",
+    "native_engine",
     "random_scalar",
     "scalar_mult",
     "scalar_mult_reference",
@@ -90,6 +96,12 @@ _N = mpz(N)
 _B = mpz(B)
 _MPZ = type(_P)
 _SQRT_EXP = (_P + 1) // 4  # valid because p % 4 == 3 (checked in tests and in sqrt_mod_p)
+_NATIVE = native.load()  # the C engine, or None: chosen once, at import (docs/native.md)
+
+
+def native_engine() -> ModuleType | None:
+    """The C extension the scalar multiplications use, or None on the pure-Python path."""
+    return _NATIVE
 
 
 def curve_parameters() -> dict[str, int]:
@@ -194,7 +206,7 @@ class Point:
     __slots__ = ("_fb", "_x", "_y")
     _x: Any
     _y: Any
-    _fb: bn256_glv.FixedBase | None  # fixed-base table cache (G, J0, Hop), see fixed_base()
+    _fb: Any  # fixed-base table (bn256_glv.FixedBase or _bn256.FixedBase), see fixed_base()
 
     def __init__(self, x: int, y: int) -> None:
         if not isinstance(x, int | _MPZ) or not isinstance(y, int | _MPZ):
@@ -266,7 +278,12 @@ class Point:
         encoding are unaffected; call it on long-lived objects only.
         """
         if self._fb is None and self._x is not None:
-            object.__setattr__(self, "_fb", bn256_glv.FixedBase(self._x, self._y))
+            fb: Any
+            if _NATIVE is not None:
+                fb = _NATIVE.FixedBase(int(self._x), int(self._y))
+            else:
+                fb = bn256_glv.FixedBase(self._x, self._y)
+            object.__setattr__(self, "_fb", fb)
         return self
 
     def require_finite(self, what: str = "point") -> Point:
@@ -381,7 +398,11 @@ def _as_int(k: object, what: str) -> int:
     return int(k)
 
 
-def _table_of(pt: Point) -> bn256_glv.FixedBase | None:
+def _from_native(xy: tuple[int, int] | None) -> Point:
+    return Point._raw(None if xy is None else (mpz(xy[0]), mpz(xy[1])))
+
+
+def _table_of(pt: Point) -> Any:
     """The fixed-base table of ``pt``: its own, or G's for any object equal to G."""
     if pt._fb is not None:
         return pt._fb
@@ -398,7 +419,12 @@ def scalar_mult(k: int, point: Point) -> Point:
         raise PointEncodingError("scalar_mult needs a Point")
     if k == 0 or point.is_infinity:
         return Point.infinity()
-    return Point._from_jac(bn256_glv.mul_public(k, point._x, point._y, _table_of(point)))
+    fb = _table_of(point)
+    if _NATIVE is not None:
+        if fb is not None:
+            return _from_native(fb.mul(k))
+        return _from_native(_NATIVE.g1_mul(k, point._x, point._y))
+    return Point._from_jac(bn256_glv.mul_public(k, point._x, point._y, fb))
 
 
 def scalar_mult_secret(k: int, point: Point) -> Point:
@@ -409,6 +435,8 @@ def scalar_mult_secret(k: int, point: Point) -> Point:
         raise PointEncodingError("scalar_mult_secret needs a Point")
     if k == 0 or point.is_infinity:
         return Point.infinity()
+    if _NATIVE is not None:  # constant-time field and curve arithmetic in C
+        return _from_native(_NATIVE.g1_mul_secret(k, point._x, point._y))
     return Point._from_jac(bn256_glv.mul_secret(k, point._x, point._y))
 
 
@@ -428,7 +456,7 @@ def scalar_mult_reference(k: int, point: Point) -> Point:
 def multi_mult(terms: Iterable[tuple[int, Point]]) -> Point:
     """``sum k_i * P_i`` for public k_i: GLV-split Straus over one doubling chain, fixed-base
     tables for G and points marked with :meth:`Point.fixed_base`."""
-    work: list[tuple[int, Any, Any, bn256_glv.FixedBase | None]] = []
+    work: list[tuple[int, Any, Any, Any]] = []
     for k, pt in terms:
         if not isinstance(pt, Point):
             raise PointEncodingError("multi_mult needs Points")
@@ -437,6 +465,8 @@ def multi_mult(terms: Iterable[tuple[int, Point]]) -> Point:
             work.append((k, pt._x, pt._y, _table_of(pt)))
     if not work:
         return Point.infinity()
+    if _NATIVE is not None:
+        return _from_native(_NATIVE.g1_msm(work))
     return Point._from_jac(bn256_glv.msm(work))
 
 
