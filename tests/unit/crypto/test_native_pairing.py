@@ -212,3 +212,23 @@ def test_invalid_g2_points_are_refused() -> None:
         nat.pairing_product_is_one([(1, 2, *P2[:3])])
     with pytest.raises(TypeError):
         nat.pairing(1, 2, *P2[:3])
+
+
+# --- differential: the C engine against the pure-Python reference (crypto/bn256_pairing.py) ----
+
+
+@settings(max_examples=6, deadline=None)
+@given(st.integers(1, N - 1), st.integers(1, N - 1))
+def test_native_pairing_equals_the_python_reference(a: int, b: int) -> None:
+    from ecash_tpm.crypto import bn256_pairing as ref
+    from ecash_tpm.crypto.bn256 import G
+
+    p, q = G * a, ref.P2 * b
+    assert _NATIVE.pairing(p.x, p.y, *q.coordinates) == ref.pairing(p, q)
+    assert _NATIVE.G2_GENERATOR == ref.P2.coordinates
+    good = [(p, q), (-(G * (a * b % N)), ref.P2)]
+    bad = [(p, q), (-(G * ((a * b + 1) % N)), ref.P2)]
+    for terms, want in ((good, True), (bad, False)):
+        wire = [(t.x, t.y, *u.coordinates) for t, u in terms]
+        assert _NATIVE.pairing_product_is_one(wire) is want
+        assert ref.pairing_product_is_one(terms) is want
