@@ -244,6 +244,7 @@ def load_ttp_config(settings: TtpSettings) -> TtpConfig:
         dispute_window_s=settings.dispute_window_s,
         registration_window_s=settings.registration_window_s,
         max_content_bytes=settings.max_content_bytes,
+        issuer_name=settings.issuer_name,
         crl=crl_source_for(settings, settings.resolved_root_cert()),
     )
 
