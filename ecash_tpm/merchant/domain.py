@@ -277,11 +277,9 @@ class Merchant:
         self._in_flight: set[bytes] = set()  # preqs a live payment is depositing right now
         self.catalogue = catalogue  # fair exchange: products escrowed with the TTP (DESIGN §6)
         #: docs/protocol.md §7.4: the certified issuer keys coins are verified with
-        #: (this deployment's issuer only; None: the gateway publishes none, the bank decides)
-        self.epoch_keys: CertifiedEpochKeys | None = (
-            CertifiedEpochKeys(self._fetch_epoch, config.root, issuer=config.issuer_name)
-            if callable(getattr(bank, "issuer_epoch", None))
-            else None
+        #: (this deployment's issuer only)
+        self.epoch_keys = CertifiedEpochKeys(
+            self._fetch_epoch, config.root, issuer=config.issuer_name
         )
         if catalogue is not None:  # §8.1: a key request for a `paying` request settles it first
             catalogue.settle = self.paid_answer
@@ -313,6 +311,11 @@ class Merchant:
         with self._lock:
             self._book, self._book_at = new, time.monotonic()
         return new
+
+    def _epoch_lookup(self) -> CertifiedEpochKeys | None:
+        """§7.4: None when the gateway publishes no issuer epoch keys at all (a deployment
+        choice, never the customer's): then the bank decides for every coin."""
+        return self.epoch_keys if callable(getattr(self.bank, "issuer_epoch", None)) else None
 
     def _fetch_epoch(self, epoch: int) -> Mapping[str, Any]:
         try:
@@ -407,7 +410,9 @@ class Merchant:
     def verify_payment(self, req: PaymentRequest, spends: Sequence[Spend]) -> int:
         """Local checks of every coin for ``req``, the credential publicly (§7.4); the sum."""
         now = self.clock()
-        cred = PublicCredentialCheck(self.epoch_keys, max_epochs=self.config.max_payment_epochs)
+        cred = PublicCredentialCheck(
+            self._epoch_lookup(), max_epochs=self.config.max_payment_epochs
+        )
         require_open(req, now)
         book = self.keysets()
         if any(sp.coin.keyset_id not in book.keysets for sp in spends):

@@ -123,11 +123,9 @@ class DisputeDesk:
         self._sign = sign
         self.clock = clock
         #: docs/protocol.md §7.4: certified issuer keys (from the bank, root-signed)
-        #: (this deployment's issuer only; None: the bank link publishes none, the bank decides)
-        self.epoch_keys: CertifiedEpochKeys | None = (
-            CertifiedEpochKeys(self._fetch_epoch, config.root, issuer=config.issuer_name)
-            if callable(getattr(bank, "issuer_epoch", None))
-            else None
+        #: (this deployment's issuer only)
+        self.epoch_keys = CertifiedEpochKeys(
+            self._fetch_epoch, config.root, issuer=config.issuer_name
         )
 
     # --- bank ----------------------------------------------------------------------------------
@@ -187,6 +185,11 @@ class DisputeDesk:
             raise BankAnswerError("the bank's answer is for another query")
         return answer, dict(raw)
 
+    def _epoch_lookup(self) -> CertifiedEpochKeys | None:
+        """§7.4: None when the bank link publishes no issuer epoch keys at all (a deployment
+        choice, never the customer's): then the bank decides for every coin."""
+        return self.epoch_keys if callable(getattr(self.bank, "issuer_epoch", None)) else None
+
     def _fetch_epoch(self, epoch: int) -> Mapping[str, Any]:
         result: Mapping[str, Any] = self.bank.issuer_epoch(epoch)  # type: ignore[attr-defined]
         return result
@@ -199,7 +202,7 @@ class DisputeDesk:
         its steps 1-3), at most two epochs (``payment.too_many_epochs``); an unknown epoch is
         refused (``coin.unknown_epoch``), an unavailable key is 503; only a verified
         pre-issue-14 certificate (no G2 keys) leaves its coins to the bank's word."""
-        check = PublicCredentialCheck(self.epoch_keys)
+        check = PublicCredentialCheck(self._epoch_lookup())
         if check.batch([sp.coin for sp in spends]):
             return
         for index, sp in enumerate(spends):
