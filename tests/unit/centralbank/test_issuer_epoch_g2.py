@@ -10,6 +10,7 @@ import pytest
 from ecash_tpm.centralbank.ca import CentralBankCA
 from ecash_tpm.centralbank.certify import IssuerEpochG2Error, certify_issuer_epoch
 from ecash_tpm.crypto.groupsig import IssuerPublic, IssuerSecret
+from ecash_tpm.crypto.signing import canonical_encode
 from ecash_tpm.errors import EcashError
 from ecash_tpm.protocol.certified import ISSUER_EPOCH_KIND, IssuerEpochCertificate
 from ecash_tpm.protocol.errors import IssuerEpochCertificateError
@@ -147,7 +148,6 @@ def test_a_pre_issue_14_epoch_is_upgraded_once(tmp_path: Path) -> None:
     once, for the same X, Y, pairing-checked; the new document is kept and served; another
     key is still a conflict, and unmatched G2 keys are still refused."""
     from ecash_tpm.centralbank.certify import issuer_epoch_certificate
-    from ecash_tpm.crypto.signing import canonical_encode
 
     secret, other = IssuerSecret.generate(), IssuerSecret.generate()
     with CentralBankCA.create(tmp_path / "ca") as ca:
@@ -182,3 +182,39 @@ def test_a_pre_issue_14_epoch_is_upgraded_once(tmp_path: Path) -> None:
         assert cert.public == secret.public and cert.public.has_g2
         assert issuer_epoch_certificate(ca, "issuer", 1) == new
         assert certify_issuer_epoch(ca, "issuer", 1, secret.public) == new  # idempotent now
+
+
+def test_the_issuer_upgrades_its_saved_pre_issue_14_certificate(tmp_path: Path) -> None:
+    """Finding 11, the issuer's side: a saved certificate without X2, Y2 is certified again
+    (the central bank's one upgrade) and the new one saved; ``save_epoch_certificate`` refuses
+    the legacy document (it must carry the epoch's full key) and keeps the new one."""
+    from types import SimpleNamespace
+
+    from ecash_tpm.deploy.bootstrap import _certify_epoch
+    from ecash_tpm.issuer.errors import IssuerKeyError
+    from ecash_tpm.issuer.keys import IssuerKeyStore
+
+    keys = IssuerKeyStore.create(tmp_path / "issuer-keys")
+    public = keys.public_for_epoch(1)
+    with CentralBankCA.create(tmp_path / "ca") as ca:
+        old_body = {"issuer": "issuer", "epoch": 1, **public.to_dict(), "certified_at": 1}
+        old = ca.sign_object(ISSUER_EPOCH_KIND, {k: v for k, v in old_body.items() if k[-1] != "2"})
+        with pytest.raises(IssuerKeyError):
+            keys.save_epoch_certificate(1, old)
+        # what an issuer bootstrapped before issue 14 holds on disk
+        (tmp_path / "issuer-keys" / "epoch-00000001.cert.json").write_bytes(canonical_encode(old))
+        ca.store.insert_issuer_epoch(
+            "issuer", 1, public.X.encode() + public.Y.encode(), canonical_encode(old).decode(), 1
+        )
+        link = SimpleNamespace(
+            client=SimpleNamespace(
+                certify_issuer_epoch=lambda name, epoch, key: certify_issuer_epoch(
+                    ca, name, epoch, key
+                )
+            )
+        )
+        _certify_epoch(keys, link, "issuer")  # type: ignore[arg-type]
+        saved = keys.epoch_certificate(1)
+        assert saved is not None
+        cert = IssuerEpochCertificate.from_signed(saved, ca.root_certificate)
+        assert cert.public == public and cert.public.has_g2
