@@ -69,6 +69,7 @@ def load_merchant_config(settings: MerchantSettings) -> MerchantConfig:
         deposit_retry_after_s=settings.deposit_retry_after_s,
         refund_period_s=settings.refund_period_s,
         issuer_name=settings.issuer_name,
+        max_payment_epochs=settings.max_payment_epochs,
         crl=crl_source_for(settings, settings.resolved_root_cert()),
     )
 
