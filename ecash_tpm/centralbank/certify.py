@@ -93,8 +93,9 @@ def certify_issuer_epoch(
     now: dt.datetime | None = None,
 ) -> dict[str, Any]:
     """The root-signed ``issuer-epoch-key`` for (issuer, epoch); idempotent for the same key,
-    ``centralbank.issuer_epoch_conflict`` (409) for another one. The key must carry X2, Y2 on G2
-    with e(X, P2) == e(G, X2) and e(Y, P2) == e(G, Y2) (§3.6), else
+    ``centralbank.issuer_epoch_conflict`` (409) for another one. A stored certificate made
+    before issue 14 (no X2, Y2) for the same X, Y is upgraded once to the new document. The
+    key must carry X2, Y2 on G2 with e(X, P2) == e(G, X2) and e(Y, P2) == e(G, Y2) (§3.6), else
     ``centralbank.issuer_epoch_g2_mismatch`` (400): a certified key always allows public
     verification of coins (§7.4)."""
     check_name(issuer)
@@ -109,13 +110,24 @@ def certify_issuer_epoch(
     t = int(_now(now).timestamp())
     xy = public.X.encode() + public.Y.encode()
     doc = ca.sign_object(ISSUER_EPOCH_KIND, issuer_epoch_body(issuer, epoch, public, t))
-    row = ca.store.insert_issuer_epoch(issuer, epoch, xy, canonical_encode(doc).decode(), t)
+    encoded = canonical_encode(doc).decode()
+    row = ca.store.insert_issuer_epoch(issuer, epoch, xy, encoded, t)
     if bytes(row["public_xy"]) != xy:
         raise IssuerEpochConflictError(
             "this issuer epoch already has another certified key",
             detail={"issuer": issuer, "epoch": epoch},
         )
-    return _doc(row)
+    stored = _doc(row)
+    body = stored.get("body")
+    if isinstance(body, dict) and ("X2" not in body or "Y2" not in body):
+        # §3.6: the one upgrade of a certificate made before issue 14: same X, Y, now with the
+        # G2 keys just pairing-checked against them (X2, Y2 follow from x, y, so there is only
+        # ever one such upgrade); the new document replaces the old one for good
+        upgraded = ca.store.upgrade_issuer_epoch(issuer, epoch, xy, str(row["doc_json"]), encoded)
+        if upgraded is None:  # pragma: no cover - rows are never deleted
+            raise IssuerEpochNotFoundError("issuer epoch vanished during its upgrade")
+        stored = _doc(upgraded)
+    return stored
 
 
 def issuer_epoch_certificate(ca: CentralBankCA, issuer: str, epoch: int) -> dict[str, Any]:

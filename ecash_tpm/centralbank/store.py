@@ -423,6 +423,28 @@ class CentralBankStore:
             raise StorageError("issuer epoch vanished after insert")
         return row
 
+    def upgrade_issuer_epoch(
+        self, issuer: str, epoch: int, public_xy: bytes, old_doc: str, new_doc: str
+    ) -> Row | None:
+        """Replace the stored document of (issuer, epoch) if it is still ``old_doc`` and names
+        the same X, Y (compare-and-set: protocol §3.6, the one upgrade of a pre-issue-14
+        certificate to one with X2, Y2); the row as stored afterwards."""
+        params: dict[str, Any] = {
+            "issuer": issuer,
+            "epoch": epoch,
+            "xy": public_xy,
+            "old": old_doc,
+            "new": new_doc,
+        }
+        with self._db.transaction() as tx:
+            tx.execute(
+                "UPDATE cb_issuer_epoch SET doc_json = :new WHERE issuer = :issuer "
+                "AND epoch = :epoch AND public_xy = :xy AND doc_json = :old",
+                params,
+            )
+            row: Row | None = tx.fetchone(_SELECT_EPOCH, params)
+        return row
+
     def issuer_epoch(self, issuer: str, epoch: int) -> Row | None:
         with self._db.read() as tx:
             return tx.fetchone(_SELECT_EPOCH, {"issuer": issuer, "epoch": epoch})

@@ -19,6 +19,7 @@ from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode
 from ecash_tpm.crypto.signing import load_public_key
 from ecash_tpm.pki import load_certificate, verify_party_certificate
 from ecash_tpm.protocol.keysets import BankKeysets, Keyset
+from ecash_tpm.service.errors import RemoteCallError
 
 __all__ = ["BankClient"]
 
@@ -112,8 +113,17 @@ class BankClient(ServiceClient):
     def issuer_epoch(self, epoch: int) -> dict[str, Any]:
         """The central bank's ``issuer-epoch-key`` of ``epoch`` as the bank publishes it
         (docs/protocol.md 3.6; check it with ``IssuerEpochCertificate.from_signed``)."""
-        answer = self.get_json(f"/v1/issuer-epochs/{int(epoch)}")
-        return dict(answer["certificate"])
+        path = f"/v1/issuer-epochs/{int(epoch)}"
+        answer = self.get_json(path)
+        cert = answer.get("certificate") if isinstance(answer, dict) else None
+        if not isinstance(cert, dict):  # a 200 of the wrong shape is the bank's fault, typed
+            raise RemoteCallError(
+                "issuer epoch: expected {certificate: {...}}",
+                code="remote.bad_response",
+                status=200,
+                url=path,
+            )
+        return dict(cert)
 
     def coin_status(self, sigma: bytes) -> dict[str, Any]:
         """``{sigma, state, locked_until?}`` with state unspent | locked | spent."""

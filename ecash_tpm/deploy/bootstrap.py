@@ -469,9 +469,12 @@ def init_issuer(
 
 def _certify_epoch(keys: Any, link: CentralBankLink, name: str) -> None:
     """docs/protocol.md 3.6: the central bank certifies the current epoch's (X, Y) once; the
-    issuer hands the certificate to every member with its credential (kept when present)."""
+    issuer hands the certificate to every member with its credential (kept when present). A
+    kept certificate made before issue 14 (no X2, Y2) is upgraded once: same X, Y, with G2."""
     epoch = keys.current_epoch
-    if keys.epoch_certificate(epoch) is None:
+    held = keys.epoch_certificate(epoch)
+    body = held.get("body") if isinstance(held, dict) else None
+    if held is None or (isinstance(body, dict) and not {"X2", "Y2"} <= body.keys()):
         doc = link.client.certify_issuer_epoch(name, epoch, keys.public_for_epoch(epoch))
         keys.save_epoch_certificate(epoch, doc)
 

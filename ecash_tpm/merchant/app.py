@@ -68,6 +68,8 @@ def load_merchant_config(settings: MerchantSettings) -> MerchantConfig:
         bank_name=settings.bank_name,
         deposit_retry_after_s=settings.deposit_retry_after_s,
         refund_period_s=settings.refund_period_s,
+        issuer_name=settings.issuer_name,
+        max_payment_epochs=settings.max_payment_epochs,
         crl=crl_source_for(settings, settings.resolved_root_cert()),
     )
 

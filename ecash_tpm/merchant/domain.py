@@ -9,13 +9,16 @@ Paying a request (``pay``):
 1. the request must be this merchant's own (its signature, its ``merchant_id``), recorded
    here, not past its deadline and not already paid (an identical retry of a finished
    payment returns the stored receipt, a different one gets 409 ``payment.already_paid``);
-2. every coin is checked locally (:func:`~ecash_tpm.protocol.spend.verify_spend`): keyset
-   valid for deposit, RSA signature, points, the credential with pairings under the epoch's
-   certified G2 keys (docs/protocol.md §7.4; a coin whose credential was never issued is
-   refused here, ``daa.credential_invalid``), spend proof for *this* request under Hop, and
-   the amounts add up — so bad coins are refused here instead of counting against the
-   merchant at the bank. Coins of an epoch without certified G2 keys are left to the bank's
-   credential check (logged, counted as ``credential_check/bank_only``);
+2. every coin is checked locally (:func:`~ecash_tpm.protocol.spend.verify_spends`): keyset
+   valid for deposit, RSA signature (every coin first, before any epoch lookup), then the
+   credential with pairings under the epoch's certified G2 keys of this deployment's issuer
+   (docs/protocol.md §7.4; a coin whose credential was never issued is refused here,
+   ``daa.credential_invalid``; an uncertified epoch ``coin.unknown_epoch``, a key that
+   cannot be fetched 503 ``issuer_epoch.unavailable``, more than two epochs
+   ``payment.too_many_epochs``), spend proof for *this* request under Hop, and the amounts
+   add up — so bad coins are refused here instead of counting against the merchant at the
+   bank. Only coins of an epoch whose verified certificate predates issue 14 (no G2 keys)
+   are left to the bank's credential check (logged, counted as ``credential_check/bank_only``);
 3. optionally the coins are reserved at the bank (lock period T);
 4. the deposit (merchant-signed, fresh ``deposit_id``) is recorded, then sent with the
    merchant certificate beside it (``{kind, body, signature, signer, cert}``); a lost answer
@@ -83,9 +86,9 @@ from ecash_tpm.protocol.payments import (
     verify_receipt,
 )
 from ecash_tpm.protocol.spend import (
+    MAX_PAYMENT_EPOCHS,
     PublicCredentialCheck,
     spends_digest,
-    verify_spend,
     verify_spends,
 )
 from ecash_tpm.service.errors import RemoteCallError
@@ -232,6 +235,11 @@ class MerchantConfig:
     #: docs/protocol.md 6: requests carry ``refund_deadline = deadline + refund_period_s``
     #: (0: no refund deadline, the payment cannot be refunded). Issue 12, item 3.
     refund_period_s: int = 0
+    #: docs/protocol.md §3.6/§7.4: the issuer whose certified epoch keys coins are checked with
+    #: (the certificate's ``issuer`` must be this name; None: any root-certified issuer).
+    issuer_name: str | None = "issuer"
+    #: §7.4: most distinct issuer epochs one payment's coins may span (``payment.too_many_epochs``)
+    max_payment_epochs: int = MAX_PAYMENT_EPOCHS
 
 
 def _wall_clock() -> int:
@@ -269,7 +277,10 @@ class Merchant:
         self._in_flight: set[bytes] = set()  # preqs a live payment is depositing right now
         self.catalogue = catalogue  # fair exchange: products escrowed with the TTP (DESIGN §6)
         #: docs/protocol.md §7.4: the certified issuer keys coins are verified with
-        self.epoch_keys = CertifiedEpochKeys(self._fetch_epoch, config.root)
+        #: (this deployment's issuer only)
+        self.epoch_keys = CertifiedEpochKeys(
+            self._fetch_epoch, config.root, issuer=config.issuer_name
+        )
         if catalogue is not None:  # §8.1: a key request for a `paying` request settles it first
             catalogue.settle = self.paid_answer
 
@@ -301,12 +312,14 @@ class Merchant:
             self._book, self._book_at = new, time.monotonic()
         return new
 
+    def _epoch_lookup(self) -> CertifiedEpochKeys | None:
+        """§7.4: None when the gateway publishes no issuer epoch keys at all (a deployment
+        choice, never the customer's): then the bank decides for every coin."""
+        return self.epoch_keys if callable(getattr(self.bank, "issuer_epoch", None)) else None
+
     def _fetch_epoch(self, epoch: int) -> Mapping[str, Any]:
-        fetch = getattr(self.bank, "issuer_epoch", None)  # a gateway without it: bank decides
-        if fetch is None:
-            raise NotFoundError("the bank gateway publishes no issuer epoch keys")
         try:
-            result: Mapping[str, Any] = fetch(epoch)
+            result: Mapping[str, Any] = self.bank.issuer_epoch(epoch)
             return result
         except RemoteCallError as exc:
             self.store.count("bank_error", exc.code)
@@ -397,45 +410,34 @@ class Merchant:
     def verify_payment(self, req: PaymentRequest, spends: Sequence[Spend]) -> int:
         """Local checks of every coin for ``req``, the credential publicly (§7.4); the sum."""
         now = self.clock()
-        cred = PublicCredentialCheck(self.epoch_keys)
+        cred = PublicCredentialCheck(
+            self._epoch_lookup(), max_epochs=self.config.max_payment_epochs
+        )
         require_open(req, now)
         book = self.keysets()
         if any(sp.coin.keyset_id not in book.keysets for sp in spends):
             book = self.keysets(refresh=True)
-        total = 0
-        one_by_one: Sequence[Spend] = spends
-        known = [book.keysets.get(sp.coin.keyset_id) for sp in spends]
-        if len(spends) > 1 and all(k is not None for k in known):
-            # docs/protocol.md §7.3: the proofs in one batch; coin by coin (the same errors,
-            # with the coin's index) only if the batch fails
-            items = [(sp, k) for sp, k in zip(spends, known, strict=True) if k is not None]
-            verify_spends(
-                items,
-                hop=self.hop,
-                preq=req.preq,
-                currency=req.currency,
-                now=now,
-                credential_check=cred.indexed,
-                credential_batch=cred.batch,
-            )
-            total = sum(k.value for _, k in items)
-            one_by_one = ()
-        for i, sp in enumerate(one_by_one):
+        keysets = []
+        for i, sp in enumerate(spends):  # an unknown keyset is named before any other check
             try:
-                keyset = book.get(sp.coin.keyset_id)
-                verify_spend(
-                    sp,
-                    keyset,
-                    hop=self.hop,
-                    preq=req.preq,
-                    currency=req.currency,
-                    now=now,
-                    credential_check=cred.check,
-                )
+                keysets.append(book.get(sp.coin.keyset_id))
             except EcashError as exc:
                 exc.detail.setdefault("index", i)
                 raise
-            total += keyset.value
+        # docs/protocol.md §7.3/§7.4: keyset window, currency and RSA signature of every coin
+        # first, then the credentials (one pairing batch, coin by coin only to name a bad one)
+        # and the proofs (one batch likewise), each error with the coin's index
+        items = list(zip(spends, keysets, strict=True))
+        verify_spends(
+            items,
+            hop=self.hop,
+            preq=req.preq,
+            currency=req.currency,
+            now=now,
+            credential_check=cred.indexed,
+            credential_batch=cred.batch,
+        )
+        total = sum(k.value for k in keysets)
         if cred.unverified:  # §7.4: no certified G2 keys for these epochs: the bank decides
             self.store.count("credential_check", "bank_only")
         if total != req.amount:

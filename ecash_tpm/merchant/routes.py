@@ -54,6 +54,7 @@ from ecash_tpm.merchant.models import (
 from ecash_tpm.protocol.errors import (
     AmountMismatchError,
     CoinSignatureError,
+    EpochKeyUnavailableError,
     KeysetDescriptorError,
     KeysetExpiredError,
     MalformedCoinError,
@@ -61,6 +62,8 @@ from ecash_tpm.protocol.errors import (
     RequestExpiredError,
     RequestFormatError,
     RequestMismatchError,
+    TooManyEpochsError,
+    UnknownEpochError,
     UnknownKeysetError,
     WrongCurrencyError,
 )
@@ -129,6 +132,9 @@ _PAY_ERRORS = (
     KeysetExpiredError,
     CoinSignatureError,
     CredentialError,  # docs/protocol.md 7.4: the merchant's public credential check
+    UnknownEpochError,  # 7.4: fail closed on an uncertified epoch ...
+    EpochKeyUnavailableError,  # ... and on a key that cannot be had now (503)
+    TooManyEpochsError,  # 7.4: at most two epochs per payment
     SpendProofError,
     WrongCurrencyError,
     AmountMismatchError,

@@ -42,6 +42,13 @@ class MerchantSettings(ServiceSettings):
         pattern=r"^[A-Za-z0-9._:-]{1,64}$",
         description="expected CN of the issuer's TLS certificate",
     )
+    max_payment_epochs: int = Field(
+        default=2,
+        ge=1,
+        le=16,
+        description="most distinct issuer epochs one payment's coins may span "
+        "(payment.too_many_epochs; docs/protocol.md 7.4)",
+    )
     ttp_name: str = Field(
         default="ttp",
         pattern=r"^[A-Za-z0-9._:-]{1,64}$",

@@ -11,6 +11,7 @@ from __future__ import annotations
 from ecash_tpm.errors import (
     ConflictError,
     CryptoError,
+    EcashError,
     EncodingError,
     InputError,
     ProtocolError,
@@ -130,6 +131,29 @@ class IssuerEpochCertificateError(CryptoError):
     """An issuer epoch key is missing, not signed by the central-bank root, or malformed."""
 
     code = "issuer_epoch.invalid"
+
+
+class UnknownEpochError(InputError):
+    """A coin names an issuer epoch with no central-bank certificate (404 from its publisher):
+    its credential cannot be checked, so the coin is refused (docs/protocol.md §7.4)."""
+
+    code = "coin.unknown_epoch"
+
+
+class EpochKeyUnavailableError(EcashError):
+    """The certified key of a coin's epoch could not be had just now (bank unreachable, answer
+    malformed or not verifying): the payment is refused, retryable after ``detail.retry_after``
+    seconds, never left to the bank's verdict (docs/protocol.md §7.4)."""
+
+    code = "issuer_epoch.unavailable"
+    http_status = 503
+
+
+class TooManyEpochsError(InputError):
+    """The coins of one payment span more issuer epochs than a verifier looks up
+    (``detail.max``, docs/protocol.md §7.4)."""
+
+    code = "payment.too_many_epochs"
 
 
 class KeysetListError(CryptoError):

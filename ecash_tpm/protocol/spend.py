@@ -19,7 +19,6 @@ A party that reports failures under its own codes (the bank) recodes the error i
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from functools import partial
 
 from ecash_tpm.crypto import blindrsa
 from ecash_tpm.crypto.bn256 import Point, multi_mult
@@ -36,13 +35,19 @@ from ecash_tpm.crypto.groupsig import (
 from ecash_tpm.crypto.signing import canonical_digest
 from ecash_tpm.errors import EcashError
 from ecash_tpm.protocol.coins import Coin, Spend
-from ecash_tpm.protocol.errors import CoinSignatureError, WrongCurrencyError
+from ecash_tpm.protocol.errors import (
+    CoinSignatureError,
+    TooManyEpochsError,
+    UnknownEpochError,
+    WrongCurrencyError,
+)
 from ecash_tpm.protocol.keysets import Keyset
 
 __all__ = [
     "CredentialBatch",
     "CredentialCheck",
     "EpochKeyLookup",
+    "MAX_PAYMENT_EPOCHS",
     "IndexedCredentialCheck",
     "PublicCredentialCheck",
     "spend_proofs_batch_ok",
@@ -58,8 +63,15 @@ CredentialCheck = Callable[[Coin], None]
 CredentialBatch = Callable[[Sequence[Coin]], bool]
 #: Step 4 for the coin at ``index`` (the per-coin fallback that names the bad coin).
 IndexedCredentialCheck = Callable[[int, Coin], None]
-#: The certified issuer key of an epoch (from an ``issuer-epoch-key``), None when unknown.
+#: The certified issuer key of an epoch (from an ``issuer-epoch-key``); None when unknown, which
+#: refuses the coin (``coin.unknown_epoch``); may raise its own typed refusal.
 EpochKeyLookup = Callable[[int], IssuerPublic | None]
+
+
+#: Most distinct issuer epochs one payment's coins may span (docs/protocol.md §7.4): every new
+#: epoch may cost a certificate fetch and adds two Miller loops, so a payment cannot make a
+#: verifier look up and pair under dozens of epochs (``payment.too_many_epochs``).
+MAX_PAYMENT_EPOCHS = 2
 
 
 class PublicCredentialCheck:
@@ -67,23 +79,47 @@ class PublicCredentialCheck:
     under its epoch's certified G2 keys, as the hooks of :func:`verify_spend` (``check``) and
     :func:`verify_spends` (``indexed``, ``batch``). One object per verification.
 
-    A coin whose epoch key is unknown or was certified without X2, Y2 (before issue 14)
-    cannot be checked publicly: it is skipped and its epoch listed in :attr:`unverified`, so
-    the caller can say that the bank's verdict decides for it. A bad credential raises
-    ``daa.credential_invalid`` (detail ``check``)."""
+    Fail closed: an epoch the lookup knows nothing of (None) refuses the coin
+    (``coin.unknown_epoch``), and the lookup's own errors (e.g. 503 when the key cannot be
+    fetched) propagate; only an epoch whose *verified* certificate predates issue 14 (no X2,
+    Y2) is skipped and listed in :attr:`unverified`, so the caller can say that the bank's
+    verdict decides for it. More than ``max_epochs`` distinct epochs:
+    ``payment.too_many_epochs``, before any lookup. A bad credential raises
+    ``daa.credential_invalid`` (detail ``check``). ``epoch_key=None`` is a deployment whose bank
+    publishes no epoch keys: every coin is left to the bank (the operator's choice, never the
+    customer's)."""
 
-    def __init__(self, epoch_key: EpochKeyLookup) -> None:
+    def __init__(
+        self, epoch_key: EpochKeyLookup | None, *, max_epochs: int = MAX_PAYMENT_EPOCHS
+    ) -> None:
         self._lookup = epoch_key
+        self._max_epochs = max_epochs
         self._keys: dict[int, IssuerPublic | None] = {}
-        #: epochs whose coins were left to the bank (no certified G2 keys)
+        #: epochs whose coins were left to the bank (verified certificate without G2 keys)
         self.unverified: set[int] = set()
         #: coins checked with pairings
         self.verified = 0
 
+    def _require_epochs(self, epochs: set[int]) -> None:
+        if len(epochs | self._keys.keys()) > self._max_epochs:
+            raise TooManyEpochsError(
+                "the coins of one payment span too many issuer epochs",
+                detail={"epochs": len(epochs | self._keys.keys()), "max": self._max_epochs},
+            )
+
     def _key(self, epoch: int) -> IssuerPublic | None:
         if epoch not in self._keys:
+            self._require_epochs({epoch})
+            if self._lookup is None:
+                self._keys[epoch] = None
+                self.unverified.add(epoch)
+                return None
             key = self._lookup(epoch)
-            self._keys[epoch] = key if key is not None and key.has_g2 else None
+            if key is None:
+                raise UnknownEpochError(
+                    "no certified issuer key for the coin's epoch", detail={"epoch": epoch}
+                )
+            self._keys[epoch] = key if key.has_g2 else None
         key = self._keys[epoch]
         if key is None:
             self.unverified.add(epoch)
@@ -104,10 +140,15 @@ class PublicCredentialCheck:
         self.check(coin)
 
     def batch(self, coins: Sequence[Coin]) -> bool:
-        """All coins as one pairing product (:data:`CredentialBatch`, §7.3/§7.4)."""
+        """All coins as one pairing product (:data:`CredentialBatch`, §7.3/§7.4). A refused
+        epoch (unknown, unavailable) names the first coin of it (``index``)."""
+        self._require_epochs({coin.epoch for coin in coins})
         items = []
-        for coin in coins:
-            key = self._key(coin.epoch)
+        for index, coin in enumerate(coins):
+            try:
+                key = self._key(coin.epoch)
+            except EcashError as exc:
+                raise exc.recode(exc.code, detail={"index": index}) from exc
             if key is not None and key.X2 is not None and key.Y2 is not None:
                 items.append((coin.credential, key.X2, key.Y2))
         ok = verify_credentials_public(items)
@@ -163,16 +204,22 @@ def _coin_checks(
     credential_check: CredentialCheck | None,
 ) -> None:
     """Steps 1-4."""
+    _cheap_checks(spend, keyset, currency=currency, now=now)
+    if credential_check is not None:  # (4)
+        credential_check(spend.coin)
+
+
+def _cheap_checks(spend: Spend, keyset: Keyset, *, currency: str, now: int) -> None:
+    """Steps 1-3: what a coin must pass before any epoch lookup or pairing is spent on it
+    (docs/protocol.md §7.4, availability). Its epoch is inside the bank-signed message, so a
+    coin that reaches step 4 names an epoch some withdrawal paid for."""
     keyset.require_deposit(now)  # (1)
     if keyset.currency != currency:  # (2)
         raise WrongCurrencyError(
             "coin currency differs from the request",
             detail={"coin": keyset.currency, "request": currency},
         )
-    coin = spend.coin
-    verify_coin_signature(coin, keyset)  # (3)
-    if credential_check is not None:  # (4)
-        credential_check(coin)
+    verify_coin_signature(spend.coin, keyset)  # (3)
 
 
 def _proof_check(spend: Spend, *, hop: Point, preq: bytes) -> None:
@@ -199,24 +246,30 @@ def verify_spends(
     credential_check: IndexedCredentialCheck | None = None,
     credential_batch: CredentialBatch | None = None,
 ) -> None:
-    """:func:`verify_spend` for every coin of one payment, in order; an error carries the
-    coin's ``index`` in its detail (docs/protocol.md §7.3, "Batch verification").
+    """:func:`verify_spend` for every coin of one payment; an error carries the coin's
+    ``index`` in its detail (docs/protocol.md §7.3, "Batch verification").
 
-    With more than one coin and a ``credential_batch``, step 4 runs once for all coins with
-    random weights; if that batch passes, the per-coin credential check is skipped, otherwise
-    every coin is checked one by one as :func:`verify_spend` does, so the first bad coin is
-    named with exactly the error (code and detail) a per-coin check gives.
+    Steps 1-3 (keyset window, currency, RSA signature) run for every coin first, in order: a
+    coin failing them is named before any credential work, so junk coins cost a verifier no
+    epoch lookup and no pairing (§7.4). Then, with more than one coin and a
+    ``credential_batch``, step 4 runs once for all coins with random weights; if that batch
+    passes, the per-coin credential check is skipped, otherwise every coin is checked one by
+    one, so the first bad coin is named with exactly the error (code and detail) a per-coin
+    check gives. Step 5 last (batched too).
     """
+    for index, (spend, keyset) in enumerate(items):
+        try:
+            _cheap_checks(spend, keyset, currency=currency, now=now)
+        except EcashError as exc:
+            raise exc.recode(exc.code, detail={"index": index}) from exc
     batch_ok = False
     if credential_check is not None and credential_batch is not None and len(items) > 1:
         batch_ok = credential_batch([spend.coin for spend, _ in items])
     proofs_ok = len(items) > 1 and spend_proofs_batch_ok(items, hop=hop, preq=preq)
-    for index, (spend, keyset) in enumerate(items):
-        check: CredentialCheck | None = None
-        if credential_check is not None and not batch_ok:
-            check = partial(credential_check, index)
+    for index, (spend, _) in enumerate(items):
         try:
-            _coin_checks(spend, keyset, currency=currency, now=now, credential_check=check)
+            if credential_check is not None and not batch_ok:
+                credential_check(index, spend.coin)  # (4)
             if not proofs_ok:
                 _proof_check(spend, hop=hop, preq=preq)
         except EcashError as exc:

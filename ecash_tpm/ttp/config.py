@@ -54,6 +54,9 @@ class TtpConfig:
     max_content_bytes: int = 4 * 1024 * 1024
     #: The central bank's current CRL: every certificate the TTP accepts is checked against it.
     crl: CrlProvider | None = None
+    #: docs/protocol.md §3.6/§7.4: the issuer whose certified epoch keys coins are checked with
+    #: (the certificate's ``issuer`` must be this name; None: any root-certified issuer).
+    issuer_name: str | None = "issuer"
 
 
 class TtpSigner:

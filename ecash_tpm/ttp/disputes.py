@@ -39,7 +39,7 @@ from ecash_tpm.crypto.sealing import (
     decrypt_content,
 )
 from ecash_tpm.crypto.signing import canonical_digest
-from ecash_tpm.errors import EcashError, NotFoundError
+from ecash_tpm.errors import EcashError
 from ecash_tpm.protocol.coins import PaymentRequest, Spend, parse_spends
 from ecash_tpm.protocol.errors import DisputePendingError
 from ecash_tpm.protocol.exchange import (
@@ -123,7 +123,10 @@ class DisputeDesk:
         self._sign = sign
         self.clock = clock
         #: docs/protocol.md §7.4: certified issuer keys (from the bank, root-signed)
-        self.epoch_keys = CertifiedEpochKeys(self._fetch_epoch, config.root)
+        #: (this deployment's issuer only)
+        self.epoch_keys = CertifiedEpochKeys(
+            self._fetch_epoch, config.root, issuer=config.issuer_name
+        )
 
     # --- bank ----------------------------------------------------------------------------------
 
@@ -182,18 +185,24 @@ class DisputeDesk:
             raise BankAnswerError("the bank's answer is for another query")
         return answer, dict(raw)
 
+    def _epoch_lookup(self) -> CertifiedEpochKeys | None:
+        """§7.4: None when the bank link publishes no issuer epoch keys at all (a deployment
+        choice, never the customer's): then the bank decides for every coin."""
+        return self.epoch_keys if callable(getattr(self.bank, "issuer_epoch", None)) else None
+
     def _fetch_epoch(self, epoch: int) -> Mapping[str, Any]:
-        fetch = getattr(self.bank, "issuer_epoch", None)
-        if fetch is None:
-            raise NotFoundError("the bank link publishes no issuer epoch keys")
-        result: Mapping[str, Any] = fetch(epoch)
+        result: Mapping[str, Any] = self.bank.issuer_epoch(epoch)  # type: ignore[attr-defined]
         return result
 
     def _check_credentials(self, spends: Sequence[Spend]) -> None:
         """docs/protocol.md §7.4: every coin's credential with public data only (pairings under
         the epoch's certified G2 keys), one batch, coin by coin only to name a bad one
-        (``daa.credential_invalid`` with ``index``). Epochs without G2 keys: the bank decides."""
-        check = PublicCredentialCheck(self.epoch_keys)
+        (``daa.credential_invalid`` with ``index``). Run only for coins the bank's signed answer
+        confirms deposited with exactly these spends (the TTP holds no keysets: that answer is
+        its steps 1-3), at most two epochs (``payment.too_many_epochs``); an unknown epoch is
+        refused (``coin.unknown_epoch``), an unavailable key is 503; only a verified
+        pre-issue-14 certificate (no G2 keys) leaves its coins to the bank's word."""
+        check = PublicCredentialCheck(self._epoch_lookup())
         if check.batch([sp.coin for sp in spends]):
             return
         for index, sp in enumerate(spends):
@@ -263,9 +272,11 @@ class DisputeDesk:
     ) -> DisputeRow:
         """Only after the bank confirms the payment: record a pending dispute."""
         spends = parse_spends(raw_spends, max_spends=MAX_SPENDS)
-        self._check_credentials(spends)
+        # §16.5, §7.4: the bank's signed word first (one query, whatever the coins claim), the
+        # epoch lookups and pairings only for a payment it confirms
         answer, raw_answer = self._ask_bank(req, spends, now=now)
         self._require_paid(req, spends, answer)
+        self._check_credentials(spends)
         if req.customer_key is None:  # pragma: no cover - product_request checked it
             raise CustomerKeyMissingError("no customer key")
         reply = EphemeralKey()

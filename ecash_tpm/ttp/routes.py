@@ -24,7 +24,14 @@ from ecash_tpm.crypto.sealing import SealError
 from ecash_tpm.crypto.signing import PartyKey
 from ecash_tpm.errors import ConfigError, InputError
 from ecash_tpm.pki import cert_pem, load_certificate
-from ecash_tpm.protocol.errors import DisputePendingError, MalformedCoinError, RequestMismatchError
+from ecash_tpm.protocol.errors import (
+    DisputePendingError,
+    EpochKeyUnavailableError,
+    MalformedCoinError,
+    RequestMismatchError,
+    TooManyEpochsError,
+    UnknownEpochError,
+)
 from ecash_tpm.service.app import create_app
 from ecash_tpm.service.openapi import CERT_ERRORS, SIGNED_OBJECT_ERRORS, err, errors
 from ecash_tpm.storage import Database
@@ -91,6 +98,9 @@ _OPEN_DISPUTE_ERRORS = (
     RequestMismatchError,
     NotPaidError,
     CredentialError,  # docs/protocol.md 7.4: a coin's credential fails the public check
+    UnknownEpochError,  # 7.4: fail closed on an uncertified epoch ...
+    EpochKeyUnavailableError,  # ... and on a key that cannot be had now (503)
+    TooManyEpochsError,  # 7.4: at most two epochs per dispute's coins
     BankAnswerError,
     BankUnavailableError,
 )
@@ -244,6 +254,7 @@ def load_ttp_config(settings: TtpSettings) -> TtpConfig:
         dispute_window_s=settings.dispute_window_s,
         registration_window_s=settings.registration_window_s,
         max_content_bytes=settings.max_content_bytes,
+        issuer_name=settings.issuer_name,
         crl=crl_source_for(settings, settings.resolved_root_cert()),
     )
 

@@ -37,6 +37,11 @@ class TtpSettings(ServiceSettings):
         pattern=r"^[A-Za-z0-9._:-]{1,64}$",
         description="expected CN of the bank's TLS certificate",
     )
+    issuer_name: str = Field(
+        default="issuer",
+        pattern=r"^[A-Za-z0-9._:-]{1,64}$",
+        description="the issuer whose central-bank-certified epoch keys coins are checked with",
+    )
     dispute_window_s: int = Field(
         default=600, ge=1, le=30 * 86400, description="how long a merchant has to answer"
     )

@@ -39,6 +39,7 @@ from ecash_tpm.device import TpmDevice
 from ecash_tpm.errors import EcashError
 from ecash_tpm.merchant.catalogue import HonestKeyRelease
 from ecash_tpm.merchant.domain import BankGateway
+from ecash_tpm.protocol.certified import ISSUER_EPOCH_KIND
 from ecash_tpm.protocol.coins import Coin, Spend
 from ecash_tpm.protocol.errors import DisputePendingError
 from ecash_tpm.protocol.payments import RESERVE_CHECKS
@@ -261,8 +262,8 @@ def test_attack_4_customer_blacklists_merchant(
     )
     assert "credential_check" not in counters  # every coin was checked publicly
 
-    # without certified G2 keys (e.g. an epoch certified before issue 14) the bank decides:
-    # with ``reserve`` its verdict comes before any deposit, and it is not counted either
+    # an epoch the bank has no certificate for is refused by the merchant itself (the wallet
+    # names the epoch: it must not be able to switch the public check off, §7.4)
     real_keys = shop.epoch_keys
 
     def no_keys(epoch: int) -> dict[str, Any]:
@@ -270,14 +271,25 @@ def test_attack_4_customer_blacklists_merchant(
             "no key (test)", code="bank.issuer_epoch_unknown", status=404, url="bank", detail={}
         )
 
-    shop.epoch_keys = CertifiedEpochKeys(no_keys, shop.config.root)
+    def legacy_keys(epoch: int) -> dict[str, Any]:
+        body = bank.inner.issuer_epoch(epoch)["body"]
+        old = {k: v for k, v in body.items() if k not in ("X2", "Y2")}
+        return system.ca.sign_object(ISSUER_EPOCH_KIND, old)
+
+    shop.epoch_keys = CertifiedEpochKeys(no_keys, shop.config.root, issuer="issuer")
     try:
         shop.config = dataclasses.replace(shop.config, reserve=True)
+        refused = pay_forged()
+        assert (refused.code, refused.status) == ("coin.unknown_epoch", 400)
+        assert bank.calls == []
+        # only a verified certificate made before issue 14 (no X2, Y2) leaves it to the bank:
+        # with ``reserve`` its verdict comes before any deposit, and it is not counted either
+        shop.epoch_keys = CertifiedEpochKeys(legacy_keys, shop.config.root, issuer="issuer")
         refused = pay_forged()
         assert (refused.code, refused.status) == ("bank.bad_credential", 400)
         assert bank.calls == ["reserve"]
         assert shop.stats().counters["credential_check"]["bank_only"] == 1
-        assert shop.epoch_keys.bank_only == {wallet.membership.epoch: "bank.issuer_epoch_unknown"}
+        assert shop.epoch_keys.bank_only == {wallet.membership.epoch: "issuer_epoch.no_g2"}
     finally:
         shop.epoch_keys = real_keys
 

@@ -240,10 +240,26 @@ class CoinAudit:
     def _credential_check(self, epoch: int) -> CredentialCheck | None:
         """Step 4: the designated check when the audit holds the issuer secrets (which are
         also checked against the published key), else publicly with the epoch's certified G2
-        keys (§7.4), else none (said in ``report.skipped``)."""
+        keys (§7.4), else none (said in ``report.skipped``). Public-only with the epochs'
+        keys given, a coin of an epoch that has none is flagged ``coin.unknown_epoch`` (as in
+        secret mode: the wallet picks the epoch) and a certified epoch without G2 keys (before
+        issue 14) gets its own ``report.skipped`` entry."""
         if self.ctx.secrets is None:
-            public = None if self.ctx.issuer_public is None else self.ctx.issuer_public.get(epoch)
-            if public is None or not public.has_g2:
+            if self.ctx.issuer_public is None:
+                return None  # nothing given: the whole check is skipped (check_deposits says so)
+            public = self.ctx.issuer_public.get(epoch)
+            if public is None:
+                self.ctx.flag(
+                    "coin.unknown_epoch",
+                    "no certified issuer key for the coin's epoch",
+                    table=self.table,
+                    row_id=self.tid,
+                    serial=self.sigma,
+                    found=epoch,
+                )
+                return None
+            if not public.has_g2:
+                _skip_legacy_epoch(self.ctx, epoch)
                 return None
             self.ctx.counts["credentials_checked_public"] += 1
             return _public_credential_check(public)
@@ -269,6 +285,19 @@ class CoinAudit:
         _check_epoch_key(self.ctx, epoch, secret)
         self.ctx.counts["credentials_checked"] += 1
         return secret
+
+
+def _skip_legacy_epoch(ctx: AuditContext, epoch: int) -> None:
+    """One ``report.skipped`` entry per epoch certified without X2, Y2 (§3.6, §7.4)."""
+    check = f"coin.credential/epoch/{epoch}"
+    if all(entry.get("check") != check for entry in ctx.skipped):
+        ctx.skipped.append(
+            {
+                "check": check,
+                "reason": f"issuer epoch {epoch} was certified without G2 keys (before issue 14) "
+                "and no issuer secret was given: its coins' credentials were not checked",
+            }
+        )
 
 
 def _failed_step(exc: EcashError) -> str:

@@ -295,12 +295,17 @@ def test_real_merchant_pays_through_the_real_bank(
 ) -> None:
     """The merchant package's own code (BankClient as its gateway, reserve + deposit)."""
     merchant_domain = pytest.importorskip("ecash_tpm.merchant.domain")
+    from ecash_tpm.centralbank.certify import certify_issuer_epoch
     from ecash_tpm.crypto.signing import canonical_digest
     from ecash_tpm.merchant.store import MIGRATIONS as MERCHANT_MIGRATIONS
     from ecash_tpm.merchant.store import MerchantStore
     from ecash_tpm.pki import load_certificate
     from ecash_tpm.storage import Database
 
+    # the bank publishes its issuer's certified epoch key: without it the merchant refuses
+    # every coin (coin.unknown_epoch, docs/protocol.md §7.4)
+    secret = world.issuer.secret_for_epoch(1)
+    world.issuer.certificates[1] = certify_issuer_epoch(world.pki._ca, "issuer", 1, secret.public)
     party = world.pki.merchants["shop-a"]
     db = Database.open(sqlite_url(tmp_path / "merchant.db"))
     db.migrate(MERCHANT_MIGRATIONS, component="merchant")

@@ -18,7 +18,7 @@ import pytest
 
 from ecash_tpm.centralbank.ca import CentralBankCA
 from ecash_tpm.crypto import blindrsa
-from ecash_tpm.crypto.bn256 import Point
+from ecash_tpm.crypto.bn256 import G, Point
 from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode
 from ecash_tpm.crypto.groupsig import (
     Credential,
@@ -629,3 +629,198 @@ def test_paid_answer_leaves_a_live_payment_alone(world: World) -> None:
     assert gone.value.code == "bank.double_spend"
     reopened = world.merchant.store.get(preq)
     assert reopened is not None and reopened.state == "open"
+
+
+# --- public credential check hardening (docs/protocol.md §7.4; review findings 2, 3, 4) --------
+
+
+class EpochBank(FakeBank):
+    """A fake bank that also publishes issuer epoch certificates (``docs``; a missing epoch is
+    its 404, ``down`` makes every fetch fail as unreachable) and records what was asked."""
+
+    def __init__(self, mint: Mint, clock: Clock) -> None:
+        super().__init__(mint, clock)
+        self.docs: dict[int, dict[str, Any]] = {}
+        self.asked: list[int] = []
+        self.down = False
+
+    def issuer_epoch(self, epoch: int) -> dict[str, Any]:
+        self.asked.append(epoch)
+        if self.down:
+            raise RemoteCallError(
+                "down (test)", code="remote.unreachable", status=None, url="bank", detail={}
+            )
+        if epoch not in self.docs:
+            raise RemoteCallError(
+                "no key (test)", code="bank.issuer_epoch_unknown", status=404, url="bank", detail={}
+            )
+        return self.docs[epoch]
+
+
+@pytest.fixture
+def shop(world: World, tmp_path: Path) -> Iterator[tuple[Merchant, EpochBank]]:
+    """A merchant whose bank publishes the issuer's certified epoch 1 (with G2 keys)."""
+    from ecash_tpm.centralbank.certify import certify_issuer_epoch
+
+    bank = EpochBank(world.mint, world.clock)
+    bank.docs[1] = certify_issuer_epoch(world.mint.ca, "issuer", 1, world.mint.issuer.public)
+    merchant = _merchant(tmp_path, "shop-3", world.mint, bank, world.clock)
+    yield merchant, bank
+    merchant.store._db.close()
+
+
+def _forged(world: World, value: int, epoch: int) -> Coin:
+    """A coin the bank really signed (the wallet paid for it) whose credential was never
+    issued: ``R`` moved, so ``S`` is not ``y*R`` (``W`` is still ``sk*S``, the spend proof
+    holds); ``epoch`` is the wallet's choice."""
+    import dataclasses
+
+    world.mint.epoch = epoch
+    try:
+        coin = world.mint.coin(world.cred, value)
+    finally:
+        world.mint.epoch = 1
+    rc = coin.credential
+    forged = dataclasses.replace(coin, credential=type(rc)(rc.R + G, rc.S, rc.T, rc.W))
+    return resign(world, forged, value)
+
+
+def resign(world: World, coin: Coin, value: int) -> Coin:
+    """The bank's blind signature on the coin as it now is (what a withdrawal gives)."""
+    import dataclasses
+
+    _, priv = world.mint.keysets[value]
+    prepared = blindrsa.prepare(
+        coin_message(coin.keyset_id, coin.epoch, coin.sigma, coin.credential)
+    )
+    blinded, inv = blindrsa.blind(priv.public_key(), prepared)
+    sig = blindrsa.finalize(priv.public_key(), prepared, blindrsa.blind_sign(priv, blinded), inv)
+    return dataclasses.replace(coin, msg_prefix=prepared[:32], signature=sig)
+
+
+def _refused(
+    merchant: Merchant, bank: FakeBank, amount: int, spends: list[dict[str, Any]], doc: Any
+) -> EcashError:
+    with pytest.raises(EcashError) as exc:
+        merchant.pay(doc.request, spends)
+    row = merchant.store.get(canonical_digest(doc.request["body"]))
+    assert row is not None and row.state == "open"  # nothing reserved, deposited or paid
+    assert bank.deposits == []
+    return exc.value
+
+
+def test_junk_coins_under_made_up_epochs_cost_no_epoch_lookup(
+    world: World, shop: tuple[Merchant, EpochBank]
+) -> None:
+    """Finding 2: 64 coins under a public keyset with junk signatures and 64 made-up epochs
+    are refused as ``coin.bad_signature`` (the first, index 0) before any epoch is looked up
+    or any pairing runs: steps 1-3 run for every coin first (docs/protocol.md §7.4)."""
+    import dataclasses
+
+    merchant, bank = shop
+    doc = merchant.create_request(64)
+    preq = canonical_digest(doc.request["body"])
+    real = world.mint.coin(world.cred, 1)
+    proof = Spend.from_dict(world.mint.spend(world.signer, real, preq)).proof
+    spends = [
+        Spend(
+            dataclasses.replace(real, epoch=1000 + i, sigma=secrets.token_bytes(32)), proof
+        ).to_dict()
+        for i in range(64)
+    ]
+    refused = _refused(merchant, bank, 64, spends, doc)
+    assert (refused.code, refused.http_status) == ("coin.bad_signature", 400)
+    assert refused.detail["index"] == 0
+    assert bank.asked == []  # no epoch fetched
+    # one real coin first does not change that: a later junk coin is named before step 4
+    spends[0] = world.mint.spend(world.signer, real, preq)
+    refused = _refused(merchant, bank, 64, spends, doc)
+    assert (refused.code, refused.detail["index"]) == ("coin.bad_signature", 1)
+    assert bank.asked == []
+    # an honest payment still goes through, checked publicly
+    doc = merchant.create_request(3)
+    preq = canonical_digest(doc.request["body"])
+    good = [world.mint.spend(world.signer, world.mint.coin(world.cred, v), preq) for v in (1, 2)]
+    assert merchant.pay(doc.request, good).receipt["body"]["amount"] == 3
+    assert bank.asked == [1] and "credential_check" not in merchant.stats().counters
+
+
+def test_a_payment_may_span_two_epochs_at_most(
+    world: World, shop: tuple[Merchant, EpochBank]
+) -> None:
+    """Finding 2: real coins of three epochs: ``payment.too_many_epochs`` before any lookup."""
+    merchant, bank = shop
+    doc = merchant.create_request(3)
+    preq = canonical_digest(doc.request["body"])
+    spends = [world.mint.spend(world.signer, _forged(world, 1, epoch), preq) for epoch in (1, 7, 8)]
+    refused = _refused(merchant, bank, 3, spends, doc)
+    assert (refused.code, refused.http_status) == ("payment.too_many_epochs", 400)
+    assert refused.detail == {"epochs": 3, "max": 2}
+    assert bank.asked == []
+
+
+def test_the_wallet_cannot_switch_off_the_public_check(
+    world: World, shop: tuple[Merchant, EpochBank]
+) -> None:
+    """Finding 3: a forged-credential coin (really signed by the bank) named under an epoch
+    the bank has no certificate for is refused (``coin.unknown_epoch``), not left to the
+    bank; a failed fetch is a retryable 503, asked again only after ``retry_s``; only a
+    *verified* pre-issue-14 certificate leaves the coin to the bank's verdict."""
+    from ecash_tpm.protocol.certified import ISSUER_EPOCH_KIND
+
+    merchant, bank = shop
+
+    def attempt(epoch: int) -> EcashError:
+        doc = merchant.create_request(1)
+        preq = canonical_digest(doc.request["body"])
+        spends = [world.mint.spend(world.signer, _forged(world, 1, epoch), preq)]
+        return _refused(merchant, bank, 1, spends, doc)
+
+    refused = attempt(9)
+    assert (refused.code, refused.http_status) == ("coin.unknown_epoch", 400)
+    assert refused.detail["epoch"] == 9 and refused.detail["index"] == 0
+    assert attempt(9).code == "coin.unknown_epoch" and bank.asked == [9]  # cached, bounded
+    # the bank cannot be reached: 503, retryable, never "the bank decides"
+    bank.down = True
+    refused = attempt(5)
+    assert (refused.code, refused.http_status) == ("issuer_epoch.unavailable", 503)
+    assert refused.detail["cause"] == "remote.unreachable" and refused.detail["retry_after"] == 30
+    assert attempt(5).code == "issuer_epoch.unavailable" and bank.asked == [9, 5]
+    bank.down = False
+    # the epoch's own certificate forged with the forger's coin: still refused publicly
+    assert attempt(1).code == "daa.credential_invalid"
+    # a verified certificate made before issue 14 (no X2, Y2): the bank decides, and says so
+    legacy = {k: v for k, v in bank.docs[1]["body"].items() if k not in ("X2", "Y2")}
+    bank.docs[4] = world.mint.ca.sign_object(ISSUER_EPOCH_KIND, {**legacy, "epoch": 4})
+    doc = merchant.create_request(1)
+    preq = canonical_digest(doc.request["body"])
+    merchant.pay(doc.request, [world.mint.spend(world.signer, _forged(world, 1, 4), preq)])
+    assert len(bank.deposits) == 1  # the fake bank accepts; the real one refuses (bank.*)
+    assert merchant.stats().counters["credential_check"]["bank_only"] == 1
+    assert merchant.epoch_keys is not None and dict(merchant.epoch_keys.bank_only) == {
+        4: "issuer_epoch.no_g2"
+    }
+
+
+def test_the_epoch_key_must_be_this_deployments_issuers(
+    world: World, shop: tuple[Merchant, EpochBank]
+) -> None:
+    """Finding 4: a root-certified epoch key of another issuer (e.g. a rogue or test issuer
+    the central bank also certified) does not check this deployment's coins: refused."""
+    from ecash_tpm.centralbank.certify import certify_issuer_epoch
+
+    merchant, bank = shop
+    rogue = IssuerSecret.generate()
+    bank.docs[6] = certify_issuer_epoch(world.mint.ca, "rogue", 6, rogue.public)
+    doc = merchant.create_request(1)
+    preq = canonical_digest(doc.request["body"])
+    world.mint.epoch = 6
+    try:
+        cred, _ = issue_credential(rogue, world.signer.public_point)
+        coin = world.mint.coin(cred, 1)  # a credential under the rogue key: pairings pass
+    finally:
+        world.mint.epoch = 1
+    refused = _refused(merchant, bank, 1, [world.mint.spend(world.signer, coin, preq)], doc)
+    assert (refused.code, refused.http_status) == ("issuer_epoch.unavailable", 503)
+    assert refused.detail["cause"] == "issuer_epoch.mismatch"
+    assert merchant.config.issuer_name == "issuer"

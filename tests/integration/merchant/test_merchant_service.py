@@ -23,6 +23,7 @@ from support.coinmint import KeyPool, Member, Pki
 
 from ecash_tpm.bank.routes import create_bank_app
 from ecash_tpm.bank.settings import BankSettings
+from ecash_tpm.centralbank.certify import certify_issuer_epoch
 from ecash_tpm.clients.merchant import MerchantClient
 from ecash_tpm.crypto.encoding import b64u_encode
 from ecash_tpm.crypto.signing import canonical_digest
@@ -67,6 +68,10 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pki]:
 def world(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[BankWorld]:
     data = tmp_path_factory.mktemp("bank")
     w = make_world(db_url=sqlite_url(data / "bank.db"), data_dir=data, pki=pki, keys=KeyPool(4))
+    # the bank publishes its issuer's certified epoch key (docs/protocol.md §7.4): without it
+    # the merchant refuses every coin (coin.unknown_epoch)
+    secret = w.issuer.secret_for_epoch(1)
+    w.issuer.certificates[1] = certify_issuer_epoch(pki._ca, "issuer", 1, secret.public)
     yield w
     assert w.bank.ledger_check()["ok"]
     w.db.close()

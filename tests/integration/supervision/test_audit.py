@@ -193,6 +193,21 @@ def test_without_issuer_secrets_the_credential_check_is_public(aw: AuditWorld) -
     assert report.kinds() == {"coin.bad_credential"}
 
 
+def test_public_only_audit_flags_coins_of_an_epoch_without_key(aw: AuditWorld) -> None:
+    """Review finding 5: without issuer secrets, a deposited coin whose epoch has no certified
+    key (a made-up epoch looks just like this) is flagged ``coin.unknown_epoch`` as in secret
+    mode, not silently skipped; an epoch certified before issue 14 (no G2 keys) gets its own
+    ``skipped`` entry."""
+    secret = aw.world.issuer.secret_for_epoch(1)
+    report = aw.audit(issuer_secrets=None, issuer_public={2: secret.public})
+    assert report.kinds() == {"coin.unknown_epoch"}
+    assert len(report.of_kind("coin.unknown_epoch")) == 5
+    assert "credentials_checked_public" not in report.counts
+    report = aw.audit(issuer_secrets=None, issuer_public={1: secret.public_g1})
+    assert report.ok and [s["check"] for s in report.skipped] == ["coin.credential/epoch/1"]
+    assert "credentials_checked_public" not in report.counts
+
+
 def test_without_issuer_secrets_the_credential_check_is_skipped_and_said(aw: AuditWorld) -> None:
     report = aw.audit(issuer_secrets=None, issuer_public=None)
     assert report.ok

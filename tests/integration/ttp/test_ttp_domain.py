@@ -24,7 +24,7 @@ from ecash_tpm.crypto.groupsig import RandomizedCredential
 from ecash_tpm.crypto.signing import canonical_digest, sign_object
 from ecash_tpm.errors import EcashError
 from ecash_tpm.merchant.catalogue import check_admin
-from ecash_tpm.pki import load_certificate
+from ecash_tpm.pki import certificate_fingerprint, load_certificate
 from ecash_tpm.protocol.coins import Spend, sign_payment_request
 from ecash_tpm.protocol.exchange import (
     KIND_DEPOSIT_QUERY,
@@ -32,9 +32,11 @@ from ecash_tpm.protocol.exchange import (
     KIND_REGISTRATION,
     KeyAnswer,
     deposit_query_body,
+    dispute_id_for,
     key_answer_body,
     parse_key_request,
     registration_body,
+    spend_digest,
     verify_descriptor,
 )
 from ecash_tpm.service.errors import RemoteCallError
@@ -525,11 +527,19 @@ def test_forged_bank_answer_is_rejected(fx: Fx) -> None:
 
 
 def test_dispute_checks_every_credential_publicly(fx: Fx) -> None:
-    """docs/protocol.md §7.4: the TTP verifies the coins' credentials itself, with pairings
-    under the certified G2 keys the bank publishes, before it asks the bank anything."""
+    """docs/protocol.md §7.4, §16.5: the TTP verifies the coins' credentials itself, with
+    pairings under the certified G2 keys the bank publishes -- after the bank's signed answer
+    confirms the payment (its steps 1-3: the TTP holds no keysets), so a dispute over coins
+    nobody deposited costs it no epoch lookup and no pairing (review finding 2)."""
     secret = fx.world.issuer.secret_for_epoch(1)
     doc = certify_issuer_epoch(fx.pki._ca, "issuer", 1, secret.public)
-    fx.bank.issuer_epoch = lambda epoch: doc  # type: ignore[attr-defined]
+    asked: list[int] = []
+
+    def publish(epoch: int) -> dict[str, Any]:
+        asked.append(epoch)
+        return doc
+
+    fx.bank.issuer_epoch = publish  # type: ignore[attr-defined]
     pid, alice = fx.product(), C.EphemeralKey()
     request, spends = fx.paid(pid, alice)
     parsed = [Spend.from_dict(s) for s in spends]
@@ -538,10 +548,69 @@ def test_dispute_checks_every_credential_publicly(fx: Fx) -> None:
         parsed[-1].coin, credential=RandomizedCredential(cred.R, cred.S + G, cred.T, cred.W)
     )
     forged = [*spends[:-1], dataclasses.replace(parsed[-1], coin=forged_coin).to_dict()]
+    # the bank never took that spend: refused on its word, no epoch fetched, nothing paired
+    with pytest.raises(EcashError) as exc:
+        fx.dispute(request, forged)
+    assert exc.value.code == "ttp.not_paid" and asked == []
+    # a bank that vouches for the forged spend anyway: the TTP's own pairing check refuses it
+    real = fx.bank.ttp_query
+    bank = fx.world.bank
+
+    def vouching(signed: Mapping[str, Any], cert_pem: str) -> dict[str, Any]:
+        answer = real(signed, cert_pem)["answer"]
+        body = dict(answer["body"])
+        body["coins"] = [
+            {**c, "spend_digest": b64u_encode(spend_digest(forged[-1]))}
+            if c["sigma"] == forged[-1]["coin"]["sigma"]
+            else c
+            for c in body["coins"]
+        ]
+        return {
+            "answer": sign_object(
+                bank.bank_key,
+                answer["kind"],
+                body,
+                signer=certificate_fingerprint(bank.bank_cert),
+            ),
+            "cert": bank.bank_cert_pem(),
+        }
+
+    fx.bank.ttp_query = vouching  # type: ignore[method-assign]
     with pytest.raises(EcashError) as exc:
         fx.dispute(request, forged)
     assert exc.value.code == "daa.credential_invalid"
     assert exc.value.detail == {"check": "S", "index": len(spends) - 1}
-    assert fx.ttp.stats().counters.get("bank_queries", 0) == 0  # refused before the bank
+    assert asked == [1]
+    fx.bank.ttp_query = real  # type: ignore[method-assign]
     assert fx.dispute(request, spends).state == "resolved"
     assert fx.ttp.desk.epoch_keys.bank_only == {}
+
+
+def test_dispute_refuses_uncertified_and_foreign_epochs(fx: Fx) -> None:
+    """Review findings 3, 4 at the TTP: a paid coin whose epoch the bank has no certificate for
+    is refused (``coin.unknown_epoch``), a certificate of another issuer too (503,
+    ``issuer_epoch.mismatch``): never left to the bank's word. No dispute is opened."""
+    from ecash_tpm.crypto.groupsig import IssuerSecret
+
+    pid, alice = fx.product(), C.EphemeralKey()
+    request, spends = fx.paid(pid, alice)
+
+    def unknown(epoch: int) -> dict[str, Any]:
+        raise RemoteCallError(
+            "no key", code="bank.issuer_epoch_unknown", status=404, url="bank", detail={}
+        )
+
+    fx.bank.issuer_epoch = unknown  # type: ignore[attr-defined]
+    with pytest.raises(EcashError) as exc:
+        fx.dispute(request, spends)
+    assert (exc.value.code, exc.value.http_status) == ("coin.unknown_epoch", 400)
+    assert exc.value.detail["index"] == 0
+    rogue = certify_issuer_epoch(fx.pki._ca, "rogue", 1, IssuerSecret.generate().public)
+    fx.ttp.desk.epoch_keys = type(fx.ttp.desk.epoch_keys)(
+        lambda epoch: rogue, fx.ttp.config.root, issuer=fx.ttp.config.issuer_name
+    )
+    with pytest.raises(EcashError) as exc:
+        fx.dispute(request, spends)
+    assert (exc.value.code, exc.value.http_status) == ("issuer_epoch.unavailable", 503)
+    assert exc.value.detail["cause"] == "issuer_epoch.mismatch"
+    assert fx.ttp.store.dispute(dispute_id_for(canonical_digest(request["body"]))) is None
