@@ -49,7 +49,7 @@ VIOLATION_KINDS: dict[str, str] = {
     "coin.unknown_keyset": "a deposited coin names a keyset the bank does not have",
     "coin.keyset_not_depositable": "a coin was accepted outside its keyset's deposit window",
     "coin.bad_signature": "a deposited coin's RSA signature does not verify under its keyset",
-    "coin.unknown_epoch": "no issuer secret for a deposited coin's epoch",
+    "coin.unknown_epoch": "no issuer key (secret or certified G2 key) for a deposited coin's epoch",
     "coin.bad_credential": "a deposited coin's credential fails S = y*R, T = x*(R + W)",
     "spend.bad_proof": "a spend proof does not verify for the recorded payment request",
     "merchant.certificate_invalid": "a depositing merchant's certificate is missing or invalid",
