@@ -291,10 +291,20 @@ class _FetchedEpochKeys(Mapping[int, "IssuerPublic"]):
         self.source = keys
         self.close = close  # the HTTP client the keys come from
         self._seen: dict[int, IssuerPublic | None] = {}
+        self._unknown: dict[int, str] = {}
 
     def __getitem__(self, epoch: int) -> IssuerPublic:
+        from ecash_tpm.errors import EcashError
+
         if epoch not in self._seen:
-            self._seen[epoch] = self.source(epoch)
+            try:
+                self._seen[epoch] = self.source(epoch)
+            except EcashError as exc:
+                if exc.code != "coin.unknown_epoch":
+                    raise  # unreachable or unverifiable (503): the audit cannot judge, retry
+                # §7.4: no certified key for a booked coin's epoch -- the audit flags its coins
+                self._seen[epoch] = None
+                self._unknown[epoch] = str(exc.detail.get("cause", exc.code))
         key = self._seen[epoch]
         if key is None:
             raise KeyError(epoch)
@@ -314,6 +324,7 @@ class _FetchedEpochKeys(Mapping[int, "IssuerPublic"]):
         """The epochs asked for whose coins could not be checked, with the reason."""
         out = {e: "issuer_epoch.no_g2" for e, k in self._seen.items() if k is not None}
         out |= {e: self.source.bank_only.get(e, "issuer_epoch.unavailable") for e in self._seen}
+        out |= self._unknown
         return {e: r for e, r in sorted(out.items()) if e not in self.public()}
 
 

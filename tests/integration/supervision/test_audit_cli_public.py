@@ -93,17 +93,18 @@ def test_the_cli_checks_credentials_with_the_banks_certified_epoch_keys(
         assert code == 0 and "credentials checked with pairings (7.4) for epochs: 1" in out
 
 
-def test_an_epoch_without_a_certified_key_is_named_unchecked(
+def test_an_epoch_without_a_certified_key_is_flagged(
     bank: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """§7.4, fail closed: a booked coin whose epoch the key source does not know (404) is a
+    finding (``coin.unknown_epoch``), not a silently skipped check."""
     with running_server(_epoch_app({})) as url:
         code, out = _audit(bank, url, tmp_path, capsys, "--json")
     result = json.loads(out)
-    assert code == 0 and result["ok"] is True, result
+    assert code == 2 and result["ok"] is False, result
+    assert {v["kind"] for v in result["violations"]} == {"coin.unknown_epoch"}
     assert result["credential_check"]["epochs_public"] == []
-    assert list(result["credential_check"]["epochs_not_public"]) == ["1"]
-    assert result["credential_check"]["epochs_not_public"]["1"] == "bank.issuer_epoch_unknown"
-    assert [s["check"] for s in result["skipped"]] == ["coin.credential"]
+    assert result["credential_check"]["epochs_not_public"] == {"1": "bank.issuer_epoch_unknown"}
     with running_server(_epoch_app({})) as url:
         code, out = _audit(bank, url, tmp_path, capsys)
-    assert code == 0 and "no certified G2 keys for epochs: 1 (bank.issuer_epoch_unknown)" in out
+    assert code == 2 and "no certified G2 keys for epochs: 1 (bank.issuer_epoch_unknown)" in out
