@@ -57,7 +57,7 @@ COIN_VALUE = 10
 
 #: (group, pattern on "file:function" of a profiled function); the first match wins.
 GROUPS: list[tuple[str, re.Pattern[str]]] = [
-    ("curve arithmetic", re.compile(r"crypto/bn256|crypto/groupsig|gmpy2|mpz")),
+    ("curve arithmetic", re.compile(r"crypto/(bn256|groupsig|pairing)|_bn256|gmpy2|mpz")),
     ("RSA", re.compile(r"blindrsa|[Rr]sa|RSA")),
     (
         "ECDSA, certificates",
