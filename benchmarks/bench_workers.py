@@ -104,6 +104,7 @@ def _worker(
     first_error = None
     barrier.wait(120)
     deadline = time.monotonic() + max_seconds
+    cpu0 = time.process_time()
     for shop, signed in shard:
         if time.monotonic() > deadline:
             break
@@ -122,6 +123,7 @@ def _worker(
             "failed": failed,
             "retries": db.retries,
             "first_error": first_error,
+            "cpu_s": time.process_time() - cpu0,
         }
     )
     db.close()
@@ -158,12 +160,18 @@ def _measure(
             os.kill(p.pid, signal.SIGKILL)
             p.join(5)
     done = sum(r["done"] for r in got)
+    cpu = sum(r["cpu_s"] for r in got)
     return {
         "workers": workers,
         "deposits": done,
         "seconds": round(elapsed, 3),
         "deposits_per_s": round(done / elapsed, 2),
         "coins_per_s": round(done * per / elapsed, 2),
+        # the workers' own CPU (user + system) per coin, and how busy they kept their cores:
+        # a utilisation well below the worker count means waiting (the write lock, fsync, or a
+        # core taken by other work on the machine)
+        "worker_cpu_ms_per_coin": round(cpu * 1e3 / max(1, done * per), 3),
+        "worker_cpu_utilisation": round(cpu / elapsed, 2),
         "retries": sum(r["retries"] for r in got),
         "busy_503": sum(r["busy"] for r in got),
         "failed": sum(r["failed"] for r in got),
@@ -293,6 +301,12 @@ def _backend(name: str, url: str, root: Path, pki: Pki, args: argparse.Namespace
                     "per_round": rates,
                     "coins_per_s": round(statistics.median(coin_rates), 2),
                     "coins_per_s_per_round": coin_rates,
+                    "worker_cpu_ms_per_coin": round(
+                        statistics.median(m["worker_cpu_ms_per_coin"] for m in mine), 3
+                    ),
+                    "worker_cpu_utilisation": round(
+                        statistics.median(m["worker_cpu_utilisation"] for m in mine), 2
+                    ),
                     "ratio_over_1": round(
                         statistics.median(x / y for x, y in zip(rates, firsts, strict=True)), 2
                     ),
