@@ -211,6 +211,10 @@ def main(argv: list[str] | None = None) -> None:
         "what": "CPU per coin of a bank deposit by group (cProfile own time, scaled to the "
         "unprofiled CPU) plus HTTP measured as the difference over HTTP",
         "engine": native.backend_name(),
+        # kept for readers of the earlier files: which engine these figures are for
+        "baseline": "pure-Python curve arithmetic"
+        if native.backend_name().startswith("python")
+        else "native C engine (pure-Python baseline: results/pure-python-baseline/)",
         "database": "SQLite, WAL, synchronous=FULL",
         "groups": ORDER,
         "sizes": rows,
