@@ -49,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from support.system import start_system  # noqa: E402
 
+from ecash_tpm.crypto import native  # noqa: E402
 from ecash_tpm.device import TpmDevice  # noqa: E402
 from ecash_tpm.protocol.status import CoinStatusStatement  # noqa: E402
 from ecash_tpm.swtpm import SwtpmInstance  # noqa: E402
@@ -457,6 +458,7 @@ def main() -> None:
     }
     result = {
         **summary,
+        "engine": native.backend_name(),
         "machine": {
             "cpus": os.cpu_count(),
             "platform": platform.platform(),

@@ -1,13 +1,16 @@
 """Deposit throughput with 1, 2 and 4 bank worker processes on one SQLite / PostgreSQL database
 (issue 13): the ratio, the storage layer's retry counter and the 503s, as JSON and a PNG.
 
-Run: ``.venv/bin/python benchmarks/bench_workers.py [--deposits N] [--workers 1 2 4]
-[--rounds 3] [--max-seconds S] [--quick] [--skip-postgres] [--out benchmarks/results]``.
+Run: ``.venv/bin/python benchmarks/bench_workers.py [--deposits N] [--coins C] [--workers 1 2 4]
+[--rounds 3] [--max-seconds S] [--quick] [--skip-postgres] [--name STEM]
+[--out benchmarks/results]``. ``--coins 16`` makes every deposit carry 16 coins (issue 14's
+throughput target is in coins/s with 16-coin deposits); the figures give deposits/s and coins/s.
+The engine is the one of this process (``ECASH_TPM_NATIVE=0`` forces pure Python).
 Per round every worker count runs once (order rotated per round); figures are the median
 deposits/s over rounds and the median of the per-round ratios to one worker. Coins, spend proofs
 and merchant signatures are made first; then each worker is a forked process with its own
 database pool and bank domain (what ``bank serve --workers N`` runs, without HTTP/TLS in the
-way) that books its share of one-coin deposits. The clock runs from the moment all workers are
+way) that books its share of the deposits. The clock runs from the moment all workers are
 released until the last one is done. PostgreSQL: a throwaway cluster (initdb as the
 ``postgres`` user, fsync on, like SQLite's synchronous=FULL), or ``ECASH_TPM_BENCH_PG_URL``
 names a server (an empty database on it is created and dropped).
@@ -23,6 +26,7 @@ import contextlib
 import json
 import multiprocessing as mp
 import os
+import platform
 import shutil
 import signal
 import socket
@@ -42,29 +46,32 @@ from support.bankworld import BankWorld, make_world, test_policy  # noqa: E402
 from support.coinmint import KeyPool, Pki, RecordingReporter, prepare_coin  # noqa: E402
 
 from ecash_tpm.bank.domain import BankDomain  # noqa: E402
+from ecash_tpm.crypto import native  # noqa: E402
 from ecash_tpm.pki import load_certificate  # noqa: E402
 from ecash_tpm.storage import Database, StorageBusyError, sqlite_url  # noqa: E402
 
 Job = tuple[str, dict[str, Any]]
 
 
-def _jobs(world: BankWorld, count: int, tag: str) -> list[Job]:
-    """``count`` signed one-coin deposits, alternating between two merchants."""
-    member = world.customer(f"bench-{tag}", count * 10)
+def _jobs(world: BankWorld, count: int, tag: str, per: int = 1) -> list[Job]:
+    """``count`` signed deposits of ``per`` coins each, alternating between two merchants."""
+    total = count * per
+    member = world.customer(f"bench-{tag}", total * 10)
     keyset = world.keyset(10)
     coins: list[Any] = []
-    for start in range(0, count, 64):
-        pending = [prepare_coin(member, keyset) for _ in range(min(64, count - start))]
+    for start in range(0, total, 64):
+        pending = [prepare_coin(member, keyset) for _ in range(min(64, total - start))]
         sigs = world.bank.withdraw(
             member.account_id, f"{tag}-{start:06d}", [p.item for p in pending]
         ).blind_signatures
         coins += [p.finalize(s) for p, s in zip(pending, sigs, strict=True)]
     jobs = []
-    for i, coin in enumerate(coins):
+    for i in range(count):
         shop = ("shop-a", "shop-b")[i % 2]
-        request = world.request(shop, 10, deadline_in=500)
+        batch = coins[i * per : (i + 1) * per]
+        request = world.request(shop, 10 * per, deadline_in=500)
         jobs.append(
-            (shop, world.signed_deposit(shop, request, world.spends(member, [coin], request)))
+            (shop, world.signed_deposit(shop, request, world.spends(member, batch, request)))
         )
     return jobs
 
@@ -97,6 +104,7 @@ def _worker(
     first_error = None
     barrier.wait(120)
     deadline = time.monotonic() + max_seconds
+    cpu0 = time.process_time()
     for shop, signed in shard:
         if time.monotonic() > deadline:
             break
@@ -115,13 +123,20 @@ def _worker(
             "failed": failed,
             "retries": db.retries,
             "first_error": first_error,
+            "cpu_s": time.process_time() - cpu0,
         }
     )
     db.close()
 
 
 def _measure(
-    world: BankWorld, url: str, keys_dir: Path, jobs: list[Job], workers: int, max_s: float
+    world: BankWorld,
+    url: str,
+    keys_dir: Path,
+    jobs: list[Job],
+    workers: int,
+    max_s: float,
+    per: int = 1,
 ) -> dict[str, Any]:
     ctx = mp.get_context("fork")
     barrier = ctx.Barrier(workers + 1)
@@ -145,11 +160,18 @@ def _measure(
             os.kill(p.pid, signal.SIGKILL)
             p.join(5)
     done = sum(r["done"] for r in got)
+    cpu = sum(r["cpu_s"] for r in got)
     return {
         "workers": workers,
         "deposits": done,
         "seconds": round(elapsed, 3),
         "deposits_per_s": round(done / elapsed, 2),
+        "coins_per_s": round(done * per / elapsed, 2),
+        # the workers' own CPU (user + system) per coin, and how busy they kept their cores:
+        # a utilisation well below the worker count means waiting (the write lock, fsync, or a
+        # core taken by other work on the machine)
+        "worker_cpu_ms_per_coin": round(cpu * 1e3 / max(1, done * per), 3),
+        "worker_cpu_utilisation": round(cpu / elapsed, 2),
         "retries": sum(r["retries"] for r in got),
         "busy_503": sum(r["busy"] for r in got),
         "failed": sum(r["failed"] for r in got),
@@ -258,14 +280,17 @@ def _backend(name: str, url: str, root: Path, pki: Pki, args: argparse.Namespace
         for r in range(args.rounds):
             k = r % len(args.workers)
             for workers in args.workers[k:] + args.workers[:k]:
-                jobs = _jobs(world, args.deposits, f"{name}-{workers}-{r}")
+                jobs = _jobs(world, args.deposits, f"{name}-{workers}-{r}", args.coins)
                 # the parent's pool is inherited but never used by the forked workers
-                row = _measure(world, url, root / "keysets", jobs, workers, args.max_seconds)
+                row = _measure(
+                    world, url, root / "keysets", jobs, workers, args.max_seconds, args.coins
+                )
                 runs[workers].append(row)
                 print(json.dumps({"backend": name, "round": r, **row}), flush=True)
         rows = []
         for workers, mine in runs.items():
             rates = [m["deposits_per_s"] for m in mine]
+            coin_rates = [m["coins_per_s"] for m in mine]
             firsts = [m["deposits_per_s"] for m in runs[args.workers[0]]]
             rows.append(
                 {
@@ -274,6 +299,14 @@ def _backend(name: str, url: str, root: Path, pki: Pki, args: argparse.Namespace
                     "deposits": sum(m["deposits"] for m in mine),
                     "deposits_per_s": round(statistics.median(rates), 2),
                     "per_round": rates,
+                    "coins_per_s": round(statistics.median(coin_rates), 2),
+                    "coins_per_s_per_round": coin_rates,
+                    "worker_cpu_ms_per_coin": round(
+                        statistics.median(m["worker_cpu_ms_per_coin"] for m in mine), 3
+                    ),
+                    "worker_cpu_utilisation": round(
+                        statistics.median(m["worker_cpu_utilisation"] for m in mine), 2
+                    ),
                     "ratio_over_1": round(
                         statistics.median(x / y for x, y in zip(rates, firsts, strict=True)), 2
                     ),
@@ -297,6 +330,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--rounds", type=int, default=3, help="alternations of the worker counts")
     parser.add_argument("--quick", action="store_true", help="20 deposits, 1 and 2 workers")
+    parser.add_argument("--coins", type=int, default=1, help="coins per deposit (1..64)")
+    parser.add_argument("--name", default="bench_workers", help="stem of the JSON and PNG files")
     args = parser.parse_args()
     # a SIGTERM still stops the PostgreSQL cluster and removes the temporary directory
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -305,6 +340,8 @@ def main() -> None:
     if not 1 <= args.rounds <= 20:
         raise SystemExit("--rounds must be in 1..20")
     args.workers = sorted(set(args.workers))
+    if not 1 <= args.coins <= 64:
+        raise SystemExit("--coins must be in 1..64")
     if not 1 <= args.deposits <= 5000:
         raise SystemExit("--deposits must be in 1..5000")
     if not all(1 <= w <= 8 for w in args.workers) or args.workers[0] != 1:
@@ -333,15 +370,17 @@ def main() -> None:
         "deposits": args.deposits,
         "rounds": args.rounds,
         "workers": args.workers,
-        "baseline": "pure-Python curve arithmetic (before the native C curve)",
+        "coins_per_deposit": args.coins,
+        "engine": native.backend_name(),
+        "machine": platform.platform(),
         "loadavg_after": [round(x, 2) for x in os.getloadavg()],
         "runs": rows,
         "ratio_2_1": ratios,
         "ratio_over_1": over_one,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "bench_workers.json").write_text(json.dumps(result, indent=2) + "\n")
-    _plot(rows, over_one, args.workers, args.out / "bench_workers.png")
+    (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    _plot(rows, over_one, args.workers, args.out / f"{args.name}.png", args.coins)
     print(json.dumps({"ratio_over_1": over_one}))
 
 
@@ -350,6 +389,7 @@ def _plot(
     over_one: dict[str, dict[str, float]],
     workers_list: list[int],
     path: Path,
+    per: int = 1,
 ) -> None:
     import matplotlib
 
@@ -363,11 +403,7 @@ def _plot(
         offset = -0.4 + width * (k + 0.5)
         values = [
             next(
-                (
-                    r["deposits_per_s"]
-                    for r in rows
-                    if r["backend"] == b and r["workers"] == workers
-                ),
+                (r["coins_per_s"] for r in rows if r["backend"] == b and r["workers"] == workers),
                 0,
             )
             for b in backends
@@ -379,8 +415,12 @@ def _plot(
     ax.set_xticklabels(
         [f"{b}\n" + " / ".join(f"x{v:.2f}" for v in over_one.get(b, {}).values()) for b in backends]
     )
-    ax.set_ylabel("deposits / s")
-    ax.set_title(f"bank deposit throughput by workers ({os.cpu_count()} CPUs, shared)", fontsize=10)
+    ax.set_ylabel("coins / s")
+    ax.set_title(
+        f"bank deposit throughput by workers, {per}-coin deposits "
+        f"({os.cpu_count()} CPUs, shared; {native.backend_name()})",
+        fontsize=9,
+    )
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -127,6 +127,24 @@ BENCHMARKS: dict[str, Benchmark] = {
             "bench_curve", [], ["--rounds", "1", "--repeat", "3", "--deposits-per-round", "2"]
         ),
     ),
+    "native": Benchmark(
+        "bench_native.py",
+        "native C engine vs pure Python vs OpenSSL P-256 ECDH per operation, pairings",
+        _json_png("native", [], ["--rounds", "1"]),
+        "the C engine built",
+    ),
+    "public_verify": Benchmark(
+        "bench_public_verify.py",
+        "public credential check (pairings) per coin for 1..64 coins, native vs pure Python",
+        _json_png(
+            "bench_public_verify", [], ["--rounds", "1", "--repeat", "1", "--coins", "1", "4"]
+        ),
+    ),
+    "deposit_engines": Benchmark(
+        "bench_deposit_engines.py",
+        "bank deposit CPU per coin (1 and 16 coins), native vs pure Python in one run",
+        _out([], ["--rounds", "1", "--deposits", "3", "--big-coins", "4", "--big-deposits", "2"]),
+    ),
 }
 
 
