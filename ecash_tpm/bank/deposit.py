@@ -12,6 +12,7 @@ A refused double spend is handed to :class:`~ecash_tpm.bank.reports.DoubleSpendR
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -41,7 +42,7 @@ from ecash_tpm.bank.verify import (
 )
 from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode
 from ecash_tpm.crypto.groupsig import SIGMA_LEN
-from ecash_tpm.crypto.signing import PartyKey, canonical_digest, sign_object
+from ecash_tpm.crypto.signing import PartyKey, sign_object
 from ecash_tpm.errors import EcashError, InputError
 from ecash_tpm.protocol.coins import (
     DEPOSIT_KIND,
@@ -144,17 +145,55 @@ def _check_not_locked(
         if lock is None or lock[1] <= now:
             continue
         holder, until = lock
-        if holder != merchant_id:
-            raise CoinLockedError(
-                "coin is being checked by another merchant; retry after the lock period",
-                detail={
-                    "serial": b64u_encode(sigma),
-                    "locked_until": until,
-                    "retry_after": until - now,
-                },
-            )
+        _refuse_other_holder(sigma, holder, until, merchant_id, now)
         own[sigma] = until
     return own
+
+
+def _first_lock_time(
+    locks: Mapping[bytes, rows.LockRow],
+    merchant_id: str,
+    preq: bytes,
+    sigmas: Sequence[bytes],
+    now: int,
+) -> int | None:
+    """:func:`~ecash_tpm.bank.store.deposits.first_lock_time` over rows already read: the
+    latest lock time when this merchant holds ALL of ``sigmas`` live for ``preq``, else None."""
+    latest: int | None = None
+    for sigma in sigmas:
+        lock = locks.get(sigma)
+        if (
+            lock is None
+            or lock.merchant_id != merchant_id
+            or lock.preq != preq
+            or lock.locked_until <= now
+        ):
+            return None
+        latest = lock.locked_at if latest is None else max(latest, lock.locked_at)
+    return latest
+
+
+def _check_locks_read(
+    locks: Mapping[bytes, rows.LockRow], merchant_id: str, sigmas: Sequence[bytes], now: int
+) -> None:
+    """:func:`_check_not_locked` over rows already read (§10)."""
+    for sigma in sigmas:
+        lock = locks.get(sigma)
+        if lock is not None and lock.locked_until > now:
+            _refuse_other_holder(sigma, lock.merchant_id, lock.locked_until, merchant_id, now)
+
+
+def _refuse_other_holder(sigma: bytes, holder: str, until: int, merchant_id: str, now: int) -> None:
+    """§10: 409 ``bank.coin_locked`` (+ Retry-After) when another merchant holds the coin."""
+    if holder != merchant_id:
+        raise CoinLockedError(
+            "coin is being checked by another merchant; retry after the lock period",
+            detail={
+                "serial": b64u_encode(sigma),
+                "locked_until": until,
+                "retry_after": until - now,
+            },
+        )
 
 
 def _prior_deposit(
@@ -259,9 +298,12 @@ class Deposits:
     def deposit(self, signed: Any, cert_pem: str | bytes) -> dict[str, Any]:
         """Verify and book a merchant-signed deposit; returns the bank-signed receipt."""
         checks = self._checks
-        merchant_id, body, key = checks.authenticate(signed, cert_pem, DEPOSIT_KIND, DEPOSIT_FIELDS)
+        merchant_id, body, key, encoded = checks.authenticate_encoded(
+            signed, cert_pem, DEPOSIT_KIND, DEPOSIT_FIELDS
+        )
         deposit_id = check_identifier(body["deposit_id"], "deposit_id")
-        content = canonical_digest(body)
+        # == canonical_digest(body): the bytes the signature check already encoded
+        content = hashlib.sha256(encoded).digest()
         with self._db.read() as tx:
             prior = _prior_deposit(tx, deposit_id, merchant_id, content)
         if prior is not None:
@@ -294,10 +336,11 @@ class Deposits:
             # §10.1: the deadline again at booking time, so that a signed "unspent" after the
             # deadline stays true (a deposit verified before it cannot land after it)
             late = self._clock()
-            seen = rows.first_lock_time(tx, merchant_id, req.preq, sigmas, late)
+            locks = rows.lock_rows(tx, sigmas)  # read once for both lock rules below
+            seen = _first_lock_time(locks, merchant_id, req.preq, sigmas, late)
             check_deadline(req, late if seen is None else min(seen, late))
             _check_not_spent(tx, sigmas)
-            _check_not_locked(tx, merchant_id, sigmas, now)
+            _check_locks_read(locks, merchant_id, sigmas, now)
             entries = deposit_entries(checked, merchant_account(merchant_id), req.amount)
             txn_id = post_transaction(
                 tx,
@@ -335,8 +378,9 @@ class Deposits:
                 if tid is None:  # spent meanwhile by a path that took no serial lock
                     _check_not_spent(tx, [sigma])
                     raise DepositConflictError("coin spent concurrently; retry")
-                rows.delete_lock(tx, sigma)
                 transcript_ids.append(tid)
+            # the serial locks above keep any new lock row off these coins: only rows read exist
+            rows.delete_locks(tx, [s for s in sigmas if s in locks])
             receipt = sign_object(
                 self._bank_key,
                 RECEIPT_KIND,

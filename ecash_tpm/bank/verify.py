@@ -57,7 +57,7 @@ from ecash_tpm.crypto.groupsig import (
     credentials_batch_ok,
     verify_credential,
 )
-from ecash_tpm.crypto.signing import verify_object
+from ecash_tpm.crypto.signing import verify_object, verify_object_encoded
 from ecash_tpm.errors import ConfigError, EcashError, InputError, NotFoundError, SignatureError
 from ecash_tpm.protocol.coins import (
     PAYMENT_REQUEST_KIND,
@@ -151,6 +151,14 @@ class DepositChecks:
         self, signed: Any, cert_pem: str | bytes, kind: str, fields: frozenset[str]
     ) -> tuple[str, dict[str, Any], ec.EllipticCurvePublicKey]:
         """§9 step 1: ``(merchant_id, body, merchant key)`` of a signed deposit/reserve."""
+        merchant_id, body, key, _ = self.authenticate_encoded(signed, cert_pem, kind, fields)
+        return merchant_id, body, key
+
+    def authenticate_encoded(
+        self, signed: Any, cert_pem: str | bytes, kind: str, fields: frozenset[str]
+    ) -> tuple[str, dict[str, Any], ec.EllipticCurvePublicKey, bytes]:
+        """:meth:`authenticate`, plus the body's canonical encoding (the signed bytes), so the
+        deposit digest is taken from the bytes already encoded for the signature check."""
         if not isinstance(signed, Mapping) or not isinstance(signed.get("body"), Mapping):
             raise InputError(f"expected a signed {kind} object")
         merchant_id = check_identifier(signed["body"].get("merchant_id"), "merchant_id")
@@ -159,7 +167,7 @@ class DepositChecks:
         key = self._accounts.merchant_key(merchant_id, cert_pem)
         # (1c) the merchant's signature on the body
         try:
-            body = verify_object(signed, key, kind)
+            body, encoded = verify_object_encoded(signed, key, kind)
         except SignatureError as exc:
             raise MerchantSignatureError(
                 f"the merchant's signature on the {kind} does not verify",
@@ -167,7 +175,7 @@ class DepositChecks:
             ) from exc
         if set(body) != fields:
             raise InputError(f"{kind} body must have exactly " + ", ".join(sorted(fields)))
-        return merchant_id, body, key
+        return merchant_id, body, key, encoded
 
     @contextmanager
     def watch(self, merchant_id: str) -> Iterator[None]:

@@ -65,6 +65,7 @@ __all__ = [
     "public_key_bytes",
     "sign_object",
     "verify_object",
+    "verify_object_encoded",
     "verify_signature",
     "write_file_atomic",
 ]
@@ -521,6 +522,16 @@ def verify_object(
     :class:`CanonicalEncodingError` (body not encodable) or :class:`SignatureInvalidError`; any
     other failure is a bug. A certificate argument must already have been validated.
     """
+    return verify_object_encoded(doc, public_key_or_cert, expected_kind)[0]
+
+
+def verify_object_encoded(
+    doc: Any,
+    public_key_or_cert: ec.EllipticCurvePublicKey | x509.Certificate | bytes,
+    expected_kind: str,
+) -> tuple[dict[str, Any], bytes]:
+    """:func:`verify_object`, also returning ``canonical_encode(body)`` (the signed bytes), so a
+    caller that needs the body's digest does not encode a large body a second time."""
     tag = object_domain_tag(expected_kind)
     key = load_public_key(public_key_or_cert)
     if not isinstance(doc, Mapping) or set(doc.keys()) != _OBJECT_FIELDS:
@@ -539,5 +550,6 @@ def verify_object(
         signature = b64u_decode(doc["signature"])
     except EcashError as exc:
         raise SignedObjectError("signature is not base64url") from exc
-    verify_signature(key, tag, canonical_encode(body), signature)
-    return body
+    payload = canonical_encode(body)
+    verify_signature(key, tag, payload, signature)
+    return body, payload

@@ -11,7 +11,9 @@ __all__ = [
     "DepositRow",
     "DepositedCoinRow",
     "count_spent",
+    "LockRow",
     "delete_lock",
+    "delete_locks",
     "deposit",
     "deposited_coin",
     "first_lock_time",
@@ -21,6 +23,7 @@ __all__ = [
     "is_spent",
     "lock",
     "lock_detail",
+    "lock_rows",
     "set_receipt",
     "spent_by",
     "totals_per_merchant",
@@ -257,6 +260,40 @@ def upsert_lock(
 
 def delete_lock(tx: Transaction, sigma: bytes) -> None:
     tx.execute("DELETE FROM coin_lock WHERE sigma = :s", {"s": sigma})
+
+
+def delete_locks(tx: Transaction, sigmas: Sequence[bytes]) -> None:
+    """:func:`delete_lock` for several serials in one ``executemany``."""
+    tx.executemany("DELETE FROM coin_lock WHERE sigma = :s", ({"s": s} for s in sigmas))
+
+
+@dataclass(frozen=True, slots=True)
+class LockRow:
+    """A coin's lock row (live or expired), as the deposit booking reads it once."""
+
+    merchant_id: str
+    preq: bytes
+    locked_at: int
+    locked_until: int
+
+
+def lock_rows(tx: Transaction, sigmas: Sequence[bytes]) -> dict[bytes, LockRow]:
+    """The lock rows of ``sigmas`` that exist (one read per serial, for every lock check of a
+    deposit booking: :func:`first_lock_time`'s rule and the other-merchant check)."""
+    found: dict[bytes, LockRow] = {}
+    for sigma in sigmas:
+        row = tx.fetchone(
+            "SELECT merchant_id, preq, locked_at, locked_until FROM coin_lock WHERE sigma = :s",
+            {"s": sigma},
+        )
+        if row is not None:
+            found[sigma] = LockRow(
+                str(row["merchant_id"]),
+                bytes(row["preq"]),
+                int(row["locked_at"]),
+                int(row["locked_until"]),
+            )
+    return found
 
 
 def spent_per_merchant_keyset(tx: Transaction) -> list[tuple[str, bytes, int]]:
