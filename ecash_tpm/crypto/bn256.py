@@ -203,9 +203,10 @@ class Point:
     (:meth:`infinity`); :meth:`encode`, :meth:`decode` and :meth:`require_finite` reject it.
     """
 
-    __slots__ = ("_fb", "_x", "_y")
+    __slots__ = ("_enc", "_fb", "_x", "_y")
     _x: Any
     _y: Any
+    _enc: bytes | None  # the SEC1 encoding, kept once made or parsed (the point is immutable)
     _fb: Any  # fixed-base table (bn256_glv.FixedBase or _bn256.FixedBase), see fixed_base()
 
     def __init__(self, x: int, y: int) -> None:
@@ -218,12 +219,14 @@ class Point:
         object.__setattr__(self, "_x", mpz(x))
         object.__setattr__(self, "_y", mpz(y))
         object.__setattr__(self, "_fb", None)
+        object.__setattr__(self, "_enc", None)
 
     @classmethod
     def _raw(cls, xy: tuple[Any, Any] | None) -> Point:
         """Wrap an internally computed (already valid) affine pair; None is infinity."""
         pt = object.__new__(cls)
         object.__setattr__(pt, "_fb", None)
+        object.__setattr__(pt, "_enc", None)
         if xy is None:
             object.__setattr__(pt, "_x", None)
             object.__setattr__(pt, "_y", None)
@@ -296,9 +299,14 @@ class Point:
 
     def encode(self) -> bytes:
         """Uncompressed SEC1: ``04 || X(32) || Y(32)``."""
+        enc = self._enc
+        if enc is not None:
+            return enc
         if self._x is None:
             raise PointAtInfinityError("the point at infinity has no encoding")
-        return b"\x04" + int(self._x).to_bytes(32, "big") + int(self._y).to_bytes(32, "big")
+        enc = b"\x04" + int(self._x).to_bytes(32, "big") + int(self._y).to_bytes(32, "big")
+        object.__setattr__(self, "_enc", enc)
+        return enc
 
     @classmethod
     def decode(cls, data: bytes) -> Point:
@@ -315,7 +323,18 @@ class Point:
             )
         if data[0] != 4:
             raise PointEncodingError(f"point prefix must be 0x04, got 0x{data[0]:02x}")
-        return cls(int.from_bytes(data[1:33], "big"), int.from_bytes(data[33:], "big"))
+        x, y = int.from_bytes(data[1:33], "big"), int.from_bytes(data[33:], "big")
+        if _NATIVE is None:
+            pt = cls(x, y)
+        else:
+            # the checks of __init__ (range, then the curve equation) in one native call
+            if not _NATIVE.g1_is_on_curve(x, y):
+                if not (x < P and y < P):
+                    raise PointEncodingError("point coordinate out of range [0, p)")
+                raise PointNotOnCurveError("point is not on BN_P256")
+            pt = cls._raw((mpz(x), mpz(y)))
+        object.__setattr__(pt, "_enc", data)  # canonical: 04 || X || Y with X, Y < p
+        return pt
 
     @classmethod
     def from_xy_bytes(cls, x: bytes, y: bytes) -> Point:
