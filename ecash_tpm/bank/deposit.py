@@ -124,6 +124,8 @@ def _check_not_spent(tx: Transaction, sigmas: Sequence[bytes]) -> None:
     """§9: every serial not in ``spent_coin`` nor swapped (§9.3) nor redeemed (§9.4) (else
     409 ``bank.double_spend``)."""
     for sigma in sigmas:
+        if not spending.any_spent(tx, sigma):  # the common case: one probe, not three
+            continue
         spent = rows.spent_by(tx, sigma)
         if spent is not None:
             raise DoubleSpendSeen(sigma, spent[0], spent[1])

@@ -24,6 +24,7 @@ from ecash_tpm.storage import Database, IntegrityCheckError, Migration, Transact
 
 __all__ = [
     "COMPONENT",
+    "any_spent",
     "SPENT_PARTITIONS",
     "check_integrity",
     "keyset_outstanding",
@@ -129,6 +130,18 @@ def mark_spent(
         {"s": sigma, "k": keyset_id, "t": int(tid), "d": deposit_id, "now": now},
     )
     return None if marked is None else int(tid)
+
+
+def any_spent(tx: Transaction, sigma: bytes) -> bool:
+    """Whether ``sigma`` is spent by a deposit, a swap or a redeem: one statement for the three
+    primary-key probes (the per-table lookups that name the earlier spend run only on a hit)."""
+    value = tx.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM spent_coin WHERE sigma = :s)"
+        " OR EXISTS (SELECT 1 FROM swap_input WHERE sigma = :s)"
+        " OR EXISTS (SELECT 1 FROM redeem_input WHERE sigma = :s) AS used",
+        {"s": sigma},
+    )
+    return bool(value)
 
 
 def keyset_outstanding(tx: Transaction, ledger_account: str) -> int:
