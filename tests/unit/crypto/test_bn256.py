@@ -308,3 +308,14 @@ def test_tracing_base_is_deterministic_and_smallest() -> None:
     assert bn256.is_on_curve(j0.x, j0.y) and j0.y % 2 == 0
     assert basename_point(s2_0) == (j0, j0.y_bytes())
     assert j0 != G
+
+
+def test_decode_keeps_the_encoding_and_matches_arithmetic() -> None:
+    """Point.decode keeps its (canonical) input as the encoding; made points encode alike."""
+    made = 12345 * G
+    enc = made.encode()
+    assert made.encode() is enc  # kept after the first encode
+    parsed = Point.decode(bytearray(enc))
+    assert parsed == made
+    assert type(parsed.encode()) is bytes and parsed.encode() == enc
+    assert (parsed + G).encode() == (12346 * G).encode()

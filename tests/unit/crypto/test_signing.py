@@ -30,6 +30,7 @@ from ecash_tpm.crypto.signing import (
     load_public_key,
     sign_object,
     verify_object,
+    verify_object_encoded,
     verify_signature,
 )
 from ecash_tpm.errors import EcashError, EncodingError, InputError, SignatureError
@@ -379,3 +380,16 @@ def test_property_verify_object_garbage_raises_project_errors(key: PartyKey, doc
     with pytest.raises(EcashError) as info:
         verify_object(doc, key.public_key, "prop")
     assert isinstance(info.value, InputError | SignatureError)
+
+
+def test_verify_object_encoded_returns_the_signed_canonical_bytes() -> None:
+    """The deposit digest is taken from these bytes: they must be canonical_encode(body)."""
+    key = PartyKey.generate()
+    body = {"z": [1, "é", None], "a": {"b": True}, "n": -(2**53 - 1)}
+    doc = sign_object(key, "deposit", body)
+    got, encoded = verify_object_encoded(doc, key.public_key, "deposit")
+    assert got == body
+    assert encoded == canonical_encode(body)
+    assert verify_object(doc, key.public_key, "deposit") == body
+    with pytest.raises(SignatureInvalidError):
+        verify_object_encoded({**doc, "body": {**body, "n": 1}}, key.public_key, "deposit")
