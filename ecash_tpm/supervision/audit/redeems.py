@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from ecash_tpm.crypto.encoding import b64u_encode
@@ -23,6 +24,7 @@ from ecash_tpm.errors import EcashError
 from ecash_tpm.protocol.coins import parse_spends
 from ecash_tpm.protocol.redeem import RedeemRequest
 from ecash_tpm.supervision.audit.context import FEE_ACCOUNT, AuditContext, blob
+from ecash_tpm.supervision.audit.inputs import spent_input
 from ecash_tpm.supervision.audit.ledger import check_booking
 from ecash_tpm.supervision.audit.store import BankTables, RedeemTables
 from ecash_tpm.supervision.audit.transcripts import CoinAudit
@@ -148,34 +150,21 @@ def _check_inputs(
     rid, preq = str(r["request_id"]), blob(r["preq"])
     total = 0
     for row in rows:
-        sigma, at = blob(row["sigma"]), int(row["spent_at"])
-        kid = blob(row["keyset_id"])
-        where = f"{rid}/{b64u_encode(sigma)}"
-        ctx.spent.append((kid, sigma, at))
-        if sigma in taken:
-            ctx.flag(
-                "serial.duplicate",
-                "one serial is both redeemed and deposited or swapped",
-                table="redeem_input",
-                row_id=where,
-                serial=sigma,
-            )
-        keyset = ctx.keysets.get(kid)
-        value = int(row["value"])
-        total += value
-        if keyset is None:
-            ctx.flag(
-                "redeem.unknown_keyset",
-                "a redeemed coin names a keyset the bank does not have",
-                table="redeem_input",
-                row_id=where,
-                found=kid.hex(),
-            )
-        else:
-            expected[keyset.account] -= keyset.value
-            if value != keyset.value:
-                _mismatch(ctx, "redeem_input", where, sigma, "value", keyset.value, value)
-        ctx.counts["coins_verified"] += 1
+        inp = spent_input(
+            ctx,
+            row,
+            rid=rid,
+            table="redeem_input",
+            taken=taken,
+            expected=expected,
+            duplicate="one serial is both redeemed and deposited or swapped",
+            unknown_kind="redeem.unknown_keyset",
+            unknown="a redeemed coin names a keyset the bank does not have",
+            mismatch=partial(_mismatch, ctx),
+        )
+        sigma, kid, at, where = inp.sigma, inp.keyset_id, inp.spent_at, inp.where
+        keyset = inp.keyset
+        total += inp.value
         try:
             body = json.loads(row["body"])
             spend = parse_spends([body["spend"]], max_spends=1)[0]

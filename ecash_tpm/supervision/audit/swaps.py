@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from ecash_tpm.crypto.encoding import b64u_encode
@@ -21,6 +22,7 @@ from ecash_tpm.errors import EcashError
 from ecash_tpm.protocol.coins import parse_spends
 from ecash_tpm.protocol.swap import SwapRequest
 from ecash_tpm.supervision.audit.context import FEE_ACCOUNT, AuditContext, blob
+from ecash_tpm.supervision.audit.inputs import spent_input
 from ecash_tpm.supervision.audit.ledger import check_booking
 from ecash_tpm.supervision.audit.store import BankTables, SwapTables
 from ecash_tpm.supervision.audit.transcripts import CoinAudit
@@ -97,34 +99,21 @@ def _check_inputs(
     rid, preq = str(s["request_id"]), blob(s["preq"])
     total = 0
     for row in rows:
-        sigma, at = blob(row["sigma"]), int(row["spent_at"])
-        kid = blob(row["keyset_id"])
-        where = f"{rid}/{b64u_encode(sigma)}"
-        ctx.spent.append((kid, sigma, at))
-        if sigma in deposited:
-            ctx.flag(
-                "serial.duplicate",
-                "one serial is both deposited and swapped",
-                table="swap_input",
-                row_id=where,
-                serial=sigma,
-            )
-        keyset = ctx.keysets.get(kid)
-        value = int(row["value"])
-        total += value
-        if keyset is None:
-            ctx.flag(
-                "swap.unknown_keyset",
-                "a swapped coin names a keyset the bank does not have",
-                table="swap_input",
-                row_id=where,
-                found=kid.hex(),
-            )
-        else:
-            expected[keyset.account] -= keyset.value
-            if value != keyset.value:
-                _mismatch(ctx, "swap_input", where, sigma, "value", keyset.value, value)
-        ctx.counts["coins_verified"] += 1
+        inp = spent_input(
+            ctx,
+            row,
+            rid=rid,
+            table="swap_input",
+            taken=deposited,
+            expected=expected,
+            duplicate="one serial is both deposited and swapped",
+            unknown_kind="swap.unknown_keyset",
+            unknown="a swapped coin names a keyset the bank does not have",
+            mismatch=partial(_mismatch, ctx),
+        )
+        sigma, kid, at, where = inp.sigma, inp.keyset_id, inp.spent_at, inp.where
+        keyset = inp.keyset
+        total += inp.value
         try:
             body = json.loads(row["body"])
             spend = parse_spends([body["spend"]], max_spends=1)[0]
