@@ -294,14 +294,12 @@ class _FetchedEpochKeys(Mapping[int, "IssuerPublic"]):
         self._unknown: dict[int, str] = {}
 
     def __getitem__(self, epoch: int) -> IssuerPublic:
-        from ecash_tpm.errors import EcashError
+        from ecash_tpm.protocol.errors import UnknownEpochError
 
         if epoch not in self._seen:
             try:
                 self._seen[epoch] = self.source(epoch)
-            except EcashError as exc:
-                if exc.code != "coin.unknown_epoch":
-                    raise  # unreachable or unverifiable (503): the audit cannot judge, retry
+            except UnknownEpochError as exc:  # unreachable/unverifiable (503) propagates: retry
                 # §7.4: no certified key for a booked coin's epoch -- the audit flags its coins
                 self._seen[epoch] = None
                 self._unknown[epoch] = str(exc.detail.get("cause", exc.code))
