@@ -21,45 +21,15 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from support.system import start_system  # noqa: E402
+from timing import Timed, TimedGateway  # noqa: E402
 
 from ecash_tpm.device import TpmDevice  # noqa: E402
 from ecash_tpm.swtpm import SwtpmInstance  # noqa: E402
-
-
-class Timed:
-    """Accumulates the wall time of calls to one function."""
-
-    def __init__(self, fn: Callable[..., Any]) -> None:
-        self.fn = fn
-        self.seconds = 0.0
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        start = time.perf_counter()
-        try:
-            return self.fn(*args, **kwargs)
-        finally:
-            self.seconds += time.perf_counter() - start
-
-
-class TimedGateway:
-    """Wraps the merchant's bank link and times deposits."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.deposit = Timed(inner.deposit)
-
-    def keysets(self, **kw: Any) -> Any:
-        return self.inner.keysets(**kw)
-
-    def reserve(self, signed: Mapping[str, Any], cert_pem: str) -> Any:
-        return self.inner.reserve(signed, cert_pem)
 
 
 def main() -> None:

@@ -41,13 +41,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from support.system import start_system  # noqa: E402
+from timing import Timed, TimedGateway  # noqa: E402
 
 from ecash_tpm.crypto import native  # noqa: E402
 from ecash_tpm.device import TpmDevice  # noqa: E402
@@ -138,35 +139,6 @@ print(json.dumps({
     "checkstate_ms": (t7 - t6) * 1e3,
 }))
 '''
-
-
-class Timed:
-    """Accumulates the wall time of calls to one function."""
-
-    def __init__(self, fn: Callable[..., Any]) -> None:
-        self.fn = fn
-        self.seconds = 0.0
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        start = time.perf_counter()
-        try:
-            return self.fn(*args, **kwargs)
-        finally:
-            self.seconds += time.perf_counter() - start
-
-
-class TimedGateway:
-    """The merchant's bank link with its deposits timed."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.deposit = Timed(inner.deposit)
-
-    def keysets(self, **kw: Any) -> Any:
-        return self.inner.keysets(**kw)
-
-    def reserve(self, signed: Any, cert_pem: str) -> Any:
-        return self.inner.reserve(signed, cert_pem)
 
 
 # --- the peer ------------------------------------------------------------------------------
