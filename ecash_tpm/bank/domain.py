@@ -230,9 +230,7 @@ class BankDomain:
             descriptor=self.keysets.signed_descriptor,
         )
         # docs/protocol.md 9.4: double spends whose first spend was a redeem
-        self.redeem_reports = RedeemReports(
-            db, reports=self.reports, reporter=reporter, clock=clock
-        )
+        self.redeem_reports = RedeemReports(db, reports=self.reports, clock=clock)
         checks = DepositChecks(
             keysets=self.keysets,
             accounts=self.accounts,

@@ -16,12 +16,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ecash_tpm.bank.errors import DoubleSpendError
-from ecash_tpm.bank.protocols import DoubleSpendReporter
 from ecash_tpm.bank.reports import DoubleSpendReports
 from ecash_tpm.bank.store import redeems as rows
 from ecash_tpm.crypto.encoding import b64u_encode
 from ecash_tpm.errors import NotFoundError
-from ecash_tpm.service.logs import json_default
 from ecash_tpm.storage import Database, Transaction
 
 __all__ = ["RedeemReports", "RedeemedSeen", "redeem_transcript_id"]
@@ -55,13 +53,11 @@ class RedeemReports:
         db: Database,
         *,
         reports: DoubleSpendReports,
-        reporter: DoubleSpendReporter,
         clock: Callable[[], int],
     ) -> None:
         db.migrate(rows.MIGRATIONS, component=rows.COMPONENT)
         self._db = db
-        self._reports = reports  # signs transcripts (with the keyset descriptor, §12.1)
-        self._reporter = reporter
+        self._reports = reports  # signs (§12.1) and delivers, to the same reporter
         self._clock = clock
 
     def after_double_spend(
@@ -97,25 +93,17 @@ class RedeemReports:
             first_body, redeem_transcript_id(str(first_body.get("deposit_id")))
         )
         second = self._reports.sign_transcript(second_body, f"attempt-redeem-{report_id}")
-        try:
-            result = self._reporter.report(first, second)
-        except Exception as exc:  # the reporter is another party: record, retry later
-            logger.warning("redeem double-spend report %s failed: %s", report_id, exc)
-            error = f"{type(exc).__name__}: {exc}"[:1000]
-            self._db.run_in_transaction(
-                lambda tx: rows.mark_report(tx, report_id, sent=False, result=None, error=error)
-            )
-            return False
-        try:
-            result_json = json.dumps(result, default=json_default, sort_keys=True)
-        except (TypeError, ValueError):
-            result_json = json.dumps(repr(result))
-        self._db.run_in_transaction(
-            lambda tx: rows.mark_report(
-                tx, report_id, sent=True, result=result_json[:100_000], error=None
-            )
+        return self._reports.deliver(
+            first,
+            second,
+            label=f"redeem double-spend report {report_id}",
+            failed=lambda tx, error: rows.mark_report(
+                tx, report_id, sent=False, result=None, error=error
+            ),
+            sent=lambda tx, result: rows.mark_report(
+                tx, report_id, sent=True, result=result, error=None
+            ),
         )
-        return True
 
     def retry(self) -> dict[str, int]:
         """Send every pending or failed report again: ``{sent, failed}``."""

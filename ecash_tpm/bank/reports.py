@@ -126,18 +126,37 @@ class DoubleSpendReports:
         first = self.signed_transcript(first_transcript_id)
         # The refused attempt has no transcript row; it is named after its report.
         second = self.sign_transcript(json.loads(second_transcript), f"attempt-{report_id}")
+        return self.deliver(
+            first,
+            second,
+            label=f"double-spend report {report_id}",
+            failed=lambda tx, error: rows.mark_failed(tx, report_id, error),
+            sent=lambda tx, result: rows.mark_sent(tx, report_id, result),
+        )
+
+    def deliver(
+        self,
+        first: dict[str, Any],
+        second: dict[str, Any],
+        *,
+        label: str,
+        failed: Callable[[Transaction, str], None],
+        sent: Callable[[Transaction, str], None],
+    ) -> bool:
+        """Hand one report to the reporter and record the outcome with ``sent``/``failed``
+        (whichever queue it came from); a failing reporter is another party: retry later."""
         try:
             result = self._reporter.report(first, second)
         except Exception as exc:  # the reporter is another party: record any failure, retry later
-            logger.warning("double-spend report %s failed: %s", report_id, exc)
+            logger.warning("%s failed: %s", label, exc)
             error = f"{type(exc).__name__}: {exc}"[:1000]
-            self._db.run_in_transaction(lambda tx: rows.mark_failed(tx, report_id, error))
+            self._db.run_in_transaction(lambda tx: failed(tx, error))
             return False
         try:
             result_json = json.dumps(result, default=json_default, sort_keys=True)
         except (TypeError, ValueError):
             result_json = json.dumps(repr(result))
-        self._db.run_in_transaction(lambda tx: rows.mark_sent(tx, report_id, result_json[:100_000]))
+        self._db.run_in_transaction(lambda tx: sent(tx, result_json[:100_000]))
         return True
 
     def retry(self) -> dict[str, int]:
