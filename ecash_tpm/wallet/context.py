@@ -21,11 +21,19 @@ from dataclasses import dataclass
 from cryptography import x509
 
 from ecash_tpm.crypto.bn256 import Point
-from ecash_tpm.crypto.groupsig import DaaSigner
+from ecash_tpm.crypto.groupsig import DaaSigner, make_spend_proof
 from ecash_tpm.pki import CrlProvider
+from ecash_tpm.protocol.coins import Spend
+from ecash_tpm.wallet.coins import HeldCoin
 from ecash_tpm.wallet.store import WalletStore
 
-__all__ = ["MAX_REQUEST_DEADLINE_S", "RootCertificate", "SpendingContext", "WalletContext"]
+__all__ = [
+    "MAX_REQUEST_DEADLINE_S",
+    "RootCertificate",
+    "SpendingContext",
+    "WalletContext",
+    "spend_coin",
+]
 
 #: The central-bank root as a certificate, DER bytes or PEM text.
 RootCertificate = x509.Certificate | bytes | str
@@ -77,3 +85,23 @@ class SpendingContext(WalletContext):
     hop: Point
     #: The member's registered T0; the TPM's commit must reproduce it (None: not checked).
     expected_t0: Point | None = None
+
+
+def spend_coin(
+    ctx: SpendingContext, hc: HeldCoin, preq: bytes, *, self_check: bool = True
+) -> Spend:
+    """One TPM2_Commit and one TPM2_Sign over ``preq`` (docs/protocol.md 7): the spend of a
+    payment, a swap (9.3) or a redeem (9.4) alike."""
+    coin = hc.coin
+    proof = make_spend_proof(
+        ctx.signer,
+        hop=ctx.hop,
+        preq=preq,
+        keyset_id=coin.keyset_id,
+        epoch=coin.epoch,
+        sigma=coin.sigma,
+        coin=coin.credential,
+        expected_t0=ctx.expected_t0,
+        self_check=self_check,
+    )
+    return Spend(coin, proof)

@@ -43,9 +43,7 @@ from typing import Any, Protocol
 
 from cryptography import x509
 
-from ecash_tpm.crypto.bn256 import Point
 from ecash_tpm.crypto.encoding import b64u_decode, b64u_encode
-from ecash_tpm.crypto.groupsig import DaaSigner, make_spend_proof
 from ecash_tpm.errors import EcashError, InputError, RemoteError
 from ecash_tpm.pki import CrlInput
 from ecash_tpm.progress import ProgressCallback, silent
@@ -54,7 +52,7 @@ from ecash_tpm.protocol.payments import verify_receipt
 from ecash_tpm.protocol.status import MAX_STATUS_SERIALS, CoinStatusStatement, DepositRefusal
 from ecash_tpm.service.errors import RemoteCallError
 from ecash_tpm.wallet.coins import HeldCoin, select_coins
-from ecash_tpm.wallet.context import RootCertificate, SpendingContext
+from ecash_tpm.wallet.context import RootCertificate, SpendingContext, spend_coin
 from ecash_tpm.wallet.records import SWAP_MERCHANT, PaymentRecord
 from ecash_tpm.wallet.store import WalletStore
 
@@ -270,16 +268,7 @@ def pay(
     try:
         say("spend proofs with the TPM", 0, len(chosen))
         for hc in chosen:
-            spends.append(
-                _spend(
-                    signer,
-                    hc,
-                    hop=ctx.hop,
-                    preq=req.preq,
-                    t0=ctx.expected_t0,
-                    self_check=self_check,
-                )
-            )
+            spends.append(spend_coin(ctx, hc, req.preq, self_check=self_check))
             say("spend proofs with the TPM", len(spends), len(chosen))
     except BaseException as exc:  # nothing left the device: the coins are still ours
         code = exc.code if isinstance(exc, EcashError) else "wallet.interrupted"
@@ -333,30 +322,6 @@ def pay(
         swap=None if swapped is None else swapped.to_dict(),
         fees=fees,
     )
-
-
-def _spend(
-    signer: DaaSigner,
-    hc: HeldCoin,
-    *,
-    hop: Point,
-    preq: bytes,
-    t0: Point | None,
-    self_check: bool,
-) -> Spend:
-    coin = hc.coin
-    proof = make_spend_proof(
-        signer,
-        hop=hop,
-        preq=preq,
-        keyset_id=coin.keyset_id,
-        epoch=coin.epoch,
-        sigma=coin.sigma,
-        coin=coin.credential,
-        expected_t0=t0,
-        self_check=self_check,
-    )
-    return Spend(coin, proof)
 
 
 def _send_failure(

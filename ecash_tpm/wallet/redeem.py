@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
-from ecash_tpm.crypto.groupsig import make_spend_proof
 from ecash_tpm.errors import EcashError, InputError
 from ecash_tpm.pki import CrlInput
 from ecash_tpm.progress import ProgressCallback, silent
@@ -44,7 +43,7 @@ from ecash_tpm.protocol.redeem import (
 )
 from ecash_tpm.service.errors import RemoteCallError
 from ecash_tpm.wallet.coins import HeldCoin, select_coins
-from ecash_tpm.wallet.context import RootCertificate, SpendingContext
+from ecash_tpm.wallet.context import RootCertificate, SpendingContext, spend_coin
 from ecash_tpm.wallet.pay import SPENDABLE_MARGIN_S, ChangeMaker, DeadlineTooFarError
 from ecash_tpm.wallet.pay import _send_failure as send_failure
 from ecash_tpm.wallet.records import REDEEM_MERCHANT
@@ -257,7 +256,7 @@ def redeem(
             on_fees(fees)
         say("spend proofs with the TPM", 0, len(chosen))
         for hc in chosen:
-            spends.append(_spend(ctx, hc, req.preq, self_check=self_check))
+            spends.append(spend_coin(ctx, hc, req.preq, self_check=self_check))
             say("spend proofs with the TPM", len(spends), len(chosen))
     except BaseException as exc:  # nothing left the device: the coins are still ours
         code = exc.code if isinstance(exc, EcashError) else "wallet.interrupted"
@@ -391,20 +390,3 @@ def fetch_redeem_receipts(
             )
         )
     return results
-
-
-def _spend(ctx: SpendingContext, hc: HeldCoin, preq: bytes, *, self_check: bool) -> Spend:
-    """One spend proof over the redeem request's ``preq`` (docs/protocol.md 7, 9.4)."""
-    coin = hc.coin
-    proof = make_spend_proof(
-        ctx.signer,
-        hop=ctx.hop,
-        preq=preq,
-        keyset_id=coin.keyset_id,
-        epoch=coin.epoch,
-        sigma=coin.sigma,
-        coin=coin.credential,
-        expected_t0=ctx.expected_t0,
-        self_check=self_check,
-    )
-    return Spend(coin, proof)

@@ -26,9 +26,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ecash_tpm.crypto.groupsig import Credential, make_spend_proof
+from ecash_tpm.crypto.groupsig import Credential
 from ecash_tpm.errors import EcashError, RemoteError
-from ecash_tpm.protocol.coins import Spend
 from ecash_tpm.protocol.keysets import Keyset
 from ecash_tpm.protocol.payments import KeysetBook
 from ecash_tpm.protocol.swap import MAX_SWAP_ITEMS, SwapRequest, swap_fee
@@ -41,7 +40,7 @@ from ecash_tpm.wallet.coins import (
     select_coins,
     split_amount,
 )
-from ecash_tpm.wallet.context import SpendingContext, WalletContext
+from ecash_tpm.wallet.context import SpendingContext, WalletContext, spend_coin
 from ecash_tpm.wallet.records import SWAP_MERCHANT, PaymentRecord, PendingCoin, PendingWithdrawal
 from ecash_tpm.wallet.store import CoinStateError
 from ecash_tpm.wallet.withdraw import (
@@ -260,7 +259,7 @@ def swap_coins(
         choose=choose,
     )
     try:
-        wire = [_spend(ctx, c, req.preq).to_dict() for c in inputs]
+        wire = [spend_coin(ctx, c, req.preq).to_dict() for c in inputs]
     except BaseException as exc:  # nothing left the device: the coins are still ours
         code = exc.code if isinstance(exc, EcashError) else "wallet.interrupted"
         store.finish_payment(
@@ -277,22 +276,6 @@ def swap_coins(
         reason=reason,
         currency=currency,
     )
-
-
-def _spend(ctx: SpendingContext, hc: HeldCoin, preq: bytes) -> Spend:
-    """One TPM2_Commit and one TPM2_Sign over the swap's ``preq`` (docs/protocol.md 7, 9.3)."""
-    coin = hc.coin
-    proof = make_spend_proof(
-        ctx.signer,
-        hop=ctx.hop,
-        preq=preq,
-        keyset_id=coin.keyset_id,
-        epoch=coin.epoch,
-        sigma=coin.sigma,
-        coin=coin.credential,
-        expected_t0=ctx.expected_t0,
-    )
-    return Spend(coin, proof)
 
 
 def _send(
