@@ -230,11 +230,13 @@ def run_demo(
     ctx = StoryContext(runner, directory, events=events)
     interrupted = False
     started = time.perf_counter()
-    with termination_as_interrupt():
+    with termination_as_interrupt() as termination:
         try:
             run_story(ctx)
         except StepFailed as failed:
-            interrupted = isinstance(failed.__cause__, KeyboardInterrupt)
+            # a signal is an interruption even where the code it landed in turned it into
+            # another failure (the KeyboardInterrupt is not always the step's cause)
+            interrupted = termination.received or isinstance(failed.__cause__, KeyboardInterrupt)
             _report_failure(runner, ctx, failed)
         except KeyboardInterrupt:
             interrupted = True

@@ -225,23 +225,30 @@ class ProcessGroup:
             os.replace(tmp, path)
 
 
+class Termination:
+    """Whether a termination signal arrived: the one ``KeyboardInterrupt`` it raises can be
+    swallowed or wrapped by the code it lands in, the flag cannot."""
+
+    def __init__(self) -> None:
+        self.received = False
+
+
 @contextlib.contextmanager
-def termination_as_interrupt() -> Iterator[None]:
+def termination_as_interrupt() -> Iterator[Termination]:
     """Treat SIGTERM, SIGHUP and Ctrl-C as one ``KeyboardInterrupt`` for the duration, so
     cleanup code runs; later signals are ignored, so they cannot cut that cleanup short."""
     sigs = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
-    interrupted = False
+    state = Termination()
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        nonlocal interrupted
-        if interrupted:
+        if state.received:
             return
-        interrupted = True
+        state.received = True
         raise KeyboardInterrupt(f"signal {signum}")
 
     previous = {sig: signal.signal(sig, handler) for sig in sigs}
     try:
-        yield
+        yield state
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
