@@ -53,7 +53,11 @@ def register_refund(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--name", default="merchant", help="expected shop certificate name")
     p.add_argument("--root", default=None, metavar="PEM", help="central bank root (for https)")
     add_insecure_http(p)
-    p.add_argument("--preq", required=True, help="the paid request's digest (base64url)")
+    p.add_argument(
+        "--preq",
+        required=True,
+        help="the paid request's digest (base64url); write --preq=VALUE, it may start with '-'",
+    )
     p.add_argument("--amount", type=int, default=None, help="default: all that is left")
     p.add_argument("--admin-token-file", default=None, help="else $ECASH_TPM_ADMIN_TOKEN")
     p.add_argument("--json", action="store_true", help="machine-readable output")

@@ -54,7 +54,7 @@ def test_merchant_refund_and_wallet_refund_claim(
         token = tmp_path / "admin-token"
         token.write_text(ADMIN_TOKEN)
         granted = run(capsys, "merchant", "refund", "--url", shop, "--name", "shop-1", "--root",
-                      str(s.root_path), "--preq", b64u_encode(preq), "--amount", "5",
+                      str(s.root_path), f"--preq={b64u_encode(preq)}", "--amount", "5",
                       "--admin-token-file", str(token))  # fmt: skip
         assert granted["refunds"][0]["body"]["amount"] == 5
         claimed = run(capsys, "wallet", "refund-claim", "--data", str(wallet), "--payment",

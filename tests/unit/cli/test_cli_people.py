@@ -107,3 +107,11 @@ def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
             os.close(write)
         assert proc.returncode == status, proc.stderr
         assert proc.stderr == b"", proc.stderr
+
+
+def test_a_request_digest_starting_with_a_dash_parses_when_written_with_equals() -> None:
+    """One base64url digest in 64 starts with '-'; ``--preq=VALUE`` is how it is passed."""
+    args = build_parser().parse_args(
+        ["merchant", "refund", "--url", "https://127.0.0.1:1", "--preq=-AbC", "--amount", "5"]
+    )
+    assert args.preq == "-AbC"
