@@ -145,6 +145,12 @@ BENCHMARKS: dict[str, Benchmark] = {
         "bank deposit CPU per coin (1 and 16 coins), native vs pure Python in one run",
         _out([], ["--rounds", "1", "--deposits", "3", "--big-coins", "4", "--big-deposits", "2"]),
     ),
+    "deposit_baseline": Benchmark(
+        "bench_deposit_baseline.py",
+        "bank deposit CPU per coin (1 and 16 coins), this tree vs issue 13's 'today', one run",
+        _out([], ["--rounds", "1", "--deposits", "3", "--big-coins", "4", "--big-deposits", "2"]),
+        "git history with the baseline commit (not a shallow clone)",
+    ),
 }
 
 

@@ -4,6 +4,7 @@ figures: nothing here is timed) and the refusals."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,30 @@ def test_quick_deposit_profile_writes_json_and_png(
     for size in data["sizes"]:
         assert set(size["groups_ms_per_coin"]) == set(data["groups"])
         assert size["domain_cpu_ms_per_coin"] > 0
+
+
+def _has_commit(rev: str) -> bool:
+    probe = ["git", "-C", str(REPO), "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"]
+    return subprocess.run(probe, capture_output=True, check=False).returncode == 0
+
+
+@pytest.mark.slow
+def test_quick_deposit_baseline_runs_the_old_commit_next_to_this_tree(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The A/B against issue 13's "today" keeps working while tests/support evolves."""
+    if not _has_commit("9e9a63c"):
+        pytest.skip("a shallow clone: the baseline commit 9e9a63c is not in the history")
+    out = tmp_path / "results"
+    assert main(["bench", "deposit_baseline", "--quick", "--out", str(out), "--json"]) == 0
+    assert _last_json(capfd)["ok"] is True
+    assert (out / "bench_deposit_baseline.png").stat().st_size > 0
+    data = json.loads((out / "bench_deposit_baseline.json").read_text())
+    assert data["baseline_commit"].startswith("9e9a63c")
+    assert set(data["engines"]) == {"baseline", "current"}
+    for side in ("baseline", "current"):
+        assert set(data["median_ms_per_coin"][side]) == {"1", "4"}
+        assert all(v > 0 for v in data["median_ms_per_coin"][side].values())
 
 
 def test_unknown_benchmark_refused(capfd: pytest.CaptureFixture[str]) -> None:
