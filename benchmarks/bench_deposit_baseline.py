@@ -7,7 +7,7 @@ Issue 13 asks for a deposit's CPU per coin "at least 2x lower than today" for 1-
 16-coin deposits. "Today" is a commit, not a number: ``9e9a63c`` is main as it was when the
 issue was filed (every issue-13 branch forks there: GLV, batch verification, less per request,
 the scaling work, the native engine). Absolute milliseconds move between sessions and hosts by
-more than the effect, so both sides run here, in the same run, on the same machine:
+more than the effect, so all sides run here, in the same run, on the same machine:
 
 - the baseline's ``ecash_tpm`` and ``tests/support`` are exported with ``git archive`` into a
   temporary directory (nothing in the checkout changes; a shallow clone without that commit is
@@ -21,9 +21,11 @@ more than the effect, so both sides run here, in the same run, on the same machi
   signed 1-coin deposits and ``--big-deposits`` signed ``--big-coins``-coin deposits (coins of
   value 10, spend proofs, merchant signatures), deposits one warm-up, then measures
   ``time.process_time`` around each ``BankDomain.deposit`` call;
-- per round both sides run, the order alternating, so load on the shared cores hits both;
-  figures are medians over rounds of the per-round medians, the ratio of those medians and the
-  median of the per-round ratios.
+- a third side runs this tree with ``ECASH_TPM_NATIVE=0`` (the pure-Python curve code), so the
+  gain of the C engine and that of everything else can be told apart;
+- per round every side runs, the order rotating, so load on the shared cores hits all of them;
+  figures are medians over rounds of the per-round medians, the baseline's ratio to each side
+  and the median of the per-round ratios.
 
 The only API both trees need is ``make_world``, ``BankWorld.customer/withdraw/request/spends/
 signed_deposit``, ``Pki.create``, ``KeyPool`` and ``BankDomain.deposit(signed, cert_pem)``.
@@ -51,7 +53,9 @@ REPO = HERE.parent
 #: main when issue 13 ("Fast and scalable bank") was filed: its "today".
 BASELINE = "9e9a63c"
 COIN_VALUE = 10
-SIDES = ("baseline", "current")
+#: what runs: the baseline tree; this tree forced onto the pure-Python curve code (so the
+#: engine's share and the rest's can be told apart); this tree as installed
+SIDES = ("baseline", "current_python", "current")
 
 
 def _child(tree: Path, coins_sizes: list[tuple[int, int]], out: Path) -> None:
@@ -66,7 +70,7 @@ def _child(tree: Path, coins_sizes: list[tuple[int, int]], out: Path) -> None:
     imported = Path(ecash_tpm.__file__).resolve().parent
     if imported != (tree / "ecash_tpm").resolve():
         raise SystemExit(f"imported {imported}, not {tree / 'ecash_tpm'}")
-    engine = "pure Python"
+    engine = "python (gmpy2)"  # the baseline has no native engine
     try:
         from ecash_tpm.crypto import native
 
@@ -158,15 +162,17 @@ def main(argv: list[str] | None = None) -> int:
         base_tree = Path(tmp) / "baseline"
         base_tree.mkdir()
         full = _export(args.baseline, base_tree)
-        trees = {"baseline": base_tree, "current": REPO}
+        trees = {"baseline": base_tree, "current_python": REPO, "current": REPO}
         for r in range(args.rounds):
-            for side in SIDES if r % 2 == 0 else tuple(reversed(SIDES)):
+            for side in SIDES[r % 3 :] + SIDES[: r % 3]:  # each side first, middle, last
                 out = Path(tmp) / f"{side}-{r}.json"
                 cmd = [sys.executable, str(Path(__file__).resolve()), "--child", str(trees[side])]
                 cmd += ["--child-out", str(out), "--deposits", str(args.deposits)]
                 cmd += ["--big-coins", str(args.big_coins)]
                 cmd += ["--big-deposits", str(args.big_deposits)]
                 env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+                if side == "current_python":
+                    env["ECASH_TPM_NATIVE"] = "0"
                 subprocess.run(cmd, env=env, check=True, cwd=tmp)
                 doc = json.loads(out.read_text())
                 engines[side] = doc["engine"]
@@ -179,19 +185,24 @@ def main(argv: list[str] | None = None) -> int:
             load.append(os.getloadavg()[0])
     med = {s: {k: statistics.median(v) for k, v in d.items()} for s, d in per_round.items()}
     sizes_k = list(med["current"])
-    ratio = {k: med["baseline"][k] / med["current"][k] for k in sizes_k}
-    # both sides ran next to each other in every round: the per-round ratio cancels the drift
+    ratio = {s: {k: med["baseline"][k] / med[s][k] for k in sizes_k} for s in SIDES[1:]}
+    # all sides ran next to each other in every round: the per-round ratio cancels the drift
     # of the machine's load between rounds
     ratio_rounds = {
-        k: statistics.median(
-            b / c for b, c in zip(per_round["baseline"][k], per_round["current"][k], strict=True)
-        )
-        for k in sizes_k
+        s: {
+            k: statistics.median(
+                b / c for b, c in zip(per_round["baseline"][k], per_round[s][k], strict=True)
+            )
+            for k in sizes_k
+        }
+        for s in SIDES[1:]
     }
     for k in sizes_k:
         print(
-            f"{k:>2}-coin deposit: CPU/coin baseline {med['baseline'][k]:.2f} ms, current "
-            f"{med['current'][k]:.2f} ms: x{ratio[k]:.2f} lower (per round x{ratio_rounds[k]:.2f})"
+            f"{k:>2}-coin deposit: CPU/coin baseline {med['baseline'][k]:.2f} ms; current "
+            f"{med['current'][k]:.2f} ms, x{ratio['current'][k]:.2f} lower (per round "
+            f"x{ratio_rounds['current'][k]:.2f}); current on pure Python "
+            f"{med['current_python'][k]:.2f} ms, x{ratio['current_python'][k]:.2f} lower"
         )
     args.out.mkdir(parents=True, exist_ok=True)
     doc_out: dict[str, Any] = {
@@ -212,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         "wall_s": round(time.perf_counter() - started, 1),
     }
     (args.out / "bench_deposit_baseline.json").write_text(json.dumps(doc_out, indent=2) + "\n")
-    _plot(med, ratio, engines, full[:7], args.out / "bench_deposit_baseline.png")
+    _plot(med, ratio["current"], engines, full[:7], args.out / "bench_deposit_baseline.png")
     return 0
 
 
@@ -226,10 +237,10 @@ def _plot(
 
     sizes = list(med["current"])
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
-    colours = {"baseline": "#cc6677", "current": "#4477aa"}
+    colours = {"baseline": "#cc6677", "current_python": "#ddcc77", "current": "#4477aa"}
     for k, side in enumerate(SIDES):
-        xs = [i + (k - 0.5) * 0.35 for i in range(len(sizes))]
-        ax.bar(xs, [med[side][s] for s in sizes], 0.35, color=colours[side],
+        xs = [i + (k - 1) * 0.27 for i in range(len(sizes))]
+        ax.bar(xs, [med[side][s] for s in sizes], 0.27, color=colours[side],
                label=f"{side} ({engines.get(side, '?')})")  # fmt: skip
     ax.set_xticks(range(len(sizes)))
     ax.set_xticklabels([f"{s}-coin deposit\nx{ratio[s]:.2f} lower" for s in sizes])

@@ -65,8 +65,10 @@ def test_quick_deposit_baseline_runs_the_old_commit_next_to_this_tree(
     assert (out / "bench_deposit_baseline.png").stat().st_size > 0
     data = json.loads((out / "bench_deposit_baseline.json").read_text())
     assert data["baseline_commit"].startswith("9e9a63c")
-    assert set(data["engines"]) == {"baseline", "current"}
-    for side in ("baseline", "current"):
+    sides = {"baseline", "current_python", "current"}
+    assert set(data["engines"]) == sides
+    assert data["engines"]["current_python"] == data["engines"]["baseline"] == "python (gmpy2)"
+    for side in sides:
         assert set(data["median_ms_per_coin"][side]) == {"1", "4"}
         assert all(v > 0 for v in data["median_ms_per_coin"][side].values())
 
