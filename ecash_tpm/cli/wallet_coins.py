@@ -337,7 +337,11 @@ def _cmd_recover(args: argparse.Namespace) -> int:
     rows = [r.to_dict() for r in results]
     lines = [f"{r['purchase_id']}: {r['outcome']}" for r in fetched["purchases"]]
     lines += [f"{r['payment_id']}: {r['outcome']}" for r in fetched["receipts"] + rows]
-    lines += [f"{r['payment_id']}: {r['outcome']} (redeem)" for r in fetched["redeems"]]
+    lines += [
+        f"{r['payment_id']}: {r['outcome']} (redeem)"
+        + (f"; {r['fee_mismatch']['message']}" if r.get("fee_mismatch") else "")
+        for r in fetched["redeems"]
+    ]
     lines += [f"swap {rid}: completed (its answer had been lost)" for rid in fetched["swaps"]]
     emit(args, {**fetched, "payments": rows}, "\n".join(lines) or "no open payments")
     return 0

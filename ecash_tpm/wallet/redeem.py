@@ -32,11 +32,12 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
-from ecash_tpm.errors import EcashError, InputError
+from ecash_tpm.errors import EcashError, InputError, ProtocolError
 from ecash_tpm.pki import CrlInput
 from ecash_tpm.progress import ProgressCallback, silent
 from ecash_tpm.protocol.coins import Spend
 from ecash_tpm.protocol.redeem import (
+    RedeemReceipt,
     RedeemRequest,
     RedeemRequestInvalidError,
     verify_redeem_receipt,
@@ -176,6 +177,38 @@ class RedeemTooManyCoinsError(InputError):
     code = "wallet.too_many_coins"
 
 
+class RedeemFeeMismatchError(ProtocolError):
+    """§4.2: the bank's signed receipt charges another deposit fee than its own signed keyset
+    descriptors state. The redeem is booked all the same (the coins are spent, the receipt is
+    kept in the wallet's history as the evidence), so this is said after recording it."""
+
+    code = "wallet.fee_mismatch"
+    http_status = 502
+
+
+def _expected_fee(store: WalletStore, keyset_ids: Sequence[bytes]) -> int | None:
+    """The coins' deposit fees by the signed descriptors the wallet holds (§4.2); ``None``
+    when one keyset's descriptor is not held (nothing to compare with)."""
+    known = store.keyset_fees()
+    if any(k not in known for k in keyset_ids):
+        return None
+    return sum(known[k].deposit for k in keyset_ids)
+
+
+def _fee_mismatch(payment_id: str, receipt: RedeemReceipt, expected: int) -> RedeemFeeMismatchError:
+    return RedeemFeeMismatchError(
+        f"the bank charged a deposit fee of {receipt.fee} where its signed keysets say "
+        f"{expected}; the redeem is booked and its signed receipt kept as evidence",
+        detail={
+            "payment_id": payment_id,
+            "request_id": receipt.request_id,
+            "fee": receipt.fee,
+            "expected_fee": expected,
+            "credited": receipt.credited,
+        },
+    )
+
+
 class RedeemDeadlinePassedError(InputError):
     code = "wallet.redeem_expired"
 
@@ -299,6 +332,9 @@ def redeem(
         store.note_error(payment_id, exc.code)  # coins stay pending: recovery asks the bank
         raise
     store.finish_payment(payment_id, state="paid", receipt=dict(answer["receipt"]), spent=serials)
+    expected = _expected_fee(store, [hc.coin.keyset_id for hc in chosen])
+    if expected is not None and receipt.fee != expected:  # 4.2: the bank said another fee
+        raise _fee_mismatch(payment_id, receipt, expected)
     return RedeemResult(
         payment_id=payment_id,
         request_id=req.request_id,
@@ -324,6 +360,8 @@ class RedeemFetch:
     request_id: str | None = None
     credited: int | None = None
     fee: int | None = None
+    #: set when the receipt's fee is not the one the signed keysets state (§4.2)
+    fee_mismatch: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -332,6 +370,7 @@ class RedeemFetch:
             "request_id": self.request_id,
             "credited": self.credited,
             "fee": self.fee,
+            "fee_mismatch": self.fee_mismatch,
         }
 
 
@@ -374,6 +413,10 @@ def fetch_redeem_receipts(
         except EcashError as exc:
             results.append(RedeemFetch(record.payment_id, exc.code))
             continue
+        held = {c.sigma: c.coin.keyset_id for c in store.coins()}
+        expected = None  # a coin the wallet no longer holds: nothing to compare with
+        if all(s in held for s in record.serials):
+            expected = _expected_fee(store, [held[s] for s in record.serials])
         store.finish_payment(
             record.payment_id,
             state="paid",
@@ -387,6 +430,9 @@ def fetch_redeem_receipts(
                 request_id=receipt.request_id,
                 credited=receipt.credited,
                 fee=receipt.fee,
+                fee_mismatch=None
+                if expected is None or receipt.fee == expected
+                else _fee_mismatch(record.payment_id, receipt, expected).to_dict(),
             )
         )
     return results

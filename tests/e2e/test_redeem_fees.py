@@ -14,10 +14,19 @@ from cryptography.hazmat.primitives import serialization
 from support.system import System, start_system
 
 from ecash_tpm.bank.settings import DEFAULT_DENOMINATIONS
+from ecash_tpm.crypto.signing import sign_object
 from ecash_tpm.device import TpmDevice
 from ecash_tpm.protocol.keysets import Fees
+from ecash_tpm.protocol.redeem import REDEEM_RECEIPT_KIND
+from ecash_tpm.service.errors import RemoteCallError
 from ecash_tpm.supervision.audit import run_audit
-from ecash_tpm.wallet.redeem import RedeemFees, redeem
+from ecash_tpm.wallet.pay import PaymentOutcomeUnknownError
+from ecash_tpm.wallet.redeem import (
+    RedeemFeeMismatchError,
+    RedeemFees,
+    fetch_redeem_receipts,
+    redeem,
+)
 
 pytestmark = pytest.mark.swtpm
 
@@ -81,3 +90,90 @@ def test_redeem_credits_the_amount_less_the_deposit_fees(
     )
     assert audit.ok, audit.summary()
     assert sum(audit.fees.values()) == books["fees_total"]
+
+
+class _OverchargingBank:
+    """The bank's link with the redeem receipt re-signed by the bank's own key at a fee 3 over
+    the one its signed keyset descriptors state: a bank that lies about its fee (§4.2)."""
+
+    def __init__(self, inner: Any, system: System) -> None:
+        self._inner = inner
+        self._system = system
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def redeem(self, doc: Any, wire: Any) -> Any:
+        answer = dict(self._inner.redeem(doc, wire))
+        receipt = answer["receipt"]
+        body = {**receipt["body"], "fee": receipt["body"]["fee"] + 3}
+        body["credited"] = body["amount"] - body["fee"]
+        answer["receipt"] = sign_object(
+            self._system.bank.bank_key, REDEEM_RECEIPT_KIND, body, signer=receipt.get("signer")
+        )
+        return answer
+
+
+def test_a_receipt_charging_another_fee_than_the_signed_keysets_is_flagged(
+    system: System, device: TpmDevice, tmp_path: Path
+) -> None:
+    """The redeem is booked (coins spent, the lying receipt kept as evidence), and the wallet
+    says so with a typed error naming both fees instead of reporting success."""
+    wallet = system.open_wallet(device, tmp_path / "w")
+    wallet.withdraw(17)
+    with pytest.raises(RedeemFeeMismatchError) as info:
+        redeem(
+            wallet.spending(),
+            _OverchargingBank(wallet.bank(), system),
+            account_id=system.customer.account_id,
+            amount=17,
+            currency="EUR",
+        )
+    assert info.value.code == "wallet.fee_mismatch" and info.value.http_status == 502
+    detail = info.value.detail
+    assert detail["fee"] == detail["expected_fee"] + 3 > 3
+    record = wallet.store.payment(detail["payment_id"])
+    assert record.state == "paid" and record.receipt is not None
+    assert record.receipt["body"]["fee"] == detail["fee"]  # the evidence is kept
+    assert wallet.store.balance().get("EUR", {}).get("unspent", 0) == 0
+
+
+class _LosingAnswer:
+    """The bank books the redeem; its answer never reaches the wallet."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def redeem(self, doc: Any, wire: Any) -> Any:
+        self._inner.redeem(doc, wire)
+        raise RemoteCallError("answer lost (test)", code="remote.timeout", status=None, url="")
+
+
+def test_recover_flags_a_receipt_charging_another_fee(
+    system: System, device: TpmDevice, tmp_path: Path
+) -> None:
+    wallet = system.open_wallet(device, tmp_path / "w")
+    wallet.withdraw(17)
+    with pytest.raises(PaymentOutcomeUnknownError):
+        redeem(
+            wallet.spending(),
+            _LosingAnswer(wallet.bank()),
+            account_id=system.customer.account_id,
+            amount=17,
+            currency="EUR",
+        )
+    (fetched,) = fetch_redeem_receipts(
+        wallet.store,
+        _OverchargingBank(wallet.bank(), system),
+        root=system.root_pem,
+        bank_name="bank",
+        clock=system.clock,
+        crl=system.crl_source(),
+    )
+    assert fetched.outcome == "redeemed"  # booked: the record ends paid with the receipt
+    mismatch = fetched.fee_mismatch
+    assert mismatch is not None and mismatch["code"] == "wallet.fee_mismatch"
+    assert mismatch["detail"]["fee"] == mismatch["detail"]["expected_fee"] + 3 == fetched.fee
