@@ -35,6 +35,7 @@ from ecash_tpm.protocol.artefacts import (
     RECEIPT_FORMAT,
     TRANSCRIPT_FORMAT,
     is_redeem_transcript,
+    is_swap_transcript,
     parse_artefact,
     request_merchants,
 )
@@ -76,6 +77,7 @@ from ecash_tpm.protocol.redeem import REDEEM_REQUEST_KIND, REDEEM_SPENDER, Redee
 from ecash_tpm.protocol.registry import member_id_for_t0
 from ecash_tpm.protocol.spend import PublicCredentialCheck as _PairingCheck
 from ecash_tpm.protocol.spend import verify_spend
+from ecash_tpm.protocol.swap import SWAP_SPENDER, SwapRequest
 
 __all__ = [
     "CREDENTIAL_NOT_CHECKED",
@@ -234,6 +236,25 @@ def _redeem_request(doc: Any, pem: Any, bank: _Bank, check: str) -> RedeemReques
     return req
 
 
+def _swap_request(doc: Any, pem: Any, bank: _Bank, check: str) -> SwapRequest:
+    """§9.3: a swap request is the customer's unsigned body (its hash is the ``preq`` the spend
+    proof signs, which ``parse_transcript`` checked), names the bank, and has no merchant
+    certificate."""
+    if pem is not None:
+        raise VerifyFormatError(
+            f"{check}: a swap request comes with no merchant certificate", detail={"check": check}
+        )
+    try:
+        req = SwapRequest.from_body(doc)
+    except EcashError as exc:
+        raise _wrap(VerifyFormatError, check, exc) from exc
+    if req.bank != bank.name:
+        raise VerifyTamperedError(
+            f"{check}: the swap request names another bank", detail={"check": check}
+        )
+    return req
+
+
 def _keyset_list(doc: Any, ctx: _Ctx, bank: str) -> CertifiedKeysetList:
     """§4.1: the central bank's list of the bank's keysets."""
     body = _signed(doc, ctx.root, KEYSET_LIST_KIND, "keyset list")
@@ -314,7 +335,7 @@ class _Coin:
 
     transcript: Transcript
     keyset: Keyset
-    request: PaymentRequest | RedeemRequest
+    request: PaymentRequest | RedeemRequest | SwapRequest
     facts: dict[str, Any]
 
 
@@ -335,8 +356,15 @@ def _check_transcript(
     :data:`PublicCredentialCheck`)."""
     body = _signed(doc, bank.cert, TRANSCRIPT_KIND, check)
     t = _parse_transcript(body, check)
-    req: PaymentRequest | RedeemRequest
-    if is_redeem_transcript(doc):
+    req: PaymentRequest | RedeemRequest | SwapRequest
+    if is_swap_transcript(doc):  # §9.3: no merchant; parse_transcript named it bank:swap
+        req = _swap_request(body["request"], merchant_pem, bank, f"{check}: swap request")
+        if t.merchant_id != SWAP_SPENDER:
+            raise VerifyTamperedError(
+                f"{check}: a swap transcript names a merchant", detail={"check": check}
+            )
+        _same(body, {"request_id": req.request_id}, check)
+    elif is_redeem_transcript(doc):
         req = _redeem_request(body["request"], merchant_pem, bank, f"{check}: redeem request")
         if t.merchant_id != REDEEM_SPENDER:
             raise VerifyTamperedError(
@@ -383,7 +411,8 @@ def _check_transcript(
             keyset,
             hop=hop,
             preq=t.preq,
-            currency=req.currency,
+            # a swap request names no currency: the coin's keyset's (§9.3, the bank's own)
+            currency=keyset.currency if isinstance(req, SwapRequest) else req.currency,
             now=int(t.deposited_at or 0),
         )
     except EcashError as exc:
@@ -406,16 +435,26 @@ def _check_transcript(
         "deposited_at": t.deposited_at,
         "deposit_until": keyset.deposit_until,
         "preq": b64u_encode(t.preq),
-        "request_amount": req.amount,
+        # a swap's inputs are worth what their keysets say (the request names no amount)
+        "request_amount": keyset.value if isinstance(req, SwapRequest) else req.amount,
         "request_deadline": req.deadline,
         "issuer": epoch.issuer,
     }
     return _Coin(t, keyset, req, facts)
 
 
-def _redeem_facts(t: Transcript, req: PaymentRequest | RedeemRequest) -> dict[str, Any]:
+def _redeem_facts(
+    t: Transcript, req: PaymentRequest | RedeemRequest | SwapRequest
+) -> dict[str, Any]:
     """§9.4: what a redeem transcript adds. The bank puts the request id in ``deposit_id`` of a
-    refused redeem attempt too: a redeem is booked only under transcript ``redeem:<id>``."""
+    refused redeem attempt too: a redeem is booked only under transcript ``redeem:<id>``.
+    §9.3: a swap is booked only under transcript ``swap:<id>``."""
+    if isinstance(req, SwapRequest):
+        return {
+            "request_kind": "swap",
+            "swap_request_id": req.request_id,
+            "accepted": t.transcript_id == f"swap:{req.request_id}",
+        }
     if not isinstance(req, RedeemRequest):
         return {"request_kind": "payment"}
     return {
@@ -430,6 +469,8 @@ def _spender(f: Mapping[str, Any]) -> str:
     """Who a transcript's coin went to, for the sentences of :class:`Verified`."""
     if f["request_kind"] == "redeem":
         return ("" if f["accepted"] else "refused: ") + f"redeemed into account {f['account_id']}"
+    if f["request_kind"] == "swap":
+        return ("" if f["accepted"] else "refused: ") + f"swapped by request {f['swap_request_id']}"
     return f"for merchant {f['merchant_id']}'s payment request"
 
 
@@ -489,20 +530,32 @@ def verify_transcript(
         ctx=ctx,
     )
     f = c.facts
-    redeem = f["request_kind"] == "redeem"
-    if redeem:
+    kind = f["request_kind"]
+    if kind == "redeem":
         booked = f" of the coin redeemed into account {f['account_id']}"
         refused = f" of a redeem into account {f['account_id']} it refused"
+        request = (
+            f"bank {bank.name} itself signed the redeem request {f['redeem_request_id']} "
+            f"({f['preq']}) for {f['request_amount']} {f['currency']} into account "
+            f"{f['account_id']}"
+        )
+    elif kind == "swap":  # §9.3
+        booked = f" of the coin swapped by request {f['swap_request_id']}"
+        refused = f" of a swap by request {f['swap_request_id']} it refused"
+        request = (
+            f"the swap request {f['swap_request_id']} names bank {bank.name} and this coin, "
+            f"and hashes to {f['preq']} under the swap's tag"
+        )
     else:
         booked, refused = f" of deposit {f['deposit_id']}", " of a spend it refused (no deposit)"
+        request = (
+            f"merchant {f['merchant_id']} (certificate from the root) signed the payment "
+            f"request {f['preq']} for {f['request_amount']} {f['currency']}"
+        )
     proven = [
         f"bank {bank.name} (certificate from the root) signed transcript {f['transcript_id']}"
         + (booked if f["accepted"] else refused),
-        f"bank {bank.name} itself signed the redeem request {f['redeem_request_id']} ({f['preq']})"
-        f" for {f['request_amount']} {f['currency']} into account {f['account_id']}"
-        if redeem
-        else f"merchant {f['merchant_id']} (certificate from the root) signed the payment "
-        f"request {f['preq']} for {f['request_amount']} {f['currency']}",
+        request,
         f"the coin {f['serial']} ({f['value']} {f['currency']}) carries bank {bank.name}'s blind "
         f"signature under keyset {f['keyset_id']}, which the central bank lists for that bank",
         f"it was presented at {f['deposited_at']}, inside the keyset's deposit window (until "
@@ -738,9 +791,10 @@ def verify_evidence(
         f"bank {bank.name} signed both transcripts of serial {facts['serial']}: "
         f"{first['transcript_id']} ({_spender(first)}) and "
         f"{second['transcript_id']} ({_spender(second)})",
-        "both requests are signed (a payment request by its merchant, a redeem request by the "
-        "bank) and different; the coin is one and the same, bank-signed under a keyset on the "
-        "central bank's list, both spends in its window",
+        "both requests are authenticated (a payment request signed by its merchant, a redeem "
+        "request by the bank, a swap request by its hash in the bank-signed transcript) and "
+        "different; the coin is one and the same, bank-signed under a keyset on the central "
+        "bank's list, both spends in its window",
         certified,
         f"the first spend ({first['deposited_at']}) was booked no later than the second "
         f"request's deadline ({second['request_deadline']})",
