@@ -78,6 +78,7 @@ from ecash_tpm.protocol.registry import member_id_for_t0
 from ecash_tpm.protocol.spend import PublicCredentialCheck as _PairingCheck
 from ecash_tpm.protocol.spend import verify_spend
 from ecash_tpm.protocol.swap import SWAP_SPENDER, SwapRequest
+from ecash_tpm.protocol.verify_kinds import request_facts, spender, transcript_sentences
 
 __all__ = [
     "CREDENTIAL_NOT_CHECKED",
@@ -426,7 +427,7 @@ def _check_transcript(
         # deposit path leaves the deposit id it would have used in the attempt)
         "accepted": body.get("deposit_id") is not None
         and not str(t.transcript_id).startswith("attempt-"),
-        **_redeem_facts(t, req),
+        **request_facts(t, req),
         "serial": b64u_encode(coin.sigma),
         "keyset_id": b64u_encode(coin.keyset_id),
         "value": keyset.value,
@@ -441,37 +442,6 @@ def _check_transcript(
         "issuer": epoch.issuer,
     }
     return _Coin(t, keyset, req, facts)
-
-
-def _redeem_facts(
-    t: Transcript, req: PaymentRequest | RedeemRequest | SwapRequest
-) -> dict[str, Any]:
-    """§9.4: what a redeem transcript adds. The bank puts the request id in ``deposit_id`` of a
-    refused redeem attempt too: a redeem is booked only under transcript ``redeem:<id>``.
-    §9.3: a swap is booked only under transcript ``swap:<id>``."""
-    if isinstance(req, SwapRequest):
-        return {
-            "request_kind": "swap",
-            "swap_request_id": req.request_id,
-            "accepted": t.transcript_id == f"swap:{req.request_id}",
-        }
-    if not isinstance(req, RedeemRequest):
-        return {"request_kind": "payment"}
-    return {
-        "request_kind": "redeem",
-        "account_id": req.account_id,
-        "redeem_request_id": req.request_id,
-        "accepted": t.transcript_id == f"redeem:{req.request_id}",
-    }
-
-
-def _spender(f: Mapping[str, Any]) -> str:
-    """Who a transcript's coin went to, for the sentences of :class:`Verified`."""
-    if f["request_kind"] == "redeem":
-        return ("" if f["accepted"] else "refused: ") + f"redeemed into account {f['account_id']}"
-    if f["request_kind"] == "swap":
-        return ("" if f["accepted"] else "refused: ") + f"swapped by request {f['swap_request_id']}"
-    return f"for merchant {f['merchant_id']}'s payment request"
 
 
 def _credential(coins: Sequence[_Coin], epoch: IssuerEpochCertificate, ctx: _Ctx) -> str | None:
@@ -530,28 +500,7 @@ def verify_transcript(
         ctx=ctx,
     )
     f = c.facts
-    kind = f["request_kind"]
-    if kind == "redeem":
-        booked = f" of the coin redeemed into account {f['account_id']}"
-        refused = f" of a redeem into account {f['account_id']} it refused"
-        request = (
-            f"bank {bank.name} itself signed the redeem request {f['redeem_request_id']} "
-            f"({f['preq']}) for {f['request_amount']} {f['currency']} into account "
-            f"{f['account_id']}"
-        )
-    elif kind == "swap":  # §9.3
-        booked = f" of the coin swapped by request {f['swap_request_id']}"
-        refused = f" of a swap by request {f['swap_request_id']} it refused"
-        request = (
-            f"the swap request {f['swap_request_id']} names bank {bank.name} and this coin, "
-            f"and hashes to {f['preq']} under the swap's tag"
-        )
-    else:
-        booked, refused = f" of deposit {f['deposit_id']}", " of a spend it refused (no deposit)"
-        request = (
-            f"merchant {f['merchant_id']} (certificate from the root) signed the payment "
-            f"request {f['preq']} for {f['request_amount']} {f['currency']}"
-        )
+    booked, refused, request = transcript_sentences(f, bank.name)
     proven = [
         f"bank {bank.name} (certificate from the root) signed transcript {f['transcript_id']}"
         + (booked if f["accepted"] else refused),
@@ -789,8 +738,8 @@ def verify_evidence(
     proven = (
         f"supervision department {supervision} (certificate from the root) signed this bundle",
         f"bank {bank.name} signed both transcripts of serial {facts['serial']}: "
-        f"{first['transcript_id']} ({_spender(first)}) and "
-        f"{second['transcript_id']} ({_spender(second)})",
+        f"{first['transcript_id']} ({spender(first)}) and "
+        f"{second['transcript_id']} ({spender(second)})",
         "both requests are authenticated (a payment request signed by its merchant, a redeem "
         "request by the bank, a swap request by its hash in the bank-signed transcript) and "
         "different; the coin is one and the same, bank-signed under a keyset on the central "
