@@ -157,7 +157,8 @@ INSERT INTO ecash_admin.audit_table (name) VALUES
     ('redeem_request'),
     ('redeem'),
     ('redeem_input'),
-    ('redeem_report')
+    ('redeem_report'),
+    ('swap_report')
 ON CONFLICT (name) DO NOTHING;
 
 CREATE OR REPLACE FUNCTION ecash_admin.audit_grant_on_create() RETURNS event_trigger

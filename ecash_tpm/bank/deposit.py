@@ -7,7 +7,8 @@ spent (409 ``bank.double_spend`` naming the earlier transcript) and not held by 
 per coin, the bank-signed receipt. Identical retries of a deposit_id return the stored receipt.
 
 A refused double spend is handed to :class:`~ecash_tpm.bank.reports.DoubleSpendReports`
-(§9.1), outside the money transaction.
+(§9.1), or the queue of the first spend's kind (a redeem, §9.4; a swap, §9.3), outside the money
+transaction.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from typing import Any
 from ecash_tpm.bank.errors import (
     CoinLockedError,
     DepositConflictError,
-    DoubleSpendError,
     KeysetOverdrawnError,
 )
 from ecash_tpm.bank.ledger import merchant_account, post_transaction
@@ -32,6 +32,7 @@ from ecash_tpm.bank.store import guards as guard_rows
 from ecash_tpm.bank.store import redeems as redeem_rows
 from ecash_tpm.bank.store import spending
 from ecash_tpm.bank.store import swaps as swap_rows
+from ecash_tpm.bank.swap_reports import SwappedSeen, SwapReports
 from ecash_tpm.bank.verify import (
     DEPOSIT_FIELDS,
     RESERVE_FIELDS,
@@ -60,23 +61,10 @@ from ecash_tpm.protocol.status import (
     sign_coin_status,
     sign_deposit_refusal,
 )
+from ecash_tpm.protocol.swap import SWAP_SPENDER
 from ecash_tpm.storage import Database, Transaction, UniqueViolationError
 
 __all__ = ["SWAP_SPENDER", "Deposits", "SwappedSeen", "decode_sigma", "deposit_entries"]
-
-#: The ``merchant_id`` a signed coin status names for a coin spent by a swap (§9.3).
-SWAP_SPENDER = "bank:swap"
-
-
-class SwappedSeen(DoubleSpendError):
-    """§9.3: the serial was spent by a swap; ``detail`` names the swap's request id."""
-
-    def __init__(self, sigma: bytes, request_id: str) -> None:
-        super().__init__(
-            "coin already spent (swapped)",
-            detail={"serial": b64u_encode(sigma), "swap_request_id": request_id},
-        )
-        self.sigma = sigma
 
 
 def _transcript_body(
@@ -131,7 +119,7 @@ def _check_not_spent(tx: Transaction, sigmas: Sequence[bytes]) -> None:
             raise DoubleSpendSeen(sigma, spent[0], spent[1])
         swapped = swap_rows.swapped(tx, sigma)
         if swapped is not None:
-            raise SwappedSeen(sigma, swapped.request_id)
+            raise SwappedSeen(sigma, swapped.request_id, swapped.preq)
         redeemed = redeem_rows.redeemed(tx, sigma)
         if redeemed is not None:
             raise RedeemedSeen(sigma, redeemed.request_id, redeemed.preq)
@@ -281,8 +269,10 @@ class Deposits:
         bank_cert_pem: str | None = None,
         max_deadline_s: int = 600,
         redeem_reports: RedeemReports | None = None,
+        swap_reports: SwapReports | None = None,
     ) -> None:
         self._redeem_reports = redeem_reports  # §9.4: double spends of redeemed coins
+        self._swap_reports = swap_reports  # §9.3: double spends of swapped coins
         self._bank_name = bank_name
         self._bank_cert_pem = bank_cert_pem
         self._max_deadline_s = max_deadline_s
@@ -407,7 +397,8 @@ class Deposits:
             self._reports.after_double_spend(exc, bodies[exc.sigma], req.preq)
             self._sign_refusal(exc, merchant_id, req.preq, list(bodies), now)
             raise
-        except SwappedSeen as exc:  # §9.3: spent by a swap; refused and signed like the above
+        except SwappedSeen as exc:  # §9.3: spent by a swap; reported and signed like the above
+            self._swapped(exc, bodies[exc.sigma], req.preq)
             self._sign_refusal(exc, merchant_id, req.preq, list(bodies), now)
             raise
         except RedeemedSeen as exc:  # §9.4: redeemed into an account, reported like the above
@@ -419,6 +410,10 @@ class Deposits:
     def _redeemed(self, exc: RedeemedSeen, attempt: Mapping[str, Any], preq: bytes) -> None:
         if self._redeem_reports is not None:
             self._redeem_reports.after_double_spend(exc, attempt, preq)
+
+    def _swapped(self, exc: SwappedSeen, attempt: Mapping[str, Any], preq: bytes) -> None:
+        if self._swap_reports is not None:
+            self._swap_reports.after_double_spend(exc, attempt, preq)
 
     def _sign_refusal(
         self, exc: EcashError, merchant_id: str, preq: bytes, sigmas: Sequence[bytes], now: int
@@ -491,10 +486,7 @@ class Deposits:
 
         try:
             locked_until: int = self._run_money(book)
-        except SwappedSeen as exc:  # §9.3
-            self._sign_refusal(exc, merchant_id, req.preq, sigmas, now)
-            raise
-        except (DoubleSpendSeen, RedeemedSeen) as exc:
+        except (DoubleSpendSeen, RedeemedSeen, SwappedSeen) as exc:
             item = next(c for c in checked if c.spend.coin.sigma == exc.sigma)
             attempt = _transcript_body(
                 item=item,
@@ -506,6 +498,8 @@ class Deposits:
             )
             if isinstance(exc, RedeemedSeen):  # §9.4
                 self._redeemed(exc, attempt, req.preq)
+            elif isinstance(exc, SwappedSeen):  # §9.3
+                self._swapped(exc, attempt, req.preq)
             else:
                 self._reports.after_double_spend(exc, attempt, req.preq)
             self._sign_refusal(exc, merchant_id, req.preq, sigmas, now)

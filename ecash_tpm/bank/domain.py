@@ -53,6 +53,7 @@ from ecash_tpm.bank.refunds import RefundResult, Refunds
 from ecash_tpm.bank.reports import DoubleSpendReports
 from ecash_tpm.bank.settings import DEFAULT_DENOMINATIONS, BankSettings
 from ecash_tpm.bank.swap import Swaps
+from ecash_tpm.bank.swap_reports import SwapReports
 from ecash_tpm.bank.throttle import SourceThrottle
 from ecash_tpm.bank.verify import DepositChecks
 from ecash_tpm.bank.withdraw import Withdrawals, WithdrawItem
@@ -231,6 +232,8 @@ class BankDomain:
         )
         # docs/protocol.md 9.4: double spends whose first spend was a redeem
         self.redeem_reports = RedeemReports(db, reports=self.reports, clock=clock)
+        # docs/protocol.md 9.3: double spends whose first spend was a swap
+        self.swap_reports = SwapReports(db, reports=self.reports, clock=clock)
         checks = DepositChecks(
             keysets=self.keysets,
             accounts=self.accounts,
@@ -253,6 +256,7 @@ class BankDomain:
             bank_cert_pem=bank_cert.public_bytes(serialization.Encoding.PEM).decode("ascii"),
             max_deadline_s=self.policy.max_deadline_s,
             redeem_reports=self.redeem_reports,
+            swap_reports=self.swap_reports,
         )
         # issue 12 (#5): coins back into an account (docs/protocol.md 9.4)
         self.redeems = Redeems(
@@ -261,6 +265,7 @@ class BankDomain:
             accounts=self.accounts,
             reports=self.reports,
             redeem_reports=self.redeem_reports,
+            swap_reports=self.swap_reports,
             bank_key=bank_key,
             bank_signer=signer,
             bank_name=self.bank_name,
@@ -274,6 +279,9 @@ class BankDomain:
             db,
             checks=checks,
             keysets=self.keysets,
+            reports=self.reports,
+            redeem_reports=self.redeem_reports,
+            swap_reports=self.swap_reports,
             bank_name=self.bank_name,
             currency=self.currency,
             max_deadline_s=self.policy.max_deadline_s,
@@ -558,4 +566,5 @@ class BankDomain:
         """``{sent, failed}`` after sending every pending or failed report again."""
         done = self.reports.retry()
         redeemed = self.redeem_reports.retry()  # 9.4: reports whose first spend was a redeem
-        return {k: done[k] + redeemed[k] for k in ("sent", "failed")}
+        swapped = self.swap_reports.retry()  # 9.3: reports whose first spend was a swap
+        return {k: done[k] + redeemed[k] + swapped[k] for k in ("sent", "failed")}

@@ -24,7 +24,8 @@ swap or redeem: 409 ``bank.double_spend``) nor held by a merchant's reservation 
 +(amount - fee)``, ``bank:fees +fee`` for the coins' ``fee_deposit``, §4.2; kind ``redeem``), no
 keyset overdrawn, the redeem and one ``redeem_input`` row per coin with its transcript, the
 bank-signed receipt (naming ``fee`` and ``credited``). A refused double spend is reported to
-supervision exactly as a deposit's (§9.1) and carries the bank-signed refusal (§10.1).
+supervision exactly as a deposit's (§9.1; first spend a swap: §9.3) and carries the bank-signed
+refusal (§10.1).
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ from typing import Any
 
 from ecash_tpm.bank.accounts import Accounts
 from ecash_tpm.bank.deposit import (
-    SwappedSeen,
     _check_not_locked,
     _check_not_spent,
     _check_outstanding,
@@ -47,6 +47,7 @@ from ecash_tpm.bank.redeem_reports import RedeemedSeen, RedeemReports
 from ecash_tpm.bank.reports import DoubleSpendReports, DoubleSpendSeen
 from ecash_tpm.bank.store import redeems as rows
 from ecash_tpm.bank.store import spending
+from ecash_tpm.bank.swap_reports import SwappedSeen, SwapReports
 from ecash_tpm.bank.verify import Checked, DepositChecks
 from ecash_tpm.crypto.encoding import b64u_encode
 from ecash_tpm.crypto.signing import PartyKey, canonical_digest, sign_object
@@ -113,6 +114,7 @@ class Redeems:
         accounts: Accounts,
         reports: DoubleSpendReports,
         redeem_reports: RedeemReports,
+        swap_reports: SwapReports,
         bank_key: PartyKey,
         bank_signer: str,
         bank_name: str,
@@ -128,6 +130,7 @@ class Redeems:
         self._accounts = accounts
         self._reports = reports
         self._redeem_reports = redeem_reports
+        self._swap_reports = swap_reports
         self._bank_key = bank_key
         self._bank_signer = bank_signer
         self._bank_name = bank_name
@@ -315,7 +318,8 @@ class Redeems:
         except RedeemedSeen as exc:  # redeemed by another request first
             self._redeem_reports.after_double_spend(exc, bodies[exc.sigma], req.preq)
             raise self._signed(exc, req.preq, sigmas, now) from None
-        except SwappedSeen as exc:
+        except SwappedSeen as exc:  # swapped first (§9.3), reported like the above
+            self._swap_reports.after_double_spend(exc, bodies[exc.sigma], req.preq)
             raise self._signed(exc, req.preq, sigmas, now) from None
         return self._answer(receipt)
 

@@ -19,11 +19,12 @@ Then the RSA work, and **one transaction** at READ COMMITTED that first locks th
 (:func:`~ecash_tpm.bank.store.spending.lock_serials`, as a deposit or reservation does, so a swap
 and a deposit of one coin run one after the other and the later one sees the earlier): the
 stored swap again, the deadline again by the bank's clock, serials neither spent nor swapped
-(409 ``bank.double_spend``) nor locked by a merchant (409 ``bank.coin_locked``), the ledger
-(``coins-outstanding:<input keyset> -value``, ``coins-outstanding:<output keyset> +value``, the
-refresh fee to ``bank:fees``), no input keyset overdrawn (409
-``bank.keyset_overdrawn``), the swap, one ``swap_input`` row with its transcript per coin, the
-outputs and their signatures.
+nor redeemed (409 ``bank.double_spend``, reported to supervision in the first spend's queue when
+the swap answered another request: :mod:`~ecash_tpm.bank.swap_reports`) nor locked by a merchant
+(409 ``bank.coin_locked``), the ledger (``coins-outstanding:<input keyset> -value``,
+``coins-outstanding:<output keyset> +value``, the refresh fee to ``bank:fees``), no input keyset
+overdrawn (409 ``bank.keyset_overdrawn``), the swap, one ``swap_input`` row with its transcript
+per coin, the outputs and their signatures.
 """
 
 from __future__ import annotations
@@ -36,8 +37,11 @@ from ecash_tpm.bank.deposit import _check_not_locked, _check_not_spent, _check_o
 from ecash_tpm.bank.errors import KEYSET_EXPIRED, SwapConflictError, SwapExpiredError
 from ecash_tpm.bank.keysets import KeysetStore
 from ecash_tpm.bank.ledger import post_transaction
+from ecash_tpm.bank.redeem_reports import RedeemedSeen, RedeemReports
+from ecash_tpm.bank.reports import DoubleSpendReports, DoubleSpendSeen
 from ecash_tpm.bank.store import spending
 from ecash_tpm.bank.store import swaps as rows
+from ecash_tpm.bank.swap_reports import SwappedSeen, SwapReports
 from ecash_tpm.bank.verify import Checked, DepositChecks
 from ecash_tpm.crypto import blindrsa
 from ecash_tpm.crypto.encoding import b64u_encode
@@ -84,6 +88,9 @@ class Swaps:
         *,
         checks: DepositChecks,
         keysets: KeysetStore,
+        reports: DoubleSpendReports,
+        redeem_reports: RedeemReports,
+        swap_reports: SwapReports,
         bank_name: str,
         currency: str,
         max_deadline_s: int,
@@ -93,6 +100,10 @@ class Swaps:
         self._db = db
         self._checks = checks
         self._keysets = keysets
+        # §9.3: a refused double spend goes to the queue of the first spend's kind
+        self._reports = reports
+        self._redeem_reports = redeem_reports
+        self._swap_reports = swap_reports
         self._bank_name = bank_name
         self._currency = currency
         self._max_deadline_s = max_deadline_s
@@ -244,7 +255,21 @@ class Swaps:
             return req.request_id, signatures
 
         try:
-            result: SwapResult = self._db.run_in_transaction(book, isolation="read_committed")
-        except UniqueViolationError:  # a racing twin or a racing deposit (PostgreSQL): re-run
-            result = self._db.run_in_transaction(book, isolation="read_committed")
+            try:
+                result: SwapResult = self._db.run_in_transaction(book, isolation="read_committed")
+            except UniqueViolationError:  # a racing twin or a racing deposit (PostgreSQL): re-run
+                result = self._db.run_in_transaction(book, isolation="read_committed")
+        # §9.3: the refusal is reported as a deposit's (§9.1), after the rolled-back booking and
+        # in the first spend's queue; the refused swap's transcript is the second one
+        except DoubleSpendSeen as exc:  # deposited first
+            self._reports.after_double_spend(exc, json.loads(transcripts[exc.sigma]), req.preq)
+            raise
+        except RedeemedSeen as exc:  # redeemed first (§9.4)
+            self._redeem_reports.after_double_spend(
+                exc, json.loads(transcripts[exc.sigma]), req.preq
+            )
+            raise
+        except SwappedSeen as exc:  # swapped first by another request (same preq: a retry)
+            self._swap_reports.after_double_spend(exc, json.loads(transcripts[exc.sigma]), req.preq)
+            raise
         return result

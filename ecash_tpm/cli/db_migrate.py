@@ -47,7 +47,7 @@ def _bank_settings() -> type[Any]:
 
 
 def _bank_components() -> Components:
-    from ecash_tpm.bank.store import MIGRATIONS, redeems, refunds, swaps
+    from ecash_tpm.bank.store import MIGRATIONS, redeems, refunds, swap_reports, swaps
 
     # swaps, refunds and redeems (issue 12) are money records: they travel with the ledger
     # they are booked in (ledger_check on the target reads them)
@@ -56,6 +56,7 @@ def _bank_components() -> Components:
         (swaps.COMPONENT, swaps.MIGRATIONS),
         (refunds.COMPONENT, refunds.MIGRATIONS),
         (redeems.COMPONENT, redeems.MIGRATIONS),
+        (swap_reports.COMPONENT, swap_reports.MIGRATIONS),  # §9.3: after bank_swap (its FK)
     ]
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from ecash_tpm.crypto.encoding import b64u_encode
 from ecash_tpm.protocol.errors import VerifyFormatError
 from ecash_tpm.protocol.redeem import REDEEM_REQUEST_KIND
+from ecash_tpm.protocol.swap import SWAP_TRANSCRIPT_KIND
 
 __all__ = [
     "EVIDENCE_FORMAT",
@@ -28,6 +29,7 @@ __all__ = [
     "dumps_artefact",
     "evidence_artefact",
     "is_redeem_transcript",
+    "is_swap_transcript",
     "request_merchants",
     "opening_artefact",
     "parse_artefact",
@@ -101,13 +103,22 @@ def _epoch_of(issuer: str, issuer_epoch: Mapping[str, Any]) -> dict[str, Any]:
 
 def request_merchants(transcripts: list[Any]) -> list[str | None]:
     """The merchant whose certificate each signed transcript needs: the one it names, or None
-    for a redeem (§9.4: the bank signs the request) or a transcript that names none."""
+    for a redeem (§9.4: the bank signs the request), a swap (§9.3: no merchant, the request is
+    the customer's) or a transcript that names none."""
     names: list[str | None] = []
     for signed in transcripts:
         body = signed.get("body") if isinstance(signed, Mapping) else None
         name = body.get("merchant_id") if isinstance(body, Mapping) else None
-        names.append(None if is_redeem_transcript(signed) or not isinstance(name, str) else name)
+        bankside = is_redeem_transcript(signed) or is_swap_transcript(signed)
+        names.append(None if bankside or not isinstance(name, str) else name)
     return names
+
+
+def is_swap_transcript(signed: Any) -> bool:
+    """Whether a signed transcript is a swapped coin's (§9.3: ``kind`` ``swap``, its request
+    the customer's unsigned swap request body)."""
+    body = signed.get("body") if isinstance(signed, Mapping) else None
+    return isinstance(body, Mapping) and body.get("kind") == SWAP_TRANSCRIPT_KIND
 
 
 def is_redeem_transcript(signed: Any) -> bool:
@@ -130,12 +141,15 @@ def transcript_artefact(
 ) -> dict[str, Any]:
     """A deposit transcript as the bank signed it (``deposit-transcript``), ready to verify;
     ``merchant_cert`` is dropped (null) for a redeem transcript (§9.4: the bank signs the
-    request), ``issuer`` names whose epoch key the coin is under."""
+    request) and a swap's (§9.3: no merchant), ``issuer`` names whose epoch key the coin is
+    under."""
     return _doc(
         TRANSCRIPT_FORMAT,
         transcript=dict(transcript),
         bank_cert=bank_cert,
-        merchant_cert=None if is_redeem_transcript(transcript) else merchant_cert,
+        merchant_cert=None
+        if is_redeem_transcript(transcript) or is_swap_transcript(transcript)
+        else merchant_cert,
         keyset_list=dict(keyset_list),
         issuer=issuer,
         issuer_epoch=_epoch_of(issuer, issuer_epoch),

@@ -16,6 +16,11 @@ Bank transcript (a bank-signed object of kind ``deposit-transcript``), body::
 
 ``coin`` and ``proof`` are the shared encodings of docs/api.md; other body fields are allowed
 and ignored. :func:`transcript_body` builds one.
+
+A swapped coin's transcript (``"kind": "swap"``, docs/protocol.md §9.3) names no merchant (it
+reads as ``bank:swap``), carries ``swapped_at`` for ``deposited_at`` and the customer's unsigned
+swap request body as ``request``: that body is authenticated by its hash, the swap's ``preq``
+(``Hash("ecash-tpm/v1/swap", body)``), which the coin's spend proof signs.
 """
 
 from __future__ import annotations
@@ -54,6 +59,11 @@ from ecash_tpm.protocol.errors import (
 from ecash_tpm.protocol.keysets import Keyset
 from ecash_tpm.protocol.redeem import REDEEM_REQUEST_KIND, RedeemRequest
 from ecash_tpm.protocol.spend import verify_coin_signature
+from ecash_tpm.protocol.swap import SWAP_SPENDER, SWAP_TRANSCRIPT_KIND, SwapRequest
+
+#: What a transcript's spend answered: a merchant's payment request, the bank's redeem request
+#: (§9.4) or the customer's swap request (§9.3).
+SpentRequest = PaymentRequest | RedeemRequest | SwapRequest
 
 EVIDENCE_KIND = "double-spend-evidence"
 REGISTRATION_KIND = "member-registration"
@@ -96,8 +106,8 @@ class Transcript:
     #: the whole coin (blind signature included), when the transcript carries a full coin
     full_coin: Coin | None = None
     #: the request the spend answered (its body hashes to ``preq``), when carried: a
-    #: merchant's payment request, or the bank's redeem request (§9.4)
-    request: PaymentRequest | RedeemRequest | None = None
+    #: merchant's payment request, the bank's redeem request (§9.4) or a swap request (§9.3)
+    request: SpentRequest | None = None
     #: the bank-signed keyset descriptor of the coin, when carried (blind-signature check)
     keyset_doc: Mapping[str, Any] | None = None
     #: the signed request document as carried (its signature is checked by
@@ -122,7 +132,14 @@ def parse_transcript(body: Mapping[str, Any]) -> Transcript:
     tid = _field(body, "transcript_id", "transcript")
     if isinstance(tid, bool) or not isinstance(tid, int | str):
         raise TranscriptMalformedError("transcript_id must be an integer or string")
-    merchant = _field(body, "merchant_id", "transcript")
+    swap = isinstance(body, Mapping) and body.get("kind") == SWAP_TRANSCRIPT_KIND
+    if swap:  # §9.3: a swap's transcript names no merchant and is booked at swapped_at
+        merchant = body.get("merchant_id", SWAP_SPENDER)
+        if merchant != SWAP_SPENDER:
+            raise TranscriptMalformedError("a swap's transcript names another spender")
+        body = {**body, "deposited_at": body.get("swapped_at")}
+    else:
+        merchant = _field(body, "merchant_id", "transcript")
     if not isinstance(merchant, str):
         raise TranscriptMalformedError("merchant_id must be a string")
     preq = _b64(_field(body, "preq", "transcript"), "preq", PREQ_LEN)
@@ -144,20 +161,24 @@ def parse_transcript(body: Mapping[str, Any]) -> Transcript:
         isinstance(deposited_at, bool) or not isinstance(deposited_at, int)
     ):
         raise TranscriptMalformedError("deposited_at must be an integer")
+    sigma = _b64(_field(coin, "sigma", "coin"), "sigma", SIGMA_LEN)
+    request_doc = body.get("request")
+    request = _swap_request(request_doc, preq, sigma) if swap else _request(request_doc, preq)
     return Transcript(
         transcript_id=tid,
         merchant_id=merchant,
         preq=preq,
         keyset_id=_b64(_field(coin, "keyset_id", "coin"), "keyset_id", KEYSET_ID_LEN),
         epoch=epoch,
-        sigma=_b64(_field(coin, "sigma", "coin"), "sigma", SIGMA_LEN),
+        sigma=sigma,
         coin=cred,
         proof=proof,
         deposited_at=deposited_at,
         full_coin=_full_coin(coin),
-        request=_request(body.get("request"), preq),
+        request=request,
         keyset_doc=body["keyset"] if isinstance(body.get("keyset"), Mapping) else None,
-        request_doc=body["request"] if isinstance(body.get("request"), Mapping) else None,
+        # a swap request is no signed document: its hash is the preq the spend proof signs
+        request_doc=None if swap or not isinstance(request_doc, Mapping) else request_doc,
     )
 
 
@@ -194,6 +215,24 @@ def _request(doc: Any, preq: bytes) -> PaymentRequest | RedeemRequest | None:
         ) from exc
     if not hmac.compare_digest(req.preq, preq):
         raise TranscriptMalformedError("the transcript's request does not hash to its preq")
+    return req
+
+
+def _swap_request(doc: Any, preq: bytes, sigma: bytes) -> SwapRequest:
+    """§9.3: a swap transcript's request is the swap request body itself (required: it carries
+    the deadline 12.1 checks); it must hash to ``preq`` under the swap's tag and name the
+    transcript's serial among its inputs."""
+    try:
+        req = SwapRequest.from_body(doc)
+    except EcashError as exc:
+        raise TranscriptMalformedError(
+            f"the transcript's swap request is malformed: {exc.message}",
+            detail={"cause": exc.code},
+        ) from exc
+    if not hmac.compare_digest(req.preq, preq):
+        raise TranscriptMalformedError("the transcript's swap request does not hash to its preq")
+    if sigma not in req.inputs:
+        raise TranscriptMalformedError("the transcript's swap request does not spend its serial")
     return req
 
 

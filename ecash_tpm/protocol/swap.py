@@ -32,11 +32,17 @@ from ecash_tpm.protocol.keysets import Keyset, refresh_fee
 __all__ = [
     "MAX_SWAP_ITEMS",
     "SWAP_PREQ_TAG",
+    "SWAP_SPENDER",
+    "SWAP_TRANSCRIPT_KIND",
     "SwapRequest",
     "swap_fee",
 ]
 
 SWAP_PREQ_TAG = "ecash-tpm/v1/swap"
+#: The ``merchant_id`` a coin status, refusal or transcript names for a swapped coin (§9.3).
+SWAP_SPENDER = "bank:swap"
+#: The ``kind`` field of a swapped coin's stored transcript (§9.3, read by §12.1's evidence).
+SWAP_TRANSCRIPT_KIND = "swap"
 #: At most this many inputs and this many outputs per swap.
 MAX_SWAP_ITEMS = 64
 

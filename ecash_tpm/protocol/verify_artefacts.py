@@ -35,6 +35,7 @@ from ecash_tpm.protocol.artefacts import (
     RECEIPT_FORMAT,
     TRANSCRIPT_FORMAT,
     is_redeem_transcript,
+    is_swap_transcript,
     parse_artefact,
     request_merchants,
 )
@@ -76,6 +77,8 @@ from ecash_tpm.protocol.redeem import REDEEM_REQUEST_KIND, REDEEM_SPENDER, Redee
 from ecash_tpm.protocol.registry import member_id_for_t0
 from ecash_tpm.protocol.spend import PublicCredentialCheck as _PairingCheck
 from ecash_tpm.protocol.spend import verify_spend
+from ecash_tpm.protocol.swap import SWAP_SPENDER, SwapRequest
+from ecash_tpm.protocol.verify_kinds import request_facts, spender, transcript_sentences
 
 __all__ = [
     "CREDENTIAL_NOT_CHECKED",
@@ -234,6 +237,25 @@ def _redeem_request(doc: Any, pem: Any, bank: _Bank, check: str) -> RedeemReques
     return req
 
 
+def _swap_request(doc: Any, pem: Any, bank: _Bank, check: str) -> SwapRequest:
+    """§9.3: a swap request is the customer's unsigned body (its hash is the ``preq`` the spend
+    proof signs, which ``parse_transcript`` checked), names the bank, and has no merchant
+    certificate."""
+    if pem is not None:
+        raise VerifyFormatError(
+            f"{check}: a swap request comes with no merchant certificate", detail={"check": check}
+        )
+    try:
+        req = SwapRequest.from_body(doc)
+    except EcashError as exc:
+        raise _wrap(VerifyFormatError, check, exc) from exc
+    if req.bank != bank.name:
+        raise VerifyTamperedError(
+            f"{check}: the swap request names another bank", detail={"check": check}
+        )
+    return req
+
+
 def _keyset_list(doc: Any, ctx: _Ctx, bank: str) -> CertifiedKeysetList:
     """§4.1: the central bank's list of the bank's keysets."""
     body = _signed(doc, ctx.root, KEYSET_LIST_KIND, "keyset list")
@@ -314,7 +336,7 @@ class _Coin:
 
     transcript: Transcript
     keyset: Keyset
-    request: PaymentRequest | RedeemRequest
+    request: PaymentRequest | RedeemRequest | SwapRequest
     facts: dict[str, Any]
 
 
@@ -335,8 +357,15 @@ def _check_transcript(
     :data:`PublicCredentialCheck`)."""
     body = _signed(doc, bank.cert, TRANSCRIPT_KIND, check)
     t = _parse_transcript(body, check)
-    req: PaymentRequest | RedeemRequest
-    if is_redeem_transcript(doc):
+    req: PaymentRequest | RedeemRequest | SwapRequest
+    if is_swap_transcript(doc):  # §9.3: no merchant; parse_transcript named it bank:swap
+        req = _swap_request(body["request"], merchant_pem, bank, f"{check}: swap request")
+        if t.merchant_id != SWAP_SPENDER:
+            raise VerifyTamperedError(
+                f"{check}: a swap transcript names a merchant", detail={"check": check}
+            )
+        _same(body, {"request_id": req.request_id}, check)
+    elif is_redeem_transcript(doc):
         req = _redeem_request(body["request"], merchant_pem, bank, f"{check}: redeem request")
         if t.merchant_id != REDEEM_SPENDER:
             raise VerifyTamperedError(
@@ -383,7 +412,8 @@ def _check_transcript(
             keyset,
             hop=hop,
             preq=t.preq,
-            currency=req.currency,
+            # a swap request names no currency: the coin's keyset's (§9.3, the bank's own)
+            currency=keyset.currency if isinstance(req, SwapRequest) else req.currency,
             now=int(t.deposited_at or 0),
         )
     except EcashError as exc:
@@ -397,7 +427,7 @@ def _check_transcript(
         # deposit path leaves the deposit id it would have used in the attempt)
         "accepted": body.get("deposit_id") is not None
         and not str(t.transcript_id).startswith("attempt-"),
-        **_redeem_facts(t, req),
+        **request_facts(t, req),
         "serial": b64u_encode(coin.sigma),
         "keyset_id": b64u_encode(coin.keyset_id),
         "value": keyset.value,
@@ -406,31 +436,12 @@ def _check_transcript(
         "deposited_at": t.deposited_at,
         "deposit_until": keyset.deposit_until,
         "preq": b64u_encode(t.preq),
-        "request_amount": req.amount,
+        # a swap's inputs are worth what their keysets say (the request names no amount)
+        "request_amount": keyset.value if isinstance(req, SwapRequest) else req.amount,
         "request_deadline": req.deadline,
         "issuer": epoch.issuer,
     }
     return _Coin(t, keyset, req, facts)
-
-
-def _redeem_facts(t: Transcript, req: PaymentRequest | RedeemRequest) -> dict[str, Any]:
-    """§9.4: what a redeem transcript adds. The bank puts the request id in ``deposit_id`` of a
-    refused redeem attempt too: a redeem is booked only under transcript ``redeem:<id>``."""
-    if not isinstance(req, RedeemRequest):
-        return {"request_kind": "payment"}
-    return {
-        "request_kind": "redeem",
-        "account_id": req.account_id,
-        "redeem_request_id": req.request_id,
-        "accepted": t.transcript_id == f"redeem:{req.request_id}",
-    }
-
-
-def _spender(f: Mapping[str, Any]) -> str:
-    """Who a transcript's coin went to, for the sentences of :class:`Verified`."""
-    if f["request_kind"] == "redeem":
-        return ("" if f["accepted"] else "refused: ") + f"redeemed into account {f['account_id']}"
-    return f"for merchant {f['merchant_id']}'s payment request"
 
 
 def _credential(coins: Sequence[_Coin], epoch: IssuerEpochCertificate, ctx: _Ctx) -> str | None:
@@ -489,20 +500,11 @@ def verify_transcript(
         ctx=ctx,
     )
     f = c.facts
-    redeem = f["request_kind"] == "redeem"
-    if redeem:
-        booked = f" of the coin redeemed into account {f['account_id']}"
-        refused = f" of a redeem into account {f['account_id']} it refused"
-    else:
-        booked, refused = f" of deposit {f['deposit_id']}", " of a spend it refused (no deposit)"
+    booked, refused, request = transcript_sentences(f, bank.name)
     proven = [
         f"bank {bank.name} (certificate from the root) signed transcript {f['transcript_id']}"
         + (booked if f["accepted"] else refused),
-        f"bank {bank.name} itself signed the redeem request {f['redeem_request_id']} ({f['preq']})"
-        f" for {f['request_amount']} {f['currency']} into account {f['account_id']}"
-        if redeem
-        else f"merchant {f['merchant_id']} (certificate from the root) signed the payment "
-        f"request {f['preq']} for {f['request_amount']} {f['currency']}",
+        request,
         f"the coin {f['serial']} ({f['value']} {f['currency']}) carries bank {bank.name}'s blind "
         f"signature under keyset {f['keyset_id']}, which the central bank lists for that bank",
         f"it was presented at {f['deposited_at']}, inside the keyset's deposit window (until "
@@ -736,11 +738,12 @@ def verify_evidence(
     proven = (
         f"supervision department {supervision} (certificate from the root) signed this bundle",
         f"bank {bank.name} signed both transcripts of serial {facts['serial']}: "
-        f"{first['transcript_id']} ({_spender(first)}) and "
-        f"{second['transcript_id']} ({_spender(second)})",
-        "both requests are signed (a payment request by its merchant, a redeem request by the "
-        "bank) and different; the coin is one and the same, bank-signed under a keyset on the "
-        "central bank's list, both spends in its window",
+        f"{first['transcript_id']} ({spender(first)}) and "
+        f"{second['transcript_id']} ({spender(second)})",
+        "both requests are authenticated (a payment request signed by its merchant, a redeem "
+        "request by the bank, a swap request by its hash in the bank-signed transcript) and "
+        "different; the coin is one and the same, bank-signed under a keyset on the central "
+        "bank's list, both spends in its window",
         certified,
         f"the first spend ({first['deposited_at']}) was booked no later than the second "
         f"request's deadline ({second['request_deadline']})",

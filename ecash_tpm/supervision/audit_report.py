@@ -73,6 +73,9 @@ VIOLATION_KINDS: dict[str, str] = {
     "swap.ledger_mismatch": "a swap's ledger transaction is missing or books other amounts",
     "swap.bad_blind_signature": "a swap output's blind signature is not s^e = blinded (mod n)",
     "swap.keyset_not_withdrawable": "a swap output was signed outside its withdraw window",
+    "swap_report.unknown_coin": "a swap double-spend report names a serial never swapped",
+    "swap_report.invalid": "a swap double-spend report's refused attempt is no second spend of "
+    "the swapped serial for another request",
     # redeems (docs/protocol.md 9.4)
     "redeem.unknown_request": "a redeem names a redeem request the bank never issued",
     "redeem.request_invalid": "a stored redeem request is not signed by the bank",

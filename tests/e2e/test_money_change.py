@@ -76,26 +76,33 @@ def test_every_amount_to_zero_with_at_most_one_swap(system: System, wallet: Wall
 
 def test_swapped_coin_cannot_be_deposited_again(system: System, wallet: WalletHandle) -> None:
     """A swapped coin is spent: depositing it later is a double spend, and swapping a
-    deposited coin is one too (409 ``bank.double_spend``)."""
+    deposited coin is one too (409 ``bank.double_spend``); both are reported to the
+    supervision department, which opens them to the member (docs/protocol.md 9.3)."""
     wallet.withdraw(10, strategy="fewest")
-    hc = coin_of(wallet, 10)
+    wallet.withdraw(10, strategy="fewest")  # both now: the first double spend revokes the member
+    hc, hc2 = [c for c in wallet.store.coins("unspent") if c.value == 10][:2]
     body, spends = hand_swap(wallet, [hc.coin], [5, 5])
     assert len(system.bank_client().swap(body, spends)) == 2
     assert len(system.bank_client().swap(body, spends)) == 2  # idempotent by request id
+    assert system.bank.swap_reports.all() == []  # a retry is no second spend
     req = wallet.request(10, "shop-1")
     refused = bank_refusal(system, "shop-1", req, [tpm_spend(wallet, hc.coin, req)])
     assert refused.code == "bank.double_spend"
     assert "refusal" in refused.detail  # the bank signs it (docs/protocol.md 10.1)
+    assert [r.status for r in system.bank.swap_reports.all()] == ["sent"]
+    case = system.supervision.case(hc.sigma)
+    assert case is not None and case.member_id == wallet.membership.member_id
     # the other way round: a deposited coin cannot be swapped
-    wallet.withdraw(10, strategy="fewest")
-    hc2 = next(c for c in wallet.store.coins("unspent") if c.value == 10 and c.sigma != hc.sigma)
     req2 = wallet.request(10, "shop-1")
     system.merchant_client("shop-1").pay(req2["request"], [tpm_spend(wallet, hc2.coin, req2)])
     body2, spends2 = hand_swap(wallet, [hc2.coin], [10])
     with pytest.raises(RemoteCallError) as exc:
         system.bank_client().swap(body2, spends2)
     assert exc.value.code == "bank.double_spend"
+    case2 = system.supervision.case(hc2.sigma)  # reported through the deposit's queue
+    assert case2 is not None and case2.member_id == wallet.membership.member_id
     assert system.outstanding() == 10  # the swap's outputs (5 + 5) were never collected
+    assert system.merchant_balance("shop-1") == 10
 
 
 def test_swap_refusals(system: System, wallet: WalletHandle) -> None:

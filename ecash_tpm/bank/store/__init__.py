@@ -11,6 +11,8 @@ keep deciding what is atomic (DESIGN §7: money moves only inside one transactio
 - :mod:`.withdrawals` — withdrawal, withdrawal_item
 - :mod:`.deposits` — deposit, spend_transcript, spent_coin, coin_lock
 - :mod:`.reports` — double_spend_report
+- :mod:`.swaps` — swap, swap_input, swap_output (component ``bank_swap``)
+- :mod:`.swap_reports` — swap_report (component ``bank_swap_reports``)
 - :mod:`.blacklist` — verification_failure, blacklist
 """
 

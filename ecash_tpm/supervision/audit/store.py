@@ -19,6 +19,7 @@ __all__ = [
     "BankTables",
     "RedeemTables",
     "RefundTables",
+    "SwapReportTables",
     "SwapTables",
     "open_bank_database",
     "schema_version",
@@ -201,6 +202,29 @@ class SwapTables:
 
     def swap_outputs(self) -> Rows:
         return self._tx.fetchall(SQL_SWAP_OUTPUTS) if self.present else []
+
+
+# --- swap double-spend reports (docs/protocol.md §9.3): component ``bank_swap_reports``, absent
+# from older banks ----------------------------------------------------------------------------
+
+SWAP_REPORT_SCHEMA_COMPONENT = "bank_swap_reports"
+SQL_SWAP_REPORTS = (
+    "SELECT report_id, sigma, second_preq, second_transcript, status FROM swap_report"
+    " ORDER BY report_id"
+)
+
+
+class SwapReportTables:
+    """The bank's queue of reports whose first spend was a swap (empty where it has none)."""
+
+    def __init__(self, tables: BankTables) -> None:
+        self._tx = tables._tx
+        self.present = (
+            self._tx.fetchval(SQL_SCHEMA_VERSION, {"c": SWAP_REPORT_SCHEMA_COMPONENT}) is not None
+        )
+
+    def reports(self) -> Rows:
+        return self._tx.fetchall(SQL_SWAP_REPORTS) if self.present else []
 
 
 # --- redeems (issue 12 #5, docs/protocol.md §9.4): component ``bank_redeem``, absent from older

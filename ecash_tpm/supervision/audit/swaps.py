@@ -6,7 +6,9 @@ keyset, ``+value`` on each output keyset (and the fee); every output's blind sig
 and was made inside its keyset's withdraw window; every input's recorded spend is re-verified
 with the protocol's one spend check over the swap's ``preq``, which must be the hash of the
 recorded swap request naming that serial. Inputs count as spent and outputs as issued for the
-money supply; a serial both deposited and swapped is a duplicate.
+money supply; a serial both deposited and swapped is a duplicate. Every ``swap_report`` (a
+double spend whose first spend was a swap, §9.3) names a swapped serial, and its refused attempt
+is a valid spend of that serial for another request than the swap's.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ from typing import Any
 from ecash_tpm.crypto.encoding import b64u_encode
 from ecash_tpm.errors import EcashError
 from ecash_tpm.protocol.coins import parse_spends
+from ecash_tpm.protocol.evidence import parse_transcript
 from ecash_tpm.protocol.swap import SwapRequest
 from ecash_tpm.supervision.audit.context import FEE_ACCOUNT, AuditContext, blob
 from ecash_tpm.supervision.audit.inputs import spent_input
 from ecash_tpm.supervision.audit.ledger import check_booking
-from ecash_tpm.supervision.audit.store import BankTables, SwapTables
+from ecash_tpm.supervision.audit.store import BankTables, SwapReportTables, SwapTables
 from ecash_tpm.supervision.audit.transcripts import CoinAudit
 from ecash_tpm.supervision.audit.withdrawals import check_issued_coin
 
@@ -87,6 +90,67 @@ def check_swaps(ctx: AuditContext, tables: BankTables) -> None:
             txn_id=int(s["txn_id"]),
             expected=dict(expected),
         )
+    swapped = {
+        blob(row["sigma"]): blob(s["preq"])
+        for s in swaps
+        for row in inputs.get(str(s["request_id"]), [])
+    }
+    _check_reports(ctx, SwapReportTables(tables), swapped)
+
+
+def _check_reports(
+    ctx: AuditContext, tables: SwapReportTables, swapped: dict[bytes, bytes]
+) -> None:
+    """§9.3: each ``swap_report`` names a swapped serial (as ``redeem_report`` a redeemed one),
+    and its refused attempt spends that serial, validly, for another request than the swap."""
+    rows = tables.reports()
+    ctx.counts["swap_reports"] = len(rows)
+    for r in rows:
+        sigma, rid = blob(r["sigma"]), int(r["report_id"])
+        first_preq = swapped.get(sigma)
+        if first_preq is None:
+            ctx.flag(
+                "swap_report.unknown_coin",
+                "a swap double-spend report names a serial no swap spent",
+                table="swap_report",
+                row_id=rid,
+                serial=sigma,
+            )
+            continue
+        problem = _report_problem(ctx, r, sigma, first_preq)
+        if problem is not None:
+            ctx.flag(
+                "swap_report.invalid",
+                f"a swap double-spend report is not a double spend: {problem}",
+                table="swap_report",
+                row_id=rid,
+                serial=sigma,
+            )
+
+
+def _report_problem(
+    ctx: AuditContext, r: Mapping[str, Any], sigma: bytes, first_preq: bytes
+) -> str | None:
+    try:
+        second = parse_transcript(
+            {
+                **json.loads(r["second_transcript"]),
+                "transcript_id": f"attempt-swap-{r['report_id']}",
+            }
+        )
+    except (EcashError, ValueError, TypeError) as exc:
+        return f"the refused attempt cannot be parsed ({exc})"
+    if second.sigma != sigma:
+        return "the refused attempt is of another serial"
+    if second.preq != blob(r["second_preq"]):
+        return "the attempt's preq differs from the recorded one"
+    if second.preq == first_preq:
+        return "both spends are for the same swap request (a retry)"
+    try:
+        second.verify_spend(ctx.hop)
+    except EcashError:
+        return "the attempt's spend proof does not verify"
+    return None
 
 
 def _check_inputs(

@@ -28,6 +28,7 @@ from ecash_tpm.bank.ledger import ledger_check
 from ecash_tpm.bank.store import MIGRATIONS
 from ecash_tpm.bank.store.redeems import MIGRATIONS as REDEEMS
 from ecash_tpm.bank.store.refunds import MIGRATIONS as REFUNDS
+from ecash_tpm.bank.store.swap_reports import MIGRATIONS as SWAP_REPORTS
 from ecash_tpm.bank.store.swaps import MIGRATIONS as SWAPS
 from ecash_tpm.cli import main as cli_main
 from ecash_tpm.cli.db_migrate import PARTIES
@@ -45,6 +46,7 @@ BANK_COMPONENTS = [
     ("bank_swap", SWAPS),
     ("bank_refunds", REFUNDS),
     ("bank_redeem", REDEEMS),
+    ("bank_swap_reports", SWAP_REPORTS),  # §9.3: double spends of swapped coins
 ]
 
 

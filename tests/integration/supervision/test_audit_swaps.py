@@ -1,6 +1,6 @@
 """The supervision audit after swaps (issue 12, docs/protocol.md 9.3): a clean bank with swaps
 passes, the audit's outstanding figures equal the bank's ledger and its supply report, and a
-tampered swap, swap input or swap output is reported."""
+tampered swap, swap input, swap output or swap double-spend report is reported."""
 
 from __future__ import annotations
 
@@ -64,6 +64,7 @@ def sa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SwapAudit]:
     with pytest.raises(E.DoubleSpendError):  # a swapped coin cannot be deposited
         req = w.request("shop-a", 10)
         w.deposit("shop-a", req, w.spends(alice, ten, req))
+    assert [r.status for r in w.bank.swap_reports.all()] == ["sent"]  # §9.3: and is reported
     ledger = w.bank.ledger_check()
     supply = supply_report_body(w.bank)  # what the bank reports to the central bank
     w.db.close()
@@ -76,6 +77,7 @@ def test_clean_bank_with_swaps_passes_and_agrees_with_the_ledger(sa: SwapAudit) 
     assert report.ok, report.summary()
     c = report.counts
     assert c["swaps"] == 2 and c["swap_inputs"] == 3 and c["swap_outputs"] == 7
+    assert c["swap_reports"] == 1
     assert report.outstanding_total() == sa.ledger["outstanding_total"] == 8
     ours = {b64u_decode(k.keyset_id).hex(): k for k in report.keysets}
     for k in sa.ledger["keysets"]:  # the bank's ledger check, per keyset
@@ -103,6 +105,18 @@ def _tamper(sa: SwapAudit, tmp_path: Path, sql: str, params: dict[str, Any]) -> 
 
 
 Tamper = Callable[[SwapAudit], tuple[str, dict[str, Any]]]
+
+
+def _report_for_the_swap(sa: SwapAudit) -> tuple[str, dict[str, Any]]:
+    """The report's refused attempt rewritten to the swap's own request: a retry, no spend."""
+    con = sqlite3.connect(sa.db_path)
+    try:
+        (preq,) = con.execute(
+            "SELECT preq FROM swap WHERE request_id = :r", {"r": sa.swap_ids[0]}
+        ).fetchone()
+    finally:
+        con.close()
+    return "UPDATE swap_report SET second_preq = :p", {"p": preq}
 
 
 def _flip_proof(sa: SwapAudit) -> tuple[str, dict[str, Any]]:
@@ -145,6 +159,15 @@ def _flip_proof(sa: SwapAudit) -> tuple[str, dict[str, Any]]:
             lambda sa: ("DELETE FROM swap WHERE request_id = :r", {"r": sa.swap_ids[0]}),
             {"ledger.orphan_txn"},
         ),
+        (
+            lambda sa: ("UPDATE swap_report SET sigma = :s", {"s": b"\x07" * 32}),
+            {"swap_report.unknown_coin"},
+        ),
+        (_report_for_the_swap, {"swap_report.invalid"}),
+        (
+            lambda sa: ("UPDATE swap_report SET second_transcript = '{}'", {}),
+            {"swap_report.invalid"},
+        ),
     ],
     ids=[
         "swap_amount",
@@ -154,6 +177,9 @@ def _flip_proof(sa: SwapAudit) -> tuple[str, dict[str, Any]]:
         "output_signature",
         "outputs_deleted",
         "swap_deleted",
+        "report_serial",
+        "report_same_request",
+        "report_attempt_unreadable",
     ],
 )
 def test_tampered_swaps_are_reported(
